@@ -1,0 +1,77 @@
+"""The small capability Protocols every vendor module implements.
+
+A call session talks to speech-to-text, text-to-speech and the telephony side only through
+these shapes, so a vendor is one module that satisfies one Protocol (no inheritance between
+vendors). Audio crossing these seams is always 8 kHz mono: G.711 mu-law for the wire and
+16-bit little-endian PCM for anything that needs samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """One inbound 20 ms frame of caller audio, in both representations.
+
+    ``voiced`` is the session's VAD decision for this frame; a local recogniser uses it to
+    skip silence, a cloud one may ignore it.
+    """
+
+    ulaw: bytes
+    pcm16: bytes
+    voiced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechHints:
+    """What the conversation expects the caller to say next.
+
+    ``phrases`` are whole expected utterances (or fragments); ``grammar`` is an optional JSGF
+    grammar. A recogniser that cannot use them ignores them; one that can should still fall back
+    to a general model when the caller says something else.
+    """
+
+    phrases: tuple[str, ...] = ()
+    grammar: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A recogniser result. ``is_final`` means this text will not change."""
+
+    text: str
+    is_final: bool
+    confidence: float | None = None
+
+
+class SttStream(Protocol):
+    """One recognition stream for the length of a call."""
+
+    def push_audio(self, chunk: AudioChunk) -> None:
+        """Queue one frame. Must not block: called on the event loop every 20 ms."""
+
+    def set_hints(self, hints: SpeechHints) -> None:
+        """Tell the recogniser what it should expect in the caller's next utterance."""
+
+    async def finalize(self) -> Transcript:
+        """The turn has ended: return the final transcript of the audio pushed since the
+        previous ``finalize`` (empty text when nothing was recognised) and start afresh."""
+
+    def interim(self) -> AsyncIterator[Transcript]:
+        """Interim (and final) results as they arrive, for barge-in and early starts."""
+
+    async def aclose(self) -> None: ...
+
+
+class SpeechToText(Protocol):
+    def open_stream(self, *, call_sid: str) -> SttStream: ...
+
+
+class TextToSpeech(Protocol):
+    """Synthesis of one piece of text to 8 kHz G.711 mu-law, streamed in chunks of any size."""
+
+    def synthesize(self, text: str) -> AsyncIterator[bytes]: ...
