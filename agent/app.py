@@ -1,0 +1,201 @@
+"""The HTTP surface: Twilio webhooks, the media WebSocket, health, metrics and the call log API.
+
+``build_app`` takes everything it needs explicitly (settings, secrets, providers), so tests and
+the demo build the same application the server runs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from agent.calllog import CallLog
+from agent.config import Secrets, Settings
+from agent.metrics import Metrics
+from agent.session import CallSession, SessionConfig, SessionDeps
+from agent.turns import TurnConfig
+from providers.telephony.twilio_webhook import signature_valid, stream_twiml
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    settings: Settings
+    secrets: Secrets
+    deps: SessionDeps
+    session_config: SessionConfig
+
+
+CONTEXT: web.AppKey[AppContext] = web.AppKey("slotline_context", AppContext)
+
+
+def session_config(settings: Settings) -> SessionConfig:
+    turn = settings.turn
+    return SessionConfig(
+        turn=TurnConfig(
+            min_speech_ms=turn.min_speech_ms,
+            end_silence_ms=turn.end_silence_ms,
+            bargein_min_speech_ms=turn.bargein_min_speech_ms,
+            max_turn_ms=turn.max_turn_s * 1000,
+        ),
+        outbound_lead_ms=turn.outbound_lead_ms,
+        flow_name=settings.flow,
+    )
+
+
+def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[CONTEXT] = AppContext(settings, secrets, deps, session_config(settings))
+    app.add_routes(
+        [
+            web.post("/twilio/voice", _voice),
+            web.get("/twilio/media", _media),
+            web.post("/twilio/status", _status_callback),
+            web.post("/twilio/amd", _status_callback),
+            web.post("/twilio/stream-status", _status_callback),
+            web.get("/healthz", _healthz),
+            web.get("/readyz", _readyz),
+            web.get("/metrics", _metrics),
+            web.get("/api/calls", _list_calls),
+            web.get("/api/calls/{call_sid}", _get_call),
+        ]
+    )
+    return app
+
+
+# ---- Twilio ----------------------------------------------------------------------------------
+
+
+def _public_url(request: web.Request, scheme: str) -> str:
+    """The URL Twilio used for this request (it is what Twilio signed)."""
+    public = request.app[CONTEXT].settings.server.public_url
+    if public:
+        return f"{scheme}://{public}{request.path_qs}"
+    return str(request.url.with_scheme(scheme if request.secure else scheme.rstrip("s")))
+
+
+def _auth_token(request: web.Request) -> str | None:
+    token = request.app[CONTEXT].secrets.twilio_auth_token
+    return token.get_secret_value() if token is not None else None
+
+
+async def _verify_twilio(request: web.Request, scheme: str) -> Mapping[str, str]:
+    """Form parameters of a Twilio request; 403 if an auth token is set and the signature is bad."""
+    params: dict[str, str] = {}
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        form = await request.post()
+        params = {k: v for k, v in form.items() if isinstance(v, str)}
+    token = _auth_token(request)
+    if token is None:
+        return params
+    url = _public_url(request, scheme)
+    if not signature_valid(token, url, params, request.headers.get("X-Twilio-Signature")):
+        log.warning("forged or unsigned Twilio request to %s", request.path)
+        raise web.HTTPForbidden(text="invalid X-Twilio-Signature")
+    return params
+
+
+async def _voice(request: web.Request) -> web.Response:
+    params = await _verify_twilio(request, "https")
+    ctx = request.app[CONTEXT]
+    public = ctx.settings.server.public_url
+    if public:
+        stream_url = f"wss://{public}/twilio/media"
+        status_url: str | None = f"https://{public}/twilio/stream-status"
+    else:
+        scheme = "wss" if request.secure else "ws"
+        stream_url = f"{scheme}://{request.host}/twilio/media"
+        status_url = None
+    log.info("inbound call call_sid=%s", params.get("CallSid", "-"))
+    twiml = stream_twiml(stream_url, {"flow": ctx.settings.flow}, status_callback=status_url)
+    return web.Response(text=twiml, content_type="text/xml")
+
+
+async def _media(request: web.Request) -> web.WebSocketResponse:
+    await _verify_twilio(request, "wss")
+    ctx = request.app[CONTEXT]
+    ws = web.WebSocketResponse(max_msg_size=ctx.settings.server.max_message_bytes)
+    await ws.prepare(request)
+    try:
+        await CallSession(ws, ctx.session_config, ctx.deps).run()
+    finally:
+        await ws.close()
+    return ws
+
+
+async def _status_callback(request: web.Request) -> web.Response:
+    params = await _verify_twilio(request, "https")
+    call_sid = params.get("CallSid", "")
+    record = request.app[CONTEXT].deps.call_log.get(call_sid)
+    status = params.get("CallStatus")
+    if record is not None and status in {"completed", "busy", "failed", "no-answer", "canceled"}:
+        record.status = "completed" if status == "completed" else "failed"
+    log.info("twilio callback %s call_sid=%s status=%s", request.path, call_sid or "-", status)
+    return web.Response(status=204)
+
+
+# ---- health and metrics ---------------------------------------------------------------------
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ready"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    text = request.app[CONTEXT].deps.metrics.render()
+    return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+# ---- API ---------------------------------------------------------------------------------------
+
+
+def _check_api_auth(request: web.Request) -> None:
+    ctx = request.app[CONTEXT]
+    token = ctx.secrets.slotline_api_token
+    if token is None:
+        if _is_loopback(ctx.settings.server.host):
+            return
+        raise web.HTTPUnauthorized(text="set SLOTLINE_API_TOKEN to use the API off loopback")
+    expected = f"Bearer {token.get_secret_value()}"
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise web.HTTPUnauthorized(text="missing or wrong bearer token")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _list_calls(request: web.Request) -> web.Response:
+    _check_api_auth(request)
+    calls = request.app[CONTEXT].deps.call_log.all()
+    return web.json_response({"calls": [c.summary() for c in calls]})
+
+
+async def _get_call(request: web.Request) -> web.Response:
+    _check_api_auth(request)
+    record = request.app[CONTEXT].deps.call_log.get(request.match_info["call_sid"])
+    if record is None:
+        raise web.HTTPNotFound(text="no such call")
+    return web.json_response(record.as_dict())
+
+
+__all__ = ["CONTEXT", "AppContext", "CallLog", "Metrics", "build_app", "session_config"]

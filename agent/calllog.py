@@ -1,0 +1,126 @@
+"""The call log: what happened on each call, readable while the call is in progress.
+
+Shapes follow the contract in DESIGN.md (``GET /api/calls/{call_sid}``); fields may be added,
+never renamed. Kept in memory for the life of the process (bounded); the persistent store
+arrives with the booking engine.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(slots=True)
+class Latency:
+    turn_latency_ms: float = 0.0
+    endpoint_ms: float = 0.0
+    stt_final_ms: float = 0.0
+    llm_ttft_ms: float = 0.0
+    tts_ttfb_ms: float = 0.0
+    server_overhead_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "turn_latency_ms": round(self.turn_latency_ms, 1),
+            "endpoint_ms": round(self.endpoint_ms, 1),
+            "stt_final_ms": round(self.stt_final_ms, 1),
+            "llm_ttft_ms": round(self.llm_ttft_ms, 1),
+            "tts_ttfb_ms": round(self.tts_ttfb_ms, 1),
+            "server_overhead_ms": round(self.server_overhead_ms, 1),
+        }
+
+
+@dataclass(slots=True)
+class Turn:
+    role: str  # "agent" | "caller"
+    text: str
+    started_at: str = field(default_factory=now_iso)
+    interrupted: bool = False
+    heard_text: str | None = None  # agent turns cut by barge-in: what reached the caller
+    latency: Latency | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "role": self.role,
+            "text": self.text,
+            "started_at": self.started_at,
+            "interrupted": self.interrupted,
+        }
+        if self.heard_text is not None:
+            out["heard_text"] = self.heard_text
+        if self.latency is not None:
+            out["latency"] = self.latency.as_dict()
+        return out
+
+
+@dataclass(slots=True)
+class CallRecord:
+    call_sid: str
+    stream_sid: str
+    flow: str
+    status: str = "in-progress"
+    node: str = ""
+    started_at: str = field(default_factory=now_iso)
+    ended_at: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    turns: list[Turn] = field(default_factory=list)
+    bookings: list[str] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    dtmf: list[str] = field(default_factory=list)
+
+    def add_error(self, provider: str, message: str) -> None:
+        self.errors.append({"at": now_iso(), "provider": provider, "message": message})
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "call_sid": self.call_sid,
+            "status": self.status,
+            "flow": self.flow,
+            "node": self.node,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "turns": len(self.turns),
+            "errors": len(self.errors),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "call_sid": self.call_sid,
+            "stream_sid": self.stream_sid,
+            "status": self.status,
+            "flow": self.flow,
+            "node": self.node,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "variables": dict(self.variables),
+            "turns": [t.as_dict() for t in self.turns],
+            "bookings": list(self.bookings),
+            "errors": list(self.errors),
+            "dtmf": list(self.dtmf),
+        }
+
+
+class CallLog:
+    """The most recent ``capacity`` calls, newest last."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self._capacity = capacity
+        self._calls: OrderedDict[str, CallRecord] = OrderedDict()
+
+    def add(self, record: CallRecord) -> None:
+        self._calls[record.call_sid] = record
+        while len(self._calls) > self._capacity:
+            self._calls.popitem(last=False)
+
+    def get(self, call_sid: str) -> CallRecord | None:
+        return self._calls.get(call_sid)
+
+    def all(self) -> list[CallRecord]:
+        return list(self._calls.values())

@@ -1,0 +1,92 @@
+"""Prometheus text exposition for the handful of metrics DESIGN.md names.
+
+Small enough to own: counters, one gauge and fixed-bucket histograms, rendered in the text
+format version 0.0.4.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+
+# Seconds. Turn latency lives between ~0.3 s and a few seconds; barge-in well under 1 s.
+_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+
+class Histogram:
+    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...] = _BUCKETS_S):
+        self.name = name
+        self.help = help_text
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.buckets, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        cumulative = 0
+        for bound, n in zip(self.buckets, self.counts, strict=False):
+            cumulative += n
+            lines.append(f'{self.name}_bucket{{le="{bound}"}} {cumulative}')
+        lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
+        lines.append(f"{self.name}_sum {self.total}")
+        lines.append(f"{self.name}_count {self.count}")
+        return lines
+
+
+class LabelledCounter:
+    def __init__(self, name: str, help_text: str, label: str) -> None:
+        self.name = name
+        self.help = help_text
+        self.label = label
+        self.values: defaultdict[str, int] = defaultdict(int)
+
+    def inc(self, label_value: str) -> None:
+        self.values[label_value] += 1
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        for value, n in sorted(self.values.items()):
+            lines.append(f'{self.name}{{{self.label}="{value}"}} {n}')
+        return lines
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.active_calls = 0
+        self.turn_latency = Histogram(
+            "slotline_turn_latency_seconds", "Caller's last voiced frame to first agent audio."
+        )
+        self.bargein = Histogram(
+            "slotline_bargein_seconds", "First voiced frame of an interruption to clear sent."
+        )
+        self.provider_errors = LabelledCounter(
+            "slotline_provider_errors_total", "Provider calls that failed.", "provider"
+        )
+        self.protocol_errors = LabelledCounter(
+            "slotline_protocol_errors_total", "Malformed or out-of-order wire messages.", "code"
+        )
+        self.bookings = LabelledCounter(
+            "slotline_bookings_total", "Booking attempts by result.", "result"
+        )
+
+    def render(self) -> str:
+        lines = [
+            "# HELP slotline_active_calls Calls with an open media stream.",
+            "# TYPE slotline_active_calls gauge",
+            f"slotline_active_calls {self.active_calls}",
+        ]
+        for part in (
+            self.turn_latency,
+            self.bargein,
+            self.provider_errors,
+            self.protocol_errors,
+            self.bookings,
+        ):
+            lines.extend(part.render())
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,412 @@
+"""One phone call: the Twilio media socket in, the agent's voice out.
+
+Per call there is one ``asyncio.TaskGroup`` holding:
+- the receive loop (the group's body): every inbound 20 ms frame is decoded, voice-detected,
+  pushed to the recogniser and fed to the turn detector, inline and without awaiting anything
+  but the socket — nothing per frame hops threads;
+- the conversation task: takes ended turns, DTMF and interruptions in order, gets the final
+  transcript and starts one reply at a time;
+- the reply task: runs the responder's actions (speak, listen, hang up). Barge-in cancels it
+  from the receive loop right after ``clear`` is sent.
+
+When the stream stops or the socket closes, the receive loop returns and every task of the call
+is cancelled and awaited before ``run`` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import WSMsgType, web
+
+from agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
+from agent.metrics import Metrics
+from agent.playback import Playback, ReplyPlayback
+from agent.responder import (
+    CallerSaid,
+    CallEvent,
+    CallStarted,
+    DtmfPressed,
+    Hangup,
+    Listen,
+    ReplyInterrupted,
+    Responder,
+    Say,
+)
+from agent.turns import BargeIn, TurnConfig, TurnDetector, TurnEnded, TurnState
+from audio.mulaw import ulaw_to_pcm16
+from audio.pacing import OutboundPacer
+from audio.vad import Vad
+from providers.base import AudioChunk, SpeechToText, SttStream, TextToSpeech
+from providers.errors import ProtocolError, ProviderError
+from providers.telephony import twilio_media as tw
+
+log = logging.getLogger(__name__)
+
+# Twilio sends `connected` and `start` right after the upgrade; a socket that has not started a
+# stream by then is not a Twilio media stream.
+_START_TIMEOUT_S = 10.0
+# Outbound media messages carry at most this much audio (100 ms): big enough to keep the message
+# rate low, small enough that pacing and `clear` stay fine-grained.
+_MAX_MEDIA_BYTES = 800
+# After the goodbye, wait for its mark (it has played) but never longer than the queued audio
+# plus this margin.
+_HANGUP_MARGIN_S = 2.0
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    turn: TurnConfig
+    outbound_lead_ms: int
+    flow_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDeps:
+    stt: SpeechToText
+    tts: TextToSpeech
+    make_vad: Callable[[], Vad]
+    make_responder: Callable[[tw.Start], Responder]
+    call_log: CallLog
+    metrics: Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class _TurnDone:
+    last_voiced_at: float
+    decided_at: float
+
+
+_Inbox = _TurnDone | DtmfPressed
+
+
+class _SocketClosed(Exception):
+    """The media socket went away while we were sending."""
+
+
+class CallSession:
+    def __init__(self, ws: web.WebSocketResponse, config: SessionConfig, deps: SessionDeps):
+        self._ws = ws
+        self._cfg = config
+        self._deps = deps
+        self._loop = asyncio.get_running_loop()
+        self._stream = tw.InboundStream()
+        self._playback = Playback()
+        self._pacer = OutboundPacer(lead_ms=config.outbound_lead_ms)
+        self._turns = TurnDetector(config.turn)
+        self._inbox: asyncio.Queue[_Inbox] = asyncio.Queue()
+        self._reply_task: asyncio.Task[None] | None = None
+        self._current: ReplyPlayback | None = None
+        self._interrupted: ReplyPlayback | None = None
+        self._last_voiced_at = 0.0
+        self._first_voiced_at = 0.0
+        self._closed = False
+        self._hung_up = False
+        self._drained = asyncio.Event()  # set whenever no mark is pending (all audio played)
+        self._stream_sid = ""
+        self._record: CallRecord | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        start = await self._await_start()
+        if start is None:
+            return
+        self._stream_sid = start.stream_sid
+        record = CallRecord(call_sid=start.call_sid, stream_sid=start.stream_sid,
+                            flow=self._cfg.flow_name)
+        self._record = record
+        self._deps.call_log.add(record)
+        self._deps.metrics.active_calls += 1
+        self._vad = self._deps.make_vad()
+        self._stt: SttStream = self._deps.stt.open_stream(call_sid=start.call_sid)
+        self._responder = self._deps.make_responder(start)
+        log.info("call started call_sid=%s stream_sid=%s", start.call_sid, start.stream_sid)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                converse = tg.create_task(self._converse(start), name=f"converse-{start.call_sid}")
+                stopped = await self._receive()
+                converse.cancel()
+                if self._reply_task is not None:
+                    self._reply_task.cancel()
+            record.status = "completed"
+            if not stopped and not self._hung_up:
+                record.add_error("twilio", "media stream closed without a stop message")
+        finally:
+            self._deps.metrics.active_calls -= 1
+            record.ended_at = now_iso()
+            if record.status == "in-progress":
+                record.status = "failed"
+            await self._stt.aclose()
+            log.info("call ended call_sid=%s status=%s", start.call_sid, record.status)
+
+    async def _await_start(self) -> tw.Start | None:
+        try:
+            async with asyncio.timeout(_START_TIMEOUT_S):
+                while True:
+                    message = await self._next_message()
+                    if message is None:
+                        return None
+                    if isinstance(message, tw.Start):
+                        return message
+        except TimeoutError:
+            log.warning("no start message within %.0f s; closing", _START_TIMEOUT_S)
+            await self._ws.close()
+            return None
+
+    async def _next_message(self) -> tw.InboundMessage | None:
+        """The next valid Twilio message; None when the socket is done. Bad ones are logged."""
+        while True:
+            msg = await self._ws.receive()
+            if msg.type is WSMsgType.TEXT:
+                data: str | bytes = msg.data
+            elif msg.type is WSMsgType.BINARY:
+                data = msg.data
+                self._protocol_error(ProtocolError("binary_frame", "Twilio sends text frames"))
+                continue
+            else:
+                if msg.type is WSMsgType.ERROR:  # e.g. a message over max_msg_size (1009)
+                    self._protocol_error(ProtocolError("socket_error", str(msg.data)))
+                self._closed = True
+                return None
+            try:
+                return self._stream.receive(data)
+            except ProtocolError as exc:
+                self._protocol_error(exc)
+
+    def _protocol_error(self, exc: ProtocolError) -> None:
+        self._deps.metrics.protocol_errors.inc(exc.code)
+        log.warning("dropped bad message call_sid=%s: %s", self._sid, exc)
+        if self._record is not None:
+            self._record.add_error("twilio", str(exc))
+
+    @property
+    def _sid(self) -> str:
+        return self._record.call_sid if self._record is not None else "-"
+
+    # ---- inbound: the per-frame path ------------------------------------------------------------
+
+    async def _receive(self) -> bool:
+        """Run until stop (True) or the socket closes (False)."""
+        while True:
+            message = await self._next_message()
+            if message is None:
+                self._drained.set()
+                return False
+            if isinstance(message, tw.Media):
+                self._on_media(message)
+            elif isinstance(message, tw.MarkEcho):
+                self._playback.mark_echoed(message.name)
+                self._turns.agent_speaking = self._agent_speaking()
+                if not self._playback.playing:
+                    self._drained.set()
+            elif isinstance(message, tw.Dtmf):
+                assert self._record is not None
+                self._record.dtmf.append(message.digit)
+                self._inbox.put_nowait(DtmfPressed(message.digit))
+            elif isinstance(message, tw.Stop):
+                return True
+
+    def _on_media(self, media: tw.Media) -> None:
+        pcm16 = ulaw_to_pcm16(media.payload)
+        voiced = self._vad.is_speech(pcm16)
+        self._stt.push_audio(AudioChunk(media.payload, pcm16, voiced))
+        now = self._loop.time()
+        if voiced:
+            if self._turns.state is TurnState.LISTENING:
+                self._first_voiced_at = now
+            self._last_voiced_at = now
+        event = self._turns.frame(voiced, media.timestamp_ms)
+        if event is None:
+            return
+        if isinstance(event, TurnEnded):
+            self._inbox.put_nowait(_TurnDone(self._last_voiced_at, now))
+        elif isinstance(event, BargeIn):
+            self._barge_in(now)
+
+    def _agent_speaking(self) -> bool:
+        return self._playback.playing or self._current is not None
+
+    def _barge_in(self, now: float) -> None:
+        if not self._agent_speaking():
+            return
+        self._send_nowait(tw.encode_clear(self._stream_sid))
+        self._playback.cleared()
+        self._drained.set()
+        self._pacer.reset()
+        self._deps.metrics.bargein.observe(now - self._first_voiced_at)
+        if self._current is not None:
+            self._current.cleared = True
+            self._interrupted = self._current
+        if self._reply_task is not None:
+            self._reply_task.cancel()
+        self._turns.agent_speaking = False
+        log.info("barge-in call_sid=%s after %.0f ms of speech", self._sid,
+                 (now - self._first_voiced_at) * 1000)
+
+    # ---- the conversation ----------------------------------------------------------------------
+
+    async def _converse(self, start: tw.Start) -> None:
+        await self._reply(CallStarted(start.call_sid, dict(start.custom_parameters)), None)
+        while True:
+            item = await self._inbox.get()
+            if isinstance(item, DtmfPressed):
+                await self._reply(item, None)
+                continue
+            decided_at = item.decided_at
+            try:
+                transcript = await self._stt.finalize()
+                text = transcript.text
+            except ProviderError as exc:
+                self._provider_error(exc)
+                text = ""
+            final_at = self._loop.time()
+            assert self._record is not None
+            self._record.turns.append(Turn(role="caller", text=text))
+            log.info("caller said call_sid=%s: %r", self._sid, text)
+            latency = Latency(
+                endpoint_ms=(decided_at - item.last_voiced_at) * 1000,
+                stt_final_ms=(final_at - decided_at) * 1000,
+            )
+            interrupted, self._interrupted = self._interrupted, None
+            if interrupted is not None:
+                await self._reply(
+                    ReplyInterrupted(interrupted.heard_text, interrupted.unheard_text), None
+                )
+            await self._reply(CallerSaid(text), (item.last_voiced_at, latency))
+
+    async def _reply(self, event: CallEvent, timing: tuple[float, Latency] | None) -> None:
+        """Run one reply as its own task, so barge-in can cancel it, and wait for it."""
+        task = self._tg.create_task(self._speak_reply(event, timing), name=f"reply-{self._sid}")
+        self._reply_task = task
+        await asyncio.wait([task])
+        self._reply_task = None
+        self._current = None
+        self._turns.agent_speaking = self._agent_speaking()
+
+    async def _speak_reply(self, event: CallEvent, timing: tuple[float, Latency] | None) -> None:
+        assert self._record is not None
+        record = self._record
+        asked_at = self._loop.time()
+        first_action_at: float | None = None
+        hangup = False
+        try:
+            async for action in self._responder.handle(event):
+                if first_action_at is None:
+                    first_action_at = self._loop.time()
+                if isinstance(action, Say):
+                    latency = None
+                    if timing is not None:
+                        latency = timing[1]
+                        latency.llm_ttft_ms = (first_action_at - asked_at) * 1000
+                    await self._say(action.text, timing[0] if timing else None, latency)
+                    timing = None  # only the first utterance of a reply answers the turn
+                elif isinstance(action, Listen):
+                    self._stt.set_hints(action.hints)
+                elif isinstance(action, Hangup):
+                    hangup = True
+                    record.status = "completed"
+            if hangup:
+                await self._hang_up()
+        except _SocketClosed:
+            return
+        except ProviderError as exc:
+            self._provider_error(exc)
+            await self._hang_up()
+        except Exception:  # a bug in a responder must end one call politely, not the server
+            log.exception("reply failed call_sid=%s", self._sid)
+            record.add_error("agent", "internal error while replying")
+            await self._hang_up()
+
+    async def _say(self, text: str, last_voiced_at: float | None, latency: Latency | None) -> None:
+        assert self._record is not None
+        reply = self._playback.new_reply()
+        self._current = reply
+        self._turns.agent_speaking = True
+        turn = Turn(role="agent", text=text, latency=latency)
+        self._record.turns.append(turn)
+        try:
+            for sentence in _SENTENCE_END.split(text.strip()):
+                if not sentence:
+                    continue
+                synth_at = self._loop.time()
+                first = True
+                async for audio in self._deps.tts.synthesize(sentence):
+                    if first and latency is not None and last_voiced_at is not None:
+                        sent_at = self._loop.time()
+                        latency.tts_ttfb_ms = (sent_at - synth_at) * 1000
+                        self._finish_latency(latency, sent_at - last_voiced_at)
+                        latency = None
+                    first = False
+                    await self._send_audio(audio)
+                await self._send(tw.encode_mark(self._stream_sid,
+                                                self._playback.chunk_sent(reply, sentence)))
+        finally:
+            turn.interrupted = reply.cleared
+            if reply.cleared:
+                turn.heard_text = reply.heard_text
+
+    def _finish_latency(self, latency: Latency, turn_latency_s: float) -> None:
+        latency.turn_latency_ms = turn_latency_s * 1000
+        waited = (latency.endpoint_ms + latency.stt_final_ms + latency.llm_ttft_ms
+                  + latency.tts_ttfb_ms)
+        latency.server_overhead_ms = max(0.0, latency.turn_latency_ms - waited)
+        self._deps.metrics.turn_latency.observe(turn_latency_s)
+
+    async def _send_audio(self, audio: bytes) -> None:
+        for offset in range(0, len(audio), _MAX_MEDIA_BYTES):
+            piece = audio[offset : offset + _MAX_MEDIA_BYTES]
+            delay = self._pacer.delay_s(self._loop.time())
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._send(tw.encode_media(self._stream_sid, piece))
+            self._pacer.sent(self._loop.time(), len(piece))
+
+    async def _hang_up(self) -> None:
+        """Let the last words play (their mark comes back), then close the media socket."""
+        timeout_s = self._pacer.queued_ms(self._loop.time()) / 1000 + _HANGUP_MARGIN_S
+        if self._playback.playing and not self._closed:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self._drained.wait()
+        self._closed = True
+        self._hung_up = True
+        await self._ws.close()
+
+    # ---- sending -------------------------------------------------------------------------------
+
+    async def _send(self, text: str) -> None:
+        if self._closed or self._ws.closed:
+            raise _SocketClosed
+        try:
+            await self._ws.send_str(text)
+        except ConnectionError as exc:
+            self._closed = True
+            raise _SocketClosed from exc
+
+    def _send_nowait(self, text: str) -> None:
+        """Send from the per-frame path without awaiting (barge-in's `clear`)."""
+        if self._closed or self._ws.closed:
+            return
+        task = self._tg.create_task(self._send_quietly(text), name=f"send-{self._sid}")
+        del task  # owned by the task group
+
+    async def _send_quietly(self, text: str) -> None:
+        with contextlib.suppress(_SocketClosed):
+            await self._send(text)
+
+    def _provider_error(self, exc: ProviderError) -> None:
+        self._deps.metrics.provider_errors.inc(exc.provider)
+        log.warning("provider error call_sid=%s: %s", self._sid, exc)
+        if self._record is not None:
+            self._record.add_error(exc.provider, exc.message)
+
+

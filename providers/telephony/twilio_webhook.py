@@ -1,0 +1,53 @@
+"""Twilio webhooks: the TwiML that connects a call to our media socket, and signatures.
+
+TwiML is built with the ``twilio`` SDK's classes; signatures are checked with its
+``RequestValidator`` (HMAC-SHA1 of the full URL plus the sorted POST parameters, base64). The
+media WebSocket upgrade is signed the same way, against its ``wss://`` URL with no parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+
+def stream_twiml(
+    stream_url: str,
+    parameters: Mapping[str, str],
+    *,
+    status_callback: str | None = None,
+) -> str:
+    """``<Response><Connect><Stream url=…>`` with one ``<Parameter>`` per item.
+
+    The stream URL takes no query string (Twilio drops it); per-call data travels as
+    parameters and arrives in the ``start`` message's ``customParameters``.
+    """
+    if "?" in stream_url:
+        raise ValueError("a Twilio <Stream> url takes no query string; use parameters")
+    response = VoiceResponse()
+    connect = Connect()
+    stream_attrs: dict[str, str] = {"url": stream_url}
+    if status_callback:
+        stream_attrs["status_callback"] = status_callback
+    stream = connect.stream(**stream_attrs)
+    for name, value in parameters.items():
+        stream.parameter(name=name, value=value)
+    response.append(connect)
+    return str(response)
+
+
+def signature_valid(
+    auth_token: str, url: str, params: Mapping[str, str], signature: str | None
+) -> bool:
+    """True when ``signature`` is Twilio's signature of ``url`` + ``params``."""
+    if not signature:
+        return False
+    validator = RequestValidator(auth_token)
+    return bool(validator.validate(url, dict(params), signature))
+
+
+def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """The signature Twilio would send (used by the simulated caller and tests)."""
+    return str(RequestValidator(auth_token).compute_signature(url, dict(params)))
