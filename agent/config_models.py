@@ -1,0 +1,313 @@
+"""The typed, frozen settings tree. Its defaults ARE Slotline's embedded defaults.
+
+``config/slotline.yaml`` spells out the same values with comments (a test keeps the two equal),
+so ``slotline serve`` runs on these defaults even when installed as a wheel without that file.
+Loading files and the environment into this tree lives in ``agent.config``.
+
+Checks that involve several keys raise ``FieldProblems``, which names the offending sub-keys, so
+the loader can report ``calendars.main.event_type_id`` rather than just ``calendars.main``.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import CoreSchema, core_schema
+
+V = TypeVar("V")
+
+
+class FieldProblems(ValueError):
+    """Problems found by a check spanning several keys: ``(sub-key path, problem)`` pairs."""
+
+    def __init__(self, problems: Sequence[tuple[tuple[str, ...], str]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(key)}: {problem}" for key, problem in problems))
+        self.problems = tuple(problems)
+
+
+class FrozenMap(Mapping[str, V]):
+    """A read-only, hashable ``str -> V`` mapping, so a ``Settings`` with named tables is hashable.
+
+    Validates like ``dict[str, V]`` and serializes back to a plain ``dict``.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, V]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> V:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._items!r})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        (value_type,) = get_args(source) or (Any,)
+        as_dict = handler.generate_schema(dict[str, value_type])  # type: ignore[valid-type]
+        return core_schema.no_info_after_validator_function(
+            cls,
+            as_dict,
+            serialization=core_schema.wrap_serializer_function_ser_schema(
+                lambda value, serialize: serialize(dict(value)), schema=as_dict
+            ),
+        )
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _url_check(value: str, schemes: tuple[str, ...]) -> str:
+    """``""`` (the adapter's vendor default) or an absolute URL with one of ``schemes``."""
+    if value == "":
+        return value
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in schemes or not rest or rest.startswith("/"):
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        raise ValueError(f"{value!r} is not a URL starting with {allowed}")
+    return value
+
+
+def _http_url(value: str) -> str:
+    return _url_check(value, ("http", "https"))
+
+
+def _ws_url(value: str) -> str:
+    return _url_check(value, ("ws", "wss"))
+
+
+def _split_names(value: object) -> object:
+    """Lets a list of names be written ``main, alice`` (the only way an env variable can)."""
+    if isinstance(value, str):
+        return tuple(name.strip() for name in value.split(",") if name.strip())
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+WsUrl = Annotated[str, AfterValidator(_ws_url)]
+NameList = Annotated[tuple[str, ...], BeforeValidator(_split_names), Field(min_length=1)]
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Host (and optional path) Twilio reaches us at: TwiML streams to wss://<public_url>/twilio/media.
+    public_url: str = ""
+    max_message_bytes: int = Field(default=65536, gt=0)
+    workers: int = Field(default=1, ge=1)
+
+    @field_validator("public_url")
+    @classmethod
+    def _host_only(cls, value: str) -> str:
+        if "://" in value:
+            raise ValueError(f"{value!r}: give the host only (e.g. abc.ngrok.app), no scheme")
+        return value.rstrip("/")
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///slotline.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value.partition("://")[0] not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+
+class SttSettings(_Section):
+    provider: Literal["local", "deepgram"] = "local"
+    base_url: WsUrl = ""
+    model: str = ""
+
+
+class LlmSettings(_Section):
+    provider: Literal["rules", "openai"] = "rules"
+    base_url: HttpUrl = ""  # SDK style, including /v1
+    model: str = ""
+
+
+class TtsSettings(_Section):
+    provider: Literal["local", "elevenlabs"] = "local"
+    base_url: WsUrl = ""
+    voice_id: str = ""
+    model_id: str = ""
+
+
+class TwilioSettings(_Section):
+    base_url: HttpUrl = "https://api.twilio.com"
+    from_number: str = ""
+
+
+CalendarProvider = Literal["local", "calcom", "ghl", "google", "outlook", "caldav", "webhook"]
+
+# Keys each calendar provider cannot work without (its secrets come from the environment).
+REQUIRED_CALENDAR_KEYS: Mapping[str, tuple[str, ...]] = {
+    "local": (),
+    "calcom": ("event_type_id",),
+    "ghl": ("calendar_id", "location_id"),
+    "google": ("calendar_id",),
+    "outlook": ("tenant_id", "client_id", "user"),
+    "caldav": ("base_url",),
+    "webhook": ("base_url",),
+}
+
+
+class CalendarSettings(_Section):
+    provider: CalendarProvider
+    timezone: str  # IANA zone: business hours and spoken times are in it
+    base_url: HttpUrl = ""
+    event_type_id: int | None = None  # calcom
+    calendar_id: str | None = None  # ghl, google
+    location_id: str | None = None  # ghl
+    token_url: str | None = None  # outlook (defaults to the Microsoft identity platform)
+    tenant_id: str | None = None  # outlook
+    client_id: str | None = None  # outlook
+    user: str | None = None  # outlook: the mailbox whose calendar is booked
+    username: str | None = None  # caldav
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
+
+    @model_validator(mode="after")
+    def _provider_keys_present(self) -> CalendarSettings:
+        missing = [
+            key
+            for key in REQUIRED_CALENDAR_KEYS[self.provider]
+            if getattr(self, key) in (None, "")
+        ]
+        if missing:
+            raise FieldProblems(
+                [((key,), f"required when provider is {self.provider}") for key in missing]
+            )
+        return self
+
+
+class BookingActionSettings(_Section):
+    calendars: NameList  # names in `calendars`; several pool a team
+    strategy: Literal["first_available", "round_robin", "collective"] = "first_available"
+    duration_min: int = Field(default=30, gt=0)
+
+
+class TurnSettings(_Section):
+    vad: Literal["webrtc", "silero"] = "webrtc"
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3)
+    end_silence_ms: int = Field(default=600, gt=0)
+    min_speech_ms: int = Field(default=120, gt=0)
+    bargein_min_speech_ms: int = Field(default=300, gt=0)
+    max_turn_s: int = Field(default=30, gt=0)
+    outbound_lead_ms: int = Field(default=300, ge=0)
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
+
+
+class LogSettings(_Section):
+    level: LogLevel = "INFO"
+
+
+class Settings(_Section):
+    """Everything Slotline is configured with, except secrets (see ``Secrets``)."""
+
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    stt: SttSettings = SttSettings()
+    llm: LlmSettings = LlmSettings()
+    tts: TtsSettings = TtsSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    flow: str = Field(default="demo_booking", min_length=1)  # a name in config/flows/ or a path
+    calendars: FrozenMap[CalendarSettings] = FrozenMap(
+        {"main": CalendarSettings(provider="local", timezone="America/New_York")}
+    )
+    booking_actions: FrozenMap[BookingActionSettings] = FrozenMap(
+        {"demo": BookingActionSettings(calendars=("main",))}
+    )
+    turn: TurnSettings = TurnSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _actions_name_known_calendars(self) -> Settings:
+        problems = [
+            (("booking_actions", action, "calendars"), f"no calendar named {name!r} "
+             f"(defined: {', '.join(sorted(self.calendars)) or 'none'})")
+            for action, settings in self.booking_actions.items()
+            for name in settings.calendars
+            if name not in self.calendars
+        ]
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+
+# Secret environment variables; each is a ``Secrets`` field of the same name in lower case.
+SECRET_ENV_NAMES = (
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "DEEPGRAM_API_KEY",
+    "OPENAI_API_KEY",
+    "ELEVENLABS_API_KEY",
+    "CALCOM_API_KEY",
+    "GHL_API_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_OAUTH_REFRESH_TOKEN",
+    "MS_CLIENT_SECRET",
+    "CALDAV_PASSWORD",
+    "SLOTLINE_WEBHOOK_SECRET",
+    "SLOTLINE_API_TOKEN",
+)
+
+
+class Secrets(_Section):
+    """Credentials, only ever read from the environment. ``None`` = not set."""
+
+    twilio_account_sid: SecretStr | None = None
+    twilio_auth_token: SecretStr | None = None
+    deepgram_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    elevenlabs_api_key: SecretStr | None = None
+    calcom_api_key: SecretStr | None = None
+    ghl_api_token: SecretStr | None = None
+    google_application_credentials: SecretStr | None = None  # a service-account file path
+    google_oauth_refresh_token: SecretStr | None = None
+    ms_client_secret: SecretStr | None = None
+    caldav_password: SecretStr | None = None
+    slotline_webhook_secret: SecretStr | None = None  # HMAC key for the webhook calendar
+    slotline_api_token: SecretStr | None = None  # bearer token for /api/*
