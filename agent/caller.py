@@ -1,0 +1,577 @@
+"""A simulated phone caller: plays Twilio's side of a Media Stream against a real WebSocket.
+
+It does what Twilio and a person on the phone do together: sends ``connected`` and ``start``,
+then one 160-byte mu-law frame every 20 ms for the whole call (scheduled at ``t0 + n * 20 ms``
+on the monotonic clock, so it never drifts; lateness of each frame is recorded), speaking the
+script's utterances and digits when their turn comes and silence (0xFF) otherwise. The server's
+audio goes into a playout buffer that drains at 8 bytes/ms; a server ``mark`` is echoed when
+playout reaches it and ``clear`` empties the buffer and echoes every pending mark at once (the
+echo goes out with the next frame, so its resolution is one 20 ms frame, as on a phone line).
+
+A step waits for the agent's reply to the previous step (or the greeting) to finish playing:
+buffer empty and no new agent audio for ``agent_quiet_ms``, then a human ``pause_ms`` after the
+playout drained. A step with ``interrupt_after_ms`` barges in once that much of the reply has
+played. ``turn_latency_ms`` runs from sending the caller's last voiced frame to the arrival of the
+first agent audio after it; a frame is voiced when its RMS is within ``VOICED_WITHIN_DB`` of the
+utterance's loudest frame and above ``VOICED_FLOOR_RMS`` (-60 dBFS).
+
+Used by ``slotline demo``, the tests and the benchmark harness: ``run_caller(url, script)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import wave
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import aiohttp
+import numpy as np
+
+from audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_SILENCE
+from audio.framing import ULAW_FRAME_BYTES as FRAME_BYTES
+from audio.mulaw import decode_array, encode_array
+from audio.resample import resample
+from providers.errors import ProtocolError
+from providers.telephony import twilio_media as tw
+
+logger = logging.getLogger(__name__)
+
+BYTES_PER_MS = SAMPLE_RATE_HZ // 1000  # mu-law: one byte per sample
+SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_BYTES
+VOICED_WITHIN_DB = 35.0  # frames this close to the loudest frame count as speech
+VOICED_FLOOR_RMS = 32.8  # -60 dBFS: below this a frame is silence however quiet the rest is
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Speak ``audio`` (8 kHz mu-law). Defaults: after the agent's reply and a 300 ms pause."""
+
+    audio: bytes
+    pause_ms: int = 300
+    interrupt_after_ms: int | None = None  # barge in after this much reply audio has played
+    wait_for_agent: bool = True  # False: do not wait for a reply to the previous step
+
+    def __post_init__(self) -> None:
+        if not self.audio:
+            raise ValueError("Say needs some audio")
+
+    @classmethod
+    def from_wav(
+        cls,
+        path: str | Path,
+        *,
+        pause_ms: int = 300,
+        interrupt_after_ms: int | None = None,
+        wait_for_agent: bool = True,
+    ) -> Say:
+        return cls(load_wav_ulaw(path), pause_ms, interrupt_after_ms, wait_for_agent)
+
+
+@dataclass(frozen=True, slots=True)
+class PressDigit:
+    """Send one DTMF digit, timed like ``Say``."""
+
+    digit: str
+    pause_ms: int = 300
+    interrupt_after_ms: int | None = None
+    wait_for_agent: bool = True
+
+    def __post_init__(self) -> None:
+        if self.digit not in DTMF_DIGITS or len(self.digit) != 1:
+            raise ValueError(f"not a DTMF digit: {self.digit!r}")
+
+
+Step = Say | PressDigit
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTurn:
+    """Agent audio between two caller turns, and what became of it."""
+
+    audio: bytes  # every mu-law byte the server sent in this turn
+    heard_ms: float  # how much of it played before a clear or the end of the call
+    marks_heard: tuple[str, ...]  # echoed because playout reached them
+    marks_unheard: tuple[str, ...]  # echoed because a clear dropped the audio before them
+    interrupted: bool  # a clear dropped some of this turn's audio
+
+    @property
+    def audio_ms(self) -> float:
+        return len(self.audio) / BYTES_PER_MS
+
+
+@dataclass(frozen=True, slots=True)
+class CallerTurn:
+    step_index: int
+    kind: Literal["say", "dtmf"]
+    barge_in: bool  # started while agent audio was still playing
+    turn_latency_ms: float | None  # None when no agent audio followed
+    reply: AgentTurn | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendLateness:
+    """How late the caller's own 20 ms frames left, against ``t0 + n * 20 ms``."""
+
+    frames: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallerReport:
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    turns: tuple[CallerTurn, ...]
+    agent_turns: tuple[AgentTurn, ...]  # every agent turn, the greeting first
+    closed_by: Literal["caller", "server"]
+    send_lateness: SendLateness
+    duration_s: float
+    errors: tuple[str, ...]
+
+
+def load_wav_ulaw(path: str | Path) -> bytes:
+    """A 16-bit PCM WAV file as 8 kHz mono mu-law (channels averaged, resampled if needed)."""
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2:
+            raise ValueError(f"{path}: {8 * wav.getsampwidth()}-bit samples, expected 16-bit")
+        channels, rate_hz = wav.getnchannels(), wav.getframerate()
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    if rate_hz != SAMPLE_RATE_HZ:
+        samples = resample(samples, rate_hz, SAMPLE_RATE_HZ)
+    return encode_array(samples)
+
+
+def _whole_frames(ulaw: bytes) -> bytes:
+    return ulaw + SILENCE_FRAME[: -len(ulaw) % FRAME_BYTES]
+
+
+def last_voiced_frame(ulaw: bytes) -> int | None:
+    """Index of the utterance's last voiced 20 ms frame (rule in the module docstring)."""
+    frames = decode_array(_whole_frames(ulaw)).astype(np.float64).reshape(-1, FRAME_BYTES)
+    rms = np.sqrt(np.mean(frames * frames, axis=1))
+    threshold = max(float(rms.max()) * 10 ** (-VOICED_WITHIN_DB / 20), VOICED_FLOOR_RMS)
+    voiced = np.flatnonzero(rms >= threshold)
+    return int(voiced[-1]) if voiced.size else None
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)  # Twilio SIDs: two letters + 32 hex digits
+
+
+class _AgentTurnLog:
+    __slots__ = ("audio", "played_bytes", "marks_heard", "marks_unheard", "interrupted")
+
+    def __init__(self) -> None:
+        self.audio = bytearray()
+        self.played_bytes = 0
+        self.marks_heard: list[str] = []
+        self.marks_unheard: list[str] = []
+        self.interrupted = False
+
+    def freeze(self) -> AgentTurn:
+        return AgentTurn(
+            bytes(self.audio),
+            self.played_bytes / BYTES_PER_MS,
+            tuple(self.marks_heard),
+            tuple(self.marks_unheard),
+            self.interrupted,
+        )
+
+
+@dataclass(slots=True)
+class _CallerTurnLog:
+    step_index: int
+    kind: Literal["say", "dtmf"]
+    barge_in: bool
+    latency_ms: float | None = None
+    reply: _AgentTurnLog | None = None
+
+
+@dataclass(slots=True)
+class _Queued:
+    owner: _AgentTurnLog
+    audio_bytes: int = 0
+    mark: str | None = None
+
+
+class _Playout:
+    """Twilio's playout buffer: audio plays in order at 8 bytes/ms, marks echo as reached.
+
+    Call ``advance(now)`` before any other method so playout is accounted up to ``now``.
+    """
+
+    def __init__(self, now_s: float) -> None:
+        self._queue: deque[_Queued] = deque()
+        self._clock_s = now_s  # playout has been accounted up to here
+        self.drained_at_s = now_s  # when the buffer last ran empty
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue)
+
+    def advance(self, now_s: float) -> list[str]:
+        """Play up to ``now_s``; return the marks reached."""
+        reached: list[str] = []
+        budget = int((now_s - self._clock_s) * 1000 * BYTES_PER_MS)
+        played = 0
+        while self._queue:
+            item = self._queue[0]
+            if item.mark is not None:
+                reached.append(item.mark)
+                item.owner.marks_heard.append(item.mark)
+            else:
+                take = min(item.audio_bytes, budget - played)
+                if take <= 0:
+                    break
+                played += take
+                item.audio_bytes -= take
+                item.owner.played_bytes += take
+                if item.audio_bytes:
+                    break
+            self._queue.popleft()
+        self._clock_s += played / (1000 * BYTES_PER_MS)
+        if not self._queue:
+            if played:
+                self.drained_at_s = self._clock_s
+            self._clock_s = now_s  # idle: playout restarts when audio next arrives
+        return reached
+
+    def push_audio(self, owner: _AgentTurnLog, n_bytes: int) -> None:
+        self._queue.append(_Queued(owner, audio_bytes=n_bytes))
+
+    def push_mark(self, name: str, owner: _AgentTurnLog | None) -> bool:
+        """Queue a mark behind the audio it follows; True when nothing is playing, so it
+        is echoed at once (and credited to ``owner``)."""
+        if self._queue:
+            self._queue.append(_Queued(self._queue[-1].owner, mark=name))
+            return False
+        if owner is not None:
+            owner.marks_heard.append(name)
+        return True
+
+    def clear(self, now_s: float) -> list[str]:
+        """Drop the unplayed audio; return every pending mark, now echoed as unheard."""
+        dropped: list[str] = []
+        if self._queue:
+            self.drained_at_s = now_s
+        for item in self._queue:
+            if item.mark is not None:
+                item.owner.marks_unheard.append(item.mark)
+                dropped.append(item.mark)
+            elif item.audio_bytes:
+                item.owner.interrupted = True
+        self._queue.clear()
+        self._clock_s = now_s
+        return dropped
+
+
+@dataclass(slots=True)
+class _Speech:
+    audio: bytes  # padded to whole frames
+    last_voiced: int  # the frame whose sending starts the wait for the reply
+    turn: _CallerTurnLog | None = None
+    next_frame: int = 0
+
+    @classmethod
+    def of(cls, ulaw: bytes) -> _Speech:
+        audio = _whole_frames(ulaw)
+        last_voiced = last_voiced_frame(audio)
+        return cls(audio, len(audio) // FRAME_BYTES - 1 if last_voiced is None else last_voiced)
+
+
+class _Call:
+    """One simulated call: the tick (every 20 ms) decides what to send; the receiver keeps the
+    playout and the turn bookkeeping up to date. Both run on one loop, so no locks."""
+
+    def __init__(
+        self,
+        script: Sequence[Step],
+        custom_parameters: Mapping[str, str],
+        account_sid: str,
+        agent_quiet_ms: int,
+        reply_timeout_s: float,
+        timeout_s: float,
+    ) -> None:
+        self.stream_sid, self.call_sid, self.account_sid = _sid("MZ"), _sid("CA"), account_sid
+        self._script = tuple(script)
+        self._speeches = [_Speech.of(s.audio) if isinstance(s, Say) else None for s in script]
+        self._custom_parameters = dict(custom_parameters)
+        self._quiet_s = agent_quiet_ms / 1000
+        self._reply_timeout_s = reply_timeout_s
+        self._timeout_s = timeout_s
+        self._started_s = time.monotonic()
+        self._playout = _Playout(self._started_s)
+        self._seq = 0
+        self._next_step = 0
+        self._speech: _Speech | None = None
+        self._speech_end_s = self._started_s
+        self._turns: list[_CallerTurnLog] = []
+        self._agent_turns: list[_AgentTurnLog] = []
+        self._reply_for: _CallerTurnLog | None = None  # the turn whose reply is yet to come
+        self._boundary_s = self._started_s  # when that turn's last voiced frame was sent
+        self._last_audio_s: float | None = None
+        self._echoes: list[str] = []
+        self._lateness_ms: list[float] = []
+        self._errors: list[str] = []
+        self._hanging_up = False
+        self._server_closed = False
+
+    async def run(self, ws: aiohttp.ClientWebSocketResponse) -> CallerReport:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._send_loop(ws), name=f"caller-send-{self.call_sid}")
+            tasks.create_task(self._receive_loop(ws), name=f"caller-receive-{self.call_sid}")
+        return self._report(time.monotonic())
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def _send_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            await ws.send_str(tw.encode_connected())
+            start = tw.encode_start(
+                self.stream_sid,
+                self.account_sid,
+                self.call_sid,
+                sequence_number=self._next_seq(),
+                custom_parameters=self._custom_parameters,
+            )
+            await ws.send_str(start)
+            t0_s = time.monotonic()
+            n = 0
+            while not self._server_closed:
+                target_s = t0_s + n * FRAME_MS / 1000
+                delay_s = target_s - time.monotonic()
+                if delay_s > 0:
+                    await asyncio.sleep(delay_s)
+                now = time.monotonic()
+                if self._server_closed:
+                    return
+                for text in self._tick(now, n):
+                    await ws.send_str(text)
+                if self._hanging_up:
+                    await ws.close()
+                    return
+                self._lateness_ms.append((now - target_s) * 1000)
+                n += 1
+        except ConnectionError:  # the server went away mid-send; the receiver records it
+            logger.debug("send failed, socket closing call_sid=%s", self.call_sid)
+
+    def _tick(self, now: float, n: int) -> list[str]:
+        """What to send for frame ``n``: mark echoes, then a digit and the frame, or ``stop``."""
+        self._echoes += self._playout.advance(now)
+        out = [tw.encode_mark_echo(self.stream_sid, self._next_seq(), m) for m in self._echoes]
+        self._echoes.clear()
+        if now - self._started_s >= self._timeout_s:
+            self._errors.append(f"timeout: call still running after {self._timeout_s} s")
+            return out + [self._stop()]
+        if self._speech is None:
+            step = self._script[self._next_step] if self._next_step < len(self._script) else None
+            if self._ready(step, now):
+                if step is None:
+                    return out + [self._stop()]
+                out += self._begin(step, now)
+            elif self._gave_up(step, now):
+                return out + [self._stop()]
+        frame = SILENCE_FRAME if self._speech is None else self._speech_frame(self._speech, now)
+        out.append(
+            tw.encode_inbound_media(self.stream_sid, self._next_seq(), n + 1, n * FRAME_MS, frame)
+        )
+        return out
+
+    def _stop(self) -> str:
+        self._hanging_up = True
+        return tw.encode_stop(self.stream_sid, self._next_seq(), self.account_sid, self.call_sid)
+
+    def _awaited_reply(self) -> _AgentTurnLog | None:
+        """The reply to the latest caller turn; before any caller turn, the greeting."""
+        if self._turns:
+            return self._turns[-1].reply
+        return self._agent_turns[-1] if self._agent_turns else None
+
+    def _ready(self, step: Step | None, now: float) -> bool:
+        """Is it time for ``step`` (None: the end of the script, i.e. hang up)?"""
+        reply = self._awaited_reply()
+        playing = self._playout.busy
+        barge_in_ms = step.interrupt_after_ms if step is not None else None
+        if barge_in_ms is not None and playing and reply is not None:
+            if reply.played_bytes >= barge_in_ms * BYTES_PER_MS:
+                return True
+        if reply is None and (step is None or step.wait_for_agent):
+            return False
+        if playing or (self._last_audio_s is not None and now - self._last_audio_s < self._quiet_s):
+            return False
+        pause_s = step.pause_ms / 1000 if step is not None else 0.0
+        return now >= max(self._playout.drained_at_s, self._speech_end_s) + pause_s
+
+    def _gave_up(self, step: Step | None, now: float) -> bool:
+        """True (and an error recorded) when the awaited reply is overdue."""
+        if self._awaited_reply() is not None or (step is not None and not step.wait_for_agent):
+            return False
+        if now - self._boundary_s < self._reply_timeout_s:
+            return False
+        self._errors.append(f"no agent reply within {self._reply_timeout_s} s")
+        return True
+
+    def _begin(self, step: Step, now: float) -> list[str]:
+        kind: Literal["say", "dtmf"] = "say" if isinstance(step, Say) else "dtmf"
+        turn = _CallerTurnLog(self._next_step, kind, barge_in=self._playout.busy)
+        self._turns.append(turn)
+        self._speech = self._speeches[self._next_step]
+        self._next_step += 1
+        if self._speech is not None:
+            self._speech.turn = turn
+            return []
+        assert isinstance(step, PressDigit)
+        self._reply_for, self._boundary_s, self._speech_end_s = turn, now, now
+        return [tw.encode_dtmf(self.stream_sid, self._next_seq(), step.digit)]
+
+    def _speech_frame(self, speech: _Speech, now: float) -> bytes:
+        index = speech.next_frame
+        speech.next_frame += 1
+        if index == speech.last_voiced:
+            self._reply_for, self._boundary_s = speech.turn, now
+        start = index * FRAME_BYTES
+        if start + FRAME_BYTES >= len(speech.audio):
+            self._speech = None
+            self._speech_end_s = now + FRAME_MS / 1000  # the frame lasts 20 ms once sent
+        return speech.audio[start : start + FRAME_BYTES]
+
+    # --- receiving --------------------------------------------------------------------------
+
+    async def _receive_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            now = time.monotonic()
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                self._on_text(msg.data, now)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                self._errors.append("binary_frame: the server sent a binary frame")
+            elif msg.type is aiohttp.WSMsgType.ERROR:
+                self._errors.append(f"websocket error: {ws.exception()!r}")
+        if not self._hanging_up:
+            self._server_closed = True
+            logger.info("server closed the stream call_sid=%s", self.call_sid)
+
+    def _on_text(self, data: str, now: float) -> None:
+        try:
+            msg = tw.parse_outbound(data)
+        except ProtocolError as exc:
+            self._errors.append(str(exc))
+            return
+        if msg.stream_sid != self.stream_sid:
+            self._errors.append(f"stream_mismatch: {msg.stream_sid!r}")
+            return
+        self._echoes += self._playout.advance(now)
+        if isinstance(msg, tw.OutboundMedia):
+            self._on_agent_audio(msg.payload, now)
+        elif isinstance(msg, tw.OutboundMark):
+            current = self._agent_turns[-1] if self._agent_turns else None
+            if self._playout.push_mark(msg.name, current):
+                self._echoes.append(msg.name)
+        else:
+            self._echoes += self._playout.clear(now)
+
+    def _on_agent_audio(self, payload: bytes, now: float) -> None:
+        if not payload:
+            return
+        awaiting = self._reply_for
+        if awaiting is not None or not self._agent_turns:
+            self._agent_turns.append(_AgentTurnLog())
+        turn = self._agent_turns[-1]
+        if awaiting is not None:
+            awaiting.reply = turn
+            awaiting.latency_ms = (now - self._boundary_s) * 1000
+            self._reply_for = None
+        turn.audio += payload
+        self._playout.push_audio(turn, len(payload))
+        self._last_audio_s = now
+
+    # --- result -----------------------------------------------------------------------------
+
+    def _report(self, now: float) -> CallerReport:
+        self._playout.advance(now)
+        frozen = {id(turn): turn.freeze() for turn in self._agent_turns}
+        turns = tuple(
+            CallerTurn(
+                t.step_index,
+                t.kind,
+                t.barge_in,
+                t.latency_ms,
+                None if t.reply is None else frozen[id(t.reply)],
+            )
+            for t in self._turns
+        )
+        lateness = np.asarray(self._lateness_ms or [0.0])
+        p50, p99 = np.percentile(lateness, [50, 99])
+        report = CallerReport(
+            stream_sid=self.stream_sid,
+            call_sid=self.call_sid,
+            account_sid=self.account_sid,
+            turns=turns,
+            agent_turns=tuple(frozen.values()),
+            closed_by="caller" if self._hanging_up else "server",
+            send_lateness=SendLateness(
+                len(self._lateness_ms), float(p50), float(p99), float(lateness.max())
+            ),
+            duration_s=now - self._started_s,
+            errors=tuple(self._errors),
+        )
+        logger.info(
+            "caller done call_sid=%s closed_by=%s turns=%d errors=%d",
+            self.call_sid,
+            report.closed_by,
+            len(turns),
+            len(report.errors),
+        )
+        return report
+
+
+async def run_caller(
+    url: str,
+    script: Sequence[Step],
+    *,
+    custom_parameters: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    agent_quiet_ms: int = 800,
+    timeout_s: float = 120,
+    reply_timeout_s: float = 15.0,
+    account_sid: str | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> CallerReport:
+    """Phone ``url`` (a Twilio Media Streams WebSocket), play ``script``, hang up, report.
+
+    ``reply_timeout_s``: how long a step waits for the agent's reply before the caller records
+    an error and hangs up. Pass ``session`` to share one HTTP session across many callers.
+    Failing to connect raises ``aiohttp.ClientError``; everything after is in the report.
+    """
+    call = _Call(
+        script,
+        custom_parameters or {},
+        account_sid or _sid("AC"),
+        agent_quiet_ms,
+        reply_timeout_s,
+        timeout_s,
+    )
+    owned = session is None
+    http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))
+    try:
+        ws_timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0)
+        async with http.ws_connect(url, headers=headers, timeout=ws_timeout) as ws:
+            return await call.run(ws)
+    finally:
+        if owned:
+            await http.close()

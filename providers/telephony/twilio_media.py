@@ -1,0 +1,471 @@
+"""Twilio Media Streams wire codec: pure parse/encode of every message, both directions.
+
+No I/O here. The server parses what Twilio sends (``parse_inbound``) and encodes what it sends
+back (``encode_media``/``encode_mark``/``encode_clear``); the simulated caller does the
+opposite (``parse_outbound`` and the ``encode_connected``... family). ``InboundStream`` adds
+the order rules of one stream on top of ``parse_inbound``.
+
+Malformed input never escapes as anything but ``ProtocolError(code, detail)``; the codes are
+stable identifiers for logs and metrics:
+
+    invalid_json, not_an_object, unknown_event, missing_field, bad_field_type, bad_base64,
+    bad_payload_size, binary_frame, unsupported_media_format          (one message)
+    before_start, duplicate_start, after_stop, stream_mismatch, out_of_order   (InboundStream)
+
+``sequenceNumber``, ``chunk`` and ``timestamp`` are strings on the wire; they are parsed to
+``int`` (a plain JSON integer is tolerated too). The media path runs ~10,000 times a second
+at 200 calls: one ``orjson.loads``, a few type checks, one ``binascii`` call (about 3 µs in
+all, see bench/twilio_codec_cost.py); encoded server media is a cached per-stream prefix +
+base64 + a constant suffix (under 0.5 µs for a 160-byte frame).
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
+
+import orjson
+
+from audio.framing import SAMPLE_RATE_HZ, ULAW_FRAME_BYTES
+from providers.errors import ProtocolError
+
+MULAW_ENCODING: Final = "audio/x-mulaw"
+CHANNELS: Final = 1
+_MAX_DIGITS: Final = 18  # fits in int64; also keeps int() clear of its 4300-digit limit
+
+
+# --- Twilio -> server -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    protocol: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    sequence_number: int
+    stream_sid: str
+    account_sid: str
+    call_sid: str
+    tracks: tuple[str, ...]
+    encoding: str
+    sample_rate_hz: int
+    channels: int
+    custom_parameters: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    sequence_number: int
+    stream_sid: str
+    track: str
+    chunk: int
+    timestamp_ms: int
+    payload: bytes  # decoded mu-law, always ULAW_FRAME_BYTES (20 ms) long
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    sequence_number: int
+    stream_sid: str
+    track: str
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkEcho:
+    """Twilio echoing a server mark: the audio sent before it has played (or was cleared)."""
+
+    sequence_number: int
+    stream_sid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    sequence_number: int
+    stream_sid: str
+    account_sid: str
+    call_sid: str
+
+
+InboundMessage = Connected | Start | Media | Dtmf | MarkEcho | Stop
+
+
+# --- server -> Twilio -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMedia:
+    stream_sid: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMark:
+    stream_sid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    stream_sid: str
+
+
+OutboundMessage = OutboundMedia | OutboundMark | Clear
+
+
+# --- field helpers ----------------------------------------------------------------------------
+
+
+def _load(data: str | bytes) -> dict[str, Any]:
+    try:
+        msg = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if not isinstance(data, str):
+            try:
+                bytes(data).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ProtocolError("binary_frame", "binary data is not UTF-8 JSON") from None
+        raise ProtocolError("invalid_json", str(exc)) from None
+    if type(msg) is not dict:
+        raise ProtocolError("not_an_object", f"top level is {type(msg).__name__}")
+    return msg
+
+
+def _field(obj: dict[str, Any], key: str, where: str) -> Any:
+    try:
+        return obj[key]
+    except KeyError:
+        raise ProtocolError("missing_field", f"{where}.{key}") from None
+
+
+def _object(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = _field(obj, key, where)
+    if type(value) is not dict:
+        raise ProtocolError("bad_field_type", f"{where}.{key} must be an object")
+    return value
+
+
+def _str(obj: dict[str, Any], key: str, where: str) -> str:
+    value = _field(obj, key, where)
+    if type(value) is not str:
+        raise ProtocolError("bad_field_type", f"{where}.{key} must be a string")
+    return value
+
+
+def _int(obj: dict[str, Any], key: str, where: str) -> int:
+    """A non-negative integer sent as a decimal string (Twilio's way) or a JSON integer."""
+    value = _field(obj, key, where)
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS:
+        return int(value)
+    if type(value) is int and value >= 0:
+        return value
+    raise ProtocolError("bad_field_type", f"{where}.{key} must be a decimal string")
+
+
+def _b64(value: object, where: str) -> bytes:
+    if type(value) is not str:
+        raise ProtocolError("bad_field_type", f"{where} must be a base64 string")
+    try:
+        return binascii.a2b_base64(value, strict_mode=True)
+    except ValueError as exc:  # binascii.Error, or non-ASCII text
+        raise ProtocolError("bad_base64", f"{where}: {exc}") from None
+
+
+# --- parsing: Twilio -> server ----------------------------------------------------------------
+
+
+def _parse_connected(msg: dict[str, Any]) -> Connected:
+    return Connected(_str(msg, "protocol", "connected"), _str(msg, "version", "connected"))
+
+
+def _parse_start(msg: dict[str, Any]) -> Start:
+    stream_sid = _str(msg, "streamSid", "start")
+    body = _object(msg, "start", "start")
+    inner_sid = body.get("streamSid", stream_sid)
+    if inner_sid != stream_sid:
+        raise ProtocolError("stream_mismatch", "start.start.streamSid differs from streamSid")
+    tracks = _field(body, "tracks", "start.start")
+    if type(tracks) is not list or any(type(t) is not str for t in tracks):
+        raise ProtocolError("bad_field_type", "start.start.tracks must be a list of strings")
+    fmt = _object(body, "mediaFormat", "start.start")
+    encoding = _str(fmt, "encoding", "start.start.mediaFormat")
+    sample_rate_hz = _int(fmt, "sampleRate", "start.start.mediaFormat")
+    channels = _int(fmt, "channels", "start.start.mediaFormat")
+    if (encoding, sample_rate_hz, channels) != (MULAW_ENCODING, SAMPLE_RATE_HZ, CHANNELS):
+        raise ProtocolError(
+            "unsupported_media_format", f"{encoding} {sample_rate_hz} Hz x{channels}"
+        )
+    params = body.get("customParameters", {})  # absent when the TwiML has no <Parameter>
+    if type(params) is not dict or any(type(v) is not str for v in params.values()):
+        raise ProtocolError("bad_field_type", "start.start.customParameters must map to strings")
+    return Start(
+        sequence_number=_int(msg, "sequenceNumber", "start"),
+        stream_sid=stream_sid,
+        account_sid=_str(body, "accountSid", "start.start"),
+        call_sid=_str(body, "callSid", "start.start"),
+        tracks=tuple(tracks),
+        encoding=encoding,
+        sample_rate_hz=sample_rate_hz,
+        channels=channels,
+        custom_parameters=MappingProxyType(params),
+    )
+
+
+def _parse_media(msg: dict[str, Any]) -> Media:
+    body = _object(msg, "media", "media")
+    payload = _b64(_field(body, "payload", "media.media"), "media.media.payload")
+    if len(payload) != ULAW_FRAME_BYTES:
+        raise ProtocolError("bad_payload_size", f"{len(payload)} bytes, not {ULAW_FRAME_BYTES}")
+    return Media(
+        _int(msg, "sequenceNumber", "media"),
+        _str(msg, "streamSid", "media"),
+        _str(body, "track", "media.media"),
+        _int(body, "chunk", "media.media"),
+        _int(body, "timestamp", "media.media"),
+        payload,
+    )
+
+
+def _parse_dtmf(msg: dict[str, Any]) -> Dtmf:
+    body = _object(msg, "dtmf", "dtmf")
+    return Dtmf(
+        _int(msg, "sequenceNumber", "dtmf"),
+        _str(msg, "streamSid", "dtmf"),
+        _str(body, "track", "dtmf.dtmf"),
+        _str(body, "digit", "dtmf.dtmf"),
+    )
+
+
+def _parse_mark_echo(msg: dict[str, Any]) -> MarkEcho:
+    body = _object(msg, "mark", "mark")
+    return MarkEcho(
+        _int(msg, "sequenceNumber", "mark"),
+        _str(msg, "streamSid", "mark"),
+        _str(body, "name", "mark.mark"),
+    )
+
+
+def _parse_stop(msg: dict[str, Any]) -> Stop:
+    body = _object(msg, "stop", "stop")
+    return Stop(
+        _int(msg, "sequenceNumber", "stop"),
+        _str(msg, "streamSid", "stop"),
+        _str(body, "accountSid", "stop.stop"),
+        _str(body, "callSid", "stop.stop"),
+    )
+
+
+_INBOUND_PARSERS: Final[dict[str, Callable[[dict[str, Any]], InboundMessage]]] = {
+    "media": _parse_media,
+    "connected": _parse_connected,
+    "start": _parse_start,
+    "dtmf": _parse_dtmf,
+    "mark": _parse_mark_echo,
+    "stop": _parse_stop,
+}
+
+
+_Message = TypeVar("_Message")
+
+
+def _dispatch(
+    msg: dict[str, Any], parsers: Mapping[str, Callable[[dict[str, Any]], _Message]]
+) -> _Message:
+    event = msg.get("event")
+    parser = parsers.get(event) if type(event) is str else None
+    if parser is None:
+        _str(msg, "event", "message")  # missing or not a string: the precise error
+        raise ProtocolError("unknown_event", repr(event)[:64])
+    return parser(msg)
+
+
+def parse_inbound(data: str | bytes) -> InboundMessage:
+    """Parse one Twilio -> server frame. Raises ``ProtocolError``, never anything else.
+
+    Bytes are accepted when they are UTF-8 JSON (the same text a text frame carries);
+    other bytes raise ``binary_frame``.
+    """
+    return _dispatch(_load(data), _INBOUND_PARSERS)
+
+
+# --- parsing: server -> Twilio (the simulated caller's side) ----------------------------------
+
+
+def _parse_outbound_media(msg: dict[str, Any]) -> OutboundMedia:
+    body = _object(msg, "media", "media")
+    payload = _b64(_field(body, "payload", "media.media"), "media.media.payload")
+    return OutboundMedia(_str(msg, "streamSid", "media"), payload)
+
+
+def _parse_outbound_mark(msg: dict[str, Any]) -> OutboundMark:
+    body = _object(msg, "mark", "mark")
+    return OutboundMark(_str(msg, "streamSid", "mark"), _str(body, "name", "mark.mark"))
+
+
+def _parse_clear(msg: dict[str, Any]) -> Clear:
+    return Clear(_str(msg, "streamSid", "clear"))
+
+
+_OUTBOUND_PARSERS: Final[dict[str, Callable[[dict[str, Any]], OutboundMessage]]] = {
+    "media": _parse_outbound_media,
+    "mark": _parse_outbound_mark,
+    "clear": _parse_clear,
+}
+
+
+def parse_outbound(data: str | bytes) -> OutboundMessage:
+    """Parse one server -> Twilio frame (what a simulated Twilio receives)."""
+    return _dispatch(_load(data), _OUTBOUND_PARSERS)
+
+
+# --- encoding: server -> Twilio ---------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _sid_json(stream_sid: str) -> str:
+    return orjson.dumps(stream_sid).decode()
+
+
+@lru_cache(maxsize=4096)
+def _media_prefix(stream_sid: str) -> str:
+    return '{"event":"media","streamSid":' + _sid_json(stream_sid) + ',"media":{"payload":"'
+
+
+_MEDIA_SUFFIX: Final = '"}}'
+
+
+def encode_media(stream_sid: str, payload: bytes) -> str:
+    """Server audio for Twilio to play: raw 8 kHz mu-law of any length."""
+    b64 = binascii.b2a_base64(payload, newline=False).decode("ascii")
+    return _media_prefix(stream_sid) + b64 + _MEDIA_SUFFIX
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def encode_mark(stream_sid: str, name: str) -> str:
+    return _dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+
+
+def encode_clear(stream_sid: str) -> str:
+    return '{"event":"clear","streamSid":' + _sid_json(stream_sid) + "}"
+
+
+# --- encoding: Twilio -> server (the simulated caller's side) ---------------------------------
+
+
+def encode_connected(protocol: str = "Call", version: str = "1.0.0") -> str:
+    return _dumps({"event": "connected", "protocol": protocol, "version": version})
+
+
+def _caller_event(event: str, stream_sid: str, sequence_number: int, body: object) -> str:
+    seq = str(sequence_number)
+    return _dumps({"event": event, "sequenceNumber": seq, "streamSid": stream_sid, event: body})
+
+
+def encode_start(
+    stream_sid: str,
+    account_sid: str,
+    call_sid: str,
+    *,
+    sequence_number: int = 1,
+    tracks: Iterable[str] = ("inbound",),
+    custom_parameters: Mapping[str, str] | None = None,
+    encoding: str = MULAW_ENCODING,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+    channels: int = CHANNELS,
+) -> str:
+    body = {
+        "accountSid": account_sid,
+        "streamSid": stream_sid,
+        "callSid": call_sid,
+        "tracks": list(tracks),
+        "mediaFormat": {"encoding": encoding, "sampleRate": sample_rate_hz, "channels": channels},
+        "customParameters": dict(custom_parameters or {}),
+    }
+    return _caller_event("start", stream_sid, sequence_number, body)
+
+
+def encode_inbound_media(
+    stream_sid: str,
+    sequence_number: int,
+    chunk: int,
+    timestamp_ms: int,
+    payload: bytes,
+    track: str = "inbound",
+) -> str:
+    """One caller frame, in the field order of Twilio's documented example."""
+    b64 = binascii.b2a_base64(payload, newline=False).decode("ascii")
+    return (
+        f'{{"event":"media","sequenceNumber":"{sequence_number}","streamSid":'
+        f'{_sid_json(stream_sid)},"media":{{"track":{_sid_json(track)},"chunk":"{chunk}",'
+        f'"timestamp":"{timestamp_ms}","payload":"{b64}"}}}}'
+    )
+
+
+def encode_dtmf(
+    stream_sid: str, sequence_number: int, digit: str, track: str = "inbound_track"
+) -> str:
+    return _caller_event("dtmf", stream_sid, sequence_number, {"track": track, "digit": digit})
+
+
+def encode_mark_echo(stream_sid: str, sequence_number: int, name: str) -> str:
+    return _caller_event("mark", stream_sid, sequence_number, {"name": name})
+
+
+def encode_stop(stream_sid: str, sequence_number: int, account_sid: str, call_sid: str) -> str:
+    body = {"accountSid": account_sid, "callSid": call_sid}
+    return _caller_event("stop", stream_sid, sequence_number, body)
+
+
+# --- stream order -----------------------------------------------------------------------------
+
+
+class InboundStream:
+    """Order rules of one stream: connected -> start -> (media | dtmf | mark)* -> stop.
+
+    ``receive`` parses and checks one frame. A rejected frame raises ``ProtocolError`` and
+    leaves the state as it was, so the caller drops it and carries on. Tolerated on purpose:
+    a stream whose ``connected`` was never seen, and a ``stop`` before any ``start`` (a stream
+    that failed to start still ends).
+    """
+
+    __slots__ = ("connected", "start", "stopped")
+
+    def __init__(self) -> None:
+        self.connected: Connected | None = None
+        self.start: Start | None = None
+        self.stopped = False
+
+    def receive(self, data: str | bytes) -> InboundMessage:
+        if self.stopped:
+            raise ProtocolError("after_stop", "the stream has stopped")
+        msg = parse_inbound(data)
+        start = self.start
+        if isinstance(msg, Media | Dtmf | MarkEcho):
+            if start is None:
+                raise ProtocolError("before_start", f"{type(msg).__name__} before start")
+            if msg.stream_sid != start.stream_sid:
+                raise ProtocolError("stream_mismatch", f"streamSid is not {start.stream_sid}")
+        elif isinstance(msg, Start):
+            if start is not None:
+                raise ProtocolError("duplicate_start", "a second start on one stream")
+            self.start = msg
+        elif isinstance(msg, Stop):
+            if start is not None and msg.stream_sid != start.stream_sid:
+                raise ProtocolError("stream_mismatch", f"streamSid is not {start.stream_sid}")
+            self.stopped = True
+        elif self.connected is not None or start is not None:
+            raise ProtocolError("out_of_order", "connected after the stream began")
+        else:
+            self.connected = msg
+        return msg

@@ -1,0 +1,329 @@
+"""The Twilio Media Streams codec, without sockets: fixtures shaped like Twilio's own examples."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import orjson
+import pytest
+
+from providers.errors import ProtocolError
+from providers.telephony.twilio_media import (
+    Clear,
+    Connected,
+    Dtmf,
+    InboundStream,
+    MarkEcho,
+    Media,
+    OutboundMark,
+    OutboundMedia,
+    Start,
+    Stop,
+    encode_clear,
+    encode_connected,
+    encode_dtmf,
+    encode_inbound_media,
+    encode_mark,
+    encode_mark_echo,
+    encode_media,
+    encode_start,
+    encode_stop,
+    parse_inbound,
+    parse_outbound,
+)
+
+SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
+ACCOUNT = "AC25e16e9a716a4a1786a7c83f58e30482"
+CALL = "CA2f8b5c14c95e6f5e2fcb8f2b8c5d2f0a"
+FRAME = bytes(range(160))
+FRAME_B64 = base64.b64encode(FRAME).decode()
+
+
+def _fill(documented: str) -> str:
+    """A PROTOCOLS.md example with its elided SIDs and payload filled in."""
+    for elided, value in (("MZ..", SID), ("AC..", ACCOUNT), ("CA..", CALL)):
+        documented = documented.replace(f'"{elided}"', f'"{value}"')
+    return documented.replace("<base64 mu-law>", FRAME_B64)
+
+
+# The Twilio -> server examples of PROTOCOLS.md, verbatim but for the elisions.
+CONNECTED = _fill('{"event":"connected","protocol":"Call","version":"1.0.0"}')
+START = _fill(
+    '{"event":"start","sequenceNumber":"1","streamSid":"MZ..","start":{"accountSid":"AC..",'
+    '"streamSid":"MZ..","callSid":"CA..","tracks":["inbound"],"mediaFormat":{"encoding":'
+    '"audio/x-mulaw","sampleRate":8000,"channels":1},'
+    '"customParameters":{"flow":"demo_booking","token":"t-1"}}}'
+)
+MEDIA = _fill(
+    '{"event":"media","sequenceNumber":"4","streamSid":"MZ..","media":{"track":"inbound",'
+    '"chunk":"2","timestamp":"5","payload":"<base64 mu-law>"}}'
+)
+DTMF = _fill(
+    '{"event":"dtmf","streamSid":"MZ..","sequenceNumber":"5",'
+    '"dtmf":{"track":"inbound_track","digit":"1"}}'
+)
+MARK = _fill('{"event":"mark","sequenceNumber":"6","streamSid":"MZ..","mark":{"name":"resp-42"}}')
+STOP = _fill(
+    '{"event":"stop","sequenceNumber":"7","streamSid":"MZ..",'
+    '"stop":{"accountSid":"AC..","callSid":"CA.."}}'
+)
+
+
+def _codes(data: str | bytes) -> str:
+    with pytest.raises(ProtocolError) as caught:
+        parse_inbound(data)
+    return caught.value.code
+
+
+def _mutated(fixture: str, path: tuple[str, ...], value: object) -> str:
+    """The fixture with one field replaced (``...`` deletes it)."""
+    msg = json.loads(fixture)
+    target = msg
+    for key in path[:-1]:
+        target = target[key]
+    if value is Ellipsis:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return json.dumps(msg)
+
+
+def test_parses_each_documented_twilio_message() -> None:
+    assert parse_inbound(CONNECTED) == Connected(protocol="Call", version="1.0.0")
+    start = parse_inbound(START)
+    assert start == Start(
+        sequence_number=1,
+        stream_sid=SID,
+        account_sid=ACCOUNT,
+        call_sid=CALL,
+        tracks=("inbound",),
+        encoding="audio/x-mulaw",
+        sample_rate_hz=8000,
+        channels=1,
+        custom_parameters={"flow": "demo_booking", "token": "t-1"},
+    )
+    assert parse_inbound(MEDIA) == Media(4, SID, "inbound", 2, 5, FRAME)
+    assert parse_inbound(DTMF) == Dtmf(5, SID, "inbound_track", "1")
+    assert parse_inbound(MARK) == MarkEcho(6, SID, "resp-42")
+    assert parse_inbound(STOP) == Stop(7, SID, ACCOUNT, CALL)
+
+
+def test_start_without_custom_parameters_and_parameters_are_read_only() -> None:
+    start = parse_inbound(_mutated(START, ("start", "customParameters"), ...))
+    assert isinstance(start, Start)
+    assert dict(start.custom_parameters) == {}
+    params = parse_inbound(START)
+    assert isinstance(params, Start)
+    with pytest.raises(TypeError):
+        params.custom_parameters["flow"] = "other"  # type: ignore[index]
+
+
+def test_bytes_input_that_is_utf8_json_is_accepted() -> None:
+    assert parse_inbound(MEDIA.encode()) == parse_inbound(MEDIA)
+
+
+def test_integers_are_tolerated_where_twilio_sends_strings() -> None:
+    msg = parse_inbound(_mutated(MEDIA, ("sequenceNumber",), 4))
+    assert isinstance(msg, Media) and msg.sequence_number == 4
+
+
+def test_caller_side_encoders_round_trip_through_the_server_parser() -> None:
+    assert parse_inbound(encode_connected()) == parse_inbound(CONNECTED)
+    assert parse_inbound(encode_start(SID, ACCOUNT, CALL, custom_parameters={"a": "b"})) == Start(
+        1, SID, ACCOUNT, CALL, ("inbound",), "audio/x-mulaw", 8000, 1, {"a": "b"}
+    )
+    assert parse_inbound(encode_inbound_media(SID, 4, 2, 5, FRAME)) == parse_inbound(MEDIA)
+    assert orjson.loads(encode_inbound_media(SID, 4, 2, 5, FRAME)) == orjson.loads(MEDIA)
+    assert parse_inbound(encode_dtmf(SID, 5, "1")) == parse_inbound(DTMF)
+    assert parse_inbound(encode_mark_echo(SID, 6, "resp-42")) == parse_inbound(MARK)
+    assert parse_inbound(encode_stop(SID, 7, ACCOUNT, CALL)) == parse_inbound(STOP)
+
+
+def test_server_encoders_match_the_documented_shape_and_round_trip() -> None:
+    audio = bytes(range(256)) * 3  # any length is allowed towards Twilio
+    media = encode_media(SID, audio)
+    assert orjson.loads(media) == {
+        "event": "media",
+        "streamSid": SID,
+        "media": {"payload": base64.b64encode(audio).decode()},
+    }
+    assert parse_outbound(media) == OutboundMedia(SID, audio)
+    assert parse_outbound(encode_media(SID, b"")) == OutboundMedia(SID, b"")
+    assert orjson.loads(encode_mark(SID, "resp-42")) == {
+        "event": "mark",
+        "streamSid": SID,
+        "mark": {"name": "resp-42"},
+    }
+    assert parse_outbound(encode_mark(SID, "resp-42")) == OutboundMark(SID, "resp-42")
+    assert orjson.loads(encode_clear(SID)) == {"event": "clear", "streamSid": SID}
+    assert parse_outbound(encode_clear(SID)) == Clear(SID)
+
+
+def test_encoders_escape_awkward_strings() -> None:
+    sid = 'MZ"\\\n\u00e9'
+    assert parse_outbound(encode_media(sid, b"x")) == OutboundMedia(sid, b"x")
+    assert parse_outbound(encode_clear(sid)) == Clear(sid)
+    assert parse_outbound(encode_mark(sid, 'a"b')) == OutboundMark(sid, 'a"b')
+    assert parse_inbound(encode_inbound_media(sid, 1, 1, 0, FRAME)) == Media(
+        1, sid, "inbound", 1, 0, FRAME
+    )
+
+
+MALFORMED: list[tuple[str | bytes, str]] = [
+    ("", "invalid_json"),
+    ("{", "invalid_json"),
+    ('{"event":"media",}', "invalid_json"),
+    ("\ud800", "invalid_json"),
+    ("[]", "not_an_object"),
+    ('"media"', "not_an_object"),
+    ("null", "not_an_object"),
+    ("42", "not_an_object"),
+    ("{}", "missing_field"),
+    ('{"event":7}', "bad_field_type"),
+    ('{"event":null}', "bad_field_type"),
+    ('{"event":"clear","streamSid":"MZ"}', "unknown_event"),  # server->Twilio only
+    ('{"event":"Media"}', "unknown_event"),
+    (b"\xff\xfe\x00binary", "binary_frame"),
+    (b"\x80", "binary_frame"),
+    (b"{not json", "invalid_json"),
+    (_mutated(CONNECTED, ("version",), ...), "missing_field"),
+    (_mutated(CONNECTED, ("protocol",), 1), "bad_field_type"),
+    (_mutated(START, ("start",), ...), "missing_field"),
+    (_mutated(START, ("start",), "x"), "bad_field_type"),
+    (_mutated(START, ("streamSid",), ...), "missing_field"),
+    (_mutated(START, ("sequenceNumber",), "one"), "bad_field_type"),
+    (_mutated(START, ("start", "callSid"), ...), "missing_field"),
+    (_mutated(START, ("start", "accountSid"), None), "bad_field_type"),
+    (_mutated(START, ("start", "streamSid"), "MZother"), "stream_mismatch"),
+    (_mutated(START, ("start", "tracks"), "inbound"), "bad_field_type"),
+    (_mutated(START, ("start", "tracks"), [1]), "bad_field_type"),
+    (_mutated(START, ("start", "mediaFormat"), ...), "missing_field"),
+    (_mutated(START, ("start", "mediaFormat", "sampleRate"), 8000.0), "bad_field_type"),
+    (_mutated(START, ("start", "mediaFormat", "sampleRate"), 16000), "unsupported_media_format"),
+    (_mutated(START, ("start", "mediaFormat", "encoding"), "x"), "unsupported_media_format"),
+    (_mutated(START, ("start", "mediaFormat", "channels"), 2), "unsupported_media_format"),
+    (_mutated(START, ("start", "customParameters"), {"a": 1}), "bad_field_type"),
+    (_mutated(START, ("start", "customParameters"), ["a"]), "bad_field_type"),
+    (_mutated(MEDIA, ("media",), ...), "missing_field"),
+    (_mutated(MEDIA, ("media",), [1, 2]), "bad_field_type"),
+    (_mutated(MEDIA, ("streamSid",), ...), "missing_field"),
+    (_mutated(MEDIA, ("streamSid",), 5), "bad_field_type"),
+    (_mutated(MEDIA, ("sequenceNumber",), ...), "missing_field"),
+    (_mutated(MEDIA, ("sequenceNumber",), ""), "bad_field_type"),
+    (_mutated(MEDIA, ("sequenceNumber",), "-4"), "bad_field_type"),
+    (_mutated(MEDIA, ("sequenceNumber",), " 4"), "bad_field_type"),
+    (_mutated(MEDIA, ("sequenceNumber",), "4_0"), "bad_field_type"),
+    (_mutated(MEDIA, ("sequenceNumber",), "\u0664"), "bad_field_type"),  # Arabic-Indic 4
+    (_mutated(MEDIA, ("sequenceNumber",), True), "bad_field_type"),
+    (_mutated(MEDIA, ("sequenceNumber",), "9" * 5000), "bad_field_type"),  # int()'s digit limit
+    (_mutated(MEDIA, ("sequenceNumber",), -1), "bad_field_type"),
+    (_mutated(MEDIA, ("sequenceNumber",), 4.0), "bad_field_type"),
+    (_mutated(MEDIA, ("media", "track"), ...), "missing_field"),
+    (_mutated(MEDIA, ("media", "chunk"), "2a"), "bad_field_type"),
+    (_mutated(MEDIA, ("media", "timestamp"), ...), "missing_field"),
+    (_mutated(MEDIA, ("media", "timestamp"), None), "bad_field_type"),
+    (_mutated(MEDIA, ("media", "payload"), ...), "missing_field"),
+    (_mutated(MEDIA, ("media", "payload"), 12), "bad_field_type"),
+    (_mutated(MEDIA, ("media", "payload"), "!!!!"), "bad_base64"),
+    (_mutated(MEDIA, ("media", "payload"), FRAME_B64[:-1]), "bad_base64"),
+    (_mutated(MEDIA, ("media", "payload"), FRAME_B64 + "\n"), "bad_base64"),
+    (_mutated(MEDIA, ("media", "payload"), "\u00e9\u00e9\u00e9\u00e9"), "bad_base64"),
+    (_mutated(MEDIA, ("media", "payload"), FRAME_B64[:108]), "bad_payload_size"),  # 81 bytes
+    (_mutated(MEDIA, ("media", "payload"), FRAME_B64[:-4] + "AAA="), "bad_payload_size"),
+    (_mutated(MEDIA, ("media", "payload"), ""), "bad_payload_size"),
+    (_mutated(DTMF, ("dtmf",), ...), "missing_field"),
+    (_mutated(DTMF, ("dtmf", "digit"), 1), "bad_field_type"),
+    (_mutated(DTMF, ("sequenceNumber",), ...), "missing_field"),
+    (_mutated(MARK, ("mark",), ...), "missing_field"),
+    (_mutated(MARK, ("mark", "name"), ...), "missing_field"),
+    (_mutated(MARK, ("mark", "name"), ["x"]), "bad_field_type"),
+    (_mutated(STOP, ("stop",), ...), "missing_field"),
+    (_mutated(STOP, ("stop", "callSid"), ...), "missing_field"),
+    (_mutated(STOP, ("stop", "accountSid"), 3), "bad_field_type"),
+]
+
+
+@pytest.mark.parametrize(("data", "code"), MALFORMED)
+def test_each_malformed_message_raises_its_stable_code(data: str | bytes, code: str) -> None:
+    assert _codes(data) == code
+
+
+def test_truncations_and_byte_flips_never_escape_as_other_errors() -> None:
+    for fixture in (CONNECTED, START, MEDIA, DTMF, MARK, STOP):
+        raw = fixture.encode()
+        variants = [raw[:cut] for cut in range(len(raw))]
+        variants += [raw[:i] + bytes([raw[i] ^ 0x55]) + raw[i + 1 :] for i in range(len(raw))]
+        for data in variants:
+            for parse in (parse_inbound, parse_outbound):
+                try:
+                    parse(data)
+                except ProtocolError as exc:
+                    assert exc.code in {
+                        "invalid_json", "not_an_object", "unknown_event", "missing_field",
+                        "bad_field_type", "bad_base64", "bad_payload_size", "binary_frame",
+                        "unsupported_media_format", "stream_mismatch",
+                    }  # fmt: skip
+
+
+OUTBOUND_MALFORMED: list[tuple[str, str]] = [
+    ('{"event":"media","streamSid":"MZ","media":{}}', "missing_field"),
+    ('{"event":"media","streamSid":"MZ","media":{"payload":"@@"}}', "bad_base64"),
+    ('{"event":"media","media":{"payload":""}}', "missing_field"),
+    ('{"event":"mark","streamSid":"MZ","mark":{"name":5}}', "bad_field_type"),
+    ('{"event":"clear"}', "missing_field"),
+    ('{"event":"start"}', "unknown_event"),
+    ("[1]", "not_an_object"),
+]
+
+
+@pytest.mark.parametrize(("data", "code"), OUTBOUND_MALFORMED)
+def test_outbound_parser_rejects_malformed_server_messages(data: str, code: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_outbound(data)
+    assert caught.value.code == code
+
+
+def _rejected(stream: InboundStream, data: str) -> str:
+    with pytest.raises(ProtocolError) as caught:
+        stream.receive(data)
+    return caught.value.code
+
+
+def test_stream_accepts_the_documented_order() -> None:
+    stream = InboundStream()
+    kinds = [type(stream.receive(m)) for m in (CONNECTED, START, MEDIA, DTMF, MARK, MEDIA, STOP)]
+    assert kinds == [Connected, Start, Media, Dtmf, MarkEcho, Media, Stop]
+    assert stream.start is not None and stream.start.call_sid == CALL
+    assert stream.stopped
+
+
+def test_stream_order_errors_drop_the_message_and_keep_the_stream_usable() -> None:
+    stream = InboundStream()
+    assert stream.receive(CONNECTED) == Connected("Call", "1.0.0")
+    assert _rejected(stream, CONNECTED) == "out_of_order"
+    for early in (MEDIA, DTMF, MARK):
+        assert _rejected(stream, early) == "before_start"
+    assert stream.start is None
+    assert _rejected(stream, "{") == "invalid_json"
+    assert isinstance(stream.receive(START), Start)
+    assert _rejected(stream, START) == "duplicate_start"
+    assert _rejected(stream, CONNECTED) == "out_of_order"
+    other = "MZ00000000000000000000000000000000"
+    for foreign in (MEDIA, DTMF, MARK, STOP):
+        assert _rejected(stream, foreign.replace(SID, other)) == "stream_mismatch"
+    assert _rejected(stream, _mutated(MEDIA, ("media", "payload"), "")) == "bad_payload_size"
+    assert isinstance(stream.receive(MEDIA), Media)
+    assert stream.start is not None and stream.start.stream_sid == SID
+    assert isinstance(stream.receive(STOP), Stop)
+    for late in (MEDIA, STOP, START, CONNECTED, "garbage"):
+        assert _rejected(stream, late) == "after_stop"
+
+
+def test_stream_tolerates_a_missing_connected_and_a_stop_before_start() -> None:
+    stream = InboundStream()
+    assert isinstance(stream.receive(START), Start)
+    assert isinstance(stream.receive(MEDIA), Media)
+    unstarted = InboundStream()
+    assert isinstance(unstarted.receive(STOP), Stop)
+    assert unstarted.stopped and unstarted.start is None
