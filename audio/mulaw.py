@@ -44,14 +44,16 @@ ENCODE_TABLE: npt.NDArray[np.uint8] = _build_encode_table()
 
 def ulaw_to_pcm16(ulaw: bytes) -> bytes:
     """Decode mu-law bytes to 16-bit little-endian PCM (twice as many bytes)."""
-    return DECODE_TABLE[np.frombuffer(ulaw, dtype=np.uint8)].tobytes()
+    pcm: npt.NDArray[np.int16] = DECODE_TABLE[np.frombuffer(ulaw, dtype=np.uint8)]
+    return pcm.tobytes()
 
 
 def pcm16_to_ulaw(pcm16: bytes) -> bytes:
     """Encode 16-bit little-endian PCM to mu-law (half as many bytes)."""
     if len(pcm16) % 2:
         raise ValueError("16-bit PCM must have an even number of bytes")
-    return ENCODE_TABLE[np.frombuffer(pcm16, dtype="<u2")].tobytes()
+    codes: npt.NDArray[np.uint8] = ENCODE_TABLE[np.frombuffer(pcm16, dtype="<u2")]
+    return codes.tobytes()
 
 
 def decode_array(ulaw: bytes) -> npt.NDArray[np.int16]:
@@ -61,4 +63,5 @@ def decode_array(ulaw: bytes) -> npt.NDArray[np.int16]:
 
 def encode_array(samples: npt.NDArray[np.int16]) -> bytes:
     """Encode an int16 array to mu-law bytes."""
-    return ENCODE_TABLE[samples.astype("<i2", copy=False).view("<u2")].tobytes()
+    codes: npt.NDArray[np.uint8] = ENCODE_TABLE[samples.astype("<i2", copy=False).view("<u2")]
+    return codes.tobytes()
