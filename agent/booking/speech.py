@@ -1,0 +1,88 @@
+"""Slots as natural English for text-to-speech, in the caller's zone.
+
+"I have 10 am, 2 pm and 4 pm on Tuesday, December 1st" — one group per local date, times
+chronological; "10:30 am", "noon", "midnight"; "today" / "tomorrow" when ``now`` is given. The
+year is never spoken: slots lie within the booking window, at most a few months ahead. On the
+fall-back DST day an hour repeats, and "1 am" may then name two different instants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+from agent.booking.intervals import Slot
+from agent.booking.zones import load_zone
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+_SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
+NOTHING_AVAILABLE = "I don't have any open times then"
+
+
+def ordinal(number: int) -> str:
+    """1 -> "1st", 2 -> "2nd", 11 -> "11th", 23 -> "23rd"."""
+    if 10 <= number % 100 <= 20:
+        return f"{number}th"
+    return f"{number}{_SUFFIXES.get(number % 10, 'th')}"
+
+
+def speak_clock(local: datetime) -> str:
+    """A wall-clock time as said aloud: "9 am", "10:30 am", "noon", "midnight", "12:15 pm"."""
+    hour, minute = local.hour, local.minute
+    if minute == 0 and hour == 12:
+        return "noon"
+    if minute == 0 and hour == 0:
+        return "midnight"
+    suffix = "am" if hour < 12 else "pm"
+    hour_12 = hour % 12 or 12
+    return f"{hour_12} {suffix}" if minute == 0 else f"{hour_12}:{minute:02d} {suffix}"
+
+
+def speak_date(day: date, today: date | None = None) -> str:
+    """The date as said aloud: "today", "tomorrow" (relative to ``today``), else
+    "Tuesday, December 1st"."""
+    if today is not None:
+        if day == today:
+            return "today"
+        if day == today + timedelta(days=1):
+            return "tomorrow"
+    return f"{_WEEKDAYS[day.weekday()]}, {_MONTHS[day.month - 1]} {ordinal(day.day)}"
+
+
+def speak_slot(slot: Slot, tz: str, now: datetime | None = None) -> str:
+    """One slot as said aloud: "Tuesday, December 1st at 2 pm" ("today at 2 pm" when ``now`` is
+    that day)."""
+    zone = load_zone(tz)
+    local = slot.start.astimezone(zone)
+    today = None if now is None else now.astimezone(zone).date()
+    return f"{speak_date(local.date(), today)} at {speak_clock(local)}"
+
+
+def speak_slots(slots: Iterable[Slot], tz: str, now: datetime | None = None) -> str:
+    """One sentence offering ``slots``, grouped by the caller's local date."""
+    zone = load_zone(tz)
+    today = None if now is None else now.astimezone(zone).date()
+    by_day: dict[date, list[str]] = {}
+    for slot in sorted(set(slots)):
+        local = slot.start.astimezone(zone)
+        by_day.setdefault(local.date(), []).append(speak_clock(local))
+    if not by_day:
+        return NOTHING_AVAILABLE
+    groups = []
+    for day, times in by_day.items():
+        label = speak_date(day, today)
+        where = label if label in ("today", "tomorrow") else f"on {label}"
+        groups.append(f"{_and_list(times)} {where}")
+    if len(groups) == 1:
+        return f"I have {groups[0]}"
+    return f"I have {', '.join(groups[:-1])}, or {groups[-1]}"
+
+
+def _and_list(items: list[str]) -> str:
+    if len(items) == 1:
+        return items[0]
+    return f"{', '.join(items[:-1])} and {items[-1]}"
