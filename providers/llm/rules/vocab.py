@@ -1,0 +1,54 @@
+"""Closed word lists the extractors read and the speech hints are built from.
+
+Every word here is a plain lower-case entry of the recogniser's pronunciation dictionary
+(pocketsphinx's cmudict-en-us); a unit test holds that true.
+"""
+
+from __future__ import annotations
+
+from .normalize import spoken_cardinal, spoken_ordinal
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MONTHS = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
+)
+MONTH_ABBREVIATIONS = {
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "sept": 9,
+    "oct": 10, "nov": 11, "dec": 12,
+}
+DAY_ORDINALS = tuple(spoken_ordinal(day) for day in range(1, 32))
+HOURS = tuple(spoken_cardinal(hour) for hour in range(1, 13))
+CLOCK_MINUTES = (
+    "oh five", "o five", "ten", "fifteen", "twenty", "twenty five", "thirty", "thirty five",
+    "forty", "forty five", "fifty", "fifty five",
+)
+DIGITS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+LETTERS = tuple("abcdefghijklmnopqrstuvwxyz")
+FIRST_NAMES = (
+    "john", "jane", "mary", "james", "robert", "patricia", "michael", "linda", "david",
+    "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica", "thomas",
+    "sarah", "charles", "karen", "daniel", "nancy", "matthew", "lisa", "anthony", "mark",
+    "paul", "emily", "andrew", "kevin", "michelle", "brian", "peter", "anna", "alex", "maria",
+    "sam", "emma", "olivia", "noah", "sophia", "jack", "grace", "ben", "kate", "tom", "chris",
+)
+LAST_NAMES = (
+    "smith", "doe", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis",
+    "rodriguez", "martinez", "lopez", "wilson", "anderson", "taylor", "thomas", "moore",
+    "jackson", "martin", "lee", "thompson", "white", "harris", "clark", "lewis", "walker",
+    "young", "allen", "king", "wright", "scott", "green", "baker", "adams", "nelson", "hill",
+)
+EMAIL_DOMAINS = (
+    "gmail", "yahoo", "hotmail", "outlook", "example", "icloud", "aol", "mail", "proton", "live",
+    "comcast", "company",
+)
+TOP_LEVEL_DOMAINS = ("com", "net", "org", "edu", "io", "co", "us", "uk", "gov")
+
+ESCAPES = (
+    "i don't know", "i'm not sure", "not sure", "can you repeat that", "say that again",
+    "sorry what was that", "what", "hold on", "wait", "one moment",
+    "i want to cancel my appointment", "i want to reschedule", "can i move my appointment",
+    "can i talk to a person", "goodbye", "thank you goodbye",
+)
+"""Answers outside every kind's expected space: each grammar admits them so a grammar-only
+recogniser does not force them into a date or a yes; no extractor matches them."""
