@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -19,6 +19,7 @@ from agent.config import Secrets, Settings
 from agent.metrics import Metrics
 from agent.session import CallSession, SessionConfig, SessionDeps
 from agent.turns import TurnConfig
+from providers.base import AsyncResource
 from providers.telephony.twilio_webhook import signature_valid, stream_twiml
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def session_config(settings: Settings) -> SessionConfig:
 def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[CONTEXT] = AppContext(settings, secrets, deps, session_config(settings))
+    app.cleanup_ctx.append(_resources)
     app.add_routes(
         [
             web.post("/twilio/voice", _voice),
@@ -71,7 +73,23 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
     return app
 
 
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """Start the providers' long-lived resources before serving; close them at shutdown."""
+    started: list[AsyncResource] = []
+    try:
+        for resource in app[CONTEXT].deps.resources:
+            await resource.start()
+            started.append(resource)
+        yield
+    finally:
+        for resource in reversed(started):
+            await resource.aclose()
+
+
 # ---- Twilio ----------------------------------------------------------------------------------
+
+
+_PLAIN_SCHEME = {"https": "http", "wss": "ws"}
 
 
 def _public_url(request: web.Request, scheme: str) -> str:
@@ -79,7 +97,9 @@ def _public_url(request: web.Request, scheme: str) -> str:
     public = request.app[CONTEXT].settings.server.public_url
     if public:
         return f"{scheme}://{public}{request.path_qs}"
-    return str(request.url.with_scheme(scheme if request.secure else scheme.rstrip("s")))
+    if not request.secure:
+        scheme = _PLAIN_SCHEME[scheme]
+    return str(request.url.with_scheme(scheme))
 
 
 def _auth_token(request: web.Request) -> str | None:

@@ -22,9 +22,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
+from agent.frames import FramePipeline
 from agent.metrics import Metrics
 from agent.playback import Playback, ReplyPlayback
 from agent.responder import (
@@ -38,11 +39,10 @@ from agent.responder import (
     Responder,
     Say,
 )
-from agent.turns import BargeIn, TurnConfig, TurnDetector, TurnEnded, TurnState
-from audio.mulaw import ulaw_to_pcm16
+from agent.turns import BargeIn, TurnConfig, TurnDetector, TurnEnded
 from audio.pacing import OutboundPacer
 from audio.vad import Vad
-from providers.base import AudioChunk, SpeechToText, SttStream, TextToSpeech
+from providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
 from providers.errors import ProtocolError, ProviderError
 from providers.telephony import twilio_media as tw
 
@@ -75,6 +75,8 @@ class SessionDeps:
     make_responder: Callable[[tw.Start], Responder]
     call_log: CallLog
     metrics: Metrics
+    # started with the server (e.g. recogniser worker processes), closed at shutdown
+    resources: tuple[AsyncResource, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,6 @@ class CallSession:
         self._current: ReplyPlayback | None = None
         self._interrupted: ReplyPlayback | None = None
         self._last_voiced_at = 0.0
-        self._first_voiced_at = 0.0
         self._closed = False
         self._hung_up = False
         self._drained = asyncio.Event()  # set whenever no mark is pending (all audio played)
@@ -124,8 +125,8 @@ class CallSession:
         self._record = record
         self._deps.call_log.add(record)
         self._deps.metrics.active_calls += 1
-        self._vad = self._deps.make_vad()
         self._stt: SttStream = self._deps.stt.open_stream(call_sid=start.call_sid)
+        self._frames = FramePipeline(self._deps.make_vad(), self._stt, self._turns)
         self._responder = self._deps.make_responder(start)
         log.info("call started call_sid=%s stream_sid=%s", start.call_sid, start.stream_sid)
         try:
@@ -172,8 +173,10 @@ class CallSession:
                 self._protocol_error(ProtocolError("binary_frame", "Twilio sends text frames"))
                 continue
             else:
-                if msg.type is WSMsgType.ERROR:  # e.g. a message over max_msg_size (1009)
-                    self._protocol_error(ProtocolError("socket_error", str(msg.data)))
+                if msg.type is WSMsgType.ERROR:  # aiohttp has closed the socket already
+                    too_big = getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
+                    code = "message_too_big" if too_big else "socket_error"
+                    self._protocol_error(ProtocolError(code, str(msg.data)))
                 self._closed = True
                 return None
             try:
@@ -215,41 +218,38 @@ class CallSession:
                 return True
 
     def _on_media(self, media: tw.Media) -> None:
-        pcm16 = ulaw_to_pcm16(media.payload)
-        voiced = self._vad.is_speech(pcm16)
-        self._stt.push_audio(AudioChunk(media.payload, pcm16, voiced))
+        voiced, event = self._frames.process(media.payload, media.timestamp_ms)
         now = self._loop.time()
         if voiced:
-            if self._turns.state is TurnState.LISTENING:
-                self._first_voiced_at = now
             self._last_voiced_at = now
-        event = self._turns.frame(voiced, media.timestamp_ms)
         if event is None:
             return
         if isinstance(event, TurnEnded):
             self._inbox.put_nowait(_TurnDone(self._last_voiced_at, now))
         elif isinstance(event, BargeIn):
-            self._barge_in(now)
+            self._barge_in(event)
 
     def _agent_speaking(self) -> bool:
         return self._playback.playing or self._current is not None
 
-    def _barge_in(self, now: float) -> None:
+    def _barge_in(self, event: BargeIn) -> None:
         if not self._agent_speaking():
             return
         self._send_nowait(tw.encode_clear(self._stream_sid))
         self._playback.cleared()
         self._drained.set()
         self._pacer.reset()
-        self._deps.metrics.bargein.observe(now - self._first_voiced_at)
+        # Frames arrive in real time, so stream time from the first voiced frame to the frame
+        # that triggered this is the caller's wait until `clear` leaves.
+        speech_s = (event.at_ms - event.first_voiced_ms) / 1000
+        self._deps.metrics.bargein.observe(speech_s)
         if self._current is not None:
             self._current.cleared = True
             self._interrupted = self._current
         if self._reply_task is not None:
             self._reply_task.cancel()
         self._turns.agent_speaking = False
-        log.info("barge-in call_sid=%s after %.0f ms of speech", self._sid,
-                 (now - self._first_voiced_at) * 1000)
+        log.info("barge-in call_sid=%s after %.0f ms of speech", self._sid, speech_s * 1000)
 
     # ---- the conversation ----------------------------------------------------------------------
 

@@ -75,3 +75,11 @@ class TextToSpeech(Protocol):
     """Synthesis of one piece of text to 8 kHz G.711 mu-law, streamed in chunks of any size."""
 
     def synthesize(self, text: str) -> AsyncIterator[bytes]: ...
+
+
+class AsyncResource(Protocol):
+    """A provider that holds processes, sockets or sessions for the server's lifetime."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,213 @@
+"""The booking-call corpus the offline recogniser's domain language model is trained on.
+
+A general English model gets about half the words of a phone call wrong on telephone audio;
+a trigram model over the few hundred words a booking conversation uses gets most of them
+right. The sentences are generated from templates so every slot value (name, weekday, month,
+ordinal, hour, digit, e-mail word) is seen in each of its usual carrier phrases. Each template
+is expanded only as far as needed to cover every value of its slots once, so no single
+template (say, names x surnames) drowns the others in the counts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+
+FIRST_NAMES = (
+    "john", "jane", "mary", "james", "robert", "patricia", "michael", "linda", "david",
+    "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah",
+    "charles", "karen", "daniel", "nancy", "matthew", "lisa", "anthony", "betty", "mark",
+    "sandra", "paul", "ashley", "steven", "emily", "andrew", "donna", "kevin", "michelle",
+    "brian", "carol", "george", "amanda", "edward", "melissa", "peter", "anna", "alex", "maria",
+    "sam", "emma", "olivia", "noah", "liam", "sophia", "jack", "grace", "ben", "kate", "tom",
+    "anne", "chris", "laura",
+)
+LAST_NAMES = (
+    "smith", "doe", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis",
+    "rodriguez", "martinez", "hernandez", "lopez", "wilson", "anderson", "taylor", "thomas",
+    "moore", "jackson", "martin", "lee", "thompson", "white", "harris", "clark", "lewis",
+    "robinson", "walker", "young", "allen", "king", "wright", "scott", "green", "baker",
+    "adams", "nelson", "hill", "campbell", "mitchell",
+)
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MONTHS = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
+)
+_ORDINAL_UNITS = (
+    "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+)
+ORDINALS = (
+    *_ORDINAL_UNITS, "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
+    "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth",
+    *(f"twenty {u}" for u in _ORDINAL_UNITS), "thirtieth", "thirty first",
+)
+DIGITS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+HOURS = (
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve",
+)
+MINUTES = ("fifteen", "thirty", "forty five", "o five", "ten", "twenty", "o'clock")
+DAY_PARTS = ("morning", "afternoon", "evening")
+EMAIL_DOMAINS = ("gmail", "yahoo", "hotmail", "outlook", "example", "icloud", "aol", "mail")
+TOP_LEVEL_DOMAINS = ("com", "net", "org")
+SERVICES = ("appointment", "consultation", "meeting", "visit", "call", "session", "checkup")
+
+_TEMPLATES = (
+    # what the caller wants
+    "i would like to book an {service}",
+    "i'd like to book an {service}",
+    "i'd like to make an {service}",
+    "i want to book an {service}",
+    "i want to schedule an {service}",
+    "i need to schedule a {service}",
+    "i'm calling to book an {service}",
+    "can i book an {service}",
+    "can i make an {service} for {weekday}",
+    "i need an {service}",
+    "book an {service} please",
+    "actually i want to cancel my {service}",
+    "i want to cancel my {service}",
+    "i need to cancel my {service} on {weekday}",
+    "please cancel it",
+    "can i move my {service}",
+    "can i move my {service} to {weekday}",
+    "i'd like to reschedule my {service}",
+    "i need to reschedule",
+    "can i change my {service}",
+    "can you move it to {weekday} instead",
+    "i'd like to check my {service}",
+    "i want to talk to a person",
+    "can i speak to someone",
+    # names
+    "my name is {first} {last}",
+    "my name is {first}",
+    "it's {first} {last}",
+    "it's {first}",
+    "this is {first} {last}",
+    "{first} {last}",
+    "i'm {first} {last}",
+    "the name is {last}",
+    "my first name is {first}",
+    "my last name is {last}",
+    "yes this is {first}",
+    # days and dates
+    "next {weekday}",
+    "this {weekday}",
+    "this coming {weekday}",
+    "on {weekday}",
+    "{weekday}",
+    "{weekday} please",
+    "{weekday} would be great",
+    "how about {weekday}",
+    "do you have anything on {weekday}",
+    "is {weekday} available",
+    "{weekday} {part}",
+    "next {weekday} in the {part}",
+    "{month} {ordinal}",
+    "on {month} {ordinal}",
+    "the {ordinal} of {month}",
+    "{month} the {ordinal}",
+    "{weekday} {month} {ordinal}",
+    "the {ordinal}",
+    "tomorrow",
+    "tomorrow {part}",
+    "today",
+    "the day after tomorrow",
+    "next week",
+    "sometime next week",
+    "as soon as possible",
+    # times
+    "{hour} p m",
+    "{hour} a m",
+    "at {hour} p m",
+    "at {hour} a m",
+    "{hour} o'clock",
+    "around {hour} p m",
+    "{hour} {minute}",
+    "{hour} {minute} p m",
+    "{hour} {minute} a m",
+    "{hour} {minute} in the {part}",
+    "{hour} in the {part}",
+    "at {hour} {minute}",
+    "half past {hour}",
+    "a quarter past {hour}",
+    "in the {part}",
+    "in the {part} please",
+    "the {part} please",
+    "{part} is better",
+    "{part} would be better",
+    "i prefer the {part}",
+    "anytime in the {part}",
+    "noon",
+    "at noon",
+    "anytime",
+    "what about {hour} p m",
+    "do you have anything earlier",
+    "do you have anything later",
+    "what times are available",
+    # yes and no
+    "yes", "yes please", "yes that works", "yes that's right", "yes that's correct",
+    "yeah", "yeah that works", "yep", "sure", "okay", "that's fine", "that works",
+    "that works for me", "sounds good", "perfect", "correct", "that's right", "great",
+    "no", "no thanks", "no thank you", "nope", "no that's wrong", "no that's not right",
+    "that doesn't work", "not really", "no i don't", "i don't think so",
+    # contact details
+    "{first} dot {last} at {domain} dot {tld}",
+    "my email is {first} dot {last} at {domain} dot {tld}",
+    "it's {first} at {domain} dot {tld}",
+    "{first} {last} at {domain} dot {tld}",
+    "{last} at {domain} dot {tld}",
+    "my number is {d1} {d2} {d3} {d4} {d5} {d6} {d7} {d8} {d9} {d10}",
+    "{d1} {d2} {d3} {d4} {d5} {d6} {d7} {d8} {d9} {d10}",
+    "it's {d1} {d2} {d3} {d4} {d5} {d6} {d7}",
+    "five five five {d1} {d2} {d3} {d4} {d5} {d6} {d7}",
+    # interruptions, back-channels, closing
+    "wait", "wait sorry hold on", "hold on", "hold on a second", "sorry", "one moment",
+    "hang on", "excuse me", "sorry what", "can you repeat that", "say that again",
+    "i didn't catch that", "what was that",
+    "uh huh", "mhm", "hmm", "um", "uh", "right", "i see", "okay okay", "got it",
+    "thank you goodbye", "thanks bye", "goodbye", "bye", "bye bye", "thank you", "thanks",
+    "thank you very much", "have a nice day", "that's all", "that's all thanks",
+)
+_SLOTS: dict[str, Sequence[str]] = {
+    "service": SERVICES, "first": FIRST_NAMES, "last": LAST_NAMES, "weekday": WEEKDAYS,
+    "month": MONTHS, "ordinal": ORDINALS, "hour": HOURS, "minute": MINUTES, "part": DAY_PARTS,
+    "domain": EMAIL_DOMAINS, "tld": TOP_LEVEL_DOMAINS,
+    **{f"d{i}": DIGITS for i in range(1, 11)},
+}
+_SLOT_RE = re.compile(r"\{(\w+)\}")
+
+
+def _expand(template: str) -> Iterator[str]:
+    """Fill ``template`` so every value of every slot appears at least once.
+
+    Slot lists are walked in lock-step with co-prime-ish offsets (slot ``k`` advances by
+    ``k + 1``), which mixes values without the full cross product.
+    """
+    names = _SLOT_RE.findall(template)
+    if not names:
+        yield template
+        return
+    count = max(len(_SLOTS[name]) for name in names)
+    for i in range(count):
+        values = {
+            name: _SLOTS[name][(i * (k + 1) + k) % len(_SLOTS[name])]
+            for k, name in enumerate(names)
+        }
+        yield template.format(**values)
+
+
+def domain_sentences() -> list[str]:
+    """Every corpus sentence, lower case, words separated by single spaces."""
+    seen: dict[str, None] = {}
+    for template in _TEMPLATES:
+        for sentence in _expand(template):
+            seen.setdefault(" ".join(sentence.split()), None)
+    return list(seen)
+
+
+def domain_words() -> frozenset[str]:
+    """Every word of the corpus."""
+    return frozenset(itertools.chain.from_iterable(s.split() for s in domain_sentences()))

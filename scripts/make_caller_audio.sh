@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Regenerates the simulated caller's recorded utterances in agent/assets/caller/.
+#
+# The caller speaks with flite's "kal" voice: pocketsphinx understands it (espeak's voice it does
+# not), and kal is a native 8 kHz diphone voice, i.e. telephone rate already. Every file is
+# checked to be 8000 Hz mono 16-bit and converted if a flite build ever writes another rate.
+#
+# Needs:  apt-get install flite      (and python3 with numpy for the rare resampling fallback)
+# Usage:  scripts/make_caller_audio.sh            (PYTHON=/path/to/python to choose the interpreter)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out_dir="$here/agent/assets/caller"
+python="${PYTHON:-python3}"
+rate_hz=8000
+
+command -v flite >/dev/null || { echo "flite not found: apt-get install flite" >&2; exit 1; }
+mkdir -p "$out_dir"
+
+# stem<TAB>text; the same table is written to utterances.txt for code and tests.
+utterances=$(cat <<'TABLE'
+book	i would like to book an appointment
+name_john	my name is john smith
+name_jane	it's jane doe
+day_tuesday	next tuesday
+date_dec_first	december first
+time_3pm	three p m
+time_1030	ten thirty in the morning
+afternoon	in the afternoon please
+email_john	john dot smith at example dot com
+phone	five five five one two three four five six seven
+yes	yes
+yes_works	yes that works
+no	no thanks
+cancel	actually i want to cancel my appointment
+reschedule	can i move my appointment
+interrupt	wait sorry hold on
+goodbye	thank you goodbye
+backchannel	uh huh
+TABLE
+)
+
+to_8k_mono16() {  # $1 = wav path; rewrites it in place as 8 kHz mono 16-bit if it is not already
+    "$python" - "$1" "$rate_hz" <<'PY'
+import sys, wave
+import numpy as np
+
+path, rate_hz = sys.argv[1], int(sys.argv[2])
+with wave.open(path, "rb") as w:
+    src_hz, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+    raw = w.readframes(w.getnframes())
+if (src_hz, channels, width) == (rate_hz, 1, 2):
+    sys.exit(0)
+if width != 2:
+    sys.exit(f"{path}: {8 * width}-bit samples, expected 16-bit")
+x = np.frombuffer(raw, dtype="<i2").reshape(-1, channels).mean(axis=1)
+n_out = int(round(len(x) * rate_hz / src_hz))
+if src_hz > rate_hz:  # crude anti-alias: moving average over the decimation ratio
+    k = int(np.ceil(src_hz / rate_hz))
+    x = np.convolve(x, np.ones(k) / k, mode="same")
+y = np.interp(np.arange(n_out) * src_hz / rate_hz, np.arange(len(x)), x)
+with wave.open(path, "wb") as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(rate_hz)
+    w.writeframes(np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes())
+print(f"{path}: converted {src_hz} Hz x{channels} to {rate_hz} Hz mono", file=sys.stderr)
+PY
+}
+
+printf '%s\n' "$utterances" > "$out_dir/utterances.txt"
+while IFS=$'\t' read -r stem text; do
+    [[ -n "$stem" ]] || continue
+    flite -voice kal -t "$text" -o "$out_dir/$stem.wav"
+    to_8k_mono16 "$out_dir/$stem.wav"
+done <<< "$utterances"
+touch "$here/agent/assets/__init__.py" "$out_dir/__init__.py"
+echo "wrote $(grep -c . "$out_dir/utterances.txt") utterances to $out_dir"

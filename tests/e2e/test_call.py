@@ -1,0 +1,78 @@
+"""Whole calls over real sockets: the simulated caller phones a real server with real speech."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from agent.caller import PressDigit, Say, run_caller
+from agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from tests.e2e.conftest import Server, call_tasks
+
+
+async def test_whole_call_is_transcribed_answered_and_logged(server: Server) -> None:
+    async with aiohttp.ClientSession() as http:
+        url, params = await fetch_stream(http, server.url)
+        assert url == server.media_url and params == {"flow": "demo_booking"}
+        script = [caller_wav(u.stem) for u in DEMO_SCRIPT]
+        report = await run_caller(url, script, custom_parameters=params, session=http)
+        assert report.closed_by == "server"  # the agent hung up after its goodbye
+        assert report.errors == ()
+        async with http.get(f"{server.url}/api/calls/{report.call_sid}") as response:
+            assert response.status == 200
+            call = await response.json()
+    assert call["status"] == "completed" and call["errors"] == []
+    caller_said = [t["text"] for t in call["turns"] if t["role"] == "caller"]
+    assert caller_said == [u.text for u in DEMO_SCRIPT]
+    agent = [t for t in call["turns"] if t["role"] == "agent"]
+    assert len(agent) == 3
+    assert "John Smith" in agent[1]["text"] and "goodbye" in agent[2]["text"]
+    # every caller turn was answered with audio, and both sides measured the wait
+    end_silence_ms = server.settings.turn.end_silence_ms
+    for caller_turn, reply in zip(report.turns, agent[1:], strict=True):
+        assert caller_turn.turn_latency_ms is not None
+        assert caller_turn.turn_latency_ms >= end_silence_ms  # the turn ends after the silence
+        latency = reply["latency"]
+        assert latency["endpoint_ms"] >= end_silence_ms - 20  # frames arrive with jitter
+        assert latency["turn_latency_ms"] >= latency["endpoint_ms"]
+    # the caller heard every agent turn to the end (no clear was sent)
+    assert [t.interrupted for t in report.agent_turns] == [False, False, False]
+    assert all(t.heard_ms > 500 for t in report.agent_turns)
+    assert call_tasks() == []
+
+
+async def test_barge_in_clears_audio_cancels_reply_and_records_what_was_heard(
+    server: Server,
+) -> None:
+    script = [
+        # interrupt the greeting once its first sentence has played
+        Say(caller_wav("interrupt").audio, interrupt_after_ms=2500),
+        caller_wav("day_tuesday"),
+    ]
+    report = await run_caller(server.media_url, script)
+    greeting = report.agent_turns[0]
+    assert greeting.interrupted  # a clear dropped audio the caller had not heard yet
+    # the reply was cancelled: paced at most outbound_lead_ms ahead, the greeting's later
+    # sentences (3 in all, one mark each) never left the server
+    sentences = len(greeting.marks_heard) + len(greeting.marks_unheard)
+    assert 1 <= sentences < 3
+    record = server.deps.call_log.get(report.call_sid)
+    assert record is not None
+    agent_greeting = record.turns[0]
+    assert agent_greeting.role == "agent" and agent_greeting.interrupted
+    assert agent_greeting.heard_text is not None
+    assert agent_greeting.text.startswith(agent_greeting.heard_text)
+    assert agent_greeting.heard_text != agent_greeting.text
+    assert record.turns[1].role == "caller" and record.turns[1].text  # the interruption
+    assert server.deps.metrics.bargein.count == 1
+    assert report.closed_by == "server" and call_tasks() == []
+
+
+async def test_dtmf_reaches_the_responder(server: Server) -> None:
+    script = [PressDigit("5"), caller_wav("name_john"), caller_wav("day_tuesday")]
+    report = await run_caller(server.media_url, script)
+    record = server.deps.call_log.get(report.call_sid)
+    assert record is not None and record.dtmf == ["5"]
+    agent_texts = [t.text for t in record.turns if t.role == "agent"]
+    assert "You pressed 5." in agent_texts
+    assert report.closed_by == "server"
+
