@@ -5,7 +5,8 @@
     ├── ProtocolError          a malformed or out-of-order wire message (Twilio, vendor sockets)
     └── ProviderError          a vendor call failed; ``retryable`` decides retries in one place
         ├── ProviderTimeout    no answer within its budget (retryable)
-        └── ProviderAuthError  401/403: a configuration problem, never retried
+        ├── ProviderAuthError  401/403: a configuration problem, never retried
+        └── SlotTaken          a calendar says the time is no longer free (offer alternatives)
 
 Vendor exceptions (aiohttp, websockets, SDKs) are mapped to these at each adapter's boundary.
 It lives in ``providers`` because ``agent`` depends on ``providers`` and never the reverse.
@@ -55,4 +56,10 @@ class ProviderTimeout(ProviderError):
 
 
 class ProviderAuthError(ProviderError):
+    retryable = False
+
+
+class SlotTaken(ProviderError):
+    """The slot was taken meanwhile; the booking engine offers the next alternatives."""
+
     retryable = False
