@@ -39,7 +39,7 @@ from agent.responder import (
     Responder,
     Say,
 )
-from agent.turns import BargeIn, TurnConfig, TurnDetector, TurnEnded
+from agent.turns import BargeIn, SpeechDropped, TurnConfig, TurnDetector, TurnEnded
 from audio.pacing import OutboundPacer
 from audio.vad import Vad
 from providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
@@ -228,6 +228,18 @@ class CallSession:
             self._inbox.put_nowait(_TurnDone(self._last_voiced_at, now))
         elif isinstance(event, BargeIn):
             self._barge_in(event)
+        elif isinstance(event, SpeechDropped):
+            # A backchannel ("uh-huh") while the agent talks: not a turn. Close the
+            # recogniser's utterance now so it does not prefix the caller's next turn.
+            self._tg.create_task(self._discard_utterance(), name=f"discard-{self._sid}")
+
+    async def _discard_utterance(self) -> None:
+        try:
+            dropped = await self._stt.finalize()
+        except ProviderError as exc:
+            self._provider_error(exc)
+            return
+        log.info("backchannel ignored call_sid=%s: %r", self._sid, dropped.text)
 
     def _agent_speaking(self) -> bool:
         return self._playback.playing or self._current is not None

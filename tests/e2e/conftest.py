@@ -50,5 +50,5 @@ async def server() -> AsyncIterator[Server]:
 
 def call_tasks() -> list[asyncio.Task[object]]:
     """Tasks a call session owns (named after their call) that are still alive."""
-    prefixes = ("converse-", "reply-", "send-")
+    prefixes = ("converse-", "reply-", "send-", "discard-")
     return [t for t in asyncio.all_tasks() if t.get_name().startswith(prefixes) and not t.done()]

@@ -6,7 +6,7 @@ import aiohttp
 
 from agent.caller import PressDigit, Say, run_caller
 from agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
-from tests.e2e.conftest import Server, call_tasks
+from tests.e2e.conftest import Server, call_tasks, running_server
 
 
 async def test_whole_call_is_transcribed_answered_and_logged(server: Server) -> None:
@@ -76,3 +76,22 @@ async def test_dtmf_reaches_the_responder(server: Server) -> None:
     assert "You pressed 5." in agent_texts
     assert report.closed_by == "server"
 
+
+
+async def test_backchannel_does_not_interrupt_or_leak_into_the_next_turn() -> None:
+    # "uh huh" is ~650 ms of speech: with a 1 s barge-in threshold it is a backchannel
+    runner, server = await running_server(env={"SLOTLINE_TURN__BARGEIN_MIN_SPEECH_MS": "1000"})
+    try:
+        script = [
+            Say(caller_wav("backchannel").audio, interrupt_after_ms=1000),
+            *(caller_wav(u.stem) for u in DEMO_SCRIPT),
+        ]
+        report = await run_caller(server.media_url, script)
+        record = server.deps.call_log.get(report.call_sid)
+        assert record is not None
+        assert not report.agent_turns[0].interrupted  # the greeting played to the end
+        caller_said = [t.text for t in record.turns if t.role == "caller"]
+        assert caller_said == [u.text for u in DEMO_SCRIPT]  # no "uh huh" prefix
+        assert server.deps.metrics.bargein.count == 0
+    finally:
+        await runner.cleanup()
