@@ -6,8 +6,11 @@ import logging
 import re
 
 _EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
-# E.164 and loosely formatted numbers of 7+ digits; keep the last 2 digits for support.
-_PHONE = re.compile(r"(?<![\w(])(?:\+|\()?\d[\d\s().-]{5,}\d(?![\w])")
+# Phone shapes: E.164 (+ then 9-15 digits, separators allowed), NANP "(555) 123-4567" /
+# "555-123-4567", or 10-15 bare digits. IPs, ports, dates and byte counts do not match.
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d[\d\s().-]{7,}\d|\(?\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}|\d{10,15})(?!\w)"
+)
 
 
 def mask(text: str) -> str:

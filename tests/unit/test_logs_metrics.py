@@ -11,7 +11,10 @@ from agent.metrics import Metrics
 def test_mask_emails_and_phones() -> None:
     assert mask("mail john.smith@example.com now") == "mail j***@example.com now"
     assert mask("from +15551234567 to (555) 123-4567") == "from ***67 to ***67"
-    assert mask("call_sid=CA0123 at 10:30") == "call_sid=CA0123 at 10:30"
+    assert mask("call 555-123-4567 or 5551234567") == "call ***67 or ***67"
+    for untouched in ("call_sid=CA0123 at 10:30", "serving on http://127.0.0.1:18080",
+                      '"GET /healthz HTTP/1.1" 200 175', "on 2026-11-24 09:33:13,029"):
+        assert mask(untouched) == untouched
 
 
 def test_masking_filter_applies_to_args(caplog: pytest.LogCaptureFixture) -> None:
