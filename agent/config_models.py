@@ -10,8 +10,10 @@ the loader can report ``calendars.main.event_type_id`` rather than just ``calend
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
@@ -215,10 +217,63 @@ class CalendarSettings(_Section):
         return self
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS_RANGE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+def _hours_ranges(value: tuple[str, ...]) -> tuple[str, ...]:
+    for item in value:
+        if not _HOURS_RANGE.match(item):
+            raise ValueError(f"{item!r} is not a range like '09:00-17:00'")
+        start, end = item.split("-")
+        if end <= start:
+            raise ValueError(f"{item!r} ends before it starts")
+    return value
+
+
+HoursRanges = Annotated[tuple[str, ...], AfterValidator(_hours_ranges)]
+
+
+def _office_hours() -> FrozenMap[HoursRanges]:
+    return FrozenMap({day: ("09:00-17:00",) for day in _WEEKDAYS[:5]})
+
+
 class BookingActionSettings(_Section):
+    """A bookable service: the calendars it pools, how it picks one, and its rules.
+
+    Business hours are in each calendar's own time zone; a date override replaces that date's
+    hours (an empty list closes the day).
+    """
+
     calendars: NameList  # names in `calendars`; several pool a team
     strategy: Literal["first_available", "round_robin", "collective"] = "first_available"
     duration_min: int = Field(default=30, gt=0)
+    slot_interval_min: int | None = Field(default=None, gt=0)  # None = the duration
+    buffer_before_min: int = Field(default=0, ge=0)
+    buffer_after_min: int = Field(default=0, ge=0)
+    min_notice_min: int = Field(default=60, ge=0)
+    max_days_ahead: int = Field(default=30, gt=0)
+    daily_limit: int | None = Field(default=None, gt=0)
+    business_hours: FrozenMap[HoursRanges] = Field(default_factory=_office_hours)
+    date_overrides: FrozenMap[HoursRanges] = FrozenMap({})
+    calendar_timeout_s: float = Field(default=3.0, gt=0)  # per calendar, fetched concurrently
+    on_calendar_error: Literal["skip", "fail"] = "skip"  # a failing calendar: skip it or fail
+
+    @model_validator(mode="after")
+    def _known_days(self) -> BookingActionSettings:
+        problems = [
+            (("business_hours", day), f"not a weekday (use {', '.join(_WEEKDAYS)})")
+            for day in self.business_hours
+            if day not in _WEEKDAYS
+        ]
+        for day in self.date_overrides:
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                problems.append((("date_overrides", day), "not a date like 2026-12-24"))
+        if problems:
+            raise FieldProblems(problems)
+        return self
 
 
 class TurnSettings(_Section):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from agent.config import (
     SECRET_ENV_NAMES,
+    BookingActionSettings,
     CalendarSettings,
     ConfigError,
     InvalidConfig,
@@ -51,9 +52,11 @@ def test_shipped_defaults_file_spells_out_every_key() -> None:
         model = field.annotation
         if isinstance(model, type) and issubclass(model, BaseModel):
             assert list(raw[section]) == list(model.model_fields), section
-    assert raw["booking_actions"]["demo"] == {
-        "calendars": ["main"], "strategy": "first_available", "duration_min": 30
-    }
+    demo = raw["booking_actions"]["demo"]
+    assert list(demo) == list(BookingActionSettings.model_fields)
+    assert demo["calendars"] == ["main"] and demo["strategy"] == "first_available"
+    assert demo["business_hours"] == {day: ["09:00-17:00"] for day in
+                                      ("mon", "tue", "wed", "thu", "fri")}
 
 
 def test_contract_default_values() -> None:
@@ -326,3 +329,34 @@ def test_redacted_dump_is_json_and_masks_url_passwords() -> None:
     assert dumped["store"]["url"] == "postgresql://app:***@db:5432/slotline"
     assert dumped["calendars"]["main"]["timezone"] == "America/New_York"
     assert dumped["booking_actions"]["demo"]["calendars"] == ["main"]
+
+
+def test_booking_hours_and_overrides_are_validated(tmp_path: Path) -> None:
+    user = tmp_path / "bad.yaml"
+    user.write_text(
+        "booking_actions:\n  demo:\n    calendars: [main]\n"
+        "    business_hours: {mon: ['17:00-09:00'], funday: ['09:00-10:00']}\n"
+        "    date_overrides: {'2026-13-01': []}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(user, {})
+    message = str(caught.value)
+    assert str(user) in message
+    assert "booking_actions.demo.business_hours" in message
+    assert "ends before it starts" in message
+
+
+def test_booking_day_names_and_override_dates(tmp_path: Path) -> None:
+    user = tmp_path / "bad.yaml"
+    user.write_text(
+        "booking_actions:\n  demo:\n    calendars: [main]\n"
+        "    business_hours: {funday: ['09:00-10:00']}\n"
+        "    date_overrides: {'2026-13-01': []}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(user, {})
+    message = str(caught.value)
+    assert "booking_actions.demo.business_hours.funday" in message
+    assert "booking_actions.demo.date_overrides.2026-13-01" in message
