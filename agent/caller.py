@@ -25,7 +25,6 @@ import logging
 import secrets
 import time
 import wave
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Literal
 import aiohttp
 import numpy as np
 
+from agent.playout import BYTES_PER_MS, AgentTurn, AgentTurnLog, Playout
 from audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_SILENCE
 from audio.framing import ULAW_FRAME_BYTES as FRAME_BYTES
 from audio.mulaw import decode_array, encode_array
@@ -43,7 +43,6 @@ from providers.telephony import twilio_media as tw
 
 logger = logging.getLogger(__name__)
 
-BYTES_PER_MS = SAMPLE_RATE_HZ // 1000  # mu-law: one byte per sample
 SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_BYTES
 VOICED_WITHIN_DB = 35.0  # frames this close to the loudest frame count as speech
 VOICED_FLOOR_RMS = 32.8  # -60 dBFS: below this a frame is silence however quiet the rest is
@@ -90,21 +89,6 @@ class PressDigit:
 
 
 Step = Say | PressDigit
-
-
-@dataclass(frozen=True, slots=True)
-class AgentTurn:
-    """Agent audio between two caller turns, and what became of it."""
-
-    audio: bytes  # every mu-law byte the server sent in this turn
-    heard_ms: float  # how much of it played before a clear or the end of the call
-    marks_heard: tuple[str, ...]  # echoed because playout reached them
-    marks_unheard: tuple[str, ...]  # echoed because a clear dropped the audio before them
-    interrupted: bool  # a clear dropped some of this turn's audio
-
-    @property
-    def audio_ms(self) -> float:
-        return len(self.audio) / BYTES_PER_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,111 +154,13 @@ def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)  # Twilio SIDs: two letters + 32 hex digits
 
 
-class _AgentTurnLog:
-    __slots__ = ("audio", "played_bytes", "marks_heard", "marks_unheard", "interrupted")
-
-    def __init__(self) -> None:
-        self.audio = bytearray()
-        self.played_bytes = 0
-        self.marks_heard: list[str] = []
-        self.marks_unheard: list[str] = []
-        self.interrupted = False
-
-    def freeze(self) -> AgentTurn:
-        return AgentTurn(
-            bytes(self.audio),
-            self.played_bytes / BYTES_PER_MS,
-            tuple(self.marks_heard),
-            tuple(self.marks_unheard),
-            self.interrupted,
-        )
-
-
 @dataclass(slots=True)
 class _CallerTurnLog:
     step_index: int
     kind: Literal["say", "dtmf"]
     barge_in: bool
     latency_ms: float | None = None
-    reply: _AgentTurnLog | None = None
-
-
-@dataclass(slots=True)
-class _Queued:
-    owner: _AgentTurnLog
-    audio_bytes: int = 0
-    mark: str | None = None
-
-
-class _Playout:
-    """Twilio's playout buffer: audio plays in order at 8 bytes/ms, marks echo as reached.
-
-    Call ``advance(now)`` before any other method so playout is accounted up to ``now``.
-    """
-
-    def __init__(self, now_s: float) -> None:
-        self._queue: deque[_Queued] = deque()
-        self._clock_s = now_s  # playout has been accounted up to here
-        self.drained_at_s = now_s  # when the buffer last ran empty
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._queue)
-
-    def advance(self, now_s: float) -> list[str]:
-        """Play up to ``now_s``; return the marks reached."""
-        reached: list[str] = []
-        budget = int((now_s - self._clock_s) * 1000 * BYTES_PER_MS)
-        played = 0
-        while self._queue:
-            item = self._queue[0]
-            if item.mark is not None:
-                reached.append(item.mark)
-                item.owner.marks_heard.append(item.mark)
-            else:
-                take = min(item.audio_bytes, budget - played)
-                if take <= 0:
-                    break
-                played += take
-                item.audio_bytes -= take
-                item.owner.played_bytes += take
-                if item.audio_bytes:
-                    break
-            self._queue.popleft()
-        self._clock_s += played / (1000 * BYTES_PER_MS)
-        if not self._queue:
-            if played:
-                self.drained_at_s = self._clock_s
-            self._clock_s = now_s  # idle: playout restarts when audio next arrives
-        return reached
-
-    def push_audio(self, owner: _AgentTurnLog, n_bytes: int) -> None:
-        self._queue.append(_Queued(owner, audio_bytes=n_bytes))
-
-    def push_mark(self, name: str, owner: _AgentTurnLog | None) -> bool:
-        """Queue a mark behind the audio it follows; True when nothing is playing, so it
-        is echoed at once (and credited to ``owner``)."""
-        if self._queue:
-            self._queue.append(_Queued(self._queue[-1].owner, mark=name))
-            return False
-        if owner is not None:
-            owner.marks_heard.append(name)
-        return True
-
-    def clear(self, now_s: float) -> list[str]:
-        """Drop the unplayed audio; return every pending mark, now echoed as unheard."""
-        dropped: list[str] = []
-        if self._queue:
-            self.drained_at_s = now_s
-        for item in self._queue:
-            if item.mark is not None:
-                item.owner.marks_unheard.append(item.mark)
-                dropped.append(item.mark)
-            elif item.audio_bytes:
-                item.owner.interrupted = True
-        self._queue.clear()
-        self._clock_s = now_s
-        return dropped
+    reply: AgentTurnLog | None = None
 
 
 @dataclass(slots=True)
@@ -312,13 +198,13 @@ class _Call:
         self._reply_timeout_s = reply_timeout_s
         self._timeout_s = timeout_s
         self._started_s = time.monotonic()
-        self._playout = _Playout(self._started_s)
+        self._playout = Playout(self._started_s)
         self._seq = 0
         self._next_step = 0
         self._speech: _Speech | None = None
         self._speech_end_s = self._started_s
         self._turns: list[_CallerTurnLog] = []
-        self._agent_turns: list[_AgentTurnLog] = []
+        self._agent_turns: list[AgentTurnLog] = []
         self._reply_for: _CallerTurnLog | None = None  # the turn whose reply is yet to come
         self._boundary_s = self._started_s  # when that turn's last voiced frame was sent
         self._last_audio_s: float | None = None
@@ -397,7 +283,7 @@ class _Call:
         self._hanging_up = True
         return tw.encode_stop(self.stream_sid, self._next_seq(), self.account_sid, self.call_sid)
 
-    def _awaited_reply(self) -> _AgentTurnLog | None:
+    def _awaited_reply(self) -> AgentTurnLog | None:
         """The reply to the latest caller turn; before any caller turn, the greeting."""
         if self._turns:
             return self._turns[-1].reply
@@ -490,7 +376,7 @@ class _Call:
             return
         awaiting = self._reply_for
         if awaiting is not None or not self._agent_turns:
-            self._agent_turns.append(_AgentTurnLog())
+            self._agent_turns.append(AgentTurnLog())
         turn = self._agent_turns[-1]
         if awaiting is not None:
             awaiting.reply = turn
