@@ -1,0 +1,336 @@
+"""LocalSpeechToText: real pocketsphinx decoding of the committed caller recordings.
+
+Every recording goes through the telephone path (mu-law 8 kHz, 20 ms frames, an energy VAD
+flag) into one shared provider (one worker process for the module). WER bounds were measured
+on these files (bench/stt_local_cost.py) and carry a margin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from collections.abc import AsyncIterator
+from importlib import resources
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from audio.mulaw import decode_array, pcm16_to_ulaw
+from providers.base import AudioChunk, SpeechHints, Transcript
+from providers.errors import ProviderTimeout
+from providers.stt import _sphinx_wire as wire
+from providers.stt._sphinx_worker import normalize_phrase
+from providers.stt.local import LocalSpeechToText, LocalSttStream
+
+SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")  # the tests sharing the `stt` fixture
+
+FRAME_BYTES = 160
+SILENCE = b"\xff" * FRAME_BYTES  # mu-law zero
+DOMAIN_LM_WER_MAX = 0.15  # measured 0.04-0.05 without hints
+OUT_OF_HINT_WER_MAX = 0.15  # measured 0.04-0.05 with another question's hints
+
+# What the agent expects after each question: (recordings that answer it, hint phrases).
+# Hints are written the way a flow author writes them; the recogniser spells them out.
+QUESTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "intent": (
+        ("book", "cancel", "reschedule"),
+        (
+            "I would like to book an appointment", "I'd like to make an appointment",
+            "Actually I want to cancel my appointment", "I want to cancel my appointment",
+            "Can I move my appointment?", "I'd like to reschedule my appointment",
+        ),
+    ),
+    "name": (
+        ("name_john", "name_jane"),
+        ("My name is John Smith", "It's Jane Doe", "My name is Jane Doe", "This is John Smith"),
+    ),
+    "date": (
+        ("day_tuesday", "date_dec_first"),
+        ("next Tuesday", "next Monday", "this Friday", "December 1st", "December 2nd", "tomorrow"),
+    ),
+    "time": (
+        ("time_3pm", "time_1030", "afternoon"),
+        ("3 pm", "2 pm", "10:30 in the morning", "10 am", "in the afternoon please",
+         "in the morning please"),
+    ),
+    "email": (
+        ("email_john",),
+        ("john.smith@example.com", "jane.doe@example.com", "john smith at gmail dot com"),
+    ),
+    "phone": (("phone",), ("555 123 4567", "555 987 6543")),
+    "confirm": (("yes", "yes_works", "no"), ("yes", "yes that works", "no", "no thanks", "yeah")),
+    "other": (
+        ("interrupt", "goodbye", "backchannel"),
+        ("wait sorry hold on", "thank you goodbye", "uh huh", "goodbye"),
+    ),
+}
+
+
+def utterance_texts() -> dict[str, str]:
+    table = resources.files("agent.assets.caller").joinpath("utterances.txt").read_text()
+    return dict(line.split("\t", 1) for line in table.splitlines() if line.strip())
+
+
+TEXTS = utterance_texts()
+
+
+def caller_frames(stem: str, *, lead_ms: int = 400, tail_ms: int = 800) -> list[AudioChunk]:
+    """The recording as the server sees it: mu-law frames, voiced where the energy is speech."""
+    with resources.as_file(resources.files("agent.assets.caller") / f"{stem}.wav") as path:
+        with wave.open(str(path)) as wav:
+            assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+            ulaw = pcm16_to_ulaw(wav.readframes(wav.getnframes()))
+    ulaw = SILENCE * (lead_ms // 20) + ulaw
+    ulaw += b"\xff" * (-len(ulaw) % FRAME_BYTES) + SILENCE * (tail_ms // 20)
+    chunks = []
+    for start in range(0, len(ulaw), FRAME_BYTES):
+        frame = ulaw[start : start + FRAME_BYTES]
+        samples = decode_array(frame)
+        rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+        chunks.append(AudioChunk(frame, samples.tobytes(), voiced=rms > 200.0))
+    return chunks
+
+
+def word_errors(reference: str, hypothesis: str) -> int:
+    ref, hyp = reference.split(), hypothesis.split()
+    row = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, 1):
+        previous, row[0] = row[0], i
+        for j, hyp_word in enumerate(hyp, 1):
+            previous, row[j] = row[j], min(
+                row[j] + 1, row[j - 1] + 1, previous + (ref_word != hyp_word)
+            )
+    return row[-1]
+
+
+async def say(stream: LocalSttStream, stem: str, hints: SpeechHints | None = None) -> Transcript:
+    if hints is not None:
+        stream.set_hints(hints)
+    for chunk in caller_frames(stem):
+        stream.push_audio(chunk)
+    return await stream.finalize()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def stt() -> AsyncIterator[LocalSpeechToText]:
+    async with LocalSpeechToText() as provider:
+        yield provider
+
+
+@SHARED_LOOP
+async def test_every_recording_is_exact_with_its_questions_hints(stt: LocalSpeechToText) -> None:
+    stream = stt.open_stream(call_sid="CAgrammar")
+    for stems, phrases in QUESTIONS.values():
+        for stem in stems:
+            transcript = await say(stream, stem, SpeechHints(phrases=phrases))
+            assert transcript == Transcript(TEXTS[stem], True, transcript.confidence), stem
+            assert transcript.confidence is not None and 0.0 <= transcript.confidence <= 1.0
+    assert sorted(stem for stems, _ in QUESTIONS.values() for stem in stems) == sorted(TEXTS)
+    await stream.aclose()
+
+
+@SHARED_LOOP
+async def test_domain_language_model_without_hints(stt: LocalSpeechToText) -> None:
+    stream = stt.open_stream(call_sid="CAdomain")
+    errors = words = 0
+    for stem, text in TEXTS.items():
+        transcript = await say(stream, stem)
+        errors += word_errors(text, transcript.text)
+        words += len(text.split())
+    print(f"domain LM WER {errors / words:.3f} over {words} words")
+    assert errors / words < DOMAIN_LM_WER_MAX
+    await stream.aclose()
+
+
+@SHARED_LOOP
+async def test_speech_outside_the_hints_falls_back_to_the_language_model(
+    stt: LocalSpeechToText,
+) -> None:
+    stream = stt.open_stream(call_sid="CAfallback")
+    name_hints = SpeechHints(phrases=QUESTIONS["name"][1])
+    transcript = await say(stream, "cancel", name_hints)
+    assert transcript.text == TEXTS["cancel"]
+    # every recording against the hints of the next question that it does not answer
+    errors = words = 0
+    names = list(QUESTIONS)
+    for index, (stem, text) in enumerate(TEXTS.items()):
+        candidates = names[index % len(names) :] + names[: index % len(names)]
+        question = next(q for q in candidates if stem not in QUESTIONS[q][0])
+        phrases = QUESTIONS[question][1]
+        transcript = await say(stream, stem, SpeechHints(phrases=phrases))
+        errors += word_errors(text, transcript.text)
+        words += len(text.split())
+        forced = {" ".join(normalize_phrase(p)) for p in phrases} - {text}
+        assert transcript.text not in forced, (stem, question)
+    print(f"out-of-hint WER {errors / words:.3f} over {words} words")
+    assert errors / words < OUT_OF_HINT_WER_MAX
+    await stream.aclose()
+
+
+@SHARED_LOOP
+async def test_jsgf_grammar_hint(stt: LocalSpeechToText) -> None:
+    grammar = (
+        "#JSGF V1.0;\ngrammar when;\n"
+        "public <when> = <day> | <time>;\n"
+        "<day> = (next | this) (monday | tuesday | friday);\n"
+        "<time> = (two | three | four) p m;\n"
+    )
+    stream = stt.open_stream(call_sid="CAjsgf")
+    assert (await say(stream, "day_tuesday", SpeechHints(grammar=grammar))).text == "next tuesday"
+    assert (await say(stream, "time_3pm", SpeechHints(grammar=grammar))).text == "three p m"
+    await stream.aclose()
+
+
+@SHARED_LOOP
+async def test_unusable_hints_do_not_break_recognition(stt: LocalSpeechToText) -> None:
+    stream = stt.open_stream(call_sid="CAoov")
+    oov = SpeechHints(phrases=("zqxvbw", "my name is john smith", "flurbotzky plimvane"))
+    assert (await say(stream, "name_john", oov)).text == "my name is john smith"
+    nothing_known = SpeechHints(phrases=("zqxvbw plimvane",))
+    assert (await say(stream, "day_tuesday", nothing_known)).text == "next tuesday"
+    bad_grammar = SpeechHints(grammar="#JSGF V1.0;\ngrammar g;\npublic <g> = next zqxvbw;\n")
+    assert (await say(stream, "day_tuesday", bad_grammar)).text == "next tuesday"
+    broken = SpeechHints(grammar="this is not jsgf")
+    assert (await say(stream, "time_3pm", broken)).text == "three p m"
+    await stream.aclose()
+
+
+@SHARED_LOOP
+async def test_no_voiced_frame_finalizes_to_empty_text_without_decoding(
+    stt: LocalSpeechToText,
+) -> None:
+    stream = stt.open_stream(call_sid="CAquiet")
+    before = stt.decodes_requested
+    loud_but_unvoiced = [AudioChunk(c.ulaw, c.pcm16, False) for c in caller_frames("phone")]
+    for chunk in loud_but_unvoiced:
+        stream.push_audio(chunk)
+    assert await stream.finalize() == Transcript("", True, None)
+    assert await stream.finalize() == Transcript("", True, None)
+    assert stt.decodes_requested == before
+    await stream.aclose()
+
+
+@SHARED_LOOP
+async def test_preroll_keeps_the_onset_the_vad_missed(stt: LocalSpeechToText) -> None:
+    stream = stt.open_stream(call_sid="CApreroll")
+    chunks = caller_frames("name_john")
+    first_voiced = next(i for i, c in enumerate(chunks) if c.voiced)
+    late = first_voiced + 10  # the VAD wakes up 200 ms into "my name ..."
+    for i, chunk in enumerate(chunks):
+        stream.push_audio(AudioChunk(chunk.ulaw, chunk.pcm16, chunk.voiced and i >= late))
+    hints = SpeechHints(phrases=QUESTIONS["name"][1])
+    stream.set_hints(hints)
+    assert (await stream.finalize()).text == "my name is john smith"
+    await stream.aclose()
+
+
+@SHARED_LOOP
+async def test_speech_after_a_pause_joins_the_same_turn(stt: LocalSpeechToText) -> None:
+    """A pause long enough to start a speculative decode, then more speech: the final
+    transcript covers both parts, so the speculation was dropped."""
+    stream = stt.open_stream(call_sid="CApause")
+    before = stt.decodes_requested
+    for chunk in caller_frames("day_tuesday", tail_ms=400):  # > speculate_after_ms of silence
+        stream.push_audio(chunk)
+    await asyncio.sleep(0)
+    assert stt.decodes_requested == before + 1  # the speculation went out
+    for chunk in caller_frames("time_3pm", lead_ms=0):
+        stream.push_audio(chunk)
+    transcript = await stream.finalize()
+    assert word_errors("next tuesday three p m", transcript.text) <= 1, transcript
+    await stream.aclose()
+
+
+@SHARED_LOOP
+async def test_concurrent_streams_and_interim_finals(stt: LocalSpeechToText) -> None:
+    streams = [stt.open_stream(call_sid=f"CA{i}") for i in range(3)]
+    seen: list[Transcript] = []
+
+    async def listen() -> None:
+        async for transcript in streams[0].interim():
+            seen.append(transcript)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(listen(), name="interim-listener")
+        await asyncio.sleep(0)
+        results = await asyncio.gather(
+            say(streams[0], "goodbye", SpeechHints(phrases=QUESTIONS["other"][1])),
+            say(streams[1], "email_john", SpeechHints(phrases=QUESTIONS["email"][1])),
+            say(streams[2], "phone", SpeechHints(phrases=QUESTIONS["phone"][1])),
+        )
+        await streams[0].aclose()
+    assert [r.text for r in results] == [TEXTS["goodbye"], TEXTS["email_john"], TEXTS["phone"]]
+    assert seen == [results[0]]
+    for stream in streams[1:]:
+        await stream.aclose()
+
+
+async def test_decoding_without_speculation() -> None:
+    async with LocalSpeechToText(speculate_after_ms=None) as provider:
+        stream = provider.open_stream(call_sid="CAnospec")
+        for chunk in caller_frames("reschedule"):
+            stream.push_audio(chunk)
+        assert provider.decodes_requested == 0
+        assert (await stream.finalize()).text == TEXTS["reschedule"]
+        assert provider.decodes_requested == 1
+        await stream.aclose()
+
+
+async def test_a_stuck_worker_is_killed_and_replaced() -> None:
+    marathon = b"".join(c.pcm16 for stem in TEXTS for c in caller_frames(stem)) * 6  # ~5 min
+    async with LocalSpeechToText(request_timeout_s=2.0) as provider:
+        with pytest.raises(ProviderTimeout):
+            await provider.decode(marathon, SpeechHints())
+        stream = provider.open_stream(call_sid="CAafter")
+        assert (await say(stream, "goodbye")).text == TEXTS["goodbye"]
+        await stream.aclose()
+
+
+def test_hint_text_is_spelled_out_as_spoken() -> None:
+    assert normalize_phrase("3pm") == ["three", "p", "m"]
+    assert normalize_phrase("10:30 in the Morning") == "ten thirty in the morning".split()
+    assert normalize_phrase("It's Jane Doe!") == ["it's", "jane", "doe"]
+    assert normalize_phrase("John.Smith@example.com.") == (
+        "john dot smith at example dot com".split()
+    )
+    assert normalize_phrase("December 1st, the 22nd") == "december first the twenty second".split()
+    assert normalize_phrase("555 123 4567") == (
+        "five five five one two three four five six seven".split()
+    )
+    assert normalize_phrase("at 10:05 a.m.") == "at ten o five a m".split()
+
+
+def test_wire_frames_round_trip() -> None:
+    messages: list[wire.Message] = [
+        wire.DecodeRequest(7, b"\x01\x02" * 80, ("yes", "no thanks"), None),
+        wire.DecodeRequest(8, b"", (), "#JSGF V1.0; grammar g; public <g> = yes;"),
+        wire.DecodeResult(7, "no thanks", 0.5, "grammar", 12.5),
+        wire.DecodeResult(9, "", None, "none", 1.0),
+        wire.DecodeFailed(8, "ValueError: nope"),
+        wire.WorkerReady(150.0),
+    ]
+    for message in messages:
+        frame = wire.encode(message)
+        json_length, payload_length = wire.parse_header(frame[: wire.HEADER.size])
+        body = frame[wire.HEADER.size : wire.HEADER.size + json_length]
+        payload = frame[wire.HEADER.size + json_length :]
+        assert len(payload) == payload_length
+        assert wire.decode(body, payload) == message
+
+
+@pytest.mark.parametrize(
+    ("body", "payload"),
+    [(b"not json", b""), (b'{"t": "shout"}', b""), (b'{"t": "result", "id": 1}', b""),
+     (b'{"t":"result","id":1,"text":"","confidence":null,"source":"x","decode_ms":1}', b"")],
+)
+def test_wire_rejects_malformed_frames(body: bytes, payload: bytes) -> None:
+    with pytest.raises(wire.WireError):
+        wire.decode(body, payload)
+
+
+def test_wire_rejects_oversized_frames() -> None:
+    with pytest.raises(wire.WireError):
+        wire.parse_header(wire.HEADER.pack(1 << 30, 0))
+    with pytest.raises(wire.WireError):
+        wire.parse_header(b"\x00" * 3)
