@@ -69,6 +69,14 @@ class Responder(Protocol):
     def handle(self, event: CallEvent) -> AsyncIterator[Action]:
         """Actions for one event, in order. Cancelled (and never resumed) on barge-in."""
 
+    @property
+    def node(self) -> str:
+        """Where the conversation is (a flow node id), for the call log."""
+
+    @property
+    def variables(self) -> Mapping[str, str]:
+        """What has been collected so far, for the call log."""
+
 
 FIRST_NAMES = (
     "john jane james mary robert patricia michael linda william elizabeth david barbara "
@@ -112,11 +120,22 @@ class ScriptedResponder:
     GREETING = "Hello, thanks for calling. This is the booking line. May I have your name?"
     REPROMPT = "Sorry, I didn't catch that. Could you say it again?"
 
+    _NODES = ("ask_name", "ask_day", "goodbye")
+
     def __init__(self) -> None:
         self._step = 0
         self._misses = 0
         self.name = ""
         self.day = ""
+
+    @property
+    def node(self) -> str:
+        return self._NODES[self._step]
+
+    @property
+    def variables(self) -> Mapping[str, str]:
+        found = {"user_name": self.name, "preferred_date": self.day}
+        return {k: v for k, v in found.items() if v}
 
     async def handle(self, event: CallEvent) -> AsyncIterator[Action]:
         if isinstance(event, CallStarted):
@@ -144,6 +163,7 @@ class ScriptedResponder:
             yield Say(f"Nice to meet you, {self.name}. What day would you like to come in?")
             yield Listen(SpeechHints(phrases=DAY_PHRASES))
         else:
+            self._step = 2
             self.day = text
             yield Say(f"Great, {text} it is. Thank you for calling, goodbye!")
             yield Hangup()

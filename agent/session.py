@@ -336,6 +336,9 @@ class CallSession:
             log.exception("reply failed call_sid=%s", self._sid)
             record.add_error("agent", "internal error while replying")
             await self._hang_up()
+        finally:  # also when barge-in or the end of the call cancels the reply
+            record.node = self._responder.node
+            record.variables = dict(self._responder.variables)
 
     async def _say(self, text: str, last_voiced_at: float | None, latency: Latency | None) -> None:
         assert self._record is not None

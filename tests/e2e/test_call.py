@@ -21,6 +21,8 @@ async def test_whole_call_is_transcribed_answered_and_logged(server: Server) -> 
             assert response.status == 200
             call = await response.json()
     assert call["status"] == "completed" and call["errors"] == []
+    assert call["node"] == "goodbye"
+    assert call["variables"] == {"user_name": "John Smith", "preferred_date": "next tuesday"}
     caller_said = [t["text"] for t in call["turns"] if t["role"] == "caller"]
     assert caller_said == [u.text for u in DEMO_SCRIPT]
     agent = [t for t in call["turns"] if t["role"] == "agent"]

@@ -25,6 +25,7 @@ async def test_scripted_conversation_by_text() -> None:
     answer = await run(r, CallerSaid("my name is john smith"))
     assert isinstance(answer[0], Say) and "John Smith" in answer[0].text
     assert isinstance(answer[1], Listen) and "next tuesday" in answer[1].hints.phrases
+    assert r.node == "ask_day" and r.variables == {"user_name": "John Smith"}
     bye = await run(r, CallerSaid("next tuesday"))
     assert isinstance(bye[0], Say) and "goodbye" in bye[0].text
     assert isinstance(bye[-1], Hangup)
