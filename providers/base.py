@@ -83,3 +83,58 @@ class AsyncResource(Protocol):
     async def start(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+# ---- chat models (OpenAI-compatible and others) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model produced it
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant" | "tool"
+    content: str
+    tool_call_id: str | None = None  # role "tool": which call this answers
+    tool_calls: tuple[ToolCall, ...] = ()  # role "assistant": calls it made
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters_json: str  # a JSON Schema object, as JSON text (keeps the message hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallsReady:
+    """Every tool call of the generation, assembled (arguments complete)."""
+
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFinished:
+    reason: str  # "stop" | "length" | "tool_calls" | "content_filter"
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+ChatEvent = TextDelta | ToolCallsReady | ChatFinished
+
+
+class ChatModel(Protocol):
+    def stream(
+        self, messages: tuple[ChatMessage, ...], *, tools: tuple[ToolSpec, ...] = ()
+    ) -> AsyncIterator[ChatEvent]:
+        """Stream one generation. Closing the iterator early cancels it (barge-in): tool calls
+        of a cancelled generation are never yielded. Failures raise ProviderError."""
