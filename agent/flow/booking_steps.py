@@ -1,0 +1,276 @@
+"""The booking dialogue of ``booking`` and ``reschedule`` nodes: check, offer, confirm, book.
+
+The engine asks the booking service (protocol in :mod:`agent.flow.messages`); this module
+decides what to say about the answers::
+
+    enter ─confirm─▶ CHECKING ─requested free─▶ CONFIRM ─yes─▶ BOOKING ─booked─▶ `success`
+      │                  └─alternatives─▶ CHOOSE ─pick─┘(confirm)   │
+      └─no confirm─▶ BOOKING ◀──────────────── pick (no confirm) ──┘
+                        └─not booked, alternatives─▶ CHOOSE
+    nothing free, the caller declines every offer, or max_attempts answers not understood
+    ─▶ `failure` (booking_success = "no")
+
+Offers are spoken in chronological order, at most three ("I have 10 am, 2 pm and 4 pm on
+Tuesday, December 1st. Which works best for you?"), and the caller picks one by time ("two
+pm"), by position ("the second one"), by day when that is unique ("Wednesday"), or with "yes"
+when there is only one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from agent.flow.messages import (
+    Attendee,
+    AvailabilityReady,
+    BookingFinished,
+    CallerSaid,
+    CheckAvailability,
+    Lookup,
+    Preferences,
+    RunBooking,
+    RunReschedule,
+    Say,
+    SlotOffer,
+)
+from agent.flow.model import BookingNode, RescheduleNode
+from agent.flow.state import Ctx, Phase, Step
+from agent.flow.steps import lookup, said
+from providers.llm import rules
+
+MAX_OFFERS = 3  # more than three times in one sentence is more than a caller can hold
+TAKEN = "Sorry, that time was just taken."
+UNAVAILABLE = "Sorry, that time isn't available."
+WHICH = "Which works best for you?"
+
+BookingLike = BookingNode | RescheduleNode
+
+
+def preferences(ctx: Ctx) -> Preferences:
+    return Preferences(
+        date=ctx.var("preferred_date"),
+        time=ctx.var("preferred_time"),
+        time_of_day=ctx.var("time_preference"),
+    )
+
+
+def attendee(ctx: Ctx) -> Attendee:
+    return Attendee(
+        name=ctx.var("user_name"),
+        email=ctx.var("user_email"),
+        phone=ctx.var("user_phone"),
+        timezone=ctx.var("user_timezone"),
+    )
+
+
+def _lookup(ctx: Ctx, node: BookingLike) -> Lookup | None:
+    if isinstance(node, BookingNode):
+        return None
+    return lookup(ctx, node.reference_variable, node.phone_variable)
+
+
+def _run(ctx: Ctx, node: BookingLike, slot_start: str) -> RunBooking | RunReschedule:
+    if isinstance(node, BookingNode):
+        return RunBooking(
+            ctx.node_id,
+            node.action,
+            preferences(ctx),
+            attendee(ctx),
+            fields=dict(ctx.variables),
+            slot_start=slot_start,
+        )
+    found = _lookup(ctx, node)
+    assert found is not None  # entering a reschedule node without a lookup takes `failure`
+    return RunReschedule(ctx.node_id, node.action, found, preferences(ctx), slot_start)
+
+
+def enter_booking(ctx: Ctx, node: BookingLike) -> Step:
+    found = _lookup(ctx, node)
+    if isinstance(node, RescheduleNode) and found is None:
+        return _not_booked(ctx, "no_lookup")
+    intro = said(ctx, node.say)
+    if node.confirm:
+        check = CheckAvailability(ctx.node_id, node.action, preferences(ctx), found)
+        return Step((*intro, check), phase=Phase.CHECKING)
+    return Step((*intro, _run(ctx, node, "")), phase=Phase.BOOKING)
+
+
+def availability_ready(ctx: Ctx, node: BookingLike, event: AvailabilityReady) -> Step:
+    if event.requested is not None:
+        return _ask_confirm(ctx, event.requested, event.alternatives)
+    if event.alternatives:
+        return _offer(ctx, event.alternatives, _unavailable_prefix(ctx))
+    return _not_booked(ctx, event.reason or "unavailable")
+
+
+def booking_finished(ctx: Ctx, node: BookingLike, event: BookingFinished) -> Step:
+    if event.success:
+        slot = event.booked
+        variables = {
+            "booking_success": "yes",
+            "booked_date": slot.date_spoken if slot else "",
+            "booked_time": slot.time_spoken if slot else "",
+            "booked_start": slot.start if slot else "",
+            "booking_id": event.booking_id,
+            "alternatives": "",
+        }
+        return Step(variables=variables, edge="success")
+    offers = tuple(offer for offer in event.alternatives if offer != ctx.candidate)
+    if not offers:
+        return _not_booked(ctx, event.reason or "unavailable")
+    prefix = TAKEN if ctx.candidate is not None else _unavailable_prefix(ctx)
+    return _offer(ctx, offers, prefix)
+
+
+def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
+    """After "shall I book <candidate>?": yes books, another offered time is asked about
+    instead, no offers the others."""
+    assert ctx.candidate is not None
+    text = event.text.strip()
+    others = tuple(offer for offer in ctx.offers if offer != ctx.candidate)
+    named = pick_offer(ctx, text, (ctx.candidate, *others))  # the candidate wins a tie
+    if named is not None and named != ctx.candidate:
+        return _ask_confirm(ctx, named, (*others, ctx.candidate))
+    answer = ctx.read("yes_no", text) if text else None
+    if answer == "yes":
+        return _book(ctx, node, ctx.candidate)
+    if answer == "no":
+        return _offer(ctx, others, "No problem.") if others else _not_booked(ctx, "declined")
+    again = f"Sorry, shall I book {ctx.candidate.spoken}? Please say yes or no."
+    return _retry(ctx, node, again, Phase.CONFIRM)
+
+
+def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
+    text = event.text.strip()
+    picked = pick_offer(ctx, text, ctx.offers)
+    answer = ctx.read("yes_no", text) if text and picked is None else None
+    if picked is None and answer == "yes" and len(ctx.offers) == 1:
+        picked = ctx.offers[0]
+    if picked is not None:
+        others = tuple(offer for offer in ctx.offers if offer != picked)
+        return _ask_confirm(ctx, picked, others) if node.confirm else _book(ctx, node, picked)
+    if answer == "no":
+        return _not_booked(ctx, "declined", ctx.offers)
+    again = f"Sorry, which one would you like? {offer_sentence(ctx.offers)}."
+    return _retry(ctx, node, again, Phase.CHOOSE)
+
+
+# ---- the steps the dialogue is made of -------------------------------------------------------
+
+
+def _ask_confirm(ctx: Ctx, candidate: SlotOffer, others: Sequence[SlotOffer]) -> Step:
+    question = Say(f"I can book {candidate.spoken}. Shall I go ahead?")
+    listen = ctx.listen(rules.hints("yes_no"))
+    return Step(
+        (question, listen), phase=Phase.CONFIRM, offers=(candidate, *others), candidate=candidate
+    )
+
+
+def _book(ctx: Ctx, node: BookingLike, slot: SlotOffer) -> Step:
+    return Step((_run(ctx, node, slot.start),), phase=Phase.BOOKING, candidate=slot)
+
+
+def _offer(ctx: Ctx, offers: Sequence[SlotOffer], prefix: str) -> Step:
+    shown = _chronological(offers[:MAX_OFFERS])
+    text = f"{prefix} {offer_sentence(shown)}. {WHICH}".strip()
+    listen = ctx.listen(rules.hints("choice", choices=_choices(shown)))
+    return Step((Say(text), listen), phase=Phase.CHOOSE, offers=shown)
+
+
+def _retry(ctx: Ctx, node: BookingLike, again: str, phase: Phase) -> Step:
+    attempts = ctx.attempts + 1
+    if attempts >= node.max_attempts:
+        return _not_booked(ctx, "not_understood", ctx.offers)
+    hints = rules.hints("yes_no") if phase is Phase.CONFIRM else rules.hints(
+        "choice", choices=_choices(ctx.offers)
+    )
+    return Step(
+        (Say(again), ctx.listen(hints)),
+        phase=phase,
+        attempts=attempts,
+        offers=ctx.offers,
+        candidate=ctx.candidate,
+    )
+
+
+def _not_booked(ctx: Ctx, reason: str, offers: Sequence[SlotOffer] = ()) -> Step:
+    variables = {
+        "booking_success": "no",
+        "alternatives": offer_sentence(offers) if offers else "",
+        "booking_error": reason,
+    }
+    return Step(variables=variables, edge="failure")
+
+
+def _unavailable_prefix(ctx: Ctx) -> str:
+    wanted = ctx.var("preferred_time")
+    return UNAVAILABLE if wanted and "-" not in wanted else ""
+
+
+# ---- speaking and hearing offers -------------------------------------------------------------
+
+
+def _chronological(offers: Sequence[SlotOffer]) -> tuple[SlotOffer, ...]:
+    return tuple(sorted(offers, key=lambda offer: offer.local_start))
+
+
+def offer_sentence(offers: Sequence[SlotOffer]) -> str:
+    """ "I have 10 am, 2 pm and 4 pm on Tuesday, December 1st" — one group per day."""
+    by_day: dict[str, list[str]] = {}
+    for offer in offers:
+        by_day.setdefault(offer.date_spoken, []).append(offer.time_spoken)
+    groups = []
+    for day, times in by_day.items():
+        where = day if day in ("today", "tomorrow") else f"on {day}"
+        groups.append(f"{_and_list(times)} {where}")
+    if len(groups) <= 1:
+        return f"I have {''.join(groups)}"
+    return f"I have {', '.join(groups[:-1])}, or {groups[-1]}"
+
+
+def _and_list(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _choices(offers: Sequence[SlotOffer]) -> list[str]:
+    """One choice option per offer: its full spoken form, and its time when that is unique."""
+    times = [offer.time_spoken for offer in offers]
+    return [
+        offer.spoken + (f"|{offer.time_spoken}" if times.count(offer.time_spoken) == 1 else "")
+        for offer in offers
+    ]
+
+
+def pick_offer(ctx: Ctx, text: str, offers: Sequence[SlotOffer]) -> SlotOffer | None:
+    """The offer the caller named: by position or spoken time, by clock time, or by a day that
+    has only one offer; None when the utterance names none of them."""
+    if not offers or not text:
+        return None
+    by_phrase = ctx.read("choice", text, _choices(offers))
+    if by_phrase is not None:
+        return next(offer for offer in offers if offer.spoken == by_phrase)
+    clock = ctx.read("time", text)
+    day = ctx.read("date", text)
+    if clock is not None and "-" not in clock:
+        hour, minute = int(clock[:2]), int(clock[3:5])
+        at = [o for o in offers if (o.local_start.hour, o.local_start.minute) == (hour, minute)]
+        at = at or [  # "two" heard as 2 am when 2 pm is on offer
+            o for o in offers
+            if (o.local_start.hour % 12, o.local_start.minute) == (hour % 12, minute)
+        ]
+        on_day = _on_day(at, day)
+        if on_day or at:
+            return (on_day or at)[0]
+    on_day = _on_day(offers, day)
+    return on_day[0] if len(on_day) == 1 else None
+
+
+def _on_day(offers: Sequence[SlotOffer], day: str | None) -> list[SlotOffer]:
+    """Offers on ``day`` (ISO), else on its weekday: "Wednesday" names the Wednesday on offer
+    even when the date reader took it for an earlier one."""
+    if day is None:
+        return []
+    same = [o for o in offers if o.local_start.date().isoformat() == day]
+    weekday = date.fromisoformat(day).weekday()
+    return same or [o for o in offers if o.local_start.weekday() == weekday]

@@ -1,0 +1,223 @@
+"""What the flow engine is told (events) and what it asks for (actions).
+
+Caller events come from :mod:`agent.responder` (``CallStarted``, ``CallerSaid``, ``DtmfPressed``,
+``ReplyInterrupted``) and so do the speech actions (``Say``, ``Listen``, ``Hangup``). The rest
+is the engine's side of I/O done by someone else: each ``Run…``/``Check…``/``Call…`` action is
+answered by exactly one result event carrying the same ``node_id``, which must be handed back
+to the engine before the next caller event.
+
+Booking protocol (engine <-> booking service, see ``agent.flow.responder.BookingRunner``)::
+
+    entering a booking node, confirm: false
+      RunBooking(slot_start="")        book the caller's preferred time if it is free
+          -> BookingFinished(success=True, booked, booking_id)             -> `success` edge
+          -> BookingFinished(success=False, alternatives=(up to 3 offers)) -> offer them
+          -> BookingFinished(success=False, alternatives=())              -> `failure` edge
+    entering a booking node, confirm: true
+      CheckAvailability                find the preferred slot and nearby alternatives
+          -> AvailabilityReady(requested=offer)      "…at 2 pm. Shall I book it?"
+          -> AvailabilityReady(requested=None, alternatives=…)   offer them
+    the caller picks an offer (and says yes, when confirm is true)
+      RunBooking(slot_start=offer.start)   book exactly that slot (hold, write once)
+          -> BookingFinished as above; a slot taken meanwhile comes back with alternatives
+
+``reschedule`` nodes speak the same protocol with ``RunReschedule`` (and ``CheckAvailability``
+with a ``lookup``); ``cancel`` nodes send ``RunCancel`` and get ``CancelFinished``; ``webhook``
+nodes send ``CallWebhook`` and get ``WebhookFinished``. A service that fails (a calendar that
+times out) answers with ``success=False`` and a ``reason``: the flow takes its failure edge.
+
+Offers are spoken by the booking service, in the caller's zone: ``SlotOffer.start`` is ISO-8601
+with the caller's UTC offset, so its wall-clock time is the one the caller hears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from agent.responder import (
+    CallerSaid,
+    CallEvent,
+    CallStarted,
+    DtmfPressed,
+    Hangup,
+    Listen,
+    ReplyInterrupted,
+    Say,
+)
+
+__all__ = [
+    "Attendee",
+    "AvailabilityReady",
+    "BookingFinished",
+    "CallEvent",
+    "CallStarted",
+    "CallWebhook",
+    "CallerSaid",
+    "CancelFinished",
+    "CheckAvailability",
+    "DtmfPressed",
+    "FlowAction",
+    "FlowEvent",
+    "Hangup",
+    "Listen",
+    "Lookup",
+    "Preferences",
+    "ReplyInterrupted",
+    "RunBooking",
+    "RunCancel",
+    "RunReschedule",
+    "Say",
+    "SendSms",
+    "SlotOffer",
+    "Transfer",
+    "WebhookFinished",
+]
+
+
+def _no_fields() -> Mapping[str, str]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class SlotOffer:
+    """One bookable time as the caller hears it."""
+
+    start: str  # ISO-8601 in the caller's zone: "2026-12-01T14:00:00-05:00"
+    date_spoken: str  # "Tuesday, December 1st", "today", "tomorrow"
+    time_spoken: str  # "2 pm", "10:30 am", "noon"
+
+    @property
+    def local_start(self) -> datetime:
+        return datetime.fromisoformat(self.start)
+
+    @property
+    def spoken(self) -> str:
+        return f"{self.date_spoken} at {self.time_spoken}"
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What the caller asked for, as the extractors wrote it ("" = not said)."""
+
+    date: str = ""  # preferred_date: "2026-12-01"
+    time: str = ""  # preferred_time: "14:00", or a range "14:00-16:00"
+    time_of_day: str = ""  # time_preference: "morning" | "afternoon" | "evening"
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    timezone: str = ""  # IANA; "" = the calendar's
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """How to find an existing booking: its reference, else the phone number it was made with."""
+
+    booking_reference: str = ""
+    phone: str = ""
+
+
+# ---- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    number: str  # E.164
+
+
+@dataclass(frozen=True, slots=True)
+class SendSms:
+    text: str
+    to: str = ""  # "" = the caller
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAvailability:
+    node_id: str
+    action: str  # "" for a reschedule: the action of the booking found by ``lookup``
+    preferences: Preferences
+    lookup: Lookup | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunBooking:
+    node_id: str
+    action: str
+    preferences: Preferences
+    attendee: Attendee
+    fields: Mapping[str, str] = field(default_factory=_no_fields)  # every flow variable
+    slot_start: str = ""  # an offer's start: book exactly this; "" = the preferred time
+
+
+@dataclass(frozen=True, slots=True)
+class RunReschedule:
+    node_id: str
+    action: str
+    lookup: Lookup
+    preferences: Preferences
+    slot_start: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunCancel:
+    node_id: str
+    lookup: Lookup
+
+
+@dataclass(frozen=True, slots=True)
+class CallWebhook:
+    node_id: str
+    webhook: str
+    variables: Mapping[str, str]
+
+
+FlowAction = (
+    Say | Listen | Hangup | Transfer | SendSms | CheckAvailability | RunBooking | RunReschedule
+    | RunCancel | CallWebhook
+)
+
+# ---- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityReady:
+    node_id: str
+    requested: SlotOffer | None  # the preferred time, when it names one slot and that is free
+    alternatives: tuple[SlotOffer, ...] = ()  # best first, at most 3 are offered
+    reason: str = ""  # why nothing is offered ("not_found", "timeout", …), for the call log
+
+
+@dataclass(frozen=True, slots=True)
+class BookingFinished:
+    node_id: str
+    success: bool
+    booked: SlotOffer | None = None
+    booking_id: str = ""
+    alternatives: tuple[SlotOffer, ...] = ()  # when not booked: times that are free instead
+    reason: str = ""  # "taken", "unavailable", "not_found", "timeout", …
+
+
+@dataclass(frozen=True, slots=True)
+class CancelFinished:
+    node_id: str
+    success: bool
+    cancelled: SlotOffer | None = None
+    booking_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookFinished:
+    node_id: str
+    success: bool
+    variables: Mapping[str, str] = field(default_factory=_no_fields)
+    reason: str = ""
+
+
+ServiceResult = AvailabilityReady | BookingFinished | CancelFinished | WebhookFinished
+FlowEvent = CallEvent | ServiceResult

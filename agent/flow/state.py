@@ -1,0 +1,105 @@
+"""The vocabulary shared by the engine and its step functions: phases, context, steps.
+
+A step function reads a :class:`Ctx` (a snapshot of the engine) and returns a :class:`Step`
+saying what to do: actions to emit, variables to set, and where the conversation goes next. It
+never changes anything itself; :meth:`agent.flow.engine.FlowEngine._apply` is the one place
+that does.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Protocol
+
+from agent.flow.messages import FlowAction, Listen, SlotOffer
+from providers.base import SpeechHints
+from providers.llm.rules import Choices, Extraction
+
+NO_VARIABLES: Mapping[str, str] = MappingProxyType({})
+
+# What the agent says when the flow itself has nothing to say (flows can override the common
+# ones per node: `reprompt`, and a `fallback`/`failure` edge instead of GIVE_UP).
+REPROMPT_PREFIX = "Sorry, I didn't catch that."
+GIVE_UP = "I'm sorry, I'm having trouble understanding. Please call back later. Goodbye."
+INTERNAL_ERROR = "I'm sorry, something went wrong on our side. Please call back later. Goodbye."
+
+
+class Phase(enum.Enum):
+    """Where the engine is inside the current node."""
+
+    IDLE = "idle"  # before CallStarted
+    ANSWER = "answer"  # conversation: waiting for the caller's answer
+    CHECKING = "checking"  # booking: waiting for AvailabilityReady
+    BOOKING = "booking"  # booking, reschedule: waiting for BookingFinished
+    CONFIRM = "confirm"  # booking: asked "shall I book <candidate>?"
+    CHOOSE = "choose"  # booking: offered `offers`, waiting for a pick
+    CANCELLING = "cancelling"  # cancel: waiting for CancelFinished
+    WEBHOOK = "webhook"  # webhook: waiting for WebhookFinished
+    ENDED = "ended"  # hung up or transferred
+
+
+LISTENING = frozenset((Phase.ANSWER, Phase.CONFIRM, Phase.CHOOSE))
+"""Phases where the caller is expected to speak (and a global intent may fire)."""
+
+
+class Extractor(Protocol):
+    """The ``providers.llm.rules.extract`` signature: read one kind of value from an utterance."""
+
+    def __call__(
+        self, kind: str, text: str, *, now: datetime, timezone: str, choices: Choices = ()
+    ) -> Extraction | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    """What a step function may read."""
+
+    node_id: str
+    variables: Mapping[str, str]
+    now: datetime
+    timezone: str
+    extract: Extractor
+    intent_phrases: tuple[str, ...] = ()
+    attempts: int = 0  # answers not understood so far in this phase
+    offers: tuple[SlotOffer, ...] = ()
+    candidate: SlotOffer | None = None  # the slot asked about (CONFIRM) or being booked
+
+    def read(self, kind: str, text: str, choices: Choices = ()) -> str | None:
+        """The canonical value of ``kind`` in ``text``, or None."""
+        found = self.extract(kind, text, now=self.now, timezone=self.timezone, choices=choices)
+        return None if found is None else found.value
+
+    def var(self, name: str | None) -> str:
+        return "" if name is None else self.variables.get(name, "")
+
+    def listen(self, *hints: SpeechHints) -> Listen:
+        """Listen for ``hints`` (merged) and for the flow's intent phrases."""
+        return Listen(merge_hints(*hints, SpeechHints(phrases=self.intent_phrases)))
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What a step function decided. At most one of ``edge``, ``goto`` and ``phase`` is set;
+    none of them means the engine stays exactly where it is."""
+
+    actions: tuple[FlowAction, ...] = ()
+    variables: Mapping[str, str] = field(default_factory=lambda: NO_VARIABLES)
+    edge: str | None = None  # leave the node by this edge (a key of agent.flow.table.edges)
+    goto: str | None = None  # or enter this node directly (a global intent)
+    phase: Phase | None = None  # or stay in the node, waiting in this phase, with:
+    attempts: int = 0
+    offers: tuple[SlotOffer, ...] = ()
+    candidate: SlotOffer | None = None
+
+
+def merge_hints(*hints: SpeechHints) -> SpeechHints:
+    """One set of hints: every phrase, and the first grammar (the main answer's; grammars are
+    separate languages and cannot be merged, and a recogniser falls back to its general model
+    for anything a grammar does not cover, helped by the phrases)."""
+    grammar = next((h.grammar for h in hints if h.grammar), None)
+    phrases = tuple(dict.fromkeys(p for h in hints for p in h.phrases))
+    return SpeechHints(phrases=phrases, grammar=grammar)

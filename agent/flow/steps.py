@@ -1,0 +1,173 @@
+"""Step functions for every node type except booking and reschedule (see ``booking_steps``).
+
+``enter_*`` runs when the conversation arrives at a node; the others answer one event in one
+phase. Each returns a :class:`~agent.flow.state.Step`; none changes state (the engine applies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agent.flow.messages import (
+    CallerSaid,
+    CallWebhook,
+    CancelFinished,
+    Hangup,
+    Lookup,
+    RunCancel,
+    Say,
+    SendSms,
+    Transfer,
+    WebhookFinished,
+)
+from agent.flow.model import (
+    BranchNode,
+    CancelNode,
+    Condition,
+    ConversationNode,
+    EndCallNode,
+    GreetingNode,
+    JumpNode,
+    MessageNode,
+    SendSmsNode,
+    TransferNode,
+    WebhookNode,
+)
+from agent.flow.state import REPROMPT_PREFIX, Ctx, Phase, Step
+from agent.flow.templates import render
+from providers.base import SpeechHints
+from providers.llm import rules
+
+
+def said(ctx: Ctx, text: str) -> tuple[Say, ...]:
+    """``Say`` the rendered template, or nothing for an empty one."""
+    return (Say(render(text, ctx.variables)),) if text else ()
+
+
+def enter_message(ctx: Ctx, node: GreetingNode | MessageNode) -> Step:
+    return Step(said(ctx, node.say), edge="next")
+
+
+def enter_jump(ctx: Ctx, node: JumpNode) -> Step:
+    return Step(edge="goto")
+
+
+def enter_end_call(ctx: Ctx, node: EndCallNode) -> Step:
+    return Step((*said(ctx, node.say), Hangup(node.reason)), phase=Phase.ENDED)
+
+
+def enter_transfer(ctx: Ctx, node: TransferNode) -> Step:
+    return Step((*said(ctx, node.say), Transfer(node.number)), phase=Phase.ENDED)
+
+
+def enter_send_sms(ctx: Ctx, node: SendSmsNode) -> Step:
+    sms = SendSms(render(node.template, ctx.variables), render(node.to, ctx.variables))
+    return Step((sms,), edge="next")
+
+
+# ---- conversation ----------------------------------------------------------------------------
+
+
+def conversation_hints(node: ConversationNode) -> tuple[SpeechHints, ...]:
+    found = [rules.hints(node.extractor, choices=node.choices)]
+    if node.or_collect is not None:
+        found.append(rules.hints(node.or_collect.extractor, choices=node.or_collect.choices))
+    return tuple(found)
+
+
+def enter_conversation(ctx: Ctx, node: ConversationNode) -> Step:
+    listen = ctx.listen(*conversation_hints(node))
+    return Step((*said(ctx, node.say), listen), phase=Phase.ANSWER)
+
+
+def answer(ctx: Ctx, node: ConversationNode, event: CallerSaid) -> Step:
+    """Collect the variable and go on; reprompt; or, after ``max_attempts``, the fallback."""
+    text = event.text.strip()
+    declines = node.optional and node.extractor != "yes_no"
+    if text and declines and ctx.read("yes_no", text) == "no":
+        return Step(edge="next")
+    readings = [(node.collect, node.extractor, node.choices)]
+    if node.or_collect is not None:
+        also = node.or_collect
+        readings.append((also.variable, also.extractor, also.choices))
+    for variable, kind, choices in readings:
+        value = ctx.read(kind, text, choices) if text else None
+        if value is not None:
+            return Step(variables={variable: value}, edge="next")
+    attempts = ctx.attempts + 1
+    if attempts >= node.max_attempts:
+        return Step(edge="fallback")
+    reprompt = node.reprompt or f"{REPROMPT_PREFIX} {node.say}"
+    listen = ctx.listen(*conversation_hints(node))
+    return Step((*said(ctx, reprompt), listen), phase=Phase.ANSWER, attempts=attempts)
+
+
+# ---- branch ----------------------------------------------------------------------------------
+
+
+def holds(condition: Condition, variables: Mapping[str, str]) -> bool:
+    """Whether ``condition`` holds; comparisons ignore case and surrounding spaces."""
+    value = _fold(variables.get(condition.variable, ""))
+    test = condition.test
+    if test == "is_set":
+        return value != ""
+    if test == "is_not_set":
+        return value == ""
+    if test == "equals":
+        return value == _fold(condition.equals or "")
+    if test == "not_equals":
+        return value != _fold(condition.not_equals or "")
+    return value in {_fold(option) for option in condition.in_ or ()}
+
+
+def _fold(text: str) -> str:
+    return text.strip().casefold()
+
+
+def enter_branch(ctx: Ctx, node: BranchNode) -> Step:
+    for index, condition in enumerate(node.conditions):
+        if holds(condition, ctx.variables):
+            return Step(edge=f"if:{index}")
+    return Step(edge="default")
+
+
+# ---- cancel and webhook ----------------------------------------------------------------------
+
+
+def lookup(ctx: Ctx, reference_variable: str | None, phone_variable: str | None) -> Lookup | None:
+    """How to find the caller's booking, or None when neither lookup variable is known."""
+    found = Lookup(booking_reference=ctx.var(reference_variable), phone=ctx.var(phone_variable))
+    return found if found.booking_reference or found.phone else None
+
+
+def enter_cancel(ctx: Ctx, node: CancelNode) -> Step:
+    found = lookup(ctx, node.reference_variable, node.phone_variable)
+    if found is None:
+        return Step(variables={"cancel_success": "no"}, edge="failure")
+    return Step((*said(ctx, node.say), RunCancel(ctx.node_id, found)), phase=Phase.CANCELLING)
+
+
+def cancel_finished(ctx: Ctx, node: CancelNode, event: CancelFinished) -> Step:
+    if not event.success:
+        return Step(variables={"cancel_success": "no"}, edge="failure")
+    slot = event.cancelled
+    variables = {
+        "cancel_success": "yes",
+        "cancelled_date": slot.date_spoken if slot else "",
+        "cancelled_time": slot.time_spoken if slot else "",
+        "booking_id": event.booking_id,
+    }
+    return Step(variables=variables, edge="success")
+
+
+def enter_webhook(ctx: Ctx, node: WebhookNode) -> Step:
+    sent = {name: ctx.var(name) for name in node.send}
+    call = CallWebhook(ctx.node_id, node.webhook, sent)
+    return Step((*said(ctx, node.say), call), phase=Phase.WEBHOOK)
+
+
+def webhook_finished(ctx: Ctx, node: WebhookNode, event: WebhookFinished) -> Step:
+    """Success needs every ``receive`` variable back (the success edge promises them)."""
+    if not event.success or any(name not in event.variables for name in node.receive):
+        return Step(edge="failure")
+    return Step(variables={name: event.variables[name] for name in node.receive}, edge="success")
