@@ -8,7 +8,7 @@ vendors). Audio crossing these seams is always 8 kHz mono: G.711 mu-law for the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -135,6 +135,6 @@ ChatEvent = TextDelta | ToolCallsReady | ChatFinished
 class ChatModel(Protocol):
     def stream(
         self, messages: tuple[ChatMessage, ...], *, tools: tuple[ToolSpec, ...] = ()
-    ) -> AsyncIterator[ChatEvent]:
+    ) -> AsyncGenerator[ChatEvent, None]:
         """Stream one generation. Closing the iterator early cancels it (barge-in): tool calls
         of a cancelled generation are never yielded. Failures raise ProviderError."""
