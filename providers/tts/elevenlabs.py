@@ -1,0 +1,573 @@
+"""ElevenLabs text-to-speech: the multi-context WebSocket, REST streaming as its fallback.
+
+Sockets are pooled per server process (this object is an ``AsyncResource``), not per call:
+``synthesize`` has no notion of a call, a warm socket takes the TLS and WebSocket handshakes
+(one or two round trips to the vendor) off the first reply of every call, and the vendor caps
+a socket at 5 live contexts, so the pool opens another socket when the open ones are full.
+One reply = one context (``context_id`` unique per socket):
+
+    {"text": " ", "context_id": c, "voice_settings": ..}       open (first message)
+    {"text": "<piece> ", "context_id": c, "flush": true}        per piece, ending in a space
+    {"context_id": c, "close_context": true}                    after the last piece
+    <- {"audio": b64, "normalizedAlignment": {..}, "contextId": c} ... {"isFinal": true, ..}
+
+The service speaks what a closed context holds before its ``isFinal`` (a bare flush never
+yields one), so the close goes right after the last piece. On barge-in the consumer stops
+iterating: the close is sent if it was not yet, later audio for the context is dropped, the
+socket stays. A context counts against the cap until its ``isFinal`` (or ``close_grace_s``
+after the close), as the service counts it.
+
+Failures raise ``ProviderError`` (``ProviderAuthError`` for a refused key, ``ProviderTimeout``
+when audio stalls) or ``ProtocolError`` for a malformed vendor message; a dropped socket
+fails the replies on it and the next reply opens a new one. When no socket can be opened the
+reply goes over ``POST /v1/text-to-speech/{voice_id}/stream`` (no alignment there), and
+WebSockets are not tried again for ``ws_retry_after_s``. The API key is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable
+from contextlib import aclosing
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+import aiohttp
+
+from providers.errors import (
+    ProtocolError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderTimeout,
+)
+from providers.tts.elevenlabs_wire import (
+    Alignment,
+    AudioReceived,
+    ClientMessage,
+    ContextFinished,
+    ErrorReported,
+    VoiceSettings,
+    encode_client_message,
+    parse_server_message,
+)
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "tts.elevenlabs"
+DEFAULT_BASE_URL = "wss://api.elevenlabs.io"
+DEFAULT_MODEL_ID = "eleven_flash_v2_5"
+OUTPUT_FORMAT = "ulaw_8000"  # what Twilio plays: passed through untouched
+BYTES_PER_MS = 8  # ulaw_8000: one byte per sample
+MAX_CONTEXTS_PER_SOCKET = 5  # the vendor's limit; a sixth context gets the socket closed (1008)
+# The vendor's ceiling for inactivity_timeout: a pooled socket may sit idle between calls.
+INACTIVITY_TIMEOUT_S = 180
+# Stop handing out a socket this long before the vendor's idle timeout could close it.
+_IDLE_MARGIN_S = 5.0
+_RETRYABLE_ERRORS = frozenset({"max_active_conversations", "rate_limited", "internal_error"})
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechChunk:
+    """Audio of one reply with its alignment; ``start_ms`` and the alignment's times are
+    measured from the start of the reply (the first byte of its first chunk)."""
+
+    audio: bytes
+    start_ms: int
+    alignment: Alignment | None
+
+
+def words_heard(alignments: Iterable[Alignment], heard_ms: float) -> str:
+    """The words of a reply the caller heard when playback stopped at ``heard_ms`` (reply
+    time, as ``SpeechChunk`` carries it): a word counts once its middle has been played."""
+    words: list[str] = []
+    current: list[str] = []
+    word_start_ms = word_end_ms = 0
+    for alignment in alignments:
+        starts, durations = alignment.char_start_times_ms, alignment.char_durations_ms
+        for char, start_ms, duration_ms in zip(alignment.chars, starts, durations, strict=True):
+            if char.isspace():
+                if current:
+                    if (word_start_ms + word_end_ms) / 2 > heard_ms:
+                        return " ".join(words)
+                    words.append("".join(current))
+                    current = []
+                continue
+            if not current:
+                word_start_ms = start_ms
+            current.append(char)
+            word_end_ms = start_ms + duration_ms
+    if current and (word_start_ms + word_end_ms) / 2 <= heard_ms:
+        words.append("".join(current))
+    return " ".join(words)
+
+
+class ElevenLabsTts:
+    """``TextToSpeech`` + ``AsyncResource`` for ElevenLabs (``start`` before use)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        voice_id: str,
+        base_url: str = DEFAULT_BASE_URL,
+        model_id: str = DEFAULT_MODEL_ID,
+        voice_settings: VoiceSettings | None = None,
+        chunk_length_schedule: tuple[int, ...] | None = None,
+        http_session: aiohttp.ClientSession | None = None,
+        connect_timeout_s: float = 3.0,
+        first_audio_timeout_s: float = 5.0,
+        stall_timeout_s: float = 3.0,
+        close_grace_s: float = 2.0,
+        ws_retry_after_s: float = 10.0,
+        max_sockets: int = 32,
+    ) -> None:
+        self._api_key = api_key
+        self._voice_id = voice_id
+        self._model_id = model_id
+        self._voice_settings = voice_settings
+        self._schedule = chunk_length_schedule
+        self._session = http_session
+        self._owns_session = http_session is None
+        self._connect_timeout_s = connect_timeout_s
+        self._first_audio_timeout_s = first_audio_timeout_s
+        self._stall_timeout_s = stall_timeout_s
+        self._close_grace_s = close_grace_s
+        self._ws_retry_after_s = ws_retry_after_s
+        self._max_sockets = max_sockets
+        root = base_url.rstrip("/")
+        path = f"/v1/text-to-speech/{quote(voice_id, safe='')}"
+        query = {"model_id": model_id, "output_format": OUTPUT_FORMAT}
+        ws_query = {**query, "inactivity_timeout": str(INACTIVITY_TIMEOUT_S)}
+        ws_query["sync_alignment"] = "true"
+        self._ws_url = f"{root}{path}/multi-stream-input?{urlencode(ws_query)}"
+        http_root = "http" + root.removeprefix("ws") if root.startswith("ws") else root
+        self._rest_url = f"{http_root}{path}/stream?{urlencode({'output_format': OUTPUT_FORMAT})}"
+        self._sockets: list[_Socket] = []
+        self._connect_lock = asyncio.Lock()
+        self._ws_down_until = 0.0
+
+    async def start(self) -> None:
+        """Open the HTTP session (unless one was passed in) and a warm socket. A refused key
+        raises ProviderAuthError; an unreachable socket only logs (REST is the fallback)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        try:
+            await self._grow()
+        except ProviderAuthError:
+            raise
+        except ProviderError as exc:
+            log.warning("elevenlabs socket not opened at start: %s", exc.message)
+
+    async def aclose(self) -> None:
+        sockets, self._sockets = self._sockets, []
+        for socket in sockets:
+            await socket.aclose()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
+        async with aclosing(self.synthesize_with_alignment(text)) as chunks:
+            async for chunk in chunks:
+                yield chunk.audio
+
+    async def synthesize_with_alignment(self, text: str) -> AsyncGenerator[SpeechChunk, None]:
+        async with aclosing(self.synthesize_stream(_single(text))) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def synthesize_stream(
+        self, pieces: AsyncIterable[str]
+    ) -> AsyncGenerator[SpeechChunk, None]:
+        """One reply from text arriving in pieces (clauses or sentences from the LLM; each
+        must end on a word boundary). Each piece is flushed as it arrives."""
+        try:
+            socket, context_id = await self._lease()
+        except ProviderAuthError:
+            raise
+        except ProviderError as exc:
+            log.warning("elevenlabs socket unavailable (%s): streaming over REST", exc.message)
+            async with aclosing(self._rest_reply(pieces)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
+        reply = _Reply(
+            socket,
+            context_id,
+            first_audio_timeout_s=self._first_audio_timeout_s,
+            stall_timeout_s=self._stall_timeout_s,
+        )
+        async with aclosing(reply.run(pieces)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    # ---- sockets ------------------------------------------------------------------------------
+
+    async def _lease(self) -> tuple[_Socket, str]:
+        """A context on a socket with room (opened with its first message)."""
+        if asyncio.get_running_loop().time() < self._ws_down_until:
+            raise ProviderError(PROVIDER, "WebSocket recently unreachable", retryable=True)
+        for attempt in range(2):  # a pooled socket may have died unnoticed: one more try
+            socket = self._pick() or await self._grow()
+            context_id = ""
+            try:
+                context_id = socket.open_context()
+                await socket.send(
+                    ClientMessage(
+                        text=" ",
+                        context_id=context_id,
+                        voice_settings=self._voice_settings,
+                        chunk_length_schedule=self._schedule,
+                    )
+                )
+            except ProviderError:
+                socket.retired = True
+                socket.stop_listening(context_id)
+                if attempt:
+                    raise
+                continue
+            except BaseException:  # cancelled mid-send: free the slot
+                socket.stop_listening(context_id)
+                raise
+            return socket, context_id
+        raise AssertionError("unreachable")
+
+    def _pick(self) -> _Socket | None:
+        for socket in self._sockets:
+            if socket.usable and socket.live_contexts < MAX_CONTEXTS_PER_SOCKET:
+                return socket
+        return None
+
+    async def _grow(self) -> _Socket:
+        async with self._connect_lock:
+            await self._prune()
+            socket = self._pick()
+            if socket is not None:
+                return socket
+            if len(self._sockets) >= self._max_sockets:
+                raise ProviderError(PROVIDER, f"all {self._max_sockets} sockets are full")
+            try:
+                socket = await self._connect()
+            except ProviderAuthError:
+                raise
+            except ProviderError:
+                self._ws_down_until = asyncio.get_running_loop().time() + self._ws_retry_after_s
+                raise
+            self._sockets.append(socket)
+            return socket
+
+    async def _prune(self) -> None:
+        """Close sockets that are dead, retired and empty, or idle for too long."""
+        keep: list[_Socket] = []
+        for socket in self._sockets:
+            if socket.usable or (socket.live_contexts and not socket.closed):
+                keep.append(socket)
+            else:
+                await socket.aclose()
+        self._sockets = keep
+
+    async def _connect(self) -> _Socket:
+        if self._session is None:
+            raise RuntimeError("ElevenLabsTts.start() was not called")
+        try:
+            async with asyncio.timeout(self._connect_timeout_s):
+                ws = await self._session.ws_connect(
+                    self._ws_url, headers={"xi-api-key": self._api_key}, autoping=True
+                )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise _status_error(exc.status, "WebSocket handshake") from None
+        except TimeoutError:
+            raise ProviderTimeout(PROVIDER, "WebSocket handshake timed out") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            message = f"cannot open the WebSocket: {type(exc).__name__}"
+            raise ProviderError(PROVIDER, message, retryable=True) from None
+        log.info("elevenlabs socket opened (%d in the pool)", len(self._sockets) + 1)
+        socket = _Socket(ws, close_grace_s=self._close_grace_s)
+        socket.start()
+        return socket
+
+    # ---- REST fallback ------------------------------------------------------------------------
+
+    async def _rest_reply(self, pieces: AsyncIterable[str]) -> AsyncGenerator[SpeechChunk, None]:
+        received_bytes = 0
+        previous = ""
+        async for piece in pieces:
+            text = " ".join(piece.split())
+            if not text:
+                continue
+            body: dict[str, object] = {"text": text, "model_id": self._model_id}
+            if self._voice_settings is not None:
+                body["voice_settings"] = dataclasses.asdict(self._voice_settings)
+            if previous:
+                body["previous_text"] = previous
+            async with aclosing(self._rest_post(body)) as stream:
+                async for audio in stream:
+                    yield SpeechChunk(audio, received_bytes // BYTES_PER_MS, None)
+                    received_bytes += len(audio)
+            previous = text
+
+    async def _rest_post(self, body: dict[str, object]) -> AsyncGenerator[bytes, None]:
+        if self._session is None:
+            raise RuntimeError("ElevenLabsTts.start() was not called")
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=self._connect_timeout_s, sock_read=self._first_audio_timeout_s
+        )
+        headers = {"xi-api-key": self._api_key, "Accept": "audio/basic"}
+        try:
+            async with self._session.post(
+                self._rest_url, json=body, headers=headers, timeout=timeout
+            ) as response:
+                if response.status != 200:
+                    raise _status_error(response.status, "REST stream")
+                async for audio in response.content.iter_any():
+                    yield audio
+        except TimeoutError:
+            raise ProviderTimeout(PROVIDER, "REST stream timed out") from None
+        except aiohttp.ClientError as exc:
+            message = f"REST stream failed: {type(exc).__name__}"
+            raise ProviderError(PROVIDER, message, retryable=True) from None
+
+
+async def _single(text: str) -> AsyncGenerator[str, None]:
+    yield text
+
+
+def _status_error(status: int, what: str) -> ProviderError:
+    if status in (401, 403):
+        return ProviderAuthError(PROVIDER, f"{what}: the API key was refused (HTTP {status})")
+    retryable = status == 429 or status >= 500
+    return ProviderError(PROVIDER, f"{what}: HTTP {status}", retryable=retryable)
+
+
+class _Wake:
+    """Queued by the feeder so the reader of a reply re-evaluates its timer."""
+
+
+_WAKE = _Wake()
+_Item = AudioReceived | ContextFinished | Exception | _Wake
+
+
+class _Socket:
+    """One multi-context WebSocket: a reader task routes server messages to replies."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, close_grace_s: float) -> None:
+        self.retired = False  # no new contexts (it stalled, or a send failed)
+        self._ws = ws
+        self._close_grace_s = close_grace_s
+        self._loop = asyncio.get_running_loop()
+        self._last_used_at = self._loop.time()
+        self._prefix = secrets.token_hex(3)
+        self._ids = itertools.count(1)
+        self._queues: dict[str, asyncio.Queue[_Item]] = {}  # contexts someone listens to
+        self._live: dict[str, asyncio.TimerHandle | None] = {}  # contexts the service counts
+        self._reader: asyncio.Task[None] | None = None
+        self._failed = False  # the reader has failed every reply on this socket
+
+    def start(self) -> None:
+        self._reader = asyncio.create_task(self._read(), name="elevenlabs-socket-reader")
+
+    @property
+    def closed(self) -> bool:
+        return self._failed or self._ws.closed
+
+    @property
+    def usable(self) -> bool:
+        idle_s = self._loop.time() - self._last_used_at
+        return not (self.closed or self.retired) and idle_s < INACTIVITY_TIMEOUT_S - _IDLE_MARGIN_S
+
+    @property
+    def live_contexts(self) -> int:
+        return len(self._live)
+
+    def open_context(self) -> str:
+        if self.closed:
+            raise ProviderError(PROVIDER, "the socket is closed", retryable=True)
+        context_id = f"{self._prefix}-{next(self._ids)}"
+        self._live[context_id] = None
+        self._queues[context_id] = asyncio.Queue()
+        return context_id
+
+    def queue(self, context_id: str) -> asyncio.Queue[_Item]:
+        return self._queues[context_id]
+
+    async def send(self, message: ClientMessage) -> None:
+        self._last_used_at = self._loop.time()
+        try:
+            await self._ws.send_str(encode_client_message(message))
+        except (ConnectionError, aiohttp.ClientError, RuntimeError):
+            message_text = "the socket closed while sending"
+            raise ProviderError(PROVIDER, message_text, retryable=True) from None
+
+    def stop_listening(self, context_id: str) -> None:
+        """Drop the rest of a context's audio; its slot frees at isFinal or after the grace."""
+        self._queues.pop(context_id, None)
+        if context_id in self._live and self._live[context_id] is None:
+            release = self._loop.call_later(self._close_grace_s, self._release, context_id)
+            self._live[context_id] = release
+
+    async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self._ws.close()  # not close_socket: that would wait for every context to drain
+        self._fail_all(ProviderError(PROVIDER, "the socket was closed", retryable=True))
+
+    def _release(self, context_id: str) -> None:
+        handle = self._live.pop(context_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    async def _read(self) -> None:
+        error: Exception
+        try:
+            while True:
+                message = await self._ws.receive()
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    for event in parse_server_message(message.data):
+                        self._dispatch(event)
+                elif message.type is aiohttp.WSMsgType.BINARY:
+                    raise ProtocolError("elevenlabs.binary", "unexpected binary message")
+                else:
+                    code = self._ws.close_code
+                    detail = f"the service closed the socket (code {code})"
+                    error = ProviderError(PROVIDER, detail, retryable=True)
+                    break
+        except ProtocolError as exc:
+            log.warning("elevenlabs sent a malformed message: %s", exc.code)
+            error = exc
+        except ProviderError as exc:
+            error = exc
+        self._fail_all(error)
+        await self._ws.close()
+
+    def _dispatch(self, event: AudioReceived | ContextFinished | ErrorReported) -> None:
+        if isinstance(event, ErrorReported):
+            log.warning("elevenlabs reported %s: %s", event.error, event.message)
+            detail = f"{event.error or 'error'}: {event.message}"
+            retryable = event.error in _RETRYABLE_ERRORS
+            raise ProviderError(PROVIDER, detail, retryable=retryable)
+        if event.context_id is None:
+            raise ProtocolError("elevenlabs.no_context", "a message without contextId")
+        queue = self._queues.get(event.context_id)
+        if isinstance(event, ContextFinished):
+            self._release(event.context_id)
+        if queue is not None:
+            queue.put_nowait(event)
+
+    def _fail_all(self, error: Exception) -> None:
+        self._failed = True
+        for queue in self._queues.values():
+            queue.put_nowait(error)
+        self._queues.clear()
+        for handle in self._live.values():
+            if handle is not None:
+                handle.cancel()
+        self._live.clear()
+
+
+class _Reply:
+    """One context: a feeder task sends the text while ``run`` yields the audio."""
+
+    def __init__(
+        self,
+        socket: _Socket,
+        context_id: str,
+        *,
+        first_audio_timeout_s: float,
+        stall_timeout_s: float,
+    ) -> None:
+        self._first_audio_timeout_s = first_audio_timeout_s
+        self._stall_timeout_s = stall_timeout_s
+        self._socket = socket
+        self._id = context_id
+        self._queue = socket.queue(context_id)
+        self._loop = asyncio.get_running_loop()
+        self._waiting_for_input = False
+        self._audio_since_send = False
+        self._last_activity_at = self._loop.time()
+        self._close_sent = False
+
+    async def run(self, pieces: AsyncIterable[str]) -> AsyncGenerator[SpeechChunk, None]:
+        feeder = asyncio.create_task(self._feed(pieces), name=f"elevenlabs-feed-{self._id}")
+        received_bytes = 0
+        finished = False
+        try:
+            while True:
+                item = await self._next()
+                if isinstance(item, _Wake):
+                    continue
+                if isinstance(item, Exception):
+                    raise item
+                if isinstance(item, ContextFinished):
+                    finished = True
+                    return
+                self._audio_since_send = True
+                self._last_activity_at = self._loop.time()
+                start_ms = received_bytes // BYTES_PER_MS
+                received_bytes += len(item.audio)
+                alignment = item.alignment.shifted(start_ms) if item.alignment else None
+                yield SpeechChunk(item.audio, start_ms, alignment)
+        finally:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+            if not finished:
+                await self._close_context()
+            self._socket.stop_listening(self._id)
+
+    async def _next(self) -> _Item:
+        while True:
+            if not self._queue.empty():
+                return self._queue.get_nowait()
+            limit_s = (
+                self._stall_timeout_s if self._audio_since_send else self._first_audio_timeout_s
+            )
+            budget_s: float | None = None
+            if not self._waiting_for_input:
+                budget_s = max(0.0, limit_s - (self._loop.time() - self._last_activity_at))
+            try:
+                async with asyncio.timeout(budget_s):
+                    return await self._queue.get()
+            except TimeoutError:
+                self._socket.retired = True  # a stalled socket gets no new replies
+                what = "more audio" if self._audio_since_send else "first audio"
+                raise ProviderTimeout(PROVIDER, f"no {what} within {limit_s} s") from None
+
+    async def _feed(self, pieces: AsyncIterable[str]) -> None:
+        try:
+            iterator = aiter(pieces)
+            while True:
+                self._waiting_for_input = True
+                self._queue.put_nowait(_WAKE)
+                try:
+                    piece = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    self._waiting_for_input = False
+                text = " ".join(piece.split())
+                if text:  # the vendor wants every chunk to end with a space
+                    chunk = ClientMessage(text=text + " ", context_id=self._id, flush=True)
+                    await self._send(chunk)
+            await self._close_context()
+            self._queue.put_nowait(_WAKE)  # input is over: the reply's timer runs again
+        except Exception as exc:  # the text source failed, or the socket: the reply fails
+            self._queue.put_nowait(exc)
+
+    async def _send(self, message: ClientMessage) -> None:
+        await self._socket.send(message)
+        self._audio_since_send = False
+        self._last_activity_at = self._loop.time()
+        self._queue.put_nowait(_WAKE)
+
+    async def _close_context(self) -> None:
+        if self._close_sent or self._socket.closed:
+            return
+        self._close_sent = True
+        try:
+            await self._send(ClientMessage(context_id=self._id, close_context=True))
+        except ProviderError:
+            self._socket.retired = True
