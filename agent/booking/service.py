@@ -1,0 +1,406 @@
+"""The booking service: availability over a pool of calendars, then booking exactly once.
+
+Availability: every pooled calendar is asked for its busy time at the same time, each under its
+own timeout (``asyncio.timeout``), so the look-up costs the slowest calendar's answer or its
+timeout, never the sum. A failing calendar is reported and left out, or fails the look-up
+(``ActionConfig.skip_failed_calendars``; always fatal for ``collective``, which needs everyone).
+Busy time, other callers' live holds and daily-limit counts feed ``available_slots`` per
+calendar, then ``pool`` (round-robin counts from the store), then ``propose``.
+
+Booking: the idempotency key is a hash of (call, slot start, action), plus the calendar, so a
+retried request finds the booking already made. The time is held in the store, written at the
+calendar (the ``local`` one is the store's guarded insert), and recorded in the bookings table.
+If the calendar says the time is gone, the next free calendar of the pool is tried; if none is
+left, nothing was booked and fresh alternatives come back (``SlotUnavailable``). Rescheduling
+books the new time before cancelling the old (or moves it in one write where the calendar can),
+so a confirmed booking is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time as monotonic
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+
+from agent.booking.availability import available_slots
+from agent.booking.intervals import Interval, Slot
+from agent.booking.local_calendar import LocalCalendar
+from agent.booking.pool import PooledSlot, pool
+from agent.booking.proposal import propose
+from agent.booking.service_book import Booker, SupportsMove, idempotency_key
+from agent.booking.service_types import (
+    ActionConfig,
+    Availability,
+    BookingDetails,
+    BookingOutcome,
+    CalendarFailure,
+    CalendarHandle,
+    Preference,
+    Proposal,
+    SlotUnavailable,
+)
+from agent.booking.speech import speak_slot, speak_slots
+from agent.booking.zones import load_zone
+from agent.config_models import Settings
+from agent.metrics import Metrics
+from agent.store import BookingRecord, Store, utc_now
+from providers.calendars.base import CalendarProvider
+from providers.errors import ConfigError, ProviderError, ProviderTimeout
+
+logger = logging.getLogger(__name__)
+
+ANY_TIME = Preference()  # no preference: the earliest times, spread over the first open day
+
+
+@dataclass(frozen=True, slots=True)
+class _Busy:
+    calendar: str
+    intervals: tuple[Interval, ...]
+
+
+class BookingService:
+    """Availability, booking, cancelling and rescheduling for the configured booking actions."""
+
+    def __init__(
+        self,
+        store: Store,
+        calendars: Mapping[str, CalendarHandle],
+        actions: Mapping[str, ActionConfig],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
+    ) -> None:
+        for action in actions.values():
+            missing = [name for name in action.calendars if name not in calendars]
+            if missing:
+                raise ValueError(f"booking action {action.name!r}: no calendar {missing[0]!r}")
+        self._store = store
+        self._calendars = dict(calendars)
+        self._actions = dict(actions)
+        self._clock = clock
+        self._metrics = metrics
+        self._booker = Booker(store, self._calendars, clock, metrics)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        store: Store,
+        adapters: Mapping[str, CalendarProvider] | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics | None = None,
+    ) -> BookingService:
+        """The service for ``settings``: ``adapters`` by calendar name; ``local`` calendars
+        that have none get a ``LocalCalendar`` on ``store``."""
+        handles: dict[str, CalendarHandle] = {}
+        for name, calendar in settings.calendars.items():
+            provider = (adapters or {}).get(name)
+            if provider is None:
+                if calendar.provider != "local":
+                    raise ConfigError(
+                        "settings", f"calendars.{name}.provider",
+                        f"no {calendar.provider} adapter was given for this calendar",
+                    )  # fmt: skip
+                provider = LocalCalendar(store, name)
+            handles[name] = CalendarHandle(name, provider, calendar.provider, calendar.timezone)
+        actions = {
+            name: ActionConfig.from_settings(name, action)
+            for name, action in settings.booking_actions.items()
+        }
+        return cls(store, handles, actions, clock=clock, metrics=metrics)
+
+    def action(self, name: str) -> ActionConfig:
+        try:
+            return self._actions[name]
+        except KeyError:
+            raise ValueError(f"no booking action {name!r}") from None
+
+    # -- availability ----------------------------------------------------------------------------
+
+    async def availability(
+        self,
+        action: str,
+        preference: Preference = ANY_TIME,
+        *,
+        call_sid: str = "",
+        ignore: BookingRecord | None = None,
+    ) -> Availability:
+        """Slots to offer for ``action``, nearest the caller's preference. ``call_sid``'s own
+        holds do not block it; ``ignore`` (a booking being rescheduled) frees its own time."""
+        began = monotonic.perf_counter()
+        config = self.action(action)
+        caller_tz = preference.timezone or self._calendars[config.calendars[0]].timezone
+        now = self._clock()
+        window_start, window_end = _window(config, preference, now, caller_tz)
+        fetch_start = window_start - timedelta(minutes=config.buffer_before_min)
+        fetch_end = window_end + timedelta(minutes=config.buffer_after_min)
+
+        async with asyncio.TaskGroup() as group:  # the calendars and our own records at once
+            fetched = group.create_task(self._fetch_busy(config, fetch_start, fetch_end))
+            ours = group.create_task(self._store_view(config, fetch_start, fetch_end, call_sid))
+        busy, failures = fetched.result()
+        holds, counts, assigned = ours.result()
+        if failures and (
+            not config.skip_failed_calendars or config.strategy == "collective" or not busy
+        ):
+            raise failures[0].error
+        free_by_calendar: dict[str, list[Slot]] = {}
+        for calendar in config.calendars:  # pool order
+            if calendar not in busy:
+                continue
+            blocked = list(busy[calendar].intervals) + holds[calendar]
+            if ignore is not None and ignore.calendar == calendar:
+                own = Interval(ignore.start, ignore.end)
+                blocked = [item for item in blocked if item != own]
+            free_by_calendar[calendar] = available_slots(
+                config.rules(self._calendars[calendar].timezone),
+                window_start=window_start,
+                window_end=window_end,
+                now=now,
+                busy=blocked,
+                existing_bookings_per_day=counts[calendar],
+            )
+        offered = pool(config.strategy, free_by_calendar, assigned)
+        by_slot = {item.slot: item for item in offered}
+        chosen = propose(
+            by_slot,
+            preferred_date=preference.preferred_date,
+            preferred_time=preference.preferred_time,
+            time_of_day=preference.time_of_day,
+            tz=caller_tz,
+            limit=config.proposal_limit,
+        )
+        proposals = tuple(
+            Proposal(by_slot[slot], speak_slot(slot, caller_tz, now)) for slot in chosen
+        )
+        elapsed_ms = (monotonic.perf_counter() - began) * 1000.0
+        logger.info(
+            "availability %s: %d slots, %d proposed, %d calendars failed, %.1f ms",
+            action,
+            len(offered),
+            len(proposals),
+            len(failures),
+            elapsed_ms,
+        )
+        return Availability(
+            action=action,
+            timezone=caller_tz,
+            proposals=proposals,
+            spoken=speak_slots(chosen, caller_tz, now),
+            offered=tuple(offered),
+            failures=tuple(failures),
+            elapsed_ms=elapsed_ms,
+        )
+
+    async def _fetch_busy(
+        self, config: ActionConfig, start: datetime, end: datetime
+    ) -> tuple[dict[str, _Busy], list[CalendarFailure]]:
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(
+                    self._busy_of(self._calendars[name], start, end, config.calendar_timeout_s),
+                    name=f"busy:{config.name}:{name}",
+                )
+                for name in config.calendars
+            ]
+        busy: dict[str, _Busy] = {}
+        failures: list[CalendarFailure] = []
+        for task in tasks:
+            result = task.result()
+            if isinstance(result, CalendarFailure):
+                failures.append(result)
+            else:
+                busy[result.calendar] = result
+        return busy, failures
+
+    async def _busy_of(
+        self, handle: CalendarHandle, start: datetime, end: datetime, timeout_s: float
+    ) -> _Busy | CalendarFailure:
+        began = monotonic.perf_counter()
+        error: ProviderError
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await handle.provider.busy(start, end)
+            return _Busy(handle.name, tuple(Interval(item.start, item.end) for item in answer))
+        except TimeoutError:
+            error = ProviderTimeout(
+                handle.kind, f"calendar {handle.name}: no answer in {timeout_s} s"
+            )
+        except ValueError as bad:  # an interval the adapter should not have produced
+            error = ProviderError(handle.kind, f"calendar {handle.name}: bad busy time ({bad})")
+        except ProviderError as failed:
+            error = failed
+        elapsed_ms = (monotonic.perf_counter() - began) * 1000.0
+        logger.warning("calendar %s (%s) left out: %s", handle.name, handle.kind, error)
+        if self._metrics is not None:
+            self._metrics.provider_errors.inc(handle.kind)
+        return CalendarFailure(handle.name, error, elapsed_ms)
+
+    async def _store_view(
+        self,
+        config: ActionConfig,
+        start: datetime,
+        end: datetime,
+        call_sid: str,
+    ) -> tuple[dict[str, list[Interval]], dict[str, Counter[date]], dict[str, int]]:
+        """Other callers' live holds and booking counts per local day (our own records)."""
+        names = config.calendars
+        async with asyncio.TaskGroup() as group:
+            holds_task = group.create_task(
+                self._store.holds.live_on(names, start, end, exclude_owner=call_sid)
+            )
+            if config.daily_limit is not None:
+                booked_task = group.create_task(
+                    self._store.bookings.confirmed_on(names, start, end)
+                )
+            counts_task = group.create_task(self._store.round_robin.counts(config.name))
+        holds: dict[str, list[Interval]] = {name: [] for name in names}
+        for hold in holds_task.result():
+            holds[hold.calendar].append(Interval(hold.start, hold.end))
+        counts: dict[str, Counter[date]] = {name: Counter() for name in names}
+        if config.daily_limit is not None:
+            for booking in booked_task.result():
+                zone = load_zone(self._calendars[booking.calendar].timezone)
+                counts[booking.calendar][booking.start.astimezone(zone).date()] += 1
+        return holds, counts, counts_task.result()
+
+    # -- booking ---------------------------------------------------------------------------------
+
+    async def hold(self, action: str, choice: PooledSlot | Proposal, *, call_sid: str) -> bool:
+        """Hold an offered time for ``call_sid`` while the caller confirms (``book`` holds it
+        anyway); False when another caller holds it."""
+        pooled = choice.pooled if isinstance(choice, Proposal) else choice
+        return await self._booker.hold(self.action(action), pooled, call_sid)
+
+    async def book(
+        self,
+        action: str,
+        choice: PooledSlot | Proposal,
+        details: BookingDetails,
+        *,
+        preference: Preference = ANY_TIME,
+    ) -> BookingOutcome:
+        """Book the chosen time once. If it was taken meanwhile, nothing is booked and the next
+        alternatives (nearest the chosen time, in ``preference.timezone``) come back."""
+        config = self.action(action)
+        pooled = choice.pooled if isinstance(choice, Proposal) else choice
+        caller_tz = preference.timezone or self._calendars[config.calendars[0]].timezone
+        booked = await self._booker.book(config, pooled, details, caller_tz)
+        if booked is not None:
+            return booked
+        return await self._unavailable(config, pooled.slot, preference, caller_tz, details.call_sid)
+
+    async def _unavailable(
+        self,
+        config: ActionConfig,
+        slot: Slot,
+        preference: Preference,
+        caller_tz: str,
+        call_sid: str,
+        ignore: BookingRecord | None = None,
+    ) -> SlotUnavailable:
+        local = slot.start.astimezone(load_zone(caller_tz))
+        near = replace(
+            preference, preferred_date=local.date(), preferred_time=local.time(), timezone=caller_tz
+        )
+        alternatives = await self.availability(config.name, near, call_sid=call_sid, ignore=ignore)
+        kept = tuple(item for item in alternatives.proposals if item.slot != slot)
+        alternatives = replace(
+            alternatives,
+            proposals=kept,
+            spoken=speak_slots((item.slot for item in kept), caller_tz, self._clock()),
+            offered=tuple(item for item in alternatives.offered if item.slot != slot),
+        )
+        if self._metrics is not None:
+            self._metrics.bookings.inc("slot_taken")
+        return SlotUnavailable(slot, alternatives)
+
+    # -- cancel and reschedule -------------------------------------------------------------------
+
+    async def upcoming_for_phone(self, phone: str, *, action: str = "") -> list[BookingRecord]:
+        """The caller's confirmed bookings to come (of ``action``, if given), soonest first."""
+        found = await self._store.bookings.for_phone(phone, ending_after=self._clock())
+        return [item for item in found if not action or item.action == action]
+
+    async def cancel(self, booking_id: str, reason: str = "") -> BookingRecord | None:
+        """Cancel at the calendar and in the store (pending reminders dropped); None when there
+        is no such booking. Cancelling twice is harmless."""
+        return await self._booker.cancel(booking_id, reason)
+
+    async def cancel_by_phone(
+        self, phone: str, *, action: str = "", reason: str = ""
+    ) -> BookingRecord | None:
+        """Cancel the caller's next booking; None when they have none."""
+        upcoming = await self.upcoming_for_phone(phone, action=action)
+        return None if not upcoming else await self.cancel(upcoming[0].id, reason)
+
+    async def reschedule(
+        self,
+        booking_id: str,
+        choice: PooledSlot | Proposal,
+        *,
+        call_sid: str,
+        preference: Preference = ANY_TIME,
+    ) -> BookingOutcome:
+        """Move a booking to ``choice`` (offered by ``availability(..., ignore=booking)``).
+        The old booking stays confirmed unless the new time is booked."""
+        old = await self._store.bookings.get(booking_id)
+        if old is None or old.status != "confirmed":
+            raise ValueError(f"no confirmed booking {booking_id!r} to reschedule")
+        config = self.action(old.action)
+        pooled = choice.pooled if isinstance(choice, Proposal) else choice
+        caller_tz = (
+            preference.timezone
+            or old.attendee.timezone
+            or self._calendars[config.calendars[0]].timezone
+        )
+        handle = self._calendars.get(old.calendar)
+        if (
+            handle is not None
+            and pooled.calendars == (old.calendar,)
+            and isinstance(handle.provider, SupportsMove)
+        ):
+            moved = await self._booker.move(config, old, handle, pooled.slot, call_sid, caller_tz)
+        else:
+            details = BookingDetails(
+                old.attendee, call_sid, {**old.fields, "rescheduled_from": old.id}
+            )
+            moved = await self._booker.book(config, pooled, details, caller_tz)
+            if moved is not None:
+                try:
+                    await self.cancel(old.id, reason=f"rescheduled to {moved.booking_id}")
+                except ProviderError as error:  # the new booking stands; the old one needs a hand
+                    logger.error("rescheduled %s to %s but could not cancel the old one: %s",
+                                 old.id, moved.booking_id, error)  # fmt: skip
+        if moved is not None:
+            return moved
+        return await self._unavailable(config, pooled.slot, preference, caller_tz, call_sid, old)
+
+
+def _window(
+    config: ActionConfig, preference: Preference, now: datetime, caller_tz: str
+) -> tuple[datetime, datetime]:
+    """The span to search: ``lookahead_days`` from now, or around the preferred date, within
+    the action's horizon."""
+    horizon = now + timedelta(days=config.max_days_ahead)
+    span = timedelta(days=config.lookahead_days)
+    if preference.preferred_date is None:
+        return now, min(horizon, now + span)
+    day_start = datetime.combine(
+        preference.preferred_date, datetime.min.time(), load_zone(caller_tz)
+    )
+    start = max(now, day_start - span / 2)
+    end = min(horizon, day_start + timedelta(days=1) + span / 2)
+    if end > start:
+        return start, end
+    if day_start >= horizon:  # asked beyond the horizon: the last stretch before it
+        return max(now, horizon - span), horizon
+    return now, min(horizon, now + span)  # asked for the past
+
+
+__all__ = ["ANY_TIME", "BookingService", "SupportsMove", "idempotency_key"]

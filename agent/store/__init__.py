@@ -1,0 +1,38 @@
+"""The persistent store: calls, bookings, slot holds, reminder jobs, round-robin counts.
+
+SQLAlchemy 2 Core on SQLite (aiosqlite, the default) or PostgreSQL (asyncpg); the database itself
+refuses double bookings. Start with ``open_store(url)``.
+"""
+
+from agent.store.bookings import BookingRepo, new_booking_id
+from agent.store.calls import CallRepo
+from agent.store.holds import HoldRepo
+from agent.store.records import (
+    BookingRecord,
+    Hold,
+    NewBooking,
+    ReminderJob,
+    StoredCall,
+    phone_key,
+)
+from agent.store.reminders import ReminderRepo
+from agent.store.round_robin import RoundRobinRepo
+from agent.store.store import Store, open_store, utc_now
+
+__all__ = [
+    "BookingRecord",
+    "BookingRepo",
+    "CallRepo",
+    "Hold",
+    "HoldRepo",
+    "NewBooking",
+    "ReminderJob",
+    "ReminderRepo",
+    "RoundRobinRepo",
+    "Store",
+    "StoredCall",
+    "new_booking_id",
+    "open_store",
+    "phone_key",
+    "utc_now",
+]

@@ -1,0 +1,185 @@
+"""Versioned schema migrations, applied at start-up under a lock, each exactly once.
+
+``schema_version`` lists the versions applied. ``migrate`` takes a lock every process agrees on
+(PostgreSQL: a transaction-scoped advisory lock; SQLite: ``BEGIN IMMEDIATE``, the database's write
+lock), reads the version, applies the newer migrations and records them, all in one transaction
+(DDL is transactional on both databases), so a crash leaves the old schema and two processes
+starting together migrate once. Never edit a released migration: append a new one.
+
+Double booking is refused by the database itself. PostgreSQL: an exclusion constraint on
+(calendar, time range) over confirmed bookings (``btree_gist`` gives ``=`` on text to GiST).
+SQLite has no exclusion constraints; triggers abort any write that would overlap (the store also
+checks first, under its write lock, to answer with a clean ``SlotTaken``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, select
+
+from agent.store.db import Database
+from agent.store.schema import schema_version
+from providers.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+_LOCK_ID = 0x51_07_11_4E  # any constant: every Slotline process takes the same advisory lock
+_TYPES = {
+    "postgresql": {"ts": "TIMESTAMPTZ", "json": "JSONB"},
+    "sqlite": {"ts": "TEXT", "json": "TEXT"},  # UTC text / JSON text, see agent.store.schema
+}
+SLOT_TAKEN_MESSAGE = "slotline: slot taken"  # the SQLite triggers' abort message
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    common: tuple[str, ...]  # templates: {ts} and {json} become the dialect's types
+    postgresql: tuple[str, ...] = ()
+    sqlite: tuple[str, ...] = ()
+
+    def statements(self, dialect: str) -> tuple[str, ...]:
+        own = self.postgresql if dialect == "postgresql" else self.sqlite
+        return tuple(sql.format(**_TYPES[dialect]) for sql in self.common) + own
+
+
+def _no_overlap_trigger(name: str, table: str, event: str) -> str:
+    """A SQLite trigger aborting a write whose row would overlap another on its calendar
+    (bookings: confirmed ones only; holds: any other key's)."""
+    if table == "bookings":
+        when, others = "NEW.status = 'confirmed' AND ", "status = 'confirmed' AND id <> NEW.id"
+    else:
+        when, others = "", "key <> NEW.key"
+    return (
+        f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW WHEN {when}EXISTS ("
+        f"SELECT 1 FROM {table} WHERE calendar = NEW.calendar AND {others} "
+        "AND start_utc < NEW.end_utc AND end_utc > NEW.start_utc) "
+        f"BEGIN SELECT RAISE(ABORT, '{SLOT_TAKEN_MESSAGE}'); END"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "calls, bookings, holds, reminder jobs, round-robin counts",
+        common=(
+            """CREATE TABLE calls (
+                call_sid TEXT PRIMARY KEY,
+                stream_sid TEXT NOT NULL DEFAULT '',
+                status TEXT NOT NULL,
+                flow TEXT NOT NULL,
+                node TEXT NOT NULL DEFAULT '',
+                variables {json} NOT NULL,
+                turns {json} NOT NULL,
+                errors {json} NOT NULL,
+                dtmf {json} NOT NULL,
+                started_at {ts} NOT NULL,
+                ended_at {ts}
+            )""",
+            "CREATE INDEX calls_started ON calls (started_at)",
+            """CREATE TABLE bookings (
+                id TEXT PRIMARY KEY,
+                action TEXT NOT NULL,
+                calendar TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                provider_booking_id TEXT NOT NULL,
+                start_utc {ts} NOT NULL,
+                end_utc {ts} NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('confirmed', 'cancelled')),
+                attendee {json} NOT NULL,
+                phone_key TEXT NOT NULL DEFAULT '',
+                call_sid TEXT NOT NULL DEFAULT '',
+                fields {json} NOT NULL,
+                idempotency_key TEXT NOT NULL UNIQUE,
+                created_at {ts} NOT NULL,
+                updated_at {ts} NOT NULL,
+                CHECK (end_utc > start_utc)
+            )""",
+            "CREATE INDEX bookings_calendar_start ON bookings (calendar, start_utc)",
+            "CREATE INDEX bookings_phone ON bookings (phone_key, start_utc)",
+            "CREATE INDEX bookings_call ON bookings (call_sid)",
+            """CREATE TABLE holds (
+                key TEXT NOT NULL,
+                calendar TEXT NOT NULL,
+                start_utc {ts} NOT NULL,
+                end_utc {ts} NOT NULL,
+                expires_at {ts} NOT NULL,
+                owner TEXT NOT NULL DEFAULT '',
+                PRIMARY KEY (key, calendar),
+                CHECK (end_utc > start_utc)
+            )""",
+            """CREATE TABLE reminder_jobs (
+                id TEXT PRIMARY KEY,
+                booking_id TEXT NOT NULL REFERENCES bookings (id),
+                kind TEXT NOT NULL,
+                due_at {ts} NOT NULL,
+                sent_at {ts},
+                claimed_by TEXT,
+                claimed_at {ts},
+                UNIQUE (booking_id, kind)
+            )""",
+            "CREATE INDEX reminder_jobs_due ON reminder_jobs (due_at)",
+            """CREATE TABLE round_robin (
+                action TEXT NOT NULL,
+                calendar TEXT NOT NULL,
+                count INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (action, calendar)
+            )""",
+        ),
+        postgresql=(
+            "CREATE EXTENSION IF NOT EXISTS btree_gist",
+            "ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap EXCLUDE USING gist "
+            "(calendar WITH =, tstzrange(start_utc, end_utc) WITH &&) "
+            "WHERE (status = 'confirmed')",
+            "ALTER TABLE holds ADD CONSTRAINT holds_no_overlap EXCLUDE USING gist "
+            "(calendar WITH =, tstzrange(start_utc, end_utc) WITH &&)",
+        ),
+        sqlite=(
+            _no_overlap_trigger("bookings_no_overlap_insert", "bookings", "INSERT"),
+            _no_overlap_trigger(
+                "bookings_no_overlap_update",
+                "bookings",
+                "UPDATE OF start_utc, end_utc, status, calendar",
+            ),
+            _no_overlap_trigger("holds_no_overlap_insert", "holds", "INSERT"),
+        ),
+    ),
+)
+
+
+async def migrate(db: Database) -> int:
+    """Bring the schema up to date; returns the version now in force."""
+    latest = MIGRATIONS[-1].version
+    async with db.write() as conn:
+        if db.dialect == "postgresql":
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
+        await conn.exec_driver_sql(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+            f"applied_at {_TYPES[db.dialect]['ts']} NOT NULL)"
+        )
+        current = (await conn.execute(select(func.max(schema_version.c.version)))).scalar()
+        current = current or 0
+        if current > latest:
+            raise ConfigError(
+                "store", "url", f"schema version {current} is newer than this Slotline ({latest})"
+            )
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            logger.info(
+                "store: applying migration %d (%s)", migration.version, migration.description
+            )
+            for sql in migration.statements(db.dialect):
+                await conn.exec_driver_sql(sql)
+            await conn.execute(
+                insert(schema_version).values(version=migration.version, applied_at=_utc_now())
+            )
+    return latest
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,123 @@
+"""Reminder jobs: scheduled once per (booking, kind), claimed by one worker, sent once.
+
+A worker claims due jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes split
+the work without waiting on each other; SQLite's write lock serialises the claim). A claim is a
+lease: if the worker dies before ``mark_sent``, the job is claimable again after ``lease_s``. So
+a restart never loses a reminder; a crash between sending and ``mark_sent`` is the only way one
+goes out twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, delete, or_, select, update
+
+from agent.store.db import Database
+from agent.store.records import ReminderJob
+from agent.store.schema import reminder_jobs
+from agent.store.upsert import upsert
+
+
+class ReminderRepo:
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def schedule(self, booking_id: str, due_by_kind: Mapping[str, datetime]) -> None:
+        """Schedule one job per kind (e.g. ``{"24h": ..., "1h": ...}``); existing kinds stay."""
+        async with self._db.write() as conn:
+            for kind, due_at in due_by_kind.items():
+                values = {
+                    "id": uuid.uuid4().hex,
+                    "booking_id": booking_id,
+                    "kind": kind,
+                    "due_at": due_at,
+                }
+                await conn.execute(
+                    upsert(self._db.dialect, reminder_jobs, values, ["booking_id", "kind"])
+                )
+
+    async def claim_due(
+        self, worker: str, *, limit: int = 50, lease_s: float = 300.0
+    ) -> list[ReminderJob]:
+        """Claim up to ``limit`` due, unsent jobs for ``worker`` (oldest due first)."""
+        now = self._clock()
+        jobs = reminder_jobs.c
+        due = (
+            select(jobs.id)
+            .where(
+                jobs.sent_at.is_(None),
+                jobs.due_at <= now,
+                or_(jobs.claimed_by.is_(None), jobs.claimed_at <= now - timedelta(seconds=lease_s)),
+            )
+            .order_by(jobs.due_at, jobs.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._db.write() as conn:
+            ids = list((await conn.execute(due)).scalars())
+            if not ids:
+                return []
+            claimed = await conn.execute(
+                update(reminder_jobs)
+                .where(jobs.id.in_(ids))
+                .values(claimed_by=worker, claimed_at=now)
+                .returning(reminder_jobs)
+            )
+            return sorted((_to_job(row) for row in claimed), key=lambda job: (job.due_at, job.id))
+
+    async def mark_sent(self, job_id: str, worker: str) -> bool:
+        """Record the send; False if the claim was lost (another worker took the job over)."""
+        statement = (
+            update(reminder_jobs)
+            .where(
+                reminder_jobs.c.id == job_id,
+                reminder_jobs.c.claimed_by == worker,
+                reminder_jobs.c.sent_at.is_(None),
+            )
+            .values(sent_at=self._clock())
+        )
+        async with self._db.write() as conn:
+            return (await conn.execute(statement)).rowcount == 1
+
+    async def release(self, job_id: str, worker: str) -> None:
+        """Give a claimed job back (a failed send) so the next claim retries it."""
+        statement = (
+            update(reminder_jobs)
+            .where(reminder_jobs.c.id == job_id, reminder_jobs.c.claimed_by == worker)
+            .values(claimed_by=None, claimed_at=None)
+        )
+        async with self._db.write() as conn:
+            await conn.execute(statement)
+
+    async def drop_unsent(self, booking_id: str) -> int:
+        """Forget a booking's pending reminders (it was cancelled); returns how many."""
+        statement = delete(reminder_jobs).where(
+            reminder_jobs.c.booking_id == booking_id, reminder_jobs.c.sent_at.is_(None)
+        )
+        async with self._db.write() as conn:
+            return (await conn.execute(statement)).rowcount
+
+    async def for_booking(self, booking_id: str) -> list[ReminderJob]:
+        statement = (
+            select(reminder_jobs)
+            .where(reminder_jobs.c.booking_id == booking_id)
+            .order_by(reminder_jobs.c.due_at)
+        )
+        async with self._db.read() as conn:
+            return [_to_job(row) for row in await conn.execute(statement)]
+
+
+def _to_job(row: Row[Any]) -> ReminderJob:
+    return ReminderJob(
+        id=row.id,
+        booking_id=row.booking_id,
+        kind=row.kind,
+        due_at=row.due_at,
+        claimed_by=row.claimed_by,
+        sent_at=row.sent_at,
+    )

@@ -1,0 +1,117 @@
+"""The tables as SQLAlchemy Core sees them for queries (the DDL lives in ``migrations``).
+
+Times are stored in UTC: ``timestamptz`` on PostgreSQL; on SQLite naive UTC text in SQLAlchemy's
+fixed ``YYYY-MM-DD HH:MM:SS.ffffff`` form, so text order is time order and SQL compares them
+correctly. ``UtcDateTime`` refuses naive datetimes on the way in and returns aware UTC ones.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"the store keeps aware datetimes only, got {value.isoformat()}")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _json() -> TypeEngine[Any]:
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("call_sid", Text, primary_key=True),
+    Column("stream_sid", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("flow", Text, nullable=False),
+    Column("node", Text, nullable=False),
+    Column("variables", _json(), nullable=False),
+    Column("turns", _json(), nullable=False),
+    Column("errors", _json(), nullable=False),
+    Column("dtmf", _json(), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("action", Text, nullable=False),
+    Column("calendar", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("provider_booking_id", Text, nullable=False),
+    Column("start_utc", UtcDateTime, nullable=False),
+    Column("end_utc", UtcDateTime, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attendee", _json(), nullable=False),
+    Column("phone_key", Text, nullable=False),
+    Column("call_sid", Text, nullable=False),
+    Column("fields", _json(), nullable=False),
+    Column("idempotency_key", Text, nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("calendar", Text, primary_key=True),
+    Column("start_utc", UtcDateTime, nullable=False),
+    Column("end_utc", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("owner", Text, nullable=False),
+)
+
+reminder_jobs = Table(
+    "reminder_jobs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("booking_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Column("claimed_by", Text),
+    Column("claimed_at", UtcDateTime),
+)
+
+round_robin = Table(
+    "round_robin",
+    metadata,
+    Column("action", Text, primary_key=True),
+    Column("calendar", Text, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
