@@ -68,6 +68,8 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
             web.get("/metrics", _metrics),
             web.get("/api/calls", _list_calls),
             web.get("/api/calls/{call_sid}", _get_call),
+            web.get("/api/bookings", _list_bookings),
+            web.get("/api/bookings/{booking_id}", _get_booking),
         ]
     )
     return app
@@ -212,10 +214,41 @@ async def _list_calls(request: web.Request) -> web.Response:
 
 async def _get_call(request: web.Request) -> web.Response:
     _check_api_auth(request)
-    record = request.app[CONTEXT].deps.call_log.get(request.match_info["call_sid"])
-    if record is None:
+    call_sid = request.match_info["call_sid"]
+    deps = request.app[CONTEXT].deps
+    record = deps.call_log.get(call_sid)  # live calls and this process's recent ones
+    if record is not None:
+        return web.json_response(record.as_dict())
+    stored = await deps.store.calls.get(call_sid) if deps.store is not None else None
+    if stored is None:
         raise web.HTTPNotFound(text="no such call")
-    return web.json_response(record.as_dict())
+    return web.json_response(stored.as_json())
+
+
+def _page(request: web.Request) -> tuple[int, int]:
+    try:
+        limit = min(max(int(request.query.get("limit", "100")), 1), 1000)
+        offset = max(int(request.query.get("offset", "0")), 0)
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit and offset must be integers") from None
+    return limit, offset
+
+
+async def _list_bookings(request: web.Request) -> web.Response:
+    _check_api_auth(request)
+    store = request.app[CONTEXT].deps.store
+    limit, offset = _page(request)
+    bookings = await store.bookings.recent(limit, offset) if store is not None else []
+    return web.json_response({"bookings": [b.as_json() for b in bookings]})
+
+
+async def _get_booking(request: web.Request) -> web.Response:
+    _check_api_auth(request)
+    store = request.app[CONTEXT].deps.store
+    booking = await store.bookings.get(request.match_info["booking_id"]) if store else None
+    if booking is None:
+        raise web.HTTPNotFound(text="no such booking")
+    return web.json_response(booking.as_json())
 
 
 __all__ = ["CONTEXT", "AppContext", "CallLog", "Metrics", "build_app", "session_config"]

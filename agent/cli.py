@@ -27,29 +27,53 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (overrides server.host)")
     serve.add_argument("--port", type=int, help="port (overrides server.port)")
     demo = sub.add_parser(
-        "demo", help="a simulated caller phones a local server over the Twilio protocol"
+        "demo", help="a simulated caller phones a local server and books by voice"
     )
     demo.add_argument("--config", type=Path, help="a YAML file overriding the defaults")
+    flow = sub.add_parser("flow", help="check or draw a flow file")
+    flow_sub = flow.add_subparsers(dest="flow_command", required=True)
+    validate = flow_sub.add_parser("validate", help="report every problem, with node and field")
+    validate.add_argument("file", type=Path)
+    validate.add_argument("--config", type=Path, help="settings naming the booking actions")
+    graph = flow_sub.add_parser("graph", help="Mermaid text (or dot/svg/png with Graphviz)")
+    graph.add_argument("file", type=Path)
+    graph.add_argument("--format", default="mermaid", choices=("mermaid", "dot", "svg", "png"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config, os.environ)
+        settings = load_settings(getattr(args, "config", None), os.environ)
         secrets = load_secrets(os.environ)
     except ConfigError as exc:
         print(f"slotline: invalid configuration: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log.level)
     if args.command == "serve":
-        return _serve(settings, secrets, args.host, args.port)
+        return _serve(settings, secrets, args.config, args.host, args.port)
+    if args.command == "flow":
+        from agent.flow.cli import graph_command, validate_command
+
+        if args.flow_command == "validate":
+            return validate_command(args.file, tuple(settings.booking_actions))
+        return graph_command(args.file, args.format)
     from agent.demo import run_demo
 
-    return asyncio.run(run_demo(settings, secrets))
+    try:
+        return asyncio.run(run_demo(settings, secrets, config_path=args.config))
+    except ConfigError as exc:
+        print(f"slotline: invalid configuration: {exc}", file=sys.stderr)
+        return 2
 
 
-def _serve(settings: Settings, secrets: Secrets, host: str | None, port: int | None) -> int:
+def _serve(
+    settings: Settings,
+    secrets: Secrets,
+    config_path: Path | None,
+    host: str | None,
+    port: int | None,
+) -> int:
     from agent.app import build_app
     from agent.wiring import build_deps
 
@@ -58,14 +82,15 @@ def _serve(settings: Settings, secrets: Secrets, host: str | None, port: int | N
             update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
         )
         settings = settings.model_copy(update={"server": server})
+    async def make_app() -> web.Application:
+        return build_app(settings, secrets, await build_deps(settings, config_path=config_path))
+
+    log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
     try:
-        deps = build_deps(settings)
+        web.run_app(make_app(), host=settings.server.host, port=settings.server.port, print=None)
     except ConfigError as exc:
         print(f"slotline: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    app = build_app(settings, secrets, deps)
-    log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
-    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None)
     return 0
 
 

@@ -77,6 +77,9 @@ class Responder(Protocol):
     def variables(self) -> Mapping[str, str]:
         """What has been collected so far, for the call log."""
 
+    async def aclose(self) -> None:
+        """The call is over: finish or cancel anything still running."""
+
 
 FIRST_NAMES = (
     "john jane james mary robert patricia michael linda william elizabeth david barbara "
@@ -131,6 +134,9 @@ class ScriptedResponder:
     @property
     def node(self) -> str:
         return self._NODES[self._step]
+
+    async def aclose(self) -> None:
+        return None
 
     @property
     def variables(self) -> Mapping[str, str]:

@@ -39,6 +39,7 @@ from agent.responder import (
     Responder,
     Say,
 )
+from agent.store import Store, StoredCall
 from agent.turns import BargeIn, SpeechDropped, TurnConfig, TurnDetector, TurnEnded
 from audio.pacing import OutboundPacer
 from audio.vad import Vad
@@ -77,6 +78,7 @@ class SessionDeps:
     metrics: Metrics
     # started with the server (e.g. recogniser worker processes), closed at shutdown
     resources: tuple[AsyncResource, ...] = ()
+    store: Store | None = None  # where finished calls are kept (None: memory only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,18 @@ class CallSession:
             if record.status == "in-progress":
                 record.status = "failed"
             await self._stt.aclose()
+            await self._responder.aclose()
+            await self._persist(record)
             log.info("call ended call_sid=%s status=%s", start.call_sid, record.status)
+
+    async def _persist(self, record: CallRecord) -> None:
+        store = self._deps.store
+        if store is None:
+            return
+        try:
+            await store.calls.save(StoredCall.from_record(record))
+        except Exception:  # the database being down must not take the call log with it
+            log.exception("could not store call call_sid=%s", record.call_sid)
 
     async def _await_start(self) -> tw.Start | None:
         try:
@@ -339,6 +352,9 @@ class CallSession:
         finally:  # also when barge-in or the end of the call cancels the reply
             record.node = self._responder.node
             record.variables = dict(self._responder.variables)
+            booking_id = record.variables.get("booking_id", "")
+            if booking_id and booking_id not in record.bookings:
+                record.bookings.append(booking_id)
 
     async def _say(self, text: str, last_voiced_at: float | None, latency: Latency | None) -> None:
         assert self._record is not None

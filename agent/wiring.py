@@ -1,19 +1,49 @@
-"""Settings → the providers a call uses. The one place that knows which vendor module
-implements which setting."""
+"""Settings → the providers, store and services a call uses. The one place that knows which
+vendor module implements which setting, and where flow files are found."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.booking.runner import ServiceBookingRunner
+from agent.booking.service import BookingService
 from agent.calllog import CallLog
 from agent.config import Settings
+from agent.flow import Flow, FlowEngine, FlowResponder, load_flow
+from agent.flow.messages import CallWebhook, WebhookFinished
 from agent.metrics import Metrics
-from agent.responder import Responder, ScriptedResponder
+from agent.responder import Responder
 from agent.session import SessionDeps
+from agent.store import Store
 from audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
 from providers.base import AsyncResource, SpeechToText, TextToSpeech
 from providers.errors import ConfigError, ProviderError
 from providers.telephony.twilio_media import Start
 
+log = logging.getLogger(__name__)
+
 _SOURCE = "settings"
+# The repository's config/flows (an editable install, the demo and the tests).
+_BUNDLED_FLOWS = Path(__file__).resolve().parents[1] / "config" / "flows"
+
+
+def flow_path(name: str, config_path: Path | None = None) -> Path:
+    """``flow`` setting → file: a path as given, else NAME.yaml in the flows/ folder beside
+    the config file, else in the repository's config/flows/."""
+    given = Path(name)
+    if given.suffix in {".yaml", ".yml"}:
+        if given.is_file():
+            return given
+        raise ConfigError(_SOURCE, "flow", f"no flow file {name!r}")
+    folders = ([config_path.parent / "flows"] if config_path else []) + [_BUNDLED_FLOWS]
+    for folder in folders:
+        candidate = folder / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    searched = ", ".join(str(f) for f in folders)
+    raise ConfigError(_SOURCE, "flow", f"no flow named {name!r} (looked in {searched})")
 
 
 def _stt(settings: Settings) -> tuple[SpeechToText, AsyncResource]:
@@ -38,9 +68,33 @@ def _tts(settings: Settings) -> TextToSpeech:
                       f"{settings.tts.provider!r} is not available in this build (use 'local')")
 
 
+class _StoreResource:
+    """Closes the store with the server (it is opened before the app is built)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def start(self) -> None:
+        await self._store.ping()
+
+    async def aclose(self) -> None:
+        await self._store.close()
 
 
-def build_deps(settings: Settings) -> SessionDeps:
+class _NoWebhooks:
+    """Custom-action webhooks are not configurable yet: a webhook node takes its failure
+    edge with a reason the call log shows."""
+
+    async def call(self, request: CallWebhook) -> WebhookFinished:
+        return WebhookFinished(request.node_id, False,
+                               reason=f"webhook {request.webhook!r} is not configured")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def build_deps(settings: Settings, *, config_path: Path | None = None) -> SessionDeps:
     """Construct every provider once for the process (models load here, not per call)."""
     turn = settings.turn
     if turn.vad == "silero":
@@ -57,16 +111,48 @@ def build_deps(settings: Settings) -> SessionDeps:
         def make_vad() -> Vad:
             return WebRtcVad(aggressiveness)
 
-    def make_responder(start: Start) -> Responder:
-        return ScriptedResponder()
+    actions = tuple(settings.booking_actions)
+    flows: dict[str, Flow] = {}
 
+    def flow_named(name: str) -> Flow:
+        if name not in flows:
+            flows[name] = load_flow(flow_path(name, config_path), booking_actions=actions)
+        return flows[name]
+
+    default_flow = flow_named(settings.flow)  # an invalid default flow stops start-up
     stt, stt_resource = _stt(settings)
+    tts = _tts(settings)
+    store = await Store.open(settings.store.url)
+    metrics = Metrics()
+    try:
+        booking = BookingService.from_settings(settings, store, metrics=metrics)
+    except ValueError as exc:
+        await store.close()
+        raise ConfigError(_SOURCE, "booking_actions", str(exc)) from exc
+    calendar_tz = next(iter(settings.calendars.values())).timezone
+
+    def make_responder(start: Start) -> Responder:
+        requested = start.custom_parameters.get("flow", "")
+        flow = default_flow
+        if requested and requested != settings.flow:
+            try:
+                flow = flow_named(requested)
+            except ConfigError as exc:  # a bad <Parameter>: the call still gets the default
+                log.warning("call_sid=%s asked for flow %r: %s; using %r", start.call_sid,
+                            requested, exc, settings.flow)
+        caller_tz = flow.timezone or calendar_tz
+        engine = FlowEngine(flow, now=_utc_now, timezone=caller_tz)
+        runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=caller_tz,
+                                      clock=_utc_now)
+        return FlowResponder(engine, booking=runner, webhooks=_NoWebhooks())
+
     return SessionDeps(
         stt=stt,
-        tts=_tts(settings),
+        tts=tts,
         make_vad=make_vad,
         make_responder=make_responder,
         call_log=CallLog(),
-        metrics=Metrics(),
-        resources=(stt_resource,),
+        metrics=metrics,
+        resources=(stt_resource, _StoreResource(store)),
+        store=store,
     )

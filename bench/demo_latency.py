@@ -1,5 +1,8 @@
 """turn_latency_ms over repeated demo calls (the offline default stack), p50/p95.
 
+Calls run the booking conversation against one fresh store; concurrent callers ask for the
+same time, so all but the first are offered alternatives (and the scripted "yes" takes one).
+
 Each call is the demo conversation through the Twilio protocol in real time, so a run of N calls
 takes about N × 15 s. ``--concurrent`` runs that many calls at once per round.
 
@@ -12,6 +15,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import tempfile
 
 from agent.caller import run_caller
 from agent.config import load_secrets, load_settings
@@ -25,8 +29,10 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def main(calls: int, concurrent: int) -> None:
-    settings = load_settings(None, os.environ)
-    deps = build_deps(settings)
+    scratch = tempfile.mkdtemp(prefix="slotline-bench-")
+    env = {**os.environ, "SLOTLINE_STORE__URL": f"sqlite:///{scratch}/bench.db"}
+    settings = load_settings(None, env)
+    deps = await build_deps(settings)
     runner, url = await start_server(settings, load_secrets(os.environ), deps)
     media_url = url.replace("http://", "ws://") + "/twilio/media"
     script = [caller_wav(u.stem) for u in DEMO_SCRIPT]

@@ -322,6 +322,10 @@ class BookingService:
 
     # -- cancel and reschedule -------------------------------------------------------------------
 
+    async def get_booking(self, booking_id: str) -> BookingRecord | None:
+        """A booking by its id (the reference a caller reads back)."""
+        return await self._store.bookings.get(booking_id)
+
     async def upcoming_for_phone(self, phone: str, *, action: str = "") -> list[BookingRecord]:
         """The caller's confirmed bookings to come (of ``action``, if given), soonest first."""
         found = await self._store.bookings.for_phone(phone, ending_after=self._clock())

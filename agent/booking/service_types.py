@@ -76,11 +76,28 @@ class ActionConfig:
 
     @classmethod
     def from_settings(cls, name: str, settings: BookingActionSettings) -> ActionConfig:
+        days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
         return cls(
             name=name,
             calendars=tuple(settings.calendars),
             strategy=settings.strategy,
             duration_min=settings.duration_min,
+            slot_interval_min=settings.slot_interval_min,
+            buffer_before_min=settings.buffer_before_min,
+            buffer_after_min=settings.buffer_after_min,
+            min_notice_min=settings.min_notice_min,
+            max_days_ahead=settings.max_days_ahead,
+            daily_limit=settings.daily_limit,
+            weekly_hours={
+                days.index(day): tuple(tuple(r.split("-")) for r in ranges)
+                for day, ranges in settings.business_hours.items()
+            },
+            date_overrides={
+                date.fromisoformat(day): tuple(tuple(r.split("-")) for r in ranges)
+                for day, ranges in settings.date_overrides.items()
+            },
+            calendar_timeout_s=settings.calendar_timeout_s,
+            skip_failed_calendars=settings.on_calendar_error == "skip",
         )
 
     def rules(self, timezone: str) -> BookingRules:

@@ -121,6 +121,12 @@ class LocalSpeechToText:
         request = wire.DecodeRequest(next(self._request_ids), pcm16, hints.phrases, hints.grammar)
         return worker.submit(request)
 
+    def prepare(self, hints: SpeechHints) -> None:
+        """Warm the workers' cache for ``hints`` (an empty decode); the result is not needed."""
+        future = self.submit(b"", hints)
+        if future is not None:
+            future.add_done_callback(_ignore_result)
+
     async def decode(self, pcm16: bytes, hints: SpeechHints) -> wire.DecodeResult:
         future = self.submit(pcm16, hints)
         if future is None:
@@ -149,6 +155,21 @@ class LocalSpeechToText:
 class _Speculation:
     future: asyncio.Future[wire.DecodeResult]
     hints: SpeechHints
+
+
+# Hesitations the grammars and the domain LM allow around an answer. Left out of transcripts,
+# as cloud recognisers do by default (Deepgram's filler_words=false).
+_FILLERS = frozenset({"uh", "um", "er", "ah", "hmm"})
+
+
+def strip_fillers(text: str) -> str:
+    """``"uh next tuesday"`` → ``"next tuesday"``."""
+    return " ".join(word for word in text.split() if word not in _FILLERS)
+
+
+def _ignore_result(future: asyncio.Future[wire.DecodeResult]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.debug("hint warm-up failed: %s", future.exception())
 
 
 class LocalSttStream:
@@ -200,6 +221,11 @@ class LocalSttStream:
             del utterance[: excess + 1000 * _BYTES_PER_MS]
 
     def set_hints(self, hints: SpeechHints) -> None:
+        if hints != self._hints and (hints.phrases or hints.grammar):
+            # The question is being asked now: have the worker build (and cache) this hint
+            # set's grammar and boosted LM while the agent speaks, not when the caller has
+            # answered. An email grammar takes ~2.6 s to build on first use.
+            self._owner.prepare(hints)
         self._hints = hints
 
     async def finalize(self) -> Transcript:
@@ -225,7 +251,9 @@ class LocalSttStream:
             speculation.future.cancel()
         if result is None:
             result = await self._owner.decode(bytes(utterance), self._hints)
-        transcript = Transcript(text=result.text, is_final=True, confidence=result.confidence)
+        transcript = Transcript(
+            text=strip_fillers(result.text), is_final=True, confidence=result.confidence
+        )
         logger.info(
             "transcript call_sid=%s source=%s words=%d audio_ms=%d decode_ms=%.0f "
             "waited_ms=%.0f speculative=%s",

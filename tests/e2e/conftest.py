@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -32,9 +33,12 @@ class Server:
 async def running_server(
     env: Mapping[str, str] | None = None, secret_env: Mapping[str, str] | None = None
 ) -> tuple[web.AppRunner, Server]:
-    settings = load_settings(None, {**FAST_ENV, **(env or {})})
+    """A server with its own fresh SQLite store (in a temporary folder)."""
+    folder = tempfile.mkdtemp(prefix="slotline-e2e-")
+    store_env = {"SLOTLINE_STORE__URL": f"sqlite:///{folder}/e2e.db"}
+    settings = load_settings(None, {**FAST_ENV, **store_env, **(env or {})})
     secrets: Secrets = load_secrets(secret_env or {})
-    deps = build_deps(settings)
+    deps = await build_deps(settings)
     runner, url = await start_server(settings, secrets, deps)
     return runner, Server(url, settings, deps)
 

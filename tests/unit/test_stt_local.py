@@ -334,3 +334,11 @@ def test_wire_rejects_oversized_frames() -> None:
         wire.parse_header(wire.HEADER.pack(1 << 30, 0))
     with pytest.raises(wire.WireError):
         wire.parse_header(b"\x00" * 3)
+
+
+def test_fillers_are_left_out_of_transcripts() -> None:
+    from providers.stt.local import strip_fillers
+
+    assert strip_fillers("uh next tuesday") == "next tuesday"
+    assert strip_fillers("um uh") == ""
+    assert strip_fillers("three p m") == "three p m"

@@ -1,0 +1,201 @@
+"""The flow engine's booking protocol, carried out by the booking service for one call.
+
+``agent.flow.messages`` speaks in offers the caller hears (ISO start in the caller's zone plus
+the spoken date and time); ``BookingService`` speaks in pooled slots. This adapter translates,
+remembers the last availability it fetched so "the second one" books exactly what was offered,
+and turns every failure into a result the flow can follow (its failure edge), never an
+exception into the call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime, time
+
+from agent.booking.pool import PooledSlot
+from agent.booking.service import BookingService
+from agent.booking.service_types import (
+    Availability,
+    Booked,
+    BookingDetails,
+    Preference,
+    Proposal,
+)
+from agent.booking.speech import speak_clock, speak_date
+from agent.booking.zones import load_zone
+from agent.flow.messages import (
+    AvailabilityReady,
+    BookingFinished,
+    CancelFinished,
+    CheckAvailability,
+    Preferences,
+    RunBooking,
+    RunCancel,
+    RunReschedule,
+    SlotOffer,
+)
+from agent.store import BookingRecord
+from providers.calendars.base import Attendee
+from providers.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+
+class ServiceBookingRunner:
+    """``agent.flow.responder.BookingRunner`` over ``BookingService``, for one call."""
+
+    def __init__(
+        self, service: BookingService, *, call_sid: str, caller_tz: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._service = service
+        self._call_sid = call_sid
+        self._caller_tz = caller_tz
+        self._clock = clock
+        self._last: Availability | None = None
+
+    async def check(self, request: CheckAvailability) -> AvailabilityReady:
+        action = request.action
+        ignore: BookingRecord | None = None
+        if request.lookup is not None:
+            ignore = await self._find(request.lookup.booking_reference, request.lookup.phone)
+            if ignore is None:
+                return AvailabilityReady(request.node_id, None, reason="not_found")
+            action = action or ignore.action
+        try:
+            found = await self._availability(action, request.preferences, ignore)
+        except ProviderError as exc:
+            log.warning("availability failed call_sid=%s: %s", self._call_sid, exc)
+            return AvailabilityReady(request.node_id, None, reason="unavailable")
+        exact = self._exact(found, request.preferences)
+        offers = tuple(self._offer(p.slot.start) for p in found.proposals if p.pooled != exact)
+        requested = self._offer(exact.slot.start) if exact is not None else None
+        return AvailabilityReady(request.node_id, requested, offers[:3],
+                                 reason="" if requested or offers else "no_slots")
+
+    async def run(self, request: RunBooking) -> BookingFinished:
+        attendee = request.attendee
+        details = BookingDetails(
+            Attendee(attendee.name, attendee.email, attendee.phone,
+                     attendee.timezone or self._caller_tz),
+            call_sid=self._call_sid,
+            fields=dict(request.fields),
+        )
+        try:
+            choice = await self._choose(request.action, request.preferences, request.slot_start)
+            if not isinstance(choice, PooledSlot):
+                return self._not_booked(request.node_id, choice)
+            outcome = await self._service.book(
+                request.action, choice, details, preference=self._preference(request.preferences)
+            )
+        except ProviderError as exc:
+            log.warning("booking failed call_sid=%s: %s", self._call_sid, exc)
+            return BookingFinished(request.node_id, False, reason="unavailable")
+        if isinstance(outcome, Booked):
+            return BookingFinished(request.node_id, True, self._offer(outcome.slot.start),
+                                   booking_id=outcome.booking_id)
+        self._last = outcome.alternatives
+        return self._not_booked(request.node_id, outcome.alternatives, reason="taken")
+
+    async def reschedule(self, request: RunReschedule) -> BookingFinished:
+        old = await self._find(request.lookup.booking_reference, request.lookup.phone)
+        if old is None:
+            return BookingFinished(request.node_id, False, reason="not_found")
+        try:
+            choice = await self._choose(old.action, request.preferences, request.slot_start, old)
+            if not isinstance(choice, PooledSlot):
+                return self._not_booked(request.node_id, choice)
+            outcome = await self._service.reschedule(
+                old.id, choice, call_sid=self._call_sid,
+                preference=self._preference(request.preferences),
+            )
+        except (ProviderError, ValueError) as exc:
+            log.warning("reschedule failed call_sid=%s: %s", self._call_sid, exc)
+            return BookingFinished(request.node_id, False, reason="unavailable")
+        if isinstance(outcome, Booked):
+            return BookingFinished(request.node_id, True, self._offer(outcome.slot.start),
+                                   booking_id=outcome.booking_id)
+        self._last = outcome.alternatives
+        return self._not_booked(request.node_id, outcome.alternatives, reason="taken")
+
+    async def cancel(self, request: RunCancel) -> CancelFinished:
+        found = await self._find(request.lookup.booking_reference, request.lookup.phone)
+        if found is None:
+            return CancelFinished(request.node_id, False, reason="not_found")
+        try:
+            cancelled = await self._service.cancel(found.id, "cancelled by the caller")
+        except ProviderError as exc:
+            log.warning("cancel failed call_sid=%s: %s", self._call_sid, exc)
+            return CancelFinished(request.node_id, False, reason="unavailable")
+        if cancelled is None:
+            return CancelFinished(request.node_id, False, reason="not_found")
+        return CancelFinished(request.node_id, True, self._offer(cancelled.start),
+                              booking_id=cancelled.id)
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    async def _availability(
+        self, action: str, prefs: Preferences, ignore: BookingRecord | None = None
+    ) -> Availability:
+        found = await self._service.availability(
+            action, self._preference(prefs), call_sid=self._call_sid, ignore=ignore
+        )
+        self._last = found
+        return found
+
+    async def _choose(
+        self, action: str, prefs: Preferences, slot_start: str,
+        ignore: BookingRecord | None = None,
+    ) -> PooledSlot | Availability:
+        """The exact slot to book, or the availability to offer instead."""
+        if slot_start:
+            start = datetime.fromisoformat(slot_start)
+            if self._last is not None and (chosen := self._last.at(start)) is not None:
+                return chosen
+            found = await self._availability(action, prefs, ignore)
+            return found.at(start) or found
+        found = await self._availability(action, prefs, ignore)
+        return self._exact(found, prefs) or found
+
+    def _exact(self, found: Availability, prefs: Preferences) -> PooledSlot | None:
+        """The offered slot at the caller's preferred date and clock time, if it is free."""
+        if not prefs.date or not prefs.time or "-" in prefs.time:
+            return None
+        zone = load_zone(found.timezone or self._caller_tz)
+        start = datetime.combine(date.fromisoformat(prefs.date), time.fromisoformat(prefs.time),
+                                 zone)
+        return found.at(start)
+
+    def _not_booked(
+        self, node_id: str, found: Availability, reason: str = "unavailable"
+    ) -> BookingFinished:
+        offers = tuple(self._offer(p.slot.start) for p in found.proposals)[:3]
+        return BookingFinished(node_id, False, alternatives=offers,
+                               reason=reason if offers else "no_slots")
+
+    def _offer(self, start: datetime) -> SlotOffer:
+        zone = load_zone(self._caller_tz)
+        local = start.astimezone(zone)
+        today = self._clock().astimezone(zone).date()
+        return SlotOffer(local.isoformat(), speak_date(local.date(), today), speak_clock(local))
+
+    def _preference(self, prefs: Preferences) -> Preference:
+        clock = prefs.time.split("-")[0] if prefs.time else ""
+        return Preference(
+            preferred_date=date.fromisoformat(prefs.date) if prefs.date else None,
+            preferred_time=time.fromisoformat(clock) if clock else None,
+            time_of_day=prefs.time_of_day or None,  # type: ignore[arg-type]
+            timezone=self._caller_tz,
+        )
+
+    async def _find(self, reference: str, phone: str) -> BookingRecord | None:
+        if reference:
+            return await self._service.get_booking(reference)
+        if phone:
+            upcoming = await self._service.upcoming_for_phone(phone)
+            return upcoming[0] if upcoming else None
+        return None
+
+
+__all__ = ["Proposal", "ServiceBookingRunner"]
