@@ -82,8 +82,10 @@ def _serve(
             update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
         )
         settings = settings.model_copy(update={"server": server})
+
     async def make_app() -> web.Application:
-        return build_app(settings, secrets, await build_deps(settings, config_path=config_path))
+        deps = await build_deps(settings, secrets, config_path=config_path)
+        return build_app(settings, secrets, deps)
 
     log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
     try:

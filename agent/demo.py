@@ -96,7 +96,7 @@ async def run_demo(
             # a fresh database per demo, so every run books the same time afresh
             store = StoreSettings(url=f"sqlite:///{scratch}/demo.db")
             settings = settings.model_copy(update={"store": store})
-        deps = await build_deps(settings, config_path=config_path)
+        deps = await build_deps(settings, secrets, config_path=config_path)
         runner, base_url = await start_server(settings, secrets, deps)
         try:
             async with aiohttp.ClientSession() as http:

@@ -7,10 +7,12 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from agent.booking.runner import ServiceBookingRunner
 from agent.booking.service import BookingService
 from agent.calllog import CallLog
-from agent.config import Settings
+from agent.config import Secrets, Settings
 from agent.flow import Flow, FlowEngine, FlowResponder, load_flow
 from agent.flow.messages import CallWebhook, WebhookFinished
 from agent.metrics import Metrics
@@ -46,26 +48,68 @@ def flow_path(name: str, config_path: Path | None = None) -> Path:
     raise ConfigError(_SOURCE, "flow", f"no flow named {name!r} (looked in {searched})")
 
 
-def _stt(settings: Settings) -> tuple[SpeechToText, AsyncResource]:
-    if settings.stt.provider == "local":
-        from providers.stt.local import LocalSpeechToText
-
-        stt = LocalSpeechToText()
-        return stt, stt
-    raise ConfigError(_SOURCE, "stt.provider",
-                      f"{settings.stt.provider!r} is not available in this build (use 'local')")
+def _secret(value: SecretStr | None, env_name: str, key: str) -> str:
+    if value is None:
+        raise ConfigError("environment", env_name, f"not set, and {key} needs it")
+    return value.get_secret_value()
 
 
-def _tts(settings: Settings) -> TextToSpeech:
-    if settings.tts.provider == "local":
-        from providers.tts.local import LocalTts
+def _stt(
+    settings: Settings, secrets: Secrets, metrics: Metrics
+) -> tuple[SpeechToText, AsyncResource]:
+    if settings.stt.provider == "deepgram":
+        from providers.stt.deepgram import DeepgramSpeechToText
 
-        try:
-            return LocalTts(settings.tts.voice_id) if settings.tts.voice_id else LocalTts()
-        except ProviderError as exc:
-            raise ConfigError(_SOURCE, "tts.voice_id", exc.message) from exc
-    raise ConfigError(_SOURCE, "tts.provider",
-                      f"{settings.tts.provider!r} is not available in this build (use 'local')")
+        key = _secret(secrets.deepgram_api_key, "DEEPGRAM_API_KEY", "stt.provider: deepgram")
+        deepgram = DeepgramSpeechToText(
+            key,
+            base_url=settings.stt.base_url or "wss://api.deepgram.com",
+            model=settings.stt.model or "nova-3",
+            on_error=lambda exc: metrics.provider_errors.inc(exc.provider),
+        )
+        return deepgram, _CloseOnly(deepgram)
+    from providers.stt.local import LocalSpeechToText
+
+    local = LocalSpeechToText()
+    return local, local
+
+
+def _tts(settings: Settings, secrets: Secrets) -> tuple[TextToSpeech, AsyncResource | None]:
+    if settings.tts.provider == "elevenlabs":
+        from providers.tts.elevenlabs import DEFAULT_BASE_URL, DEFAULT_MODEL_ID, ElevenLabsTts
+
+        key = _secret(secrets.elevenlabs_api_key, "ELEVENLABS_API_KEY",
+                      "tts.provider: elevenlabs")
+        if not settings.tts.voice_id:
+            raise ConfigError(_SOURCE, "tts.voice_id", "required for tts.provider: elevenlabs")
+        eleven = ElevenLabsTts(
+            key,
+            voice_id=settings.tts.voice_id,
+            base_url=settings.tts.base_url or DEFAULT_BASE_URL,
+            model_id=settings.tts.model_id or DEFAULT_MODEL_ID,
+        )
+        return eleven, eleven
+    from providers.tts.local import LocalTts
+
+    try:
+        return (LocalTts(settings.tts.voice_id) if settings.tts.voice_id else LocalTts()), None
+    except ProviderError as exc:
+        raise ConfigError(_SOURCE, "tts.voice_id", exc.message) from exc
+
+
+class _CloseOnly:
+    """A provider that needs no start-up, only closing with the server."""
+
+    def __init__(self, provider: SpeechToText) -> None:
+        self._provider = provider
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        close = getattr(self._provider, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class _StoreResource:
@@ -94,7 +138,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def build_deps(settings: Settings, *, config_path: Path | None = None) -> SessionDeps:
+async def build_deps(
+    settings: Settings, secrets: Secrets | None = None, *, config_path: Path | None = None
+) -> SessionDeps:
     """Construct every provider once for the process (models load here, not per call)."""
     turn = settings.turn
     if turn.vad == "silero":
@@ -120,10 +166,11 @@ async def build_deps(settings: Settings, *, config_path: Path | None = None) -> 
         return flows[name]
 
     default_flow = flow_named(settings.flow)  # an invalid default flow stops start-up
-    stt, stt_resource = _stt(settings)
-    tts = _tts(settings)
-    store = await Store.open(settings.store.url)
+    secrets = secrets if secrets is not None else Secrets()
     metrics = Metrics()
+    stt, stt_resource = _stt(settings, secrets, metrics)
+    tts, tts_resource = _tts(settings, secrets)
+    store = await Store.open(settings.store.url)
     try:
         booking = BookingService.from_settings(settings, store, metrics=metrics)
     except ValueError as exc:
@@ -153,6 +200,8 @@ async def build_deps(settings: Settings, *, config_path: Path | None = None) -> 
         make_responder=make_responder,
         call_log=CallLog(),
         metrics=metrics,
-        resources=(stt_resource, _StoreResource(store)),
+        resources=tuple(
+            r for r in (stt_resource, tts_resource, _StoreResource(store)) if r is not None
+        ),
         store=store,
     )

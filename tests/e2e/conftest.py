@@ -38,7 +38,7 @@ async def running_server(
     store_env = {"SLOTLINE_STORE__URL": f"sqlite:///{folder}/e2e.db"}
     settings = load_settings(None, {**FAST_ENV, **store_env, **(env or {})})
     secrets: Secrets = load_secrets(secret_env or {})
-    deps = await build_deps(settings)
+    deps = await build_deps(settings, secrets)
     runner, url = await start_server(settings, secrets, deps)
     return runner, Server(url, settings, deps)
 

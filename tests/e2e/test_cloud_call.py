@@ -1,0 +1,40 @@
+"""A whole booking call with the cloud adapters switched on by config, each vendor on its
+emulator with the `cloud` latency profile: Deepgram for speech-to-text, ElevenLabs for speech."""
+
+from __future__ import annotations
+
+from agent.caller import run_caller
+from agent.demo import DEMO_SCRIPT, caller_wav
+from providers.emulators.deepgram import DeepgramEmulator
+from providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
+from tests.e2e.conftest import call_tasks, running_server
+
+
+async def test_booking_call_on_deepgram_and_elevenlabs_emulators() -> None:
+    async with DeepgramEmulator.cloud(api_key="dg-key") as deepgram, ElevenLabsEmulator(
+        api_key="xi-key", latency=LATENCY_PROFILES["cloud"]
+    ) as eleven:
+        env = {
+            "SLOTLINE_STT__PROVIDER": "deepgram",
+            "SLOTLINE_STT__BASE_URL": deepgram.url,
+            "SLOTLINE_TTS__PROVIDER": "elevenlabs",
+            "SLOTLINE_TTS__BASE_URL": eleven.base_url,
+            "SLOTLINE_TTS__VOICE_ID": "voice-ava",
+        }
+        secrets = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key"}
+        runner, server = await running_server(env=env, secret_env=secrets)
+        try:
+            report = await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
+            record = server.deps.call_log.get(report.call_sid)
+            assert record is not None
+            assert report.errors == () and record.errors == []
+            assert report.closed_by == "server" and record.node == "goodbye"
+            assert len(record.bookings) == 1
+            assert record.variables["user_name"] == "John Smith"
+            # the agent's audio came from the ElevenLabs emulator, one context per utterance
+            assert eleven.counters.contexts_opened >= len(DEMO_SCRIPT)
+            answered = [t.turn_latency_ms for t in report.turns]
+            assert all(latency is not None for latency in answered)
+        finally:
+            await runner.cleanup()
+    assert call_tasks() == []
