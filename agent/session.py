@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -79,6 +79,8 @@ class SessionDeps:
     # started with the server (e.g. recogniser worker processes), closed at shutdown
     resources: tuple[AsyncResource, ...] = ()
     store: Store | None = None  # where finished calls are kept (None: memory only)
+    # speaks instead of ``tts`` for the rest of a call once ``tts`` has failed in it
+    fallback_tts: TextToSpeech | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class CallSession:
         self._last_voiced_at = 0.0
         self._closed = False
         self._hung_up = False
+        self._tts_failed = False
         self._drained = asyncio.Event()  # set whenever no mark is pending (all audio played)
         self._stream_sid = ""
         self._record: CallRecord | None = None
@@ -369,7 +372,7 @@ class CallSession:
                     continue
                 synth_at = self._loop.time()
                 first = True
-                async for audio in self._deps.tts.synthesize(sentence):
+                async for audio in self._synthesize(sentence):
                     if first and latency is not None and last_voiced_at is not None:
                         sent_at = self._loop.time()
                         latency.tts_ttfb_ms = (sent_at - synth_at) * 1000
@@ -383,6 +386,25 @@ class CallSession:
             turn.interrupted = reply.cleared
             if reply.cleared:
                 turn.heard_text = reply.heard_text
+
+    async def _synthesize(self, text: str) -> AsyncIterator[bytes]:
+        """The call's TTS; if it fails, the fallback TTS from then on (the sentence that failed
+        is spoken again in full: a repeat is better than silence)."""
+        fallback = self._deps.fallback_tts
+        if not self._tts_failed or fallback is None:
+            try:
+                async for audio in self._deps.tts.synthesize(text):
+                    yield audio
+                return
+            except (ProviderError, ProtocolError) as exc:
+                if fallback is None:
+                    raise
+                error = exc if isinstance(exc, ProviderError) else ProviderError("tts", str(exc))
+                self._provider_error(error)
+                self._tts_failed = True
+                log.warning("tts failed call_sid=%s; speaking with the fallback", self._sid)
+        async for audio in fallback.synthesize(text):
+            yield audio
 
     def _finish_latency(self, latency: Latency, turn_latency_s: float) -> None:
         latency.turn_latency_ms = turn_latency_s * 1000

@@ -89,10 +89,15 @@ def _tts(settings: Settings, secrets: Secrets) -> tuple[TextToSpeech, AsyncResou
             model_id=settings.tts.model_id or DEFAULT_MODEL_ID,
         )
         return eleven, eleven
+    return _local_tts(settings), None
+
+
+def _local_tts(settings: Settings) -> TextToSpeech:
     from providers.tts.local import LocalTts
 
+    voice = settings.tts.voice_id if settings.tts.provider == "local" else ""
     try:
-        return (LocalTts(settings.tts.voice_id) if settings.tts.voice_id else LocalTts()), None
+        return LocalTts(voice) if voice else LocalTts()
     except ProviderError as exc:
         raise ConfigError(_SOURCE, "tts.voice_id", exc.message) from exc
 
@@ -204,4 +209,6 @@ async def build_deps(
             r for r in (stt_resource, tts_resource, _StoreResource(store)) if r is not None
         ),
         store=store,
+        # a cloud voice that fails mid-call hands over to the offline one
+        fallback_tts=None if settings.tts.provider == "local" else _local_tts(settings),
     )

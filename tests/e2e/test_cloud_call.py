@@ -6,7 +6,7 @@ from __future__ import annotations
 from agent.caller import run_caller
 from agent.demo import DEMO_SCRIPT, caller_wav
 from providers.emulators.deepgram import DeepgramEmulator
-from providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
+from providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator, Fault
 from tests.e2e.conftest import call_tasks, running_server
 
 
@@ -35,6 +35,36 @@ async def test_booking_call_on_deepgram_and_elevenlabs_emulators() -> None:
             assert eleven.counters.contexts_opened >= len(DEMO_SCRIPT)
             answered = [t.turn_latency_ms for t in report.turns]
             assert all(latency is not None for latency in answered)
+        finally:
+            await runner.cleanup()
+    assert call_tasks() == []
+
+
+async def test_a_failing_cloud_voice_hands_over_to_the_offline_one() -> None:
+    async with DeepgramEmulator(api_key="dg-key") as deepgram, ElevenLabsEmulator(
+        api_key="xi-key"
+    ) as eleven:
+        eleven.inject(Fault.MALFORMED)  # the greeting's first audio message is garbage
+        env = {
+            "SLOTLINE_STT__PROVIDER": "deepgram",
+            "SLOTLINE_STT__BASE_URL": deepgram.url,
+            "SLOTLINE_TTS__PROVIDER": "elevenlabs",
+            "SLOTLINE_TTS__BASE_URL": eleven.base_url,
+            "SLOTLINE_TTS__VOICE_ID": "voice-ava",
+        }
+        secrets = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key"}
+        runner, server = await running_server(env=env, secret_env=secrets)
+        try:
+            report = await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
+            record = server.deps.call_log.get(report.call_sid)
+            assert record is not None
+            # the failure is on record and counted, and the call went on to its booking
+            assert [e["provider"] for e in record.errors] == ["tts"]
+            assert server.deps.metrics.provider_errors.values["tts"] == 1
+            assert report.closed_by == "server" and len(record.bookings) == 1
+            assert all(t.heard_ms > 0 for t in report.agent_turns)
+            # after the failure the offline voice spoke: ElevenLabs saw only the first context
+            assert eleven.counters.contexts_opened == 1
         finally:
             await runner.cleanup()
     assert call_tasks() == []
