@@ -162,8 +162,14 @@ class _Speculation:
 _FILLERS = frozenset({"uh", "um", "er", "ah", "hmm"})
 
 
+# ... but a backchannel made of them is the whole answer (the turn-taker needs to see it).
+_BACKCHANNELS = frozenset({"uh huh", "mm hmm", "um hum", "uh uh"})
+
+
 def strip_fillers(text: str) -> str:
-    """``"uh next tuesday"`` → ``"next tuesday"``."""
+    """``"uh next tuesday"`` → ``"next tuesday"``; ``"uh huh"`` stays."""
+    if text in _BACKCHANNELS:
+        return text
     return " ".join(word for word in text.split() if word not in _FILLERS)
 
 

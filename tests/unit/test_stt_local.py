@@ -342,3 +342,4 @@ def test_fillers_are_left_out_of_transcripts() -> None:
     assert strip_fillers("uh next tuesday") == "next tuesday"
     assert strip_fillers("um uh") == ""
     assert strip_fillers("three p m") == "three p m"
+    assert strip_fillers("uh huh") == "uh huh"  # a backchannel is kept whole
