@@ -172,6 +172,15 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
+    """Ready when the store answers (providers were started before the server listened)."""
+    store = request.app[CONTEXT].deps.store
+    if store is not None:
+        try:
+            await store.ping()
+        except Exception as exc:  # any database failure means: send calls elsewhere
+            log.warning("not ready: store unreachable: %s", type(exc).__name__)
+            return web.json_response({"status": "unavailable", "store": "unreachable"},
+                                     status=503)
     return web.json_response({"status": "ready"})
 
 
@@ -188,7 +197,11 @@ def _check_api_auth(request: web.Request) -> None:
     ctx = request.app[CONTEXT]
     token = ctx.secrets.slotline_api_token
     if token is None:
-        if _is_loopback(ctx.settings.server.host):
+        # Open only to this machine: bound to loopback, asked from loopback, and not through a
+        # proxy (a tunnel to a loopback-bound server would otherwise publish the call log).
+        proxied = "Forwarded" in request.headers or "X-Forwarded-For" in request.headers
+        if (_is_loopback(ctx.settings.server.host) and _is_loopback(request.remote or "")
+                and not proxied and not ctx.settings.server.public_url):
             return
         raise web.HTTPUnauthorized(text="set SLOTLINE_API_TOKEN to use the API off loopback")
     expected = f"Bearer {token.get_secret_value()}"

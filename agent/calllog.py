@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+MAX_ERRORS = 50
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -74,9 +76,15 @@ class CallRecord:
     bookings: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     dtmf: list[str] = field(default_factory=list)
+    errors_dropped: int = 0
 
     def add_error(self, provider: str, message: str) -> None:
-        self.errors.append({"at": now_iso(), "provider": provider, "message": message})
+        """Keep the first ``MAX_ERRORS``; count the rest (a stream of bad frames must not grow
+        the record without bound)."""
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append({"at": now_iso(), "provider": provider, "message": message})
+        else:
+            self.errors_dropped += 1
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -104,6 +112,7 @@ class CallRecord:
             "bookings": list(self.bookings),
             "errors": list(self.errors),
             "dtmf": list(self.dtmf),
+            "errors_dropped": self.errors_dropped,
         }
 
 

@@ -96,6 +96,11 @@ async def run_demo(
             # a fresh database per demo, so every run books the same time afresh
             store = StoreSettings(url=f"sqlite:///{scratch}/demo.db")
             settings = settings.model_copy(update={"store": store})
+        # The simulated caller plays Twilio on loopback: it neither signs its requests nor
+        # dials a public URL, so those two settings are left out of the demo's server.
+        secrets = secrets.model_copy(update={"twilio_auth_token": None})
+        server = settings.server.model_copy(update={"public_url": ""})
+        settings = settings.model_copy(update={"server": server})
         deps = await build_deps(settings, secrets, config_path=config_path)
         runner, base_url = await start_server(settings, secrets, deps)
         try:

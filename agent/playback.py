@@ -62,11 +62,16 @@ class Playback:
             reply.heard[index] = True
         return reply
 
-    def cleared(self) -> None:
-        """We sent ``clear``: everything still pending was not heard."""
+    def cleared(self) -> list[ReplyPlayback]:
+        """We sent ``clear``: everything still pending was not heard. Returns the replies it
+        cut, oldest first."""
+        cut: list[ReplyPlayback] = []
         for reply, _ in self._pending.values():
             reply.cleared = True
+            if reply not in cut:
+                cut.append(reply)
         self._pending.clear()
+        return cut
 
     @property
     def playing(self) -> bool:

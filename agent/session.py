@@ -113,7 +113,12 @@ class CallSession:
         self._last_voiced_at = 0.0
         self._closed = False
         self._hung_up = False
+        self._hanging_up = False  # the goodbye is playing: barge-in no longer applies
+        self._failed = False  # ended by an error rather than by the conversation
         self._tts_failed = False
+        self._stt: SttStream | None = None
+        self._responder: Responder | None = None
+        self._turn_of: dict[int, Turn] = {}  # reply id -> its agent turn in the call log
         self._drained = asyncio.Event()  # set whenever no mark is pending (all audio played)
         self._stream_sid = ""
         self._record: CallRecord | None = None
@@ -130,11 +135,11 @@ class CallSession:
         self._record = record
         self._deps.call_log.add(record)
         self._deps.metrics.active_calls += 1
-        self._stt: SttStream = self._deps.stt.open_stream(call_sid=start.call_sid)
-        self._frames = FramePipeline(self._deps.make_vad(), self._stt, self._turns)
-        self._responder = self._deps.make_responder(start)
         log.info("call started call_sid=%s stream_sid=%s", start.call_sid, start.stream_sid)
         try:
+            self._stt = self._deps.stt.open_stream(call_sid=start.call_sid)
+            self._frames = FramePipeline(self._deps.make_vad(), self._stt, self._turns)
+            self._responder = self._deps.make_responder(start)
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 converse = tg.create_task(self._converse(start), name=f"converse-{start.call_sid}")
@@ -142,18 +147,44 @@ class CallSession:
                 converse.cancel()
                 if self._reply_task is not None:
                     self._reply_task.cancel()
-            record.status = "completed"
             if not stopped and not self._hung_up:
                 record.add_error("twilio", "media stream closed without a stop message")
+            if record.status == "in-progress":  # never overwrite a final status
+                record.status = "failed" if self._failed else "completed"
         finally:
             self._deps.metrics.active_calls -= 1
             record.ended_at = now_iso()
             if record.status == "in-progress":
                 record.status = "failed"
-            await self._stt.aclose()
-            await self._responder.aclose()
+            await self._close_quietly()
             await self._persist(record)
             log.info("call ended call_sid=%s status=%s", start.call_sid, record.status)
+
+    async def _close_quietly(self) -> None:
+        """Close the call's recogniser stream and responder; one failing does not skip the
+        other, and a booking finished by ``aclose`` still reaches the call log."""
+        if self._stt is not None:
+            try:
+                await self._stt.aclose()
+            except Exception:
+                log.exception("closing the recogniser failed call_sid=%s", self._sid)
+        if self._responder is not None:
+            try:
+                await self._responder.aclose()
+            except Exception:
+                log.exception("closing the responder failed call_sid=%s", self._sid)
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        """Mirror the responder's node, variables and booking into the call log."""
+        record, responder = self._record, self._responder
+        if record is None or responder is None:
+            return
+        record.node = responder.node
+        record.variables = dict(responder.variables)
+        booking_id = record.variables.get("booking_id", "")
+        if booking_id and booking_id not in record.bookings:
+            record.bookings.append(booking_id)
 
     async def _persist(self, record: CallRecord) -> None:
         store = self._deps.store
@@ -251,29 +282,37 @@ class CallSession:
 
     async def _discard_utterance(self) -> None:
         try:
+            assert self._stt is not None
             dropped = await self._stt.finalize()
         except ProviderError as exc:
             self._provider_error(exc)
             return
-        log.info("backchannel ignored call_sid=%s: %r", self._sid, dropped.text)
+        log.info("backchannel ignored call_sid=%s words=%d", self._sid, len(dropped.text.split()))
 
     def _agent_speaking(self) -> bool:
         return self._playback.playing or self._current is not None
 
     def _barge_in(self, event: BargeIn) -> None:
-        if not self._agent_speaking():
+        if self._hanging_up or not self._agent_speaking():
             return
         self._send_nowait(tw.encode_clear(self._stream_sid))
-        self._playback.cleared()
+        cut = self._playback.cleared()
+        if self._current is not None and self._current not in cut:
+            cut.append(self._current)  # still being sent: its marks are not out yet
+        for reply in cut:
+            reply.cleared = True
+            turn = self._turn_of.get(reply.reply_id)
+            if turn is not None:
+                turn.interrupted = True
+                turn.heard_text = reply.heard_text
+        if cut:
+            self._interrupted = cut[-1]
         self._drained.set()
         self._pacer.reset()
         # Frames arrive in real time, so stream time from the first voiced frame to the frame
         # that triggered this is the caller's wait until `clear` leaves.
         speech_s = (event.at_ms - event.first_voiced_ms) / 1000
         self._deps.metrics.bargein.observe(speech_s)
-        if self._current is not None:
-            self._current.cleared = True
-            self._interrupted = self._current
         if self._reply_task is not None:
             self._reply_task.cancel()
         self._turns.agent_speaking = False
@@ -289,16 +328,22 @@ class CallSession:
                 await self._reply(item, None)
                 continue
             decided_at = item.decided_at
+            assert self._stt is not None
             try:
                 transcript = await self._stt.finalize()
                 text = transcript.text
             except ProviderError as exc:
                 self._provider_error(exc)
                 text = ""
+            except Exception:  # e.g. the recogniser cannot respawn: the turn is heard as silence
+                log.exception("recogniser failed call_sid=%s", self._sid)
+                self._provider_error(ProviderError("stt", "recogniser failed"))
+                text = ""
             final_at = self._loop.time()
             assert self._record is not None
             self._record.turns.append(Turn(role="caller", text=text))
-            log.info("caller said call_sid=%s: %r", self._sid, text)
+            log.info("caller turn call_sid=%s words=%d", self._sid, len(text.split()))
+            log.debug("caller said call_sid=%s: %r", self._sid, text)
             latency = Latency(
                 endpoint_ms=(decided_at - item.last_voiced_at) * 1000,
                 stt_final_ms=(final_at - decided_at) * 1000,
@@ -326,6 +371,7 @@ class CallSession:
         first_action_at: float | None = None
         hangup = False
         try:
+            assert self._responder is not None and self._stt is not None
             async for action in self._responder.handle(event):
                 if first_action_at is None:
                     first_action_at = self._loop.time()
@@ -342,22 +388,21 @@ class CallSession:
                     hangup = True
                     record.status = "completed"
             if hangup:
+                self._hanging_up = True
                 await self._hang_up()
         except _SocketClosed:
             return
         except ProviderError as exc:
             self._provider_error(exc)
+            self._failed = self._hanging_up = True
             await self._hang_up()
         except Exception:  # a bug in a responder must end one call politely, not the server
             log.exception("reply failed call_sid=%s", self._sid)
             record.add_error("agent", "internal error while replying")
+            self._failed = self._hanging_up = True
             await self._hang_up()
         finally:  # also when barge-in or the end of the call cancels the reply
-            record.node = self._responder.node
-            record.variables = dict(self._responder.variables)
-            booking_id = record.variables.get("booking_id", "")
-            if booking_id and booking_id not in record.bookings:
-                record.bookings.append(booking_id)
+            self._snapshot()
 
     async def _say(self, text: str, last_voiced_at: float | None, latency: Latency | None) -> None:
         assert self._record is not None
@@ -366,6 +411,7 @@ class CallSession:
         self._turns.agent_speaking = True
         turn = Turn(role="agent", text=text, latency=latency)
         self._record.turns.append(turn)
+        self._turn_of[reply.reply_id] = turn
         try:
             for sentence in _SENTENCE_END.split(text.strip()):
                 if not sentence:
@@ -383,6 +429,7 @@ class CallSession:
                 await self._send(tw.encode_mark(self._stream_sid,
                                                 self._playback.chunk_sent(reply, sentence)))
         finally:
+            self._current = None  # sent; its marks say when it has been heard
             turn.interrupted = reply.cleared
             if reply.cleared:
                 turn.heard_text = reply.heard_text

@@ -4,6 +4,7 @@ vendor module implements which setting, and where flow files are found."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from providers.telephony.twilio_media import Start
 log = logging.getLogger(__name__)
 
 _SOURCE = "settings"
+_FLOW_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The repository's config/flows (an editable install, the demo and the tests).
 _BUNDLED_FLOWS = Path(__file__).resolve().parents[1] / "config" / "flows"
 
@@ -187,6 +189,10 @@ async def build_deps(
         requested = start.custom_parameters.get("flow", "")
         flow = default_flow
         if requested and requested != settings.flow:
+            if not _FLOW_NAME.fullmatch(requested):  # a name from config/flows, never a path
+                log.warning("call_sid=%s bad flow parameter; using %r", start.call_sid,
+                            settings.flow)
+                requested = settings.flow
             try:
                 flow = flow_named(requested)
             except ConfigError as exc:  # a bad <Parameter>: the call still gets the default

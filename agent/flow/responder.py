@@ -146,9 +146,11 @@ class FlowResponder:
                 self._queue.extend(self._engine.handle(await self._settle(task)))
 
     async def _settle(self, task: asyncio.Task[ServiceResult]) -> ServiceResult:
-        result = await asyncio.shield(task)  # a barge-in cancels us, never the booking
-        self._pending = None
-        return result
+        try:
+            return await asyncio.shield(task)  # a barge-in cancels us, never the booking
+        finally:
+            if task.done():  # finished (or failed): nothing left to collect later
+                self._pending = None
 
     async def _send_sms(self, sms: SendSms) -> None:
         sid = self._engine.call_sid
@@ -172,6 +174,10 @@ class FlowResponder:
             log.warning("call_sid=%s %s timed out at node %s after %.1f s", self._engine.call_sid,
                         type(request).__name__, request.node_id, self._timeout_s)
             return _failed(request, "timeout")
+        except Exception:  # e.g. the database is locked: the flow's failure edge, not a crash
+            log.exception("call_sid=%s %s failed at node %s", self._engine.call_sid,
+                          type(request).__name__, request.node_id)
+            return _failed(request, "error")
 
     async def _call(self, request: ServiceRequest) -> ServiceResult:
         if isinstance(request, CheckAvailability):

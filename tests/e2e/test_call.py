@@ -107,3 +107,19 @@ async def test_backchannel_does_not_interrupt_or_leak_into_the_next_turn() -> No
         assert server.deps.metrics.bargein.count == 0
     finally:
         await runner.cleanup()
+
+
+async def test_talking_over_the_goodbye_does_not_stop_the_hang_up(server: Server) -> None:
+    script = [
+        *(caller_wav(u.stem) for u in DEMO_SCRIPT),
+        # "wait sorry hold on" over the goodbye: it may cut the goodbye short (barge-in), but
+        # the flow has ended and its hang-up still runs: the server closes the call
+        Say(caller_wav("interrupt").audio, interrupt_after_ms=800),
+    ]
+    report = await run_caller(server.media_url, script, reply_timeout_s=8)
+    record = server.deps.call_log.get(report.call_sid)
+    assert record is not None
+    assert report.closed_by == "server" and record.status == "completed"
+    assert record.node == "goodbye" and len(record.bookings) == 1
+    assert server.deps.metrics.active_calls == 0
+    assert call_tasks() == []
