@@ -21,6 +21,7 @@ from agent.booking.service_types import (
     BookingDetails,
     Preference,
     Proposal,
+    SlotUnavailable,
 )
 from agent.booking.speech import speak_clock, speak_date
 from agent.booking.zones import load_zone
@@ -92,11 +93,7 @@ class ServiceBookingRunner:
         except ProviderError as exc:
             log.warning("booking failed call_sid=%s: %s", self._call_sid, exc)
             return BookingFinished(request.node_id, False, reason="unavailable")
-        if isinstance(outcome, Booked):
-            return BookingFinished(request.node_id, True, self._offer(outcome.slot.start),
-                                   booking_id=outcome.booking_id)
-        self._last = outcome.alternatives
-        return self._not_booked(request.node_id, outcome.alternatives, reason="taken")
+        return self._finished(request.node_id, outcome)
 
     async def reschedule(self, request: RunReschedule) -> BookingFinished:
         old = await self._find(request.lookup.booking_reference, request.lookup.phone)
@@ -113,11 +110,7 @@ class ServiceBookingRunner:
         except (ProviderError, ValueError) as exc:
             log.warning("reschedule failed call_sid=%s: %s", self._call_sid, exc)
             return BookingFinished(request.node_id, False, reason="unavailable")
-        if isinstance(outcome, Booked):
-            return BookingFinished(request.node_id, True, self._offer(outcome.slot.start),
-                                   booking_id=outcome.booking_id)
-        self._last = outcome.alternatives
-        return self._not_booked(request.node_id, outcome.alternatives, reason="taken")
+        return self._finished(request.node_id, outcome)
 
     async def cancel(self, request: RunCancel) -> CancelFinished:
         found = await self._find(request.lookup.booking_reference, request.lookup.phone)
@@ -166,6 +159,14 @@ class ServiceBookingRunner:
         start = datetime.combine(date.fromisoformat(prefs.date), time.fromisoformat(prefs.time),
                                  zone)
         return found.at(start)
+
+    def _finished(self, node_id: str, outcome: Booked | SlotUnavailable) -> BookingFinished:
+        """A write's outcome: booked, or taken meanwhile with the next alternatives."""
+        if isinstance(outcome, Booked):
+            return BookingFinished(node_id, True, self._offer(outcome.slot.start),
+                                   booking_id=outcome.booking_id)
+        self._last = outcome.alternatives
+        return self._not_booked(node_id, outcome.alternatives, reason="taken")
 
     def _not_booked(
         self, node_id: str, found: Availability, reason: str = "unavailable"

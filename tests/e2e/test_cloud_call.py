@@ -9,20 +9,27 @@ from providers.emulators.deepgram import DeepgramEmulator
 from providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator, Fault
 from tests.e2e.conftest import call_tasks, running_server
 
+SECRETS = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key"}
+
+
+def _cloud_env(deepgram: DeepgramEmulator, eleven: ElevenLabsEmulator) -> dict[str, str]:
+    """Settings that switch the server to both cloud adapters, pointed at the emulators."""
+    return {
+        "SLOTLINE_STT__PROVIDER": "deepgram",
+        "SLOTLINE_STT__BASE_URL": deepgram.url,
+        "SLOTLINE_TTS__PROVIDER": "elevenlabs",
+        "SLOTLINE_TTS__BASE_URL": eleven.base_url,
+        "SLOTLINE_TTS__VOICE_ID": "voice-ava",
+    }
+
 
 async def test_booking_call_on_deepgram_and_elevenlabs_emulators() -> None:
     async with DeepgramEmulator.cloud(api_key="dg-key") as deepgram, ElevenLabsEmulator(
         api_key="xi-key", latency=LATENCY_PROFILES["cloud"]
     ) as eleven:
-        env = {
-            "SLOTLINE_STT__PROVIDER": "deepgram",
-            "SLOTLINE_STT__BASE_URL": deepgram.url,
-            "SLOTLINE_TTS__PROVIDER": "elevenlabs",
-            "SLOTLINE_TTS__BASE_URL": eleven.base_url,
-            "SLOTLINE_TTS__VOICE_ID": "voice-ava",
-        }
-        secrets = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key"}
-        runner, server = await running_server(env=env, secret_env=secrets)
+        runner, server = await running_server(
+            env=_cloud_env(deepgram, eleven), secret_env=SECRETS
+        )
         try:
             report = await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
             record = server.deps.call_log.get(report.call_sid)
@@ -45,15 +52,9 @@ async def test_a_failing_cloud_voice_hands_over_to_the_offline_one() -> None:
         api_key="xi-key"
     ) as eleven:
         eleven.inject(Fault.MALFORMED)  # the greeting's first audio message is garbage
-        env = {
-            "SLOTLINE_STT__PROVIDER": "deepgram",
-            "SLOTLINE_STT__BASE_URL": deepgram.url,
-            "SLOTLINE_TTS__PROVIDER": "elevenlabs",
-            "SLOTLINE_TTS__BASE_URL": eleven.base_url,
-            "SLOTLINE_TTS__VOICE_ID": "voice-ava",
-        }
-        secrets = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key"}
-        runner, server = await running_server(env=env, secret_env=secrets)
+        runner, server = await running_server(
+            env=_cloud_env(deepgram, eleven), secret_env=SECRETS
+        )
         try:
             report = await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
             record = server.deps.call_log.get(report.call_sid)
