@@ -6,51 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import wave
 from collections.abc import AsyncIterator, Callable
-from importlib import resources
 from typing import Any
 
-import numpy as np
 import pytest
 import pytest_asyncio
 
-from audio.mulaw import decode_array, pcm16_to_ulaw
 from providers.base import AudioChunk, SpeechToText, SttStream, Transcript
 from providers.emulators.deepgram import DeepgramEmulator, Faults
 from providers.errors import ConfigError, ProviderAuthError, ProviderError, ProviderTimeout
 from providers.stt.deepgram import DeepgramSpeechToText, DeepgramSttStream
 from providers.stt.local import LocalSpeechToText
+from tests.unit.test_stt_local import FRAME_BYTES, TEXTS, caller_frames
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # shares the module's recogniser
 
 KEY = "test-key-5ecret"
-FRAME_BYTES = 160
-SILENCE = b"\xff" * FRAME_BYTES
-
-
-def utterance_texts() -> dict[str, str]:
-    table = resources.files("agent.assets.caller").joinpath("utterances.txt").read_text()
-    return dict(line.split("\t", 1) for line in table.splitlines() if line.strip())
-
-
-TEXTS = utterance_texts()
-
-
-def caller_frames(stem: str, *, lead_ms: int = 400, tail_ms: int = 800) -> list[AudioChunk]:
-    """The recording as the server sees it: 20 ms mu-law frames with an energy VAD flag."""
-    with resources.as_file(resources.files("agent.assets.caller") / f"{stem}.wav") as path:
-        with wave.open(str(path)) as wav:
-            ulaw = pcm16_to_ulaw(wav.readframes(wav.getnframes()))
-    ulaw = SILENCE * (lead_ms // 20) + ulaw
-    ulaw += b"\xff" * (-len(ulaw) % FRAME_BYTES) + SILENCE * (tail_ms // 20)
-    chunks = []
-    for start in range(0, len(ulaw), FRAME_BYTES):
-        frame = ulaw[start : start + FRAME_BYTES]
-        samples = decode_array(frame)
-        rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
-        chunks.append(AudioChunk(frame, samples.tobytes(), voiced=rms > 200.0))
-    return chunks
 
 
 def push(stream: DeepgramSttStream, chunks: list[AudioChunk]) -> None:
