@@ -4,10 +4,8 @@ end to end; cancel and reschedule. Local calendars on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,14 +23,9 @@ from agent.booking.service_types import (
 )
 from agent.metrics import Metrics
 from agent.store import NewBooking, Store, open_store
-from agent.store.scratch import scratch_store_url
-from agent.store.url import Dialect
 from providers.calendars.base import Attendee, BookingRequest, ProviderBooking
 from providers.errors import ProviderError
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "SLOTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"
-)
 NEW_YORK = "America/New_York"
 NY = ZoneInfo(NEW_YORK)
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # Monday 08:00 in New York
@@ -49,15 +42,9 @@ def details(call_sid: str, attendee: Attendee = ANA) -> BookingDetails:
     return BookingDetails(attendee, call_sid, {"service": "haircut"})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    dialect: Dialect = request.param
-    async with (
-        scratch_store_url(
-            dialect, directory=tmp_path, postgres_admin_url=POSTGRES_ADMIN_URL
-        ) as url,
-        open_store(url, clock=lambda: NOW) as opened,
-    ):
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    async with open_store(store_url, clock=lambda: NOW) as opened:
         yield opened
 
 

@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from agent.booking.local_calendar import LocalCalendar
 from agent.store import Store, open_store
-from agent.store.scratch import scratch_store_url
-from agent.store.url import Dialect
 from providers.calendars.base import Attendee, BookingRequest, BusyInterval, CalendarProvider
 from providers.errors import ProviderError, SlotTaken
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "SLOTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"
-)
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)
 HALF_HOUR = timedelta(minutes=30)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    dialect: Dialect = request.param
-    async with (
-        scratch_store_url(
-            dialect, directory=tmp_path, postgres_admin_url=POSTGRES_ADMIN_URL
-        ) as url,
-        open_store(url) as opened,
-    ):
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    async with open_store(store_url) as opened:
         yield opened
 
 

@@ -7,10 +7,8 @@ PostgreSQL is the one at ``SLOTLINE_TEST_POSTGRES_URL`` (default: the local ``te
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,25 +20,12 @@ from sqlalchemy.pool import NullPool
 from agent.store import NewBooking, Store, open_store
 from agent.store.migrations import MIGRATIONS
 from agent.store.schema import bookings
-from agent.store.scratch import scratch_store_url
-from agent.store.url import Dialect, async_url
+from agent.store.url import async_url
 from providers.calendars.base import Attendee
 from providers.errors import ConfigError, SlotTaken
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "SLOTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"
-)
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)
 ANA = Attendee("Ana Diaz", "ana@example.com", "+1 (555) 010-2030", "America/New_York")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    dialect: Dialect = request.param
-    async with scratch_store_url(
-        dialect, directory=tmp_path, postgres_admin_url=POSTGRES_ADMIN_URL
-    ) as url:
-        yield url
 
 
 @pytest.fixture

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from agent.calllog import CallRecord, Latency, Turn
 from agent.store import NewBooking, Store, StoredCall, open_store
-from agent.store.scratch import scratch_store_url
-from agent.store.url import Dialect
 from providers.calendars.base import Attendee
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "SLOTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"
-)
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)
 
 
@@ -30,15 +23,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    dialect: Dialect = request.param
-    async with scratch_store_url(
-        dialect, directory=tmp_path, postgres_admin_url=POSTGRES_ADMIN_URL
-    ) as url:
-        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,27 @@
+"""Fixtures shared by the store and booking-service tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent.store.scratch import scratch_store_url
+from agent.store.url import Dialect
+
+# The machine's PostgreSQL (trust auth); each test gets a scratch database dropped afterwards.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SLOTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database URL, once on SQLite and once on PostgreSQL."""
+    dialect: Dialect = request.param
+    async with scratch_store_url(
+        dialect, directory=tmp_path, postgres_admin_url=POSTGRES_ADMIN_URL
+    ) as url:
+        yield url
