@@ -1,9 +1,14 @@
 """The calendar-provider seam: what the booking engine needs from any calendar.
 
 Busy time for a window, and write-once create / get / cancel. Times are aware datetimes (UTC
-on the way out); intervals are half-open [start, end). A provider that computes bookable slots
-itself (Cal.com, GoHighLevel) will add an optional capability in its own module; the booking
-engine computes slots from busy time for the rest.
+on the way out); intervals are half-open [start, end).
+
+Optional capabilities, found with ``isinstance`` (the Protocols are runtime-checkable):
+- ``SlotSource``: the vendor computes bookable slots itself from its own rules (Cal.com event
+  types, GoHighLevel calendars); the booking engine then offers those slots (still filtered by
+  its own holds and bookings) instead of deriving them from busy time.
+- ``Rescheduler``: the vendor moves a booking in one write (Cal.com, GHL, Google, Graph,
+  CalDAV); without it the engine books the new time, then cancels the old one.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 BookingStatus = Literal["confirmed", "cancelled"]
 
@@ -62,3 +67,24 @@ class CalendarProvider(Protocol):
     async def get(self, provider_booking_id: str) -> ProviderBooking | None: ...
 
     async def cancel(self, provider_booking_id: str, reason: str = "") -> ProviderBooking: ...
+
+
+@runtime_checkable
+class SlotSource(Protocol):
+    """A calendar whose vendor computes the bookable slots (see the module doc)."""
+
+    async def free_slots(
+        self, start: datetime, end: datetime, duration_min: int, timezone: str
+    ) -> Sequence[BusyInterval]:
+        """Free slots starting in [start, end), each ``duration_min`` long, sorted."""
+        ...
+
+
+@runtime_checkable
+class Rescheduler(Protocol):
+    """A calendar that moves a booking in one write. Returns the booking as it now is (its id
+    may change: Cal.com makes a new booking). Raises ``SlotTaken`` if the new time is gone."""
+
+    async def reschedule(
+        self, provider_booking_id: str, request: BookingRequest, reason: str = ""
+    ) -> ProviderBooking: ...

@@ -1,0 +1,1 @@
+"""Confirmations and reminders: SMS (Twilio Messages) and e-mail (SMTP)."""
