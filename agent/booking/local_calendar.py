@@ -2,8 +2,8 @@
 
 Busy time is the calendar's confirmed bookings; a create is the store's guarded, write-once
 insert (the database refuses an overlap: ``SlotTaken``); the provider's booking id is the store's
-booking id. It also moves a booking in one guarded write (``move``), which the booking service
-prefers over create-then-cancel when rescheduling.
+booking id. It also moves a booking in one guarded write (``move``; the ``Rescheduler``
+capability), which the booking service prefers over create-then-cancel when rescheduling.
 """
 
 from __future__ import annotations
@@ -75,6 +75,12 @@ class LocalCalendar:
         await self._own(provider_booking_id)
         moved = await self._store.bookings.move(provider_booking_id, start, end)
         return _provider_booking(self._found(provider_booking_id, moved))
+
+    async def reschedule(
+        self, provider_booking_id: str, request: BookingRequest, reason: str = ""
+    ) -> ProviderBooking:
+        """``Rescheduler``: the same guarded one-write move."""
+        return await self.move(provider_booking_id, request.start, request.end)
 
     async def _own(self, provider_booking_id: str) -> BookingRecord:
         record = await self._store.bookings.get(provider_booking_id)

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time as monotonic
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -31,7 +31,7 @@ from agent.booking.intervals import Interval, Slot
 from agent.booking.local_calendar import LocalCalendar
 from agent.booking.pool import PooledSlot, pool
 from agent.booking.proposal import propose
-from agent.booking.service_book import Booker, SupportsMove, idempotency_key
+from agent.booking.service_book import Booker, idempotency_key
 from agent.booking.service_types import (
     ActionConfig,
     Availability,
@@ -48,7 +48,7 @@ from agent.booking.zones import load_zone
 from agent.config_models import Settings
 from agent.metrics import Metrics
 from agent.store import BookingRecord, Store, utc_now
-from providers.calendars.base import CalendarProvider
+from providers.calendars.base import CalendarProvider, Rescheduler, SlotSource
 from providers.errors import ConfigError, ProviderError, ProviderTimeout
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ ANY_TIME = Preference()  # no preference: the earliest times, spread over the fi
 class _Busy:
     calendar: str
     intervals: tuple[Interval, ...]
+    vendor_slots: tuple[Slot, ...] | None = None  # a ``SlotSource`` calendar's own slots
 
 
 class BookingService:
@@ -157,6 +158,12 @@ class BookingService:
             if ignore is not None and ignore.calendar == calendar:
                 own = Interval(ignore.start, ignore.end)
                 blocked = [item for item in blocked if item != own]
+            vendor_slots = busy[calendar].vendor_slots
+            if vendor_slots is not None:  # the vendor applied its rules; we add our holds
+                free_by_calendar[calendar] = _unblocked(
+                    vendor_slots, blocked, window_start, window_end
+                )
+                continue
             free_by_calendar[calendar] = available_slots(
                 config.rules(self._calendars[calendar].timezone),
                 window_start=window_start,
@@ -203,7 +210,10 @@ class BookingService:
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(
-                    self._busy_of(self._calendars[name], start, end, config.calendar_timeout_s),
+                    self._busy_of(
+                        self._calendars[name], start, end, config.calendar_timeout_s,
+                        config.duration_min,
+                    ),
                     name=f"busy:{config.name}:{name}",
                 )
                 for name in config.calendars
@@ -219,13 +229,25 @@ class BookingService:
         return busy, failures
 
     async def _busy_of(
-        self, handle: CalendarHandle, start: datetime, end: datetime, timeout_s: float
+        self,
+        handle: CalendarHandle,
+        start: datetime,
+        end: datetime,
+        timeout_s: float,
+        duration_min: int,
     ) -> _Busy | CalendarFailure:
         began = monotonic.perf_counter()
         error: ProviderError
+        provider = handle.provider
         try:
             async with asyncio.timeout(timeout_s):
-                answer = await handle.provider.busy(start, end)
+                if isinstance(provider, SlotSource):
+                    offered = await provider.free_slots(
+                        start, end, duration_min, handle.timezone
+                    )
+                    slots = tuple(Slot(item.start, item.end) for item in offered)
+                    return _Busy(handle.name, (), slots)
+                answer = await provider.busy(start, end)
             return _Busy(handle.name, tuple(Interval(item.start, item.end) for item in answer))
         except TimeoutError:
             error = ProviderTimeout(
@@ -367,7 +389,7 @@ class BookingService:
         if (
             handle is not None
             and pooled.calendars == (old.calendar,)
-            and isinstance(handle.provider, SupportsMove)
+            and isinstance(handle.provider, Rescheduler)
         ):
             moved = await self._booker.move(config, old, handle, pooled.slot, call_sid, caller_tz)
         else:
@@ -384,6 +406,18 @@ class BookingService:
         if moved is not None:
             return moved
         return await self._unavailable(config, pooled.slot, preference, caller_tz, call_sid, old)
+
+
+def _unblocked(
+    slots: Sequence[Slot], blocked: Sequence[Interval], start: datetime, end: datetime
+) -> list[Slot]:
+    """A vendor's slots in ``[start, end)`` that none of our holds or bookings overlap."""
+    return sorted(
+        slot
+        for slot in slots
+        if start <= slot.start < end
+        and not any(Interval(slot.start, slot.end).overlaps(item) for item in blocked)
+    )
 
 
 def _window(
@@ -407,4 +441,4 @@ def _window(
     return now, min(horizon, now + span)  # asked for the past
 
 
-__all__ = ["ANY_TIME", "BookingService", "SupportsMove", "idempotency_key"]
+__all__ = ["ANY_TIME", "BookingService", "idempotency_key"]

@@ -20,24 +20,16 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Protocol, runtime_checkable
 
 from agent.booking.intervals import Slot
 from agent.booking.pool import PooledSlot
 from agent.booking.service_types import ActionConfig, Booked, BookingDetails, CalendarHandle
 from agent.metrics import Metrics
 from agent.store import BookingRecord, NewBooking, Store
-from providers.calendars.base import BookingRequest
+from providers.calendars.base import BookingRequest, Rescheduler
 from providers.errors import ProviderError, ProviderTimeout, SlotTaken
 
 logger = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class SupportsMove(Protocol):
-    """A calendar that moves a booking in one write (``local``; Google and Graph could PATCH)."""
-
-    async def move(self, provider_booking_id: str, start: datetime, end: datetime) -> object: ...
 
 
 def idempotency_key(call_sid: str, start: datetime, action: str) -> str:
@@ -193,17 +185,30 @@ class Booker:
         call_sid: str,
         caller_tz: str,
     ) -> Booked | None:
-        """Move ``old`` on its own calendar in one write; None when the new time is taken."""
-        assert isinstance(handle.provider, SupportsMove)
+        """Move ``old`` on its own calendar in one write; None when the new time is taken.
+        The vendor may give the moved booking a new id (Cal.com does); the record follows it."""
+        assert isinstance(handle.provider, Rescheduler)
         key = f"{idempotency_key(call_sid, slot.start, config.name)}:{old.calendar}"
+        request = BookingRequest(
+            start=slot.start,
+            end=slot.end,
+            attendee=old.attendee,
+            idempotency_key=key,
+            title=config.title or config.name,
+            fields=old.fields,
+        )
         if not await self._store.holds.place(
             key, old.calendar, slot.start, slot.end, owner=call_sid, ttl_s=config.hold_ttl_s
         ):
             return None
         try:
             async with asyncio.timeout(config.write_timeout_s):
-                await handle.provider.move(old.provider_booking_id, slot.start, slot.end)
-            moved = await self._store.bookings.move(old.id, slot.start, slot.end)
+                now = await handle.provider.reschedule(
+                    old.provider_booking_id, request, "rescheduled by the caller"
+                )
+            moved = await self._store.bookings.move(
+                old.id, now.start, now.end, provider_booking_id=now.provider_booking_id
+            )
         except SlotTaken:
             return None
         except TimeoutError:

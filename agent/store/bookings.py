@@ -144,9 +144,17 @@ class BookingRepo:
         logger.info("booking %s cancelled", booking_id)
         return _to_record(row)
 
-    async def move(self, booking_id: str, start: datetime, end: datetime) -> BookingRecord | None:
+    async def move(
+        self,
+        booking_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        provider_booking_id: str | None = None,
+    ) -> BookingRecord | None:
         """Move a confirmed booking in one write: it is never lost, and the new time is guarded
-        like a new booking (``SlotTaken``). None when there is no such booking."""
+        like a new booking (``SlotTaken``). None when there is no such booking.
+        ``provider_booking_id``: the vendor's id after its own move, when it changed."""
         if end <= start:
             raise ValueError(f"booking must end after it starts: {start.isoformat()}")
         async with self._db.write() as conn:
@@ -164,7 +172,12 @@ class BookingRepo:
             statement = (
                 update(bookings)
                 .where(bookings.c.id == booking_id, bookings.c.status == "confirmed")
-                .values(start_utc=start, end_utc=end, updated_at=self._clock())
+                .values(
+                    start_utc=start,
+                    end_utc=end,
+                    updated_at=self._clock(),
+                    provider_booking_id=provider_booking_id or current.provider_booking_id,
+                )
                 .returning(bookings)
             )
             try:
