@@ -238,6 +238,26 @@ def _office_hours() -> FrozenMap[HoursRanges]:
     return FrozenMap({day: ("09:00-17:00",) for day in _WEEKDAYS[:5]})
 
 
+_REMINDER = re.compile(r"^[1-9]\d*[mhd]$")
+
+
+def _reminder_offsets(value: tuple[str, ...]) -> tuple[str, ...]:
+    for item in value:
+        if not _REMINDER.match(item):
+            raise ValueError(f"{item!r} is not an offset like '24h', '1h' or '30m'")
+    if len(set(value)) != len(value):
+        raise ValueError("an offset is listed twice")
+    return value
+
+
+class ConfirmationSettings(_Section):
+    """What the caller receives once booked: a text, an e-mail, and reminders before the time."""
+
+    sms: bool = False  # needs Twilio credentials and twilio.from_number
+    email: bool = False  # needs the `email` section
+    reminders: Annotated[tuple[str, ...], AfterValidator(_reminder_offsets)] = ()
+
+
 class BookingActionSettings(_Section):
     """A bookable service: the calendars it pools, how it picks one, and its rules.
 
@@ -258,6 +278,7 @@ class BookingActionSettings(_Section):
     date_overrides: FrozenMap[HoursRanges] = FrozenMap({})
     calendar_timeout_s: float = Field(default=3.0, gt=0)  # per calendar, fetched concurrently
     on_calendar_error: Literal["skip", "fail"] = "skip"  # a failing calendar: skip it or fail
+    confirmations: ConfirmationSettings = ConfirmationSettings()
 
     @model_validator(mode="after")
     def _known_days(self) -> BookingActionSettings:
@@ -274,6 +295,31 @@ class BookingActionSettings(_Section):
         if problems:
             raise FieldProblems(problems)
         return self
+
+
+class EmailSettings(_Section):
+    """SMTP for confirmations and reminders; the password comes from ``SMTP_PASSWORD``."""
+
+    smtp_host: str = ""  # "" = e-mail is off
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    from_address: str = ""
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _sender_known(self) -> EmailSettings:
+        if self.smtp_host and "@" not in self.from_address:
+            raise FieldProblems([(("from_address",), "required (an address) with smtp_host")])
+        return self
+
+
+class WebhookSettings(_Section):
+    """A flow's custom action (``webhook`` node): POSTed JSON, signed with
+    ``SLOTLINE_WEBHOOK_SECRET``."""
+
+    url: Annotated[HttpUrl, Field(min_length=1)]
+    timeout_s: float = Field(default=5.0, gt=0)
 
 
 class TurnSettings(_Section):
@@ -315,6 +361,8 @@ class Settings(_Section):
     booking_actions: FrozenMap[BookingActionSettings] = FrozenMap(
         {"demo": BookingActionSettings(calendars=("main",))}
     )
+    email: EmailSettings = EmailSettings()
+    webhooks: FrozenMap[WebhookSettings] = FrozenMap({})
     turn: TurnSettings = TurnSettings()
     log: LogSettings = LogSettings()
 
@@ -347,6 +395,7 @@ SECRET_ENV_NAMES = (
     "CALDAV_PASSWORD",
     "SLOTLINE_WEBHOOK_SECRET",
     "SLOTLINE_API_TOKEN",
+    "SMTP_PASSWORD",
 )
 
 
@@ -366,3 +415,4 @@ class Secrets(_Section):
     caldav_password: SecretStr | None = None
     slotline_webhook_secret: SecretStr | None = None  # HMAC key for the webhook calendar
     slotline_api_token: SecretStr | None = None  # bearer token for /api/*
+    smtp_password: SecretStr | None = None  # e-mail confirmations

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 from pydantic import SecretStr
 
 from agent.booking.runner import ServiceBookingRunner
@@ -15,7 +16,7 @@ from agent.booking.service import BookingService
 from agent.calllog import CallLog
 from agent.config import Secrets, Settings
 from agent.flow import Flow, FlowEngine, FlowResponder, load_flow
-from agent.flow.messages import CallWebhook, WebhookFinished
+from agent.flow.webhooks import HttpWebhooks
 from agent.metrics import Metrics
 from agent.responder import Responder
 from agent.session import SessionDeps
@@ -132,13 +133,24 @@ class _StoreResource:
         await self._store.close()
 
 
-class _NoWebhooks:
-    """Custom-action webhooks are not configurable yet: a webhook node takes its failure
-    edge with a reason the call log shows."""
+class _HttpSession:
+    """One aiohttp session for the server's REST calls (custom actions), closed with it."""
 
-    async def call(self, request: CallWebhook) -> WebhookFinished:
-        return WebhookFinished(request.node_id, False,
-                               reason=f"webhook {request.webhook!r} is not configured")
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+
+    def get(self) -> aiohttp.ClientSession:
+        if self.session is None:  # first use is inside the running loop
+            self.session = aiohttp.ClientSession()
+        return self.session
+
+    async def start(self) -> None:
+        self.get()
+
+    async def aclose(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
 
 
 def _utc_now() -> datetime:
@@ -184,6 +196,11 @@ async def build_deps(
         await store.close()
         raise ConfigError(_SOURCE, "booking_actions", str(exc)) from exc
     calendar_tz = next(iter(settings.calendars.values())).timezone
+    http = _HttpSession()
+    webhook_secret = (
+        secrets.slotline_webhook_secret.get_secret_value()
+        if secrets.slotline_webhook_secret is not None else None
+    )
 
     def make_responder(start: Start) -> Responder:
         requested = start.custom_parameters.get("flow", "")
@@ -202,7 +219,9 @@ async def build_deps(
         engine = FlowEngine(flow, now=_utc_now, timezone=caller_tz)
         runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=caller_tz,
                                       clock=_utc_now)
-        return FlowResponder(engine, booking=runner, webhooks=_NoWebhooks())
+        webhooks = HttpWebhooks(settings.webhooks, call_sid=start.call_sid,
+                                secret=webhook_secret, session=http.get())
+        return FlowResponder(engine, booking=runner, webhooks=webhooks)
 
     return SessionDeps(
         stt=stt,
@@ -212,7 +231,8 @@ async def build_deps(
         call_log=CallLog(),
         metrics=metrics,
         resources=tuple(
-            r for r in (stt_resource, tts_resource, _StoreResource(store)) if r is not None
+            r for r in (stt_resource, tts_resource, _StoreResource(store), http)
+            if r is not None
         ),
         store=store,
         # a cloud voice that fails mid-call hands over to the offline one

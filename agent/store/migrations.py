@@ -148,6 +148,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             _no_overlap_trigger("holds_no_overlap_insert", "holds", "INSERT"),
         ),
     ),
+    Migration(
+        2,
+        "reminder jobs: attempts, retry time, failure and its reason",
+        common=(
+            "ALTER TABLE reminder_jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE reminder_jobs ADD COLUMN retry_at {ts}",
+            "ALTER TABLE reminder_jobs ADD COLUMN failed_at {ts}",
+            "ALTER TABLE reminder_jobs ADD COLUMN last_error TEXT NOT NULL DEFAULT ''",
+        ),
+    ),
 )
 
 

@@ -187,3 +187,7 @@ class ReminderJob:
     due_at: datetime
     claimed_by: str | None
     sent_at: datetime | None
+    attempts: int = 0  # claims so far, this one included
+    retry_at: datetime | None = None  # not claimable before (a failed send backs off)
+    failed_at: datetime | None = None  # given up on; ``last_error`` says why
+    last_error: str = ""

@@ -5,12 +5,16 @@ the work without waiting on each other; SQLite's write lock serialises the claim
 lease: if the worker dies before ``mark_sent``, the job is claimable again after ``lease_s``. So
 a restart never loses a reminder; a crash between sending and ``mark_sent`` is the only way one
 goes out twice.
+
+A failed send either waits (``retry_later``: claimable again from ``retry_at``) or is given up
+(``give_up``: ``failed_at`` and ``last_error`` set, never claimed again). Every claim counts in
+``attempts``, so a job that keeps killing its worker is bounded too.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,13 +49,29 @@ class ReminderRepo:
         self, worker: str, *, limit: int = 50, lease_s: float = 300.0
     ) -> list[ReminderJob]:
         """Claim up to ``limit`` due, unsent jobs for ``worker`` (oldest due first)."""
+        return await self._claim(worker, (), limit=limit, lease_s=lease_s)
+
+    async def claim_for_booking(
+        self, booking_id: str, kinds: Sequence[str], worker: str, *, lease_s: float = 300.0
+    ) -> list[ReminderJob]:
+        """``claim_due`` restricted to these kinds of one booking (a confirmation sent at once)."""
+        jobs = reminder_jobs.c
+        conditions = (jobs.booking_id == booking_id, jobs.kind.in_(list(kinds)))
+        return await self._claim(worker, conditions, limit=len(kinds), lease_s=lease_s)
+
+    async def _claim(
+        self, worker: str, conditions: tuple[Any, ...], *, limit: int, lease_s: float
+    ) -> list[ReminderJob]:
         now = self._clock()
         jobs = reminder_jobs.c
         due = (
             select(jobs.id)
             .where(
+                *conditions,
                 jobs.sent_at.is_(None),
+                jobs.failed_at.is_(None),
                 jobs.due_at <= now,
+                or_(jobs.retry_at.is_(None), jobs.retry_at <= now),
                 or_(jobs.claimed_by.is_(None), jobs.claimed_at <= now - timedelta(seconds=lease_s)),
             )
             .order_by(jobs.due_at, jobs.id)
@@ -65,7 +85,7 @@ class ReminderRepo:
             claimed = await conn.execute(
                 update(reminder_jobs)
                 .where(jobs.id.in_(ids))
-                .values(claimed_by=worker, claimed_at=now)
+                .values(claimed_by=worker, claimed_at=now, attempts=jobs.attempts + 1)
                 .returning(reminder_jobs)
             )
             return sorted((_to_job(row) for row in claimed), key=lambda job: (job.due_at, job.id))
@@ -94,6 +114,42 @@ class ReminderRepo:
         async with self._db.write() as conn:
             await conn.execute(statement)
 
+    async def retry_later(self, job_id: str, worker: str, *, at: datetime, error: str) -> bool:
+        """Give a claimed job back, claimable again from ``at``; False if the claim was lost."""
+        return await self._settle(
+            job_id, worker, claimed_by=None, claimed_at=None, retry_at=at, last_error=error
+        )
+
+    async def give_up(self, job_id: str, worker: str, reason: str) -> bool:
+        """Never send this claimed job (a permanent failure, a cancelled booking...); ``reason``
+        is kept in ``last_error``. False if the claim was lost."""
+        return await self._settle(job_id, worker, failed_at=self._clock(), last_error=reason)
+
+    async def _settle(self, job_id: str, worker: str, **values: Any) -> bool:
+        statement = (
+            update(reminder_jobs)
+            .where(
+                reminder_jobs.c.id == job_id,
+                reminder_jobs.c.claimed_by == worker,
+                reminder_jobs.c.sent_at.is_(None),
+                reminder_jobs.c.failed_at.is_(None),
+            )
+            .values(**values)
+        )
+        async with self._db.write() as conn:
+            return (await conn.execute(statement)).rowcount == 1
+
+    async def drop_unsent_except(self, booking_id: str, keep: Collection[str]) -> int:
+        """Forget a booking's pending jobs of kinds not in ``keep`` (they were for a time the
+        booking has moved from); returns how many."""
+        statement = delete(reminder_jobs).where(
+            reminder_jobs.c.booking_id == booking_id,
+            reminder_jobs.c.sent_at.is_(None),
+            reminder_jobs.c.kind.not_in(list(keep)),
+        )
+        async with self._db.write() as conn:
+            return (await conn.execute(statement)).rowcount
+
     async def drop_unsent(self, booking_id: str) -> int:
         """Forget a booking's pending reminders (it was cancelled); returns how many."""
         statement = delete(reminder_jobs).where(
@@ -120,4 +176,8 @@ def _to_job(row: Row[Any]) -> ReminderJob:
         due_at=row.due_at,
         claimed_by=row.claimed_by,
         sent_at=row.sent_at,
+        attempts=row.attempts,
+        retry_at=row.retry_at,
+        failed_at=row.failed_at,
+        last_error=row.last_error,
     )

@@ -106,6 +106,10 @@ reminder_jobs = Table(
     Column("sent_at", UtcDateTime),
     Column("claimed_by", Text),
     Column("claimed_at", UtcDateTime),
+    Column("attempts", Integer, nullable=False),  # claims so far (a claim is an attempt)
+    Column("retry_at", UtcDateTime),  # a failed send waits until then
+    Column("failed_at", UtcDateTime),  # given up: never claimed again
+    Column("last_error", Text, nullable=False),
 )
 
 round_robin = Table(

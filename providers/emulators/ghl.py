@@ -1,0 +1,444 @@
+"""A local GoHighLevel (LeadConnector v2) server: contacts, calendar slots and appointments.
+
+It keeps real state and answers the operations Slotline's GHL adapter uses:
+``POST /contacts/upsert`` (matches an existing contact by email, then phone), ``GET
+/calendars/{calendarId}/free-slots`` (slots computed from each calendar's weekly hours, slot
+length, interval and minimum notice, minus live appointments; ranges over 31 days refused),
+``GET /calendars/events``, ``POST /calendars/events/appointments`` and ``GET``/``PUT
+/calendars/events/appointments/{eventId}``.
+
+Every request is checked like GHL would: the bearer token (401 ``UnauthorizedDTO``), then path,
+query, headers (``Version``) and JSON body against the operation in the official OpenAPI
+documents under ``specs/ghl`` — a request that does not conform gets the operation's declared
+error: 422 ``UnprocessableDTO`` (``message`` a list) where the operation declares 422, else 400
+``BadRequestDTO`` (``message`` a string). ``rejections`` keeps every refusal for tests.
+
+Booking a slot checks and inserts with no ``await`` between, so of concurrent creates on one
+slot exactly one wins; the others get 400 "The slot you have selected is no longer available.".
+Latency and faults (``fail_next``, ``drop_next``, ``stall_next``) come from ``HttpEmulator``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from aiohttp import web
+
+from providers.emulators._http import HttpEmulator, json_response
+from providers.emulators._openapi import OpenApiOperation, openapi_document
+
+# The specs are test data beside the project (../shared/specs from the project root).
+DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[3] / "shared/specs/ghl"
+SLOT_TAKEN = "The slot you have selected is no longer available."
+MAX_RANGE = timedelta(days=31)
+_WEEKDAYS = {day: ((time(9), time(17)),) for day in range(5)}  # Mon–Fri 09:00–17:00
+
+
+@dataclass(frozen=True, slots=True)
+class GhlCalendarRules:
+    """One emulated calendar. ``weekly_hours`` maps ``date.weekday()`` (0 = Monday) to open
+    periods in the calendar's zone; ``slot_interval_min`` 0 means "the slot length"."""
+
+    id: str
+    timezone: str = "America/New_York"
+    slot_duration_min: int = 30
+    slot_interval_min: int = 0
+    weekly_hours: Mapping[int, tuple[tuple[time, time], ...]] = field(
+        default_factory=lambda: dict(_WEEKDAYS)
+    )
+    min_notice_min: int = 0
+
+
+@dataclass(slots=True)
+class Contact:
+    id: str
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    timezone: str = ""
+    added: str = ""
+
+
+@dataclass(slots=True)
+class Appointment:
+    id: str
+    calendar_id: str
+    contact_id: str
+    start: datetime
+    end: datetime
+    title: str
+    description: str
+    status: str
+    added: str
+    updated: str
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    path: Mapping[str, str]
+    query: Mapping[str, str]
+    body: Any
+
+
+_Handler = Callable[[_Call], Awaitable[tuple[object, int]]]
+
+
+class GhlEmulator(HttpEmulator):
+    """``async with GhlEmulator(token=..., location_id=..., calendars=[...]) as emu:``."""
+
+    def __init__(
+        self,
+        *,
+        token: str = "ghl-emulator-token",
+        location_id: str = "loc-emulated",
+        calendars: tuple[GhlCalendarRules, ...] = (GhlCalendarRules("cal-emulated"),),
+        clock: Callable[[], datetime] | None = None,
+        spec_dir: Path = DEFAULT_SPEC_DIR,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            host=host, port=port, latency_ms=latency_ms, jitter_ms=jitter_ms, seed=seed
+        )
+        self.token = token
+        self.location_id = location_id
+        self.calendars = {calendar.id: calendar for calendar in calendars}
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.contacts: dict[str, Contact] = {}
+        self.appointments: dict[str, Appointment] = {}
+        self.bodies: list[tuple[str, Any]] = []  # ("POST /route", body) of accepted requests
+        self.rejections: list[tuple[str, str]] = []  # ("METHOD /route", GHL's message)
+        self._spec_dir = spec_dir
+        self._route_faults: dict[str, list[tuple[int, object]]] = {}  # 0 = drop
+
+    def fail_next(
+        self, status: int, count: int = 1, body: object | None = None, route: str | None = None
+    ) -> None:
+        """As ``HttpEmulator.fail_next``; with ``route`` ("POST /calendars/events/appointments")
+        only requests to that operation fail (after the earlier ones pass)."""
+        if route is None:
+            super().fail_next(status, count, body)
+            return
+        answer = body if body is not None else self._error_body(status)
+        self._route_faults.setdefault(route, []).extend([(status, answer)] * count)
+
+    def drop_next(self, count: int = 1, route: str | None = None) -> None:
+        """As ``HttpEmulator.drop_next`` (handled, never answered); ``route`` as above."""
+        if route is None:
+            super().drop_next(count)
+            return
+        self._route_faults.setdefault(route, []).extend([(0, None)] * count)
+
+    def _error_body(self, status: int) -> object:
+        return {"statusCode": status, "message": f"injected failure {status}"}
+
+    def _routes(self, app: web.Application) -> None:
+        table: tuple[tuple[str, str, str, _Handler], ...] = (
+            ("POST", "/contacts/upsert", "contacts", self._upsert),
+            ("GET", "/calendars/{calendarId}/free-slots", "calendars", self._free_slots),
+            ("GET", "/calendars/events", "calendars", self._events),
+            ("POST", "/calendars/events/appointments", "calendars", self._create),
+            ("GET", "/calendars/events/appointments/{eventId}", "calendars", self._get),
+            ("PUT", "/calendars/events/appointments/{eventId}", "calendars", self._edit),
+        )
+        for method, template, api, handler in table:
+            operation = openapi_document(self._spec_dir / f"apps/{api}.json").operation(
+                method, template
+            )
+            app.router.add_route(method, template, self._endpoint(operation, handler))
+
+    def _endpoint(self, operation: OpenApiOperation, handler: _Handler) -> Any:
+        route = f"{operation.method} {operation.template}"
+
+        async def endpoint(request: web.Request) -> web.Response:
+            if request.headers.get("Authorization") != f"Bearer {self.token}":
+                self.rejections.append((route, "Invalid JWT"))
+                body = {"statusCode": 401, "message": "Invalid JWT", "error": "Unauthorized"}
+                return json_response(body, 401)
+            raw = await request.read()
+            try:
+                payload = orjson.loads(raw) if raw else None
+            except orjson.JSONDecodeError:
+                return self._refuse(route, operation, ["body is not valid JSON"])
+            query = {key: request.query.getall(key) for key in request.query}
+            problems = operation.check(
+                path_params=dict(request.match_info), query=query, headers=request.headers,
+                body=payload, has_body=bool(raw),
+            )
+            if problems:
+                return self._refuse(route, operation, problems)
+            faults = self._route_faults.get(route)
+            fault = faults.pop(0) if faults else None
+            if fault is not None and fault[0]:
+                return json_response(fault[1], fault[0])
+            flat_query = {key: values[-1] for key, values in query.items()}
+            try:
+                answer, status = await handler(_Call(request.match_info, flat_query, payload))
+            except _Refused as refused:
+                self.rejections.append((route, refused.message))
+                status = refused.status
+                answer = {"statusCode": status, "message": refused.message}
+            else:
+                self.bodies.append((route, payload))
+            if fault is not None and request.transport is not None:
+                request.transport.close()  # handled, never answered
+            return json_response(answer, status)
+
+        return endpoint
+
+    def _refuse(self, route: str, operation: OpenApiOperation, problems: list[str]) -> web.Response:
+        self.rejections.append((route, "; ".join(problems)))
+        if 422 in operation.statuses:
+            body: dict[str, object] = {"statusCode": 422, "message": problems,
+                                       "error": "Unprocessable Entity"}
+            return json_response(body, 422)
+        body = {"statusCode": 400, "message": "; ".join(problems), "error": "Bad Request"}
+        return json_response(body, 400)
+
+    # ---- contacts ---------------------------------------------------------------------------
+
+    async def _upsert(self, call: _Call) -> tuple[object, int]:
+        body = call.body
+        self._own_location(body["locationId"])
+        email = (body.get("email") or "").strip()
+        phone = (body.get("phone") or "").strip()
+        contact = self._match_contact(email, phone)
+        created = contact is None
+        if contact is None:
+            contact = Contact(_new_id(), added=_stamp(self.clock()))
+            self.contacts[contact.id] = contact
+        for key in ("name", "email", "phone", "timezone"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                setattr(contact, key, value)
+        answer = {
+            "id": contact.id, "locationId": self.location_id, "name": contact.name,
+            "email": contact.email, "phone": contact.phone, "timezone": contact.timezone,
+            "dateAdded": contact.added,
+        }
+        return {"new": created, "contact": answer, "traceId": str(uuid.uuid4())}, 200
+
+    def _match_contact(self, email: str, phone: str) -> Contact | None:
+        digits = re.sub(r"\D", "", phone)
+        for contact in self.contacts.values():
+            if email and contact.email.lower() == email.lower():
+                return contact
+        for contact in self.contacts.values():
+            if digits and re.sub(r"\D", "", contact.phone) == digits:
+                return contact
+        return None
+
+    # ---- slots ------------------------------------------------------------------------------
+
+    async def _free_slots(self, call: _Call) -> tuple[object, int]:
+        calendar = self._calendar(call.path["calendarId"])
+        start = _from_ms(call.query["startDate"])
+        end = _from_ms(call.query["endDate"])
+        if end < start:
+            raise _Refused(400, "endDate must be after startDate")
+        if end - start > MAX_RANGE:
+            raise _Refused(400, "Date range cannot be more than 31 days")
+        zone = _zone(call.query.get("timezone") or calendar.timezone)
+        days: dict[str, object] = {}
+        for slot in self.free(calendar.id, start, end):
+            local = slot.astimezone(zone)
+            day = days.setdefault(local.date().isoformat(), {"slots": []})
+            assert isinstance(day, dict)
+            day["slots"].append(local.isoformat(timespec="seconds"))
+        days["traceId"] = str(uuid.uuid4())
+        return days, 200
+
+    def free(self, calendar_id: str, start: datetime, end: datetime) -> list[datetime]:
+        """Bookable slot starts in [start, end] (both inclusive, as GHL's range is)."""
+        calendar = self.calendars[calendar_id]
+        length = timedelta(minutes=calendar.slot_duration_min)
+        return [
+            slot
+            for slot in self._rule_slots(calendar, start, end)
+            if not self._overlaps(calendar.id, slot, slot + length, None)
+        ]
+
+    def _rule_slots(self, calendar: GhlCalendarRules, start: datetime, end: datetime) -> Iterator[
+        datetime
+    ]:
+        """Slot starts the calendar's rules allow in [start, end], oldest first, in UTC.
+        Periods are wall-clock in the calendar's zone; steps are real minutes (DST-safe)."""
+        zone = ZoneInfo(calendar.timezone)
+        length = timedelta(minutes=calendar.slot_duration_min)
+        step = timedelta(minutes=calendar.slot_interval_min or calendar.slot_duration_min)
+        earliest = self.clock() + timedelta(minutes=calendar.min_notice_min)
+        day: date = start.astimezone(zone).date() - timedelta(days=1)
+        while day <= end.astimezone(zone).date():
+            for opens, closes in calendar.weekly_hours.get(day.weekday(), ()):
+                slot = datetime.combine(day, opens, zone).astimezone(UTC)
+                stop = datetime.combine(day, closes, zone).astimezone(UTC)
+                while slot + length <= stop:
+                    if start <= slot <= end and slot >= earliest:
+                        yield slot
+                    slot += step
+            day += timedelta(days=1)
+
+    def _overlaps(self, calendar_id: str, start: datetime, end: datetime, skip: str | None) -> bool:
+        return any(
+            item.calendar_id == calendar_id and item.status != "cancelled" and item.id != skip
+            and item.start < end and item.end > start
+            for item in self.appointments.values()
+        )
+
+    def _check_bookable(
+        self, calendar: GhlCalendarRules, start: datetime, end: datetime, skip: str | None
+    ) -> None:
+        allowed = start in set(self._rule_slots(calendar, start, start))
+        if not allowed or self._overlaps(calendar.id, start, end, skip):
+            raise _Refused(400, SLOT_TAKEN)
+
+    # ---- appointments -----------------------------------------------------------------------
+
+    async def _events(self, call: _Call) -> tuple[object, int]:
+        self._own_location(call.query["locationId"])
+        calendar_id = call.query.get("calendarId")
+        if not calendar_id:
+            raise _Refused(400, "Either of calendarId, userId or groupId is required")
+        self._calendar(calendar_id)
+        start, end = _from_ms(call.query["startTime"]), _from_ms(call.query["endTime"])
+        found = sorted(
+            (
+                item for item in self.appointments.values()
+                if item.calendar_id == calendar_id and item.start < end and item.end > start
+            ),
+            key=lambda item: item.start,
+        )
+        return {"events": [self._event(item) for item in found]}, 200
+
+    async def _create(self, call: _Call) -> tuple[object, int]:
+        body = call.body
+        self._own_location(body["locationId"])
+        calendar = self._calendar(body["calendarId"])
+        if body["contactId"] not in self.contacts:
+            raise _Refused(400, "Contact not found")
+        start = _parse_time(body["startTime"], "startTime")
+        end = _parse_time(body["endTime"], "endTime") if "endTime" in body else (
+            start + timedelta(minutes=calendar.slot_duration_min)
+        )
+        if end <= start:
+            raise _Refused(400, "endTime must be after startTime")
+        if not body.get("ignoreFreeSlotValidation"):
+            self._check_bookable(calendar, start, end, None)
+        # No await between the check above and this insert: one winner per slot.
+        now = _stamp(self.clock())
+        item = Appointment(
+            _new_id(), calendar.id, body["contactId"], start, end, body.get("title", ""),
+            body.get("description", ""), body.get("appointmentStatus", "new"), now, now,
+        )
+        self.appointments[item.id] = item
+        return self._appointment(item), 200
+
+    async def _get(self, call: _Call) -> tuple[object, int]:
+        return {"event": self._event(self._find(call.path["eventId"]))}, 200
+
+    async def _edit(self, call: _Call) -> tuple[object, int]:
+        item = self._find(call.path["eventId"])
+        body = call.body
+        calendar = self._calendar(body.get("calendarId", item.calendar_id))
+        start = _parse_time(body["startTime"], "startTime") if "startTime" in body else item.start
+        end = _parse_time(body["endTime"], "endTime") if "endTime" in body else (
+            start + (item.end - item.start)
+        )
+        if end <= start:
+            raise _Refused(400, "endTime must be after startTime")
+        status = body.get("appointmentStatus", item.status)
+        moved = (start, end, calendar.id) != (item.start, item.end, item.calendar_id)
+        if moved and status != "cancelled" and not body.get("ignoreFreeSlotValidation"):
+            self._check_bookable(calendar, start, end, item.id)
+        item.calendar_id, item.start, item.end, item.status = calendar.id, start, end, status
+        item.title = body.get("title", item.title)
+        item.description = body.get("description", item.description)
+        item.updated = _stamp(self.clock())
+        return self._appointment(item), 200
+
+    # ---- shapes and look-ups ----------------------------------------------------------------
+
+    def _appointment(self, item: Appointment) -> dict[str, object]:
+        """``AppointmentSchemaResponse``."""
+        zone = _zone(self.calendars[item.calendar_id].timezone)
+        return {
+            "id": item.id, "calendarId": item.calendar_id, "locationId": self.location_id,
+            "contactId": item.contact_id, "title": item.title,
+            "startTime": item.start.astimezone(zone).isoformat(timespec="seconds"),
+            "endTime": item.end.astimezone(zone).isoformat(timespec="seconds"),
+            "appointmentStatus": item.status, "isRecurring": False,
+        }
+
+    def _event(self, item: Appointment) -> dict[str, object]:
+        """``CalendarEventDTO``."""
+        return {
+            **self._appointment(item), "groupId": "", "assignedUserId": "", "users": [],
+            "description": item.description, "notes": "", "dateAdded": item.added,
+            "dateUpdated": item.updated,
+        }
+
+    def _find(self, event_id: str) -> Appointment:
+        item = self.appointments.get(event_id)
+        if item is None:
+            raise _Refused(400, "Appointment not found")
+        return item
+
+    def _calendar(self, calendar_id: str) -> GhlCalendarRules:
+        calendar = self.calendars.get(calendar_id)
+        if calendar is None:
+            raise _Refused(400, "Calendar not found")
+        return calendar
+
+    def _own_location(self, location_id: str) -> None:
+        if location_id != self.location_id:
+            raise _Refused(403, "The token does not have access to this location.")
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:20]
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _from_ms(text: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(text) / 1000, UTC)
+    except (ValueError, OverflowError):
+        raise _Refused(400, f"{text!r} is not a time in milliseconds") from None
+
+
+def _parse_time(text: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _Refused(400, f"{name} must be a valid ISO 8601 date string") from None
+    if moment.tzinfo is None:
+        raise _Refused(400, f"{name} must carry a UTC offset")
+    return moment.astimezone(UTC)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Refused(400, f"Invalid timezone {name!r}") from None
