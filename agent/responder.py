@@ -70,6 +70,10 @@ class Responder(Protocol):
         """Actions for one event, in order. Cancelled (and never resumed) on barge-in."""
 
     @property
+    def flow(self) -> str:
+        """The flow this call runs (its name), for the call log."""
+
+    @property
     def node(self) -> str:
         """Where the conversation is (a flow node id), for the call log."""
 
@@ -130,6 +134,10 @@ class ScriptedResponder:
         self._misses = 0
         self.name = ""
         self.day = ""
+
+    @property
+    def flow(self) -> str:
+        return "scripted"
 
     @property
     def node(self) -> str:

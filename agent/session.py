@@ -140,6 +140,7 @@ class CallSession:
             self._stt = self._deps.stt.open_stream(call_sid=start.call_sid)
             self._frames = FramePipeline(self._deps.make_vad(), self._stt, self._turns)
             self._responder = self._deps.make_responder(start)
+            record.flow = self._responder.flow  # the <Parameter> may have chosen another
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 converse = tg.create_task(self._converse(start), name=f"converse-{start.call_sid}")

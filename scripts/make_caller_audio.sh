@@ -37,6 +37,14 @@ reschedule	can i move my appointment
 interrupt	wait sorry hold on
 goodbye	thank you goodbye
 backchannel	uh huh
+company_acme	acme corporation
+team_small	a small team
+issue_sync	my calendar stopped syncing
+estate	estate planning
+haircut	a haircut please
+cancel_short	i want to cancel
+by_phone	by phone number
+first_one	the first one please
 TABLE
 )
 

@@ -104,6 +104,10 @@ class FlowResponder:
         return self._engine
 
     @property
+    def flow(self) -> str:
+        return self._engine.flow.name
+
+    @property
     def node(self) -> str:
         return self._engine.node_id
 

@@ -106,6 +106,8 @@ def unusable(
         return f"{label} is off for this booking action"
     if channel not in senders:
         return f"no {label} sender is configured"
-    if not (booking.attendee.phone if channel == "sms" else booking.attendee.email):
-        return f"the attendee gave no {'phone number' if channel == 'sms' else 'e-mail address'}"
+    if channel == "sms" and not booking.attendee.phone:
+        return "the attendee gave no phone number"
+    if channel == "email" and not booking.attendee.email:
+        return "the attendee gave no e-mail address"
     return ""

@@ -53,7 +53,7 @@ class Delivery:
 
     booking_id: str
     kind: str  # "confirmation" or a reminder's kind ("24h")
-    channel: Channel
+    channel: Channel | None  # None: not a job this module scheduled
     outcome: Outcome
     detail: str = ""
 
@@ -67,7 +67,11 @@ class ConfirmResult:
 
     @property
     def sent(self) -> tuple[Channel, ...]:
-        return tuple(item.channel for item in self.deliveries if item.outcome == "sent")
+        return tuple(
+            item.channel
+            for item in self.deliveries
+            if item.outcome == "sent" and item.channel is not None
+        )
 
 
 class Notifier:
@@ -110,9 +114,9 @@ class Notifier:
             return await self._confirm(booking_id, policy)
         except Exception as error:  # the store failed: the call goes on, the booking stands
             logger.warning(
-                "booking %s: confirmation not sent: %s", booking_id, _describe(error)
+                "booking %s: confirmation not sent: %s", booking_id, describe_error(error)
             )
-            return ConfirmResult(booking_id, error=_describe(error))
+            return ConfirmResult(booking_id, error=describe_error(error))
 
     async def rescheduled(self, booking_id: str, policy: NotificationPolicy) -> ConfirmResult:
         """After a booking moved (same id): ``confirm`` its new time."""
@@ -143,7 +147,7 @@ class Notifier:
         async with asyncio.TaskGroup() as group:
             sends = [
                 group.create_task(
-                    self._deliver_safely(job, lambda _action: policy, booking),
+                    self._deliver_safely(job, lambda _action: policy),
                     name=f"confirm-{booking_id}-{job.kind}",
                 )
                 for job in claimed
@@ -181,18 +185,15 @@ class Notifier:
             deliveries.append(Delivery(booking_id, parsed.name, parsed.channel, "already", detail))
         return deliveries
 
-    async def _deliver_safely(
-        self, job: ReminderJob, policy_for: PolicyLookup, booking: BookingRecord
-    ) -> Delivery:
+    async def _deliver_safely(self, job: ReminderJob, policy_for: PolicyLookup) -> Delivery:
         try:
             return await self.deliver(job, worker=self.worker_id, policy_for=policy_for)
         except Exception as error:  # the store failed after the claim: the lease brings it back
             parsed = JobKind.parse(job.kind)
-            channel: Channel = parsed.channel if parsed is not None else "sms"
-            name = parsed.name if parsed is not None else job.kind
-            detail = f"will be retried by the scheduler: {_describe(error)}"
-            logger.warning("booking %s: %s by %s: %s", booking.id, name, channel, detail)
-            return Delivery(booking.id, name, channel, "retrying", detail)
+            name, channel = (job.kind, None) if parsed is None else (parsed.name, parsed.channel)
+            detail = f"left to the scheduler: {describe_error(error)}"
+            logger.warning("booking %s: %s by %s: %s", job.booking_id, name, channel, detail)
+            return Delivery(job.booking_id, name, channel, "retrying", detail)
 
     async def deliver(self, job: ReminderJob, *, worker: str, policy_for: PolicyLookup) -> Delivery:
         """Send one job claimed by ``worker`` and record the outcome in the store. Raises only
@@ -200,30 +201,23 @@ class Notifier:
         kind = JobKind.parse(job.kind)
         if kind is None:
             await self.store.reminders.give_up(job.id, worker, "not a notification job")
-            return Delivery(job.booking_id, job.kind, "sms", "failed", "not a notification job")
+            return Delivery(job.booking_id, job.kind, None, "failed", "not a notification job")
         booking = await self.store.bookings.get(job.booking_id)
         policy = None if booking is None else policy_for(booking.action)
         now = self._clock()
         reason = self._why_not(kind, booking, policy, now)
         if reason or booking is None or policy is None:
             return await self._give_up(job, worker, kind, reason, "skipped")
-        values = template_values(booking, policy, now)
         try:
             async with asyncio.timeout(self.send_timeout_s):
-                if kind.channel == "sms":
-                    assert self._sms is not None  # _why_not checked
-                    text = policy.sms_text(kind.purpose, values)
-                    message_id = await self._sms.send_sms(booking.attendee.phone, text)
-                else:
-                    assert self._email is not None
-                    subject, body = policy.email_text(kind.purpose, values)
-                    message_id = await self._email.send_email(booking.attendee.email, subject, body)
+                message_id = await self._send(kind, booking, policy, now)
         except TimeoutError:
-            return await self._failed(job, worker, kind, f"no answer in {self.send_timeout_s} s", True)
+            timeout = f"no answer in {self.send_timeout_s} s"
+            return await self._failed(job, worker, kind, timeout, True)
         except ProviderError as error:
-            return await self._failed(job, worker, kind, _describe(error), error.retryable)
+            return await self._failed(job, worker, kind, describe_error(error), error.retryable)
         except Exception as error:  # an unmapped sender error: retried, bounded like the rest
-            return await self._failed(job, worker, kind, _describe(error), True)
+            return await self._failed(job, worker, kind, describe_error(error), True)
         if not await self.store.reminders.mark_sent(job.id, worker):
             logger.warning(
                 "booking %s: %s by %s sent after its claim ran out; it may have gone twice",
@@ -231,6 +225,18 @@ class Notifier:
             )  # fmt: skip
         logger.info("booking %s: %s sent by %s", job.booking_id, kind.name, kind.channel)
         return Delivery(job.booking_id, kind.name, kind.channel, "sent", message_id)
+
+    async def _send(
+        self, kind: JobKind, booking: BookingRecord, policy: NotificationPolicy, now: datetime
+    ) -> str:
+        values = template_values(booking, policy, now)
+        if kind.channel == "sms":
+            assert self._sms is not None  # _why_not checked
+            text = policy.sms_text(kind.purpose, values)
+            return await self._sms.send_sms(booking.attendee.phone, text)
+        assert self._email is not None
+        subject, body = policy.email_text(kind.purpose, values)
+        return await self._email.send_email(booking.attendee.email, subject, body)
 
     def _why_not(
         self,
@@ -250,8 +256,13 @@ class Notifier:
             return "the appointment has already started"
         if policy is None:
             return f"booking action {booking.action!r} sends no notifications"
-        if kind.purpose == "reminder" and policy.reminder(kind.name) is None:
-            return f"reminder {kind.name!r} is no longer configured"
+        if kind.purpose == "reminder":
+            reminder = policy.reminder(kind.name)
+            if reminder is None:
+                return f"reminder {kind.name!r} is no longer configured"
+            for closer in policy.reminders:  # late (the workers were down): send the latest only
+                if closer.before < reminder.before and now >= booking.start - closer.before:
+                    return f"superseded by the {closer.kind} reminder"
         return unusable(kind.channel, booking, policy, self.channels)
 
     async def _failed(
@@ -278,7 +289,7 @@ class Notifier:
         return Delivery(job.booking_id, kind.name, kind.channel, outcome, reason)
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """An error for logs and ``last_error``: its type and text, phone numbers and e-mail
     addresses masked (a vendor may quote the recipient), bounded in length."""
     text = str(error) or "(no message)"

@@ -144,7 +144,9 @@ def template_values(
 
 def _check_template(name: str, template: str) -> None:
     try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+        fields = [
+            field for _, field, _, _ in string.Formatter().parse(template) if field is not None
+        ]
     except ValueError as error:
         raise ValueError(f"notification template {name}: {error}") from None
     for field in fields:

@@ -10,7 +10,8 @@ busy list could only be a partial copy of its calendars. Slot length is the even
 Write once (``create``), per request ``idempotency_key``:
 1. ``POST /v2/slots/reservations`` holds the time (5 min) so other bookers — Cal.com's own booking
    page reserves on selection too — see it taken. Refused because someone else holds it →
-   ``SlotTaken``; because it is already booked → maybe by us (a retried create): look it up. A
+   ``SlotTaken``; because it is already booked → maybe by us (a retried create): look it up and
+   return ours; if not ours, step 2 decides (a team event may still have a free host). A
    transient failure only costs the hold: booking goes on without one (the booking itself is the
    authority). A hold is remembered per key, so a retried create reuses it instead of colliding
    with itself.
@@ -32,8 +33,9 @@ rejected → cancelled. A reschedule makes a NEW booking (new uid); that one is 
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -49,7 +51,9 @@ from providers.http import HttpResponse, JsonHttpClient, RetryPolicy, StaticAuth
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.cal.com"
+_DEFAULT_RETRY = RetryPolicy()
 _HOLDS_KEPT = 256  # remembered reservations (one per booking in flight); oldest forgotten first
+_HOLD_MARGIN_S = 10.0  # a hold about to lapse is not worth reusing
 
 
 class CalcomCalendar:
@@ -62,7 +66,7 @@ class CalcomCalendar:
         event_type_id: int,
         *,
         session: aiohttp.ClientSession | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = _DEFAULT_RETRY,
     ) -> None:
         root = (base_url or DEFAULT_BASE_URL).rstrip("/")
         if root.endswith("/v2"):  # the vendor root is wanted; tolerate the API's own URL
@@ -71,7 +75,7 @@ class CalcomCalendar:
         self._http = JsonHttpClient(
             wire.PROVIDER, root, auth=StaticAuth(f"Bearer {api_key}"), retry=retry, session=session
         )
-        self._holds: OrderedDict[str, Reservation] = OrderedDict()
+        self._holds: OrderedDict[str, tuple[Reservation, float]] = OrderedDict()  # → expiry
         self._warned_length = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -186,7 +190,8 @@ class CalcomCalendar:
             return None, False
         if response.status in (200, 201):
             hold = wire.parse_reservation(response.body)
-            self._holds[request.idempotency_key] = hold
+            expires = time.monotonic() + hold.held_s - _HOLD_MARGIN_S
+            self._holds[request.idempotency_key] = (hold, expires)
             while len(self._holds) > _HOLDS_KEPT:
                 self._holds.popitem(last=False)
             return hold, False
@@ -198,8 +203,11 @@ class CalcomCalendar:
         raise self._refused("POST /v2/slots/reservations", response)
 
     def _live_hold(self, key: str) -> Reservation | None:
-        hold = self._holds.get(key)
-        if hold is not None and hold.until <= datetime.now(UTC):
+        kept = self._holds.get(key)
+        if kept is None:
+            return None
+        hold, expires = kept
+        if expires <= time.monotonic():
             del self._holds[key]
             return None
         return hold

@@ -40,6 +40,7 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")  # Cal.com refuses phone numbers not in
 # so it counts as confirmed; "rejected" frees it like "cancelled". Unknown statuses (Cal.com adds
 # some, e.g. "awaitingHost") hold the time too.
 _CANCELLED = frozenset({"cancelled", "rejected"})
+_HOLD_MIN = 5  # Cal.com's default reservation length, when an answer does not say
 
 
 class Refusal(enum.Enum):
@@ -94,7 +95,7 @@ class CalcomBooking:
 @dataclass(frozen=True, slots=True)
 class Reservation:
     uid: str
-    until: datetime
+    held_s: float  # how long Cal.com holds it from now (judged locally: clocks differ)
 
 
 def _bad(what: str) -> ProviderError:
@@ -131,7 +132,9 @@ def _data(body: Any) -> Any:
 # ---- slots -----------------------------------------------------------------------------------
 
 
-def slots_params(event_type_id: int, start: datetime, end: datetime, timezone: str) -> dict[str, str]:
+def slots_params(
+    event_type_id: int, start: datetime, end: datetime, timezone: str
+) -> dict[str, str]:
     return {
         "eventTypeId": str(event_type_id),
         "start": utc_iso(start),
@@ -173,7 +176,9 @@ def parse_reservation(body: Any) -> Reservation:
     data = _data(body)
     if not isinstance(data, dict) or not isinstance(data.get("reservationUid"), str):
         raise _bad("reservation without reservationUid")
-    return Reservation(data["reservationUid"], parse_time(data.get("reservationUntil")))
+    minutes = data.get("reservationDuration")
+    held_min = minutes if isinstance(minutes, int | float) and minutes > 0 else _HOLD_MIN
+    return Reservation(data["reservationUid"], float(held_min) * 60)
 
 
 # ---- bookings --------------------------------------------------------------------------------

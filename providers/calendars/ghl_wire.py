@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,8 +52,9 @@ def iso_in(moment: datetime, timezone: str) -> str:
 def windows(start: datetime, end: datetime, span: timedelta = MAX_WINDOW) -> Iterator[
     tuple[datetime, datetime]
 ]:
-    """``[start, end)`` cut into consecutive pieces no longer than ``span``."""
-    cursor = start
+    """``[start, end)`` cut into consecutive pieces no longer than ``span`` of real time (in
+    UTC: adding days to a zoned datetime adds wall-clock days, an hour off across DST)."""
+    cursor, end = start.astimezone(UTC), end.astimezone(UTC)
     while cursor < end:
         stop = min(end, cursor + span)
         yield cursor, stop

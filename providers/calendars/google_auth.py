@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,8 @@ CALENDAR_SCOPES: tuple[str, ...] = (
     "https://www.googleapis.com/auth/calendar.freebusy",
 )
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-# Refresh a minute early: clock skew, and a request sent just before expiry must not 401.
+# Refresh a minute early (clock skew; a request sent just before expiry must not 401), or at
+# half-life for tokens shorter than two minutes.
 _EXPIRY_MARGIN_S = 60.0
 _ASSERTION_LIFETIME_S = 3600  # Google's maximum for a JWT-bearer assertion
 DEFAULT_RETRY = RetryPolicy()
@@ -53,7 +54,8 @@ class _CachedToken:
     """Fetch-once, cache-until-expiry, drop-on-401; the subclass says how to ask for a token."""
 
     def __init__(
-        self, token_url: str, session: aiohttp.ClientSession | None, retry: RetryPolicy
+        self, token_url: str, session: aiohttp.ClientSession | None, retry: RetryPolicy,
+        clock: Callable[[], float],
     ) -> None:
         self.token_url = token_url
         url = URL(token_url)
@@ -61,7 +63,8 @@ class _CachedToken:
         self._client = JsonHttpClient(PROVIDER, str(url.origin()), retry=retry, session=session)
         self._lock = asyncio.Lock()
         self._token = ""
-        self._expires_at = 0.0  # time.monotonic() seconds
+        self._clock = clock  # monotonic seconds
+        self._refresh_at = 0.0  # clock time from which the cached token is not used
         self.fetches = 0  # token requests made (for tests and benches)
 
     def _grant(self) -> dict[str, str]:
@@ -69,7 +72,7 @@ class _CachedToken:
 
     async def header(self) -> str:
         async with self._lock:
-            if not self._token or time.monotonic() >= self._expires_at - _EXPIRY_MARGIN_S:
+            if not self._token or self._clock() >= self._refresh_at:
                 await self._fetch()
             return f"Bearer {self._token}"
 
@@ -83,7 +86,7 @@ class _CachedToken:
         self.fetches += 1
         response = await self._client.request("POST", self._path, form=self._grant())
         body: Any = response.body
-        if response.status in (400, 401) or (
+        if response.status == 400 or (  # 401 invalid_client: JsonHttpClient raised already
             response.status == 200 and isinstance(body, dict) and "error" in body
         ):
             raise ProviderAuthError(
@@ -98,7 +101,8 @@ class _CachedToken:
                 f"token endpoint → {response.status}: {vendor_message(body, response.text)}",
             )
         self._token = token
-        self._expires_at = time.monotonic() + _lifetime_s(body.get("expires_in"))
+        lifetime_s = _lifetime_s(body.get("expires_in"))
+        self._refresh_at = self._clock() + lifetime_s - min(_EXPIRY_MARGIN_S, lifetime_s / 2)
 
 
 def _lifetime_s(expires_in: object) -> float:
@@ -129,6 +133,7 @@ class ServiceAccountAuth(_CachedToken):
         subject: str | None = None,
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         info = _load_service_account(Path(credentials_file))
         try:
@@ -141,7 +146,7 @@ class ServiceAccountAuth(_CachedToken):
         self._scopes = " ".join(scopes)
         self._subject = subject
         token_url = token_url or str(info.get("token_uri") or GOOGLE_TOKEN_URL)
-        super().__init__(token_url, session, retry)
+        super().__init__(token_url, session, retry, clock)
 
     def _grant(self) -> dict[str, str]:
         now = int(time.time())
@@ -185,8 +190,9 @@ class RefreshTokenAuth(_CachedToken):
         *,
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(token_url, session, retry)
+        super().__init__(token_url, session, retry, clock)
         self._form = {
             "grant_type": "refresh_token",
             "client_id": client_id,

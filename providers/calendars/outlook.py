@@ -22,9 +22,8 @@ local time in the event body for the mailbox owner.
   A retried create whose first try did write finds its own event by ``transactionId``.
   Happy path: 3 Graph requests (+1 token request per hour).
 - get: ``GET /users/{user}/events/{id}`` (404 → None; ``isCancelled`` → "cancelled").
-- cancel: ``POST /users/{user}/events/{id}/cancel {"Comment": reason}`` (the organizer's cancel
-  that notifies attendees); a 400 there (unverified: Graph may refuse it for appointments
-  without attendees) falls back to ``DELETE``.
+- cancel: ``POST /users/{user}/events/{id}/cancel {"Comment": reason}``: the organizer's cancel,
+  which sends attendees the reason (the mailbox organised the event, so it may cancel it).
 - reschedule / move: a calendarView free check (our own event excluded), ``PATCH`` the new
   start/end, then the same post-write check. A mover always yields to any overlap (it PATCHes
   its old times back and raises ``SlotTaken``): its event's ``createdDateTime`` says nothing
@@ -280,7 +279,7 @@ class OutlookCalendar:
             )  # fmt: skip
             mine = parse_event(_expect(response, (200, 201), "create event"))
             view = await self._view(start, end)
-        rivals = [e for e in view if e.id != mine.id and e.blocks(start, end)]
+        rivals = _rivals(view, mine.id, start, end)
         if any(rival.rank() < mine.rank() for rival in rivals):
             logger.info("outlook: lost the race for %s; deleting event %s", _stamp(start), mine.id)
             await self._delete(mine.id)
@@ -300,9 +299,7 @@ class OutlookCalendar:
             response = await self._client.request(
                 "POST", f"{self._event_path(event.id)}/cancel", json={"Comment": reason}
             )
-            if response.status == 400:
-                await self._delete(event.id)
-            elif response.status != 404:  # 404: gone already (a retried cancel)
+            if response.status != 404:  # 404: gone already (a retried cancel's first try)
                 _expect(response, (200, 202, 204), "cancel event")
         return ProviderBooking(event.id, event.start, event.end, "cancelled")
 
@@ -321,10 +318,10 @@ class OutlookCalendar:
         old = await self._own(provider_booking_id)
         if old.cancelled:
             raise ProviderError(PROVIDER, f"event {old.id} is cancelled; it cannot be moved")
-        if self._taken(await self._view(start, end), old.id, start, end):
+        if _rivals(await self._view(start, end), old.id, start, end):
             raise SlotTaken(PROVIDER, f"{_stamp(start)} is busy on the calendar")
         moved = await self._patch(old.id, start, end)
-        if self._taken(await self._view(start, end), old.id, start, end):
+        if _rivals(await self._view(start, end), old.id, start, end):
             logger.info("outlook: %s was taken while moving %s; moving it back", start, old.id)
             await self._patch(old.id, old.start, old.end)
             raise SlotTaken(PROVIDER, f"{_stamp(start)} was booked by someone else first")
@@ -394,9 +391,12 @@ class OutlookCalendar:
     def _event_path(self, event_id: str) -> str:
         return f"{self._mailbox}/events/{quote(event_id, safe='')}"
 
-    @staticmethod
-    def _taken(view: Sequence[GraphEvent], own_id: str, start: datetime, end: datetime) -> bool:
-        return any(e.id != own_id and e.blocks(start, end) for e in view)
+
+def _rivals(
+    view: Sequence[GraphEvent], own_id: str, start: datetime, end: datetime
+) -> list[GraphEvent]:
+    """The other events that make [start, end) busy."""
+    return [e for e in view if e.id != own_id and e.blocks(start, end)]
 
 
 def _expect(response: HttpResponse, ok: tuple[int, ...], what: str) -> Any:

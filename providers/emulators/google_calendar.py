@@ -19,12 +19,14 @@ What it models, as Google does it:
   (domain-wide delegation) may not invite attendees (403 ``forbiddenForServiceAccounts``);
 - ``sendUpdates=all`` records the e-mails Google would send in ``notifications``.
 Not modelled: recurrence expansion, ACLs, quotas, ETag preconditions.
+The discovery-document checks live in ``_google_discovery``, the token endpoint in
+``_google_oauth``; ``drop_next(method="calendar.events.insert")`` drops one method's answer.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -35,15 +37,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from aiohttp import web
-from google.auth import exceptions as google_exceptions
-from google.auth import jwt
 
 from providers.emulators._google_discovery import Method, load_methods
+from providers.emulators._google_oauth import Grant, TokenIssuer
 from providers.emulators._http import HttpEmulator, json_response
 
-JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 409: "ALREADY_EXISTS", 503: "UNAVAILABLE"}
+_SERVER_OWNED = frozenset({"kind", "etag", "id", "htmlLink", "created", "updated", "creator",
+                           "organizer", "iCalUID"})
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuv0123456789")  # base32hex, lower case
 Event = dict[str, Any]
 
@@ -71,27 +73,13 @@ def google_error(code: int, reason: str, message: str, **where: str) -> dict[str
 
 
 @dataclass(frozen=True, slots=True)
-class _Grant:
-    scopes: frozenset[str]
-    service_account: bool
-    subject: str
-    expires_at: float  # time.monotonic()
-
-
-@dataclass(frozen=True, slots=True)
 class Notification:
     kind: str  # "invite" | "update" | "cancel"
     event_id: str
     emails: tuple[str, ...]
 
 
-@dataclass(slots=True)
-class _Account:
-    public_key_pem: str
-    key_id: str | None
-
-
-Handler = Callable[[web.Request, str, Any, _Grant], Awaitable[web.Response]]
+Handler = Callable[[web.Request, str, Any, Grant], Awaitable[web.Response]]
 
 
 class GoogleCalendarEmulator(HttpEmulator):
@@ -107,13 +95,11 @@ class GoogleCalendarEmulator(HttpEmulator):
     ) -> None:
         super().__init__(**kwargs)
         self._methods = load_methods(discovery_path)
-        self.token_ttl_s = token_ttl_s
+        scopes = frozenset().union(*(m.scopes for m in self._methods.values()))
+        self.oauth = TokenIssuer(scopes, token_ttl_s)
         self._calendars: dict[str, dict[str, Event]] = {c: {} for c in calendars}
-        self._accounts: dict[str, _Account] = {}
-        self._refresh_tokens: dict[tuple[str, str, str], frozenset[str]] = {}
-        self._tokens: dict[str, _Grant] = {}
         self.notifications: list[Notification] = []
-        self.tokens_issued = 0
+        self._method_drops: Counter[str] = Counter()
 
     # ---- set-up and inspection for tests and offline development --------------------------
 
@@ -121,21 +107,32 @@ class GoogleCalendarEmulator(HttpEmulator):
     def token_url(self) -> str:
         return f"{self.origin}/token"
 
+    @property
+    def tokens_issued(self) -> int:
+        return self.oauth.issued
+
     def add_service_account(
         self, client_email: str, public_key_pem: str, key_id: str | None = None
     ) -> None:
-        self._accounts[client_email] = _Account(public_key_pem, key_id)
+        self.oauth.add_service_account(client_email, public_key_pem, key_id)
 
     def add_refresh_token(
         self, client_id: str, client_secret: str, refresh_token: str,
         scopes: Iterable[str] = ("https://www.googleapis.com/auth/calendar",),
     ) -> None:
-        self._refresh_tokens[(client_id, client_secret, refresh_token)] = frozenset(scopes)
+        self.oauth.add_refresh_token(client_id, client_secret, refresh_token, scopes)
+
+    def drop_next(self, count: int = 1, method: str | None = None) -> None:
+        """As the base's, or only for one API method (``"calendar.events.insert"``): handled,
+        the state changed, the response never delivered."""
+        if method is None:
+            super().drop_next(count)
+        else:
+            self._method_drops[method] += count
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now (the next API call gets a 401)."""
-        for token, grant in self._tokens.items():
-            self._tokens[token] = _Grant(grant.scopes, grant.service_account, grant.subject, 0.0)
+        self.oauth.expire_all()
 
     def add_event(
         self, calendar_id: str, start: datetime, end: datetime, *,
@@ -166,11 +163,11 @@ class GoogleCalendarEmulator(HttpEmulator):
         for method_id, handler in handlers.items():
             method = self._methods[method_id]
             app.router.add_route(method.http_method, method.route, self._endpoint(method, handler))
-        app.router.add_post("/token", self._token)
+        app.router.add_post("/token", self.oauth.handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
 
     def _error_body(self, status: int) -> object:
-        reason = "backendError" if status >= 500 else "rateLimitExceeded" if status == 429 else "x"
+        reason = "rateLimitExceeded" if status == 429 else "backendError"
         return google_error(status, reason, f"injected failure {status}")
 
     async def _not_found(self, request: web.Request) -> web.Response:
@@ -191,20 +188,25 @@ class GoogleCalendarEmulator(HttpEmulator):
                     problem = method.body_problem(body)
                     if problem:
                         raise ApiError(400, "invalid", problem)
-                return await handler(request, request.match_info.get("calendarId", ""), body, grant)
+                response = await handler(request, request.match_info.get("calendarId", ""),
+                                         body, grant)
             except ApiError as exc:
                 return exc.response()
+            if self._method_drops[method.id] and request.transport is not None:
+                self._method_drops[method.id] -= 1
+                request.transport.close()  # handled, never answered
+            return response
 
         return endpoint
 
-    def _authorize(self, request: web.Request, method: Method) -> _Grant:
+    def _authorize(self, request: web.Request, method: Method) -> Grant:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             raise ApiError(401, "required", "Request is missing required authentication "
                            "credential. Expected OAuth 2 access token.",
                            location="Authorization", locationType="header")
-        grant = self._tokens.get(header.removeprefix("Bearer "))
-        if grant is None or grant.expires_at <= time.monotonic():
+        grant = self.oauth.grant(header.removeprefix("Bearer "))
+        if grant is None:
             raise ApiError(401, "authError", "Request had invalid authentication credentials. "
                            "Expected OAuth 2 access token.",
                            location="Authorization", locationType="header")
@@ -213,63 +215,10 @@ class GoogleCalendarEmulator(HttpEmulator):
                            "Request had insufficient authentication scopes.")
         return grant
 
-    # ---- OAuth token endpoint -----------------------------------------------------------------
-
-    async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        grant_type = str(form.get("grant_type", ""))
-        if grant_type == JWT_BEARER_GRANT:
-            return self._jwt_grant(str(form.get("assertion", "")))
-        if grant_type == "refresh_token":
-            key = (str(form.get("client_id", "")), str(form.get("client_secret", "")),
-                   str(form.get("refresh_token", "")))
-            if not any(k[0] == key[0] and k[1] == key[1] for k in self._refresh_tokens):
-                return _oauth_error(401, "invalid_client", "The OAuth client was not found.")
-            scopes = self._refresh_tokens.get(key)
-            if scopes is None:
-                return _oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
-            return self._issue(scopes, service_account=False, subject="")
-        return _oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
-
-    def _jwt_grant(self, assertion: str) -> web.Response:
-        try:
-            claims = jwt.decode(assertion, verify=False)  # type: ignore[no-untyped-call]
-            account = self._accounts.get(str(claims.get("iss", "")))
-            if account is None:
-                return _oauth_error(400, "invalid_grant", "Invalid grant: account not found")
-            certs: str | dict[str, str] = account.public_key_pem
-            if account.key_id is not None:
-                certs = {account.key_id: account.public_key_pem}
-            claims = jwt.decode(  # type: ignore[no-untyped-call]
-                assertion, certs=certs, audience=self.token_url
-            )
-        except (ValueError, google_exceptions.GoogleAuthError) as exc:
-            return _oauth_error(400, "invalid_grant", f"Invalid JWT: {exc}")
-        if claims["exp"] - claims["iat"] > 3600:
-            return _oauth_error(400, "invalid_grant", "Invalid JWT: Token must be a short-lived "
-                                "token (60 minutes) and in a reasonable timeframe.")
-        scopes = frozenset(str(claims.get("scope", "")).split())
-        if not scopes or not scopes <= self._methods_scopes():
-            return _oauth_error(400, "invalid_scope", "Invalid OAuth scope or ID token audience.")
-        return self._issue(scopes, service_account=True, subject=str(claims.get("sub", "")))
-
-    def _methods_scopes(self) -> frozenset[str]:
-        return frozenset().union(*(m.scopes for m in self._methods.values()))
-
-    def _issue(
-        self, scopes: frozenset[str], *, service_account: bool, subject: str
-    ) -> web.Response:
-        token = "ya29.emu-" + secrets.token_urlsafe(24)
-        self._tokens[token] = _Grant(scopes, service_account, subject,
-                                     time.monotonic() + self.token_ttl_s)
-        self.tokens_issued += 1
-        return json_response({"access_token": token, "expires_in": int(self.token_ttl_s),
-                              "token_type": "Bearer"})
-
     # ---- the Calendar API ---------------------------------------------------------------------
 
     async def _freebusy(self, request: web.Request, _: str, body: Any,
-                        grant: _Grant) -> web.Response:
+                        grant: Grant) -> web.Response:
         time_min = _query_time(body.get("timeMin"), "timeMin")
         time_max = _query_time(body.get("timeMax"), "timeMax")
         if time_max <= time_min:
@@ -282,14 +231,14 @@ class GoogleCalendarEmulator(HttpEmulator):
                 calendars[calendar_id] = {"busy": [], "errors": [
                     {"domain": "global", "reason": "notFound"}]}
                 continue
-            busy = _merged(self._calendars[calendar_id].values(), time_min, time_max)
+            busy = _busy_periods(self._calendars[calendar_id].values(), time_min, time_max)
             calendars[calendar_id] = {"busy": [
                 {"start": _rfc3339(s, zone), "end": _rfc3339(e, zone)} for s, e in busy]}
         return json_response({"kind": "calendar#freeBusy", "timeMin": body["timeMin"],
                               "timeMax": body["timeMax"], "calendars": calendars})
 
     async def _insert(self, request: web.Request, calendar_id: str, body: Any,
-                      grant: _Grant) -> web.Response:
+                      grant: Grant) -> web.Response:
         events = self._calendar(calendar_id)
         event_id = body.get("id") or _new_id()
         if not (5 <= len(event_id) <= 1024 and set(event_id) <= _ID_CHARS):
@@ -303,11 +252,11 @@ class GoogleCalendarEmulator(HttpEmulator):
         return json_response(event)
 
     async def _get(self, request: web.Request, calendar_id: str, _: Any,
-                   grant: _Grant) -> web.Response:
+                   grant: Grant) -> web.Response:
         return json_response(self._event(calendar_id, request.match_info["eventId"]))
 
     async def _list(self, request: web.Request, calendar_id: str, _: Any,
-                    grant: _Grant) -> web.Response:
+                    grant: Grant) -> web.Response:
         query = request.query
         events = list(self._calendar(calendar_id).values())
         if query.get("orderBy") == "startTime" and query.get("singleEvents") != "true":
@@ -325,7 +274,10 @@ class GoogleCalendarEmulator(HttpEmulator):
             events = [e for e in events if _span(e)[0] < time_max]
         if query.get("orderBy") == "startTime":
             events.sort(key=lambda e: _span(e)[0])
-        offset = int(query.get("pageToken", "0") or 0)
+        token = query.get("pageToken", "0")
+        if not token.isdigit():
+            raise ApiError(400, "invalid", "Invalid page token value.")
+        offset = int(token)
         size = min(int(query.get("maxResults", "250")), 2500)
         page: dict[str, Any] = {
             "kind": "calendar#events", "etag": _etag(), "summary": calendar_id,
@@ -337,9 +289,9 @@ class GoogleCalendarEmulator(HttpEmulator):
         return json_response(page)
 
     async def _patch(self, request: web.Request, calendar_id: str, body: Any,
-                     grant: _Grant) -> web.Response:
+                     grant: Grant) -> web.Response:
         event = self._event(calendar_id, request.match_info["eventId"])
-        merged = _merge(event, {k: v for k, v in body.items() if k != "id"})
+        merged = _merge(event, _writable(body))
         _check_attendees(body, grant)
         moved = _span(merged) != _span(event)
         merged.update(updated=_rfc3339(datetime.now(UTC)), etag=_etag(),
@@ -349,7 +301,7 @@ class GoogleCalendarEmulator(HttpEmulator):
         return json_response(merged)
 
     async def _delete(self, request: web.Request, calendar_id: str, _: Any,
-                      grant: _Grant) -> web.Response:
+                      grant: Grant) -> web.Response:
         event = self._event(calendar_id, request.match_info["eventId"])
         if event["status"] == "cancelled":
             raise ApiError(410, "deleted", "Resource has been deleted")
@@ -375,13 +327,13 @@ class GoogleCalendarEmulator(HttpEmulator):
         now = _rfc3339(datetime.now(UTC))
         owner = {"email": calendar_id, "self": True}
         event: Event = {
-            "kind": "calendar#event", "etag": _etag(), "id": event_id, "status": "confirmed",
+            "status": "confirmed", "sequence": 0, "reminders": {"useDefault": True},
+            "eventType": "default", **_writable(body),
+            "kind": "calendar#event", "etag": _etag(), "id": event_id,
             "htmlLink": f"{self.origin}/calendar/event?eid={event_id}", "created": now,
             "updated": now, "creator": owner, "organizer": owner,
-            "iCalUID": f"{event_id}@google.com", "sequence": 0,
-            "reminders": {"useDefault": True}, "eventType": "default", **body,
+            "iCalUID": f"{event_id}@google.com",
         }
-        event["id"] = event_id
         if "attendees" in event:
             event["attendees"] = [
                 {"responseStatus": "needsAction", **a} for a in event["attendees"]
@@ -401,10 +353,6 @@ class GoogleCalendarEmulator(HttpEmulator):
 # ---- helpers ----------------------------------------------------------------------------------
 
 
-def _oauth_error(status: int, error: str, description: str) -> web.Response:
-    return json_response({"error": error, "error_description": description}, status)
-
-
 async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     try:
@@ -416,7 +364,12 @@ async def _json_body(request: web.Request) -> Any:
     return body
 
 
-def _check_attendees(body: Mapping[str, Any], grant: _Grant) -> None:
+def _writable(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The body without the fields the server owns (Google ignores them on a write)."""
+    return {k: v for k, v in body.items() if k not in _SERVER_OWNED}
+
+
+def _check_attendees(body: Mapping[str, Any], grant: Grant) -> None:
     if body.get("attendees") and grant.service_account and not grant.subject:
         raise ApiError(403, "forbiddenForServiceAccounts", "Service accounts cannot invite "
                        "attendees without Domain-Wide Delegation of Authority.")
@@ -461,7 +414,7 @@ def _event_time(value: Any, which: str) -> datetime:
     return datetime.combine(date.fromisoformat(value["date"]), dtime(), zone or UTC)
 
 
-def _merged(
+def _busy_periods(
     events: Iterable[Event], time_min: datetime, time_max: datetime
 ) -> list[tuple[datetime, datetime]]:
     spans = sorted(

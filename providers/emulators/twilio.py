@@ -307,6 +307,8 @@ class TwilioEmulator(HttpEmulator):
         return error_body(status, code, f"injected failure {status}")
 
     def _routes(self, app: web.Application) -> None:
+        for template in (MESSAGES, CALLS, CALL):  # an unreadable spec fails here, at start
+            form_schema(template, self._spec_path)
         app.router.add_post(MESSAGES, self._guard(self._create_message, MESSAGES))
         app.router.add_get(MESSAGE, self._guard(self._fetch_message))
         app.router.add_post(CALLS, self._guard(self._create_call, CALLS))

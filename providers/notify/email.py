@@ -121,9 +121,9 @@ def _mapped(exc: aiosmtplib.SMTPException, to: str) -> ProviderError:
         return ProviderTimeout(PROVIDER, f"no answer in time: {exc}")
     if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
         return ProviderError(PROVIDER, f"connection failed: {exc}", retryable=True)
-    if isinstance(exc, aiosmtplib.SMTPNotSupported):  # e.g. STARTTLS required, not offered
-        return ProviderError(PROVIDER, f"not supported by the server: {exc}", retryable=False)
-    return ProviderError(PROVIDER, f"{type(exc).__name__}: {exc}", retryable=True)
+    # What is left is the server lacking what the settings ask for (STARTTLS required but not
+    # offered, no AUTH mechanism in common): a configuration problem a retry will not fix.
+    return ProviderError(PROVIDER, f"{type(exc).__name__}: {exc}", retryable=False)
 
 
 def _by_code(what: str, code: int, text: str, to: str) -> ProviderError:

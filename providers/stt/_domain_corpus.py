@@ -53,6 +53,9 @@ DAY_PARTS = ("morning", "afternoon", "evening")
 EMAIL_DOMAINS = ("gmail", "yahoo", "hotmail", "outlook", "example", "icloud", "aol", "mail")
 TOP_LEVEL_DOMAINS = ("com", "net", "org")
 SERVICES = ("appointment", "consultation", "meeting", "visit", "call", "session", "checkup")
+# what the example flows' choice questions offer (a salon's services, a practice's topics)
+KINDS = ("haircut", "hair cut", "trim", "coloring", "color", "styling", "blow dry", "demo")
+TOPICS = ("taxes", "estate planning", "a will", "my business", "my tax return")
 
 _TEMPLATES = (
     # what the caller wants
@@ -80,6 +83,17 @@ _TEMPLATES = (
     "i'd like to check my {service}",
     "i want to talk to a person",
     "can i speak to someone",
+    "i want to cancel",
+    "i want to reschedule",
+    "cancel it",
+    "reschedule it",
+    # choosing among what was offered or asked
+    "the first one", "the first one please", "the second one", "the second one please",
+    "the last one", "the earlier one", "the later one",
+    "by phone number", "by my phone number", "by booking reference", "i have the reference",
+    "a {kind} please", "a {kind}", "{kind}", "i'd like a {kind}", "just a {kind}",
+    "just me", "a small team", "a team", "more than fifty people", "a big team",
+    "taxes", "estate planning", "my business", "it's about {topic}",
     # names
     "my name is {first} {last}",
     "my name is {first}",
@@ -172,7 +186,8 @@ _TEMPLATES = (
     "thank you very much", "have a nice day", "that's all", "that's all thanks",
 )
 _SLOTS: dict[str, Sequence[str]] = {
-    "service": SERVICES, "first": FIRST_NAMES, "last": LAST_NAMES, "weekday": WEEKDAYS,
+    "service": SERVICES, "kind": KINDS, "topic": TOPICS, "first": FIRST_NAMES,
+    "last": LAST_NAMES, "weekday": WEEKDAYS,
     "month": MONTHS, "ordinal": ORDINALS, "hour": HOURS, "minute": MINUTES, "part": DAY_PARTS,
     "domain": EMAIL_DOMAINS, "tld": TOP_LEVEL_DOMAINS,
     **{f"d{i}": DIGITS for i in range(1, 11)},

@@ -303,7 +303,12 @@ class SphinxEngine:
                 line for line in grammar.splitlines() if not line.lstrip().startswith("#")
             )
             tokens = re.findall(r"[a-z']+", _JSGF_NOISE_RE.sub(" ", body.lower()))
-            self._ensure_words([token for token in tokens if token not in _JSGF_KEYWORDS])
+            words = [token for token in tokens if token not in _JSGF_KEYWORDS]
+            self._ensure_words(words)
+            unknown = {word for word in words if word not in self._pronunciations}
+            if unknown:  # configured choices may hold any word: those are silent, not fatal
+                logger.info("grammar words not in the dictionary, left out: %s", sorted(unknown))
+                grammar = _silence_words(grammar, unknown)
         try:
             self._decoder.add_jsgf_string(name, grammar)
         except ValueError:  # a syntax error or a word missing from the dictionary
@@ -381,3 +386,22 @@ def main(argv: list[str] | None = None) -> None:
             frames_out.flush()
     finally:
         engine.close()
+
+
+def _silence_words(grammar: str, unknown: set[str]) -> str:
+    """``grammar`` with each word in ``unknown`` replaced by JSGF's ``<NULL>`` (matches
+    nothing), so "coloring | colouring" still accepts "coloring". Rule names (``<...>``) and
+    the header are kept as they are."""
+    header, _, rest = grammar.partition("grammar ")
+    name, _, body = rest.partition(";")
+    header += "grammar " + name + ";"
+    pieces = re.split(r"(<[^>]*>)", body)
+
+    def silence(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return "<NULL>" if word.lower() in unknown else word
+
+    return header + "".join(
+        piece if piece.startswith("<") else re.sub(r"[A-Za-z']+", silence, piece)
+        for piece in pieces
+    )

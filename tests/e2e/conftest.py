@@ -6,6 +6,7 @@ import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -31,12 +32,15 @@ class Server:
 
 
 async def running_server(
-    env: Mapping[str, str] | None = None, secret_env: Mapping[str, str] | None = None
+    env: Mapping[str, str] | None = None,
+    secret_env: Mapping[str, str] | None = None,
+    *,
+    config: Path | None = None,
 ) -> tuple[web.AppRunner, Server]:
     """A server with its own fresh SQLite store (in a temporary folder)."""
     folder = tempfile.mkdtemp(prefix="slotline-e2e-")
     store_env = {"SLOTLINE_STORE__URL": f"sqlite:///{folder}/e2e.db"}
-    settings = load_settings(None, {**FAST_ENV, **store_env, **(env or {})})
+    settings = load_settings(config, {**FAST_ENV, **store_env, **(env or {})})
     secrets: Secrets = load_secrets(secret_env or {})
     deps = await build_deps(settings, secrets)
     runner, url = await start_server(settings, secrets, deps)

@@ -57,6 +57,23 @@ CALLER_EXPECTED = {
 }
 # Utterances that answer no question: they must not be read as a value of these kinds.
 CALLER_NOT_VALUES = ("book", "cancel", "reschedule", "interrupt", "goodbye")
+# Answers to the example flows' choice questions (their choices as the flow files spell them).
+CALLER_CHOICES = {
+    "haircut": (("haircut|hair cut|cut|trim", "coloring|colouring|color", "styling|style"),
+                "haircut"),
+    "estate": (("tax|taxes", "estate|estate planning|a will", "business|my business"), "estate"),
+    "team_small": (("solo|just me", "team|small team|a team", "enterprise|more than fifty"),
+                   "team"),
+    "by_phone": (("reference|booking reference", "phone|phone number|number"), "phone"),
+    "cancel_short": (("reschedule|move|change", "cancel|cancel it"), "cancel"),
+}
+FREE_TEXT = ("company_acme", "issue_sync", "first_one")  # read by the text extractor / offers
+
+
+@pytest.mark.parametrize("utterance_id", sorted(CALLER_CHOICES))
+def test_caller_choice_is_read(utterance_id: str) -> None:
+    choices, expected = CALLER_CHOICES[utterance_id]
+    assert value("choice", caller_utterances()[utterance_id], choices=choices) == expected
 
 
 @pytest.mark.parametrize("utterance_id", sorted(CALLER_EXPECTED))
@@ -73,7 +90,7 @@ def test_caller_utterance_that_answers_nothing(utterance_id: str, kind: str) -> 
 
 
 def test_every_caller_utterance_is_covered() -> None:
-    covered = {*CALLER_EXPECTED, *CALLER_NOT_VALUES, "backchannel"}
+    covered = {*CALLER_EXPECTED, *CALLER_NOT_VALUES, *CALLER_CHOICES, *FREE_TEXT, "backchannel"}
     assert set(caller_utterances()) == covered
     assert value("yes_no", caller_utterances()["backchannel"]) == "yes"
 

@@ -7,13 +7,21 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Mapping
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from providers.emulators.twilio import CALL, CALLS, MESSAGES, TwilioEmulator, response_validator
-from providers.errors import ProviderAuthError, ProviderError
+from providers.emulators.twilio import (
+    CALL,
+    CALLS,
+    MESSAGE,
+    MESSAGES,
+    TwilioEmulator,
+    response_validator,
+)
+from providers.errors import ConfigError, ProviderAuthError, ProviderError
 from providers.http import RetryPolicy
 from providers.notify.sms import TwilioSms
 from providers.telephony.twilio_rest import TwilioApiError, TwilioRest
@@ -72,7 +80,7 @@ async def test_an_sms_sent_through_twilio_sms_arrives_with_to_from_and_body(
     assert (message.sid, message.to, message.from_, message.body) == (
         sid, TO, FROM, "See you Tuesday at 3 pm.",
     )
-    status, body, _ = await raw(emu, "GET", MESSAGES.replace(".json", f"/{sid}.json"))
+    status, body, _ = await raw(emu, "GET", MESSAGE.replace("{Sid}", sid))
     assert status == 200 and body["status"] == "sent" and body["to"] == TO
 
 
@@ -281,7 +289,7 @@ async def test_answers_carry_exactly_the_spec_properties_with_rfc_2822_dates(
     call = await rest.create_call(TO, FROM, "https://agent.example/twilio/voice")
     await rest.hangup(call)
     answers = {
-        "api.v2010.account.message": await raw(emu, "GET", f"{MESSAGES[:-5]}/{sms}.json"),
+        "api.v2010.account.message": await raw(emu, "GET", MESSAGE.replace("{Sid}", sms)),
         "api.v2010.account.call": await raw(emu, "GET", call_path(call)),
     }
 
@@ -301,3 +309,11 @@ def test_the_response_validator_rejects_a_misshapen_answer() -> None:
     validator = response_validator("api.v2010.account.call")
 
     assert list(validator.iter_errors({"status": "on-hold", "sid": "CA1"}))
+
+
+async def test_a_missing_spec_fails_the_emulator_at_start(tmp_path: Path) -> None:
+    emulator = TwilioEmulator(spec_path=tmp_path / "absent.json")
+
+    with pytest.raises(ConfigError):
+        await emulator.start()
+    await emulator.aclose()
