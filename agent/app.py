@@ -137,7 +137,13 @@ async def _voice(request: web.Request) -> web.Response:
         stream_url = f"{scheme}://{request.host}/twilio/media"
         status_url = None
     log.info("inbound call call_sid=%s", params.get("CallSid", "-"))
-    twiml = stream_twiml(stream_url, {"flow": ctx.settings.flow}, status_callback=status_url)
+    stream_params = {"flow": ctx.settings.flow}
+    # The caller's number, so a flow can text them or find their booking (outbound: the callee).
+    outbound = params.get("Direction", "inbound").startswith("outbound")
+    caller = params.get("To" if outbound else "From", "")
+    if caller:
+        stream_params["user_phone"] = caller
+    twiml = stream_twiml(stream_url, stream_params, status_callback=status_url)
     return web.Response(text=twiml, content_type="text/xml")
 
 

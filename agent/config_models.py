@@ -188,11 +188,13 @@ class CalendarSettings(_Section):
     event_type_id: int | None = None  # calcom
     calendar_id: str | None = None  # ghl, google
     location_id: str | None = None  # ghl
-    token_url: str | None = None  # outlook (defaults to the Microsoft identity platform)
+    token_url: str | None = None  # outlook, google (default: the vendor's token endpoint)
     tenant_id: str | None = None  # outlook
-    client_id: str | None = None  # outlook
+    client_id: str | None = None  # outlook; google with an OAuth refresh token
     user: str | None = None  # outlook: the mailbox whose calendar is booked
     username: str | None = None  # caldav
+    subject: str | None = None  # google service account: the Workspace user to act as
+    invite_attendees: bool = True  # google: False when a service account cannot invite
 
     @field_validator("timezone")
     @classmethod
@@ -391,6 +393,7 @@ SECRET_ENV_NAMES = (
     "GHL_API_TOKEN",
     "GOOGLE_APPLICATION_CREDENTIALS",
     "GOOGLE_OAUTH_REFRESH_TOKEN",
+    "GOOGLE_OAUTH_CLIENT_SECRET",
     "MS_CLIENT_SECRET",
     "CALDAV_PASSWORD",
     "SLOTLINE_WEBHOOK_SECRET",
@@ -411,6 +414,7 @@ class Secrets(_Section):
     ghl_api_token: SecretStr | None = None
     google_application_credentials: SecretStr | None = None  # a service-account file path
     google_oauth_refresh_token: SecretStr | None = None
+    google_oauth_client_secret: SecretStr | None = None  # with the refresh token
     ms_client_secret: SecretStr | None = None
     caldav_password: SecretStr | None = None
     slotline_webhook_secret: SecretStr | None = None  # HMAC key for the webhook calendar

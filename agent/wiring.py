@@ -13,18 +13,22 @@ from pydantic import SecretStr
 
 from agent.booking.runner import ServiceBookingRunner
 from agent.booking.service import BookingService
+from agent.calendars import build_calendars
 from agent.calllog import CallLog
 from agent.config import Secrets, Settings
 from agent.flow import Flow, FlowEngine, FlowResponder, load_flow
 from agent.flow.webhooks import HttpWebhooks
 from agent.metrics import Metrics
+from agent.notify.setup import build_notifications
 from agent.responder import Responder
 from agent.session import SessionDeps
 from agent.store import Store
+from agent.telephony import TwilioCallControl
 from audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
 from providers.base import AsyncResource, SpeechToText, TextToSpeech
 from providers.errors import ConfigError, ProviderError
 from providers.telephony.twilio_media import Start
+from providers.telephony.twilio_rest import TwilioRest
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +157,20 @@ class _HttpSession:
             self.session = None
 
 
+def _twilio_rest(
+    settings: Settings, secrets: Secrets, session: aiohttp.ClientSession
+) -> TwilioRest | None:
+    """The REST client for call control (SMS, transfer) when the Twilio secrets are set."""
+    if secrets.twilio_account_sid is None or secrets.twilio_auth_token is None:
+        return None
+    return TwilioRest(
+        secrets.twilio_account_sid.get_secret_value(),
+        secrets.twilio_auth_token.get_secret_value(),
+        base_url=settings.twilio.base_url,
+        session=session,
+    )
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -190,17 +208,26 @@ async def build_deps(
     stt, stt_resource = _stt(settings, secrets, metrics)
     tts, tts_resource = _tts(settings, secrets)
     store = await Store.open(settings.store.url)
+    http = _HttpSession()
     try:
-        booking = BookingService.from_settings(settings, store, metrics=metrics)
-    except ValueError as exc:
+        calendars = build_calendars(settings, secrets, http.get())
+        booking = BookingService.from_settings(
+            settings, store, calendars.by_name, metrics=metrics
+        )
+        notifications = build_notifications(settings, secrets, store, http.get())
+        rest = _twilio_rest(settings, secrets, http.get())
+    except (ConfigError, ValueError) as exc:
+        await http.aclose()
         await store.close()
+        if isinstance(exc, ConfigError):
+            raise
         raise ConfigError(_SOURCE, "booking_actions", str(exc)) from exc
     calendar_tz = next(iter(settings.calendars.values())).timezone
-    http = _HttpSession()
     webhook_secret = (
         secrets.slotline_webhook_secret.get_secret_value()
         if secrets.slotline_webhook_secret is not None else None
     )
+    notices = notifications.notices if notifications is not None else None
 
     def make_responder(start: Start) -> Responder:
         requested = start.custom_parameters.get("flow", "")
@@ -218,10 +245,16 @@ async def build_deps(
         caller_tz = flow.timezone or calendar_tz
         engine = FlowEngine(flow, now=_utc_now, timezone=caller_tz)
         runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=caller_tz,
-                                      clock=_utc_now)
+                                      clock=_utc_now, notices=notices)
         webhooks = HttpWebhooks(settings.webhooks, call_sid=start.call_sid,
                                 secret=webhook_secret, session=http.get())
-        return FlowResponder(engine, booking=runner, webhooks=webhooks)
+        control = None
+        if rest is not None:
+            control = TwilioCallControl(
+                rest, call_sid=start.call_sid, from_number=settings.twilio.from_number,
+                caller_number=start.custom_parameters.get("user_phone", ""),
+            )
+        return FlowResponder(engine, booking=runner, webhooks=webhooks, control=control)
 
     return SessionDeps(
         stt=stt,
@@ -231,7 +264,8 @@ async def build_deps(
         call_log=CallLog(),
         metrics=metrics,
         resources=tuple(
-            r for r in (stt_resource, tts_resource, _StoreResource(store), http)
+            r for r in (stt_resource, tts_resource, _StoreResource(store), http, calendars,
+                        notifications)
             if r is not None
         ),
         store=store,

@@ -36,6 +36,7 @@ from agent.flow.messages import (
     RunReschedule,
     SlotOffer,
 )
+from agent.notify.setup import BookingNotices
 from agent.store import BookingRecord
 from providers.calendars.base import Attendee
 from providers.errors import ProviderError
@@ -48,9 +49,10 @@ class ServiceBookingRunner:
 
     def __init__(
         self, service: BookingService, *, call_sid: str, caller_tz: str,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime], notices: BookingNotices | None = None,
     ) -> None:
         self._service = service
+        self._notices = notices
         self._call_sid = call_sid
         self._caller_tz = caller_tz
         self._clock = clock
@@ -93,6 +95,8 @@ class ServiceBookingRunner:
         except ProviderError as exc:
             log.warning("booking failed call_sid=%s: %s", self._call_sid, exc)
             return BookingFinished(request.node_id, False, reason="unavailable")
+        if isinstance(outcome, Booked) and self._notices is not None:
+            self._notices.booked(outcome.booking_id, request.action)
         return self._finished(request.node_id, outcome)
 
     async def reschedule(self, request: RunReschedule) -> BookingFinished:
@@ -110,6 +114,12 @@ class ServiceBookingRunner:
         except (ProviderError, ValueError) as exc:
             log.warning("reschedule failed call_sid=%s: %s", self._call_sid, exc)
             return BookingFinished(request.node_id, False, reason="unavailable")
+        if isinstance(outcome, Booked) and self._notices is not None:
+            if outcome.booking_id == old.id:  # moved in one write
+                self._notices.rescheduled(old.id, old.action)
+            else:  # booked anew, the old one cancelled
+                self._notices.booked(outcome.booking_id, old.action)
+                self._notices.cancelled(old.id)
         return self._finished(request.node_id, outcome)
 
     async def cancel(self, request: RunCancel) -> CancelFinished:
@@ -123,6 +133,8 @@ class ServiceBookingRunner:
             return CancelFinished(request.node_id, False, reason="unavailable")
         if cancelled is None:
             return CancelFinished(request.node_id, False, reason="not_found")
+        if self._notices is not None:
+            self._notices.cancelled(cancelled.id)
         return CancelFinished(request.node_id, True, self._offer(cancelled.start),
                               booking_id=cancelled.id)
 

@@ -12,7 +12,8 @@ from tests.e2e.conftest import Server, call_tasks, running_server
 async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
     async with aiohttp.ClientSession() as http:
         url, params = await fetch_stream(http, server.url)
-        assert url == server.media_url and params == {"flow": "demo_booking"}
+        assert url == server.media_url
+        assert params == {"flow": "demo_booking", "user_phone": "+15005550006"}
         script = [caller_wav(u.stem) for u in DEMO_SCRIPT]
         report = await run_caller(url, script, custom_parameters=params, session=http)
         assert report.closed_by == "server"  # the agent hung up after its goodbye

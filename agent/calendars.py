@@ -1,0 +1,211 @@
+"""Settings → calendar adapters: the one place that knows which module serves which provider.
+
+``local`` calendars are left to the booking service (they live in the store). Every other
+calendar gets its vendor adapter with its ``base_url`` (the vendor's public root when empty)
+and its secret from the environment; a missing secret or key is a ``ConfigError`` at start-up
+naming the calendar. Adapters share the server's HTTP session and close with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+from pydantic import SecretStr
+
+from agent.config_models import CalendarSettings, Secrets, Settings
+from providers.calendars.base import CalendarProvider
+from providers.errors import ConfigError
+
+_SOURCE = "settings"
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class CalendarAdapters:
+    """The vendor calendars by name, and what to close when the server stops."""
+
+    by_name: dict[str, CalendarProvider] = field(default_factory=dict)
+    closables: list[_Closable] = field(default_factory=list)
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        for item in reversed(self.closables):
+            await item.aclose()
+        self.closables.clear()
+
+
+def _secret(value: SecretStr | None, env_name: str, calendar: str) -> str:
+    if value is None or not value.get_secret_value():
+        raise ConfigError(
+            "environment", env_name, f"not set, and calendar {calendar!r} needs it"
+        )
+    return value.get_secret_value()
+
+
+def _required(value: Any, calendar: str, key: str) -> Any:
+    if value in (None, ""):
+        raise ConfigError(_SOURCE, f"calendars.{calendar}.{key}", "required for this provider")
+    return value
+
+
+Builder = Callable[[str, CalendarSettings, Secrets, aiohttp.ClientSession, CalendarAdapters],
+                   CalendarProvider]
+
+
+def _calcom(name: str, cal: CalendarSettings, secrets: Secrets,
+            session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
+    from providers.calendars.calcom import DEFAULT_BASE_URL, CalcomCalendar
+
+    adapter = CalcomCalendar(
+        cal.base_url or DEFAULT_BASE_URL,
+        _secret(secrets.calcom_api_key, "CALCOM_API_KEY", name),
+        int(_required(cal.event_type_id, name, "event_type_id")),
+        session=session,
+    )
+    out.closables.append(adapter)
+    return adapter
+
+
+def _ghl(name: str, cal: CalendarSettings, secrets: Secrets,
+         session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
+    from providers.calendars.ghl import GhlCalendar
+
+    adapter = GhlCalendar(
+        cal.base_url or "https://services.leadconnectorhq.com",
+        _secret(secrets.ghl_api_token, "GHL_API_TOKEN", name),
+        str(_required(cal.calendar_id, name, "calendar_id")),
+        str(_required(cal.location_id, name, "location_id")),
+        session=session,
+        timezone=cal.timezone,
+    )
+    out.closables.append(adapter)
+    return adapter
+
+
+def _google(name: str, cal: CalendarSettings, secrets: Secrets,
+            session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
+    from providers.calendars.google import DEFAULT_BASE_URL, GoogleCalendar
+    from providers.calendars.google_auth import (
+        GOOGLE_TOKEN_URL,
+        RefreshTokenAuth,
+        ServiceAccountAuth,
+    )
+    from providers.http import AuthSource
+
+    auth: AuthSource
+    if secrets.google_application_credentials is not None:
+        service_account = ServiceAccountAuth(
+            secrets.google_application_credentials.get_secret_value(),
+            cal.token_url or None,
+            subject=cal.subject or None,
+            session=session,
+        )
+        out.closables.append(service_account)
+        auth = service_account
+    elif secrets.google_oauth_refresh_token is not None:
+        refresh = RefreshTokenAuth(
+            str(_required(cal.client_id, name, "client_id")),
+            _secret(secrets.google_oauth_client_secret, "GOOGLE_OAUTH_CLIENT_SECRET", name),
+            secrets.google_oauth_refresh_token.get_secret_value(),
+            cal.token_url or GOOGLE_TOKEN_URL,
+            session=session,
+        )
+        out.closables.append(refresh)
+        auth = refresh
+    else:
+        raise ConfigError(
+            "environment", "GOOGLE_APPLICATION_CREDENTIALS",
+            f"not set (nor GOOGLE_OAUTH_REFRESH_TOKEN), and calendar {name!r} needs one",
+        )
+    adapter = GoogleCalendar(
+        cal.base_url or DEFAULT_BASE_URL,
+        str(_required(cal.calendar_id, name, "calendar_id")),
+        auth,
+        cal.timezone,
+        session=session,
+        invite_attendees=cal.invite_attendees,
+    )
+    out.closables.append(adapter)
+    return adapter
+
+
+def _outlook(name: str, cal: CalendarSettings, secrets: Secrets,
+             session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
+    from providers.calendars.ms_auth import ClientCredentialsAuth, default_token_url
+    from providers.calendars.outlook import DEFAULT_BASE_URL, OutlookCalendar
+
+    tenant = str(_required(cal.tenant_id, name, "tenant_id"))
+    auth = ClientCredentialsAuth(
+        cal.token_url or default_token_url(tenant),
+        str(_required(cal.client_id, name, "client_id")),
+        _secret(secrets.ms_client_secret, "MS_CLIENT_SECRET", name),
+        session=session,
+    )
+    adapter = OutlookCalendar(
+        cal.base_url or DEFAULT_BASE_URL,
+        str(_required(cal.user, name, "user")),
+        auth,
+        cal.timezone,
+        session=session,
+    )
+    out.closables.extend((auth, adapter))
+    return adapter
+
+
+def _caldav(name: str, cal: CalendarSettings, secrets: Secrets,
+            session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
+    from providers.calendars.caldav import CaldavCalendar
+
+    password = secrets.caldav_password.get_secret_value() if secrets.caldav_password else None
+    adapter = CaldavCalendar(
+        str(_required(cal.base_url, name, "base_url")), cal.username or None, password,
+        cal.timezone,
+    )
+    out.closables.append(adapter)
+    return adapter
+
+
+def _webhook(name: str, cal: CalendarSettings, secrets: Secrets,
+             session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
+    from providers.calendars.webhook import WebhookCalendar
+
+    adapter = WebhookCalendar(
+        str(_required(cal.base_url, name, "base_url")),
+        _secret(secrets.slotline_webhook_secret, "SLOTLINE_WEBHOOK_SECRET", name),
+        session=session,
+    )
+    out.closables.append(adapter)
+    return adapter
+
+
+_BUILDERS: Mapping[str, Builder] = {
+    "calcom": _calcom,
+    "ghl": _ghl,
+    "google": _google,
+    "outlook": _outlook,
+    "caldav": _caldav,
+    "webhook": _webhook,
+}
+
+
+def build_calendars(
+    settings: Settings, secrets: Secrets, session: aiohttp.ClientSession
+) -> CalendarAdapters:
+    """An adapter for every non-``local`` calendar in ``settings``."""
+    adapters = CalendarAdapters()
+    try:
+        for name, calendar in settings.calendars.items():
+            builder = _BUILDERS.get(calendar.provider)
+            if builder is not None:
+                adapters.by_name[name] = builder(name, calendar, secrets, session, adapters)
+    except ValueError as exc:  # an adapter refusing a malformed value (a URL, a zone)
+        raise ConfigError(_SOURCE, "calendars", str(exc)) from exc
+    return adapters
