@@ -29,9 +29,12 @@ from providers.base import SpeechHints
 from providers.stt._domain_corpus import domain_sentences
 from providers.stt._sphinx_worker import normalize_phrase, read_dictionary, upsample_linear
 from providers.stt.local import LocalSpeechToText
-from tests.unit.test_stt_local import QUESTIONS, TEXTS, caller_frames, word_errors
+from tests.unit.test_stt_local import FREE_TEXT, QUESTIONS, caller_frames, word_errors
+from tests.unit.test_stt_local import TEXTS as ALL_TEXTS
 
 END_SILENCE_MS = 600  # the turn detector's default end_silence_ms
+# Free-text answers (a company name, a problem) have no hints: scored elsewhere, not here.
+TEXTS = {stem: text for stem, text in ALL_TEXTS.items() if stem not in FREE_TEXT}
 MODEL_DIR = Path(pocketsphinx.get_model_path()) / "en-us"
 
 

@@ -43,7 +43,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -73,6 +73,8 @@ _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _EMAIL_SYMBOLS = re.compile(r"[.@_-]")
 _SYMBOL_WORDS = {".": " dot ", "@": " at ", "_": " underscore ", "-": " dash "}
 _JSGF_NOISE_RE = re.compile(r"//[^\n]*|/\*.*?\*/|<[^>]*>|/[^/]*/|\{[^}]*\}|\"", re.DOTALL)
+GRAMMAR_BEAM = 1e-30
+GRAMMAR_WORD_BEAM = 1e-20
 _JSGF_KEYWORDS = frozenset({"public", "grammar", "import", "jsgf"})
 
 
@@ -193,6 +195,18 @@ class SphinxEngine:
             lm=self._write_lm(self._corpus, "domain"),
             loglevel="FATAL",
         )
+        # Grammars run on their own decoder with narrower beams than pocketsphinx's defaults
+        # (1e-48 / 7e-29): a looping grammar such as a spelled e-mail decoded 7x faster (2.2 s
+        # → 0.3 s for a 3 s utterance) with the same words. The language model keeps the
+        # defaults: these beams cost it 3 % → 21 % WER on the caller recordings.
+        self._grammars = pocketsphinx.Decoder(
+            hmm=str(model_dir / "en-us"),
+            dict=str(dict_path),
+            lm=None,
+            beam=GRAMMAR_BEAM,
+            wbeam=GRAMMAR_WORD_BEAM,
+            loglevel="FATAL",
+        )
 
     def close(self) -> None:
         self._tmp.cleanup()
@@ -204,12 +218,12 @@ class SphinxEngine:
             return wire.DecodeResult(request.request_id, "", None, "none",
                                      (time.perf_counter() - started) * 1000)
         audio = upsample_linear(np.frombuffer(request.pcm16, dtype="<i2")).tobytes()
-        lm_text, lm_confidence = self._run(hints.lm, audio)
+        lm_text, lm_confidence = self._run(hints.lm, audio, self._decoder)
         source: Literal["grammar", "lm"] = "lm"
         text, confidence = lm_text, lm_confidence
         if hints.grammar is not None:
-            grammar_text, grammar_confidence = self._run(hints.grammar, audio)
-            accepted = bool(grammar_text) and self._decoder.get_fsg(hints.grammar).accept(
+            grammar_text, grammar_confidence = self._run(hints.grammar, audio, self._grammars)
+            accepted = bool(grammar_text) and self._grammars.get_fsg(hints.grammar).accept(
                 grammar_text
             )
             if accepted and self.phone_similarity(grammar_text, lm_text) >= AGREEMENT_MIN:
@@ -234,8 +248,9 @@ class SphinxEngine:
             phones.extend(self._pronunciations.get(word, [word])[0].split())
         return phones
 
-    def _run(self, search: str | None, audio: bytes) -> tuple[str, float | None]:
-        decoder = self._decoder
+    def _run(
+        self, search: str | None, audio: bytes, decoder: Any
+    ) -> tuple[str, float | None]:
         decoder.activate_search(search)  # None = the domain LM the decoder was built with
         decoder.start_utt()
         decoder.process_raw(audio, full_utt=True)
@@ -265,9 +280,10 @@ class SphinxEngine:
         while len(self._searches) > self._max_cached_hints:
             _, evicted = self._searches.popitem(last=False)
             self._decoder.activate_search(None)
-            for old in (evicted.grammar, evicted.lm):
-                if old is not None:
-                    self._decoder.remove_search(old)
+            if evicted.lm is not None:
+                self._decoder.remove_search(evicted.lm)
+            if evicted.grammar is not None:
+                self._grammars.remove_search(evicted.grammar)
         return searches
 
     def _known_phrases(self, phrases: tuple[str, ...]) -> list[str]:
@@ -289,7 +305,9 @@ class SphinxEngine:
             if word in self._known or word not in self._pronunciations:
                 continue
             for index, phones in enumerate(self._pronunciations[word]):
-                self._decoder.add_word(f"{word}({index + 1})" if index else word, phones, True)
+                name = f"{word}({index + 1})" if index else word
+                self._decoder.add_word(name, phones, True)
+                self._grammars.add_word(name, phones, True)
             self._known.add(word)
 
     def _add_grammar(self, name: str, sentences: list[str], grammar: str | None) -> str | None:
@@ -310,7 +328,7 @@ class SphinxEngine:
                 logger.info("grammar words not in the dictionary, left out: %s", sorted(unknown))
                 grammar = _silence_words(grammar, unknown)
         try:
-            self._decoder.add_jsgf_string(name, grammar)
+            self._grammars.add_jsgf_string(name, grammar)
         except ValueError:  # a syntax error or a word missing from the dictionary
             logger.warning("hint grammar rejected by pocketsphinx, using the language model only")
             return None
