@@ -15,6 +15,12 @@ played. ``turn_latency_ms`` runs from sending the caller's last voiced frame to 
 first agent audio after it; a frame is voiced when its RMS is within ``VOICED_WITHIN_DB`` of the
 utterance's loudest frame and above ``VOICED_FLOOR_RMS`` (-60 dBFS).
 
+For the benchmark it also records what a person on the line would notice: ``bargein_ms`` (the
+interruption's first voiced frame sent → ``clear`` received), underruns of the agent's audio
+(``AgentTurn.gaps_ms``) and how late each of its own frames left (``SendLateness.samples_ms``, so
+an overloaded client is not blamed on the server). Setting the ``hangup`` event makes the caller
+hang up at its next frame.
+
 Used by ``slotline demo``, the tests and the benchmark harness: ``run_caller(url, script)``.
 """
 
@@ -25,13 +31,14 @@ import logging
 import secrets
 import time
 import wave
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import aiohttp
 import numpy as np
+import numpy.typing as npt
 
 from agent.playout import BYTES_PER_MS, AgentTurn, AgentTurnLog, Playout
 from audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_SILENCE
@@ -98,6 +105,9 @@ class CallerTurn:
     barge_in: bool  # started while agent audio was still playing
     turn_latency_ms: float | None  # None when no agent audio followed
     reply: AgentTurn | None
+    ended_at_s: float | None = None  # monotonic: last voiced frame sent (a digit: its send)
+    bargein_ms: float | None = None  # barge-in turns: first voiced frame sent → clear received
+    first_voiced_at_s: float | None = None  # monotonic: first voiced frame sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +118,9 @@ class SendLateness:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    samples_ms: npt.NDArray[np.float32] = field(
+        default_factory=lambda: np.zeros(0, np.float32), compare=False, repr=False
+    )  # every frame's lateness, in sending order
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +134,10 @@ class CallerReport:
     send_lateness: SendLateness
     duration_s: float
     errors: tuple[str, ...]
+    started_at_s: float = 0.0  # monotonic clock when the call began
+    close_code: int | None = None  # the WebSocket close code (1000 = normal)
+    hung_up_early: bool = False  # the ``hangup`` event ended the call before its script did
+    clears: int = 0  # ``clear`` messages received
 
 
 def load_wav_ulaw(path: str | Path) -> bytes:
@@ -141,13 +158,20 @@ def _whole_frames(ulaw: bytes) -> bytes:
     return ulaw + SILENCE_FRAME[: -len(ulaw) % FRAME_BYTES]
 
 
-def last_voiced_frame(ulaw: bytes) -> int | None:
-    """Index of the utterance's last voiced 20 ms frame (rule in the module docstring)."""
+def voiced_span(ulaw: bytes) -> tuple[int, int] | None:
+    """Indexes of the utterance's first and last voiced 20 ms frames (rule in the module
+    docstring); None when no frame is voiced."""
     frames = decode_array(_whole_frames(ulaw)).astype(np.float64).reshape(-1, FRAME_BYTES)
     rms = np.sqrt(np.mean(frames * frames, axis=1))
     threshold = max(float(rms.max()) * 10 ** (-VOICED_WITHIN_DB / 20), VOICED_FLOOR_RMS)
     voiced = np.flatnonzero(rms >= threshold)
-    return int(voiced[-1]) if voiced.size else None
+    return (int(voiced[0]), int(voiced[-1])) if voiced.size else None
+
+
+def last_voiced_frame(ulaw: bytes) -> int | None:
+    """Index of the utterance's last voiced 20 ms frame (rule in the module docstring)."""
+    span = voiced_span(ulaw)
+    return None if span is None else span[1]
 
 
 def _sid(prefix: str) -> str:
@@ -161,11 +185,15 @@ class _CallerTurnLog:
     barge_in: bool
     latency_ms: float | None = None
     reply: AgentTurnLog | None = None
+    ended_at_s: float | None = None
+    first_voiced_at_s: float | None = None
+    bargein_ms: float | None = None
 
 
 @dataclass(slots=True)
 class _Speech:
     audio: bytes  # padded to whole frames
+    first_voiced: int  # the frame whose sending starts a barge-in's wait for ``clear``
     last_voiced: int  # the frame whose sending starts the wait for the reply
     turn: _CallerTurnLog | None = None
     next_frame: int = 0
@@ -173,8 +201,8 @@ class _Speech:
     @classmethod
     def of(cls, ulaw: bytes) -> _Speech:
         audio = _whole_frames(ulaw)
-        last_voiced = last_voiced_frame(audio)
-        return cls(audio, len(audio) // FRAME_BYTES - 1 if last_voiced is None else last_voiced)
+        span = voiced_span(audio) or (0, len(audio) // FRAME_BYTES - 1)
+        return cls(audio, *span)
 
 
 class _Call:
@@ -189,6 +217,8 @@ class _Call:
         agent_quiet_ms: int,
         reply_timeout_s: float,
         timeout_s: float,
+        hangup: asyncio.Event | None = None,
+        on_turn_latency: Callable[[float], None] | None = None,
     ) -> None:
         self.stream_sid, self.call_sid, self.account_sid = _sid("MZ"), _sid("CA"), account_sid
         self._script = tuple(script)
@@ -213,6 +243,12 @@ class _Call:
         self._errors: list[str] = []
         self._hanging_up = False
         self._server_closed = False
+        self._hangup = hangup
+        self._on_turn_latency = on_turn_latency
+        self._hung_up_early = False
+        self._bargein: _CallerTurnLog | None = None  # the interruption awaiting its clear
+        self._clears = 0
+        self._close_code: int | None = None
 
     async def run(self, ws: aiohttp.ClientWebSocketResponse) -> CallerReport:
         async with asyncio.TaskGroup() as tasks:
@@ -264,6 +300,9 @@ class _Call:
         self._echoes.clear()
         if now - self._started_s >= self._timeout_s:
             self._errors.append(f"timeout: call still running after {self._timeout_s} s")
+            return out + [self._stop()]
+        if self._hangup is not None and self._hangup.is_set():
+            self._hung_up_early = True
             return out + [self._stop()]
         if self._speech is None:
             step = self._script[self._next_step] if self._next_step < len(self._script) else None
@@ -317,6 +356,7 @@ class _Call:
         kind: Literal["say", "dtmf"] = "say" if isinstance(step, Say) else "dtmf"
         turn = _CallerTurnLog(self._next_step, kind, barge_in=self._playout.busy)
         self._turns.append(turn)
+        self._bargein = None
         self._speech = self._speeches[self._next_step]
         self._next_step += 1
         if self._speech is not None:
@@ -324,13 +364,21 @@ class _Call:
             return []
         assert isinstance(step, PressDigit)
         self._reply_for, self._boundary_s, self._speech_end_s = turn, now, now
+        turn.ended_at_s = now
         return [tw.encode_dtmf(self.stream_sid, self._next_seq(), step.digit)]
 
     def _speech_frame(self, speech: _Speech, now: float) -> bytes:
         index = speech.next_frame
         speech.next_frame += 1
+        turn = speech.turn
+        if index == speech.first_voiced and turn is not None:
+            turn.first_voiced_at_s = now
+            if turn.barge_in:
+                self._bargein = turn
         if index == speech.last_voiced:
-            self._reply_for, self._boundary_s = speech.turn, now
+            self._reply_for, self._boundary_s = turn, now
+            if turn is not None:
+                turn.ended_at_s = now
         start = index * FRAME_BYTES
         if start + FRAME_BYTES >= len(speech.audio):
             self._speech = None
@@ -348,6 +396,7 @@ class _Call:
                 self._errors.append("binary_frame: the server sent a binary frame")
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 self._errors.append(f"websocket error: {ws.exception()!r}")
+        self._close_code = ws.close_code
         if not self._hanging_up:
             self._server_closed = True
             logger.info("server closed the stream call_sid=%s", self.call_sid)
@@ -369,7 +418,11 @@ class _Call:
             if self._playout.push_mark(msg.name, current):
                 self._echoes.append(msg.name)
         else:
+            self._clears += 1
             self._echoes += self._playout.clear(now)
+            interruption, self._bargein = self._bargein, None
+            if interruption is not None and interruption.first_voiced_at_s is not None:
+                interruption.bargein_ms = (now - interruption.first_voiced_at_s) * 1000
 
     def _on_agent_audio(self, payload: bytes, now: float) -> None:
         if not payload:
@@ -382,8 +435,10 @@ class _Call:
             awaiting.reply = turn
             awaiting.latency_ms = (now - self._boundary_s) * 1000
             self._reply_for = None
+            if self._on_turn_latency is not None:
+                self._on_turn_latency(awaiting.latency_ms)
         turn.audio += payload
-        self._playout.push_audio(turn, len(payload))
+        self._playout.push_audio(turn, len(payload), now)
         self._last_audio_s = now
 
     # --- result -----------------------------------------------------------------------------
@@ -398,10 +453,14 @@ class _Call:
                 t.barge_in,
                 t.latency_ms,
                 None if t.reply is None else frozen[id(t.reply)],
+                t.ended_at_s,
+                t.bargein_ms,
+                t.first_voiced_at_s,
             )
             for t in self._turns
         )
-        lateness = np.asarray(self._lateness_ms or [0.0])
+        samples = np.asarray(self._lateness_ms, dtype=np.float32)
+        lateness = samples if samples.size else np.zeros(1, np.float32)
         p50, p99 = np.percentile(lateness, [50, 99])
         report = CallerReport(
             stream_sid=self.stream_sid,
@@ -411,10 +470,14 @@ class _Call:
             agent_turns=tuple(frozen.values()),
             closed_by="caller" if self._hanging_up else "server",
             send_lateness=SendLateness(
-                len(self._lateness_ms), float(p50), float(p99), float(lateness.max())
+                len(self._lateness_ms), float(p50), float(p99), float(lateness.max()), samples
             ),
             duration_s=now - self._started_s,
             errors=tuple(self._errors),
+            started_at_s=self._started_s,
+            close_code=self._close_code,
+            hung_up_early=self._hung_up_early,
+            clears=self._clears,
         )
         logger.info(
             "caller done call_sid=%s closed_by=%s turns=%d errors=%d",
@@ -437,11 +500,15 @@ async def run_caller(
     reply_timeout_s: float = 15.0,
     account_sid: str | None = None,
     session: aiohttp.ClientSession | None = None,
+    hangup: asyncio.Event | None = None,
+    on_turn_latency: Callable[[float], None] | None = None,
 ) -> CallerReport:
     """Phone ``url`` (a Twilio Media Streams WebSocket), play ``script``, hang up, report.
 
     ``reply_timeout_s``: how long a step waits for the agent's reply before the caller records
     an error and hangs up. Pass ``session`` to share one HTTP session across many callers.
+    Set ``hangup`` to make the caller hang up now (``CallerReport.hung_up_early``);
+    ``on_turn_latency`` hears each ``turn_latency_ms`` as it is measured (live progress).
     Failing to connect raises ``aiohttp.ClientError``; everything after is in the report.
     """
     call = _Call(
@@ -451,6 +518,8 @@ async def run_caller(
         agent_quiet_ms,
         reply_timeout_s,
         timeout_s,
+        hangup,
+        on_turn_latency,
     )
     owned = session is None
     http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))

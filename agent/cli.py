@@ -38,11 +38,19 @@ def _parser() -> argparse.ArgumentParser:
     graph = flow_sub.add_parser("graph", help="Mermaid text (or dot/svg/png with Graphviz)")
     graph.add_argument("file", type=Path)
     graph.add_argument("--format", default="mermaid", choices=("mermaid", "dot", "svg", "png"))
+    from agent.bench.args import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bench":  # its own configuration handling (the target may be foreign)
+        from agent.bench.cli import main as bench_main
+
+        logs.configure(os.environ.get("SLOTLINE_LOG__LEVEL", "WARNING"))
+        return bench_main(args)
     try:
         settings = load_settings(getattr(args, "config", None), os.environ)
         secrets = load_secrets(os.environ)

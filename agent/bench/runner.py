@@ -1,0 +1,219 @@
+"""Fixed load: N simulated callers, started evenly over the ramp, redialling until the end.
+
+Caller ``i`` dials at ``i * ramp / N``; when its conversation ends it dials again at once,
+until ``duration`` (counted from the first dial, ramp included) or a stop request. Then every
+call still up hangs up at its next frame (those calls are ``cut``, which is not a failure).
+For a Slotline target each call first asks ``POST /twilio/voice`` for its stream like Twilio
+does, and its call log (``GET /api/calls/{sid}``) is fetched when it ends.
+
+Outcomes: ``completed`` (the script ran out, whoever hung up), ``ended_by_server`` (the server
+hung up normally with steps left), ``cut`` (the run ended first), ``failed`` (the caller saw an
+error: no reply in time, a bad message, the webhook refused), ``dropped`` (could not connect, or
+the socket died without a normal close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiohttp
+
+from agent.bench.conversation import Conversation
+from agent.bench.target import TargetInfo
+from agent.caller import CallerReport, run_caller
+from agent.demo import fetch_stream
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["completed", "ended_by_server", "cut", "failed", "dropped"]
+OUTCOMES: tuple[Outcome, ...] = ("completed", "ended_by_server", "cut", "failed", "dropped")
+_NORMAL_CLOSE = 1000
+_REDIAL_AFTER_FAILURE_S = 1.0  # a target refusing calls is not hammered in a tight loop
+_CALL_TIMEOUT_MARGIN_S = 120.0  # a call outliving the run by this much is a caller bug
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    calls: int
+    duration_s: float
+    ramp_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.calls < 1:
+            raise ValueError("calls must be >= 1")
+        if self.duration_s <= 0:
+            raise ValueError("duration must be > 0")
+        if not 0 <= self.ramp_s < self.duration_s:
+            raise ValueError("ramp must be >= 0 and shorter than the duration")
+
+
+@dataclass(slots=True)
+class CallResult:
+    slot: int
+    started_at_s: float  # from the run's start
+    ended_at_s: float
+    outcome: Outcome
+    errors: list[str]
+    report: CallerReport | None = None
+    call_log: dict[str, Any] | None = None  # the server's record (Slotline targets)
+
+    @property
+    def call_sid(self) -> str | None:
+        return None if self.report is None else self.report.call_sid
+
+
+@dataclass(slots=True)
+class RunResult:
+    plan: LoadPlan
+    conversation: str
+    started_mono_s: float
+    started_wall_s: float  # time.time() at started_mono_s: call log times are wall clock
+    ended_mono_s: float = 0.0
+    calls: list[CallResult] = field(default_factory=list)
+    concurrency: list[tuple[float, int]] = field(default_factory=list)  # (t_s, active) changes
+    stopped_early: bool = False  # a stop request (Ctrl-C) ended the run before its duration
+    server_metrics: str | None = None  # the target's /metrics at the end (Slotline)
+
+    @property
+    def wall_s(self) -> float:
+        return self.ended_mono_s - self.started_mono_s
+
+
+def classify(report: CallerReport, steps: int) -> Outcome:
+    if report.hung_up_early:
+        return "cut"
+    if report.errors:
+        return "failed"
+    if report.close_code not in (None, _NORMAL_CLOSE):
+        return "dropped"
+    if report.closed_by == "server" and len(report.turns) < steps:
+        return "ended_by_server"
+    return "completed"
+
+
+class LoadRunner:
+    def __init__(
+        self,
+        target: TargetInfo,
+        conversation: Conversation,
+        plan: LoadPlan,
+        *,
+        stop: asyncio.Event | None = None,
+        api_token: str | None = None,
+        reply_timeout_s: float = 15.0,
+    ) -> None:
+        self._target = target
+        self._conversation = conversation
+        self._plan = plan
+        self._stop = stop or asyncio.Event()
+        self._headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
+        self._reply_timeout_s = reply_timeout_s
+        self._hangup = asyncio.Event()
+        self.active = 0
+        self.live_latencies_ms: list[float] = []  # every turn_latency_ms so far, as measured
+        self.result = RunResult(plan, conversation.name, time.monotonic(), time.time())
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.result.started_mono_s
+
+    async def run(self) -> RunResult:
+        result = self.result
+        result.started_mono_s, result.started_wall_s = time.monotonic(), time.time()
+        result.concurrency.append((0.0, 0))
+        timeout = aiohttp.ClientTimeout(total=None, connect=10)
+        connector = aiohttp.TCPConnector(limit=0)  # one socket per call, no pool limit
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._end_of_run(), name="bench-deadline")
+                for slot in range(self._plan.calls):
+                    tasks.create_task(self._slot(slot, http), name=f"bench-slot-{slot}")
+            if self._target.http_url is not None:
+                result.server_metrics = await self._get_text(http, "/metrics")
+        result.ended_mono_s = time.monotonic()
+        return result
+
+    async def _end_of_run(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._plan.duration_s):
+                await self._stop.wait()
+                self.result.stopped_early = True
+        self._hangup.set()
+
+    async def _wait_hangup(self, delay_s: float) -> bool:
+        """Sleep ``delay_s`` unless the run ends first; True if it has ended."""
+        if delay_s > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay_s):
+                    await self._hangup.wait()
+        return self._hangup.is_set()
+
+    async def _slot(self, slot: int, http: aiohttp.ClientSession) -> None:
+        plan = self._plan
+        if await self._wait_hangup(slot * plan.ramp_s / plan.calls):
+            return
+        while not self._hangup.is_set():
+            call = await self._call(slot, http)
+            self.result.calls.append(call)
+            quick = call.ended_at_s - call.started_at_s < _REDIAL_AFTER_FAILURE_S
+            if call.outcome in ("failed", "dropped") and quick:
+                await self._wait_hangup(_REDIAL_AFTER_FAILURE_S)
+
+    def _count(self, delta: int) -> None:
+        self.active += delta
+        self.result.concurrency.append((self.elapsed_s(), self.active))
+
+    async def _call(self, slot: int, http: aiohttp.ClientSession) -> CallResult:
+        started = self.elapsed_s()
+        steps = self._conversation.steps
+        self._count(+1)
+        try:
+            url, parameters = self._target.media_url, dict[str, str]()
+            if self._target.http_url is not None:
+                url, parameters = await fetch_stream(http, self._target.http_url)
+            report = await run_caller(
+                url, steps, custom_parameters=parameters, session=http, hangup=self._hangup,
+                reply_timeout_s=self._reply_timeout_s,
+                on_turn_latency=self.live_latencies_ms.append,
+                timeout_s=self._plan.duration_s + _CALL_TIMEOUT_MARGIN_S,
+            )
+        except aiohttp.ClientResponseError as exc:  # the voice webhook said no
+            return self._ended(slot, started, "failed", f"webhook: HTTP {exc.status}")
+        except (SyntaxError, KeyError, RuntimeError) as exc:  # TwiML without a usable <Stream>
+            return self._ended(slot, started, "failed", f"webhook: unusable TwiML ({exc!r})")
+        except (aiohttp.ClientError, OSError) as exc:
+            return self._ended(slot, started, "dropped", f"connect: {exc!r}")
+        self._count(-1)
+        call = CallResult(slot, started, self.elapsed_s(), classify(report, len(steps)),
+                          list(report.errors), report)
+        if self._target.http_url is not None:
+            call.call_log = await self._get_json(http, f"/api/calls/{report.call_sid}")
+        return call
+
+    def _ended(self, slot: int, started: float, outcome: Outcome, error: str) -> CallResult:
+        self._count(-1)
+        log.debug("bench call failed: %s", error)
+        return CallResult(slot, started, self.elapsed_s(), outcome, [error])
+
+    async def _get_json(self, http: aiohttp.ClientSession, path: str) -> dict[str, Any] | None:
+        assert self._target.http_url is not None
+        try:
+            async with http.get(self._target.http_url + path, headers=self._headers) as response:
+                if response.status != 200:
+                    return None
+                body: dict[str, Any] = await response.json()
+                return body
+        except (aiohttp.ClientError, OSError, ValueError):
+            return None
+
+    async def _get_text(self, http: aiohttp.ClientSession, path: str) -> str | None:
+        assert self._target.http_url is not None
+        try:
+            async with http.get(self._target.http_url + path) as response:
+                return await response.text() if response.status == 200 else None
+        except (aiohttp.ClientError, OSError):
+            return None

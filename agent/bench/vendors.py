@@ -1,0 +1,168 @@
+"""The three cloud vendors on their local emulators, slowed down by a latency profile.
+
+Deepgram (speech-to-text), an OpenAI-compatible LLM and ElevenLabs (speech) run on loopback;
+``server_env()`` gives the ``SLOTLINE_*`` settings and keys that point a Slotline server at
+them. The emulators do real work (pocketsphinx decodes, espeak speaks), which on a small machine
+would compete with the server being measured. The bench caller says the same few utterances
+over and over, so decodes and syntheses are memoised: a repeat costs nothing and the vendor's
+delay is exactly the profile's. Run as ``python -m agent.bench.vendors PROFILE_JSON`` the
+emulators live in a process of their own (their CPU is then not the server's): it prints one
+JSON line ``{"env": {...}, "pid": N}`` and serves until its stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+from collections import OrderedDict
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+from agent.bench.profiles import Profile
+from providers.base import SpeechHints
+from providers.emulators import elevenlabs as eleven_emu
+from providers.emulators import openai as openai_emu
+from providers.emulators.deepgram import DeepgramEmulator
+from providers.stt._sphinx_wire import DecodeResult
+from providers.stt.local import LocalSpeechToText
+
+# Keys the emulators accept; they only ever travel over loopback.
+KEYS = {"DEEPGRAM_API_KEY": "bench-dg", "OPENAI_API_KEY": "sk-bench",
+        "ELEVENLABS_API_KEY": "bench-xi"}
+VOICE_ID = "bench-voice"
+_MEMO_ENTRIES = 4096  # distinct utterances (and their partial decodes) kept
+
+
+class _MemoRecognizer(LocalSpeechToText):
+    """The emulator's recogniser, remembering each distinct audio span's transcript."""
+
+    def __init__(self) -> None:
+        super().__init__(workers=2)
+        self._memo: OrderedDict[bytes, DecodeResult] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def submit(self, pcm16: bytes, hints: SpeechHints) -> asyncio.Future[DecodeResult] | None:
+        # The same utterance arrives with more or less digital silence around it (a Finalize
+        # cuts the span when it comes): silence does not change the words, so not the key.
+        key = hashlib.blake2b(pcm16.strip(b"\x00"), digest_size=16).digest()
+        cached = self._memo.get(key)
+        if cached is not None:
+            self.hits += 1
+            done: asyncio.Future[DecodeResult] = asyncio.get_running_loop().create_future()
+            done.set_result(cached)
+            return done
+        future = super().submit(pcm16, hints)
+        if future is not None:
+            self.misses += 1
+            future.add_done_callback(lambda f: self._remember(key, f))
+        return future
+
+    def _remember(self, key: bytes, future: asyncio.Future[DecodeResult]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        self._memo[key] = future.result()
+        while len(self._memo) > _MEMO_ENTRIES:
+            self._memo.popitem(last=False)
+
+
+class _MemoElevenLabs(eleven_emu.ElevenLabsEmulator):
+    """The ElevenLabs emulator, synthesising each distinct text once."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._spoken: OrderedDict[str, bytes] = OrderedDict()
+
+    async def speak(self, text: str) -> bytes:
+        audio = self._spoken.get(text)
+        if audio is None:
+            audio = await super().speak(text)
+            self._spoken[text] = audio
+            while len(self._spoken) > _MEMO_ENTRIES:
+                self._spoken.popitem(last=False)
+        return audio
+
+
+class EmulatedVendors:
+    """``async with EmulatedVendors(profile) as vendors: vendors.server_env()``."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self._stack = AsyncExitStack()
+        self._recognizer = _MemoRecognizer()
+        stt = profile.stt
+        self.deepgram = DeepgramEmulator(
+            api_key=KEYS["DEEPGRAM_API_KEY"], recognizer=self._recognizer,
+            finalize_delay_ms=stt.finalize_ms, result_delay_ms=stt.result_ms,
+            jitter_ms=stt.jitter_ms,
+            # Interim results re-decode the partial utterance; Slotline ends turns with its own
+            # VAD and Finalize, so interims only cost the emulator CPU. One a second is plenty.
+            interim_every_ms=1000, idle_timeout_s=30.0,
+        )
+        llm = profile.llm
+        self.openai = openai_emu.OpenAIEmulator(
+            api_key=KEYS["OPENAI_API_KEY"],
+            latency=openai_emu.Latency(llm.first_token_ms, llm.token_interval_ms, llm.jitter_ms),
+        )
+        tts = profile.tts
+        self.elevenlabs = _MemoElevenLabs(
+            api_key=KEYS["ELEVENLABS_API_KEY"],
+            latency=eleven_emu.Latency(tts.first_byte_ms, tts.chunk_interval_ms, tts.jitter_ms),
+        )
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._stack.enter_async_context(self._recognizer)
+            await self._stack.enter_async_context(self.deepgram)
+            await self._stack.enter_async_context(self.openai)
+            await self._stack.enter_async_context(self.elevenlabs)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.aclose()
+
+    def server_env(self) -> dict[str, str]:
+        """Settings and keys that send a Slotline server's vendors here."""
+        return {
+            "SLOTLINE_STT__PROVIDER": "deepgram",
+            "SLOTLINE_STT__BASE_URL": self.deepgram.url,
+            "SLOTLINE_LLM__PROVIDER": "openai",
+            "SLOTLINE_LLM__BASE_URL": self.openai.base_url,
+            "SLOTLINE_TTS__PROVIDER": "elevenlabs",
+            "SLOTLINE_TTS__BASE_URL": self.elevenlabs.base_url,
+            "SLOTLINE_TTS__VOICE_ID": VOICE_ID,
+            **KEYS,
+        }
+
+    def stats(self) -> dict[str, int]:
+        """What the vendors were asked (a zero says the server did not use that vendor)."""
+        return {
+            "stt_connections": self.deepgram.stats.connections,
+            "stt_finalizes": self.deepgram.stats.finalizes,
+            "stt_decodes": self._recognizer.misses,
+            "stt_decodes_memoised": self._recognizer.hits,
+            "llm_requests": self.openai.stats.requests,
+            "tts_connections": self.elevenlabs.counters.connections,
+            "tts_contexts": self.elevenlabs.counters.contexts_opened,
+        }
+
+
+async def _serve(profile: Profile) -> None:
+    async with EmulatedVendors(profile) as vendors:
+        print(json.dumps({"env": vendors.server_env(), "pid": os.getpid()}), flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)  # the parent closes it: stop
+        print(json.dumps({"stats": vendors.stats()}), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(Profile.from_dict(json.loads(sys.argv[1]))))
