@@ -6,20 +6,27 @@
 - :mod:`~agent.flow.engine` — the pure, table-driven engine: ``handle(event) -> list[action]``
 - :mod:`~agent.flow.messages` — its events and actions, and the booking protocol
 - :mod:`~agent.flow.responder` — ``FlowResponder``: the engine behind the call session's seam
+- :mod:`~agent.flow.llm`, :mod:`~agent.flow.llm_steps` — the model's jobs: extraction when the
+  rules read nothing, free answers, branch conditions described in words
 - :mod:`~agent.flow.graph`, :mod:`~agent.flow.cli` — Mermaid/DOT and the ``slotline flow`` commands
 """
 
 from agent.flow.engine import FlowEngine, transition_table
+from agent.flow.llm import LlmStats
 from agent.flow.messages import (
+    AskModel,
     Attendee,
     AvailabilityReady,
     BookingFinished,
     CallWebhook,
     CancelFinished,
     CheckAvailability,
+    ConditionsJudged,
     FlowAction,
     FlowEvent,
+    JudgeConditions,
     Lookup,
+    ModelAnswered,
     Preferences,
     RunBooking,
     RunCancel,
@@ -27,14 +34,23 @@ from agent.flow.messages import (
     SendSms,
     SlotOffer,
     Transfer,
+    Wanted,
     WebhookFinished,
 )
 from agent.flow.model import Flow
 from agent.flow.responder import BookingRunner, CallControl, FlowResponder, WebhookRunner
 from agent.flow.state import Phase
-from agent.flow.validate import FlowInvalid, FlowProblem, load_flow, parse_flow, validate
+from agent.flow.validate import (
+    FlowInvalid,
+    FlowProblem,
+    llm_warnings,
+    load_flow,
+    parse_flow,
+    validate,
+)
 
 __all__ = [
+    "AskModel",
     "Attendee",
     "AvailabilityReady",
     "BookingFinished",
@@ -43,6 +59,7 @@ __all__ = [
     "CallWebhook",
     "CancelFinished",
     "CheckAvailability",
+    "ConditionsJudged",
     "Flow",
     "FlowAction",
     "FlowEngine",
@@ -50,7 +67,10 @@ __all__ = [
     "FlowInvalid",
     "FlowProblem",
     "FlowResponder",
+    "JudgeConditions",
+    "LlmStats",
     "Lookup",
+    "ModelAnswered",
     "Phase",
     "Preferences",
     "RunBooking",
@@ -59,8 +79,10 @@ __all__ = [
     "SendSms",
     "SlotOffer",
     "Transfer",
+    "Wanted",
     "WebhookFinished",
     "WebhookRunner",
+    "llm_warnings",
     "load_flow",
     "parse_flow",
     "transition_table",

@@ -1,6 +1,7 @@
 """``slotline flow validate FILE`` and ``slotline flow graph FILE`` (hooked up in agent/cli.py).
 
-Exit codes: 0 done, 1 the flow has problems (each printed with its node and field), 2 the
+Exit codes: 0 done (warnings, such as branch conditions only a model can judge, are printed
+but do not fail), 1 the flow has problems (each printed with its node and field), 2 the
 command cannot do what was asked (unknown format, no Graphviz for SVG/PNG).
 """
 
@@ -14,7 +15,13 @@ from pathlib import Path
 
 from agent.flow.graph import dot, mermaid
 from agent.flow.model import Flow
-from agent.flow.validate import FlowInvalid, parse_flow, read_flow_file, validate
+from agent.flow.validate import (
+    FlowInvalid,
+    llm_warnings,
+    parse_flow,
+    read_flow_file,
+    validate,
+)
 
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
 _RENDER_TIMEOUT_S = 30.0  # dot lays out a few dozen nodes in well under a second
@@ -35,6 +42,8 @@ def validate_command(path: Path, booking_actions: Collection[str]) -> int:
         return 1
     flow = Flow.model_validate(document)
     print(f"{path}: OK (flow {flow.name!r}, {len(flow.nodes)} nodes)")
+    for warning in llm_warnings(flow, str(path)):
+        print(f"warning: {warning}")
     return 0
 
 

@@ -35,17 +35,28 @@ from agent.flow.messages import (
     CallerSaid,
     CallStarted,
     CancelFinished,
+    ConditionsJudged,
     DtmfPressed,
     FlowAction,
     FlowEvent,
     Hangup,
+    ModelAnswered,
     ReplyInterrupted,
     Say,
     SlotOffer,
     WebhookFinished,
 )
 from agent.flow.model import Flow, Intent, Node
-from agent.flow.state import GIVE_UP, INTERNAL_ERROR, LISTENING, Ctx, Extractor, Phase, Step
+from agent.flow.state import (
+    GIVE_UP,
+    INTERNAL_ERROR,
+    LISTENING,
+    Ctx,
+    Extractor,
+    LlmSetup,
+    Phase,
+    Step,
+)
 from agent.flow.table import edge_target
 from providers.errors import ProtocolError
 from providers.llm import rules
@@ -86,6 +97,8 @@ _ON_EVENT: Mapping[tuple[Phase, type[Any]], Callable[[Ctx, Any, Any], Step]] = {
     (Phase.BOOKING, BookingFinished): booking_steps.booking_finished,
     (Phase.CANCELLING, CancelFinished): steps.cancel_finished,
     (Phase.WEBHOOK, WebhookFinished): steps.webhook_finished,
+    (Phase.THINKING, ModelAnswered): steps.model_answered,
+    (Phase.JUDGING, ConditionsJudged): steps.conditions_judged,
 }
 
 
@@ -110,7 +123,9 @@ def _has_phrase(words: list[str], phrase: str) -> bool:
 class FlowEngine:
     """One call's conversation over ``flow``. ``timezone`` (IANA) is the zone dates are read in:
     None means the flow's ``timezone``, else UTC. ``extract`` reads answers (the rules
-    extractors by default; the seam for a model-backed reader)."""
+    extractors by default). ``use_llm``: a model is configured, so the engine may ask it
+    (``AskModel``, ``JudgeConditions``; see :mod:`agent.flow.messages`); without it the engine
+    behaves exactly as the rules alone decide."""
 
     def __init__(
         self,
@@ -120,17 +135,20 @@ class FlowEngine:
         timezone: str | None = None,
         extract: Extractor = rules.extract,
         max_steps: int = DEFAULT_MAX_STEPS,
+        use_llm: bool = False,
     ) -> None:
         self._flow = flow
         self._now = now
         self._timezone = timezone or flow.timezone or "UTC"
         self._extract = extract
         self._max_steps = max_steps
+        self._llm = LlmSetup(flow.persona, flow.instructions) if use_llm else None
         self._intent_phrases = tuple(p for intent in flow.intents for p in intent.phrases)
         self._variables = flow.initial_variables()
         self._node_id = ""
         self._phase = Phase.IDLE
         self._attempts = 0
+        self._questions = 0
         self._offers: tuple[SlotOffer, ...] = ()
         self._candidate: SlotOffer | None = None
         self._path: list[str] = []
@@ -155,6 +173,10 @@ class FlowEngine:
     @property
     def phase(self) -> Phase:
         return self._phase
+
+    @property
+    def uses_llm(self) -> bool:
+        return self._llm is not None
 
     @property
     def ended(self) -> bool:
@@ -236,6 +258,7 @@ class FlowEngine:
             if step.phase is not None:
                 self._phase = step.phase
                 self._attempts = step.attempts
+                self._questions = step.questions
                 self._offers = step.offers
                 self._candidate = step.candidate
                 return
@@ -258,6 +281,7 @@ class FlowEngine:
             self._node_id = target
             self._path.append(target)
             self._phase, self._attempts, self._offers, self._candidate = Phase.IDLE, 0, (), None
+            self._questions = 0
             node = self._node()
             log.debug("call_sid=%s -> %s (%s)", self._call_sid, target, node.type)
             step = _ENTER[node.type](self._ctx(), node)
@@ -280,4 +304,6 @@ class FlowEngine:
             attempts=self._attempts,
             offers=self._offers,
             candidate=self._candidate,
+            llm=self._llm,
+            questions=self._questions,
         )

@@ -26,6 +26,22 @@ with a ``lookup``); ``cancel`` nodes send ``RunCancel`` and get ``CancelFinished
 nodes send ``CallWebhook`` and get ``WebhookFinished``. A service that fails (a calendar that
 times out) answers with ``success=False`` and a ``reason``: the flow takes its failure edge.
 
+Model protocol (engine <-> ``agent.flow.llm``, only when the engine was built with
+``use_llm=True``)::
+
+    conversation node, the rules read nothing in the answer
+      AskModel(said, wanted, answer_questions)
+          -> ModelAnswered(values)           each value re-read by the rules (or type-checked):
+                                             a valid one is collected, else no match (reprompt)
+          -> ModelAnswered(spoken="…")       a free answer was said: the question is asked again
+          -> ModelAnswered(cancelled=True)   barge-in: back to listening, nothing said
+    branch node with a described condition (`when`) the variable conditions before it miss
+      JudgeConditions(conditions)
+          -> ConditionsJudged(holding)       the first condition that holds, in order, wins
+
+A failed or timed-out model call answers with nothing (``reason`` says why): no match, no free
+answer, every described condition false.
+
 Offers are spoken by the booking service, in the caller's zone: ``SlotOffer.start`` is ISO-8601
 with the caller's UTC offset, so its wall-clock time is the one the caller hears.
 """
@@ -49,6 +65,7 @@ from agent.responder import (
 
 __all__ = [
     "Attendee",
+    "AskModel",
     "AvailabilityReady",
     "BookingFinished",
     "CallEvent",
@@ -57,12 +74,15 @@ __all__ = [
     "CallerSaid",
     "CancelFinished",
     "CheckAvailability",
+    "ConditionsJudged",
     "DtmfPressed",
     "FlowAction",
     "FlowEvent",
     "Hangup",
+    "JudgeConditions",
     "Listen",
     "Lookup",
+    "ModelAnswered",
     "Preferences",
     "ReplyInterrupted",
     "RunBooking",
@@ -72,6 +92,7 @@ __all__ = [
     "SendSms",
     "SlotOffer",
     "Transfer",
+    "Wanted",
     "WebhookFinished",
 ]
 
@@ -176,9 +197,45 @@ class CallWebhook:
     variables: Mapping[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """One variable the model may fill, read as ``kind`` (an extractor kind)."""
+
+    variable: str
+    kind: str
+    choices: tuple[str, ...] = ()  # "value|synonym" options of a choice
+
+
+@dataclass(frozen=True, slots=True)
+class AskModel:
+    """Read the caller's answer with the model (the rules found nothing in it); when
+    ``answer_questions``, a question instead of an answer gets a short spoken answer."""
+
+    node_id: str
+    said: str  # the caller's words
+    question: str  # what the node asked, as spoken
+    wanted: tuple[Wanted, ...]
+    answer_questions: bool
+    persona: str
+    instructions: str  # the flow's, then the node's
+    today: str  # "Tuesday 2026-11-24 10:00 America/New_York": dates are read from here
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeConditions:
+    """Judge described branch conditions against the conversation."""
+
+    node_id: str
+    conditions: tuple[tuple[int, str], ...]  # (index in the branch, the `when` text)
+    persona: str
+    instructions: str
+
+
+ModelRequest = AskModel | JudgeConditions
+
 FlowAction = (
     Say | Listen | Hangup | Transfer | SendSms | CheckAvailability | RunBooking | RunReschedule
-    | RunCancel | CallWebhook
+    | RunCancel | CallWebhook | AskModel | JudgeConditions
 )
 
 # ---- results ---------------------------------------------------------------------------------
@@ -219,5 +276,25 @@ class WebhookFinished:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ModelAnswered:
+    """What the model made of an ``AskModel``: values as it wrote them (the engine checks
+    them), the free answer the caller was told, or that the generation was cancelled."""
+
+    node_id: str
+    values: Mapping[str, str] = field(default_factory=_no_fields)
+    spoken: str = ""
+    cancelled: bool = False
+    reason: str = ""  # "timeout", "error", "no_model": why there is nothing, for the log
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionsJudged:
+    node_id: str
+    holding: frozenset[int] = frozenset()  # indices of the described conditions judged true
+    reason: str = ""
+
+
 ServiceResult = AvailabilityReady | BookingFinished | CancelFinished | WebhookFinished
-FlowEvent = CallEvent | ServiceResult
+ModelResult = ModelAnswered | ConditionsJudged
+FlowEvent = CallEvent | ServiceResult | ModelResult

@@ -113,6 +113,15 @@ class ConversationNode(_Node):
     max_attempts: int = Field(
         default=2, ge=1, le=5, description="Answers heard before the `fallback` edge."
     )
+    answer_questions: bool = Field(
+        default=False,
+        description="With a model provider: a question from the caller (\"do you have "
+        "parking?\") gets a short answer within the instructions, then the question is asked "
+        "again. No effect with llm.provider: rules.",
+    )
+    instructions: str = Field(
+        default="", description="What the model may say at this node (with the flow's persona)."
+    )
     next: NodeId
     fallback: NodeId | None = Field(
         default=None, description="Where to go when no answer was understood; none = end politely."
@@ -136,24 +145,39 @@ def _kinds_and_choices(node: ConversationNode) -> list[tuple[str, tuple[str, ...
 
 
 class Condition(_Model):
-    """One branch condition: a variable, exactly one test, and where to go when it holds."""
+    """One branch condition and where to go when it holds: a variable with exactly one test, or
+    `when`, a condition described in words that the model judges (false without a model)."""
 
-    variable: VarName
+    variable: VarName | None = None
     equals: Value | None = None
     not_equals: Value | None = None
     in_: tuple[Value, ...] | None = Field(default=None, alias="in")
     is_set: Literal[True] | None = None
     is_not_set: Literal[True] | None = None
+    when: str | None = Field(
+        default=None,
+        min_length=1,
+        description='Described in words ("the caller sounds like an existing customer") and '
+        "judged by the model; always false with llm.provider: rules.",
+    )
     goto: NodeId
 
     @model_validator(mode="after")
     def _one_test(self) -> Condition:
+        if self.when is not None:
+            if self.variable is not None or self.tests():
+                raise FieldError("when", "a described condition (`when`) takes no variable "
+                                 "or test")
+            return self
+        if self.variable is None:
+            raise FieldError("variable", "required: a variable with one test, or `when` "
+                             "(a condition described in words)")
         if len(self.tests()) != 1:
             raise FieldError("", "give exactly one of equals, not_equals, in, is_set, is_not_set")
         return self
 
     def tests(self) -> list[str]:
-        """The names of the tests given (exactly one once validated)."""
+        """The names of the tests given (exactly one once validated, none when described)."""
         given = {
             "equals": self.equals,
             "not_equals": self.not_equals,
@@ -165,7 +189,8 @@ class Condition(_Model):
 
     @property
     def test(self) -> str:
-        return self.tests()[0]
+        """The test's name; "when" for a described condition."""
+        return "when" if self.when is not None else self.tests()[0]
 
 
 class BranchNode(_Node):
@@ -173,6 +198,9 @@ class BranchNode(_Node):
 
     type: Literal["branch"]
     conditions: tuple[Condition, ...] = Field(min_length=1)
+    instructions: str = Field(
+        default="", description="Guidance for the model judging the described conditions."
+    )
     default: NodeId
 
 
@@ -316,6 +344,11 @@ class FlowHeader(_Model):
     name: str = Field(min_length=1)
     description: str = ""
     persona: str = Field(default="", description="How the agent behaves (for model providers).")
+    instructions: str = Field(
+        default="",
+        description="What the agent may talk about (hours, address, prices) for model providers; "
+        "with `persona`, part of every model request.",
+    )
     agent_name: str = Field(default="", description="Available to templates as {agent_name}.")
     timezone: str = Field(default="", description="IANA zone the flow reads dates in.")
     variables: dict[VarName, Value] = Field(
@@ -323,7 +356,6 @@ class FlowHeader(_Model):
     )
     start: NodeId
     intents: tuple[Intent, ...] = ()
-
 
     def initial_variables(self) -> dict[str, str]:
         """The variables every call starts with: ``agent_name``, ``user_timezone``, defaults."""

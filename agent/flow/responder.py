@@ -11,26 +11,43 @@ Barge-in cancels a reply at any point. Nothing is lost: actions not yet carried 
 and a runner call in flight keeps running (it is shielded) and is awaited at the start of the
 next reply. Queued ``Say``s are dropped — the caller talked over them — but what a late result
 makes the engine say is spoken, because the caller has not heard it yet.
+
+With a model (``llm``), the engine's ``AskModel``/``JudgeConditions`` go to
+:class:`agent.flow.llm.LlmPerformer` with the conversation as the caller heard it. A free
+answer is spoken sentence by sentence while the model streams. Barge-in closes an ``AskModel``
+generation at once (its tool calls never run; the engine hears ``cancelled`` and listens to
+the new words); a ``JudgeConditions`` speaks nothing and decides where the flow goes, so like a
+runner call it is shielded and awaited by the next reply.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from typing import Protocol
 
 from agent.flow.engine import FlowEngine
+from agent.flow.llm import DEFAULT_LLM_TIMEOUT_S, History, LlmPerformer, LlmStats, nothing
 from agent.flow.messages import (
+    AskModel,
     AvailabilityReady,
     BookingFinished,
+    CallerSaid,
     CallWebhook,
     CancelFinished,
     CheckAvailability,
+    DtmfPressed,
     FlowAction,
     Hangup,
+    JudgeConditions,
     Listen,
+    ModelAnswered,
+    ModelRequest,
+    ModelResult,
+    ReplyInterrupted,
     RunBooking,
     RunCancel,
     RunReschedule,
@@ -41,6 +58,7 @@ from agent.flow.messages import (
     WebhookFinished,
 )
 from agent.responder import Action, CallEvent
+from providers.base import ChatModel
 from providers.errors import ProviderError, ProviderTimeout
 
 log = logging.getLogger(__name__)
@@ -80,7 +98,9 @@ class CallControl(Protocol):
 
 class FlowResponder:
     """A ``Responder`` that runs a flow. ``control`` None: SMS are skipped (logged) and a
-    transfer hangs up with reason ``transfer-unavailable``."""
+    transfer hangs up with reason ``transfer-unavailable``. ``llm`` (with an engine built
+    with ``use_llm=True``) performs the model's jobs, each bounded by ``llm_timeout_s``;
+    ``on_provider_error`` hears every model failure (metrics), else they are only logged."""
 
     def __init__(
         self,
@@ -90,14 +110,26 @@ class FlowResponder:
         webhooks: WebhookRunner,
         control: CallControl | None = None,
         service_timeout_s: float = DEFAULT_SERVICE_TIMEOUT_S,
+        llm: ChatModel | None = None,
+        llm_timeout_s: float = DEFAULT_LLM_TIMEOUT_S,
+        on_provider_error: Callable[[ProviderError], None] | None = None,
     ) -> None:
+        if llm is not None and not engine.uses_llm:
+            raise ValueError("an llm needs an engine that may ask it: FlowEngine(use_llm=True)")
         self._engine = engine
         self._booking = booking
         self._webhooks = webhooks
         self._control = control
         self._timeout_s = service_timeout_s
         self._queue: deque[FlowAction] = deque()
-        self._pending: asyncio.Task[ServiceResult] | None = None
+        self._pending: asyncio.Task[ServiceResult | ModelResult] | None = None
+        self._stats = LlmStats()
+        self._llm = None if llm is None else LlmPerformer(
+            llm, timeout_s=llm_timeout_s, on_error=on_provider_error, stats=self._stats
+        )
+        self._history = History()
+        self._thinking: tuple[AskModel, asyncio.Task[ModelResult]] | None = None
+        self._turn_asked = True  # whether this caller turn has asked the model yet
 
     @property
     def engine(self) -> FlowEngine:
@@ -115,25 +147,47 @@ class FlowResponder:
     def variables(self) -> Mapping[str, str]:
         return self._engine.variables
 
+    @property
+    def llm_stats(self) -> LlmStats:
+        """This call's use of the model (turns that skipped it, failures, …)."""
+        return self._stats
+
     async def handle(self, event: CallEvent) -> AsyncGenerator[Action, None]:
         self._queue = deque(a for a in self._queue if not isinstance(a, Say))
+        if self._thinking is not None:  # a barge-in cut the model off
+            self._queue.extend(self._engine.handle(await self._cancel_thinking()))
         if self._pending is not None:
             self._queue.extend(self._engine.handle(await self._settle(self._pending)))
         async for action in self._drain():
             yield action
+        self._heard(event)
         self._queue.extend(self._engine.handle(event))
         async for action in self._drain():
             yield action
 
     async def aclose(self) -> None:
         """Wait for a runner call a barge-in left running (a booking is never abandoned)."""
+        if self._thinking is not None:
+            await self._cancel_thinking()
         if self._pending is not None:
             await self._settle(self._pending)
+
+    def _heard(self, event: CallEvent) -> None:
+        """Keep the conversation as the caller experienced it, and count caller turns."""
+        if isinstance(event, ReplyInterrupted):
+            self._history.interrupted(event.heard_text)
+        elif isinstance(event, CallerSaid | DtmfPressed):
+            self._history.caller(event.text if isinstance(event, CallerSaid) else event.digit)
+            self._stats.caller_turns += 1
+            self._turn_asked = False
 
     async def _drain(self) -> AsyncIterator[Action]:
         while self._queue:
             action = self._queue.popleft()
-            if isinstance(action, Say | Listen | Hangup):
+            if isinstance(action, Say):
+                self._history.agent(action.text)
+                yield action
+            elif isinstance(action, Listen | Hangup):
                 yield action
             elif isinstance(action, SendSms):
                 await self._send_sms(action)
@@ -144,12 +198,79 @@ class FlowResponder:
                     yield Hangup("transfer-unavailable")
                 else:
                     await self._control.transfer(action)
+            elif isinstance(action, AskModel) and self._llm is not None:
+                async with contextlib.aclosing(self._think(action)) as sentences:
+                    async for say in sentences:
+                        yield say
             else:
-                task = asyncio.create_task(self._ask(action), name=f"flow-{action.node_id}")
+                work = self._work(action)
+                if work is None:
+                    continue
+                task = asyncio.create_task(work, name=f"flow-{action.node_id}")
                 self._pending = task
                 self._queue.extend(self._engine.handle(await self._settle(task)))
 
-    async def _settle(self, task: asyncio.Task[ServiceResult]) -> ServiceResult:
+    def _work(
+        self, action: ServiceRequest | ModelRequest
+    ) -> Coroutine[None, None, ServiceResult | ModelResult] | None:
+        """What answers a runner call or a judgement (shielded from barge-in); None when the
+        flow asked for a model that is not configured (answered with nothing at once)."""
+        if not isinstance(action, AskModel | JudgeConditions):
+            return self._ask(action)
+        if self._llm is None:
+            log.warning("call_sid=%s the flow asked a model but none is configured",
+                        self._engine.call_sid)
+            self._queue.extend(self._engine.handle(nothing(action, "no_model")))
+            return None
+        assert isinstance(action, JudgeConditions)  # AskModel is spoken by _think
+        self._count_model_turn()
+        return self._llm.perform(action, self._history.messages(), _silent,
+                                 call_sid=self._engine.call_sid)
+
+    async def _think(self, request: AskModel) -> AsyncGenerator[Say, None]:
+        """Run the model in its own task; speak its free answer as the sentences arrive; feed
+        its result to the engine. Closed early (barge-in), the generation is cancelled."""
+        assert self._llm is not None
+        self._count_model_turn()
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        task = asyncio.create_task(
+            self._llm.perform(request, self._history.messages(), sentences.put_nowait,
+                              call_sid=self._engine.call_sid),
+            name=f"llm-{request.node_id}",
+        )
+        task.add_done_callback(lambda _: sentences.put_nowait(None))
+        self._thinking = (request, task)
+        try:
+            while (sentence := await sentences.get()) is not None:
+                self._history.agent(sentence)
+                yield Say(sentence)
+            result = task.result()
+        finally:
+            if not task.done():
+                task.cancel()  # close the HTTP stream now, not when the reply is collected
+        self._thinking = None
+        self._queue.extend(self._engine.handle(result))
+
+    async def _cancel_thinking(self) -> ModelResult:
+        assert self._thinking is not None
+        request, task = self._thinking
+        self._thinking = None
+        self._stats.cancelled += 1
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        log.info("call_sid=%s model answer at node %s cut off by the caller",
+                 self._engine.call_sid, request.node_id)
+        return ModelAnswered(request.node_id, cancelled=True, reason="barge-in")
+
+    def _count_model_turn(self) -> None:
+        if not self._turn_asked:
+            self._turn_asked = True
+            self._stats.llm_turns += 1
+
+    async def _settle(
+        self, task: asyncio.Task[ServiceResult | ModelResult]
+    ) -> ServiceResult | ModelResult:
         try:
             return await asyncio.shield(task)  # a barge-in cancels us, never the booking
         finally:
@@ -193,6 +314,10 @@ class FlowResponder:
         if isinstance(request, RunCancel):
             return await self._booking.cancel(request)
         return await self._webhooks.call(request)
+
+
+def _silent(text: str) -> None:
+    """A judgement speaks nothing."""
 
 
 def _failed(request: ServiceRequest, reason: str) -> ServiceResult:

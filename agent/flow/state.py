@@ -39,6 +39,8 @@ class Phase(enum.Enum):
     CHOOSE = "choose"  # booking: offered `offers`, waiting for a pick
     CANCELLING = "cancelling"  # cancel: waiting for CancelFinished
     WEBHOOK = "webhook"  # webhook: waiting for WebhookFinished
+    THINKING = "thinking"  # conversation: waiting for ModelAnswered
+    JUDGING = "judging"  # branch: waiting for ConditionsJudged
     ENDED = "ended"  # hung up or transferred
 
 
@@ -55,6 +57,14 @@ class Extractor(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class LlmSetup:
+    """What every model request carries from the flow; a ``Ctx`` without one has no model."""
+
+    persona: str = ""
+    instructions: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Ctx:
     """What a step function may read."""
 
@@ -67,6 +77,8 @@ class Ctx:
     attempts: int = 0  # answers not understood so far in this phase
     offers: tuple[SlotOffer, ...] = ()
     candidate: SlotOffer | None = None  # the slot asked about (CONFIRM) or being booked
+    llm: LlmSetup | None = None  # None: no model configured (rules only)
+    questions: int = 0  # free answers given so far at this conversation node
 
     def read(self, kind: str, text: str, choices: Choices = ()) -> str | None:
         """The canonical value of ``kind`` in ``text``, or None."""
@@ -94,6 +106,7 @@ class Step:
     attempts: int = 0
     offers: tuple[SlotOffer, ...] = ()
     candidate: SlotOffer | None = None
+    questions: int = 0
 
 
 def merge_hints(*hints: SpeechHints) -> SpeechHints:

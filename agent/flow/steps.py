@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from agent.flow import llm_steps
 from agent.flow.messages import (
     CallerSaid,
     CallWebhook,
     CancelFinished,
+    ConditionsJudged,
     Hangup,
+    Listen,
     Lookup,
+    ModelAnswered,
     RunCancel,
     Say,
     SendSms,
@@ -75,38 +79,71 @@ def conversation_hints(node: ConversationNode) -> tuple[SpeechHints, ...]:
     return tuple(found)
 
 
+def listen_for(ctx: Ctx, node: ConversationNode) -> Listen:
+    """What a conversation node listens for, every time it asks (again)."""
+    return ctx.listen(*conversation_hints(node))
+
+
 def enter_conversation(ctx: Ctx, node: ConversationNode) -> Step:
-    listen = ctx.listen(*conversation_hints(node))
+    listen = listen_for(ctx, node)
     return Step((*said(ctx, node.say), listen), phase=Phase.ANSWER)
 
 
 def answer(ctx: Ctx, node: ConversationNode, event: CallerSaid) -> Step:
-    """Collect the variable and go on; reprompt; or, after ``max_attempts``, the fallback."""
+    """Collect the variable and go on; when the rules read nothing and a model is configured,
+    ask the model; else reprompt, or after ``max_attempts`` the fallback."""
     text = event.text.strip()
     declines = node.optional and node.extractor != "yes_no"
     if text and declines and ctx.read("yes_no", text) == "no":
         return Step(edge="next")
-    readings = [(node.collect, node.extractor, node.choices)]
-    if node.or_collect is not None:
-        also = node.or_collect
-        readings.append((also.variable, also.extractor, also.choices))
-    for variable, kind, choices in readings:
-        value = ctx.read(kind, text, choices) if text else None
+    if text and not llm_steps.is_question_for_text(ctx, node, text):
+        for want in llm_steps.wanted(node):
+            value = ctx.read(want.kind, text, want.choices)
+            if value is not None:  # the rules read it: the model is skipped
+                return Step(variables={want.variable: value}, edge="next")
+    if text and ctx.llm is not None:
+        ask = llm_steps.ask(ctx, node, text, ctx.llm)
+        return Step((ask,), phase=Phase.THINKING, attempts=ctx.attempts, questions=ctx.questions)
+    return not_understood(ctx, node)
+
+
+def model_answered(ctx: Ctx, node: ConversationNode, event: ModelAnswered) -> Step:
+    """The model's reading of the answer: a value that validates is collected; a free answer
+    was spoken, so the question is asked again; anything else is an answer not understood."""
+    if event.cancelled:  # the caller talked over it: listen to what they say now
+        listen = listen_for(ctx, node)
+        return Step((listen,), phase=Phase.ANSWER, attempts=ctx.attempts,
+                    questions=ctx.questions)
+    for want in llm_steps.wanted(node):
+        proposed = event.values.get(want.variable, "")
+        value = llm_steps.accept(ctx, want, proposed) if proposed else None
         if value is not None:
-            return Step(variables={variable: value}, edge="next")
+            return Step(variables={want.variable: value}, edge="next")
+    if event.spoken:
+        listen = listen_for(ctx, node)
+        return Step((*said(ctx, node.say), listen), phase=Phase.ANSWER, attempts=ctx.attempts,
+                    questions=ctx.questions + 1)
+    return not_understood(ctx, node)
+
+
+def not_understood(ctx: Ctx, node: ConversationNode) -> Step:
     attempts = ctx.attempts + 1
     if attempts >= node.max_attempts:
         return Step(edge="fallback")
     reprompt = node.reprompt or f"{REPROMPT_PREFIX} {node.say}"
-    listen = ctx.listen(*conversation_hints(node))
-    return Step((*said(ctx, reprompt), listen), phase=Phase.ANSWER, attempts=attempts)
+    listen = listen_for(ctx, node)
+    return Step((*said(ctx, reprompt), listen), phase=Phase.ANSWER, attempts=attempts,
+                questions=ctx.questions)
 
 
 # ---- branch ----------------------------------------------------------------------------------
 
 
 def holds(condition: Condition, variables: Mapping[str, str]) -> bool:
-    """Whether ``condition`` holds; comparisons ignore case and surrounding spaces."""
+    """Whether a variable ``condition`` holds; comparisons ignore case and surrounding spaces.
+    A described one (``when``) is false here: only the model judges it."""
+    if condition.variable is None:
+        return False
     value = _fold(variables.get(condition.variable, ""))
     test = condition.test
     if test == "is_set":
@@ -125,8 +162,21 @@ def _fold(text: str) -> str:
 
 
 def enter_branch(ctx: Ctx, node: BranchNode) -> Step:
+    """The first condition that holds. Variable conditions before the first described one are
+    decided here (no model needed); from there on the model judges the described ones."""
     for index, condition in enumerate(node.conditions):
+        if condition.when is not None and ctx.llm is not None:
+            judge = llm_steps.judge(ctx, node, index, ctx.llm)
+            return Step((judge,), phase=Phase.JUDGING)
         if holds(condition, ctx.variables):
+            return Step(edge=f"if:{index}")
+    return Step(edge="default")
+
+
+def conditions_judged(ctx: Ctx, node: BranchNode, event: ConditionsJudged) -> Step:
+    for index, condition in enumerate(node.conditions):
+        described = condition.when is not None
+        if index in event.holding if described else holds(condition, ctx.variables):
             return Step(edge=f"if:{index}")
     return Step(edge="default")
 

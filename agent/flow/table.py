@@ -109,7 +109,11 @@ def edge_may_set(node: Node, key: str) -> frozenset[str]:
 
 
 def condition_label(condition: Condition) -> str:
-    """ "service = haircut", "user_email is set" — a condition as a diagram label."""
+    """ "service = haircut", "user_email is set", "“sounds like a customer”" — a condition as
+    a diagram label (a described one quoted, and cut at 40 characters)."""
+    if condition.when is not None:
+        when = condition.when if len(condition.when) <= 40 else condition.when[:39] + "…"
+        return f"“{when}”"
     test = condition.test
     if test == "is_set":
         return f"{condition.variable} is set"

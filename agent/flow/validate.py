@@ -100,6 +100,25 @@ def parse_flow(
     return Flow.model_validate(flow_dict)
 
 
+RULES_ONLY_WARNING = (
+    "described in words, so only a model judges it: with llm.provider: rules it is always "
+    "false and the flow goes on to the next condition"
+)
+
+
+def llm_warnings(flow: Flow, source: str = "") -> list[FlowProblem]:
+    """Not problems but warnings: what behaves differently without a model. A described branch
+    condition (``when``) is valid in every flow (flows stay portable between providers), but
+    with ``llm.provider: rules`` it never holds; ``slotline flow validate`` prints these."""
+    return [
+        FlowProblem(node_id, f"conditions.{index}.when", RULES_ONLY_WARNING, source)
+        for node_id, node in flow.nodes.items()
+        if isinstance(node, BranchNode)
+        for index, condition in enumerate(node.conditions)
+        if condition.when is not None
+    ]
+
+
 def validate(
     flow_dict: object, *, booking_actions: Collection[str] | None, source: str
 ) -> list[FlowProblem]:
@@ -309,6 +328,8 @@ def _uses(node: Node) -> Iterator[tuple[str, str, bool]]:
             yield field, variable, True
     if isinstance(node, BranchNode):
         for index, condition in enumerate(node.conditions):
+            if condition.variable is None:
+                continue  # described in words: judged by the model, reads no variable
             surely = condition.test not in ("is_set", "is_not_set")
             yield f"conditions.{index}.variable", condition.variable, surely
     if isinstance(node, RescheduleNode | CancelNode):
