@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -174,7 +175,8 @@ async def _status_callback(request: web.Request) -> web.Response:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # pid: which process answered (``serve --workers N`` runs several on one port)
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def _readyz(request: web.Request) -> web.Response:

@@ -10,10 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from agent import logs
-from agent.config import Secrets, Settings, load_secrets, load_settings
+from agent.config import load_secrets, load_settings
 from providers.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -26,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="a YAML file overriding the defaults")
     serve.add_argument("--host", help="bind address (overrides server.host)")
     serve.add_argument("--port", type=int, help="port (overrides server.port)")
+    serve.add_argument("--workers", type=int,
+                       help="processes sharing the port, e.g. one per core (overrides "
+                       "server.workers)")
     demo = sub.add_parser(
         "demo", help="a simulated caller phones a local server and books by voice"
     )
@@ -59,7 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log.level)
     if args.command == "serve":
-        return _serve(settings, secrets, args.config, args.host, args.port)
+        from agent.serve import serve, with_address
+
+        if args.workers is not None and args.workers < 1:
+            print("slotline: --workers must be at least 1", file=sys.stderr)
+            return 2
+        settings = with_address(settings, args.host, args.port)
+        return serve(settings, secrets, args.config, args.workers)
     if args.command == "flow":
         from agent.flow.cli import graph_command, validate_command
 
@@ -73,35 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"slotline: invalid configuration: {exc}", file=sys.stderr)
         return 2
-
-
-def _serve(
-    settings: Settings,
-    secrets: Secrets,
-    config_path: Path | None,
-    host: str | None,
-    port: int | None,
-) -> int:
-    from agent.app import build_app
-    from agent.wiring import build_deps
-
-    if host is not None or port is not None:
-        server = settings.server.model_copy(
-            update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
-        )
-        settings = settings.model_copy(update={"server": server})
-
-    async def make_app() -> web.Application:
-        deps = await build_deps(settings, secrets, config_path=config_path)
-        return build_app(settings, secrets, deps)
-
-    log.info("serving on http://%s:%d", settings.server.host, settings.server.port)
-    try:
-        web.run_app(make_app(), host=settings.server.host, port=settings.server.port, print=None)
-    except ConfigError as exc:
-        print(f"slotline: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    return 0
 
 
 if __name__ == "__main__":

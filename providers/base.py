@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,29 @@ class AsyncResource(Protocol):
     async def start(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class ResourceContext:
+    """Mixin: ``async with`` for an ``AsyncResource`` (enter = ``start()``, exit = ``aclose()``).
+    ``start`` opens nothing unless the class says otherwise; ``aclose`` is the class's own."""
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 # ---- chat models (OpenAI-compatible and others) ------------------------------------------------

@@ -4,26 +4,31 @@ The error policy lives here once, so each adapter only maps its vendor's meaning
 - 401/403 → ``ProviderAuthError`` (a configuration problem; never retried). With an
   ``AuthSource`` that can refresh (OAuth), one 401 first invalidates the token and retries once.
 - 429 and 5xx → retried with exponential backoff (``Retry-After`` honoured up to the cap) while
-  attempts and the overall deadline allow, then ``ProviderError(retryable=True)``.
+  attempts and the overall deadline allow, then ``ProviderError(retryable=True)``. A vendor that
+  signals rate limits some other way (Google: 403 ``rateLimitExceeded``) passes an
+  ``is_rate_limited(response)`` predicate; the answers it matches are retried like a 429.
 - connection failures → retried the same way; no answer in time → ``ProviderTimeout``.
 - any other status → returned to the adapter, which knows what its 400/404/409/412 mean.
 
 Non-idempotent writes pass ``retry=False`` unless the vendor de-duplicates them (an idempotency
 key, a client-chosen id): a retried write after a dropped response must never book twice.
 Secrets never appear in messages: errors quote the method, the path and the vendor's message.
+``HttpAdapter`` is the lifecycle every adapter built on one client shares (start, close,
+``async with``, the ``requests`` count).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
+from providers.base import ResourceContext
 from providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
 
 
@@ -96,6 +101,7 @@ class JsonHttpClient:
         retry: RetryPolicy = RetryPolicy(),
         session: aiohttp.ClientSession | None = None,
         seed: int | None = None,
+        is_rate_limited: Callable[[HttpResponse], bool] | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -105,6 +111,7 @@ class JsonHttpClient:
         self._session = session
         self._owns_session = session is None
         self._random = random.Random(seed)
+        self._is_rate_limited = is_rate_limited
         self.requests = 0  # attempts sent, for benches quoting requests per booking
 
     async def start(self) -> None:
@@ -156,13 +163,18 @@ class JsonHttpClient:
                     self._auth.invalidate()
                     attempt -= 1
                     continue
-                if response.status in (401, 403):
+                throttled = response.status == 429 or (
+                    response.status >= 400
+                    and self._is_rate_limited is not None
+                    and self._is_rate_limited(response)
+                )
+                if response.status in (401, 403) and not throttled:
                     raise ProviderAuthError(
                         self.provider,
                         f"{method} {path} → {response.status}: "
                         f"{vendor_message(response.body, response.text)} (check the credentials)",
                     )
-                if response.status != 429 and response.status < 500:
+                if not throttled and response.status < 500:
                     return response
                 last = ProviderError(
                     self.provider,
@@ -238,3 +250,21 @@ class JsonHttpClient:
             except orjson.JSONDecodeError:
                 parsed = None
         return HttpResponse(response.status, parsed, text, dict(response.headers))
+
+
+class HttpAdapter(ResourceContext):
+    """What an adapter built on one ``JsonHttpClient`` (kept in ``self._http``) shares: an
+    ``AsyncResource`` lifecycle, ``async with``, and ``requests`` (attempts sent, retries
+    included, for benches quoting requests per booking)."""
+
+    _http: JsonHttpClient
+
+    @property
+    def requests(self) -> int:
+        return self._http.requests
+
+    async def start(self) -> None:
+        await self._http.start()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -36,8 +36,7 @@ import logging
 import time
 from collections import OrderedDict
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -46,7 +45,14 @@ from providers.calendars import calcom_wire as wire
 from providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
 from providers.calendars.calcom_wire import CalcomBooking, Refusal, Reservation
 from providers.errors import ProviderError, SlotTaken
-from providers.http import HttpResponse, JsonHttpClient, RetryPolicy, StaticAuth, vendor_message
+from providers.http import (
+    HttpAdapter,
+    HttpResponse,
+    JsonHttpClient,
+    RetryPolicy,
+    StaticAuth,
+    vendor_message,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +62,7 @@ _HOLDS_KEPT = 256  # remembered reservations (one per booking in flight); oldest
 _HOLD_MARGIN_S = 10.0  # a hold about to lapse is not worth reusing
 
 
-class CalcomCalendar:
+class CalcomCalendar(HttpAdapter):
     """One Cal.com event type. See the module doc for the write-once protocol."""
 
     def __init__(
@@ -77,31 +83,6 @@ class CalcomCalendar:
         )
         self._holds: OrderedDict[str, tuple[Reservation, float]] = OrderedDict()  # → expiry
         self._warned_length = False
-
-    # ---- lifecycle ---------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        await self._http.start()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @property
-    def requests(self) -> int:
-        """HTTP attempts sent so far (benches quote requests per booking)."""
-        return self._http.requests
 
     # ---- availability ------------------------------------------------------------------------
 

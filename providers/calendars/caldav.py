@@ -42,8 +42,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from types import TracebackType
-from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
@@ -51,6 +49,7 @@ from caldav.async_davclient import AsyncDAVClient
 from caldav.lib.error import AuthorizationError, DAVError
 from caldav.response import CalendarQueryResult, DAVResponse
 
+from providers.base import ResourceContext
 from providers.calendars.base import BookingRequest, BookingStatus, BusyInterval, ProviderBooking
 from providers.errors import (
     ConfigError,
@@ -89,7 +88,7 @@ class _Event:
     key: str  # our idempotency key property, "" on others' events
 
 
-class CaldavCalendar:
+class CaldavCalendar(ResourceContext):
     """``CalendarProvider`` + ``Rescheduler`` over one CalDAV calendar collection.
 
     ``timezone`` (IANA) is the calendar's zone: floating times and all-day events of other
@@ -121,17 +120,6 @@ class CaldavCalendar:
         if self._client is not None:
             await self._client.close()
             self._client = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ---- CalendarProvider -------------------------------------------------------------------
 

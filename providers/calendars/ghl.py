@@ -37,7 +37,7 @@ from providers.calendars.base import (
     ProviderBooking,
 )
 from providers.errors import ProviderError, SlotTaken
-from providers.http import HttpResponse, JsonHttpClient, RetryPolicy, StaticAuth
+from providers.http import HttpAdapter, HttpResponse, JsonHttpClient, RetryPolicy, StaticAuth
 
 _CALENDARS = {"Version": wire.CALENDARS_VERSION, "Accept": "application/json"}
 _CONTACTS = {"Version": wire.CONTACTS_VERSION, "Accept": "application/json"}
@@ -45,7 +45,7 @@ _DEFAULT_RETRY = RetryPolicy()
 _OFFERED_MAX = 4096  # remembered slot strings; a few weeks of slots for one calendar
 
 
-class GhlCalendar:
+class GhlCalendar(HttpAdapter):
     """One GHL calendar of one location (sub-account); see the module doc.
 
     ``timezone`` (the calendar's zone from the configuration) formats a start time GHL did not
@@ -72,17 +72,6 @@ class GhlCalendar:
         self._retry = retry
         self._timezone = timezone
         self._offered: dict[datetime, str] = {}  # UTC instant → the string GHL offered
-
-    @property
-    def requests(self) -> int:
-        """HTTP attempts sent so far (benches quote requests per booking)."""
-        return self._http.requests
-
-    async def start(self) -> None:
-        await self._http.start()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # ---- availability -----------------------------------------------------------------------
 

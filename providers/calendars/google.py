@@ -4,6 +4,8 @@
 origin); the adapter appends ``/calendar/v3`` (a ``base_url`` already ending in
 ``/calendar/v3`` is taken as it is). Credentials come from an ``AuthSource``
 (``google_auth.ServiceAccountAuth`` or ``RefreshTokenAuth``); a 401 refreshes the token once.
+Google's rate limits (403 ``rateLimitExceeded``/``userRateLimitExceeded``) are retried like a
+429 (``is_rate_limited``).
 
 Google ALLOWS overlapping events, so a booking is guarded here, in three steps:
 1. ``POST /freeBusy`` for the slot: busy → ``SlotTaken`` (unless the busy time is this very
@@ -33,8 +35,7 @@ import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,7 +48,14 @@ from providers.calendars.base import (
     ProviderBooking,
 )
 from providers.errors import ConfigError, ProviderError, SlotTaken
-from providers.http import AuthSource, HttpResponse, JsonHttpClient, RetryPolicy, vendor_message
+from providers.http import (
+    AuthSource,
+    HttpAdapter,
+    HttpResponse,
+    JsonHttpClient,
+    RetryPolicy,
+    vendor_message,
+)
 
 PROVIDER = "google"
 DEFAULT_BASE_URL = "https://www.googleapis.com"
@@ -55,6 +63,9 @@ API_PATH = "/calendar/v3"
 DEFAULT_RETRY = RetryPolicy()
 _PAGE_SIZE = "250"  # events overlapping one slot: one page in practice
 _RETRYABLE_REASONS = frozenset({"backendError", "internalError"})  # freeBusy per-calendar errors
+# Google answers rate limits with 403 (or 429) and one of these reasons; other 403s (no access,
+# forbiddenForServiceAccounts, the daily quotaExceeded) are configuration problems.
+_RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
 Event = Mapping[str, Any]
 
@@ -65,7 +76,7 @@ def event_id_for(idempotency_key: str) -> str:
     return base64.b32hexencode(digest).decode("ascii").rstrip("=").lower()
 
 
-class GoogleCalendar:
+class GoogleCalendar(HttpAdapter):
     """One Google calendar (``calendar_id``: ``primary`` or an address); see the module doc.
 
     ``timezone`` (IANA) is written on the events Slotline creates. ``invite_attendees=False``
@@ -95,25 +106,10 @@ class GoogleCalendar:
         self.timezone = timezone
         self._invite = invite_attendees
         self._events = f"/calendars/{quote(calendar_id, safe='')}/events"
-        self._http = JsonHttpClient(PROVIDER, root, auth=auth, retry=retry, session=session)
-
-    @property
-    def requests(self) -> int:
-        """HTTP attempts sent so far (for requests-per-booking figures)."""
-        return self._http.requests
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self._http.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        self._http = JsonHttpClient(
+            PROVIDER, root, auth=auth, retry=retry, session=session,
+            is_rate_limited=is_rate_limited,
+        )
 
     # ---- CalendarProvider ---------------------------------------------------------------------
 
@@ -321,6 +317,21 @@ def _utc(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("calendar times must be timezone-aware")
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def is_rate_limited(response: HttpResponse) -> bool:
+    """Google's "slow down": ``error.errors[].reason`` ``rateLimitExceeded`` or
+    ``userRateLimitExceeded``, or ``error.status`` ``RESOURCE_EXHAUSTED``, whatever the status
+    (403 for most of them). ``JsonHttpClient`` then retries it like a 429."""
+    error = response.body.get("error") if isinstance(response.body, dict) else None
+    if not isinstance(error, dict):
+        return False
+    if error.get("status") == "RESOURCE_EXHAUSTED":
+        return True
+    items = error.get("errors")
+    return isinstance(items, list) and any(
+        isinstance(item, dict) and item.get("reason") in _RATE_LIMIT_REASONS for item in items
+    )
 
 
 def _failure(response: HttpResponse, what: str) -> ProviderError:

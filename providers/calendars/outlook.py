@@ -38,8 +38,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -47,7 +46,14 @@ import aiohttp
 
 from providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
 from providers.errors import ProviderError, SlotTaken
-from providers.http import AuthSource, HttpResponse, JsonHttpClient, RetryPolicy, vendor_message
+from providers.http import (
+    AuthSource,
+    HttpAdapter,
+    HttpResponse,
+    JsonHttpClient,
+    RetryPolicy,
+    vendor_message,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +216,7 @@ def event_body(request: BookingRequest, timezone: str) -> dict[str, Any]:
 # ---- the adapter ------------------------------------------------------------------------------
 
 
-class OutlookCalendar:
+class OutlookCalendar(HttpAdapter):
     """``CalendarProvider`` + ``Rescheduler`` for one Graph mailbox; see the module doc."""
 
     def __init__(
@@ -229,27 +235,8 @@ class OutlookCalendar:
         ZoneInfo(timezone)  # fail at start-up, not at the first booking
         self.user = user
         self.timezone = timezone
-        self._client = JsonHttpClient(PROVIDER, root, auth=auth, retry=retry, session=session)
+        self._http = JsonHttpClient(PROVIDER, root, auth=auth, retry=retry, session=session)
         self._mailbox = f"/users/{quote(user, safe='@')}"
-
-    @property
-    def requests(self) -> int:
-        """Graph requests sent so far (attempts), for benches quoting requests per booking."""
-        return self._client.requests
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ---- CalendarProvider ---------------------------------------------------------------------
 
@@ -273,7 +260,7 @@ class OutlookCalendar:
             if mine is None:
                 raise SlotTaken(PROVIDER, f"{_stamp(start)} is busy on the calendar")
         else:
-            response = await self._client.request(
+            response = await self._http.request(
                 "POST", f"{self._mailbox}/events", json=event_body(request, self.timezone),
                 headers=PREFER_UTC,  # retried safely: transactionId de-duplicates it
             )  # fmt: skip
@@ -296,7 +283,7 @@ class OutlookCalendar:
     async def cancel(self, provider_booking_id: str, reason: str = "") -> ProviderBooking:
         event = await self._own(provider_booking_id)
         if not event.cancelled:
-            response = await self._client.request(
+            response = await self._http.request(
                 "POST", f"{self._event_path(event.id)}/cancel", json={"Comment": reason}
             )
             if response.status != 404:  # 404: gone already (a retried cancel's first try)
@@ -336,7 +323,7 @@ class OutlookCalendar:
             "endTime": wire_time(end),
             "availabilityViewInterval": _VIEW_INTERVAL_MIN,
         }
-        response = await self._client.request(
+        response = await self._http.request(
             "POST", f"{self._mailbox}/calendar/getSchedule", json=body, headers=PREFER_UTC
         )
         answer = _expect(response, (200,), "getSchedule")
@@ -353,7 +340,7 @@ class OutlookCalendar:
         params = {
             "startDateTime": _stamp(start), "endDateTime": _stamp(end), "$top": str(_VIEW_PAGE)
         }
-        response = await self._client.request(
+        response = await self._http.request(
             "GET", f"{self._mailbox}/calendarView", params=params, headers=PREFER_UTC
         )
         answer = _expect(response, (200,), "calendarView")
@@ -363,7 +350,7 @@ class OutlookCalendar:
         return [parse_event(item) for item in value]
 
     async def _event(self, event_id: str) -> GraphEvent | None:
-        response = await self._client.request(
+        response = await self._http.request(
             "GET", self._event_path(event_id), headers=PREFER_UTC
         )
         if response.status == 404:
@@ -378,13 +365,13 @@ class OutlookCalendar:
 
     async def _patch(self, event_id: str, start: datetime, end: datetime) -> GraphEvent:
         body = {"start": wire_time(start), "end": wire_time(end)}
-        response = await self._client.request(
+        response = await self._http.request(
             "PATCH", self._event_path(event_id), json=body, headers=PREFER_UTC
         )
         return parse_event(_expect(response, (200,), "update event"))
 
     async def _delete(self, event_id: str) -> None:
-        response = await self._client.request("DELETE", self._event_path(event_id))
+        response = await self._http.request("DELETE", self._event_path(event_id))
         if response.status != 404:
             _expect(response, (200, 202, 204), "delete event")
 

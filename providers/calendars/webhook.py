@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -28,14 +27,20 @@ import orjson
 from providers import signing
 from providers.calendars.base import BookingRequest, BookingStatus, BusyInterval, ProviderBooking
 from providers.errors import ConfigError, ProviderError, SlotTaken
-from providers.http import HttpResponse, JsonHttpClient, RetryPolicy, vendor_message
+from providers.http import (
+    HttpAdapter,
+    HttpResponse,
+    JsonHttpClient,
+    RetryPolicy,
+    vendor_message,
+)
 
 PROVIDER = "webhook"
 _DEFAULT_RETRY = RetryPolicy()
 _STATUSES: tuple[BookingStatus, ...] = ("confirmed", "cancelled")
 
 
-class WebhookCalendar:
+class WebhookCalendar(HttpAdapter):
     """``CalendarProvider`` + ``Rescheduler`` over the webhook contract (see the module doc)."""
 
     def __init__(
@@ -57,25 +62,6 @@ class WebhookCalendar:
         self._endpoint = urlunsplit(("", "", url.path or "/", url.query, ""))
         origin = urlunsplit((url.scheme, url.netloc, "", "", ""))
         self._http = JsonHttpClient(PROVIDER, origin, retry=retry, session=session)
-
-    @property
-    def requests(self) -> int:
-        """HTTP attempts sent so far (benches quote requests per booking)."""
-        return self._http.requests
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ---- CalendarProvider -------------------------------------------------------------------
 

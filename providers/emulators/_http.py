@@ -18,11 +18,11 @@ import random
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import orjson
 from aiohttp import web
+
+from providers.base import ResourceContext
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _STALL_S = 3600.0
@@ -40,7 +40,16 @@ def json_response(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-class HttpEmulator:
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on ``host:port`` (0: a free port); the runner and the port it got.
+    A handler is cancelled when its client goes away: that is how a stall ends."""
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner, runner.addresses[0][1]
+
+
+class HttpEmulator(ResourceContext):
     """Base of the REST emulators; see the module doc."""
 
     def __init__(
@@ -98,27 +107,12 @@ class HttpEmulator:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._middleware])
         self._routes(app)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve(app, self._host, self._port)
 
     async def aclose(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ---- the common path --------------------------------------------------------------------
 

@@ -5,10 +5,14 @@ Emulators use this so that a request the real vendor would refuse is refused loc
 ``OpenApiOperation`` whose ``check(...)`` returns the problems (empty when the request conforms):
 declared path, query and header parameters (required, type, enum — query strings are coerced
 to the declared ``number``/``integer``/``boolean``/``array`` first) and the JSON body against the
-request-body schema. With ``strict`` (the default) undeclared query parameters and undeclared
-top-level body properties are problems too, as they are for NestJS-style APIs that whitelist.
+request-body schema. ``check_form(form)`` does the same for an
+``application/x-www-form-urlencoded`` body (Twilio's): each field is coerced to the type its
+property declares, then the whole is validated as the JSON object the schema describes. With
+``strict`` (the default) undeclared query parameters and undeclared top-level body properties
+(or form fields) are problems too, as they are for NestJS-style APIs that whitelist.
 ``statuses`` and ``response_validator(status)`` expose the declared answers (an emulator picks
-its error status from them; tests check its answers against them).
+its error status from them; tests check its answers against them); ``schema_validator(name)``
+validates against one of the document's ``components/schemas``.
 
 ``$ref``s between files (``../common/common-schemas.json#/...``) resolve against the document's
 own location through a ``referencing`` registry that reads sibling files on demand. OpenAPI 3.0's
@@ -33,11 +37,13 @@ from referencing.jsonschema import DRAFT202012
 from providers.errors import ConfigError
 
 _NUMBER_TYPES = ("number", "integer")
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
 
 
 def _load(path: Path) -> Any:
     try:
-        return _to_json_schema(json.loads(path.read_text(encoding="utf-8")))
+        return nullable_to_json_schema(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
         raise ConfigError(str(path), "openapi", f"unreadable: {exc}") from None
 
@@ -50,13 +56,13 @@ def _retrieve(uri: str) -> Resource[Any]:
     return Resource.from_contents(_load(Path(unquote(parsed.path))), DRAFT202012)
 
 
-def _to_json_schema(node: Any) -> Any:
+def nullable_to_json_schema(node: Any) -> Any:
     """OpenAPI 3.0 ``nullable: true`` → a real ``null`` alternative (JSON Schema ignores it)."""
     if isinstance(node, list):
-        return [_to_json_schema(item) for item in node]
+        return [nullable_to_json_schema(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {key: _to_json_schema(value) for key, value in node.items()}
+    out = {key: nullable_to_json_schema(value) for key, value in node.items()}
     if out.get("nullable") is not True:
         return out
     del out["nullable"]
@@ -94,9 +100,14 @@ class OpenApiOperation:
         body_required: bool,
         body_properties: frozenset[str] | None,
         responses: Mapping[str, Draft202012Validator | None],
+        *,
+        operation_id: str = "",
+        form_types: Mapping[str, str] | None = None,
     ) -> None:
         self.method = method
         self.template = template
+        self.operation_id = operation_id
+        self._form_types = form_types  # form field → declared type; None: no form body
         self._responses = dict(responses)
         self._parameters = tuple(parameters)
         self._body = body
@@ -154,18 +165,33 @@ class OpenApiOperation:
         problems.extend(self._check_body(body, has_body, strict))
         return problems
 
-    def _check_body(self, body: Any, has_body: bool, strict: bool) -> list[str]:
+    def check_form(
+        self, form: Mapping[str, Sequence[str]], *, strict: bool = True
+    ) -> tuple[dict[str, Any], list[str]]:
+        """A form body as the JSON object its schema describes, and its problems (one line
+        each, empty when it conforms). Values that do not parse as their declared type stay
+        strings, and a repeated single-valued field stays a list, so the schema names them."""
+        if self._form_types is None:
+            raise ValueError(f"{self.method} {self.template} declares no form body")
+        typed = {name: _from_form(self._form_types.get(name, ""), list(values))
+                 for name, values in form.items()}  # fmt: skip
+        return typed, self._check_body(typed, True, strict, label="form", member="form field")
+
+    def _check_body(
+        self, body: Any, has_body: bool, strict: bool, *, label: str = "body",
+        member: str = "property",
+    ) -> list[str]:  # fmt: skip
         if self._body is None:
             return []
         if not has_body:
             return ["request body is required"] if self._body_required else []
         problems = [
-            f"body{''.join(f'.{p}' for p in error.absolute_path)}: {error.message}"
+            f"{label}{''.join(f'.{p}' for p in error.absolute_path)}: {error.message}"
             for error in self._body.iter_errors(body)
         ]
         if strict and self._body_properties is not None and isinstance(body, dict):
             problems.extend(
-                f"property {name} should not exist"
+                f"{member} {name} should not exist"
                 for name in body
                 if name not in self._body_properties
             )
@@ -191,6 +217,25 @@ def _coerce(param: _Parameter, values: Sequence[str]) -> tuple[Any, str]:
             return None, f"{where} must be true or false, not {raw!r}"
         return raw == "true", ""
     return raw, ""
+
+
+def _from_form(kind: str, values: list[str]) -> Any:
+    """Form strings as the declared type, or as they came (the validator then names them)."""
+    if kind == "array":
+        return values
+    if len(values) != 1:
+        return values  # a repeated single-valued field: not of the declared type
+    value = values[0]
+    if kind == "integer" and value.lstrip("-").isdigit():
+        return int(value)
+    if kind == "number":
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if kind == "boolean" and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
 
 
 class OpenApiDocument:
@@ -253,14 +298,21 @@ class OpenApiDocument:
             )
         body: Draft202012Validator | None = None
         body_properties: frozenset[str] | None = None
+        form_types: dict[str, str] | None = None
         request_body = operation.get("requestBody") or {}
-        json_body = (request_body.get("content") or {}).get("application/json")
-        if json_body is not None:
-            pointer = f"{base}/requestBody/content/application~1json/schema"
+        content = request_body.get("content") or {}
+        kind = JSON if JSON in content else FORM if FORM in content else None
+        if kind is not None:
+            pointer = f"{base}/requestBody/content/{_escape(kind)}/schema"
             body = self._validator(pointer)
             schema = self._resolve(pointer)
             if isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
                 body_properties = frozenset(schema["properties"])
+            if kind == FORM:
+                form_types = {
+                    name: _type_name(self._resolve(f"{pointer}/properties/{_escape(name)}"))
+                    for name in body_properties or ()
+                }
         responses: dict[str, Draft202012Validator | None] = {}
         for code, answer in (operation.get("responses") or {}).items():
             has_json = "application/json" in ((answer or {}).get("content") or {})
@@ -274,7 +326,26 @@ class OpenApiDocument:
             bool(request_body.get("required", False)),
             body_properties,
             responses,
+            operation_id=str(operation.get("operationId", "")),
+            form_types=form_types,
         )
+
+    def schema_validator(self, name: str) -> Draft202012Validator:
+        """A validator for ``#/components/schemas/<name>``. Its ``schema`` carries that schema
+        itself (``$defs.t``, its references into the document kept resolvable) for a test to
+        read the declared properties."""
+        target = self._resolve(f"{self._uri}#/components/schemas/{_escape(name)}")
+        root = {"$ref": "#/$defs/t", "$defs": {"t": target},
+                "components": self._document.get("components", {})}  # fmt: skip
+        return Draft202012Validator(root, registry=self._registry)
+
+
+def _type_name(schema: Any) -> str:
+    """The declared type ("" when none); of ``[kind, "null"]`` (a nullable property), ``kind``."""
+    kind = schema.get("type", "") if isinstance(schema, dict) else ""
+    if isinstance(kind, list):
+        kind = next((item for item in kind if item != "null"), "")
+    return kind if isinstance(kind, str) else ""
 
 
 @lru_cache(maxsize=8)

@@ -22,70 +22,38 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from aiohttp import web
 
 from providers.emulators._http import HttpEmulator, json_response
 from providers.emulators._openapi import OpenApiOperation, openapi_document
+from providers.emulators.ghl_rules import (
+    Appointment,
+    Contact,
+    GhlCalendarRules,
+    Refused,
+    from_ms,
+    new_id,
+    overlaps,
+    parse_time,
+    rule_slots,
+    stamp,
+    zone_named,
+)
+
+__all__ = ["DEFAULT_SPEC_DIR", "MAX_RANGE", "SLOT_TAKEN", "Appointment", "Contact",
+           "GhlCalendarRules", "GhlEmulator"]  # fmt: skip
 
 # The specs are test data beside the project (../shared/specs from the project root).
 DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[3] / "shared/specs/ghl"
 SLOT_TAKEN = "The slot you have selected is no longer available."
 MAX_RANGE = timedelta(days=31)
-_WEEKDAYS = {day: ((time(9), time(17)),) for day in range(5)}  # Mon–Fri 09:00–17:00
-
-
-@dataclass(frozen=True, slots=True)
-class GhlCalendarRules:
-    """One emulated calendar. ``weekly_hours`` maps ``date.weekday()`` (0 = Monday) to open
-    periods in the calendar's zone; ``slot_interval_min`` 0 means "the slot length"."""
-
-    id: str
-    timezone: str = "America/New_York"
-    slot_duration_min: int = 30
-    slot_interval_min: int = 0
-    weekly_hours: Mapping[int, tuple[tuple[time, time], ...]] = field(
-        default_factory=lambda: dict(_WEEKDAYS)
-    )
-    min_notice_min: int = 0
-
-
-@dataclass(slots=True)
-class Contact:
-    id: str
-    name: str = ""
-    email: str = ""
-    phone: str = ""
-    timezone: str = ""
-    added: str = ""
-
-
-@dataclass(slots=True)
-class Appointment:
-    id: str
-    calendar_id: str
-    contact_id: str
-    start: datetime
-    end: datetime
-    title: str
-    description: str
-    status: str
-    added: str
-    updated: str
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +160,7 @@ class GhlEmulator(HttpEmulator):
             flat_query = {key: values[-1] for key, values in query.items()}
             try:
                 answer, status = await handler(_Call(request.match_info, flat_query, payload))
-            except _Refused as refused:
+            except Refused as refused:
                 self.rejections.append((route, refused.message))
                 status = refused.status
                 answer = {"statusCode": status, "message": refused.message}
@@ -223,7 +191,7 @@ class GhlEmulator(HttpEmulator):
         contact = self._match_contact(email, phone)
         created = contact is None
         if contact is None:
-            contact = Contact(_new_id(), added=_stamp(self.clock()))
+            contact = Contact(new_id(), added=stamp(self.clock()))
             self.contacts[contact.id] = contact
         for key in ("name", "email", "phone", "timezone"):
             value = body.get(key)
@@ -250,13 +218,13 @@ class GhlEmulator(HttpEmulator):
 
     async def _free_slots(self, call: _Call) -> tuple[object, int]:
         calendar = self._calendar(call.path["calendarId"])
-        start = _from_ms(call.query["startDate"])
-        end = _from_ms(call.query["endDate"])
+        start = from_ms(call.query["startDate"])
+        end = from_ms(call.query["endDate"])
         if end < start:
-            raise _Refused(400, "endDate must be after startDate")
+            raise Refused(400, "endDate must be after startDate")
         if end - start > MAX_RANGE:
-            raise _Refused(400, "Date range cannot be more than 31 days")
-        zone = _zone(call.query.get("timezone") or calendar.timezone)
+            raise Refused(400, "Date range cannot be more than 31 days")
+        zone = zone_named(call.query.get("timezone") or calendar.timezone)
         days: dict[str, object] = {}
         for slot in self.free(calendar.id, start, end):
             local = slot.astimezone(zone)
@@ -272,43 +240,22 @@ class GhlEmulator(HttpEmulator):
         length = timedelta(minutes=calendar.slot_duration_min)
         return [
             slot
-            for slot in self._rule_slots(calendar, start, end)
+            for slot in rule_slots(calendar, start, end, self._earliest(calendar))
             if not self._overlaps(calendar.id, slot, slot + length, None)
         ]
 
-    def _rule_slots(self, calendar: GhlCalendarRules, start: datetime, end: datetime) -> Iterator[
-        datetime
-    ]:
-        """Slot starts the calendar's rules allow in [start, end], oldest first, in UTC.
-        Periods are wall-clock in the calendar's zone; steps are real minutes (DST-safe)."""
-        zone = ZoneInfo(calendar.timezone)
-        length = timedelta(minutes=calendar.slot_duration_min)
-        step = timedelta(minutes=calendar.slot_interval_min or calendar.slot_duration_min)
-        earliest = self.clock() + timedelta(minutes=calendar.min_notice_min)
-        day: date = start.astimezone(zone).date() - timedelta(days=1)
-        while day <= end.astimezone(zone).date():
-            for opens, closes in calendar.weekly_hours.get(day.weekday(), ()):
-                slot = datetime.combine(day, opens, zone).astimezone(UTC)
-                stop = datetime.combine(day, closes, zone).astimezone(UTC)
-                while slot + length <= stop:
-                    if start <= slot <= end and slot >= earliest:
-                        yield slot
-                    slot += step
-            day += timedelta(days=1)
+    def _earliest(self, calendar: GhlCalendarRules) -> datetime:
+        return self.clock() + timedelta(minutes=calendar.min_notice_min)
 
     def _overlaps(self, calendar_id: str, start: datetime, end: datetime, skip: str | None) -> bool:
-        return any(
-            item.calendar_id == calendar_id and item.status != "cancelled" and item.id != skip
-            and item.start < end and item.end > start
-            for item in self.appointments.values()
-        )
+        return overlaps(self.appointments.values(), calendar_id, start, end, skip)
 
     def _check_bookable(
         self, calendar: GhlCalendarRules, start: datetime, end: datetime, skip: str | None
     ) -> None:
-        allowed = start in set(self._rule_slots(calendar, start, start))
+        allowed = start in set(rule_slots(calendar, start, start, self._earliest(calendar)))
         if not allowed or self._overlaps(calendar.id, start, end, skip):
-            raise _Refused(400, SLOT_TAKEN)
+            raise Refused(400, SLOT_TAKEN)
 
     # ---- appointments -----------------------------------------------------------------------
 
@@ -316,9 +263,9 @@ class GhlEmulator(HttpEmulator):
         self._own_location(call.query["locationId"])
         calendar_id = call.query.get("calendarId")
         if not calendar_id:
-            raise _Refused(400, "Either of calendarId, userId or groupId is required")
+            raise Refused(400, "Either of calendarId, userId or groupId is required")
         self._calendar(calendar_id)
-        start, end = _from_ms(call.query["startTime"]), _from_ms(call.query["endTime"])
+        start, end = from_ms(call.query["startTime"]), from_ms(call.query["endTime"])
         found = sorted(
             (
                 item for item in self.appointments.values()
@@ -333,19 +280,19 @@ class GhlEmulator(HttpEmulator):
         self._own_location(body["locationId"])
         calendar = self._calendar(body["calendarId"])
         if body["contactId"] not in self.contacts:
-            raise _Refused(400, "Contact not found")
-        start = _parse_time(body["startTime"], "startTime")
-        end = _parse_time(body["endTime"], "endTime") if "endTime" in body else (
+            raise Refused(400, "Contact not found")
+        start = parse_time(body["startTime"], "startTime")
+        end = parse_time(body["endTime"], "endTime") if "endTime" in body else (
             start + timedelta(minutes=calendar.slot_duration_min)
         )
         if end <= start:
-            raise _Refused(400, "endTime must be after startTime")
+            raise Refused(400, "endTime must be after startTime")
         if not body.get("ignoreFreeSlotValidation"):
             self._check_bookable(calendar, start, end, None)
         # No await between the check above and this insert: one winner per slot.
-        now = _stamp(self.clock())
+        now = stamp(self.clock())
         item = Appointment(
-            _new_id(), calendar.id, body["contactId"], start, end, body.get("title", ""),
+            new_id(), calendar.id, body["contactId"], start, end, body.get("title", ""),
             body.get("description", ""), body.get("appointmentStatus", "new"), now, now,
         )
         self.appointments[item.id] = item
@@ -358,12 +305,12 @@ class GhlEmulator(HttpEmulator):
         item = self._find(call.path["eventId"])
         body = call.body
         calendar = self._calendar(body.get("calendarId", item.calendar_id))
-        start = _parse_time(body["startTime"], "startTime") if "startTime" in body else item.start
-        end = _parse_time(body["endTime"], "endTime") if "endTime" in body else (
+        start = parse_time(body["startTime"], "startTime") if "startTime" in body else item.start
+        end = parse_time(body["endTime"], "endTime") if "endTime" in body else (
             start + (item.end - item.start)
         )
         if end <= start:
-            raise _Refused(400, "endTime must be after startTime")
+            raise Refused(400, "endTime must be after startTime")
         status = body.get("appointmentStatus", item.status)
         moved = (start, end, calendar.id) != (item.start, item.end, item.calendar_id)
         if moved and status != "cancelled" and not body.get("ignoreFreeSlotValidation"):
@@ -371,14 +318,14 @@ class GhlEmulator(HttpEmulator):
         item.calendar_id, item.start, item.end, item.status = calendar.id, start, end, status
         item.title = body.get("title", item.title)
         item.description = body.get("description", item.description)
-        item.updated = _stamp(self.clock())
+        item.updated = stamp(self.clock())
         return self._appointment(item), 200
 
     # ---- shapes and look-ups ----------------------------------------------------------------
 
     def _appointment(self, item: Appointment) -> dict[str, object]:
         """``AppointmentSchemaResponse``."""
-        zone = _zone(self.calendars[item.calendar_id].timezone)
+        zone = zone_named(self.calendars[item.calendar_id].timezone)
         return {
             "id": item.id, "calendarId": item.calendar_id, "locationId": self.location_id,
             "contactId": item.contact_id, "title": item.title,
@@ -398,47 +345,15 @@ class GhlEmulator(HttpEmulator):
     def _find(self, event_id: str) -> Appointment:
         item = self.appointments.get(event_id)
         if item is None:
-            raise _Refused(400, "Appointment not found")
+            raise Refused(400, "Appointment not found")
         return item
 
     def _calendar(self, calendar_id: str) -> GhlCalendarRules:
         calendar = self.calendars.get(calendar_id)
         if calendar is None:
-            raise _Refused(400, "Calendar not found")
+            raise Refused(400, "Calendar not found")
         return calendar
 
     def _own_location(self, location_id: str) -> None:
         if location_id != self.location_id:
-            raise _Refused(403, "The token does not have access to this location.")
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex[:20]
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _from_ms(text: str) -> datetime:
-    try:
-        return datetime.fromtimestamp(float(text) / 1000, UTC)
-    except (ValueError, OverflowError):
-        raise _Refused(400, f"{text!r} is not a time in milliseconds") from None
-
-
-def _parse_time(text: str, name: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _Refused(400, f"{name} must be a valid ISO 8601 date string") from None
-    if moment.tzinfo is None:
-        raise _Refused(400, f"{name} must carry a UTC offset")
-    return moment.astimezone(UTC)
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _Refused(400, f"Invalid timezone {name!r}") from None
+            raise Refused(403, "The token does not have access to this location.")

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import yaml
@@ -36,7 +35,9 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from providers.base import ToolCall
+from providers.base import ResourceContext, ToolCall
+from providers.emulators._http import serve
+from providers.emulators._openapi import nullable_to_json_schema
 from providers.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def _spec_registry(spec_path: Path) -> Registry[Any]:
             document = yaml.load(f, Loader=yaml.CSafeLoader)
     except OSError as exc:
         raise ConfigError(str(spec_path), "spec_path", f"unreadable: {exc}") from None
-    resource = Resource.from_contents(_nullable_to_json_schema(document), DRAFT202012)
+    resource = Resource.from_contents(nullable_to_json_schema(document), DRAFT202012)
     registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
     return registry
 
@@ -104,26 +105,6 @@ def spec_validator(schema_name: str, spec_path: Path = DEFAULT_SPEC_PATH) -> Dra
     """A validator for ``#/components/schemas/<schema_name>`` of the OpenAPI document."""
     ref = {"$ref": f"{_SPEC_URI}#/components/schemas/{schema_name}"}
     return Draft202012Validator(ref, registry=_spec_registry(spec_path))
-
-
-def _nullable_to_json_schema(node: Any) -> Any:
-    """OpenAI's document still marks optional nulls with OpenAPI 3.0's ``nullable: true``,
-    which JSON Schema ignores: rewrite it as a real ``null`` alternative."""
-    if isinstance(node, list):
-        return [_nullable_to_json_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: _nullable_to_json_schema(value) for key, value in node.items()}
-    if out.get("nullable") is not True:
-        return out
-    del out["nullable"]
-    kind = out.get("type")
-    if kind is None:
-        return {"anyOf": [out, {"type": "null"}]}
-    out["type"] = [*kind, "null"] if isinstance(kind, list) else [kind, "null"]
-    if "enum" in out and None not in out["enum"]:
-        out["enum"] = [*out["enum"], None]
-    return out
 
 
 # ---- the deterministic model ------------------------------------------------------------------
@@ -174,7 +155,7 @@ def _error_body(message: str, kind: str, code: str | None, param: str | None = N
 # ---- the server -------------------------------------------------------------------------------
 
 
-class OpenAIEmulator:
+class OpenAIEmulator(ResourceContext):
     """``async with OpenAIEmulator() as emu:`` serves on ``emu.base_url`` (…/v1)."""
 
     def __init__(
@@ -238,29 +219,14 @@ class OpenAIEmulator:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completion)
         app.router.add_get("/v1/models", self._list_models)
-        # Cancel a handler when its client disconnects: that is how a stall ends and how
+        # A handler is cancelled when its client disconnects: that is how a stall ends and how
         # cancelled streams are counted.
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve(app, self._host, self._port)
 
     async def aclose(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> OpenAIEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # ---- handlers ---------------------------------------------------------------------------
 

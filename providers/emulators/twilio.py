@@ -11,13 +11,13 @@ What it serves (paths exactly as in the official OpenAPI document, ``twilio_api_
 
 Every request needs HTTP Basic ``AccountSid:AuthToken`` (else 401, Twilio code 20003). Every
 form body is checked against its operation's ``application/x-www-form-urlencoded`` schema in the
-spec, values coerced to the declared types first. Errors come in Twilio's shape
-``{"code", "message", "more_info", "status"}`` with Twilio's codes where Twilio documents one:
-21604/21603/21602 (message To/From/Body missing), 21201/21213/21205 (call To/From/Url missing),
-21211 (To not a phone number), 21617 (body over 1600 characters), 21220 (redirecting an ended
-call), 20404 (unknown sid). Two checks are stricter than Twilio on purpose, to catch adapter
-bugs: undeclared parameters (the real API ignores them) and values of the wrong type are refused
-with 70002, Twilio's "request does not match the expected schema" code.
+spec, values coerced to the declared types first (``OpenApiOperation.check_form``). Errors
+come in Twilio's shape ``{"code", "message", "more_info", "status"}`` with Twilio's codes where
+Twilio documents one: 21604/21603/21602 (message To/From/Body missing), 21201/21213/21205 (call
+To/From/Url missing), 21211 (To not a phone number), 21617 (body over 1600 characters), 21220
+(redirecting an ended call), 20404 (unknown sid). Two checks are stricter than Twilio on
+purpose, to catch adapter bugs: undeclared parameters (the real API ignores them) and values of
+the wrong type are refused with 70002, Twilio's "request does not match the expected schema" code.
 
 Answers carry every property of the spec's ``api.v2010.account.message`` / ``.call`` schemas,
 dates in RFC 2822 as Twilio writes them. Latency and faults come from ``HttpEmulator``.
@@ -28,22 +28,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from providers.emulators._http import HttpEmulator, json_response
-from providers.errors import ConfigError
+from providers.emulators._openapi import OpenApiOperation, openapi_document
 
 # The specs are test data beside the project (../shared/specs from the project root).
 _SPECS = Path(__file__).resolve().parents[3] / "shared/specs"
@@ -96,99 +93,28 @@ def error_body(status: int, code: int, message: str) -> dict[str, Any]:
 # ---- the official spec ------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=2)
-def _document(spec_path: Path) -> dict[str, Any]:
-    try:
-        document: dict[str, Any] = json.loads(spec_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(str(spec_path), "spec_path", f"unreadable: {exc}") from None
-    return document
+def _operation(template: str, spec_path: Path) -> OpenApiOperation:
+    """The ``POST template`` operation of the spec (its form schema, closed to extra fields)."""
+    return openapi_document(spec_path).operation("POST", template)
 
 
-@dataclass(frozen=True, slots=True)
-class FormSchema:
-    """One operation's form body: a validator and each parameter's declared JSON type."""
-
-    operation_id: str
-    types: Mapping[str, str]
-    validator: Draft202012Validator
-
-    def parse(self, form: Mapping[str, list[str]]) -> dict[str, Any]:
-        """The form as the JSON the schema describes; ``TwilioFault`` if it does not conform."""
-        for names, code, message in _PRESENCE[self.operation_id]:
-            if not any(v for name in names for v in form.get(name, [])):
-                raise TwilioFault(400, code, message)
-        typed = {name: _coerce(self.types.get(name, ""), values) for name, values in form.items()}
-        error = best_match(self.validator.iter_errors(typed))
-        if error is not None:
-            where = ".".join(str(p) for p in error.absolute_path)
-            if error.validator == "additionalProperties":
-                unknown = sorted(set(typed) - set(self.types))
-                detail = f"Unknown parameter(s) {', '.join(unknown)} for {self.operation_id}"
-            else:
-                detail = f"Invalid parameter {where or '(body)'}: {error.message}"
-            raise TwilioFault(400, SCHEMA_ERROR_CODE, detail)
-        return typed
-
-
-def _coerce(kind: str, values: list[str]) -> Any:
-    """Form strings as the declared type (left as strings when they do not parse, so the
-    validator names the problem)."""
-    if kind == "array":
-        return values
-    value = values[-1] if len(values) == 1 else values  # a repeated scalar fails validation
-    if not isinstance(value, str):
-        return value
-    if kind == "integer" and value.lstrip("-").isdigit():
-        return int(value)
-    if kind == "number":
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    if kind == "boolean" and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    return value
-
-
-@lru_cache(maxsize=8)
-def form_schema(template: str, spec_path: Path = DEFAULT_SPEC_PATH) -> FormSchema:
-    """The ``POST template`` form schema, closed to undeclared parameters."""
-    document = _document(spec_path)
-    operation = document["paths"][template]["post"]
-    content = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]
-    schema = content["schema"]
-    root = {**schema, "additionalProperties": False, "components": document["components"]}
-    types = {name: _type_of(prop, document) for name, prop in schema["properties"].items()}
-    return FormSchema(operation["operationId"], types, Draft202012Validator(root))
-
-
-def _type_of(prop: Mapping[str, Any], document: Mapping[str, Any]) -> str:
-    ref = prop.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-        prop = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    return str(prop.get("type", ""))
+def parse_form(operation: OpenApiOperation, form: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The form as the JSON the schema describes; ``TwilioFault`` if it does not conform."""
+    for names, code, message in _PRESENCE[operation.operation_id]:
+        if not any(v for name in names for v in form.get(name, [])):
+            raise TwilioFault(400, code, message)
+    typed, problems = operation.check_form(form)
+    if problems:
+        detail = f"Invalid parameters for {operation.operation_id}: {'; '.join(problems)}"
+        raise TwilioFault(400, SCHEMA_ERROR_CODE, detail)
+    return typed
 
 
 def response_validator(
     schema_name: str, spec_path: Path = DEFAULT_SPEC_PATH
 ) -> Draft202012Validator:
     """A validator for ``#/components/schemas/<schema_name>`` (``nullable`` made JSON Schema)."""
-    document = _document(spec_path)
-    target = _nullable(document["components"]["schemas"][schema_name])
-    root = {"$ref": "#/$defs/t", "$defs": {"t": target}, "components": document["components"]}
-    return Draft202012Validator(root)
-
-
-def _nullable(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_nullable(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out = {key: _nullable(value) for key, value in node.items()}
-    if out.pop("nullable", False) is True and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
+    return openapi_document(spec_path).schema_validator(schema_name)
 
 
 # ---- state ------------------------------------------------------------------------------------
@@ -285,10 +211,12 @@ class TwilioEmulator(HttpEmulator):
         return self._calls[sid]
 
     def register_call(
-        self, *, to: str, from_: str, status: str = "in-progress", direction: str = "inbound"
+        self, *, to: str, from_: str, status: str = "in-progress", direction: str = "inbound",
+        sid: str | None = None,
     ) -> str:
-        """A call Twilio knows of without a REST create (an inbound call); returns its sid."""
-        call = EmulatedCall(f"CA{uuid.uuid4().hex}", to, from_, status, direction)
+        """A call Twilio knows of without a REST create (an inbound call); returns its sid.
+        ``sid``: the call's sid when another party chose it (a simulated caller's ``callSid``)."""
+        call = EmulatedCall(sid or f"CA{uuid.uuid4().hex}", to, from_, status, direction)
         call.start_time = call.date_created if status == "in-progress" else None
         self._calls[call.sid] = call
         return call.sid
@@ -308,7 +236,7 @@ class TwilioEmulator(HttpEmulator):
 
     def _routes(self, app: web.Application) -> None:
         for template in (MESSAGES, CALLS, CALL):  # an unreadable spec fails here, at start
-            form_schema(template, self._spec_path)
+            _operation(template, self._spec_path)
         app.router.add_post(MESSAGES, self._guard(self._create_message, MESSAGES))
         app.router.add_get(MESSAGE, self._guard(self._fetch_message))
         app.router.add_post(CALLS, self._guard(self._create_call, CALLS))
@@ -325,7 +253,7 @@ class TwilioEmulator(HttpEmulator):
                 if form_of is not None:
                     posted = await request.post()
                     raw = {key: [str(v) for v in posted.getall(key)] for key in posted}
-                    form = form_schema(form_of, self._spec_path).parse(raw)
+                    form = parse_form(_operation(form_of, self._spec_path), raw)
                 return await handler(request, form)
             except TwilioFault as fault:
                 body = error_body(fault.status, fault.code, fault.message)

@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import aiohttp
 
 from providers.errors import ProviderError
-from providers.http import HttpResponse, JsonHttpClient, RetryPolicy, vendor_message
+from providers.http import (
+    HttpAdapter,
+    HttpResponse,
+    JsonHttpClient,
+    RetryPolicy,
+    vendor_message,
+)
 
 PROVIDER: Final = "twilio"
 DEFAULT_BASE_URL: Final = "https://api.twilio.com"
@@ -51,7 +56,7 @@ class TwilioApiError(ProviderError):
         self.status = status
 
 
-class TwilioRest:
+class TwilioRest(HttpAdapter):
     """The Twilio REST calls Slotline makes; an async context manager around one HTTP client.
 
     ``session`` may be shared (it is then not closed here). ``base_url`` is Twilio's root
@@ -78,31 +83,6 @@ class TwilioRest:
             session=session,
         )
         self._account_path = f"/{API_VERSION}/Accounts/{quote(account_sid, safe='')}"
-
-    # ---- lifecycle --------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        await self._http.start()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    @property
-    def requests(self) -> int:
-        """HTTP attempts sent so far (retries included)."""
-        return self._http.requests
 
     # ---- messages ---------------------------------------------------------------------------
 

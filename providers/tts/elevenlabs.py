@@ -22,62 +22,52 @@ when audio stalls) or ``ProtocolError`` for a malformed vendor message; a droppe
 fails the replies on it and the next reply opens a new one. When no socket can be opened the
 reply goes over ``POST /v1/text-to-speech/{voice_id}/stream`` (no alignment there), and
 WebSockets are not tried again for ``ws_retry_after_s``. The API key is never logged.
+
+This module is the pool and the REST fallback; one socket and one reply on it are
+``elevenlabs_socket`` (``ContextSocket``, ``ReplyContext``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import logging
-import secrets
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from contextlib import aclosing
-from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from providers.errors import (
-    ProtocolError,
-    ProviderAuthError,
-    ProviderError,
-    ProviderTimeout,
+from providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
+from providers.tts.elevenlabs_socket import (
+    BYTES_PER_MS,
+    INACTIVITY_TIMEOUT_S,
+    MAX_CONTEXTS_PER_SOCKET,
+    PROVIDER,
+    ContextSocket,
+    ReplyContext,
+    SpeechChunk,
 )
-from providers.tts.elevenlabs_wire import (
-    Alignment,
-    AudioReceived,
-    ClientMessage,
-    ContextFinished,
-    ErrorReported,
-    VoiceSettings,
-    encode_client_message,
-    parse_server_message,
-)
+from providers.tts.elevenlabs_wire import Alignment, ClientMessage, VoiceSettings
+
+__all__ = [
+    "BYTES_PER_MS",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL_ID",
+    "INACTIVITY_TIMEOUT_S",
+    "MAX_CONTEXTS_PER_SOCKET",
+    "OUTPUT_FORMAT",
+    "PROVIDER",
+    "ElevenLabsTts",
+    "SpeechChunk",
+    "words_heard",
+]
 
 log = logging.getLogger(__name__)
 
-PROVIDER = "tts.elevenlabs"
 DEFAULT_BASE_URL = "wss://api.elevenlabs.io"
 DEFAULT_MODEL_ID = "eleven_flash_v2_5"
 OUTPUT_FORMAT = "ulaw_8000"  # what Twilio plays: passed through untouched
-BYTES_PER_MS = 8  # ulaw_8000: one byte per sample
-MAX_CONTEXTS_PER_SOCKET = 5  # the vendor's limit; a sixth context gets the socket closed (1008)
-# The vendor's ceiling for inactivity_timeout: a pooled socket may sit idle between calls.
-INACTIVITY_TIMEOUT_S = 180
-# Stop handing out a socket this long before the vendor's idle timeout could close it.
-_IDLE_MARGIN_S = 5.0
-_RETRYABLE_ERRORS = frozenset({"max_active_conversations", "rate_limited", "internal_error"})
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechChunk:
-    """Audio of one reply with its alignment; ``start_ms`` and the alignment's times are
-    measured from the start of the reply (the first byte of its first chunk)."""
-
-    audio: bytes
-    start_ms: int
-    alignment: Alignment | None
 
 
 def words_heard(alignments: Iterable[Alignment], heard_ms: float) -> str:
@@ -146,7 +136,7 @@ class ElevenLabsTts:
         self._ws_url = f"{root}{path}/multi-stream-input?{urlencode(ws_query)}"
         http_root = "http" + root.removeprefix("ws") if root.startswith("ws") else root
         self._rest_url = f"{http_root}{path}/stream?{urlencode({'output_format': OUTPUT_FORMAT})}"
-        self._sockets: list[_Socket] = []
+        self._sockets: list[ContextSocket] = []
         self._connect_lock = asyncio.Lock()
         self._ws_down_until = 0.0
 
@@ -195,7 +185,7 @@ class ElevenLabsTts:
                 async for chunk in chunks:
                     yield chunk
             return
-        reply = _Reply(
+        reply = ReplyContext(
             socket,
             context_id,
             first_audio_timeout_s=self._first_audio_timeout_s,
@@ -207,7 +197,7 @@ class ElevenLabsTts:
 
     # ---- sockets ------------------------------------------------------------------------------
 
-    async def _lease(self) -> tuple[_Socket, str]:
+    async def _lease(self) -> tuple[ContextSocket, str]:
         """A context on a socket with room (opened with its first message)."""
         if asyncio.get_running_loop().time() < self._ws_down_until:
             raise ProviderError(PROVIDER, "WebSocket recently unreachable", retryable=True)
@@ -236,13 +226,13 @@ class ElevenLabsTts:
             return socket, context_id
         raise AssertionError("unreachable")
 
-    def _pick(self) -> _Socket | None:
+    def _pick(self) -> ContextSocket | None:
         for socket in self._sockets:
             if socket.usable and socket.live_contexts < MAX_CONTEXTS_PER_SOCKET:
                 return socket
         return None
 
-    async def _grow(self) -> _Socket:
+    async def _grow(self) -> ContextSocket:
         async with self._connect_lock:
             await self._prune()
             socket = self._pick()
@@ -262,7 +252,7 @@ class ElevenLabsTts:
 
     async def _prune(self) -> None:
         """Close sockets that are dead, retired and empty, or idle for too long."""
-        keep: list[_Socket] = []
+        keep: list[ContextSocket] = []
         for socket in self._sockets:
             if socket.usable or (socket.live_contexts and not socket.closed):
                 keep.append(socket)
@@ -270,7 +260,7 @@ class ElevenLabsTts:
                 await socket.aclose()
         self._sockets = keep
 
-    async def _connect(self) -> _Socket:
+    async def _connect(self) -> ContextSocket:
         if self._session is None:
             raise RuntimeError("ElevenLabsTts.start() was not called")
         try:
@@ -286,7 +276,7 @@ class ElevenLabsTts:
             message = f"cannot open the WebSocket: {type(exc).__name__}"
             raise ProviderError(PROVIDER, message, retryable=True) from None
         log.info("elevenlabs socket opened (%d in the pool)", len(self._sockets) + 1)
-        socket = _Socket(ws, close_grace_s=self._close_grace_s)
+        socket = ContextSocket(ws, close_grace_s=self._close_grace_s)
         socket.start()
         return socket
 
@@ -341,233 +331,3 @@ def _status_error(status: int, what: str) -> ProviderError:
         return ProviderAuthError(PROVIDER, f"{what}: the API key was refused (HTTP {status})")
     retryable = status == 429 or status >= 500
     return ProviderError(PROVIDER, f"{what}: HTTP {status}", retryable=retryable)
-
-
-class _Wake:
-    """Queued by the feeder so the reader of a reply re-evaluates its timer."""
-
-
-_WAKE = _Wake()
-_Item = AudioReceived | ContextFinished | Exception | _Wake
-
-
-class _Socket:
-    """One multi-context WebSocket: a reader task routes server messages to replies."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, close_grace_s: float) -> None:
-        self.retired = False  # no new contexts (it stalled, or a send failed)
-        self._ws = ws
-        self._close_grace_s = close_grace_s
-        self._loop = asyncio.get_running_loop()
-        self._last_used_at = self._loop.time()
-        self._prefix = secrets.token_hex(3)
-        self._ids = itertools.count(1)
-        self._queues: dict[str, asyncio.Queue[_Item]] = {}  # contexts someone listens to
-        self._live: dict[str, asyncio.TimerHandle | None] = {}  # contexts the service counts
-        self._reader: asyncio.Task[None] | None = None
-        self._failed = False  # the reader has failed every reply on this socket
-
-    def start(self) -> None:
-        self._reader = asyncio.create_task(self._read(), name="elevenlabs-socket-reader")
-
-    @property
-    def closed(self) -> bool:
-        return self._failed or self._ws.closed
-
-    @property
-    def usable(self) -> bool:
-        idle_s = self._loop.time() - self._last_used_at
-        return not (self.closed or self.retired) and idle_s < INACTIVITY_TIMEOUT_S - _IDLE_MARGIN_S
-
-    @property
-    def live_contexts(self) -> int:
-        return len(self._live)
-
-    def open_context(self) -> str:
-        if self.closed:
-            raise ProviderError(PROVIDER, "the socket is closed", retryable=True)
-        context_id = f"{self._prefix}-{next(self._ids)}"
-        self._live[context_id] = None
-        self._queues[context_id] = asyncio.Queue()
-        return context_id
-
-    def queue(self, context_id: str) -> asyncio.Queue[_Item]:
-        return self._queues[context_id]
-
-    async def send(self, message: ClientMessage) -> None:
-        self._last_used_at = self._loop.time()
-        try:
-            await self._ws.send_str(encode_client_message(message))
-        except (ConnectionError, aiohttp.ClientError, RuntimeError):
-            message_text = "the socket closed while sending"
-            raise ProviderError(PROVIDER, message_text, retryable=True) from None
-
-    def stop_listening(self, context_id: str) -> None:
-        """Drop the rest of a context's audio; its slot frees at isFinal or after the grace."""
-        self._queues.pop(context_id, None)
-        if context_id in self._live and self._live[context_id] is None:
-            release = self._loop.call_later(self._close_grace_s, self._release, context_id)
-            self._live[context_id] = release
-
-    async def aclose(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
-        await self._ws.close()  # not close_socket: that would wait for every context to drain
-        self._fail_all(ProviderError(PROVIDER, "the socket was closed", retryable=True))
-
-    def _release(self, context_id: str) -> None:
-        handle = self._live.pop(context_id, None)
-        if handle is not None:
-            handle.cancel()
-
-    async def _read(self) -> None:
-        error: Exception
-        try:
-            while True:
-                message = await self._ws.receive()
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    for event in parse_server_message(message.data):
-                        self._dispatch(event)
-                elif message.type is aiohttp.WSMsgType.BINARY:
-                    raise ProtocolError("elevenlabs.binary", "unexpected binary message")
-                else:
-                    code = self._ws.close_code
-                    detail = f"the service closed the socket (code {code})"
-                    error = ProviderError(PROVIDER, detail, retryable=True)
-                    break
-        except ProtocolError as exc:
-            log.warning("elevenlabs sent a malformed message: %s", exc.code)
-            error = exc
-        except ProviderError as exc:
-            error = exc
-        self._fail_all(error)
-        await self._ws.close()
-
-    def _dispatch(self, event: AudioReceived | ContextFinished | ErrorReported) -> None:
-        if isinstance(event, ErrorReported):
-            log.warning("elevenlabs reported %s: %s", event.error, event.message)
-            detail = f"{event.error or 'error'}: {event.message}"
-            retryable = event.error in _RETRYABLE_ERRORS
-            raise ProviderError(PROVIDER, detail, retryable=retryable)
-        if event.context_id is None:
-            raise ProtocolError("elevenlabs.no_context", "a message without contextId")
-        queue = self._queues.get(event.context_id)
-        if isinstance(event, ContextFinished):
-            self._release(event.context_id)
-        if queue is not None:
-            queue.put_nowait(event)
-
-    def _fail_all(self, error: Exception) -> None:
-        self._failed = True
-        for queue in self._queues.values():
-            queue.put_nowait(error)
-        self._queues.clear()
-        for handle in self._live.values():
-            if handle is not None:
-                handle.cancel()
-        self._live.clear()
-
-
-class _Reply:
-    """One context: a feeder task sends the text while ``run`` yields the audio."""
-
-    def __init__(
-        self,
-        socket: _Socket,
-        context_id: str,
-        *,
-        first_audio_timeout_s: float,
-        stall_timeout_s: float,
-    ) -> None:
-        self._first_audio_timeout_s = first_audio_timeout_s
-        self._stall_timeout_s = stall_timeout_s
-        self._socket = socket
-        self._id = context_id
-        self._queue = socket.queue(context_id)
-        self._loop = asyncio.get_running_loop()
-        self._waiting_for_input = False
-        self._audio_since_send = False
-        self._last_activity_at = self._loop.time()
-        self._close_sent = False
-
-    async def run(self, pieces: AsyncIterable[str]) -> AsyncGenerator[SpeechChunk, None]:
-        feeder = asyncio.create_task(self._feed(pieces), name=f"elevenlabs-feed-{self._id}")
-        received_bytes = 0
-        finished = False
-        try:
-            while True:
-                item = await self._next()
-                if isinstance(item, _Wake):
-                    continue
-                if isinstance(item, Exception):
-                    raise item
-                if isinstance(item, ContextFinished):
-                    finished = True
-                    return
-                self._audio_since_send = True
-                self._last_activity_at = self._loop.time()
-                start_ms = received_bytes // BYTES_PER_MS
-                received_bytes += len(item.audio)
-                alignment = item.alignment.shifted(start_ms) if item.alignment else None
-                yield SpeechChunk(item.audio, start_ms, alignment)
-        finally:
-            feeder.cancel()
-            await asyncio.gather(feeder, return_exceptions=True)
-            if not finished:
-                await self._close_context()
-            self._socket.stop_listening(self._id)
-
-    async def _next(self) -> _Item:
-        while True:
-            if not self._queue.empty():
-                return self._queue.get_nowait()
-            limit_s = (
-                self._stall_timeout_s if self._audio_since_send else self._first_audio_timeout_s
-            )
-            budget_s: float | None = None
-            if not self._waiting_for_input:
-                budget_s = max(0.0, limit_s - (self._loop.time() - self._last_activity_at))
-            try:
-                async with asyncio.timeout(budget_s):
-                    return await self._queue.get()
-            except TimeoutError:
-                self._socket.retired = True  # a stalled socket gets no new replies
-                what = "more audio" if self._audio_since_send else "first audio"
-                raise ProviderTimeout(PROVIDER, f"no {what} within {limit_s} s") from None
-
-    async def _feed(self, pieces: AsyncIterable[str]) -> None:
-        try:
-            iterator = aiter(pieces)
-            while True:
-                self._waiting_for_input = True
-                self._queue.put_nowait(_WAKE)
-                try:
-                    piece = await anext(iterator)
-                except StopAsyncIteration:
-                    break
-                finally:
-                    self._waiting_for_input = False
-                text = " ".join(piece.split())
-                if text:  # the vendor wants every chunk to end with a space
-                    chunk = ClientMessage(text=text + " ", context_id=self._id, flush=True)
-                    await self._send(chunk)
-            await self._close_context()
-            self._queue.put_nowait(_WAKE)  # input is over: the reply's timer runs again
-        except Exception as exc:  # the text source failed, or the socket: the reply fails
-            self._queue.put_nowait(exc)
-
-    async def _send(self, message: ClientMessage) -> None:
-        await self._socket.send(message)
-        self._audio_since_send = False
-        self._last_activity_at = self._loop.time()
-        self._queue.put_nowait(_WAKE)
-
-    async def _close_context(self) -> None:
-        if self._close_sent or self._socket.closed:
-            return
-        self._close_sent = True
-        try:
-            await self._send(ClientMessage(context_id=self._id, close_context=True))
-        except ProviderError:
-            self._socket.retired = True

@@ -1,0 +1,376 @@
+"""One call's Deepgram recognition stream: batching, Finalize, replay after a drop, turns.
+
+``DeepgramSttStream`` is the ``SttStream`` that ``DeepgramSpeechToText.open_stream`` returns;
+the behaviour (audio batching and keepalives, turns ended by ``Finalize``, interims, replay of
+unacknowledged audio on a reconnect, the errors) is described in ``providers/stt/deepgram.py``.
+Audio offsets here are bytes of 8 kHz mu-law since the stream began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from providers.base import AudioChunk, SpeechHints, Transcript
+from providers.errors import ProtocolError, ProviderError, ProviderTimeout
+from providers.stt import deepgram_wire as wire
+
+if TYPE_CHECKING:
+    from providers.stt.deepgram import DeepgramSpeechToText
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "stt-deepgram"
+BYTES_PER_S = 8000  # 8 kHz mu-law, one byte a sample
+_MAX_FRAME_BYTES = 8000  # replayed audio goes out in frames of at most 1 s
+_BACKOFF_S = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)  # first retry at once: the caller is talking
+
+
+T = TypeVar("T")
+
+
+class _Fanout(Generic[T]):
+    """Every subscriber gets every item; ``close`` ends their iteration."""
+
+    def __init__(self) -> None:
+        self._queues: list[asyncio.Queue[T | None]] = []
+        self.closed = False
+
+    def publish(self, item: T) -> None:
+        for queue in self._queues:
+            queue.put_nowait(item)
+
+    def close(self) -> None:
+        self.closed = True
+        for queue in self._queues:
+            queue.put_nowait(None)
+
+    async def subscribe(self) -> AsyncIterator[T]:
+        if self.closed:
+            return
+        queue: asyncio.Queue[T | None] = asyncio.Queue()
+        self._queues.append(queue)
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            self._queues.remove(queue)
+
+
+class DeepgramSttStream:
+    """One call's recognition stream. Audio offsets are bytes since the stream began."""
+
+    def __init__(self, owner: DeepgramSpeechToText, call_sid: str) -> None:
+        self._owner = owner
+        self._call_sid = call_sid
+        self._unacked = bytearray()  # audio no final result covers yet (replayed on a drop)
+        self._unacked_base = 0  # offset of _unacked[0]
+        self._sent = 0  # offset up to which the current connection has the audio
+        self._origin = 0  # offset of the current connection's audio time zero
+        self._wake = asyncio.Event()  # the sender has something to do
+        self._finalize_at: int | None = None  # a Finalize belongs after this offset
+        self._finalize_sent = False
+        self._waiter: asyncio.Future[Transcript] | None = None
+        self._finalize_lock = asyncio.Lock()
+        self._finals: list[wire.Results] = []  # this turn's is_final segments with words
+        self._interim = ""
+        self._last_send_at = 0.0
+        self._ws: ClientConnection | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._failure: ProviderError | None = None
+        self._close_requested = False
+        self._closed = False
+        self._transcripts: _Fanout[Transcript] = _Fanout()
+        self._events: _Fanout[wire.ServerMessage] = _Fanout()
+        # Counters for tests, logs and the bench.
+        self.connections = 0
+        self.reconnects = 0
+        self.protocol_errors = 0
+        self.timeouts = 0
+        self.keepalives_sent = 0
+        self.audio_sends = 0
+        self.replayed_bytes = 0
+        self.lost_bytes = 0
+
+    # ---- the SttStream protocol ----------------------------------------------------------------
+
+    def push_audio(self, chunk: AudioChunk) -> None:
+        if self._closed or self._failure is not None:
+            return
+        unacked = self._unacked
+        unacked += chunk.ulaw
+        if len(unacked) > self._owner.max_replay_bytes:  # trim in 1 s steps, not every frame
+            self._acknowledge(self._unacked_base + len(unacked) - self._owner.max_replay_bytes
+                              + BYTES_PER_S, lost=True)
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(
+                self._run(), name=f"stt-deepgram-{self._call_sid}"
+            )
+        if self._unacked_base + len(unacked) - self._sent >= self._owner.batch_bytes:
+            self._wake.set()
+
+    def set_hints(self, hints: SpeechHints) -> None:
+        """Deepgram takes keyterms only when the socket opens; per-turn hints are ignored."""
+
+    async def finalize(self) -> Transcript:
+        async with self._finalize_lock:
+            if self._failure is not None:
+                raise self._failure
+            if self._runner is None or self._closed:  # nothing was ever pushed, or too late
+                return Transcript(text="", is_final=True)
+            waiter: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            self._finalize_at = self._unacked_base + len(self._unacked)
+            self._finalize_sent = False
+            self._wake.set()
+            try:
+                async with asyncio.timeout(self._owner.finalize_timeout_s):
+                    transcript = await waiter
+            except TimeoutError:
+                return self._finalize_timed_out()
+            finally:
+                self._waiter = None
+        self._transcripts.publish(transcript)
+        return transcript
+
+    async def interim(self) -> AsyncIterator[Transcript]:
+        async for transcript in self._transcripts.subscribe():
+            yield transcript
+
+    async def events(self) -> AsyncIterator[wire.ServerMessage]:
+        async for message in self._events.subscribe():
+            yield message
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        runner = self._runner
+        if runner is not None and not runner.done():
+            if self._ws is not None:  # CloseStream: flush, final results, Metadata, close
+                self._close_requested = True
+                self._wake.set()
+                try:
+                    async with asyncio.timeout(self._owner.finalize_timeout_s):
+                        await asyncio.shield(runner)
+                except TimeoutError:
+                    logger.warning("CloseStream unanswered call_sid=%s", self._call_sid)
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(ProviderError(PROVIDER, "stream closed"))
+        self._transcripts.close()
+        self._events.close()
+        logger.info(
+            "deepgram stream closed call_sid=%s connections=%d reconnects=%d protocol_errors=%d "
+            "timeouts=%d keepalives=%d audio_sends=%d replayed_bytes=%d lost_bytes=%d",
+            self._call_sid, self.connections, self.reconnects, self.protocol_errors,
+            self.timeouts, self.keepalives_sent, self.audio_sends, self.replayed_bytes,
+            self.lost_bytes,
+        )
+
+    # ---- turns ---------------------------------------------------------------------------------
+
+    def _on_message(self, message: wire.ServerMessage) -> None:
+        self._events.publish(message)
+        if not isinstance(message, wire.Results):
+            if isinstance(message, wire.UnknownMessage):
+                logger.debug("deepgram %s ignored call_sid=%s", message.type, self._call_sid)
+            return
+        if not message.is_final:
+            self._interim = message.transcript
+        else:
+            end = self._origin + round(message.end_s * BYTES_PER_S)
+            self._acknowledge(min(end, self._sent))
+            self._interim = ""
+            if message.transcript:
+                self._finals.append(message)
+            if message.from_finalize:
+                self._turn_finalized()
+                return
+        text = " ".join([*(final.transcript for final in self._finals), self._interim]).strip()
+        self._transcripts.publish(Transcript(text=text, is_final=False))
+
+    def _turn_finalized(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():  # not ours to end: keep the words for the turn
+            logger.warning("unrequested from_finalize result call_sid=%s", self._call_sid)
+            return
+        waiter.set_result(self._end_turn(self._finals, ""))
+
+    def _finalize_timed_out(self) -> Transcript:
+        """Return what the turn has, drop its audio and replace the (stalled) connection."""
+        self.timeouts += 1
+        transcript = self._end_turn(self._finals, self._interim)
+        error = ProviderTimeout(
+            PROVIDER, f"no Finalize result within {self._owner.finalize_timeout_s:g} s"
+        )
+        logger.warning("%s call_sid=%s; reconnecting", error, self._call_sid)
+        if self._ws is not None:
+            self._ws.transport.abort()
+        if not transcript.text:
+            raise error
+        self._report(error)
+        self._transcripts.publish(transcript)
+        return transcript
+
+    def _end_turn(self, finals: list[wire.Results], interim: str) -> Transcript:
+        """The turn's text; its audio (up to the Finalize) is never replayed again."""
+        texts = [final.transcript for final in finals]
+        confidence = sum(final.confidence for final in finals) / len(finals) if finals else None
+        self._finals, self._interim = [], ""
+        if self._finalize_at is not None:
+            self._acknowledge(self._finalize_at)
+        self._finalize_at, self._finalize_sent = None, False
+        text = " ".join([*texts, interim]).strip()
+        return Transcript(text=text, is_final=True, confidence=confidence)
+
+    def _acknowledge(self, offset: int, *, lost: bool = False) -> None:
+        """Audio before ``offset`` will never be replayed."""
+        count = offset - self._unacked_base
+        if count <= 0:
+            return
+        del self._unacked[:count]
+        self._unacked_base = offset
+        if self._sent < offset:  # trimmed before it was ever sent (a long outage)
+            self.lost_bytes += offset - self._sent
+            self._sent = offset
+            if lost:
+                logger.warning("deepgram replay buffer full call_sid=%s: audio dropped",
+                               self._call_sid)
+
+    # ---- the connection ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self._connect_and_serve()
+        except Exception as exc:  # a bug here must fail the stream, not leave turns hanging
+            logger.exception("deepgram stream crashed call_sid=%s", self._call_sid)
+            self._fail(ProviderError(PROVIDER, f"internal error: {type(exc).__name__}"))
+
+    async def _connect_and_serve(self) -> None:
+        """Owns the socket for the stream's life: connect, serve, reconnect on a drop."""
+        failures = 0
+        while not self._close_requested:
+            try:
+                ws = await self._owner.connect()
+            except ProviderError as exc:
+                failures += 1
+                if not exc.retryable or failures > self._owner.max_reconnect_attempts:
+                    self._fail(exc)
+                    return
+                self._report(exc)
+                await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
+                continue
+            heard_back = await self._serve(ws)
+            if self._close_requested:
+                return
+            failures = 0 if heard_back else failures + 1
+            if failures > self._owner.max_reconnect_attempts:
+                self._fail(ProviderError(PROVIDER, "connection keeps dropping", retryable=True))
+                return
+            self.reconnects += 1
+            await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
+
+    async def _serve(self, ws: ClientConnection) -> bool:
+        """Run one connection until it ends; True if the server sent anything on it."""
+        self.connections += 1
+        self._ws = ws
+        self._origin = self._sent = self._unacked_base
+        self._finalize_sent = False  # a Finalize in flight goes again, behind the replay
+        self._interim = ""
+        replay = len(self._unacked)
+        if self.connections > 1:
+            self.replayed_bytes += replay
+            logger.info("deepgram reconnected call_sid=%s replaying_ms=%d",
+                        self._call_sid, replay * 1000 // BYTES_PER_S)
+        self._last_send_at = asyncio.get_running_loop().time()
+        self._wake.set()
+        sender = asyncio.create_task(self._send_loop(ws), name=f"stt-dg-send-{self._call_sid}")
+        received = 0
+        try:
+            async for data in ws:
+                received += 1
+                try:
+                    message = wire.parse_server_message(data)
+                except ProtocolError as exc:
+                    self.protocol_errors += 1
+                    logger.warning("deepgram %s call_sid=%s", exc, self._call_sid)
+                    self._report(ProviderError(PROVIDER, f"malformed message: {exc.code}"))
+                    continue
+                self._on_message(message)
+        except ConnectionClosed:
+            pass  # reported below with the close code
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            self._ws = None
+        if not self._close_requested:
+            reason = wire.describe_close(ws.close_code or 1006, ws.close_reason or "")
+            logger.warning("deepgram connection lost call_sid=%s close=%s", self._call_sid, reason)
+            self._report(ProviderError(PROVIDER, f"connection lost: {reason}", retryable=True))
+        return received > 0
+
+    async def _send_loop(self, ws: ClientConnection) -> None:
+        owner = self._owner
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._send_pending(ws)
+                if self._close_requested:
+                    await ws.send(wire.CLOSE_STREAM)
+                    return
+                self._wake.clear()
+                if self._has_pending():
+                    wait_s = owner.batch_s
+                else:
+                    wait_s = self._last_send_at + owner.keepalive_s - loop.time()
+                try:
+                    async with asyncio.timeout(max(0.0, wait_s)):
+                        await self._wake.wait()
+                except TimeoutError:
+                    if not self._has_pending():
+                        await ws.send(wire.KEEPALIVE)
+                        self.keepalives_sent += 1
+                        self._last_send_at = loop.time()
+        except ConnectionClosed:
+            pass  # the receive side sees the same close and handles it
+
+    def _has_pending(self) -> bool:
+        return self._sent < self._unacked_base + len(self._unacked)
+
+    async def _send_pending(self, ws: ClientConnection) -> None:
+        """Send all pushed audio, with the Finalize (if any) at its place in it."""
+        while True:
+            end = self._unacked_base + len(self._unacked)
+            finalize_at = None if self._finalize_sent else self._finalize_at
+            if finalize_at is not None and self._sent >= finalize_at:
+                await ws.send(wire.FINALIZE)
+                self._finalize_sent = True
+                continue
+            limit = end if finalize_at is None else finalize_at
+            if self._sent >= limit:
+                return
+            start = self._sent - self._unacked_base
+            data = bytes(self._unacked[start : start + min(limit - self._sent, _MAX_FRAME_BYTES)])
+            await ws.send(data)
+            self._sent += len(data)
+            self.audio_sends += 1
+            self._last_send_at = asyncio.get_running_loop().time()
+
+    def _report(self, error: ProviderError) -> None:
+        if self._owner.on_error is not None:
+            self._owner.on_error(error)
+
+    def _fail(self, error: ProviderError) -> None:
+        """Give up on the stream: finalize raises ``error`` from now on."""
+        logger.error("deepgram stream failed call_sid=%s: %s", self._call_sid, error)
+        self._failure = error
+        self._unacked.clear()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(error)
