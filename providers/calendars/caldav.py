@@ -19,7 +19,8 @@ read and written with ``icalendar`` by the pure helpers at the bottom.
   1. UID = a hash of the idempotency key. Query the slot: our UID there → return it (a
      retry); another blocking event → ``SlotTaken``.
   2. PUT ``<uid>.ics`` with ``If-None-Match: *``; 412 = the UID exists (a concurrent retry of
-     the same key): return that event.
+     the same key): return that event. An answer lost to a dropped connection or a timeout:
+     GET the UID; there with our key → it was written, go on; else the error stands.
   3. Query the slot again. Rivals (other blocking events there) are ranked with ours by
      (CREATED, else DTSTAMP; then UID). A rival ranked first → delete ours, ``SlotTaken``.
      Ours ranked first → wait up to ``rival_grace_s`` for the rivals to withdraw (a rival that
@@ -134,14 +135,21 @@ class CaldavCalendar(ResourceContext):
             return _booking(mine)  # a retry: the booking is already made
         href = self._href(uid)
         body = _new_event(uid, request, datetime.now(UTC))
-        async with self._dav("PUT"):
-            response = await self._dav_client().put(href, body, {**_ICS, "If-None-Match": "*"})
-        if response.status == 412:  # the UID exists: the same key, written concurrently
-            existing = await self._load(uid)
-            if existing is None or existing[0].key != request.idempotency_key:
-                raise ProviderError(PROVIDER, f"event {uid} exists but is not this booking")
-            return _booking(existing[0])
-        _check(response, "PUT", href)
+        try:
+            async with self._dav("PUT"):
+                response = await self._dav_client().put(
+                    href, body, {**_ICS, "If-None-Match": "*"}
+                )
+        except ProviderError as lost:  # a dropped connection or a timeout: maybe written
+            if not lost.retryable or not await self._written(uid, request.idempotency_key):
+                raise
+        else:
+            if response.status == 412:  # the UID exists: the same key, written concurrently
+                existing = await self._load(uid)
+                if existing is None or existing[0].key != request.idempotency_key:
+                    raise ProviderError(PROVIDER, f"event {uid} exists but is not this booking")
+                return _booking(existing[0])
+            _check(response, "PUT", href)
         await self._settle_rivals(uid, request)
         return ProviderBooking(uid, request.start, request.end, "confirmed")
 
@@ -198,6 +206,14 @@ class CaldavCalendar(ResourceContext):
         if any(event.blocks for event in events):
             raise SlotTaken(PROVIDER, f"{_ical_utc(start)} is busy")
         return None
+
+    async def _written(self, uid: str, key: str) -> bool:
+        """After a PUT whose answer was lost: is our event there? (a failed look says no)"""
+        try:
+            loaded = await self._load(uid)
+        except ProviderError:
+            return False
+        return loaded is not None and loaded[0].key == key
 
     async def _settle_rivals(self, uid: str, request: BookingRequest) -> None:
         """Step 3 of the module doc: keep our new event only if every rival withdraws."""
