@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     from agent.bench.args import add_parser as add_bench_parser
 
     add_bench_parser(sub)
+    from agent.emulate import add_arguments as add_emulate_arguments
+
+    add_emulate_arguments(sub.add_parser("emulate", help="the provider emulators on loopback"))
     return parser
 
 
@@ -52,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logs.configure(os.environ.get("SLOTLINE_LOG__LEVEL", "WARNING"))
         return bench_main(args)
+    if args.command == "emulate":  # needs no settings: it prints the ones that point at it
+        from agent.emulate import main as emulate_main
+
+        logs.configure(os.environ.get("SLOTLINE_LOG__LEVEL", "WARNING"))
+        return asyncio.run(emulate_main(args))
     try:
         settings = load_settings(getattr(args, "config", None), os.environ)
         secrets = load_secrets(os.environ)

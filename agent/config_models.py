@@ -257,7 +257,9 @@ class ConfirmationSettings(_Section):
 
     sms: bool = False  # needs Twilio credentials and twilio.from_number
     email: bool = False  # needs the `email` section
-    reminders: Annotated[tuple[str, ...], AfterValidator(_reminder_offsets)] = ()
+    reminders: Annotated[
+        tuple[str, ...], BeforeValidator(_split_names), AfterValidator(_reminder_offsets)
+    ] = ()  # e.g. ["24h", "1h"]; from the environment "24h,1h"
 
 
 class BookingActionSettings(_Section):
@@ -328,6 +330,8 @@ class TurnSettings(_Section):
     vad: Literal["webrtc", "silero"] = "webrtc"
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     end_silence_ms: int = Field(default=600, gt=0)
+    short_silence_ms: int = Field(default=400, gt=0)
+    long_silence_ms: int = Field(default=1200, gt=0)
     min_speech_ms: int = Field(default=120, gt=0)
     bargein_min_speech_ms: int = Field(default=300, gt=0)
     max_turn_s: int = Field(default=30, gt=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,13 +21,14 @@ from agent.flow import Flow, FlowEngine, FlowResponder, load_flow
 from agent.flow.webhooks import HttpWebhooks
 from agent.metrics import Metrics
 from agent.notify.setup import build_notifications
-from agent.responder import Responder
+from agent.responder import Action, CallEvent, Responder
 from agent.session import SessionDeps
 from agent.store import Store
 from agent.telephony import TwilioCallControl
 from audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
 from providers.base import AsyncResource, SpeechToText, TextToSpeech
 from providers.errors import ConfigError, ProviderError
+from providers.llm.openai import OpenAIChatModel
 from providers.telephony.twilio_media import Start
 from providers.telephony.twilio_rest import TwilioRest
 
@@ -171,6 +173,47 @@ def _twilio_rest(
     )
 
 
+class _FlowCall:
+    """A call's ``FlowResponder``; when the call ends, its booking runner hears what the flow
+    collected (an e-mail address asked for once booked still gets its confirmation)."""
+
+    def __init__(self, responder: FlowResponder, runner: ServiceBookingRunner) -> None:
+        self._responder = responder
+        self._runner = runner
+
+    def handle(self, event: CallEvent) -> AsyncIterator[Action]:
+        return self._responder.handle(event)
+
+    @property
+    def flow(self) -> str:
+        return self._responder.flow
+
+    @property
+    def node(self) -> str:
+        return self._responder.node
+
+    @property
+    def variables(self) -> Mapping[str, str]:
+        return self._responder.variables
+
+    async def aclose(self) -> None:
+        await self._responder.aclose()
+        self._runner.call_ended(self._responder.variables)
+
+
+def _llm(settings: Settings, secrets: Secrets) -> OpenAIChatModel | None:
+    """The flow's model for ``llm.provider: openai`` (any OpenAI-compatible server)."""
+    if settings.llm.provider != "openai":
+        return None
+    key = _secret(secrets.openai_api_key, "OPENAI_API_KEY",
+                  "llm.provider: openai (any value for a server that needs none)")
+    return OpenAIChatModel(
+        key,
+        base_url=settings.llm.base_url or "https://api.openai.com/v1",
+        model=settings.llm.model or "gpt-4o-mini",
+    )
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -207,6 +250,7 @@ async def build_deps(
     metrics = Metrics()
     stt, stt_resource = _stt(settings, secrets, metrics)
     tts, tts_resource = _tts(settings, secrets)
+    llm = _llm(settings, secrets)
     store = await Store.open(settings.store.url)
     http = _HttpSession()
     try:
@@ -243,18 +287,24 @@ async def build_deps(
                 log.warning("call_sid=%s asked for flow %r: %s; using %r", start.call_sid,
                             requested, exc, settings.flow)
         caller_tz = flow.timezone or calendar_tz
-        engine = FlowEngine(flow, now=_utc_now, timezone=caller_tz)
+        engine = FlowEngine(flow, now=_utc_now, timezone=caller_tz, use_llm=llm is not None)
+        caller_number = start.custom_parameters.get("user_phone", "")
         runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=caller_tz,
-                                      clock=_utc_now, notices=notices)
+                                      clock=_utc_now, notices=notices,
+                                      caller_phone=caller_number)
         webhooks = HttpWebhooks(settings.webhooks, call_sid=start.call_sid,
                                 secret=webhook_secret, session=http.get())
         control = None
         if rest is not None:
             control = TwilioCallControl(
                 rest, call_sid=start.call_sid, from_number=settings.twilio.from_number,
-                caller_number=start.custom_parameters.get("user_phone", ""),
+                caller_number=caller_number,
             )
-        return FlowResponder(engine, booking=runner, webhooks=webhooks, control=control)
+        responder = FlowResponder(
+            engine, booking=runner, webhooks=webhooks, control=control, llm=llm,
+            on_provider_error=lambda exc: metrics.provider_errors.inc(exc.provider),
+        )
+        return _FlowCall(responder, runner)
 
     return SessionDeps(
         stt=stt,
@@ -264,7 +314,7 @@ async def build_deps(
         call_log=CallLog(),
         metrics=metrics,
         resources=tuple(
-            r for r in (stt_resource, tts_resource, _StoreResource(store), http, calendars,
+            r for r in (stt_resource, tts_resource, llm, _StoreResource(store), http, calendars,
                         notifications)
             if r is not None
         ),

@@ -45,6 +45,7 @@ haircut	a haircut please
 cancel_short	i want to cancel
 by_phone	by phone number
 first_one	the first one please
+urgent	this is urgent
 TABLE
 )
 

@@ -5,12 +5,16 @@ the spoken date and time); ``BookingService`` speaks in pooled slots. This adapt
 remembers the last availability it fetched so "the second one" books exactly what was offered,
 and turns every failure into a result the flow can follow (its failure edge), never an
 exception into the call.
+
+A booking's attendee phone is the number the caller phoned from unless the flow collected
+another. An e-mail address the caller gives after booking (a flow may offer an e-mail
+confirmation once booked) is handed to ``call_ended``, which passes it on to the confirmations.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 
 from agent.booking.pool import PooledSlot
@@ -50,13 +54,16 @@ class ServiceBookingRunner:
     def __init__(
         self, service: BookingService, *, call_sid: str, caller_tz: str,
         clock: Callable[[], datetime], notices: BookingNotices | None = None,
+        caller_phone: str = "",
     ) -> None:
         self._service = service
         self._notices = notices
         self._call_sid = call_sid
         self._caller_tz = caller_tz
         self._clock = clock
+        self._caller_phone = caller_phone  # the number the call came from ("" = unknown)
         self._last: Availability | None = None
+        self._booked: dict[str, tuple[str, str]] = {}  # booking id → (action, e-mail given)
 
     async def check(self, request: CheckAvailability) -> AvailabilityReady:
         action = request.action
@@ -80,7 +87,7 @@ class ServiceBookingRunner:
     async def run(self, request: RunBooking) -> BookingFinished:
         attendee = request.attendee
         details = BookingDetails(
-            Attendee(attendee.name, attendee.email, attendee.phone,
+            Attendee(attendee.name, attendee.email, attendee.phone or self._caller_phone,
                      attendee.timezone or self._caller_tz),
             call_sid=self._call_sid,
             fields=dict(request.fields),
@@ -95,8 +102,10 @@ class ServiceBookingRunner:
         except ProviderError as exc:
             log.warning("booking failed call_sid=%s: %s", self._call_sid, exc)
             return BookingFinished(request.node_id, False, reason="unavailable")
-        if isinstance(outcome, Booked) and self._notices is not None:
-            self._notices.booked(outcome.booking_id, request.action)
+        if isinstance(outcome, Booked):
+            self._booked[outcome.booking_id] = (request.action, attendee.email)
+            if self._notices is not None:
+                self._notices.booked(outcome.booking_id, request.action)
         return self._finished(request.node_id, outcome)
 
     async def reschedule(self, request: RunReschedule) -> BookingFinished:
@@ -133,10 +142,21 @@ class ServiceBookingRunner:
             return CancelFinished(request.node_id, False, reason="unavailable")
         if cancelled is None:
             return CancelFinished(request.node_id, False, reason="not_found")
+        self._booked.pop(cancelled.id, None)
         if self._notices is not None:
             self._notices.cancelled(cancelled.id)
         return CancelFinished(request.node_id, True, self._offer(cancelled.start),
                               booking_id=cancelled.id)
+
+    def call_ended(self, variables: Mapping[str, str]) -> None:
+        """The call is over: an e-mail address collected after this call's bookings were made
+        goes onto them, and their confirmations go out to it."""
+        email = variables.get("user_email", "")
+        if not email or self._notices is None:
+            return
+        for booking_id, (action, given) in self._booked.items():
+            if email != given:
+                self._notices.contact_added(booking_id, action, email)
 
     # ---- helpers -------------------------------------------------------------------------------
 

@@ -8,12 +8,15 @@ asks for but that is not configured is a start-up error, not a silent skip.
 
 ``BookingNotices`` is what the booking runner calls after a booking, a move or a cancel: the
 confirmation is sent in the background (the caller never waits on an SMS gateway), and what it
-could not send is retried by the scheduler, which owns the same jobs.
+could not send is retried by the scheduler, which owns the same jobs. An e-mail address given
+after the booking was made (``contact_added``) is written onto the booking first; confirming
+again then sends only what had no address before (the jobs already sent are not repeated).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +58,24 @@ class BookingNotices:
 
     def cancelled(self, booking_id: str) -> None:
         self._spawn(self.notifier.cancelled(booking_id), booking_id)
+
+    def contact_added(self, booking_id: str, action: str, email: str) -> None:
+        """The caller gave ``email`` after booking: put it on the booking, then confirm."""
+        policy = self.policies.get(action)
+        if policy is not None and policy.email:
+            self._spawn(self._add_email(booking_id, email, policy), booking_id)
+
+    async def _add_email(self, booking_id: str, email: str, policy: NotificationPolicy) -> object:
+        store = self.notifier.store
+        booking = await store.bookings.get(booking_id)
+        if booking is None or booking.status != "confirmed" or booking.attendee.email == email:
+            return None
+        updated = await store.bookings.set_attendee(
+            booking_id, dataclasses.replace(booking.attendee, email=email)
+        )
+        if updated is None:  # cancelled meanwhile
+            return None
+        return await self.notifier.confirm(booking_id, policy)
 
     def _spawn(self, work: Coroutine[Any, Any, object], booking_id: str) -> None:
         async def run() -> object:

@@ -29,6 +29,7 @@ from agent.store.records import (
     phone_key,
 )
 from agent.store.schema import bookings
+from providers.calendars.base import Attendee
 from providers.errors import SlotTaken
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,19 @@ class BookingRepo:
             update(bookings).where(bookings.c.id == existing.id).values(values).returning(bookings)
         )
         return _to_record((await conn.execute(statement)).one())
+
+    async def set_attendee(self, booking_id: str, attendee: Attendee) -> BookingRecord | None:
+        """Replace a confirmed booking's attendee details (an e-mail given after booking);
+        None when there is no such confirmed booking (cancelled meanwhile: left alone)."""
+        statement = (
+            update(bookings)
+            .where(bookings.c.id == booking_id, bookings.c.status == "confirmed")
+            .values(attendee=attendee_json(attendee), updated_at=self._clock())
+            .returning(bookings)
+        )
+        async with self._db.write() as conn:
+            row = (await conn.execute(statement)).one_or_none()
+        return None if row is None else _to_record(row)
 
     async def cancel(self, booking_id: str) -> BookingRecord | None:
         """Mark cancelled (cancelling twice is harmless); None when there is no such booking.

@@ -1,5 +1,6 @@
 """A whole booking call with the cloud adapters switched on by config, each vendor on its
-emulator with the `cloud` latency profile: Deepgram for speech-to-text, ElevenLabs for speech."""
+emulator with the `cloud` latency profile: Deepgram for speech-to-text, an OpenAI-compatible model
+for the flow, ElevenLabs for speech."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from agent.caller import run_caller
 from agent.demo import DEMO_SCRIPT, caller_wav
 from providers.emulators.deepgram import DeepgramEmulator
 from providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator, Fault
+from providers.emulators.openai import LATENCY_PROFILES as LLM_LATENCY
+from providers.emulators.openai import OpenAIEmulator
 from tests.e2e.conftest import call_tasks, running_server
 
-SECRETS = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key"}
+SECRETS = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key",
+           "OPENAI_API_KEY": "sk-test"}
 
 
 def _cloud_env(deepgram: DeepgramEmulator, eleven: ElevenLabsEmulator) -> dict[str, str]:
@@ -23,13 +27,13 @@ def _cloud_env(deepgram: DeepgramEmulator, eleven: ElevenLabsEmulator) -> dict[s
     }
 
 
-async def test_booking_call_on_deepgram_and_elevenlabs_emulators() -> None:
+async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> None:
     async with DeepgramEmulator.cloud(api_key="dg-key") as deepgram, ElevenLabsEmulator(
         api_key="xi-key", latency=LATENCY_PROFILES["cloud"]
-    ) as eleven:
-        runner, server = await running_server(
-            env=_cloud_env(deepgram, eleven), secret_env=SECRETS
-        )
+    ) as eleven, OpenAIEmulator(api_key="sk-test", latency=LLM_LATENCY["cloud"]) as llm:
+        env = {**_cloud_env(deepgram, eleven), "SLOTLINE_LLM__PROVIDER": "openai",
+               "SLOTLINE_LLM__BASE_URL": llm.base_url, "SLOTLINE_LLM__MODEL": "gpt-4o-mini"}
+        runner, server = await running_server(env=env, secret_env=SECRETS)
         try:
             report = await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
             record = server.deps.call_log.get(report.call_sid)
@@ -42,6 +46,8 @@ async def test_booking_call_on_deepgram_and_elevenlabs_emulators() -> None:
             assert eleven.counters.contexts_opened >= len(DEMO_SCRIPT)
             answered = [t.turn_latency_ms for t in report.turns]
             assert all(latency is not None for latency in answered)
+            # every answer was read by the rules extractors: no turn waited on the model
+            assert llm.stats.requests == 0
         finally:
             await runner.cleanup()
     assert call_tasks() == []

@@ -57,6 +57,9 @@ CALLER_EXPECTED = {
 }
 # Utterances that answer no question: they must not be read as a value of these kinds.
 CALLER_NOT_VALUES = ("book", "cancel", "reschedule", "interrupt", "goodbye")
+# Utterances a flow's global intent catches; the engine matches intents before any extractor
+# runs, so they must only not be read as these kinds ("this is urgent" does read as a name).
+CALLER_INTENTS = {"urgent": ("email", "phone", "date", "time", "time_of_day", "yes_no", "number")}
 # Answers to the example flows' choice questions (their choices as the flow files spell them).
 CALLER_CHOICES = {
     "haircut": (("haircut|hair cut|cut|trim", "coloring|colouring|color", "styling|style"),
@@ -89,8 +92,18 @@ def test_caller_utterance_that_answers_nothing(utterance_id: str, kind: str) -> 
     assert run(kind, caller_utterances()[utterance_id]) is None
 
 
+@pytest.mark.parametrize(
+    ("utterance_id", "kind"), [(u, k) for u, kinds in CALLER_INTENTS.items() for k in kinds]
+)
+def test_caller_intent_utterance_is_no_value(utterance_id: str, kind: str) -> None:
+    assert run(kind, caller_utterances()[utterance_id]) is None
+
+
 def test_every_caller_utterance_is_covered() -> None:
-    covered = {*CALLER_EXPECTED, *CALLER_NOT_VALUES, *CALLER_CHOICES, *FREE_TEXT, "backchannel"}
+    covered = {
+        *CALLER_EXPECTED, *CALLER_NOT_VALUES, *CALLER_CHOICES, *FREE_TEXT, *CALLER_INTENTS,
+        "backchannel",
+    }
     assert set(caller_utterances()) == covered
     assert value("yes_no", caller_utterances()["backchannel"]) == "yes"
 

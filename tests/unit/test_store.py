@@ -260,3 +260,15 @@ def test_store_urls_map_to_the_async_drivers(url: str, driver: str, database: st
 def test_bad_store_urls_name_the_key(url: str) -> None:
     with pytest.raises(ConfigError, match="store: url"):
         async_url(url)
+
+
+async def test_set_attendee_changes_a_confirmed_booking_only(store: Store) -> None:
+    made = await store.bookings.create(
+        NewBooking("main", "local", T0, T0 + timedelta(minutes=30), Attendee("Ann"), "k-att")
+    )
+    updated = await store.bookings.set_attendee(made.id, Attendee("Ann", email="a@example.com"))
+    assert updated is not None and updated.attendee.email == "a@example.com"
+    again = await store.bookings.get(made.id)
+    assert again is not None and again.attendee.email == "a@example.com"
+    await store.bookings.cancel(made.id)
+    assert await store.bookings.set_attendee(made.id, Attendee("Bob")) is None

@@ -61,8 +61,8 @@ QUESTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "phone": (("phone",), ("555 123 4567", "555 987 6543")),
     "confirm": (("yes", "yes_works", "no"), ("yes", "yes that works", "no", "no thanks", "yeah")),
     "other": (
-        ("interrupt", "goodbye", "backchannel"),
-        ("wait sorry hold on", "thank you goodbye", "uh huh", "goodbye"),
+        ("interrupt", "goodbye", "backchannel", "urgent"),
+        ("wait sorry hold on", "thank you goodbye", "uh huh", "goodbye", "this is urgent"),
     ),
     # the example flows' questions
     "choice": (
