@@ -45,6 +45,8 @@ def session_config(settings: Settings) -> SessionConfig:
         turn=TurnConfig(
             min_speech_ms=turn.min_speech_ms,
             end_silence_ms=turn.end_silence_ms,
+            short_silence_ms=turn.short_silence_ms,
+            long_silence_ms=turn.long_silence_ms,
             bargein_min_speech_ms=turn.bargein_min_speech_ms,
             max_turn_ms=turn.max_turn_s * 1000,
         ),

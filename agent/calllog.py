@@ -47,6 +47,13 @@ class Turn:
     interrupted: bool = False
     heard_text: str | None = None  # agent turns cut by barge-in: what reached the caller
     latency: Latency | None = None
+    # agent turns
+    cached_audio: bool = False  # some of its sentences played from the prompt cache
+    filler: bool = False  # said by the session while the reply was slow to start
+    resumed: int = 0  # false interruptions (noise) after which it went on
+    # caller turns
+    ended_by: str | None = None  # silence | stt_final | max_turn
+    patience: str | None = None  # short | normal | long: the profile the turn was heard with
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -59,6 +66,16 @@ class Turn:
             out["heard_text"] = self.heard_text
         if self.latency is not None:
             out["latency"] = self.latency.as_dict()
+        if self.cached_audio:
+            out["cached_audio"] = True
+        if self.filler:
+            out["filler"] = True
+        if self.resumed:
+            out["resumed"] = self.resumed
+        if self.ended_by is not None:
+            out["ended_by"] = self.ended_by
+        if self.patience is not None:
+            out["patience"] = self.patience
         return out
 
 

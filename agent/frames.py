@@ -2,14 +2,22 @@
 
 Every 20 ms of every call: decode mu-law, ask the VAD, hand the frame to the recogniser, feed the
 turn detector. Synchronous and allocation-light on purpose: it runs on the event loop.
+
+Recognisers with an endpointer of their own (Deepgram) also say when an utterance has ended;
+``watch_endpoints`` turns those messages into ``TurnDetector.stt_final()`` calls, so the turn
+ends on VAD silence or STT finality, whichever comes first (rules in ``agent.turns``).
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol, runtime_checkable
 
 from agent.turns import TurnDetector, TurnEvent
 from audio.mulaw import ulaw_to_pcm16
 from audio.vad import Vad
 from providers.base import AudioChunk, SttStream
+from providers.stt import deepgram_wire
 
 
 class FramePipeline:
@@ -26,3 +34,26 @@ class FramePipeline:
         voiced = self._vad.is_speech(pcm16)
         self._stt.push_audio(AudioChunk(ulaw, pcm16, voiced))
         return voiced, self.turns.frame(voiced, t_ms)
+
+
+@runtime_checkable
+class EndpointingStream(Protocol):
+    """A recognition stream that also yields its vendor's own messages (``DeepgramSttStream``)."""
+
+    def events(self) -> AsyncIterator[object]: ...
+
+
+def utterance_ended(message: object) -> bool:
+    """Whether a recogniser message says the caller's utterance is over: Deepgram's
+    ``speech_final`` on a result with words (its endpointer saw the pause after them), or
+    ``UtteranceEnd`` (no new word for ``utterance_end_ms``)."""
+    if isinstance(message, deepgram_wire.Results):
+        return message.speech_final and bool(message.transcript.strip())
+    return isinstance(message, deepgram_wire.UtteranceEnd)
+
+
+async def watch_endpoints(stream: EndpointingStream, on_final: Callable[[], object]) -> None:
+    """Call ``on_final`` for every end of utterance ``stream`` reports, until it closes."""
+    async for message in stream.events():
+        if utterance_ended(message):
+            on_final()

@@ -39,6 +39,20 @@ class Histogram:
         return lines
 
 
+class Counter:
+    def __init__(self, name: str, help_text: str) -> None:
+        self.name = name
+        self.help = help_text
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+
+    def render(self) -> list[str]:
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter",
+                f"{self.name} {self.value}"]
+
+
 class LabelledCounter:
     def __init__(self, name: str, help_text: str, label: str) -> None:
         self.name = name
@@ -74,6 +88,21 @@ class Metrics:
         self.bookings = LabelledCounter(
             "slotline_bookings_total", "Booking attempts by result.", "result"
         )
+        self.turn_ends = LabelledCounter(
+            "slotline_turn_ends_total",
+            "Caller turns by what ended them: silence, stt_final or max_turn.", "reason",
+        )
+        self.cached_audio_turns = Counter(
+            "slotline_cached_audio_turns_total",
+            "Agent turns that played prompt audio from the cache.",
+        )
+        self.fillers = Counter(
+            "slotline_fillers_total", "Fillers said while a reply was slow to start."
+        )
+        self.false_interruptions = Counter(
+            "slotline_false_interruptions_total",
+            "Barge-ins with no words (noise) after which the agent resumed.",
+        )
 
     def render(self) -> str:
         lines = [
@@ -87,6 +116,10 @@ class Metrics:
             self.provider_errors,
             self.protocol_errors,
             self.bookings,
+            self.turn_ends,
+            self.cached_audio_turns,
+            self.fillers,
+            self.false_interruptions,
         ):
             lines.extend(part.render())
         return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from agent.turns import Patience, patience_for
 from providers.base import SpeechHints
 
 
@@ -52,9 +53,16 @@ class Say:
 
 @dataclass(frozen=True, slots=True)
 class Listen:
-    """What to expect in the caller's next utterance (recogniser hints)."""
+    """What to expect in the caller's next utterance: recogniser hints, and how long a pause
+    ends it (``patience``: "short" after a yes/no question, "long" while the caller spells an
+    e-mail or reads out a phone number; see ``agent.turns``)."""
 
     hints: SpeechHints
+    patience: Patience = "normal"
+
+    def expecting(self, kind: str) -> Listen:
+        """This Listen with the patience an answer of extractor ``kind`` needs."""
+        return Listen(self.hints, patience_for(kind))
 
 
 @dataclass(frozen=True, slots=True)

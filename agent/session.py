@@ -6,8 +6,28 @@ Per call there is one ``asyncio.TaskGroup`` holding:
   but the socket — nothing per frame hops threads;
 - the conversation task: takes ended turns, DTMF and interruptions in order, gets the final
   transcript and starts one reply at a time;
-- the reply task: runs the responder's actions (speak, listen, hang up). Barge-in cancels it
-  from the receive loop right after ``clear`` is sent.
+- the reply task: runs the responder's actions (speak, listen, hang up);
+- background tasks: the recogniser's end-of-utterance watcher (``agent.frames``) and the
+  prompt-cache warm-up (``agent.prompt_cache``).
+
+Barge-in (the turn detector's ``BargeIn``) sends ``clear`` at once — ``bargein_ms`` stays
+``bargein_min_speech_ms`` plus one frame — and *holds* the reply: it sends nothing more, but it
+is not cancelled yet. The end of the caller's turn decides:
+- words (or a keypress): a real interruption. The reply is cancelled with everything below it,
+  and the responder hears ``ReplyInterrupted`` with only what was heard;
+- no words (a cough, a door, line noise): a false interruption. The agent resumes: the
+  sentences the ``clear`` cut are played again from the first unheard one (their audio is kept
+  until heard), then the held reply goes on, its current sentence from its start.
+The price of confirming by words rather than pausing and waiting for interim words before
+``clear``: after a false interruption the caller hears a gap (their noise, the end-of-turn
+silence, the final transcript) and the cut sentence again from its start. Waiting for words
+first would keep the agent talking over every real interruption for the recogniser's interim
+latency (and the offline recogniser has no interims at all).
+
+Fillers: when the caller's turn has ended and the responder has not produced anything to say
+within ``filler_after_ms`` (a slow availability lookup, a slow model), the session says a short
+filler from the prompt cache while it keeps waiting — only before the reply's first sentence,
+never twice in a row.
 
 When the stream stops or the socket closes, the receive loop returns and every task of the call
 is cancelled and awaited before ``run`` returns.
@@ -18,17 +38,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
+from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
-from agent.frames import FramePipeline
+from agent.frames import EndpointingStream, FramePipeline, watch_endpoints
 from agent.metrics import Metrics
-from agent.playback import Playback, ReplyPlayback
+from agent.playback import Chunk, Hold, Playback, ReplyPlayback
+from agent.prompt_cache import FILLERS, CallVoice, PromptCache, prompts_of, split_sentences
 from agent.responder import (
+    Action,
     CallerSaid,
     CallEvent,
     CallStarted,
@@ -40,7 +63,15 @@ from agent.responder import (
     Say,
 )
 from agent.store import Store, StoredCall
-from agent.turns import BargeIn, SpeechDropped, TurnConfig, TurnDetector, TurnEnded
+from agent.turns import (
+    BargeIn,
+    EndReason,
+    Patience,
+    SpeechDropped,
+    TurnConfig,
+    TurnDetector,
+    TurnEnded,
+)
 from audio.pacing import OutboundPacer
 from audio.vad import Vad
 from providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
@@ -58,7 +89,6 @@ _MAX_MEDIA_BYTES = 800
 # After the goodbye, wait for its mark (it has played) but never longer than the queued audio
 # plus this margin.
 _HANGUP_MARGIN_S = 2.0
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +96,10 @@ class SessionConfig:
     turn: TurnConfig
     outbound_lead_ms: int
     flow_name: str
+    # Silence after the caller's turn ended before a filler is said: past ~0.7 s a phone pause
+    # starts to sound like a dropped line.
+    filler_after_ms: int = 700
+    fillers: tuple[str, ...] = FILLERS  # said in turn; each must be one sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +115,21 @@ class SessionDeps:
     store: Store | None = None  # where finished calls are kept (None: memory only)
     # speaks instead of ``tts`` for the rest of a call once ``tts`` has failed in it
     fallback_tts: TextToSpeech | None = None
+    # audio of the flows' fixed sentences and of the fillers, for every call of the server
+    prompt_cache: PromptCache = field(default_factory=PromptCache)
 
 
 @dataclass(frozen=True, slots=True)
 class _TurnDone:
     last_voiced_at: float
     decided_at: float
+    reason: EndReason = "silence"
+    patience: Patience = "normal"
 
 
 _Inbox = _TurnDone | DtmfPressed
+# an event to reply to, the caller turn's timing, when the caller started waiting (fillers)
+_Queued = tuple[CallEvent, tuple[float, Latency] | None, float | None]
 
 
 class _SocketClosed(Exception):
@@ -109,19 +149,31 @@ class CallSession:
         self._inbox: asyncio.Queue[_Inbox] = asyncio.Queue()
         self._reply_task: asyncio.Task[None] | None = None
         self._current: ReplyPlayback | None = None
-        self._interrupted: ReplyPlayback | None = None
+        self._interrupted: ReplyPlayback | None = None  # confirmed, not yet told the responder
+        self._hold: Hold | None = None  # an interruption waiting for the turn's transcript
+        self._floor = asyncio.Event()  # clear while an interruption holds the agent's audio
+        self._floor.set()
+        self._epoch = 0  # barge-ins so far: audio sent in an older epoch may have been cleared
+        self._on_hold: asyncio.Future[None] | None = None  # wakes the wait for a reply
+        self._replaying = False
+        self._hangup_owed = False  # a cancelled reply had been handed the Hangup
+        self._last_was_filler = False
+        self._fillers_said = 0
+        self._background: list[asyncio.Task[Any]] = []
+        self._queued: deque[_Queued] = deque()  # replies waiting their turn, oldest first
         self._last_voiced_at = 0.0
         self._closed = False
         self._hung_up = False
         self._hanging_up = False  # the goodbye is playing: barge-in no longer applies
         self._failed = False  # ended by an error rather than by the conversation
-        self._tts_failed = False
         self._stt: SttStream | None = None
         self._responder: Responder | None = None
         self._turn_of: dict[int, Turn] = {}  # reply id -> its agent turn in the call log
         self._drained = asyncio.Event()  # set whenever no mark is pending (all audio played)
         self._stream_sid = ""
         self._record: CallRecord | None = None
+        self._voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts, self._tts_failed)
+        self._prompts: tuple[str, ...] = ()  # the responder's fixed sentences
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -141,13 +193,22 @@ class CallSession:
             self._frames = FramePipeline(self._deps.make_vad(), self._stt, self._turns)
             self._responder = self._deps.make_responder(start)
             record.flow = self._responder.flow  # the <Parameter> may have chosen another
+            self._prompts = prompts_of(self._responder)
+            self._deps.prompt_cache.register((*self._cfg.fillers, *self._prompts))
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                if isinstance(self._stt, EndpointingStream):
+                    self._background.append(tg.create_task(
+                        watch_endpoints(self._stt, self._turns.stt_final),
+                        name=f"endpoints-{start.call_sid}",
+                    ))
                 converse = tg.create_task(self._converse(start), name=f"converse-{start.call_sid}")
                 stopped = await self._receive()
                 converse.cancel()
                 if self._reply_task is not None:
                     self._reply_task.cancel()
+                for task in self._background:
+                    task.cancel()
             if not stopped and not self._hung_up:
                 record.add_error("twilio", "media stream closed without a stop message")
             if record.status == "in-progress":  # never overwrite a final status
@@ -242,6 +303,7 @@ class CallSession:
     def _sid(self) -> str:
         return self._record.call_sid if self._record is not None else "-"
 
+
     # ---- inbound: the per-frame path ------------------------------------------------------------
 
     async def _receive(self) -> bool:
@@ -273,7 +335,10 @@ class CallSession:
         if event is None:
             return
         if isinstance(event, TurnEnded):
-            self._inbox.put_nowait(_TurnDone(self._last_voiced_at, now))
+            self._deps.metrics.turn_ends.inc(event.reason)
+            self._inbox.put_nowait(
+                _TurnDone(self._last_voiced_at, now, event.reason, event.patience)
+            )
         elif isinstance(event, BargeIn):
             self._barge_in(event)
         elif isinstance(event, SpeechDropped):
@@ -281,6 +346,9 @@ class CallSession:
             # recogniser's utterance now so it does not prefix the caller's next turn.
             self._tg.create_task(self._discard_utterance(), name=f"discard-{self._sid}")
 
+    def _on_stt_final(self) -> None:
+        if self._turns.stt_final():
+            log.debug("recogniser ended the utterance call_sid=%s", self._sid)
     async def _discard_utterance(self) -> None:
         try:
             assert self._stt is not None
@@ -291,92 +359,221 @@ class CallSession:
         log.info("backchannel ignored call_sid=%s words=%d", self._sid, len(dropped.text.split()))
 
     def _agent_speaking(self) -> bool:
-        return self._playback.playing or self._current is not None
+        """Audio is playing or on its way (not while an interruption holds the floor)."""
+        if self._playback.playing or self._replaying:
+            return True
+        return self._current is not None and self._floor.is_set()
 
     def _barge_in(self, event: BargeIn) -> None:
+        """Clear what Twilio has buffered and hold the agent until the turn's words decide
+        (module docstring)."""
         if self._hanging_up or not self._agent_speaking():
             return
         self._send_nowait(tw.encode_clear(self._stream_sid))
-        cut = self._playback.cleared()
-        if self._current is not None and self._current not in cut:
-            cut.append(self._current)  # still being sent: its marks are not out yet
-        for reply in cut:
-            reply.cleared = True
-            turn = self._turn_of.get(reply.reply_id)
-            if turn is not None:
-                turn.interrupted = True
-                turn.heard_text = reply.heard_text
-        if cut:
-            self._interrupted = cut[-1]
+        self._epoch += 1
+        self._floor.clear()
+        # the reply still being sent is cut too: its marks are not out yet
+        self._cut(self._playback.cleared(), self._current)
         self._drained.set()
         self._pacer.reset()
         # Frames arrive in real time, so stream time from the first voiced frame to the frame
         # that triggered this is the caller's wait until `clear` leaves.
         speech_s = (event.at_ms - event.first_voiced_ms) / 1000
         self._deps.metrics.bargein.observe(speech_s)
-        if self._reply_task is not None:
-            self._reply_task.cancel()
         self._turns.agent_speaking = False
+        if self._on_hold is not None and not self._on_hold.done():
+            self._on_hold.set_result(None)
         log.info("barge-in call_sid=%s after %.0f ms of speech", self._sid, speech_s * 1000)
+
+    def _cut(self, chunks: list[Chunk], sending: ReplyPlayback | None = None) -> None:
+        """Add ``chunks`` (cleared, or never replayed) to the interruption being held."""
+        if self._hold is None:
+            self._hold = Hold()
+        self._hold.add(chunks, sending)
+        for reply in self._hold.replies:
+            turn = self._turn_of.get(reply.reply_id)
+            if turn is not None:
+                turn.interrupted, turn.heard_text = True, reply.heard_text
+
+    async def _confirm_interruption(self) -> None:
+        """The held interruption was real: cancel the held reply; the responder will hear
+        ``ReplyInterrupted`` with what was heard."""
+        hold, self._hold = self._hold, None
+        if hold is None:
+            return
+        task = self._reply_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        self._reply_task = None
+        self._current = None
+        if hold.replies:
+            self._interrupted = hold.replies[-1]
+        self._floor.set()
+        self._turns.agent_speaking = self._agent_speaking()
+
+    async def _resume(self) -> None:
+        """The held interruption had no words: play what it cut again, then let the held
+        reply go on (module docstring)."""
+        hold, self._hold = self._hold, None
+        assert hold is not None
+        self._deps.metrics.false_interruptions.inc()
+        log.info("false interruption call_sid=%s: resuming %d sentence(s)", self._sid,
+                 len(hold.cut))
+        Playback.resume(hold.replies)
+        for reply in hold.replies:
+            turn = self._turn_of.get(reply.reply_id)
+            if turn is not None:
+                turn.interrupted, turn.heard_text = False, None
+                turn.resumed += 1
+        self._replaying = True
+        self._turns.agent_speaking = True
+        try:
+            replayed = await self._replay(hold.cut)
+        except _SocketClosed:
+            return
+        finally:
+            self._replaying = False
+        if not replayed:  # interrupted again: the inbox has that turn coming
+            return
+        self._floor.set()
+        self._turns.agent_speaking = self._agent_speaking()
+        if self._reply_task is not None:
+            await self._await_reply(self._reply_task)
+
+    async def _replay(self, chunks: list[Chunk]) -> bool:
+        """Send ``chunks`` again, each with a fresh mark; False when a new barge-in stopped
+        it (the chunks not replayed join that interruption)."""
+        def may_send() -> bool:
+            return self._hold is None
+
+        for index, chunk in enumerate(chunks):
+            audio = chunk.audio
+            if await self._send_paced(audio, 0, may_send) < len(audio) or not may_send():
+                self._cut(chunks[index:])
+                return False
+            await self._send(tw.encode_mark(self._stream_sid, self._playback.resent(chunk)))
+        return True
 
     # ---- the conversation ----------------------------------------------------------------------
 
     async def _converse(self, start: tw.Start) -> None:
-        await self._reply(CallStarted(start.call_sid, dict(start.custom_parameters)), None)
+        self._queued.append((CallStarted(start.call_sid, dict(start.custom_parameters)), None,
+                             None))
+        await self._run_queued()
+        self._start_warm_up()
         while True:
             item = await self._inbox.get()
             if isinstance(item, DtmfPressed):
-                await self._reply(item, None)
-                continue
-            decided_at = item.decided_at
-            assert self._stt is not None
-            try:
-                transcript = await self._stt.finalize()
-                text = transcript.text
-            except ProviderError as exc:
-                self._provider_error(exc)
-                text = ""
-            except Exception:  # e.g. the recogniser cannot respawn: the turn is heard as silence
-                log.exception("recogniser failed call_sid=%s", self._sid)
-                self._provider_error(ProviderError("stt", "recogniser failed"))
-                text = ""
-            final_at = self._loop.time()
-            assert self._record is not None
-            self._record.turns.append(Turn(role="caller", text=text))
-            log.info("caller turn call_sid=%s words=%d", self._sid, len(text.split()))
-            log.debug("caller said call_sid=%s: %r", self._sid, text)
-            latency = Latency(
-                endpoint_ms=(decided_at - item.last_voiced_at) * 1000,
-                stt_final_ms=(final_at - decided_at) * 1000,
-            )
-            interrupted, self._interrupted = self._interrupted, None
-            if interrupted is not None:
-                await self._reply(
-                    ReplyInterrupted(interrupted.heard_text, interrupted.unheard_text), None
-                )
-            await self._reply(CallerSaid(text), (item.last_voiced_at, latency))
+                await self._confirm_interruption()  # a keypress is never noise
+                self._queued.append((item, None, self._loop.time()))
+            else:
+                await self._caller_turn(item)
+            await self._run_queued()
 
-    async def _reply(self, event: CallEvent, timing: tuple[float, Latency] | None) -> None:
-        """Run one reply as its own task, so barge-in can cancel it, and wait for it."""
-        task = self._tg.create_task(self._speak_reply(event, timing), name=f"reply-{self._sid}")
+    async def _caller_turn(self, item: _TurnDone) -> None:
+        """The caller's turn has ended: its transcript decides a held interruption, and
+        (unless it was noise over the agent) the responder hears it."""
+        decided_at = item.decided_at
+        assert self._stt is not None
+        try:
+            transcript = await self._stt.finalize()
+            text = transcript.text
+        except ProviderError as exc:
+            self._provider_error(exc)
+            text = ""
+        except Exception:  # e.g. the recogniser cannot respawn: the turn is heard as silence
+            log.exception("recogniser failed call_sid=%s", self._sid)
+            self._provider_error(ProviderError("stt", "recogniser failed"))
+            text = ""
+        final_at = self._loop.time()
+        if self._hold is not None:
+            if not text.strip():
+                await self._resume()
+                return
+            await self._confirm_interruption()
+        assert self._record is not None
+        self._record.turns.append(Turn(role="caller", text=text, ended_by=item.reason,
+                                       patience=item.patience))
+        log.info("caller turn call_sid=%s words=%d ended_by=%s", self._sid,
+                 len(text.split()), item.reason)
+        log.debug("caller said call_sid=%s: %r", self._sid, text)
+        latency = Latency(
+            endpoint_ms=(decided_at - item.last_voiced_at) * 1000,
+            stt_final_ms=(final_at - decided_at) * 1000,
+        )
+        interrupted, self._interrupted = self._interrupted, None
+        if interrupted is not None:
+            event = ReplyInterrupted(interrupted.heard_text, interrupted.unheard_text)
+            self._queued.append((event, None, None))
+        self._queued.append((CallerSaid(text), (item.last_voiced_at, latency), decided_at))
+
+    async def _run_queued(self) -> None:
+        """Reply to the queued events in order; a barge-in holding a reply stops here (the
+        rest wait until the interruption is decided)."""
+        while self._queued and self._hold is None:
+            event, timing, filler_at = self._queued.popleft()
+            await self._reply(event, timing, filler_at=filler_at)
+
+    async def _reply(
+        self,
+        event: CallEvent,
+        timing: tuple[float, Latency] | None,
+        *,
+        filler_at: float | None = None,
+    ) -> None:
+        """Run one reply as its own task, so barge-in can hold or cancel it, and wait for it
+        (``filler_at``: when the caller started waiting, for the filler budget)."""
+        if filler_at is not None:
+            filler_at += self._cfg.filler_after_ms / 1000
+        task = self._tg.create_task(self._speak_reply(event, timing, filler_at),
+                                    name=f"reply-{self._sid}")
         self._reply_task = task
-        await asyncio.wait([task])
-        self._reply_task = None
-        self._current = None
-        self._turns.agent_speaking = self._agent_speaking()
+        await self._await_reply(task)
 
-    async def _speak_reply(self, event: CallEvent, timing: tuple[float, Latency] | None) -> None:
+    async def _await_reply(self, task: asyncio.Task[None]) -> None:
+        """Until ``task`` is done, or a barge-in holds it (the turn's transcript, next in the
+        inbox, decides whether it resumes or is cancelled)."""
+        held = self._loop.create_future()
+        self._on_hold = held
+        try:
+            await asyncio.wait([task, held], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._on_hold = None
+            held.cancel()
+        if task.done():
+            self._reply_task = None
+            self._current = None
+            self._turns.agent_speaking = self._agent_speaking()
+
+    async def _speak_reply(
+        self, event: CallEvent, timing: tuple[float, Latency] | None, filler_at: float | None
+    ) -> None:
         assert self._record is not None
         record = self._record
         asked_at = self._loop.time()
         first_action_at: float | None = None
         hangup = False
+        ahead: asyncio.Task[Action | None] | None = None
         try:
             assert self._responder is not None and self._stt is not None
-            async for action in self._responder.handle(event):
+            if self._hangup_owed:  # the goodbye was interrupted; the flow had ended
+                self._hanging_up = True
+                await self._hang_up()
+                return
+            actions = aiter(self._responder.handle(event))
+            while True:
+                ahead = self._loop.create_task(_next_action(actions), name=f"ahead-{self._sid}")
+                if filler_at is not None:
+                    await self._filler_while(ahead, filler_at)
+                action = await ahead
+                ahead = None
+                if action is None:
+                    break
                 if first_action_at is None:
                     first_action_at = self._loop.time()
                 if isinstance(action, Say):
+                    filler_at = None  # the reply has started
                     latency = None
                     if timing is not None:
                         latency = timing[1]
@@ -384,7 +581,7 @@ class CallSession:
                     await self._say(action.text, timing[0] if timing else None, latency)
                     timing = None  # only the first utterance of a reply answers the turn
                 elif isinstance(action, Listen):
-                    self._stt.set_hints(action.hints)
+                    self._listen(action)
                 elif isinstance(action, Hangup):
                     hangup = True
                     record.status = "completed"
@@ -403,56 +600,122 @@ class CallSession:
             self._failed = self._hanging_up = True
             await self._hang_up()
         finally:  # also when barge-in or the end of the call cancels the reply
+            if ahead is not None:
+                await self._settle_ahead(ahead)
             self._snapshot()
 
-    async def _say(self, text: str, last_voiced_at: float | None, latency: Latency | None) -> None:
+    def _listen(self, action: Listen) -> None:
+        assert self._stt is not None
+        self._stt.set_hints(action.hints)
+        self._turns.patience = action.patience
+
+    async def _settle_ahead(self, ahead: asyncio.Task[Action | None]) -> None:
+        """A reply cancelled while the responder was producing its next action: stop that;
+        an action already produced is not lost when it matters after the reply (a Listen
+        applies to the next turn, a Hangup is owed)."""
+        if not ahead.done():
+            ahead.cancel()
+            await asyncio.wait([ahead])
+        if ahead.cancelled() or ahead.exception() is not None:
+            return
+        action = ahead.result()
+        if isinstance(action, Listen):
+            self._listen(action)
+        elif isinstance(action, Hangup):
+            self._hangup_owed = True
+            if self._record is not None:
+                self._record.status = "completed"
+
+    async def _filler_while(self, ahead: asyncio.Task[Action | None], deadline: float) -> None:
+        """Wait for the responder's next action until ``deadline``; past it, say a filler
+        while it keeps working (never two fillers in a row, never over other audio)."""
+        wait_s = deadline - self._loop.time()
+        if wait_s > 0:
+            await asyncio.wait([ahead], timeout=wait_s)
+        if (ahead.done() or self._last_was_filler or self._agent_speaking()
+                or self._hold is not None or self._hanging_up):
+            return
+        fillers = self._cfg.fillers
+        if not fillers:
+            return
+        text = fillers[self._fillers_said % len(fillers)]
+        self._fillers_said += 1
+        self._deps.metrics.fillers.inc()
+        log.info("filler call_sid=%s: the reply is slow", self._sid)
+        await self._say(text, None, None, filler=True)
+
+    def _start_warm_up(self) -> None:
+        """Synthesize the flow's fixed sentences and the fillers this server has not cached
+        yet, in the background — after the greeting (it is never delayed by the warm-up) and
+        only with a voice that has not failed on this call."""
+        if self._voice.failed:
+            return
+        sentences = (*self._cfg.fillers, *self._prompts)
+        cache, voice = self._deps.prompt_cache, self._voice.voice
+        if all((voice, sentence) in cache for sentence in sentences):
+            return
+        warm = cache.warm(voice, self._deps.tts, sentences)
+        self._background.append(self._tg.create_task(warm, name=f"warm-{self._sid}"))
+
+    # ---- speaking ------------------------------------------------------------------------------
+
+    async def _say(
+        self,
+        text: str,
+        last_voiced_at: float | None,
+        latency: Latency | None,
+        *,
+        filler: bool = False,
+    ) -> None:
         assert self._record is not None
         reply = self._playback.new_reply()
         self._current = reply
-        self._turns.agent_speaking = True
-        turn = Turn(role="agent", text=text, latency=latency)
+        self._turns.agent_speaking = self._agent_speaking()
+        self._last_was_filler = filler
+        turn = Turn(role="agent", text=text, latency=latency, filler=filler)
         self._record.turns.append(turn)
         self._turn_of[reply.reply_id] = turn
         try:
-            for sentence in _SENTENCE_END.split(text.strip()):
-                if not sentence:
-                    continue
+            for sentence in split_sentences(text):
                 synth_at = self._loop.time()
-                first = True
-                async for audio in self._synthesize(sentence):
-                    if first and latency is not None and last_voiced_at is not None:
+                audio = bytearray()
+                sent, epoch = 0, self._epoch
+                async for piece in self._voice.synthesize(sentence):
+                    if not audio and latency is not None and last_voiced_at is not None:
                         sent_at = self._loop.time()
                         latency.tts_ttfb_ms = (sent_at - synth_at) * 1000
                         self._finish_latency(latency, sent_at - last_voiced_at)
                         latency = None
-                    first = False
-                    await self._send_audio(audio)
-                await self._send(tw.encode_mark(self._stream_sid,
-                                                self._playback.chunk_sent(reply, sentence)))
+                    audio += piece
+                    sent, epoch = await self._deliver(audio, sent, epoch)
+                sent, epoch = await self._deliver(audio, sent, epoch)
+                turn.cached_audio |= self._voice.from_cache
+                mark = self._playback.chunk_sent(reply, sentence, bytes(audio))
+                await self._send(tw.encode_mark(self._stream_sid, mark))
         finally:
             self._current = None  # sent; its marks say when it has been heard
             turn.interrupted = reply.cleared
             if reply.cleared:
                 turn.heard_text = reply.heard_text
+            if turn.cached_audio:
+                self._deps.metrics.cached_audio_turns.inc()
 
-    async def _synthesize(self, text: str) -> AsyncIterator[bytes]:
-        """The call's TTS; if it fails, the fallback TTS from then on (the sentence that failed
-        is spoken again in full: a repeat is better than silence)."""
-        fallback = self._deps.fallback_tts
-        if not self._tts_failed or fallback is None:
-            try:
-                async for audio in self._deps.tts.synthesize(text):
-                    yield audio
-                return
-            except (ProviderError, ProtocolError) as exc:
-                if fallback is None:
-                    raise
-                error = exc if isinstance(exc, ProviderError) else ProviderError("tts", str(exc))
-                self._provider_error(error)
-                self._tts_failed = True
-                log.warning("tts failed call_sid=%s; speaking with the fallback", self._sid)
-        async for audio in fallback.synthesize(text):
-            yield audio
+    async def _deliver(self, audio: bytearray, sent: int, epoch: int) -> tuple[int, int]:
+        """Send the sentence's ``audio[sent:]``. While an interruption holds the floor, wait;
+        if audio of this sentence went out before a ``clear``, send it again from its start
+        (the caller never heard it). Returns (bytes sent, the epoch they were sent in)."""
+        while True:
+            if not self._floor.is_set():
+                await self._floor.wait()  # cancelled here if the interruption is confirmed
+            if epoch != self._epoch:
+                sent, epoch = 0, self._epoch
+
+            def may_send(epoch: int = epoch) -> bool:
+                return self._floor.is_set() and self._epoch == epoch
+
+            sent = await self._send_paced(audio, sent, may_send)
+            if sent >= len(audio) and may_send():
+                return sent, epoch
 
     def _finish_latency(self, latency: Latency, turn_latency_s: float) -> None:
         latency.turn_latency_ms = turn_latency_s * 1000
@@ -461,14 +724,23 @@ class CallSession:
         latency.server_overhead_ms = max(0.0, latency.turn_latency_ms - waited)
         self._deps.metrics.turn_latency.observe(turn_latency_s)
 
-    async def _send_audio(self, audio: bytes) -> None:
-        for offset in range(0, len(audio), _MAX_MEDIA_BYTES):
-            piece = audio[offset : offset + _MAX_MEDIA_BYTES]
+    async def _send_paced(
+        self, audio: bytes | bytearray, offset: int, may_send: Callable[[], bool]
+    ) -> int:
+        """Send ``audio[offset:]`` in paced media messages while ``may_send()``; returns the
+        offset reached."""
+        while offset < len(audio):
             delay = self._pacer.delay_s(self._loop.time())
             if delay > 0:
                 await asyncio.sleep(delay)
+            if not may_send():
+                return offset
+            piece = bytes(audio[offset : offset + _MAX_MEDIA_BYTES])
             await self._send(tw.encode_media(self._stream_sid, piece))
             self._pacer.sent(self._loop.time(), len(piece))
+            offset += len(piece)
+        return offset
+
 
     async def _hang_up(self) -> None:
         """Let the last words play (their mark comes back), then close the media socket."""
@@ -504,10 +776,23 @@ class CallSession:
         with contextlib.suppress(_SocketClosed):
             await self._send(text)
 
+    def _tts_failed(self, exc: ProviderError) -> None:
+        self._provider_error(exc)
+        log.warning("tts failed call_sid=%s; speaking with the fallback", self._sid)
+
     def _provider_error(self, exc: ProviderError) -> None:
         self._deps.metrics.provider_errors.inc(exc.provider)
         log.warning("provider error call_sid=%s: %s", self._sid, exc)
         if self._record is not None:
             self._record.add_error(exc.provider, exc.message)
 
+
+
+
+async def _next_action(actions: AsyncIterator[Action]) -> Action | None:
+    """The responder's next action; None when it has no more."""
+    try:
+        return await anext(actions)
+    except StopAsyncIteration:
+        return None
 

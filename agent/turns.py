@@ -5,8 +5,9 @@ the caller interrupting the agent?". Every rule that moves state is in ``_TRANSI
 detector only measures (voiced and silent run lengths) and looks rules up, so the behaviour can
 be read, tested and drawn from the table alone.
 
-    LISTENING ──speech ≥ min_speech_ms──▶ SPEAKING ──silence ≥ end_silence_ms──▶ LISTENING
-                                            │          (or max_turn_s reached)     [TurnEnded]
+    LISTENING ──speech ≥ min_speech_ms──▶ SPEAKING ──silence ≥ the profile's silence──▶ LISTENING
+                                            │      or STT final ∧ silence ≥ its floor    [TurnEnded]
+                                            │      or max_turn_ms reached
                                             └─ agent talking and speech ≥ bargein_min_speech_ms
                                                ─▶ [BargeIn] (stays SPEAKING; the interruption
                                                becomes the caller's turn)
@@ -14,17 +15,45 @@ be read, tested and drawn from the table alone.
 Speech shorter than ``min_speech_ms`` (a click, a cough) never starts a turn. While the agent is
 talking, caller speech that ends before ``bargein_min_speech_ms`` (a backchannel such as
 "uh-huh") is dropped without a turn: the agent goes on.
+
+Patience (per question, from ``Listen``): the silence that ends a turn is ``short_silence_ms``
+after a yes/no question, ``end_silence_ms`` normally and ``long_silence_ms`` while the caller
+spells an e-mail or reads out a phone number (pauses between groups of digits are not the end).
+
+STT finality: a recogniser with its own endpointer (Deepgram's ``speech_final`` and
+``UtteranceEnd``) may end the turn before the VAD silence is reached — it has heard the words
+and the intonation, the VAD only the energy. It never ends a turn before the caller has been
+silent for the floor (``stt_final_min_silence_ms``; for the long profile half of
+``long_silence_ms``, because an endpointer tuned for sentences fires between spelled letters),
+and a voiced frame after the signal cancels it (the caller went on).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Literal
 
 FRAME_MS = 20
 # A gap this short inside speech is a stop consonant or a breath, not the start of silence
 # that could reset a speech onset that has not reached min_speech_ms yet.
 _ONSET_GAP_MS = 60
+
+Patience = Literal["short", "normal", "long"]
+EndReason = Literal["silence", "stt_final", "max_turn"]
+
+# Extractor kinds (agent.flow.model.ExtractorKind) whose answers need another patience.
+_SHORT_KINDS = frozenset({"yes_no", "choice"})  # one word: end the turn quickly
+_LONG_KINDS = frozenset({"email", "phone"})  # spelled, or read out in groups of digits
+
+
+def patience_for(kind: str) -> Patience:
+    """The patience a question collecting an extractor ``kind`` needs."""
+    if kind in _SHORT_KINDS:
+        return "short"
+    if kind in _LONG_KINDS:
+        return "long"
+    return "normal"
 
 
 class TurnState(enum.Enum):
@@ -35,9 +64,10 @@ class TurnState(enum.Enum):
 class Rule(enum.Enum):
     SPEECH_ONSET = "speech reached min_speech_ms"
     BARGE_IN = "agent talking and speech reached bargein_min_speech_ms"
-    END_OF_TURN = "silence reached end_silence_ms"
+    END_OF_TURN = "silence reached the profile's end silence"
+    STT_FINAL = "recogniser said final and silence reached its floor"
     DROP_BACKCHANNEL = "agent talking, speech ended before bargein_min_speech_ms"
-    MAX_TURN = "turn reached max_turn_s"
+    MAX_TURN = "turn reached max_turn_ms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +86,9 @@ class TurnEnded:
     first_voiced_ms: int
     last_voiced_ms: int
     at_ms: int
-    forced: bool = False  # ended by max_turn_s, not by silence
+    forced: bool = False  # ended by max_turn_ms, not by silence
+    reason: EndReason = "silence"
+    patience: Patience = "normal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +106,14 @@ _TRANSITIONS: dict[tuple[TurnState, Rule], TurnState] = {
     (TurnState.LISTENING, Rule.SPEECH_ONSET): TurnState.SPEAKING,
     (TurnState.SPEAKING, Rule.BARGE_IN): TurnState.SPEAKING,
     (TurnState.SPEAKING, Rule.END_OF_TURN): TurnState.LISTENING,
+    (TurnState.SPEAKING, Rule.STT_FINAL): TurnState.LISTENING,
     (TurnState.SPEAKING, Rule.DROP_BACKCHANNEL): TurnState.LISTENING,
     (TurnState.SPEAKING, Rule.MAX_TURN): TurnState.LISTENING,
+}
+_END_REASON: dict[Rule, EndReason] = {
+    Rule.END_OF_TURN: "silence",
+    Rule.STT_FINAL: "stt_final",
+    Rule.MAX_TURN: "max_turn",
 }
 
 
@@ -87,13 +125,38 @@ def transition_table() -> list[tuple[str, str, str]]:
 @dataclass(frozen=True, slots=True)
 class TurnConfig:
     min_speech_ms: int = 120
-    end_silence_ms: int = 600
+    end_silence_ms: int = 600  # the "normal" patience
     bargein_min_speech_ms: int = 300
     max_turn_ms: int = 30_000
+    short_silence_ms: int = 400  # yes/no and choices
+    long_silence_ms: int = 1200  # e-mail addresses, phone numbers
+    # STT finality never ends a turn before this much silence: the endpointer of a cloud
+    # recogniser runs on audio that reaches it ~100 ms late, and its result can belong to a
+    # pause the caller has already talked through.
+    stt_final_min_silence_ms: int = 200
+
+    def silence_ms(self, patience: Patience) -> int:
+        """Silence that ends a turn with ``patience``."""
+        if patience == "short":
+            return self.short_silence_ms
+        if patience == "long":
+            return self.long_silence_ms
+        return self.end_silence_ms
+
+    def stt_floor_ms(self, patience: Patience) -> int:
+        """Silence before STT finality may end a turn with ``patience``."""
+        floor = self.stt_final_min_silence_ms
+        if patience == "long":
+            floor = max(floor, self.long_silence_ms // 2)
+        return min(floor, self.silence_ms(patience))
 
 
 class TurnDetector:
-    """Feed ``frame(voiced, t_ms)`` once per 20 ms frame; returns at most one event."""
+    """Feed ``frame(voiced, t_ms)`` once per 20 ms frame; returns at most one event.
+
+    ``patience`` (set by the session from the responder's ``Listen``) applies from the next
+    frame on; ``stt_final()`` tells it the recogniser has heard the end of the utterance.
+    """
 
     __slots__ = (
         "_bargein_sent",
@@ -102,7 +165,9 @@ class TurnDetector:
         "_last_voiced_ms",
         "_silence_ms",
         "_speech_ms",
+        "_stt_final",
         "agent_speaking",
+        "patience",
         "state",
     )
 
@@ -110,11 +175,17 @@ class TurnDetector:
         self._cfg = config
         self.state = TurnState.LISTENING
         self.agent_speaking = False
+        self.patience: Patience = "normal"
         self._speech_ms = 0
         self._silence_ms = 0
         self._first_voiced_ms = -1
         self._last_voiced_ms = -1
         self._bargein_sent = False
+        self._stt_final = False
+
+    @property
+    def config(self) -> TurnConfig:
+        return self._cfg
 
     def frame(self, voiced: bool, t_ms: int) -> TurnEvent | None:
         """One frame whose audio starts at ``t_ms`` (stream time)."""
@@ -124,6 +195,7 @@ class TurnDetector:
             self._last_voiced_ms = t_ms
             self._speech_ms += FRAME_MS
             self._silence_ms = 0
+            self._stt_final = False  # the caller went on: that end was not the end
         else:
             self._silence_ms += FRAME_MS
             if self.state is TurnState.LISTENING and self._silence_ms > _ONSET_GAP_MS:
@@ -132,6 +204,15 @@ class TurnDetector:
         if rule is None:
             return None
         return self._apply(rule, t_ms)
+
+    def stt_final(self) -> bool:
+        """The recogniser says the utterance has ended. Counts only inside a turn while the
+        caller is silent (a late result about a pause they have talked through is ignored);
+        returns whether it was taken. The turn ends at the next frame past the floor."""
+        if self.state is not TurnState.SPEAKING or self._silence_ms == 0:
+            return False
+        self._stt_final = True
+        return True
 
     def reset(self) -> None:
         """Forget any speech in progress (e.g. after the call's state changed)."""
@@ -144,15 +225,16 @@ class TurnDetector:
             return Rule.SPEECH_ONSET if self._speech_ms >= cfg.min_speech_ms else None
         if t_ms - self._first_voiced_ms >= cfg.max_turn_ms:
             return Rule.MAX_TURN
-        if self._silence_ms >= cfg.end_silence_ms:
-            if self.agent_speaking and not self._bargein_sent:
-                return Rule.DROP_BACKCHANNEL
-            return Rule.END_OF_TURN
+        held_back = self.agent_speaking and not self._bargein_sent  # not the caller's turn yet
+        if self._silence_ms >= cfg.silence_ms(self.patience):
+            return Rule.DROP_BACKCHANNEL if held_back else Rule.END_OF_TURN
         if (
-            self.agent_speaking
-            and not self._bargein_sent
-            and self._speech_ms >= cfg.bargein_min_speech_ms
+            self._stt_final
+            and not held_back
+            and self._silence_ms >= cfg.stt_floor_ms(self.patience)
         ):
+            return Rule.STT_FINAL
+        if held_back and self._speech_ms >= cfg.bargein_min_speech_ms:
             return Rule.BARGE_IN
         return None
 
@@ -175,6 +257,8 @@ class TurnDetector:
             last_voiced_ms=last,
             at_ms=t_ms + FRAME_MS,
             forced=rule is Rule.MAX_TURN,
+            reason=_END_REASON[rule],
+            patience=self.patience,
         )
 
     def _reset_run(self) -> None:
@@ -183,3 +267,4 @@ class TurnDetector:
         self._first_voiced_ms = -1
         self._last_voiced_ms = -1
         self._bargein_sent = False
+        self._stt_final = False

@@ -21,6 +21,7 @@ from agent.flow import Flow, FlowEngine, FlowResponder, load_flow
 from agent.flow.webhooks import HttpWebhooks
 from agent.metrics import Metrics
 from agent.notify.setup import build_notifications
+from agent.prompt_cache import flow_prompts
 from agent.responder import Action, CallEvent, Responder
 from agent.session import SessionDeps
 from agent.store import Store
@@ -195,6 +196,10 @@ class _FlowCall:
     @property
     def variables(self) -> Mapping[str, str]:
         return self._responder.variables
+
+    def static_prompts(self) -> tuple[str, ...]:
+        """The flow's fixed sentences, synthesised ahead of time into the prompt cache."""
+        return flow_prompts(self._responder.engine.flow)
 
     async def aclose(self) -> None:
         await self._responder.aclose()

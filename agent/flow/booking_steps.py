@@ -161,7 +161,7 @@ def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
 
 def _ask_confirm(ctx: Ctx, candidate: SlotOffer, others: Sequence[SlotOffer]) -> Step:
     question = Say(f"I can book {candidate.spoken}. Shall I go ahead?")
-    listen = ctx.listen(rules.hints("yes_no"))
+    listen = ctx.listen(rules.hints("yes_no")).expecting("yes_no")
     return Step(
         (question, listen), phase=Phase.CONFIRM, offers=(candidate, *others), candidate=candidate
     )
@@ -174,7 +174,7 @@ def _book(ctx: Ctx, node: BookingLike, slot: SlotOffer) -> Step:
 def _offer(ctx: Ctx, offers: Sequence[SlotOffer], prefix: str) -> Step:
     shown = _chronological(offers[:MAX_OFFERS])
     text = f"{prefix} {offer_sentence(shown)}. {WHICH}".strip()
-    listen = ctx.listen(rules.hints("choice", choices=_choices(shown)))
+    listen = ctx.listen(rules.hints("choice", choices=_choices(shown))).expecting("choice")
     return Step((Say(text), listen), phase=Phase.CHOOSE, offers=shown)
 
 
@@ -186,7 +186,8 @@ def _retry(ctx: Ctx, node: BookingLike, again: str, phase: Phase) -> Step:
         "choice", choices=_choices(ctx.offers)
     )
     return Step(
-        (Say(again), ctx.listen(hints)),
+        (Say(again), ctx.listen(hints).expecting("yes_no" if phase is Phase.CONFIRM
+                                                 else "choice")),
         phase=phase,
         attempts=attempts,
         offers=ctx.offers,

@@ -81,7 +81,7 @@ def conversation_hints(node: ConversationNode) -> tuple[SpeechHints, ...]:
 
 def listen_for(ctx: Ctx, node: ConversationNode) -> Listen:
     """What a conversation node listens for, every time it asks (again)."""
-    return ctx.listen(*conversation_hints(node))
+    return ctx.listen(*conversation_hints(node)).expecting(node.extractor)
 
 
 def enter_conversation(ctx: Ctx, node: ConversationNode) -> Step:

@@ -1,0 +1,228 @@
+"""Audio of the agent's fixed sentences, synthesized once per voice and played from memory.
+
+Most of what a flow says never changes between calls ("May I have your name?"), and neither do
+the fillers the session says while a slow lookup runs. Synthesizing them on every call costs a
+TTS round trip (150 ms and more with a cloud voice) on the critical path of a turn. So:
+
+* ``static_sentences`` splits a template the way the session speaks it (one sentence at a time)
+  and keeps the sentences that use no ``{variable}`` — those are the same on every call.
+* ``PromptCache`` holds their 8 kHz mu-law audio per (voice, sentence), LRU-bounded by bytes,
+  for the life of the process. Only registered (static) sentences are ever stored: text
+  rendered with a caller's name or e-mail never lands in a cache that outlives the call.
+* ``warm`` synthesizes the registered sentences that are missing, one at a time, in the
+  background; a sentence spoken before it was warmed is stored when it is first spoken.
+* ``CallVoice`` is how a call speaks a sentence: cache, the call's TTS, its fallback.
+
+The session owns the policy (when to warm, which voice); this module does no I/O of its own
+except through the ``TextToSpeech`` it is handed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Protocol, runtime_checkable
+
+from agent.flow.model import Flow
+from agent.flow.state import REPROMPT_PREFIX
+from agent.flow.templates import TemplateError, render, template_variables
+from providers.base import TextToSpeech
+from providers.errors import ProtocolError, ProviderError
+
+log = logging.getLogger(__name__)
+
+# What the agent says while the caller waits on a slow lookup (order = order of use).
+FILLERS = ("Let me check that for you.", "One moment.")
+# 8 MiB of mu-law is ~17 minutes of speech: every prompt of dozens of flows, several voices.
+DEFAULT_MAX_BYTES = 8 << 20
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences the session synthesizes ``text`` as, in order."""
+    return [sentence for sentence in _SENTENCE_END.split(text.strip()) if sentence]
+
+
+def static_sentences(template: str) -> list[str]:
+    """The sentences of ``template`` that use no variable, as they will be spoken."""
+    found: list[str] = []
+    for sentence in split_sentences(template):
+        try:
+            if template_variables(sentence):
+                continue
+        except TemplateError:  # a brace split across sentences: not worth caching
+            continue
+        found.append(render(sentence, {}))
+    return found
+
+
+def flow_prompts(flow: Flow) -> tuple[str, ...]:
+    """Every static sentence a flow's nodes say (``say``, ``reprompt`` and the default
+    reprompt's prefix), without repeats."""
+    texts: list[str] = [REPROMPT_PREFIX]
+    for node in flow.nodes.values():
+        for attribute in ("say", "reprompt"):
+            value = getattr(node, attribute, "")
+            if isinstance(value, str) and value:
+                texts.append(value)
+    return tuple(dict.fromkeys(s for text in texts for s in static_sentences(text)))
+
+
+@runtime_checkable
+class StaticPrompts(Protocol):
+    """A responder that can list what it will say on every call (templates allowed)."""
+
+    def static_prompts(self) -> Iterable[str]: ...
+
+
+def prompts_of(responder: object) -> tuple[str, ...]:
+    """The static sentences ``responder`` may say: its own list, or its flow's."""
+    if isinstance(responder, StaticPrompts):
+        texts = responder.static_prompts()
+        return tuple(dict.fromkeys(s for text in texts for s in static_sentences(text)))
+    flow = getattr(getattr(responder, "engine", None), "flow", None)  # FlowResponder
+    if isinstance(flow, Flow):
+        return flow_prompts(flow)
+    return ()
+
+
+def voice_key(tts: TextToSpeech) -> str:
+    """Which voice audio belongs to. A cache lives with the providers of one server, so the
+    provider object (with its class, for logs) names the voice."""
+    return f"{type(tts).__qualname__}@{id(tts):x}"
+
+
+class PromptCache:
+    """LRU of mu-law audio per (voice, sentence), bounded by ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._audio: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._static: set[str] = set()
+        self._warming: set[tuple[str, str]] = set()
+        self.size_bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+        self.warmed = 0  # sentences synthesized by ``warm``
+
+    def register(self, sentences: Iterable[str]) -> None:
+        """Mark ``sentences`` as the same on every call: they may be stored."""
+        self._static.update(sentences)
+
+    def cacheable(self, sentence: str) -> bool:
+        return sentence in self._static
+
+    def get(self, voice: str, sentence: str) -> bytes | None:
+        audio = self._audio.get((voice, sentence))
+        if audio is None:
+            self.misses += 1
+            return None
+        self._audio.move_to_end((voice, sentence))
+        self.hits += 1
+        return audio
+
+    def put(self, voice: str, sentence: str, audio: bytes) -> bool:
+        """Store a registered sentence's complete audio; returns whether it was stored."""
+        if not audio or sentence not in self._static or len(audio) > self.max_bytes:
+            return False
+        key = (voice, sentence)
+        old = self._audio.pop(key, None)
+        if old is not None:
+            self.size_bytes -= len(old)
+        self._audio[key] = audio
+        self.size_bytes += len(audio)
+        while self.size_bytes > self.max_bytes:
+            _, evicted = self._audio.popitem(last=False)
+            self.size_bytes -= len(evicted)
+            self.evictions += 1
+        return True
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._audio
+
+    def __len__(self) -> int:
+        return len(self._audio)
+
+    async def warm(self, voice: str, tts: TextToSpeech, sentences: Iterable[str]) -> int:
+        """Synthesize the registered ``sentences`` not cached yet (nor being warmed by another
+        call), one at a time; returns how many were stored. A failing TTS stops the warm-up
+        (the call will find out, and report it, when it speaks)."""
+        stored = 0
+        for sentence in sentences:
+            key = (voice, sentence)
+            if key in self._audio or key in self._warming or sentence not in self._static:
+                continue
+            self._warming.add(key)
+            try:
+                parts = [audio async for audio in tts.synthesize(sentence)]
+            except (ProviderError, ProtocolError) as exc:  # the call reports it if it speaks
+                log.info("prompt warm-up stopped: %s", exc)
+                return stored
+            finally:
+                self._warming.discard(key)
+            if self.put(voice, sentence, b"".join(parts)):
+                stored += 1
+                self.warmed += 1
+        return stored
+
+
+class CallVoice:
+    """One call's voice: the prompt cache first, then the call's TTS, then — once that has
+    failed in this call — the fallback TTS (the sentence that failed is spoken again in full:
+    a repeat is better than silence). Complete audio of a cacheable sentence is cached."""
+
+    def __init__(
+        self,
+        cache: PromptCache,
+        tts: TextToSpeech,
+        fallback: TextToSpeech | None,
+        on_failure: Callable[[ProviderError], None],
+    ) -> None:
+        self._cache = cache
+        self._tts = tts
+        self._fallback = fallback
+        self._on_failure = on_failure
+        self.voice = voice_key(tts)
+        self._fallback_voice = "" if fallback is None else voice_key(fallback)
+        self.failed = False  # the call's TTS failed: the fallback speaks from now on
+        self.from_cache = False  # the last sentence came from the cache
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        cache, fallback = self._cache, self._fallback
+        self.from_cache = False
+        if cache.cacheable(text):
+            voices = [self.voice]
+            if self.failed and fallback is not None:
+                voices.append(self._fallback_voice)
+            for voice in voices:
+                cached = cache.get(voice, text)
+                if cached is not None:
+                    self.from_cache = True
+                    yield cached
+                    return
+        if not self.failed or fallback is None:
+            parts: list[bytes] = []
+            try:
+                async for audio in self._tts.synthesize(text):
+                    parts.append(audio)
+                    yield audio
+            except (ProviderError, ProtocolError) as exc:
+                if fallback is None:
+                    raise
+                self.failed = True
+                self._on_failure(
+                    exc if isinstance(exc, ProviderError) else ProviderError("tts", str(exc))
+                )
+            else:
+                cache.put(self.voice, text, b"".join(parts))
+                return
+        assert fallback is not None
+        parts = []
+        async for audio in fallback.synthesize(text):
+            parts.append(audio)
+            yield audio
+        cache.put(self._fallback_voice, text, b"".join(parts))

@@ -1,0 +1,99 @@
+"""The prompt audio cache: which sentences are static, LRU by bytes, warm-up with the real
+offline voice, and a call's voice falling back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.flow.model import Flow
+from agent.flow.validate import load_flow
+from agent.prompt_cache import (
+    CallVoice,
+    PromptCache,
+    flow_prompts,
+    prompts_of,
+    split_sentences,
+    static_sentences,
+)
+from providers.errors import ProviderError
+from providers.tts.local import LocalTts
+
+FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
+
+
+def test_static_sentences_leave_out_the_ones_with_variables() -> None:
+    template = "Thanks, {user_name}. What day would you like the demo? Say {{help}} anytime."
+    assert split_sentences(template) == [
+        "Thanks, {user_name}.", "What day would you like the demo?", "Say {{help}} anytime."]
+    assert static_sentences(template) == [
+        "What day would you like the demo?", "Say {help} anytime."]
+
+
+@dataclass
+class Engine:
+    flow: Flow
+
+
+@dataclass
+class RunsTheFlow:  # the shape of FlowResponder
+    engine: Engine
+
+
+def test_flow_prompts_of_the_demo_flow() -> None:
+    flow = load_flow(FLOWS / "demo_booking.yaml")
+    prompts = flow_prompts(flow)
+    assert "May I have your name?" in prompts
+    assert "Let me check the calendar." in prompts
+    assert "Sorry, I didn't catch that." in prompts  # the default reprompt's prefix
+    assert not any("{" in p for p in prompts)
+    assert len(prompts) == len(set(prompts))
+    assert prompts_of(RunsTheFlow(Engine(flow))) == prompts
+    assert prompts_of(object()) == ()
+
+
+def test_only_registered_sentences_are_stored_and_the_least_recent_go_first() -> None:
+    cache = PromptCache(max_bytes=10)
+    assert not cache.put("v", "Hello John.", b"12345")  # not registered: never stored
+    cache.register(["A.", "B.", "C."])
+    assert cache.put("v", "A.", b"aaaa") and cache.put("v", "B.", b"bbbb")
+    assert cache.get("v", "A.") == b"aaaa"  # A is now the most recent
+    assert cache.put("v", "C.", b"cccc")  # 12 bytes > 10: B goes
+    assert cache.get("v", "B.") is None and ("v", "A.") in cache and ("v", "C.") in cache
+    assert cache.size_bytes == 8 and cache.evictions == 1
+    assert cache.get("other voice", "A.") is None  # audio is per voice
+    assert not cache.put("v", "A.", b"x" * 11)  # bigger than the whole cache
+
+
+async def test_warm_synthesizes_what_is_missing_once() -> None:
+    tts = LocalTts()
+    cache = PromptCache()
+    voice = CallVoice(cache, tts, None, lambda exc: None).voice
+    cache.register(["One moment.", "Hello there."])
+    assert await cache.warm(voice, tts, ["One moment.", "Hello there.", "Not registered."]) == 2
+    assert await cache.warm(voice, tts, ["One moment.", "Hello there."]) == 0
+    live = b"".join([audio async for audio in tts.synthesize("One moment.")])
+    cached = cache.get(voice, "One moment.")
+    assert cached is not None and abs(len(cached) - len(live)) <= 80  # espeak varies by bytes
+    assert cache.warmed == 2
+
+
+class BrokenTts:
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        raise ProviderError("tts", "down")
+        yield b""  # an async generator that fails on first use
+
+
+async def test_call_voice_caches_and_falls_back() -> None:
+    cache = PromptCache()
+    cache.register(["Hello there."])
+    failures: list[ProviderError] = []
+    voice = CallVoice(cache, BrokenTts(), LocalTts(), failures.append)
+    first = b"".join([a async for a in voice.synthesize("Hello there.")])
+    assert first and voice.failed and not voice.from_cache
+    assert [f.message for f in failures] == ["down"]
+    second = b"".join([a async for a in voice.synthesize("Hello there.")])
+    assert second == first and voice.from_cache  # the fallback voice's audio, cached
+    assert b"".join([a async for a in voice.synthesize("Hi John.")]) and not voice.from_cache
+    assert len(cache) == 1

@@ -1,0 +1,272 @@
+"""Turn-taking through the real server: the app on 127.0.0.1, the simulated caller over the
+Twilio protocol in real time, the offline recogniser and voice (and Deepgram's emulator for STT
+finality). The responder is scripted per test — the seam the session talks to.
+
+What is checked is behaviour (which profile ended a turn and why, what was said, what the
+caller heard, counters), never how fast: the timing knobs are shrunk only to keep calls short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from agent.app import CONTEXT, build_app
+from agent.caller import CallerReport, Say, load_wav_ulaw, run_caller
+from agent.calllog import CallLog, CallRecord
+from agent.config import load_secrets, load_settings
+from agent.metrics import Metrics
+from agent.prompt_cache import PromptCache
+from agent.responder import Action, CallerSaid, CallEvent, CallStarted, Hangup, Listen
+from agent.responder import Say as AgentSay
+from agent.session import SessionDeps
+from agent.turns import Patience, TurnConfig
+from audio.mulaw import encode_array
+from audio.vad import WebRtcVad
+from providers.base import SpeechHints, SpeechToText
+from providers.emulators.deepgram import DeepgramEmulator
+from providers.stt.deepgram import DeepgramSpeechToText
+from providers.stt.local import LocalSpeechToText
+from providers.tts.local import LocalTts
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")  # shares the module's recogniser
+
+ASSETS = "agent/assets/caller"
+# Snappy turns: these calls last a second or two.
+TURN = TurnConfig(min_speech_ms=60, end_silence_ms=250, bargein_min_speech_ms=100,
+                  short_silence_ms=150, long_silence_ms=400)
+FILLER = "Hm."
+
+
+def tone(ms: int) -> bytes:
+    """Voiced to the VAD, no words to the recogniser."""
+    t = np.arange(ms * 8) / 8000
+    return encode_array((8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
+
+
+def noise(ms: int) -> bytes:
+    """A burst of line noise: voiced to the VAD, no words to the recogniser."""
+    samples = np.random.default_rng(7).normal(0, 6000, ms * 8)
+    return encode_array(samples.clip(-32000, 32000).astype(np.int16))
+
+
+Handler = Callable[[CallEvent], AsyncIterator[Action]]
+
+
+class Scripted:
+    """A responder whose answers the test writes as an async generator of actions."""
+
+    def __init__(self, handler: Handler, prompts: Iterable[str] = ()) -> None:
+        self._handler = handler
+        self._prompts = tuple(prompts)
+
+    flow = "test"
+    node = ""
+    variables: Mapping[str, str] = {}
+
+    def handle(self, event: CallEvent) -> AsyncIterator[Action]:
+        return self._handler(event)
+
+    def static_prompts(self) -> tuple[str, ...]:
+        return self._prompts
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def recognizer() -> AsyncIterator[LocalSpeechToText]:
+    async with LocalSpeechToText() as provider:
+        yield provider
+
+
+def deps_for(
+    stt: SpeechToText, responder: Scripted, cache: PromptCache | None = None
+) -> SessionDeps:
+    return SessionDeps(
+        stt=stt,
+        tts=LocalTts(rate_wpm=300),
+        make_vad=lambda: WebRtcVad(2),
+        make_responder=lambda start: responder,
+        call_log=CallLog(),
+        metrics=Metrics(),
+        prompt_cache=PromptCache() if cache is None else cache,
+    )
+
+
+async def call(
+    deps: SessionDeps, script: list[Say], *, turn: TurnConfig = TURN, agent_quiet_ms: int = 800
+) -> tuple[CallerReport, CallRecord]:
+    """One call to a real server built like ``slotline serve`` builds it, with ``turn``."""
+    app = build_app(load_settings(None, {}), load_secrets({}), deps)
+    context = app[CONTEXT]
+    config = replace(context.session_config, turn=turn, filler_after_ms=200, fillers=(FILLER,))
+    app[CONTEXT] = replace(context, session_config=config)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        url = f"ws://{host}:{port}/twilio/media"
+        report = await run_caller(url, script, agent_quiet_ms=agent_quiet_ms)
+    finally:
+        await runner.cleanup()
+    record = deps.call_log.get(report.call_sid)
+    assert record is not None
+    return report, record
+
+
+def now_say(audio: bytes, **options: int) -> Say:
+    return Say(audio, pause_ms=0, wait_for_agent=False, **options)
+
+
+async def test_each_listen_sets_the_patience_of_the_next_turn(
+    recognizer: LocalSpeechToText,
+) -> None:
+    def listen(patience: Patience) -> Listen:
+        return Listen(SpeechHints(), patience)
+
+    answers = 0
+
+    async def handler(event: CallEvent) -> AsyncIterator[Action]:
+        nonlocal answers
+        if isinstance(event, CallStarted):
+            yield listen("short")  # "Shall I book it?"
+        elif isinstance(event, CallerSaid):
+            answers += 1
+            if answers == 1:
+                yield AgentSay("Ok.")
+                yield listen("long")  # "What's your e-mail address?"
+            else:
+                yield AgentSay("Bye.")
+                yield Hangup()
+
+    deps = deps_for(recognizer, Scripted(handler))
+
+    script = [now_say(tone(200)), Say(tone(200), pause_ms=100)]
+    report, record = await call(deps, script, agent_quiet_ms=100)
+    caller_turns = [t for t in record.turns if t.role == "caller"]
+    assert [(t.patience, t.ended_by) for t in caller_turns] == [("short", "silence"),
+                                                               ("long", "silence")]
+    short, long = (t.latency for t in record.turns if t.role == "agent" and t.latency)
+    assert short.endpoint_ms < long.endpoint_ms  # 150 ms of silence ended one, 400 the other
+    assert deps.metrics.turn_ends.values == {"silence": 2}
+    assert record.status == "completed" and record.errors == [] and report.errors == ()
+
+
+async def test_stt_finality_ends_the_turn_before_the_vad_silence(
+    recognizer: LocalSpeechToText,
+) -> None:
+    async def handler(event: CallEvent) -> AsyncIterator[Action]:
+        if isinstance(event, CallerSaid):
+            yield AgentSay("Bye.")
+            yield Hangup()
+
+    async with DeepgramEmulator(api_key="dg-key", recognizer=recognizer) as deepgram:
+        stt = DeepgramSpeechToText("dg-key", base_url=deepgram.url)
+        deps = deps_for(stt, Scripted(handler))
+        patient = replace(TURN, end_silence_ms=2000)  # the VAD alone would wait 2 s
+        script = [now_say(load_wav_ulaw(f"{ASSETS}/yes.wav"))]
+        report, record = await call(deps, script, turn=patient)
+    (caller_turn,) = [t for t in record.turns if t.role == "caller"]
+    assert caller_turn.text == "yes"
+    assert caller_turn.ended_by == "stt_final"  # Deepgram's speech_final, past the 200 ms floor
+    assert caller_turn.latency is None
+    (answer,) = [t for t in record.turns if t.role == "agent"]
+    assert answer.latency is not None and answer.latency.endpoint_ms < 2000
+    assert deps.metrics.turn_ends.values == {"stt_final": 1}
+    assert report.closed_by == "server"
+
+
+async def test_noise_over_the_agent_is_a_false_interruption_and_the_agent_resumes(
+    recognizer: LocalSpeechToText,
+) -> None:
+    greeting = "One two three four. Five."
+
+    async def handler(event: CallEvent) -> AsyncIterator[Action]:
+        if isinstance(event, CallStarted):
+            yield AgentSay(greeting)
+            yield Hangup()
+        else:
+            raise AssertionError(f"the responder must not hear {event}")
+
+    deps = deps_for(recognizer, Scripted(handler))
+    # a 300 ms burst of noise as soon as the greeting starts playing
+    report, record = await call(deps, [now_say(noise(300), interrupt_after_ms=0)])
+    assert report.clears == 1 and deps.metrics.bargein.count == 1
+    assert deps.metrics.false_interruptions.value == 1
+    # the caller's log: the audio before the clear, then the greeting again from its first
+    # unheard sentence (here the first), byte for byte, to the end
+    cut, resumed = report.agent_turns
+    assert cut.interrupted and not resumed.interrupted
+    assert resumed.audio.startswith(cut.audio) and len(resumed.audio) > len(cut.audio)
+    assert len(resumed.marks_heard) == 2  # both sentences reached the caller
+    # the server's log: one agent turn, heard in full; the noise is not a caller turn
+    (turn,) = record.turns
+    assert turn.role == "agent" and turn.text == greeting
+    assert not turn.interrupted and turn.heard_text is None and turn.resumed == 1
+    assert report.closed_by == "server" and record.status == "completed"
+
+
+async def test_a_slow_reply_gets_one_filler_from_the_cache(
+    recognizer: LocalSpeechToText,
+) -> None:
+    async def handler(event: CallEvent) -> AsyncIterator[Action]:
+        if isinstance(event, CallerSaid):
+            await asyncio.sleep(0.8)  # a slow availability lookup: the filler plays meanwhile
+            yield Listen(SpeechHints())
+            await asyncio.sleep(0.2)  # still slow, but a second filler in a row is never said
+            yield AgentSay("Done.")
+            yield Hangup()
+
+    deps = deps_for(recognizer, Scripted(handler))
+    report, record = await call(deps, [now_say(tone(200))], agent_quiet_ms=1500)
+    said = [(t.text, t.filler, t.cached_audio) for t in record.turns if t.role == "agent"]
+    assert said == [(FILLER, True, True), ("Done.", False, False)]
+    assert deps.metrics.fillers.value == 1 and deps.metrics.cached_audio_turns.value == 1
+    # the turn's latency is the real answer's: the filler does not hide a slow reply
+    answer = record.turns[-1]
+    assert answer.latency is not None and answer.latency.llm_ttft_ms >= 800
+    assert report.closed_by == "server"
+
+
+async def test_a_fast_reply_gets_no_filler(recognizer: LocalSpeechToText) -> None:
+    async def handler(event: CallEvent) -> AsyncIterator[Action]:
+        if isinstance(event, CallerSaid):
+            yield AgentSay("Done.")
+            yield Hangup()
+
+    deps = deps_for(recognizer, Scripted(handler))
+    report, record = await call(deps, [now_say(tone(200))])
+    assert [t.text for t in record.turns if t.role == "agent"] == ["Done."]
+    assert deps.metrics.fillers.value == 0
+
+
+async def test_static_prompts_play_from_the_cache_on_later_calls(
+    recognizer: LocalSpeechToText,
+) -> None:
+    async def handler(event: CallEvent) -> AsyncIterator[Action]:
+        if isinstance(event, CallStarted):
+            yield AgentSay("Hello there.")
+            yield AgentSay("Hello John.")  # rendered from a template: never cached
+            yield Hangup()
+
+    cache = PromptCache()
+    responder = Scripted(handler, prompts=["Hello there.", "Hello {user_name}."])
+    first_deps = deps_for(recognizer, responder, cache)
+    _, first = await call(first_deps, [])
+    second_deps = replace(first_deps, call_log=CallLog(), metrics=Metrics())
+    report, second = await call(second_deps, [])
+    assert [t.cached_audio for t in first.turns] == [False, False]
+    assert [t.cached_audio for t in second.turns] == [True, False]
+    assert second.as_dict()["turns"][0]["cached_audio"] is True
+    assert second_deps.metrics.cached_audio_turns.value == 1
+    assert cache.cacheable("Hello there.") and not cache.cacheable("Hello John.")
+    assert all(t.heard_ms > 0 for t in report.agent_turns)
