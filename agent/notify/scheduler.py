@@ -22,10 +22,10 @@ import asyncio
 import logging
 import math
 import uuid
-from types import TracebackType
 
 from agent.notify.notifier import Delivery, Notifier, PolicyLookup, describe_error
 from agent.store import ReminderJob
+from providers.base import ResourceContext
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ DEFAULT_CONCURRENCY = 10  # sends in flight per scheduler; vendors take many mor
 DEFAULT_CLOSE_GRACE_S = 5.0
 
 
-class ReminderScheduler:
+class ReminderScheduler(ResourceContext):
     """Claims and sends due notification jobs until closed. ``policy_for(action)`` gives a
     booking action's policy (None: the action sends nothing; its jobs are given up)."""
 
@@ -94,18 +94,6 @@ class ReminderScheduler:
         error = None if task.cancelled() else task.exception()
         if error is not None:
             logger.error("reminder scheduler stopped on %s", describe_error(error))
-
-    async def __aenter__(self) -> ReminderScheduler:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def run_once(self) -> list[Delivery]:
         """Claim one batch of due jobs and send them; what became of each (tests, the CLI)."""

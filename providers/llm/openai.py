@@ -25,13 +25,12 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, aclosing
-from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx2
 import openai
 
-from providers.base import ChatEvent, ChatMessage, ToolSpec
+from providers.base import ChatEvent, ChatMessage, ResourceContext, ToolSpec
 from providers.errors import ProtocolError, ProviderAuthError, ProviderError, ProviderTimeout
 from providers.llm.openai_wire import ChatStreamDecoder, encode_messages, encode_tools
 
@@ -47,7 +46,7 @@ _RETRY_DELAY_S = 0.2
 _DRAIN_TIMEOUT_S = 0.05
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(ResourceContext):
     """``ChatModel`` over ``POST {base_url}/chat/completions`` with streamed tool calls."""
 
     def __init__(
@@ -78,17 +77,6 @@ class OpenAIChatModel:
 
     async def aclose(self) -> None:
         await self._client.close()
-
-    async def __aenter__(self) -> OpenAIChatModel:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def stream(
         self, messages: tuple[ChatMessage, ...], *, tools: tuple[ToolSpec, ...] = ()

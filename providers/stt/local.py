@@ -34,10 +34,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from providers.base import AudioChunk, SpeechHints, Transcript
+from providers.base import AudioChunk, ResourceContext, SpeechHints, Transcript
 from providers.errors import ProviderError, ProviderTimeout
 from providers.stt import _sphinx_wire as wire
 
@@ -53,7 +51,7 @@ _BOOTSTRAP = (
 )
 
 
-class LocalSpeechToText:
+class LocalSpeechToText(ResourceContext):
     """A pool of pocketsphinx worker processes shared by every call of this server process.
 
     Use as an async context manager (or ``await start()`` / ``await aclose()``): start-up
@@ -86,18 +84,6 @@ class LocalSpeechToText:
         self._request_ids = itertools.count(1)
         self.decodes_requested = 0  # speculative ones included; for tests and the bench
         self._start_lock = asyncio.Lock()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         """Start (or restart) every worker that is not running."""
