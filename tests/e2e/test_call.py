@@ -36,15 +36,21 @@ async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
     assert booking["call_sid"] == report.call_sid and booking["status"] == "confirmed"
     assert booking["provider"] == "local" and booking["attendee"]["name"] == "John Smith"
     assert "T15:00:00-05:00" in booking["start"] or booking["start"].endswith("T20:00:00+00:00")
-    # every caller turn was answered with audio, and both sides measured the wait
-    end_silence_ms = server.settings.turn.end_silence_ms
+    # every caller turn was answered with audio, and both sides measured the wait; the silence
+    # that ends a turn is the question's patience (yes/no answers are short)
+    turn = server.settings.turn
+    silence_ms = {"short": turn.short_silence_ms, "normal": turn.end_silence_ms,
+                  "long": turn.long_silence_ms}
+    heard = [t for t in call["turns"] if t["role"] == "caller"]
     answers = [t for t in call["turns"] if t["role"] == "agent" and "latency" in t]
-    assert len(answers) == len(DEMO_SCRIPT)
-    for caller_turn, reply in zip(report.turns, answers, strict=True):
+    assert len(answers) == len(heard) == len(DEMO_SCRIPT)
+    assert [t.get("patience") for t in heard] == ["normal", "normal", "normal", "short", "long"]
+    for caller_turn, said, reply in zip(report.turns, heard, answers, strict=True):
+        expected_ms = silence_ms[said["patience"]]
         assert caller_turn.turn_latency_ms is not None
-        assert caller_turn.turn_latency_ms >= end_silence_ms  # the turn ends after the silence
+        assert caller_turn.turn_latency_ms >= expected_ms  # the turn ends after the silence
         latency = reply["latency"]
-        assert latency["endpoint_ms"] >= end_silence_ms - 20  # frames arrive with jitter
+        assert latency["endpoint_ms"] >= expected_ms - 20  # frames arrive with jitter
         assert latency["turn_latency_ms"] >= latency["endpoint_ms"]
     # nobody interrupted: every agent turn played to the end
     assert not any(t.interrupted for t in report.agent_turns)
