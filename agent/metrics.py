@@ -60,8 +60,8 @@ class LabelledCounter:
         self.label = label
         self.values: defaultdict[str, int] = defaultdict(int)
 
-    def inc(self, label_value: str) -> None:
-        self.values[label_value] += 1
+    def inc(self, label_value: str, by: int = 1) -> None:
+        self.values[label_value] += by
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
@@ -103,6 +103,10 @@ class Metrics:
             "slotline_false_interruptions_total",
             "Barge-ins with no words (noise) after which the agent resumed.",
         )
+        self.flow_turns = LabelledCounter(
+            "slotline_flow_turns_total",
+            "Caller turns a flow handled: llm=skipped (the rules answered) or llm=used.", "llm",
+        )
 
     def render(self) -> str:
         lines = [
@@ -120,6 +124,7 @@ class Metrics:
             self.cached_audio_turns,
             self.fillers,
             self.false_interruptions,
+            self.flow_turns,
         ):
             lines.extend(part.render())
         return "\n".join(lines) + "\n"

@@ -178,9 +178,12 @@ class _FlowCall:
     """A call's ``FlowResponder``; when the call ends, its booking runner hears what the flow
     collected (an e-mail address asked for once booked still gets its confirmation)."""
 
-    def __init__(self, responder: FlowResponder, runner: ServiceBookingRunner) -> None:
+    def __init__(
+        self, responder: FlowResponder, runner: ServiceBookingRunner, metrics: Metrics
+    ) -> None:
         self._responder = responder
         self._runner = runner
+        self._metrics = metrics
 
     def handle(self, event: CallEvent) -> AsyncIterator[Action]:
         return self._responder.handle(event)
@@ -204,6 +207,9 @@ class _FlowCall:
     async def aclose(self) -> None:
         await self._responder.aclose()
         self._runner.call_ended(self._responder.variables)
+        stats = self._responder.llm_stats
+        self._metrics.flow_turns.inc("skipped", stats.turns_without_llm)
+        self._metrics.flow_turns.inc("used", stats.llm_turns)
 
 
 def _llm(settings: Settings, secrets: Secrets) -> OpenAIChatModel | None:
@@ -309,7 +315,7 @@ async def build_deps(
             engine, booking=runner, webhooks=webhooks, control=control, llm=llm,
             on_provider_error=lambda exc: metrics.provider_errors.inc(exc.provider),
         )
-        return _FlowCall(responder, runner)
+        return _FlowCall(responder, runner, metrics)
 
     return SessionDeps(
         stt=stt,

@@ -50,6 +50,8 @@ async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> Non
             assert llm.stats.requests == 0
         finally:
             await runner.cleanup()
+        flow_turns = server.deps.metrics.flow_turns.values
+        assert flow_turns["skipped"] == len(DEMO_SCRIPT) and flow_turns["used"] == 0
     assert call_tasks() == []
 
 
