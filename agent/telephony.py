@@ -10,18 +10,14 @@ stream parameter.
 from __future__ import annotations
 
 import logging
-from xml.sax.saxutils import escape
 
 from agent.flow.messages import SendSms, Transfer
 from agent.logs import mask
 from providers.errors import ProviderError
 from providers.telephony.twilio_rest import TwilioRest
+from providers.telephony.twilio_webhook import dial_twiml
 
 log = logging.getLogger(__name__)
-
-
-def dial_twiml(number: str) -> str:
-    return f"<Response><Dial>{escape(number)}</Dial></Response>"
 
 
 class TwilioCallControl:

@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 from pydantic import SecretStr
@@ -29,9 +30,11 @@ from agent.telephony import TwilioCallControl
 from audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
 from providers.base import AsyncResource, SpeechToText, TextToSpeech
 from providers.errors import ConfigError, ProviderError
-from providers.llm.openai import OpenAIChatModel
 from providers.telephony.twilio_media import Start
 from providers.telephony.twilio_rest import TwilioRest
+
+if TYPE_CHECKING:
+    from providers.llm.openai import OpenAIChatModel
 
 log = logging.getLogger(__name__)
 
@@ -213,9 +216,11 @@ class _FlowCall:
 
 
 def _llm(settings: Settings, secrets: Secrets) -> OpenAIChatModel | None:
-    """The flow's model for ``llm.provider: openai`` (any OpenAI-compatible server)."""
+    """The flow's model for ``llm.provider: openai`` (any OpenAI-compatible server). Imported
+    only then: the SDK takes ~0.7 s to import, which the offline default need not pay."""
     if settings.llm.provider != "openai":
         return None
+    from providers.llm.openai import OpenAIChatModel
     key = _secret(secrets.openai_api_key, "OPENAI_API_KEY",
                   "llm.provider: openai (any value for a server that needs none)")
     return OpenAIChatModel(

@@ -51,3 +51,11 @@ def signature_valid(
 def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
     """The signature Twilio would send (used by the simulated caller and tests)."""
     return str(RequestValidator(auth_token).compute_signature(url, dict(params)))
+
+
+def dial_twiml(number: str) -> str:
+    """``<Response><Dial>NUMBER</Dial></Response>``: what a live call is redirected to for a
+    transfer (no XML declaration; Twilio's ``Twiml`` parameter takes the document as is)."""
+    response = VoiceResponse()
+    response.dial(number)
+    return str(response.to_xml(xml_declaration=False))
