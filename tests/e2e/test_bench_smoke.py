@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from providers.telephony.twilio_media import (
     encode_mark,
     encode_media,
 )
+from tests.loopback import serving_ws
 
 FRAME_MS = 20
 
@@ -174,19 +174,8 @@ class EchoServer:
         return now + ms / 1000
 
 
-@contextlib.asynccontextmanager
-async def serving(echo: EchoServer) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_get("/media", echo.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"ws://{host}:{port}/media"
-    finally:
-        await runner.cleanup()
+def serving(echo: EchoServer) -> contextlib.AbstractAsyncContextManager[str]:
+    return serving_ws(echo.handle, "/media")
 
 
 async def test_foreign_target_latency_is_the_servers_known_delay(tmp_path: Path) -> None:

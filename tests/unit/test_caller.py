@@ -12,7 +12,6 @@ import contextlib
 import re
 import time
 import wave
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from providers.telephony.twilio_media import (
     encode_mark,
     encode_media,
 )
+from tests.loopback import serving_ws
 
 SILENCE = b"\xff" * 160
 SID_SHAPE = re.compile(r"^(CA|MZ|AC)[0-9a-f]{32}$")
@@ -149,19 +149,8 @@ class FakeAgent:
         await ws.send_str(encode_clear(sid))
 
 
-@contextlib.asynccontextmanager
-async def serve(agent: FakeAgent) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_get("/twilio/media", agent.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"ws://{host}:{port}/twilio/media"
-    finally:
-        await runner.cleanup()
+def serve(agent: FakeAgent) -> contextlib.AbstractAsyncContextManager[str]:
+    return serving_ws(agent.handle, "/twilio/media")
 
 
 def echo_time(agent: FakeAgent, name: str) -> float:
