@@ -36,20 +36,20 @@ is cancelled and awaited before ``run`` returns.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import web
 
 from agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
 from agent.frames import EndpointingStream, FramePipeline, watch_endpoints
+from agent.media_socket import MediaSocket, SocketClosed
 from agent.metrics import Metrics
-from agent.playback import Chunk, Hold, Playback, ReplyPlayback
-from agent.prompt_cache import FILLERS, CallVoice, PromptCache, prompts_of, split_sentences
+from agent.playback import ReplyPlayback
+from agent.prompt_cache import FILLERS, CallVoice, PromptCache, prompts_of
 from agent.responder import (
     Action,
     CallerSaid,
@@ -62,6 +62,7 @@ from agent.responder import (
     Responder,
     Say,
 )
+from agent.speaker import Speaker
 from agent.store import Store, StoredCall
 from agent.turns import (
     BargeIn,
@@ -72,7 +73,6 @@ from agent.turns import (
     TurnDetector,
     TurnEnded,
 )
-from audio.pacing import OutboundPacer
 from audio.vad import Vad
 from providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
 from providers.errors import ProtocolError, ProviderError
@@ -80,12 +80,6 @@ from providers.telephony import twilio_media as tw
 
 log = logging.getLogger(__name__)
 
-# Twilio sends `connected` and `start` right after the upgrade; a socket that has not started a
-# stream by then is not a Twilio media stream.
-_START_TIMEOUT_S = 10.0
-# Outbound media messages carry at most this much audio (100 ms): big enough to keep the message
-# rate low, small enough that pacing and `clear` stay fine-grained.
-_MAX_MEDIA_BYTES = 800
 # After the goodbye, wait for its mark (it has played) but never longer than the queued audio
 # plus this margin.
 _HANGUP_MARGIN_S = 2.0
@@ -132,45 +126,28 @@ _Inbox = _TurnDone | DtmfPressed
 _Queued = tuple[CallEvent, tuple[float, Latency] | None, float | None]
 
 
-class _SocketClosed(Exception):
-    """The media socket went away while we were sending."""
-
-
 class CallSession:
     def __init__(self, ws: web.WebSocketResponse, config: SessionConfig, deps: SessionDeps):
-        self._ws = ws
         self._cfg = config
         self._deps = deps
         self._loop = asyncio.get_running_loop()
-        self._stream = tw.InboundStream()
-        self._playback = Playback()
-        self._pacer = OutboundPacer(lead_ms=config.outbound_lead_ms)
+        self._socket = MediaSocket(ws, lead_ms=config.outbound_lead_ms,
+                                   on_error=self._protocol_error)
         self._turns = TurnDetector(config.turn)
         self._inbox: asyncio.Queue[_Inbox] = asyncio.Queue()
         self._reply_task: asyncio.Task[None] | None = None
-        self._current: ReplyPlayback | None = None
         self._interrupted: ReplyPlayback | None = None  # confirmed, not yet told the responder
-        self._hold: Hold | None = None  # an interruption waiting for the turn's transcript
-        self._floor = asyncio.Event()  # clear while an interruption holds the agent's audio
-        self._floor.set()
-        self._epoch = 0  # barge-ins so far: audio sent in an older epoch may have been cleared
         self._on_hold: asyncio.Future[None] | None = None  # wakes the wait for a reply
-        self._replaying = False
         self._hangup_owed = False  # a cancelled reply had been handed the Hangup
-        self._last_was_filler = False
         self._fillers_said = 0
         self._background: list[asyncio.Task[Any]] = []
         self._queued: deque[_Queued] = deque()  # replies waiting their turn, oldest first
         self._last_voiced_at = 0.0
-        self._closed = False
         self._hung_up = False
         self._hanging_up = False  # the goodbye is playing: barge-in no longer applies
         self._failed = False  # ended by an error rather than by the conversation
         self._stt: SttStream | None = None
         self._responder: Responder | None = None
-        self._turn_of: dict[int, Turn] = {}  # reply id -> its agent turn in the call log
-        self._drained = asyncio.Event()  # set whenever no mark is pending (all audio played)
-        self._stream_sid = ""
         self._record: CallRecord | None = None
         self._voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts, self._tts_failed)
         self._prompts: tuple[str, ...] = ()  # the responder's fixed sentences
@@ -178,13 +155,14 @@ class CallSession:
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        start = await self._await_start()
+        start = await self._socket.await_start()
         if start is None:
             return
-        self._stream_sid = start.stream_sid
         record = CallRecord(call_sid=start.call_sid, stream_sid=start.stream_sid,
                             flow=self._cfg.flow_name)
         self._record = record
+        self._speaker = Speaker(self._socket, self._voice, record, self._deps.metrics,
+                                on_speaking=self._agent_speaking)
         self._deps.call_log.add(record)
         self._deps.metrics.active_calls += 1
         log.info("call started call_sid=%s stream_sid=%s", start.call_sid, start.stream_sid)
@@ -257,69 +235,32 @@ class CallSession:
         except Exception:  # the database being down must not take the call log with it
             log.exception("could not store call call_sid=%s", record.call_sid)
 
-    async def _await_start(self) -> tw.Start | None:
-        try:
-            async with asyncio.timeout(_START_TIMEOUT_S):
-                while True:
-                    message = await self._next_message()
-                    if message is None:
-                        return None
-                    if isinstance(message, tw.Start):
-                        return message
-        except TimeoutError:
-            log.warning("no start message within %.0f s; closing", _START_TIMEOUT_S)
-            await self._ws.close()
-            return None
-
-    async def _next_message(self) -> tw.InboundMessage | None:
-        """The next valid Twilio message; None when the socket is done. Bad ones are logged."""
-        while True:
-            msg = await self._ws.receive()
-            if msg.type is WSMsgType.TEXT:
-                data: str | bytes = msg.data
-            elif msg.type is WSMsgType.BINARY:
-                data = msg.data
-                self._protocol_error(ProtocolError("binary_frame", "Twilio sends text frames"))
-                continue
-            else:
-                if msg.type is WSMsgType.ERROR:  # aiohttp has closed the socket already
-                    too_big = getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
-                    code = "message_too_big" if too_big else "socket_error"
-                    self._protocol_error(ProtocolError(code, str(msg.data)))
-                self._closed = True
-                return None
-            try:
-                return self._stream.receive(data)
-            except ProtocolError as exc:
-                self._protocol_error(exc)
-
     def _protocol_error(self, exc: ProtocolError) -> None:
         self._deps.metrics.protocol_errors.inc(exc.code)
         log.warning("dropped bad message call_sid=%s: %s", self._sid, exc)
         if self._record is not None:
             self._record.add_error("twilio", str(exc))
 
+    def _agent_speaking(self, speaking: bool) -> None:
+        self._turns.agent_speaking = speaking  # barge-in applies only while the agent talks
+
     @property
     def _sid(self) -> str:
         return self._record.call_sid if self._record is not None else "-"
-
 
     # ---- inbound: the per-frame path ------------------------------------------------------------
 
     async def _receive(self) -> bool:
         """Run until stop (True) or the socket closes (False)."""
         while True:
-            message = await self._next_message()
+            message = await self._socket.receive()
             if message is None:
-                self._drained.set()
+                self._speaker.stream_ended()
                 return False
             if isinstance(message, tw.Media):
                 self._on_media(message)
             elif isinstance(message, tw.MarkEcho):
-                self._playback.mark_echoed(message.name)
-                self._turns.agent_speaking = self._agent_speaking()
-                if not self._playback.playing:
-                    self._drained.set()
+                self._speaker.mark_echoed(message.name)
             elif isinstance(message, tw.Dtmf):
                 assert self._record is not None
                 self._record.dtmf.append(message.digit)
@@ -346,9 +287,6 @@ class CallSession:
             # recogniser's utterance now so it does not prefix the caller's next turn.
             self._tg.create_task(self._discard_utterance(), name=f"discard-{self._sid}")
 
-    def _on_stt_final(self) -> None:
-        if self._turns.stt_final():
-            log.debug("recogniser ended the utterance call_sid=%s", self._sid)
     async def _discard_utterance(self) -> None:
         try:
             assert self._stt is not None
@@ -358,47 +296,28 @@ class CallSession:
             return
         log.info("backchannel ignored call_sid=%s words=%d", self._sid, len(dropped.text.split()))
 
-    def _agent_speaking(self) -> bool:
-        """Audio is playing or on its way (not while an interruption holds the floor)."""
-        if self._playback.playing or self._replaying:
-            return True
-        return self._current is not None and self._floor.is_set()
+    # ---- barge-in (the module docstring; the audio side is ``agent.speaker``) --------------------
 
     def _barge_in(self, event: BargeIn) -> None:
-        """Clear what Twilio has buffered and hold the agent until the turn's words decide
-        (module docstring)."""
-        if self._hanging_up or not self._agent_speaking():
+        """Clear what Twilio has buffered and hold the agent until the turn's words decide."""
+        if self._hanging_up or not self._speaker.speaking:
             return
-        self._send_nowait(tw.encode_clear(self._stream_sid))
-        self._epoch += 1
-        self._floor.clear()
-        # the reply still being sent is cut too: its marks are not out yet
-        self._cut(self._playback.cleared(), self._current)
-        self._drained.set()
-        self._pacer.reset()
+        if not self._socket.gone:
+            clear = self._socket.clear()
+            self._tg.create_task(self._socket.send_quietly(clear), name=f"clear-{self._sid}")
+        self._speaker.interrupt()
         # Frames arrive in real time, so stream time from the first voiced frame to the frame
         # that triggered this is the caller's wait until `clear` leaves.
         speech_s = (event.at_ms - event.first_voiced_ms) / 1000
         self._deps.metrics.bargein.observe(speech_s)
-        self._turns.agent_speaking = False
         if self._on_hold is not None and not self._on_hold.done():
             self._on_hold.set_result(None)
         log.info("barge-in call_sid=%s after %.0f ms of speech", self._sid, speech_s * 1000)
 
-    def _cut(self, chunks: list[Chunk], sending: ReplyPlayback | None = None) -> None:
-        """Add ``chunks`` (cleared, or never replayed) to the interruption being held."""
-        if self._hold is None:
-            self._hold = Hold()
-        self._hold.add(chunks, sending)
-        for reply in self._hold.replies:
-            turn = self._turn_of.get(reply.reply_id)
-            if turn is not None:
-                turn.interrupted, turn.heard_text = True, reply.heard_text
-
     async def _confirm_interruption(self) -> None:
         """The held interruption was real: cancel the held reply; the responder will hear
         ``ReplyInterrupted`` with what was heard."""
-        hold, self._hold = self._hold, None
+        hold = self._speaker.take_hold()
         if hold is None:
             return
         task = self._reply_task
@@ -406,54 +325,26 @@ class CallSession:
             task.cancel()
             await asyncio.wait([task])
         self._reply_task = None
-        self._current = None
-        if hold.replies:
-            self._interrupted = hold.replies[-1]
-        self._floor.set()
-        self._turns.agent_speaking = self._agent_speaking()
+        last = self._speaker.release(hold)
+        if last is not None:
+            self._interrupted = last
 
     async def _resume(self) -> None:
         """The held interruption had no words: play what it cut again, then let the held
-        reply go on (module docstring)."""
-        hold, self._hold = self._hold, None
+        reply go on."""
+        hold = self._speaker.take_hold()
         assert hold is not None
         self._deps.metrics.false_interruptions.inc()
         log.info("false interruption call_sid=%s: resuming %d sentence(s)", self._sid,
                  len(hold.cut))
-        Playback.resume(hold.replies)
-        for reply in hold.replies:
-            turn = self._turn_of.get(reply.reply_id)
-            if turn is not None:
-                turn.interrupted, turn.heard_text = False, None
-                turn.resumed += 1
-        self._replaying = True
-        self._turns.agent_speaking = True
         try:
-            replayed = await self._replay(hold.cut)
-        except _SocketClosed:
+            replayed = await self._speaker.resume(hold)
+        except SocketClosed:
             return
-        finally:
-            self._replaying = False
         if not replayed:  # interrupted again: the inbox has that turn coming
             return
-        self._floor.set()
-        self._turns.agent_speaking = self._agent_speaking()
         if self._reply_task is not None:
             await self._await_reply(self._reply_task)
-
-    async def _replay(self, chunks: list[Chunk]) -> bool:
-        """Send ``chunks`` again, each with a fresh mark; False when a new barge-in stopped
-        it (the chunks not replayed join that interruption)."""
-        def may_send() -> bool:
-            return self._hold is None
-
-        for index, chunk in enumerate(chunks):
-            audio = chunk.audio
-            if await self._send_paced(audio, 0, may_send) < len(audio) or not may_send():
-                self._cut(chunks[index:])
-                return False
-            await self._send(tw.encode_mark(self._stream_sid, self._playback.resent(chunk)))
-        return True
 
     # ---- the conversation ----------------------------------------------------------------------
 
@@ -487,7 +378,7 @@ class CallSession:
             self._provider_error(ProviderError("stt", "recogniser failed"))
             text = ""
         final_at = self._loop.time()
-        if self._hold is not None:
+        if self._speaker.hold is not None:
             if not text.strip():
                 await self._resume()
                 return
@@ -511,7 +402,7 @@ class CallSession:
     async def _run_queued(self) -> None:
         """Reply to the queued events in order; a barge-in holding a reply stops here (the
         rest wait until the interruption is decided)."""
-        while self._queued and self._hold is None:
+        while self._queued and self._speaker.hold is None:
             event, timing, filler_at = self._queued.popleft()
             await self._reply(event, timing, filler_at=filler_at)
 
@@ -543,8 +434,7 @@ class CallSession:
             held.cancel()
         if task.done():
             self._reply_task = None
-            self._current = None
-            self._turns.agent_speaking = self._agent_speaking()
+            self._speaker.reply_done()
 
     async def _speak_reply(
         self, event: CallEvent, timing: tuple[float, Latency] | None, filler_at: float | None
@@ -574,12 +464,13 @@ class CallSession:
                     first_action_at = self._loop.time()
                 if isinstance(action, Say):
                     filler_at = None  # the reply has started
-                    latency = None
-                    if timing is not None:
-                        latency = timing[1]
+                    if timing is None:
+                        await self._say(action.text)
+                    else:  # only the first utterance of a reply answers the turn
+                        last_voiced_at, latency = timing
                         latency.llm_ttft_ms = (first_action_at - asked_at) * 1000
-                    await self._say(action.text, timing[0] if timing else None, latency)
-                    timing = None  # only the first utterance of a reply answers the turn
+                        await self._say(action.text, latency, last_voiced_at)
+                        timing = None
                 elif isinstance(action, Listen):
                     self._listen(action)
                 elif isinstance(action, Hangup):
@@ -588,7 +479,7 @@ class CallSession:
             if hangup:
                 self._hanging_up = True
                 await self._hang_up()
-        except _SocketClosed:
+        except SocketClosed:
             return
         except ProviderError as exc:
             self._provider_error(exc)
@@ -632,8 +523,9 @@ class CallSession:
         wait_s = deadline - self._loop.time()
         if wait_s > 0:
             await asyncio.wait([ahead], timeout=wait_s)
-        if (ahead.done() or self._last_was_filler or self._agent_speaking()
-                or self._hold is not None or self._hanging_up):
+        speaker = self._speaker
+        if (ahead.done() or speaker.last_was_filler or speaker.speaking
+                or speaker.hold is not None or self._hanging_up):
             return
         fillers = self._cfg.fillers
         if not fillers:
@@ -642,7 +534,7 @@ class CallSession:
         self._fillers_said += 1
         self._deps.metrics.fillers.inc()
         log.info("filler call_sid=%s: the reply is slow", self._sid)
-        await self._say(text, None, None, filler=True)
+        await self._say(text, filler=True)
 
     def _start_warm_up(self) -> None:
         """Synthesize the flow's fixed sentences and the fillers this server has not cached
@@ -662,60 +554,23 @@ class CallSession:
     async def _say(
         self,
         text: str,
-        last_voiced_at: float | None,
-        latency: Latency | None,
+        latency: Latency | None = None,
+        last_voiced_at: float | None = None,
         *,
         filler: bool = False,
     ) -> None:
-        assert self._record is not None
-        reply = self._playback.new_reply()
-        self._current = reply
-        self._turns.agent_speaking = self._agent_speaking()
-        self._last_was_filler = filler
-        turn = Turn(role="agent", text=text, latency=latency, filler=filler)
-        self._record.turns.append(turn)
-        self._turn_of[reply.reply_id] = turn
-        try:
-            for sentence in split_sentences(text):
-                synth_at = self._loop.time()
-                audio = bytearray()
-                sent, epoch = 0, self._epoch
-                async for piece in self._voice.synthesize(sentence):
-                    if not audio and latency is not None and last_voiced_at is not None:
-                        sent_at = self._loop.time()
-                        latency.tts_ttfb_ms = (sent_at - synth_at) * 1000
-                        self._finish_latency(latency, sent_at - last_voiced_at)
-                        latency = None
-                    audio += piece
-                    sent, epoch = await self._deliver(audio, sent, epoch)
-                sent, epoch = await self._deliver(audio, sent, epoch)
-                turn.cached_audio |= self._voice.from_cache
-                mark = self._playback.chunk_sent(reply, sentence, bytes(audio))
-                await self._send(tw.encode_mark(self._stream_sid, mark))
-        finally:
-            self._current = None  # sent; its marks say when it has been heard
-            turn.interrupted = reply.cleared
-            if reply.cleared:
-                turn.heard_text = reply.heard_text
-            if turn.cached_audio:
-                self._deps.metrics.cached_audio_turns.inc()
+        """Speak; with ``latency``, the first audio out completes the caller turn's timing."""
+        on_first_audio = None
+        if latency is not None and last_voiced_at is not None:
+            measured, voiced_at = latency, last_voiced_at
 
-    async def _deliver(self, audio: bytearray, sent: int, epoch: int) -> tuple[int, int]:
-        """Send the sentence's ``audio[sent:]``. While an interruption holds the floor, wait;
-        if audio of this sentence went out before a ``clear``, send it again from its start
-        (the caller never heard it). Returns (bytes sent, the epoch they were sent in)."""
-        while True:
-            if not self._floor.is_set():
-                await self._floor.wait()  # cancelled here if the interruption is confirmed
-            if epoch != self._epoch:
-                sent, epoch = 0, self._epoch
+            def on_first_audio(synth_at: float) -> None:
+                sent_at = self._loop.time()
+                measured.tts_ttfb_ms = (sent_at - synth_at) * 1000
+                self._finish_latency(measured, sent_at - voiced_at)
 
-            def may_send(epoch: int = epoch) -> bool:
-                return self._floor.is_set() and self._epoch == epoch
-
-            sent = await self._send_paced(audio, sent, may_send)
-            if sent >= len(audio) and may_send():
-                return sent, epoch
+        await self._speaker.say(text, filler=filler, latency=latency,
+                                on_first_audio=on_first_audio)
 
     def _finish_latency(self, latency: Latency, turn_latency_s: float) -> None:
         latency.turn_latency_ms = turn_latency_s * 1000
@@ -724,57 +579,11 @@ class CallSession:
         latency.server_overhead_ms = max(0.0, latency.turn_latency_ms - waited)
         self._deps.metrics.turn_latency.observe(turn_latency_s)
 
-    async def _send_paced(
-        self, audio: bytes | bytearray, offset: int, may_send: Callable[[], bool]
-    ) -> int:
-        """Send ``audio[offset:]`` in paced media messages while ``may_send()``; returns the
-        offset reached."""
-        while offset < len(audio):
-            delay = self._pacer.delay_s(self._loop.time())
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if not may_send():
-                return offset
-            piece = bytes(audio[offset : offset + _MAX_MEDIA_BYTES])
-            await self._send(tw.encode_media(self._stream_sid, piece))
-            self._pacer.sent(self._loop.time(), len(piece))
-            offset += len(piece)
-        return offset
-
-
     async def _hang_up(self) -> None:
         """Let the last words play (their mark comes back), then close the media socket."""
-        timeout_s = self._pacer.queued_ms(self._loop.time()) / 1000 + _HANGUP_MARGIN_S
-        if self._playback.playing and not self._closed:
-            self._drained.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await self._drained.wait()
-        self._closed = True
+        await self._speaker.wait_played(self._socket.queued_ms() / 1000 + _HANGUP_MARGIN_S)
         self._hung_up = True
-        await self._ws.close()
-
-    # ---- sending -------------------------------------------------------------------------------
-
-    async def _send(self, text: str) -> None:
-        if self._closed or self._ws.closed:
-            raise _SocketClosed
-        try:
-            await self._ws.send_str(text)
-        except ConnectionError as exc:
-            self._closed = True
-            raise _SocketClosed from exc
-
-    def _send_nowait(self, text: str) -> None:
-        """Send from the per-frame path without awaiting (barge-in's `clear`)."""
-        if self._closed or self._ws.closed:
-            return
-        task = self._tg.create_task(self._send_quietly(text), name=f"send-{self._sid}")
-        del task  # owned by the task group
-
-    async def _send_quietly(self, text: str) -> None:
-        with contextlib.suppress(_SocketClosed):
-            await self._send(text)
+        await self._socket.close()
 
     def _tts_failed(self, exc: ProviderError) -> None:
         self._provider_error(exc)
@@ -785,8 +594,6 @@ class CallSession:
         log.warning("provider error call_sid=%s: %s", self._sid, exc)
         if self._record is not None:
             self._record.add_error(exc.provider, exc.message)
-
-
 
 
 async def _next_action(actions: AsyncIterator[Action]) -> Action | None:

@@ -1,0 +1,145 @@
+"""One call's Twilio media WebSocket: typed messages in, paced audio out.
+
+Inbound, bad messages (binary frames, malformed JSON, unknown events, oversized messages) are
+reported to ``on_error`` and skipped: the call goes on. Outbound, agent audio leaves in media
+messages of at most 100 ms, paced by ``audio.pacing.OutboundPacer`` so Twilio holds only
+``lead_ms`` of it — that bound is what a ``clear`` has to throw away, and what makes barge-in
+feel immediate. A send on a socket that has gone raises ``SocketClosed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from audio.pacing import OutboundPacer
+from providers.errors import ProtocolError
+from providers.telephony import twilio_media as tw
+
+log = logging.getLogger(__name__)
+
+# Twilio sends `connected` and `start` right after the upgrade; a socket that has not started a
+# stream by then is not a Twilio media stream.
+START_TIMEOUT_S = 10.0
+# Outbound media messages carry at most this much audio (100 ms): big enough to keep the message
+# rate low, small enough that pacing and `clear` stay fine-grained.
+MAX_MEDIA_BYTES = 800
+
+
+class SocketClosed(Exception):
+    """The media socket went away while we were sending."""
+
+
+class MediaSocket:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        lead_ms: int,
+        on_error: Callable[[ProtocolError], None],
+    ) -> None:
+        self._ws = ws
+        self._stream = tw.InboundStream()
+        self._pacer = OutboundPacer(lead_ms=lead_ms)
+        self._on_error = on_error
+        self._loop = asyncio.get_running_loop()
+        self.stream_sid = ""
+        self.closed = False  # by us, by the peer, or by an error
+
+    # ---- inbound ---------------------------------------------------------------------------
+
+    async def await_start(self) -> tw.Start | None:
+        """The stream's ``start`` (None: the socket closed or never started a stream)."""
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                while True:
+                    message = await self.receive()
+                    if message is None:
+                        return None
+                    if isinstance(message, tw.Start):
+                        self.stream_sid = message.stream_sid
+                        return message
+        except TimeoutError:
+            log.warning("no start message within %.0f s; closing", START_TIMEOUT_S)
+            await self.close()
+            return None
+
+    async def receive(self) -> tw.InboundMessage | None:
+        """The next valid Twilio message; None when the socket is done."""
+        while True:
+            msg = await self._ws.receive()
+            if msg.type is WSMsgType.TEXT:
+                data: str | bytes = msg.data
+            elif msg.type is WSMsgType.BINARY:
+                self._on_error(ProtocolError("binary_frame", "Twilio sends text frames"))
+                continue
+            else:
+                if msg.type is WSMsgType.ERROR:  # aiohttp has closed the socket already
+                    too_big = getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG
+                    code = "message_too_big" if too_big else "socket_error"
+                    self._on_error(ProtocolError(code, str(msg.data)))
+                self.closed = True
+                return None
+            try:
+                return self._stream.receive(data)
+            except ProtocolError as exc:
+                self._on_error(exc)
+
+    # ---- outbound --------------------------------------------------------------------------
+
+    async def send(self, text: str) -> None:
+        if self.closed or self._ws.closed:
+            raise SocketClosed
+        try:
+            await self._ws.send_str(text)
+        except ConnectionError as exc:
+            self.closed = True
+            raise SocketClosed from exc
+
+    async def send_quietly(self, text: str) -> None:
+        """Send if the socket is still there (a ``clear`` racing the end of the call)."""
+        with contextlib.suppress(SocketClosed):
+            await self.send(text)
+
+    async def send_mark(self, name: str) -> None:
+        await self.send(tw.encode_mark(self.stream_sid, name))
+
+    async def send_paced(
+        self, audio: bytes | bytearray, offset: int, may_send: Callable[[], bool]
+    ) -> int:
+        """Send ``audio[offset:]`` in paced media messages while ``may_send()``; returns the
+        offset reached."""
+        pacer, loop = self._pacer, self._loop
+        while offset < len(audio):
+            delay = pacer.delay_s(loop.time())
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not may_send():
+                return offset
+            piece = bytes(audio[offset : offset + MAX_MEDIA_BYTES])
+            await self.send(tw.encode_media(self.stream_sid, piece))
+            pacer.sent(loop.time(), len(piece))
+            offset += len(piece)
+        return offset
+
+    def clear(self) -> str:
+        """Forget the pacing of audio Twilio is about to drop; the ``clear`` message to send."""
+        self._pacer.reset()
+        return tw.encode_clear(self.stream_sid)
+
+    def queued_ms(self) -> float:
+        """Audio sent that Twilio has not played yet, by the pacing clock."""
+        return self._pacer.queued_ms(self._loop.time())
+
+    async def close(self) -> None:
+        self.closed = True
+        await self._ws.close()
+
+    @property
+    def gone(self) -> bool:
+        """Closed, or closed by the peer (nothing more can be sent)."""
+        return self.closed or self._ws.closed
