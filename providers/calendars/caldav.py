@@ -21,17 +21,21 @@ read and written with ``icalendar`` by the pure helpers at the bottom.
   2. PUT ``<uid>.ics`` with ``If-None-Match: *``; 412 = the UID exists (a concurrent retry of
      the same key): return that event. An answer lost to a dropped connection or a timeout:
      GET the UID; there with our key → it was written, go on; else the error stands.
-  3. Query the slot again. Rivals (other blocking events there) are ranked with ours by
-     (CREATED, else DTSTAMP; then UID). A rival ranked first → delete ours, ``SlotTaken``.
-     Ours ranked first → wait up to ``rival_grace_s`` for the rivals to withdraw (a rival that
-     saw ours deletes its own right away); one that stays had confirmed without seeing ours,
-     so ours is withdrawn. Two Slotline writers, in any interleaving, end with exactly one
-     event (if a loser dies before its DELETE, its event is the one left, with no booking).
-- cancel sets STATUS:CANCELLED (the history stays in the calendar); reschedule moves
-  DTSTART/DTEND after a free check of the new time. Both PUT with ``If-Match`` on the ETag
-  just read, so a concurrent edit is never overwritten. A create racing a move onto the same
-  time is caught by the creator's step 3 (the moved event's older CREATED ranks first) unless
-  the creator finished its check before the move landed: that window stays open.
+  3. Settle: query the slot again and let ``race.settle`` decide, waiting for rivals. The
+     rank is when an event came to occupy its time: X-SLOTLINE-SLOT-SINCE (Slotline stamps it
+     on a move), else CREATED, else DTSTAMP (none: first); ties by UID. These are writers'
+     clocks, so a writer ranked first may have listed before a rival's PUT landed: a rival
+     ranked first → delete ours, ``SlotTaken``; ours ranked first → wait up to
+     ``rival_grace_s`` for the rivals to withdraw (a rival that saw ours deletes its own right
+     away); one that stays had confirmed without seeing ours, so ours is withdrawn. Two
+     Slotline writers, in any interleaving, end with exactly one event (if a loser dies before
+     its DELETE, its event is the one left, with no booking).
+- cancel sets STATUS:CANCELLED (the history stays in the calendar). reschedule checks the new
+  time is free, moves DTSTART/DTEND (stamping X-SLOTLINE-SLOT-SINCE: the moved event ranks by
+  its move, not its creation), then settles like a create; a lost move puts the old times back
+  and raises ``SlotTaken``. So a create racing a move onto the same time ends with one event
+  whichever finished its check first. Edits PUT with ``If-Match`` on the ETag just read, so a
+  concurrent edit is never overwritten.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from caldav.lib.error import AuthorizationError, DAVError
 from caldav.response import CalendarQueryResult, DAVResponse
 
 from providers.base import ResourceContext
+from providers.calendars import race
 from providers.calendars.base import BookingRequest, BookingStatus, BusyInterval, ProviderBooking
 from providers.errors import (
     ConfigError,
@@ -64,16 +69,22 @@ logger = logging.getLogger(__name__)
 
 PROVIDER = "caldav"
 KEY_PROPERTY = "X-SLOTLINE-IDEMPOTENCY-KEY"
+# When the event came to occupy its current time (UTC, written on a move): CREATED would rank a
+# moved event by its creation, ahead of a booking that was in the slot first.
+SINCE_PROPERTY = "X-SLOTLINE-SLOT-SINCE"
 _PRODID = "-//Slotline//CalDAV calendar//EN"
 _ICS = {"Content-Type": "text/calendar; charset=utf-8"}
 # A rival that saw our event deletes its own with one DELETE right after its own check; 2 s
 # covers a slow server. Poll often: the caller is on the phone, waiting.
 _RIVAL_GRACE_S = 2.0
 _RIVAL_POLL_S = 0.05
-_EARLIEST = datetime.min.replace(tzinfo=UTC)  # an event with no stamps ranks first
+_EARLIEST = datetime.min.replace(tzinfo=UTC)  # an event with no stamps ranks first: we yield
+# What a lost move puts back: the old times, their rank and the comments.
+_MOVED_PROPERTIES = ("DTSTART", "DTEND", "DURATION", SINCE_PROPERTY, "COMMENT")
 # Floating times and dates mean the calendar's zone, which the server may not know: ask for
 # everything within the widest UTC offsets (-12 h .. +14 h) and filter here.
 _FLOATING_MARGIN = timedelta(hours=14)
+_ICAL_UTC = "%Y%m%dT%H%M%SZ"  # RFC 5545 UTC date-time, as CREATED and DTSTAMP are written
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +96,11 @@ class _Event:
     end: datetime
     cancelled: bool
     blocks: bool  # opaque and not cancelled: it makes the time busy
-    rank: tuple[datetime, str]  # (CREATED or DTSTAMP, UID): who was first
+    since: datetime  # when it came to occupy its time (the module doc's rank)
     key: str  # our idempotency key property, "" on others' events
+
+    def claim(self) -> race.Claim:
+        return race.Claim(self.uid, self.since, self.blocks)
 
 
 class CaldavCalendar(ResourceContext):
@@ -150,7 +164,13 @@ class CaldavCalendar(ResourceContext):
                     raise ProviderError(PROVIDER, f"event {uid} exists but is not this booking")
                 return _booking(existing[0])
             _check(response, "PUT", href)
-        await self._settle_rivals(uid, request)
+        if not await self._keeps_slot(uid, request.start, request.end):
+            async with self._dav("DELETE"):
+                response = await self._dav_client().delete(href)
+            _check(response, "DELETE", href, missing_ok=True)
+            logger.info("caldav: another booking took %s meanwhile; withdrew %s",
+                        request.start, uid)  # fmt: skip
+            raise SlotTaken(PROVIDER, f"{_ical_utc(request.start)} was booked meanwhile")
         return ProviderBooking(uid, request.start, request.end, "confirmed")
 
     async def get(self, provider_booking_id: str) -> ProviderBooking | None:
@@ -177,19 +197,27 @@ class CaldavCalendar(ResourceContext):
         event, text, etag = await self._must_load(provider_booking_id)
         if event.cancelled:
             raise ProviderError(PROVIDER, f"booking {provider_booking_id} is cancelled")
-        for other in await self._query(request.start, request.end):
-            if other.blocks and other.uid != provider_booking_id:
-                raise SlotTaken(PROVIDER, f"{_ical_utc(request.start)} is busy")
+        listed = await self._query(request.start, request.end)
+        if race.rivals(provider_booking_id, (other.claim() for other in listed)):
+            raise SlotTaken(PROVIDER, f"{_ical_utc(request.start)} is busy")
 
         def moved(component: icalendar.Component) -> None:
             for name, value in (("DTSTART", request.start), ("DTEND", request.end)):
                 component.pop(name, None)
                 component.add(name, value.astimezone(UTC))
             component.pop("DURATION", None)
+            component.pop(SINCE_PROPERTY, None)
+            component.add(SINCE_PROPERTY, _ical_utc(datetime.now(UTC)))
             if reason:
                 component.add("COMMENT", f"Rescheduled: {reason}")
 
-        return _booking(await self._edit(provider_booking_id, text, etag, moved))
+        result = await self._edit(provider_booking_id, text, etag, moved)
+        if not await self._keeps_slot(provider_booking_id, request.start, request.end):
+            await self._move_back(provider_booking_id, text)
+            logger.info("caldav: another booking took %s meanwhile; moved %s back",
+                        request.start, provider_booking_id)  # fmt: skip
+            raise SlotTaken(PROVIDER, f"{_ical_utc(request.start)} was booked meanwhile")
+        return _booking(result)
 
     # ---- the write guard --------------------------------------------------------------------
 
@@ -215,25 +243,36 @@ class CaldavCalendar(ResourceContext):
             return False
         return loaded is not None and loaded[0].key == key
 
-    async def _settle_rivals(self, uid: str, request: BookingRequest) -> None:
-        """Step 3 of the module doc: keep our new event only if every rival withdraws."""
+    async def _keeps_slot(self, uid: str, start: datetime, end: datetime) -> bool:
+        """Step 3 of the module doc, after writing ``uid`` into [start, end): may we keep it?
+        Ours missing from the listing counts as lost (no rank to hold the slot with)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._rival_grace_s
         while True:
-            events = await self._query(request.start, request.end)
-            ours = next((event for event in events if event.uid == uid), None)
-            rivals = [event for event in events if event.blocks and event.uid != uid]
-            if not rivals:
-                return
-            first = ours is not None and all(ours.rank < rival.rank for rival in rivals)
-            if not first or loop.time() >= deadline:
-                break
+            listed = (event.claim() for event in await self._query(start, end))
+            verdict = race.settle(uid, listed, wait_for_rivals=True)
+            if verdict is not race.Verdict.WAIT:
+                return verdict is race.Verdict.WON
+            if loop.time() >= deadline:
+                return False  # a rival stayed: it confirmed without seeing ours
             await asyncio.sleep(_RIVAL_POLL_S)
-        async with self._dav("DELETE"):
-            response = await self._dav_client().delete(self._href(uid))
-        _check(response, "DELETE", self._href(uid), missing_ok=True)
-        logger.info("caldav: another booking took %s meanwhile; withdrew %s", request.start, uid)
-        raise SlotTaken(PROVIDER, f"{_ical_utc(request.start)} was booked meanwhile")
+
+    async def _move_back(self, uid: str, original: str) -> None:
+        """Undo a lost move: the old times, rank and comments of ``original`` on the event."""
+        _, text, etag = await self._must_load(uid)
+        before = next(
+            component
+            for component in icalendar.Calendar.from_ical(original).walk("VEVENT")
+            if str(component.get("UID", "")) == uid and "RECURRENCE-ID" not in component
+        )
+
+        def restored(component: icalendar.Component) -> None:
+            for name in _MOVED_PROPERTIES:
+                component.pop(name, None)
+                if name in before:
+                    component[name] = before[name]
+
+        await self._edit(uid, text, etag, restored)
 
     # ---- reading and editing ----------------------------------------------------------------
 
@@ -357,7 +396,7 @@ def _booking(event: _Event) -> ProviderBooking:
 
 
 def _ical_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return moment.astimezone(UTC).strftime(_ICAL_UTC)
 
 
 def _new_event(uid: str, request: BookingRequest, now: datetime) -> str:
@@ -407,12 +446,22 @@ def _events(text: str, zone: ZoneInfo) -> list[_Event]:
             end = start + timedelta(days=1)
         cancelled = str(component.get("STATUS", "")).upper() == "CANCELLED"
         transparent = str(component.get("TRANSP", "")).upper() == "TRANSPARENT"
-        stamp = component.get("CREATED") or component.get("DTSTAMP")
-        first_seen = _utc(stamp.dt, zone) if stamp is not None else _EARLIEST
         uid, key = str(component.get("UID", "")), str(component.get(KEY_PROPERTY, ""))
         blocks = not (cancelled or transparent)
-        events.append(_Event(uid, start, end, cancelled, blocks, (first_seen, uid), key))
+        events.append(_Event(uid, start, end, cancelled, blocks, _since(component, zone), key))
     return events
+
+
+def _since(component: icalendar.Component, zone: ZoneInfo) -> datetime:
+    """CalDAV's ranking: when the event came to occupy its time (module doc, step 3)."""
+    moved = component.get(SINCE_PROPERTY)
+    if moved is not None:
+        try:  # written by _ical_utc; an X- property reads back as text
+            return datetime.strptime(str(moved), _ICAL_UTC).replace(tzinfo=UTC)
+        except ValueError:
+            pass  # not ours after all: rank by the standard stamps
+    stamp = component.get("CREATED") or component.get("DTSTAMP")
+    return _utc(stamp.dt, zone) if stamp is not None else _EARLIEST
 
 
 def _utc(value: date | datetime, zone: ZoneInfo) -> datetime:

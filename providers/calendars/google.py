@@ -13,13 +13,11 @@ Google ALLOWS overlapping events, so a booking is guarded here, in three steps:
 2. ``POST .../events?sendUpdates=all`` with a client-chosen ``id`` derived from the idempotency
    key (base32hex of its SHA-256). Google answers a second insert of that id with 409, so the
    insert is safely retried (a dropped response, a 503): on 409 we GET the id — the same booking.
-3. Settle: list the events overlapping the slot. If another opaque, non-cancelled event took the
-   slot before ours, ours is deleted and ``SlotTaken`` raised. "Before" = earlier ``updated``
-   (ties: smaller id) — the moment an event came to occupy the slot (its insert, or its move
-   for a rescheduled event; ``created`` would let an old event moved in late win). Every
-   Slotline process applies the same order to the same events, and each lists only after its
-   own write landed, so of two processes racing for one slot exactly one keeps its event. In a
-   rare three-way overlap a process may give a slot up needlessly; it never double-books.
+3. Settle: list the events overlapping the slot and let ``race.settle`` decide (earliest
+   rank wins, ties by id; transparent and cancelled events ignored). Lost → ours is deleted
+   and ``SlotTaken`` raised. Google's rank is ``updated``, server-stamped: the moment an event
+   came to occupy the slot (its insert, or its move for a rescheduled event; ``created`` would
+   let an old event moved in late win). A missing ``updated`` ranks last.
 
 Requests (happy path, plus one token request per token lifetime): busy 1; create 3 (freeBusy,
 insert, list); get 1; cancel 2 (GET for the times — Google only guarantees the id of a deleted
@@ -41,6 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 
+from providers.calendars import race
 from providers.calendars.base import (
     BookingRequest,
     BookingStatus,
@@ -169,7 +168,7 @@ class GoogleCalendar(HttpAdapter):
         if _span(event) == (request.start, request.end):
             return _booking(event)  # already there (a retried reschedule)
         others = await self._overlapping(request.start, request.end)
-        if any(e["id"] != provider_booking_id and _blocks(e) for e in others):
+        if race.rivals(provider_booking_id, map(_claim, others)):
             raise SlotTaken(PROVIDER, f"{_utc(request.start)} is busy on {self.calendar_id}")
         original = {k: event[k] for k in ("start", "end", "description") if k in event}
         changes: dict[str, Any] = {"start": self._when(request.start),
@@ -245,10 +244,8 @@ class GoogleCalendar(HttpAdapter):
     async def _lost(self, ours: Event, start: datetime, end: datetime) -> bool:
         """Did another event take [start, end) before ours? (the settle step, module doc)"""
         events = await self._overlapping(start, end)
-        mine = next((e for e in events if e.get("id") == ours["id"]), ours)
-        return any(
-            _blocks(e) and _order(e) < _order(mine) for e in events if e.get("id") != ours["id"]
-        )
+        verdict = race.settle(str(ours["id"]), map(_claim, events), written=_claim(ours))
+        return verdict is not race.Verdict.WON
 
     # ---- shapes -------------------------------------------------------------------------------
 
@@ -283,10 +280,11 @@ def _blocks(event: Event) -> bool:
     return event.get("status") != "cancelled" and event.get("transparency") != "transparent"
 
 
-def _order(event: Event) -> tuple[datetime, str]:
+def _claim(event: Event) -> race.Claim:
+    """Google's ranking: ``updated`` is when the event came to occupy its time (module doc)."""
     updated = event.get("updated")
-    moment = _parse(updated) if isinstance(updated, str) else datetime.max.replace(tzinfo=UTC)
-    return moment, str(event.get("id", ""))
+    since = _parse(updated) if isinstance(updated, str) else None
+    return race.Claim(str(event.get("id", "")), since, _blocks(event))
 
 
 def _booking(event: Event) -> ProviderBooking:

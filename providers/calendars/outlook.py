@@ -16,9 +16,10 @@ local time in the event body for the mailbox owner.
 - create: Graph ALLOWS overlapping events, so the write is guarded here. A getSchedule check
   first (busy → ``SlotTaken``), then ``POST /users/{user}/events`` with a ``transactionId``
   derived from the idempotency key (Graph de-duplicates retried creates, so this POST may be
-  retried), then ``GET /users/{user}/calendarView`` for the slot: if another busy event
-  overlaps ours, the earlier ``createdDateTime`` wins (ties: the smaller id). The loser deletes
-  its own event and raises ``SlotTaken``; two processes racing for one slot end with one event.
+  retried), then ``GET /users/{user}/calendarView`` for the slot, settled by ``race.settle``:
+  Graph's rank is ``createdDateTime`` (server-stamped; ties: the smaller id; missing: last).
+  The loser deletes its own event and raises ``SlotTaken``; two processes racing for one slot
+  end with one event.
   A retried create whose first try did write finds its own event by ``transactionId``.
   Happy path: 3 Graph requests (+1 token request per hour).
 - get: ``GET /users/{user}/events/{id}`` (404 → None; ``isCancelled`` → "cancelled").
@@ -27,7 +28,8 @@ local time in the event body for the mailbox owner.
 - reschedule / move: a calendarView free check (our own event excluded), ``PATCH`` the new
   start/end, then the same post-write check. A mover always yields to any overlap (it PATCHes
   its old times back and raises ``SlotTaken``): its event's ``createdDateTime`` says nothing
-  about when it entered the slot, so it cannot take part in the creators' ordering.
+  about when it entered the slot, so it takes part in the race with an unknown rank (which
+  loses to any rival).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from providers.calendars import race
 from providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
 from providers.errors import ProviderError, SlotTaken
 from providers.http import (
@@ -81,7 +84,7 @@ class GraphEvent:
     id: str
     start: datetime
     end: datetime
-    created: datetime
+    created: datetime | None  # None: Graph did not say
     show_as: str
     cancelled: bool
     transaction_id: str
@@ -95,8 +98,9 @@ class GraphEvent:
             and start < self.end
         )
 
-    def rank(self) -> tuple[datetime, str]:
-        return (self.created, self.id)
+    def claim(self, start: datetime, end: datetime, *, moved: bool = False) -> race.Claim:
+        """Graph's ranking: ``createdDateTime``; an event just moved here has no known rank."""
+        return race.Claim(self.id, None if moved else self.created, self.blocks(start, end))
 
     def booking(self) -> ProviderBooking:
         return ProviderBooking(
@@ -152,8 +156,8 @@ def parse_event(body: object) -> GraphEvent:
         id=body["id"],
         start=parse_time(body.get("start")),
         end=parse_time(body.get("end")),
-        # No createdDateTime: rank last, so a guard never keeps an event it cannot order.
-        created=parse_time(created) if created else datetime.max.replace(tzinfo=UTC),
+        # No createdDateTime: ranks last (race.py), so a guard never keeps an event it cannot order.
+        created=parse_time(created) if created else None,
         show_as=str(body.get("showAs") or "busy").lower(),
         cancelled=body.get("isCancelled") is True,
         transaction_id=str(body.get("transactionId") or ""),
@@ -266,12 +270,13 @@ class OutlookCalendar(HttpAdapter):
             )  # fmt: skip
             mine = parse_event(_expect(response, (200, 201), "create event"))
             view = await self._view(start, end)
-        rivals = _rivals(view, mine.id, start, end)
-        if any(rival.rank() < mine.rank() for rival in rivals):
+        claims = [event.claim(start, end) for event in view]
+        verdict = race.settle(mine.id, claims, written=mine.claim(start, end))
+        if verdict is not race.Verdict.WON:
             logger.info("outlook: lost the race for %s; deleting event %s", _stamp(start), mine.id)
             await self._delete(mine.id)
             raise SlotTaken(PROVIDER, f"{_stamp(start)} was booked by someone else first")
-        if rivals:
+        if rivals := race.rivals(mine.id, claims):
             logger.info("outlook: won the race for %s (%d later rivals)", _stamp(start),
                         len(rivals))  # fmt: skip
         return mine.booking()
@@ -305,10 +310,13 @@ class OutlookCalendar(HttpAdapter):
         old = await self._own(provider_booking_id)
         if old.cancelled:
             raise ProviderError(PROVIDER, f"event {old.id} is cancelled; it cannot be moved")
-        if _rivals(await self._view(start, end), old.id, start, end):
+        view = await self._view(start, end)
+        if race.rivals(old.id, (event.claim(start, end) for event in view)):
             raise SlotTaken(PROVIDER, f"{_stamp(start)} is busy on the calendar")
         moved = await self._patch(old.id, start, end)
-        if _rivals(await self._view(start, end), old.id, start, end):
+        claims = [e.claim(start, end, moved=e.id == old.id) for e in await self._view(start, end)]
+        written = moved.claim(start, end, moved=True)
+        if race.settle(old.id, claims, written=written) is not race.Verdict.WON:
             logger.info("outlook: %s was taken while moving %s; moving it back", start, old.id)
             await self._patch(old.id, old.start, old.end)
             raise SlotTaken(PROVIDER, f"{_stamp(start)} was booked by someone else first")
@@ -377,13 +385,6 @@ class OutlookCalendar(HttpAdapter):
 
     def _event_path(self, event_id: str) -> str:
         return f"{self._mailbox}/events/{quote(event_id, safe='')}"
-
-
-def _rivals(
-    view: Sequence[GraphEvent], own_id: str, start: datetime, end: datetime
-) -> list[GraphEvent]:
-    """The other events that make [start, end) busy."""
-    return [e for e in view if e.id != own_id and e.blocks(start, end)]
 
 
 def _expect(response: HttpResponse, ok: tuple[int, ...], what: str) -> Any:

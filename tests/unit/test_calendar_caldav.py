@@ -363,6 +363,72 @@ async def test_a_rival_appearing_during_the_write_wins(
     assert await _stored(calendar_url) == {"rival": ""}
 
 
+@pytest.mark.parametrize(
+    "order",
+    ["move-lands-after-the-create-settled", "create-lands-after-the-move-settled", "both-checked"],
+)
+async def test_a_create_racing_a_reschedule_onto_its_time_ends_with_one_event(
+    radicale: RadicaleServer, calendar_url: str, order: str
+) -> None:
+    """A booking is moved from 10:00 to 9:00 while another caller books 9:00. The PUT of one is
+    held until the other has finished (or, both-checked, until both have checked the slot):
+    exactly one of them keeps 9:00; a mover that lost is back at 10:00."""
+    ten = NINE + 2 * HALF_HOUR
+    async with CaldavCalendar(calendar_url, USER, PASSWORD, ZONE) as setup:
+        booked = await setup.create(_request("call-1:1000", ten))
+    outcome: dict[str, ProviderBooking | SlotTaken] = {}
+    grace_s = 1.0  # a loser withdraws in a few loopback requests
+
+    async def create(adapter: CaldavCalendar) -> None:
+        try:
+            outcome["create"] = await adapter.create(_request("call-2:0900"))
+        except SlotTaken as taken:
+            outcome["create"] = taken
+
+    async def move(adapter: CaldavCalendar) -> None:
+        try:
+            outcome["move"] = await adapter.reschedule(
+                booked.provider_booking_id, _request("call-1:0900"), "earlier"
+            )
+        except SlotTaken as taken:
+            outcome["move"] = taken
+
+    direct = CaldavCalendar(calendar_url, USER, PASSWORD, ZONE, rival_grace_s=grace_s)
+    if order == "both-checked":
+        proxy = HoldingProxy(radicale.origin, hold_puts=2)
+    else:
+        inner = create if order.startswith("move") else move
+        proxy = HoldingProxy(radicale.origin, before_first_put=lambda: inner(direct))
+    async with proxy, direct:
+        url = calendar_url.replace(radicale.origin, proxy.origin)
+        async with (
+            CaldavCalendar(url, USER, PASSWORD, ZONE, rival_grace_s=grace_s) as held,
+            CaldavCalendar(url, USER, PASSWORD, ZONE, rival_grace_s=grace_s) as also_held,
+        ):
+            if order == "both-checked":
+                await asyncio.gather(create(held), move(also_held))
+            elif order.startswith("move"):
+                await move(held)  # its PUT waits for the whole create
+            else:
+                await create(held)  # its PUT waits for the whole move
+
+        winners = [name for name, result in outcome.items() if isinstance(result, ProviderBooking)]
+        assert len(winners) == 1 and len(outcome) == 2, outcome
+        if order != "both-checked":  # the one that finished first keeps the slot
+            assert winners == ["create" if order.startswith("move") else "move"]
+        busy = await direct.busy(NINE - HALF_HOUR, ten + 2 * HALF_HOUR)
+        moved = await direct.get(booked.provider_booking_id)
+    expected_move = (NINE, NINE + HALF_HOUR) if winners == ["move"] else (ten, ten + HALF_HOUR)
+    assert moved is not None and (moved.start, moved.end) == expected_move
+    assert sorted((b.start, b.end) for b in busy) == sorted(
+        [(NINE, NINE + HALF_HOUR), *([(ten, ten + HALF_HOUR)] if winners == ["create"] else [])]
+    )
+    expected_uids = {booked.provider_booking_id}
+    if winners == ["create"]:
+        expected_uids.add(uid_for("call-2:0900"))
+    assert await _stored(calendar_url) == dict.fromkeys(expected_uids, "CONFIRMED")
+
+
 # ---- failures ----------------------------------------------------------------------------------
 
 
