@@ -219,8 +219,10 @@ class _Call:
         timeout_s: float,
         hangup: asyncio.Event | None = None,
         on_turn_latency: Callable[[float], None] | None = None,
+        call_sid: str | None = None,
     ) -> None:
-        self.stream_sid, self.call_sid, self.account_sid = _sid("MZ"), _sid("CA"), account_sid
+        self.stream_sid, self.account_sid = _sid("MZ"), account_sid
+        self.call_sid = call_sid or _sid("CA")
         self._script = tuple(script)
         self._speeches = [_Speech.of(s.audio) if isinstance(s, Say) else None for s in script]
         self._custom_parameters = dict(custom_parameters)
@@ -502,12 +504,15 @@ async def run_caller(
     session: aiohttp.ClientSession | None = None,
     hangup: asyncio.Event | None = None,
     on_turn_latency: Callable[[float], None] | None = None,
+    call_sid: str | None = None,
 ) -> CallerReport:
     """Phone ``url`` (a Twilio Media Streams WebSocket), play ``script``, hang up, report.
 
     ``reply_timeout_s``: how long a step waits for the agent's reply before the caller records
     an error and hangs up. Pass ``session`` to share one HTTP session across many callers.
-    Set ``hangup`` to make the caller hang up now (``CallerReport.hung_up_early``);
+    Set ``hangup`` to make the caller hang up now (``CallerReport.hung_up_early``), as Twilio
+    ends the stream of a call ended through its API; ``call_sid``: the ``callSid`` to announce
+    (default: a random one);
     ``on_turn_latency`` hears each ``turn_latency_ms`` as it is measured (live progress).
     Failing to connect raises ``aiohttp.ClientError``; everything after is in the report.
     """
@@ -520,6 +525,7 @@ async def run_caller(
         timeout_s,
         hangup,
         on_turn_latency,
+        call_sid,
     )
     owned = session is None
     http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))

@@ -10,6 +10,12 @@ Per call there is one ``asyncio.TaskGroup`` holding:
 - background tasks: the recogniser's end-of-utterance watcher (``agent.frames``) and the
   prompt-cache warm-up (``agent.prompt_cache``).
 
+Hanging up waits until the goodbye has been heard (its mark came back), then ends the call
+through the telephony REST API when it is configured (``SessionDeps.end_call``: Twilio's
+``Status=completed``). Twilio then stops the stream; closing the socket ourselves is the
+fallback (no REST credentials, a failed request, no ``stop`` within ``_STOP_WAIT_S``) — with
+``<Connect><Stream>`` that also ends a call whose TwiML has nothing after the ``<Connect>``.
+
 Barge-in (the turn detector's ``BargeIn``) sends ``clear`` at once — ``bargein_ms`` stays
 ``bargein_min_speech_ms`` plus one frame — and *holds* the reply: it sends nothing more, but it
 is not cancelled yet. The end of the caller's turn decides:
@@ -36,9 +42,10 @@ is cancelled and awaited before ``run`` returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +90,9 @@ log = logging.getLogger(__name__)
 # After the goodbye, wait for its mark (it has played) but never longer than the queued audio
 # plus this margin.
 _HANGUP_MARGIN_S = 2.0
+# The REST hang-up (retries included) and, once accepted, Twilio's `stop` on the stream.
+_END_CALL_TIMEOUT_S = 5.0
+_STOP_WAIT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,8 @@ class SessionDeps:
     fallback_tts: TextToSpeech | None = None
     # audio of the flows' fixed sentences and of the fillers, for every call of the server
     prompt_cache: PromptCache = field(default_factory=PromptCache)
+    # ends a live call by its sid through the telephony REST API (None: close the socket)
+    end_call: Callable[[str], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +156,7 @@ class CallSession:
         self._queued: deque[_Queued] = deque()  # replies waiting their turn, oldest first
         self._last_voiced_at = 0.0
         self._hung_up = False
+        self._stream_over = asyncio.Event()  # `stop` came, or the socket closed
         self._hanging_up = False  # the goodbye is playing: barge-in no longer applies
         self._failed = False  # ended by an error rather than by the conversation
         self._stt: SttStream | None = None
@@ -182,6 +195,7 @@ class CallSession:
                     ))
                 converse = tg.create_task(self._converse(start), name=f"converse-{start.call_sid}")
                 stopped = await self._receive()
+                self._stream_over.set()
                 converse.cancel()
                 if self._reply_task is not None:
                     self._reply_task.cancel()
@@ -580,9 +594,23 @@ class CallSession:
         self._deps.metrics.turn_latency.observe(turn_latency_s)
 
     async def _hang_up(self) -> None:
-        """Let the last words play (their mark comes back), then close the media socket."""
+        """Let the last words play (their mark comes back), then end the call (module doc)."""
         await self._speaker.wait_played(self._socket.queued_ms() / 1000 + _HANGUP_MARGIN_S)
         self._hung_up = True
+        end_call = self._deps.end_call
+        if end_call is not None and not self._socket.gone:
+            try:
+                async with asyncio.timeout(_END_CALL_TIMEOUT_S):
+                    await end_call(self._sid)
+            except ProviderError as exc:
+                self._provider_error(exc)
+            except TimeoutError:
+                self._provider_error(ProviderError("twilio", "the hang-up request timed out"))
+            else:
+                log.info("call_sid=%s ended through the REST API", self._sid)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_STOP_WAIT_S):
+                        await self._stream_over.wait()
         await self._socket.close()
 
     def _tts_failed(self, exc: ProviderError) -> None:

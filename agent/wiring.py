@@ -337,4 +337,6 @@ async def build_deps(
         store=store,
         # a cloud voice that fails mid-call hands over to the offline one
         fallback_tts=None if settings.tts.provider == "local" else _local_tts(settings),
+        # the goodbye heard, the call is ended through Twilio (its media stream then stops)
+        end_call=rest.hangup if rest is not None else None,
     )

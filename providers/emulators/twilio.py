@@ -19,12 +19,18 @@ To/From/Url missing), 21211 (To not a phone number), 21617 (body over 1600 chara
 purpose, to catch adapter bugs: undeclared parameters (the real API ignores them) and values of
 the wrong type are refused with 70002, Twilio's "request does not match the expected schema" code.
 
+The emulator also stands in for Twilio's side of a live call: ``register_call`` makes an
+inbound call known (a simulated caller's ``callSid``), and when the API ends it, its
+``EmulatedCall.ended`` event is set, which the simulated caller (``agent.caller.run_caller``'s
+``hangup``) answers as Twilio does: ``stop`` on the media stream, then the socket closes.
+
 Answers carry every property of the spec's ``api.v2010.account.message`` / ``.call`` schemas,
 dates in RFC 2822 as Twilio writes them. Latency and faults come from ``HttpEmulator``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -156,6 +162,9 @@ class EmulatedCall:
     date_updated: datetime = field(default_factory=_now)
     start_time: datetime | None = None
     end_time: datetime | None = None
+    # set when the call ends: the caller side (a simulated caller's media stream) hears it,
+    # as Twilio stops a call's stream when the call is ended through the API
+    ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
 
 def _is_number(value: str) -> bool:
@@ -229,6 +238,7 @@ class TwilioEmulator(HttpEmulator):
             call.start_time = call.date_updated
         if status in _ENDED and call.end_time is None:
             call.end_time = call.date_updated
+            call.ended.set()
 
     def _error_body(self, status: int) -> object:
         code = {429: 20429, 503: 20503}.get(status, 20500 if status >= 500 else status)

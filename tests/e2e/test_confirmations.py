@@ -110,28 +110,19 @@ async def serve(
     return await running_server(settings, secrets, config=config)
 
 
-async def phone_in(
-    server: Server, twilio: TwilioEmulator, stems: list[str], *, register: bool = False
-) -> CallerReport:
+async def phone_in(server: Server, twilio: TwilioEmulator, stems: list[str]) -> CallerReport:
     """An inbound call as Twilio places it: the signed webhook, then the signed media stream.
-    ``register``: once the server has the call, the emulator learns it too (by the caller's
-    ``callSid``), as Twilio knows every live call, so REST updates of it are accepted."""
+    The emulator knows the live call (its ``callSid``), as Twilio knows every call, so REST
+    updates of it are accepted; ending it through the API stops the caller's stream."""
     signer = twilio_signer(twilio.auth_token)
     async with aiohttp.ClientSession(middlewares=[signer]) as http:
         url, parameters = await fetch_stream(http, server.url)
         assert parameters["user_phone"] == CALLER_NUMBER
         signed = {"X-Twilio-Signature": sign(twilio.auth_token, url, {})}
         script = [caller_wav(stem) for stem in stems]
-        call = asyncio.create_task(
-            run_caller(url, script, custom_parameters=parameters, headers=signed, session=http)
-        )
-        if register:
-            # the greeting plays for seconds before the caller can ask for anything
-            await until(lambda: bool(server.deps.call_log.all()) or call.done())
-            for record in server.deps.call_log.all():
-                twilio.register_call(to=BUSINESS_NUMBER, from_=CALLER_NUMBER,
-                                     sid=record.call_sid)
-        return await call
+        sid = twilio.register_call(to=BUSINESS_NUMBER, from_=CALLER_NUMBER)
+        return await run_caller(url, script, custom_parameters=parameters, headers=signed,
+                                session=http, call_sid=sid, hangup=twilio.call(sid).ended)
 
 
 async def test_a_booking_by_voice_is_confirmed_by_sms_and_email_with_reminders(
@@ -154,7 +145,13 @@ async def test_a_booking_by_voice_is_confirmed_by_sms_and_email_with_reminders(
         # the demo call, the e-mail question answered with an address instead of "no thanks"
         stems = [u.stem for u in DEMO_SCRIPT if u.stem != "no"] + ["email_john"]
         report = await phone_in(server, twilio, stems)
-        assert report.errors == () and report.closed_by == "server"
+        assert report.errors == ()
+        # the goodbye heard, the server ended the call through Twilio, which stopped the stream
+        assert report.hung_up_early and twilio.call(report.call_sid).status == "completed"
+        goodbye = report.agent_turns[-1]
+        assert not goodbye.interrupted and goodbye.heard_ms == goodbye.audio_ms  # all heard
+        hangup = f"/2010-04-01/Accounts/{twilio.account_sid}/Calls/{report.call_sid}.json"
+        assert [r.path for r in twilio.requests if r.path == hangup] == [hangup]  # once
         record = server.deps.call_log.get(report.call_sid)
         assert record is not None and record.errors == [] and record.node == "goodbye"
         assert record.variables["user_email"] == "john.smith@example.com"
@@ -207,7 +204,7 @@ async def test_an_urgent_caller_is_transferred_by_redirecting_the_live_call(
 ) -> None:
     runner, server = await serve(twilio, {"SLOTLINE_FLOW": "support_callback"}, EXAMPLES)
     try:
-        report = await phone_in(server, twilio, ["urgent"], register=True)
+        report = await phone_in(server, twilio, ["urgent"])
         assert report.errors == ()
         record = server.deps.call_log.get(report.call_sid)
         assert record is not None and record.flow == "support_callback"
@@ -219,6 +216,24 @@ async def test_an_urgent_caller_is_transferred_by_redirecting_the_live_call(
         path = f"/2010-04-01/Accounts/{twilio.account_sid}/Calls/{report.call_sid}.json"
         assert [(r.method, r.path, r.status) for r in twilio.requests] == [("POST", path, 200)]
         assert twilio.messages == [] and record.bookings == []
+        assert call_tasks() == []
+    finally:
+        await runner.cleanup()
+
+
+async def test_when_twilio_refuses_the_transfer_and_the_hang_up_the_server_closes_the_stream(
+    twilio: TwilioEmulator,
+) -> None:
+    runner, server = await serve(twilio, {"SLOTLINE_FLOW": "support_callback"}, EXAMPLES)
+    try:
+        twilio.fail_next(401, count=2)  # e.g. a rotated auth token: the redirect, the hang-up
+        report = await phone_in(server, twilio, ["urgent"])
+        assert report.errors == () and report.closed_by == "server"  # the fallback ended it
+        record = server.deps.call_log.get(report.call_sid)
+        assert record is not None and record.status == "failed"
+        assert [e["provider"] for e in record.errors] == ["twilio", "twilio"]
+        assert server.deps.metrics.provider_errors.values["twilio"] == 2
+        assert twilio.call(report.call_sid).status == "in-progress"  # nothing reached Twilio
         assert call_tasks() == []
     finally:
         await runner.cleanup()
