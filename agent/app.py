@@ -51,6 +51,7 @@ def session_config(settings: Settings) -> SessionConfig:
             max_turn_ms=turn.max_turn_s * 1000,
         ),
         outbound_lead_ms=turn.outbound_lead_ms,
+        early_llm_ms=turn.early_llm_ms,
         flow_name=settings.flow,
     )
 

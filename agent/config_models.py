@@ -336,6 +336,9 @@ class TurnSettings(_Section):
     bargein_min_speech_ms: int = Field(default=300, gt=0)
     max_turn_s: int = Field(default=30, gt=0)
     outbound_lead_ms: int = Field(default=300, ge=0)
+    # silence after speech before the reply's model request starts on the interim words
+    # (used only if the final words are the same; 0: never start early)
+    early_llm_ms: int = Field(default=250, ge=0)
 
 
 def _upper(value: object) -> object:

@@ -52,6 +52,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
+from agent.early_start import Anticipating, EarlyStart
 from agent.frames import EndpointingStream, FramePipeline, watch_endpoints
 from agent.media_socket import MediaSocket, SocketClosed
 from agent.metrics import Metrics
@@ -100,6 +101,7 @@ class SessionConfig:
     turn: TurnConfig
     outbound_lead_ms: int
     flow_name: str
+    early_llm_ms: int = 250  # agent.early_start; 0: never
     # Silence after the caller's turn ended before a filler is said: past ~0.7 s a phone pause
     # starts to sound like a dropped line.
     filler_after_ms: int = 700
@@ -164,6 +166,7 @@ class CallSession:
         self._record: CallRecord | None = None
         self._voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts, self._tts_failed)
         self._prompts: tuple[str, ...] = ()  # the responder's fixed sentences
+        self._early: EarlyStart | None = None  # model requests on interim words
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -193,6 +196,7 @@ class CallSession:
                         watch_endpoints(self._stt, self._turns.stt_final),
                         name=f"endpoints-{start.call_sid}",
                     ))
+                self._start_early(start.call_sid)
                 converse = tg.create_task(self._converse(start), name=f"converse-{start.call_sid}")
                 stopped = await self._receive()
                 self._stream_over.set()
@@ -228,6 +232,23 @@ class CallSession:
             except Exception:
                 log.exception("closing the responder failed call_sid=%s", self._sid)
             self._snapshot()
+
+    def _start_early(self, call_sid: str) -> None:
+        """Let the responder start its model request on the interim words (``agent.early_start``)
+        when it has a model and the recogniser has interim words."""
+        responder, stt = self._responder, self._stt
+        if (self._cfg.early_llm_ms <= 0 or not isinstance(responder, Anticipating)
+                or not responder.can_anticipate or stt is None):
+            return
+        early = EarlyStart(self._cfg.early_llm_ms, responder.anticipate,
+                           responder.forget_anticipation)
+        self._early = early
+
+        async def follow() -> None:
+            async for transcript in stt.interim():
+                early.heard(transcript.text)
+
+        self._background.append(self._tg.create_task(follow(), name=f"interim-{call_sid}"))
 
     def _snapshot(self) -> None:
         """Mirror the responder's node, variables and booking into the call log."""
@@ -287,9 +308,14 @@ class CallSession:
         now = self._loop.time()
         if voiced:
             self._last_voiced_at = now
+        early = self._early
+        if early is not None and not self._turns.agent_speaking:
+            early.frame(voiced)
         if event is None:
             return
         if isinstance(event, TurnEnded):
+            if early is not None:
+                early.turn_ended()
             self._deps.metrics.turn_ends.inc(event.reason)
             self._inbox.put_nowait(
                 _TurnDone(self._last_voiced_at, now, event.reason, event.patience)

@@ -203,6 +203,16 @@ class _FlowCall:
     def variables(self) -> Mapping[str, str]:
         return self._responder.variables
 
+    @property
+    def can_anticipate(self) -> bool:
+        return self._responder.can_anticipate
+
+    def anticipate(self, text: str) -> bool:
+        return self._responder.anticipate(text)
+
+    def forget_anticipation(self) -> None:
+        self._responder.forget_anticipation()
+
     def static_prompts(self) -> tuple[str, ...]:
         """The flow's fixed sentences, synthesised ahead of time into the prompt cache."""
         return flow_prompts(self._responder.engine.flow)

@@ -21,6 +21,7 @@ the intent's node, and ``ReplyInterrupted`` is only recorded (what the caller he
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -194,6 +195,15 @@ class FlowEngine:
     @property
     def interruptions(self) -> tuple[ReplyInterrupted, ...]:
         return tuple(self._interruptions)
+
+    def fork(self) -> FlowEngine:
+        """A twin in this very state, to ask "what would this event do?" without doing it
+        (``FlowResponder.anticipate``); events given to it leave this engine as it is."""
+        twin = copy.copy(self)
+        twin._variables = dict(self._variables)
+        twin._path = list(self._path)
+        twin._interruptions = list(self._interruptions)
+        return twin
 
     # ---- events ------------------------------------------------------------------------------
 

@@ -108,6 +108,11 @@ class History:
     def __init__(self, max_lines: int = MAX_HISTORY) -> None:
         self._lines: deque[tuple[str, str]] = deque(maxlen=max_lines)
 
+    def copy(self) -> History:
+        twin = History(self._lines.maxlen or MAX_HISTORY)
+        twin._lines.extend(self._lines)
+        return twin
+
     def caller(self, text: str) -> None:
         if text.strip():
             self._lines.append(("user", text.strip()))
@@ -250,11 +255,18 @@ class LlmStats:
     judgements: int = 0  # JudgeConditions requests
     failures: int = 0  # requests that failed or timed out
     cancelled: int = 0  # generations cut off by barge-in
+    early_started: int = 0  # requests started on a stable interim transcript
+    early_used: int = 0  # ... whose final transcript said the same (the answer was used)
 
     @property
     def turns_without_llm(self) -> int:
         """Caller turns the rules answered alone ("turns that skipped the LLM")."""
         return self.caller_turns - self.llm_turns
+
+    def add(self, other: LlmStats) -> None:
+        """Count ``other``'s requests as this call's (an anticipated request, once used)."""
+        for name in ("extractions", "free_answers", "judgements", "failures"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, int]:
         return {**asdict(self), "turns_without_llm": self.turns_without_llm}
@@ -284,15 +296,18 @@ class LlmPerformer:
         speak: Callable[[str], None],
         *,
         call_sid: str = "",
+        stats: LlmStats | None = None,
     ) -> ModelResult:
         """The model's answer to ``request``. Free-answer sentences go to ``speak`` as they
         stream. Never raises but ``CancelledError`` (barge-in: the generation is closed and
-        its tool calls are dropped)."""
+        its tool calls are dropped). ``stats``: where it is counted (default ``self.stats``;
+        an anticipated request is counted only if it is used)."""
+        stats = self.stats if stats is None else stats
         if isinstance(request, AskModel):
-            self.stats.extractions += 1
+            stats.extractions += 1
             tools = (record_tool(request.wanted),)
         else:
-            self.stats.judgements += 1
+            stats.judgements += 1
             tools = (judge_tool(request.conditions),)
         messages = request_messages(request, history)
         sentences = _Sentences(speak if isinstance(request, AskModel) and
@@ -310,11 +325,11 @@ class LlmPerformer:
         except (ProviderError, TimeoutError) as exc:
             error = exc if isinstance(exc, ProviderError) else ProviderTimeout(
                 PROVIDER, f"no answer within {self._timeout_s:.1f} s")
-            return self._failed(request, error, sentences.spoken, call_sid)
+            return self._failed(request, error, sentences.spoken, call_sid, stats)
         except Exception:  # a bug in a model adapter must cost one answer, not the call
             log.exception("call_sid=%s model request failed at node %s", call_sid,
                           request.node_id)
-            return self._failed(request, None, sentences.spoken, call_sid)
+            return self._failed(request, None, sentences.spoken, call_sid, stats)
         if isinstance(request, JudgeConditions):
             holding = parse_judgement(calls, request.conditions)
             log.info("call_sid=%s node %s: conditions judged true: %s", call_sid,
@@ -322,22 +337,27 @@ class LlmPerformer:
             return ConditionsJudged(request.node_id, holding)
         values = parse_values(calls, request.wanted)
         if sentences.spoken:
-            self.stats.free_answers += 1
+            stats.free_answers += 1
         log.info("call_sid=%s node %s: model recorded %s%s", call_sid, request.node_id,
                  sorted(values) or "nothing", ", answered a question" if sentences.spoken else "")
         return ModelAnswered(request.node_id, values, spoken=sentences.spoken)
 
     def _failed(
-        self, request: ModelRequest, error: ProviderError | None, spoken: str, call_sid: str
+        self,
+        request: ModelRequest,
+        error: ProviderError | None,
+        spoken: str,
+        call_sid: str,
+        stats: LlmStats,
     ) -> ModelResult:
-        self.stats.failures += 1
+        stats.failures += 1
         if error is not None:
             log.warning("call_sid=%s model request failed at node %s: %s", call_sid,
                         request.node_id, error)
             if self._on_error is not None:
                 self._on_error(error)
         if spoken:
-            self.stats.free_answers += 1
+            stats.free_answers += 1
         reason = "timeout" if isinstance(error, ProviderTimeout) else "error"
         return nothing(request, reason, spoken)
 

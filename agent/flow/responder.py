@@ -18,6 +18,11 @@ answer is spoken sentence by sentence while the model streams. Barge-in closes a
 generation at once (its tool calls never run; the engine hears ``cancelled`` and listens to
 the new words); a ``JudgeConditions`` speaks nothing and decides where the flow goes, so like a
 runner call it is shielded and awaited by the next reply.
+
+``anticipate(text)`` starts the model request the caller's words would lead to while they are
+still pausing (``agent.flow.anticipate``: a fork of the engine says what it would be; only a
+model request ever starts early). The final transcript's reply uses it when it asks the very
+same request with the very same conversation; any other event drops it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from typing import Protocol
 
+from agent.flow.anticipate import Anticipation, model_request_ahead
 from agent.flow.engine import FlowEngine
 from agent.flow.llm import DEFAULT_LLM_TIMEOUT_S, History, LlmPerformer, LlmStats, nothing
 from agent.flow.messages import (
@@ -129,6 +135,7 @@ class FlowResponder:
         )
         self._history = History()
         self._thinking: tuple[AskModel, asyncio.Task[ModelResult]] | None = None
+        self._early: Anticipation | None = None  # a model request started on interim words
         self._turn_asked = True  # whether this caller turn has asked the model yet
 
     @property
@@ -152,7 +159,54 @@ class FlowResponder:
         """This call's use of the model (turns that skipped it, failures, …)."""
         return self._stats
 
+    @property
+    def can_anticipate(self) -> bool:
+        return self._llm is not None
+
+    def anticipate(self, text: str) -> bool:
+        """The caller is pausing after ``text`` (a stable interim transcript): start the model
+        request the flow would make for it, if it would make one first. True if started."""
+        self.forget_anticipation()
+        if (self._llm is None or self._queue or self._pending is not None
+                or self._thinking is not None):
+            return False
+        ahead = model_request_ahead(self._engine, self._history, text)
+        if ahead is None:
+            return False
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        early_stats = LlmStats()
+        task = asyncio.create_task(
+            self._llm.perform(ahead.request, ahead.history, sentences.put_nowait,
+                              call_sid=self._engine.call_sid, stats=early_stats),
+            name=f"llm-early-{ahead.request.node_id}",
+        )
+        task.add_done_callback(lambda _: sentences.put_nowait(None))
+        self._early = Anticipation(text, ahead, task, sentences, early_stats)
+        self._stats.early_started += 1
+        return True
+
+    def forget_anticipation(self) -> None:
+        """The caller went on talking: drop the early request (its answer is never seen)."""
+        early, self._early = self._early, None
+        if early is not None:
+            early.cancel()
+
+    def _adopt(self, request: ModelRequest) -> Anticipation | None:
+        """The early request, if it is exactly ``request`` asked now; else it is dropped."""
+        early, self._early = self._early, None
+        if early is None:
+            return None
+        if not early.matches(request, self._history.messages()):
+            early.cancel()
+            return None
+        self._stats.early_used += 1
+        log.info("call_sid=%s model request at node %s started early, on the interim words",
+                 self._engine.call_sid, request.node_id)
+        return early
+
     async def handle(self, event: CallEvent) -> AsyncGenerator[Action, None]:
+        if not isinstance(event, CallerSaid):
+            self.forget_anticipation()
         self._queue = deque(a for a in self._queue if not isinstance(a, Say))
         if self._thinking is not None:  # a barge-in cut the model off
             self._queue.extend(self._engine.handle(await self._cancel_thinking()))
@@ -164,9 +218,11 @@ class FlowResponder:
         self._queue.extend(self._engine.handle(event))
         async for action in self._drain():
             yield action
+        self.forget_anticipation()  # the reply did not ask what was anticipated
 
     async def aclose(self) -> None:
         """Wait for a runner call a barge-in left running (a booking is never abandoned)."""
+        self.forget_anticipation()
         if self._thinking is not None:
             await self._cancel_thinking()
         if self._pending is not None:
@@ -224,21 +280,33 @@ class FlowResponder:
             return None
         assert isinstance(action, JudgeConditions)  # AskModel is spoken by _think
         self._count_model_turn()
+        early = self._adopt(action)
+        if early is not None:
+            return self._judged_early(early)
         return self._llm.perform(action, self._history.messages(), _silent,
                                  call_sid=self._engine.call_sid)
+
+    async def _judged_early(self, early: Anticipation) -> ModelResult:
+        result = await early.task
+        self._stats.add(early.stats)
+        return result
 
     async def _think(self, request: AskModel) -> AsyncGenerator[Say, None]:
         """Run the model in its own task; speak its free answer as the sentences arrive; feed
         its result to the engine. Closed early (barge-in), the generation is cancelled."""
         assert self._llm is not None
         self._count_model_turn()
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        task = asyncio.create_task(
-            self._llm.perform(request, self._history.messages(), sentences.put_nowait,
-                              call_sid=self._engine.call_sid),
-            name=f"llm-{request.node_id}",
-        )
-        task.add_done_callback(lambda _: sentences.put_nowait(None))
+        early = self._adopt(request)
+        if early is not None:
+            task, sentences = early.task, early.sentences
+        else:
+            sentences = asyncio.Queue()
+            task = asyncio.create_task(
+                self._llm.perform(request, self._history.messages(), sentences.put_nowait,
+                                  call_sid=self._engine.call_sid),
+                name=f"llm-{request.node_id}",
+            )
+            task.add_done_callback(lambda _: sentences.put_nowait(None))
         self._thinking = (request, task)
         try:
             while (sentence := await sentences.get()) is not None:
@@ -248,6 +316,8 @@ class FlowResponder:
         finally:
             if not task.done():
                 task.cancel()  # close the HTTP stream now, not when the reply is collected
+        if early is not None:
+            self._stats.add(early.stats)
         self._thinking = None
         self._queue.extend(self._engine.handle(result))
 

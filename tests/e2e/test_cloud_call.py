@@ -46,10 +46,10 @@ async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> Non
             assert eleven.counters.contexts_opened >= len(DEMO_SCRIPT)
             answered = [t.turn_latency_ms for t in report.turns]
             assert all(latency is not None for latency in answered)
-            # every answer was read by the rules extractors: no turn waited on the model
-            assert llm.stats.requests == 0
         finally:
             await runner.cleanup()
+        # every answer was read by the rules extractors: no turn waited on the model (a request
+        # started early, on words the caller then finished, is dropped unseen)
         flow_turns = server.deps.metrics.flow_turns.values
         assert flow_turns["skipped"] == len(DEMO_SCRIPT) and flow_turns["used"] == 0
     assert call_tasks() == []

@@ -31,13 +31,13 @@ from agent.store import ReminderJob
 from providers.emulators.twilio import TwilioEmulator
 from providers.telephony.twilio_webhook import sign
 from tests.e2e.conftest import Server, call_tasks, running_server
+from tests.until import until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples.yaml"
 CALLER_NUMBER = "+15005550006"  # the ``From`` that agent.demo.fetch_stream posts
 BUSINESS_NUMBER = "+15005550001"
 SENDER = "bookings@slotline.example"
 ON_CALL = "+15005550007"  # support_callback's transfer number
-WAIT_S = 10.0  # bound on waiting for background deliveries (never a timing assertion)
 
 
 @dataclass
@@ -67,16 +67,6 @@ def twilio_signer(auth_token: str) -> aiohttp.ClientMiddlewareType:
         return await handler(request)
 
     return middleware
-
-
-async def until(condition: Callable[[], bool | Awaitable[bool]]) -> None:
-    """Wait for work the server does in the background (at most ``WAIT_S``)."""
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            met = condition()
-            if met if isinstance(met, bool) else await met:
-                return
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture
