@@ -43,6 +43,7 @@ import numpy.typing as npt
 from agent.playout import BYTES_PER_MS, AgentTurn, AgentTurnLog, Playout
 from audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_SILENCE
 from audio.framing import ULAW_FRAME_BYTES as FRAME_BYTES
+from audio.loudness import VOICED_FLOOR_RMS, VOICED_WITHIN_DB
 from audio.mulaw import decode_array, encode_array
 from audio.resample import resample
 from providers.errors import ProtocolError
@@ -51,8 +52,6 @@ from providers.telephony import twilio_media as tw
 logger = logging.getLogger(__name__)
 
 SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_BYTES
-VOICED_WITHIN_DB = 35.0  # frames this close to the loudest frame count as speech
-VOICED_FLOOR_RMS = 32.8  # -60 dBFS: below this a frame is silence however quiet the rest is
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
