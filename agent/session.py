@@ -81,6 +81,7 @@ from agent.turns import (
     TurnDetector,
     TurnEnded,
 )
+from audio.loudness import LoudFrames
 from audio.vad import Vad
 from providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
 from providers.errors import ProtocolError, ProviderError
@@ -156,7 +157,8 @@ class CallSession:
         self._fillers_said = 0
         self._background: list[asyncio.Task[Any]] = []
         self._queued: deque[_Queued] = deque()  # replies waiting their turn, oldest first
-        self._last_voiced_at = 0.0
+        self._last_voiced_at = 0.0  # when the caller's last loud frame came (audio.loudness)
+        self._loudness = LoudFrames()
         self._hung_up = False
         self._stream_over = asyncio.Event()  # `stop` came, or the socket closed
         self._hanging_up = False  # the goodbye is playing: barge-in no longer applies
@@ -306,7 +308,7 @@ class CallSession:
     def _on_media(self, media: tw.Media) -> None:
         voiced, event = self._frames.process(media.payload, media.timestamp_ms)
         now = self._loop.time()
-        if voiced:
+        if voiced and self._loudness.loud(media.payload):  # the words, not the VAD's hangover
             self._last_voiced_at = now
         early = self._early
         if early is not None and not self._turns.agent_speaking:
@@ -314,6 +316,7 @@ class CallSession:
         if event is None:
             return
         if isinstance(event, TurnEnded):
+            self._loudness.reset()
             if early is not None:
                 early.turn_ended()
             self._deps.metrics.turn_ends.inc(event.reason)
@@ -323,6 +326,7 @@ class CallSession:
         elif isinstance(event, BargeIn):
             self._barge_in(event)
         elif isinstance(event, SpeechDropped):
+            self._loudness.reset()
             # A backchannel ("uh-huh") while the agent talks: not a turn. Close the
             # recogniser's utterance now so it does not prefix the caller's next turn.
             self._tg.create_task(self._discard_utterance(), name=f"discard-{self._sid}")
