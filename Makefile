@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo serve test lint clean
+.PHONY: install demo serve test lint tools clean
 
 $(BIN)/slotline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# The VAD tests speak with flite (Debian's package): installed here when missing and we are root.
+tools:
+	@command -v flite >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq flite \
+		|| { apt-get update -qq && apt-get install -y -qq flite; }; } >/dev/null; } \
+		|| { echo "flite is needed by the tests: apt-get install flite" >&2; exit 1; }
+
+test: lint tools
 	$(BIN)/pytest
 
 clean:
