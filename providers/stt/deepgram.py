@@ -7,8 +7,12 @@ One connection per call to ``{base_url}/v1/listen`` (wire format: ``deepgram_wir
   use to acknowledge audio all run on audio time, and Twilio delivers inbound audio all call
   long (the agent speaking included), so silence costs nothing extra to decide. ``KeepAlive``
   goes out only when no audio has been sent for ``keepalive_s`` (the session stopped pushing:
-  before the first media frame, on hold). Frames are sent in batches of ``batch_ms``; the
-  batch is flushed at once when a turn is finalized, so batching never delays a final.
+  before the first media frame, on hold). Frames are sent in batches of ``batch_ms`` (60 ms,
+  three frames: each send is most of this path's CPU, and Deepgram takes any chunk size); the
+  batch is flushed at once when a turn is finalized, so batching never delays a final, and a
+  partial batch the session stopped adding to goes out within 0.2 s. No permessage-deflate:
+  mu-law barely compresses, and zlib cost more CPU per send than the rest of it
+  (bench/stt_forward_cost.py).
 * Turns: the session's VAD ends the turn and calls ``finalize()``: we send ``Finalize``
   behind the audio pushed so far and wait for the result marked ``from_finalize``. The
   ``is_final`` segments received since the previous turn, joined, are the turn's text.
@@ -72,7 +76,7 @@ class DeepgramSpeechToText:
         endpointing_ms: int = 300,
         utterance_end_ms: int = 1000,
         keepalive_s: float = 4.0,
-        batch_ms: int = 40,
+        batch_ms: int = 60,
         finalize_timeout_s: float = 2.0,
         connect_timeout_s: float = 5.0,
         max_reconnect_attempts: int = 5,
@@ -94,7 +98,6 @@ class DeepgramSpeechToText:
         self.url = wire.listen_url(base_url, options)
         self.keepalive_s = keepalive_s
         self.batch_bytes = max(1, batch_ms * BYTES_PER_S // 1000)
-        self.batch_s = batch_ms / 1000
         self.finalize_timeout_s = finalize_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.max_reconnect_attempts = max_reconnect_attempts
@@ -113,6 +116,7 @@ class DeepgramSpeechToText:
                 open_timeout=self.connect_timeout_s,
                 close_timeout=1.0,
                 max_size=1 << 20,
+                compression=None,
                 logger=_ws_logger,
             )
         except InvalidStatus as exc:

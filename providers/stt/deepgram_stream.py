@@ -29,6 +29,10 @@ PROVIDER = "stt-deepgram"
 BYTES_PER_S = 8000  # 8 kHz mu-law, one byte a sample
 _MAX_FRAME_BYTES = 8000  # replayed audio goes out in frames of at most 1 s
 _BACKOFF_S = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)  # first retry at once: the caller is talking
+# How often the sender looks at the clock (KeepAlive due, a partial batch stalled). Audio goes
+# out when a whole batch is pushed, not on this tick: a stalled partial batch (the session
+# stopped pushing mid-batch) waits one to two ticks.
+_TICK_S = 0.1
 
 
 T = TypeVar("T")
@@ -68,6 +72,8 @@ class DeepgramSttStream:
     def __init__(self, owner: DeepgramSpeechToText, call_sid: str) -> None:
         self._owner = owner
         self._call_sid = call_sid
+        self._batch_bytes = owner.batch_bytes
+        self._max_replay_bytes = owner.max_replay_bytes
         self._unacked = bytearray()  # audio no final result covers yet (replayed on a drop)
         self._unacked_base = 0  # offset of _unacked[0]
         self._sent = 0  # offset up to which the current connection has the audio
@@ -80,6 +86,10 @@ class DeepgramSttStream:
         self._finals: list[wire.Results] = []  # this turn's is_final segments with words
         self._interim = ""
         self._last_send_at = 0.0
+        self._pushes = 0  # frames pushed so far (the housekeeping tick tells a stall by it)
+        self._pushes_at_tick = 0
+        self._keepalive_due = False
+        self._tick: asyncio.TimerHandle | None = None
         self._ws: ClientConnection | None = None
         self._runner: asyncio.Task[None] | None = None
         self._failure: ProviderError | None = None
@@ -102,17 +112,18 @@ class DeepgramSttStream:
     def push_audio(self, chunk: AudioChunk) -> None:
         if self._closed or self._failure is not None:
             return
+        self._pushes += 1
         unacked = self._unacked
         unacked += chunk.ulaw
-        if len(unacked) > self._owner.max_replay_bytes:  # trim in 1 s steps, not every frame
-            self._acknowledge(self._unacked_base + len(unacked) - self._owner.max_replay_bytes
+        if len(unacked) > self._max_replay_bytes:  # trim in 1 s steps, not every frame
+            self._acknowledge(self._unacked_base + len(unacked) - self._max_replay_bytes
                               + BYTES_PER_S, lost=True)
         if self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(
                 self._run(), name=f"stt-deepgram-{self._call_sid}"
             )
-        if self._unacked_base + len(unacked) - self._sent >= self._owner.batch_bytes:
-            self._wake.set()
+        if self._unacked_base + len(unacked) - self._sent >= self._batch_bytes:
+            self._wake.set()  # a whole batch: the sender wakes (a partial one waits, below)
 
     def set_hints(self, hints: SpeechHints) -> None:
         """Deepgram takes keyterms only when the socket opens; per-turn hints are ignored."""
@@ -317,29 +328,47 @@ class DeepgramSttStream:
         return received > 0
 
     async def _send_loop(self, ws: ClientConnection) -> None:
-        owner = self._owner
+        """Sends what ``push_audio``, ``finalize`` and ``aclose`` ask for. Waking happens once
+        per whole batch; everything time-driven (a stalled partial batch, KeepAlive) is left to
+        one housekeeping timer per connection, so a batch costs no timer of its own."""
         loop = asyncio.get_running_loop()
+        tick_s = min(_TICK_S, self._owner.keepalive_s / 2)
+        self._keepalive_due = False
+        self._tick = loop.call_later(tick_s, self._on_tick, loop, tick_s)
         try:
             while True:
                 await self._send_pending(ws)
                 if self._close_requested:
                     await ws.send(wire.CLOSE_STREAM)
                     return
-                self._wake.clear()
-                if self._has_pending():
-                    wait_s = owner.batch_s
-                else:
-                    wait_s = self._last_send_at + owner.keepalive_s - loop.time()
-                try:
-                    async with asyncio.timeout(max(0.0, wait_s)):
-                        await self._wake.wait()
-                except TimeoutError:
-                    if not self._has_pending():
+                if self._keepalive_due:
+                    self._keepalive_due = False
+                    if not self._has_pending() and self._keepalive_owed(loop):
                         await ws.send(wire.KEEPALIVE)
                         self.keepalives_sent += 1
                         self._last_send_at = loop.time()
+                    continue
+                self._wake.clear()
+                await self._wake.wait()
         except ConnectionClosed:
             pass  # the receive side sees the same close and handles it
+        finally:
+            self._tick.cancel()
+
+    def _on_tick(self, loop: asyncio.AbstractEventLoop, tick_s: float) -> None:
+        """Housekeeping: flush a partial batch no frame has joined since the last tick (the
+        caller's audio stalled), and ask for a KeepAlive when nothing went out for a while."""
+        if self._has_pending():
+            if self._pushes == self._pushes_at_tick:
+                self._wake.set()
+        elif self._keepalive_owed(loop):
+            self._keepalive_due = True
+            self._wake.set()
+        self._pushes_at_tick = self._pushes
+        self._tick = loop.call_later(tick_s, self._on_tick, loop, tick_s)
+
+    def _keepalive_owed(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return loop.time() - self._last_send_at >= self._owner.keepalive_s
 
     def _has_pending(self) -> bool:
         return self._sent < self._unacked_base + len(self._unacked)

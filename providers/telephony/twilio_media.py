@@ -369,7 +369,7 @@ class InboundStream:
             raise ProtocolError("after_stop", "the stream has stopped")
         msg = parse_inbound(data)
         start = self.start
-        if isinstance(msg, Media | Dtmf | MarkEcho):
+        if isinstance(msg, Media) or isinstance(msg, Dtmf | MarkEcho):  # media: 50 a second
             if start is None:
                 raise ProtocolError("before_start", f"{type(msg).__name__} before start")
             if msg.stream_sid != start.stream_sid:

@@ -127,6 +127,22 @@ async def test_interim_yields_the_turn_so_far_then_the_final(dg: DeepgramEmulato
     assert seen[-1] == final and final.text == TEXTS["name_john"]
 
 
+async def test_audio_goes_in_whole_batches_and_a_stalled_remainder_still_goes(
+    dg: DeepgramEmulator,
+) -> None:
+    stream = provider(dg, batch_ms=60).open_stream(call_sid="CA5b")  # 3 frames a batch
+    frames = caller_frames("yes")
+    push(stream, frames[:3])
+    await eventually(lambda: dg.stats.audio_bytes == 3 * FRAME_BYTES)
+    push(stream, frames[3:5])  # two frames: not a batch yet, the sender waits
+    push(stream, frames[5:7])  # the batch is full: all four go in one message
+    await eventually(lambda: dg.stats.audio_bytes == 7 * FRAME_BYTES)
+    push(stream, frames[7:8])  # then the caller's audio stalls mid-batch
+    await eventually(lambda: dg.stats.audio_bytes == 8 * FRAME_BYTES, timeout_s=2.0)
+    assert stream.audio_sends == 3
+    await stream.aclose()
+
+
 async def test_keepalive_holds_the_socket_open_past_the_idle_timeout(
     recognizer: LocalSpeechToText,
 ) -> None:
