@@ -337,8 +337,10 @@ class TurnSettings(_Section):
     max_turn_s: int = Field(default=30, gt=0)
     outbound_lead_ms: int = Field(default=300, ge=0)
     # silence after speech before the reply's model request starts on the interim words
-    # (used only if the final words are the same; 0: never start early)
-    early_llm_ms: int = Field(default=250, ge=0)
+    # (used only if the final words are the same; 0: never start early). Off by default: on
+    # the emulated Deepgram the interim words at such a pause are rarely the final ones yet
+    # (bench/early_llm.py), so the early request is mostly dropped.
+    early_llm_ms: int = Field(default=0, ge=0)
 
 
 def _upper(value: object) -> object:

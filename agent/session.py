@@ -102,7 +102,7 @@ class SessionConfig:
     turn: TurnConfig
     outbound_lead_ms: int
     flow_name: str
-    early_llm_ms: int = 250  # agent.early_start; 0: never
+    early_llm_ms: int = 0  # agent.early_start; 0: never
     # Silence after the caller's turn ended before a filler is said: past ~0.7 s a phone pause
     # starts to sound like a dropped line.
     filler_after_ms: int = 700
