@@ -94,6 +94,9 @@ class CallRecord:
     errors: list[dict[str, str]] = field(default_factory=list)
     dtmf: list[str] = field(default_factory=list)
     errors_dropped: int = 0
+    # the responder's use of the language model (``agent.flow.llm.LlmStats`` counts by name);
+    # empty when the call had no model configured
+    llm: dict[str, int] = field(default_factory=dict)
 
     def add_error(self, provider: str, message: str) -> None:
         """Keep the first ``MAX_ERRORS``; count the rest (a stream of bad frames must not grow
@@ -130,6 +133,7 @@ class CallRecord:
             "errors": list(self.errors),
             "dtmf": list(self.dtmf),
             "errors_dropped": self.errors_dropped,
+            "llm": dict(self.llm),
         }
 
 

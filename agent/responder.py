@@ -11,9 +11,9 @@ Events are past tense (``CallerSaid``); actions are imperative (``Say``, ``Liste
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from agent.turns import Patience, patience_for
 from providers.base import SpeechHints
@@ -91,6 +91,28 @@ class Responder(Protocol):
 
     async def aclose(self) -> None:
         """The call is over: finish or cancel anything still running."""
+
+
+# Optional capabilities: the session looks for them with ``isinstance`` (a responder without
+# a model or a calendar need not pretend to have one).
+
+
+@runtime_checkable
+class ReportsModelUse(Protocol):
+    """A responder that may ask a language model, for the call log."""
+
+    def model_use(self) -> Mapping[str, int]:
+        """Counts by name (``agent.flow.llm.LlmStats.as_dict``); empty when no model is
+        configured, so an offline call's log carries no block of zeros."""
+
+
+@runtime_checkable
+class ReportsBookings(Protocol):
+    """A responder that books, for the call log."""
+
+    def bookings_made(self) -> Sequence[str]:
+        """Ids of every booking this call wrote, in order: all of a collective booking's
+        (one per calendar), not only the ``booking_id`` the flow holds."""
 
 
 FIRST_NAMES = (

@@ -67,6 +67,8 @@ from agent.responder import (
     Hangup,
     Listen,
     ReplyInterrupted,
+    ReportsBookings,
+    ReportsModelUse,
     Responder,
     Say,
 )
@@ -253,15 +255,23 @@ class CallSession:
         self._background.append(self._tg.create_task(follow(), name=f"interim-{call_sid}"))
 
     def _snapshot(self) -> None:
-        """Mirror the responder's node, variables and booking into the call log."""
+        """Mirror the responder's node, variables, bookings and model use into the call log.
+        A responder that reports its bookings lists every one it made (a collective booking's
+        on each calendar); another's are read from its ``booking_id`` variable."""
         record, responder = self._record, self._responder
         if record is None or responder is None:
             return
         record.node = responder.node
         record.variables = dict(responder.variables)
-        booking_id = record.variables.get("booking_id", "")
-        if booking_id and booking_id not in record.bookings:
-            record.bookings.append(booking_id)
+        if isinstance(responder, ReportsBookings):
+            made = tuple(responder.bookings_made())
+        else:
+            made = (record.variables.get("booking_id", ""),)
+        for booking_id in made:
+            if booking_id and booking_id not in record.bookings:
+                record.bookings.append(booking_id)
+        if isinstance(responder, ReportsModelUse):
+            record.llm = dict(responder.model_use())
 
     async def _persist(self, record: CallRecord) -> None:
         store = self._deps.store

@@ -217,6 +217,17 @@ class _FlowCall:
         """The flow's fixed sentences, synthesised ahead of time into the prompt cache."""
         return flow_prompts(self._responder.engine.flow)
 
+    def model_use(self) -> Mapping[str, int]:
+        """``ReportsModelUse``: the flow's model counts, none when no model is configured
+        (``can_anticipate`` is exactly that)."""
+        if not self._responder.can_anticipate:
+            return {}
+        return self._responder.llm_stats.as_dict()
+
+    def bookings_made(self) -> tuple[str, ...]:
+        """``ReportsBookings``: every booking the runner wrote (all of a collective's)."""
+        return self._runner.booking_ids
+
     async def aclose(self) -> None:
         await self._responder.aclose()
         self._runner.call_ended(self._responder.variables)

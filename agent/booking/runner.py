@@ -64,6 +64,14 @@ class ServiceBookingRunner:
         self._caller_phone = caller_phone  # the number the call came from ("" = unknown)
         self._last: Availability | None = None
         self._booked: dict[str, tuple[str, str]] = {}  # booking id → (action, e-mail given)
+        self._made: list[str] = []  # every booking written for this call, for the call log
+
+    @property
+    def booking_ids(self) -> tuple[str, ...]:
+        """The bookings this call made, in order: every calendar's of a collective booking
+        (the flow hears only the first). The bookings table agrees: these rows name this call.
+        A booking moved in place is not one: it stays the call's that made it."""
+        return tuple(self._made)
 
     async def check(self, request: CheckAvailability) -> AvailabilityReady:
         action = request.action
@@ -103,6 +111,7 @@ class ServiceBookingRunner:
             log.warning("booking failed call_sid=%s: %s", self._call_sid, exc)
             return BookingFinished(request.node_id, False, reason="unavailable")
         if isinstance(outcome, Booked):
+            self._note_made(outcome)
             self._booked[outcome.booking_id] = (request.action, attendee.email)
             if self._notices is not None:
                 self._notices.booked(outcome.booking_id, request.action)
@@ -123,6 +132,8 @@ class ServiceBookingRunner:
         except (ProviderError, ValueError) as exc:
             log.warning("reschedule failed call_sid=%s: %s", self._call_sid, exc)
             return BookingFinished(request.node_id, False, reason="unavailable")
+        if isinstance(outcome, Booked) and outcome.booking_id != old.id:
+            self._note_made(outcome)  # booked anew under this call
         if isinstance(outcome, Booked) and self._notices is not None:
             if outcome.booking_id == old.id:  # moved in one write
                 self._notices.rescheduled(old.id, old.action)
@@ -159,6 +170,11 @@ class ServiceBookingRunner:
                 self._notices.contact_added(booking_id, action, email)
 
     # ---- helpers -------------------------------------------------------------------------------
+
+    def _note_made(self, outcome: Booked) -> None:
+        for record in outcome.bookings:
+            if record.id not in self._made:  # a retried write returns the same bookings
+                self._made.append(record.id)
 
     async def _availability(
         self, action: str, prefs: Preferences, ignore: BookingRecord | None = None

@@ -28,6 +28,7 @@ class CallRepo:
             "turns": [dict(turn) for turn in call.turns],
             "errors": [dict(error) for error in call.errors],
             "dtmf": list(call.dtmf),
+            "llm": dict(call.llm),
             "started_at": call.started_at,
             "ended_at": call.ended_at,
         }
@@ -74,4 +75,5 @@ def _to_call(row: Row[Any], booking_ids: tuple[str, ...]) -> StoredCall:
         errors=tuple(row.errors),
         dtmf=tuple(row.dtmf),
         bookings=booking_ids,
+        llm={str(key): int(value) for key, value in row.llm.items()},
     )

@@ -158,6 +158,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE reminder_jobs ADD COLUMN last_error TEXT NOT NULL DEFAULT ''",
         ),
     ),
+    Migration(
+        3,
+        "calls: the call's use of the language model",
+        # '{}' is an empty JSON object as JSONB (PostgreSQL casts the literal) and as JSON text
+        common=("ALTER TABLE calls ADD COLUMN llm {json} NOT NULL DEFAULT '{{}}'",),
+    ),
 )
 
 

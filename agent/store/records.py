@@ -122,6 +122,7 @@ class StoredCall:
     errors: tuple[Mapping[str, str], ...] = ()
     dtmf: tuple[str, ...] = ()
     bookings: tuple[str, ...] = ()
+    llm: Mapping[str, int] = field(default_factory=dict)  # model use; empty = no model
 
     @classmethod
     def from_record(cls, record: CallRecord) -> StoredCall:
@@ -139,6 +140,7 @@ class StoredCall:
             errors=tuple(dict(error) for error in record.errors),
             dtmf=tuple(record.dtmf),
             bookings=tuple(record.bookings),
+            llm=dict(record.llm),
         )
 
     def summary_json(self) -> dict[str, Any]:
@@ -164,6 +166,7 @@ class StoredCall:
             "bookings": list(self.bookings),
             "errors": [dict(error) for error in self.errors],
             "dtmf": list(self.dtmf),
+            "llm": dict(self.llm),
         }
 
 

@@ -63,6 +63,7 @@ calls = Table(
     Column("dtmf", _json(), nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime),
+    Column("llm", _json(), nullable=False),  # model use counts by name ({} = no model)
 )
 
 bookings = Table(

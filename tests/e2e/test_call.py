@@ -7,6 +7,7 @@ import aiohttp
 from agent.caller import PressDigit, Say, run_caller
 from agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from tests.e2e.conftest import Server, call_tasks, running_server
+from tests.e2e.providers import booking_env
 
 
 async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
@@ -28,6 +29,7 @@ async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
     assert call["node"] == "goodbye"
     assert call["variables"]["user_name"] == "John Smith"
     assert call["variables"]["booking_success"] == "yes"
+    assert call["llm"] == {}  # no model configured: no block of zeros
     caller_said = [t["text"] for t in call["turns"] if t["role"] == "caller"]
     assert caller_said == [u.text for u in DEMO_SCRIPT]
     # exactly one booking, made by this call, on the local calendar, at 3 pm New York time
@@ -129,4 +131,33 @@ async def test_talking_over_the_goodbye_does_not_stop_the_hang_up(server: Server
     assert report.closed_by == "server" and record.status == "completed"
     assert record.node == "goodbye" and len(record.bookings) == 1
     assert server.deps.metrics.active_calls == 0
+    assert call_tasks() == []
+
+
+async def test_a_collective_booking_is_logged_on_every_calendar() -> None:
+    # the demo action books "main" and "second" together: one booking per calendar
+    env = {
+        "SLOTLINE_CALENDARS__SECOND__PROVIDER": "local",
+        "SLOTLINE_CALENDARS__SECOND__TIMEZONE": "America/New_York",
+        **booking_env(("main", "second"), "collective"),
+    }
+    runner, server = await running_server(env)
+    try:
+        report = await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.url}/api/calls/{report.call_sid}") as response:
+                call = await response.json()
+            async with http.get(f"{server.url}/api/bookings") as response:
+                bookings = (await response.json())["bookings"]
+        assert server.deps.store is not None
+        stored = await server.deps.store.calls.get(report.call_sid)
+    finally:
+        await runner.cleanup()
+    assert report.closed_by == "server" and call["node"] == "goodbye"
+    assert sorted(b["calendar"] for b in bookings) == ["main", "second"]
+    assert all(b["call_sid"] == report.call_sid for b in bookings)
+    # the live log lists both (the flow's booking_id first), and the stored log agrees
+    assert sorted(call["bookings"]) == sorted(b["id"] for b in bookings)
+    assert call["bookings"][0] == call["variables"]["booking_id"]
+    assert stored is not None and sorted(stored.bookings) == sorted(call["bookings"])
     assert call_tasks() == []

@@ -42,6 +42,9 @@ async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> Non
             assert report.closed_by == "server" and record.node == "goodbye"
             assert len(record.bookings) == 1
             assert record.variables["user_name"] == "John Smith"
+            # the model was configured: its use is in the call log, every turn counted
+            assert record.llm["caller_turns"] == len(DEMO_SCRIPT)
+            assert record.llm["turns_without_llm"] == len(DEMO_SCRIPT)
             # the agent's audio came from the ElevenLabs emulator, one context per utterance
             assert eleven.counters.contexts_opened >= len(DEMO_SCRIPT)
             answered = [t.turn_latency_ms for t in report.turns]

@@ -170,3 +170,5 @@ async def test_reschedule_cancel_finds_the_booking_by_phone_and_cancels_it(
     )
     assert log["variables"]["request"] == "cancel" and log["node"] == "cancelled"
     assert [(b["id"], b["status"]) for b in bookings] == [(made.id, "cancelled")]
+    # the call cancelled a booking another made: it made none (the stored log agrees)
+    assert log["variables"]["booking_id"] == made.id and log["bookings"] == []

@@ -7,9 +7,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import insert
 
 from agent.calllog import CallRecord, Latency, Turn
 from agent.store import NewBooking, Store, StoredCall, open_store
+from agent.store.db import Database
+from agent.store.migrations import MIGRATIONS
+from agent.store.schema import calls, schema_version
 from providers.calendars.base import Attendee
 
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)
@@ -213,13 +217,65 @@ async def test_the_in_memory_call_record_round_trips(store: Store) -> None:
     record.turns.append(Turn("caller", "next tuesday", latency=Latency(turn_latency_ms=640.0)))
     record.add_error("tts", "slow first byte")
     record.dtmf.append("1")
+    record.llm = {"caller_turns": 3, "llm_turns": 1, "extractions": 1, "turns_without_llm": 2}
     await store.calls.save(StoredCall.from_record(record))
     got = await store.calls.get("CA7")
     assert got is not None
     body, expected = got.as_json(), record.as_dict()
     for key in ("call_sid", "stream_sid", "status", "flow", "node", "variables", "turns",
-                "errors", "dtmf", "bookings", "ended_at"):  # fmt: skip
+                "errors", "dtmf", "bookings", "ended_at", "llm"):  # fmt: skip
         assert body[key] == expected[key], key
+    assert body["llm"]["llm_turns"] == 1
     assert datetime.fromisoformat(body["started_at"]) == datetime.fromisoformat(
         expected["started_at"]
     )
+
+
+async def test_a_collective_booking_lists_every_calendar_in_memory_and_stored(
+    store: Store,
+) -> None:
+    # a collective booking writes one row per calendar, each naming the call
+    ids = [
+        (await store.bookings.create(NewBooking(
+            calendar, "local", T0, T0 + timedelta(minutes=30), Attendee("Ana"), f"k:{calendar}",
+            call_sid="CA8",
+        ))).id
+        for calendar in ("ana", "ben", "cy")
+    ]  # fmt: skip
+    record = CallRecord(call_sid="CA8", stream_sid="MZ8", flow="demo_booking")
+    record.bookings.extend(ids)
+    await store.calls.save(StoredCall.from_record(record))
+    got = await store.calls.get("CA8")
+    assert got is not None
+    assert sorted(got.bookings) == sorted(record.as_dict()["bookings"]) == sorted(ids)
+    assert got.as_json()["llm"] == {}  # no model: no block of zeros
+
+
+async def test_migration_3_gives_calls_stored_before_it_an_empty_model_use(
+    store_url: str,
+) -> None:
+    db = Database.connect(store_url)  # a database as Slotline at schema version 2 left it
+    try:
+        await db.prepare()
+        async with db.write() as conn:
+            await conn.run_sync(lambda sync: schema_version.create(sync))
+            for migration in MIGRATIONS[:2]:
+                for sql in migration.statements(db.dialect):
+                    await conn.exec_driver_sql(sql)
+                await conn.execute(
+                    insert(schema_version).values(version=migration.version, applied_at=T0)
+                )
+            await conn.execute(insert(calls).values(
+                call_sid="CA0", stream_sid="", status="completed", flow="demo_booking", node="",
+                variables={}, turns=[], errors=[], dtmf=[], started_at=T0,
+            ))  # fmt: skip
+    finally:
+        await db.close()
+    async with open_store(store_url) as store:
+        assert store.schema_version == 3
+        old = await store.calls.get("CA0")
+        assert old is not None and old.llm == {} and old.as_json()["llm"] == {}
+        await store.calls.save(StoredCall("CA1", "demo_booking", "completed", T0,
+                                          llm={"caller_turns": 2, "failures": 1}))
+        new = await store.calls.get("CA1")
+        assert new is not None and new.llm == {"caller_turns": 2, "failures": 1}
