@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from providers.errors import ConfigError, ProviderAuthError, ProviderError, Prov
 from providers.stt.deepgram import DeepgramSpeechToText, DeepgramSttStream
 from providers.stt.local import LocalSpeechToText
 from tests.unit.test_stt_local import FRAME_BYTES, TEXTS, caller_frames
+from tests.until import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # shares the module's recogniser
 
@@ -27,15 +28,6 @@ KEY = "test-key-5ecret"
 def push(stream: DeepgramSttStream, chunks: list[AudioChunk]) -> None:
     for chunk in chunks:
         stream.push_audio(chunk)
-
-
-async def eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll a counter the code under test keeps (it offers no event for it)."""
-    for _ in range(int(timeout_s / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not true within {timeout_s} s")
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -133,12 +125,12 @@ async def test_audio_goes_in_whole_batches_and_a_stalled_remainder_still_goes(
     stream = provider(dg, batch_ms=60).open_stream(call_sid="CA5b")  # 3 frames a batch
     frames = caller_frames("yes")
     push(stream, frames[:3])
-    await eventually(lambda: dg.stats.audio_bytes == 3 * FRAME_BYTES)
+    await until(lambda: dg.stats.audio_bytes == 3 * FRAME_BYTES)
     push(stream, frames[3:5])  # two frames: not a batch yet, the sender waits
     push(stream, frames[5:7])  # the batch is full: all four go in one message
-    await eventually(lambda: dg.stats.audio_bytes == 7 * FRAME_BYTES)
+    await until(lambda: dg.stats.audio_bytes == 7 * FRAME_BYTES)
     push(stream, frames[7:8])  # then the caller's audio stalls mid-batch
-    await eventually(lambda: dg.stats.audio_bytes == 8 * FRAME_BYTES, timeout_s=2.0)
+    await until(lambda: dg.stats.audio_bytes == 8 * FRAME_BYTES, timeout_s=2.0)
     assert stream.audio_sends == 3
     await stream.aclose()
 
@@ -166,7 +158,7 @@ async def test_without_keepalive_the_idle_close_reconnects(recognizer: LocalSpee
     async with DeepgramEmulator(api_key=KEY, recognizer=recognizer, idle_timeout_s=1.0) as dg:
         stream = provider(dg, errors, keepalive_s=60.0).open_stream(call_sid="CA7")
         push(stream, caller_frames("yes")[:5])
-        await eventually(lambda: stream.reconnects >= 1)
+        await until(lambda: stream.reconnects >= 1)
         push(stream, caller_frames("name_john", tail_ms=100))
         transcript = await stream.finalize()
         await stream.aclose()
@@ -181,7 +173,7 @@ async def test_socket_dropped_mid_turn_replays_the_callers_words(dg: DeepgramEmu
     stream = provider(dg, errors).open_stream(call_sid="CA8")
     frames = caller_frames("name_john", tail_ms=100)
     push(stream, frames[:60])  # 400 ms of silence + 800 ms of speech
-    await eventually(lambda: stream.reconnects == 1)
+    await until(lambda: stream.reconnects == 1)
     push(stream, frames[60:])
     transcript = await stream.finalize()
     await stream.aclose()
