@@ -65,7 +65,7 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
             web.post("/twilio/voice", _voice),
             web.get("/twilio/media", _media),
             web.post("/twilio/status", _status_callback),
-            web.post("/twilio/amd", _status_callback),
+            web.post("/twilio/amd", _amd_callback),
             web.post("/twilio/stream-status", _status_callback),
             web.get("/healthz", _healthz),
             web.get("/readyz", _readyz),
@@ -76,6 +76,11 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
             web.get("/api/bookings/{booking_id}", _get_booking),
         ]
     )
+    if deps.dialer is not None and deps.store is not None:
+        from agent.dialer.api import DialerApi, add_routes
+
+        add_routes(app, DialerApi(deps.store, deps.dialer, _check_api_auth,
+                                  region=settings.dialer.region))
     return app
 
 
@@ -140,6 +145,8 @@ async def _voice(request: web.Request) -> web.Response:
         scheme = "wss" if request.secure else "ws"
         stream_url = f"{scheme}://{request.host}/twilio/media"
         status_url = None
+    if "attempt" in request.query:
+        return await _outbound_voice(request, params, stream_url, status_url)
     log.info("inbound call call_sid=%s", params.get("CallSid", "-"))
     stream_params = {"flow": ctx.settings.flow}
     # The caller's number, so a flow can text them or find their booking (outbound: the callee).
@@ -148,6 +155,24 @@ async def _voice(request: web.Request) -> web.Response:
     if caller:
         stream_params["user_phone"] = caller
     twiml = stream_twiml(stream_url, stream_params, status_callback=status_url)
+    return web.Response(text=twiml, content_type="text/xml")
+
+
+async def _outbound_voice(
+    request: web.Request, params: Mapping[str, str], stream_url: str, status_url: str | None
+) -> web.Response:
+    """An outbound call was answered: the TwiML of its attempt (flow and contact variables)."""
+    from agent.dialer.twiml import outbound_twiml
+
+    store = request.app[CONTEXT].deps.store
+    attempt_id, call_sid = request.query["attempt"], params.get("CallSid", "")
+    if store is None or not call_sid or not await store.attempts.bind_sid(attempt_id, call_sid):
+        log.warning("outbound TwiML for an unknown attempt call_sid=%s", call_sid or "-")
+        raise web.HTTPNotFound(text="no such call attempt")
+    attempt = await store.attempts.get(attempt_id)
+    assert attempt is not None
+    log.info("outbound call answered call_sid=%s attempt=%s", call_sid, attempt_id)
+    twiml = outbound_twiml(stream_url, attempt, status_url)
     return web.Response(text=twiml, content_type="text/xml")
 
 
@@ -171,6 +196,21 @@ async def _status_callback(request: web.Request) -> web.Response:
     if record is not None and status in {"completed", "busy", "failed", "no-answer", "canceled"}:
         record.status = "completed" if status == "completed" else "failed"
     log.info("twilio callback %s call_sid=%s status=%s", request.path, call_sid or "-", status)
+    dialer = request.app[CONTEXT].deps.dialer
+    if dialer is not None and request.path == "/twilio/status":
+        await dialer.on_status(params)
+    return web.Response(status=204)
+
+
+async def _amd_callback(request: web.Request) -> web.Response:
+    """Async answering-machine detection: the dialer hangs up on a machine or leaves the
+    campaign's voicemail (see ``agent.dialer.engine``)."""
+    params = await _verify_twilio(request, "https")
+    log.info("twilio AMD call_sid=%s answered_by=%s", params.get("CallSid", "-"),
+             params.get("AnsweredBy", "-"))
+    dialer = request.app[CONTEXT].deps.dialer
+    if dialer is not None:
+        await dialer.on_amd(params)
     return web.Response(status=204)
 
 
@@ -241,12 +281,22 @@ async def _get_call(request: web.Request) -> web.Response:
     call_sid = request.match_info["call_sid"]
     deps = request.app[CONTEXT].deps
     record = deps.call_log.get(call_sid)  # live calls and this process's recent ones
+    stored = None
+    if record is None and deps.store is not None:
+        stored = await deps.store.calls.get(call_sid)
+    attempt = await deps.store.attempts.by_sid(call_sid) if deps.store is not None else None
     if record is not None:
-        return web.json_response(record.as_dict())
-    stored = await deps.store.calls.get(call_sid) if deps.store is not None else None
-    if stored is None:
+        body = record.as_dict()
+    elif stored is not None:
+        body = stored.as_json()
+    elif attempt is not None:  # placed, not answered (yet)
+        body = {"call_sid": call_sid, "status": attempt.status, "flow": attempt.flow,
+                "direction": "outbound", "turns": [], "bookings": [], "errors": []}
+    else:
         raise web.HTTPNotFound(text="no such call")
-    return web.json_response(stored.as_json())
+    if attempt is not None:
+        body["outbound"] = attempt.as_json()
+    return web.json_response(body)
 
 
 def _page(request: web.Request) -> tuple[int, int]:

@@ -137,6 +137,7 @@ class CallerReport:
     close_code: int | None = None  # the WebSocket close code (1000 = normal)
     hung_up_early: bool = False  # the ``hangup`` event ended the call before its script did
     clears: int = 0  # ``clear`` messages received
+    first_agent_audio_at_s: float | None = None  # monotonic: the agent's first audio arrived
 
 
 def load_wav_ulaw(path: str | Path) -> bytes:
@@ -250,6 +251,7 @@ class _Call:
         self._bargein: _CallerTurnLog | None = None  # the interruption awaiting its clear
         self._clears = 0
         self._close_code: int | None = None
+        self._first_audio_s: float | None = None
 
     async def run(self, ws: aiohttp.ClientWebSocketResponse) -> CallerReport:
         async with asyncio.TaskGroup() as tasks:
@@ -441,6 +443,8 @@ class _Call:
         turn.audio += payload
         self._playout.push_audio(turn, len(payload), now)
         self._last_audio_s = now
+        if self._first_audio_s is None:
+            self._first_audio_s = now
 
     # --- result -----------------------------------------------------------------------------
 
@@ -479,6 +483,7 @@ class _Call:
             close_code=self._close_code,
             hung_up_early=self._hung_up_early,
             clears=self._clears,
+            first_agent_audio_at_s=self._first_audio_s,
         )
         logger.info(
             "caller done call_sid=%s closed_by=%s turns=%d errors=%d",

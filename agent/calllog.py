@@ -97,6 +97,9 @@ class CallRecord:
     # the responder's use of the language model (``agent.flow.llm.LlmStats`` counts by name);
     # empty when the call had no model configured
     llm: dict[str, int] = field(default_factory=dict)
+    direction: str = "inbound"  # outbound: placed by the dialer (the callee is in our seat)
+    campaign_id: str = ""  # the outbound campaign and contact it dialled ("" for none)
+    contact_id: str = ""
 
     def add_error(self, provider: str, message: str) -> None:
         """Keep the first ``MAX_ERRORS``; count the rest (a stream of bad frames must not grow
@@ -116,6 +119,9 @@ class CallRecord:
             "ended_at": self.ended_at,
             "turns": len(self.turns),
             "errors": len(self.errors),
+            "direction": self.direction,
+            "campaign_id": self.campaign_id,
+            "contact_id": self.contact_id,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -134,6 +140,9 @@ class CallRecord:
             "dtmf": list(self.dtmf),
             "errors_dropped": self.errors_dropped,
             "llm": dict(self.llm),
+            "direction": self.direction,
+            "campaign_id": self.campaign_id,
+            "contact_id": self.contact_id,
         }
 
 

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     from agent.emulate import add_arguments as add_emulate_arguments
 
     add_emulate_arguments(sub.add_parser("emulate", help="the provider emulators on loopback"))
+    from agent.dialer.cli import add_parser as add_dialer_parsers
+
+    add_dialer_parsers(sub)
     return parser
 
 
@@ -60,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logs.configure(os.environ.get("SLOTLINE_LOG__LEVEL", "WARNING"))
         return asyncio.run(emulate_main(args))
+    if args.command in ("call", "campaign", "dnc"):  # clients of a running server: no settings
+        from agent.dialer.cli import main as dialer_main
+
+        return dialer_main(args)
     try:
         settings = load_settings(getattr(args, "config", None), os.environ)
         secrets = load_secrets(os.environ)

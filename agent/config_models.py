@@ -167,6 +167,15 @@ class TwilioSettings(_Section):
     from_number: str = ""
 
 
+class DialerSettings(_Section):
+    """Outbound calls: numbers written without a country code are read in ``region``; Twilio
+    reaches the callbacks at ``callback_url`` (default ``https://<server.public_url>``, else the
+    server's own address)."""
+
+    region: str = Field(default="US", min_length=2, max_length=2)
+    callback_url: HttpUrl = ""
+
+
 CalendarProvider = Literal["local", "calcom", "ghl", "google", "outlook", "caldav", "webhook"]
 
 # Keys each calendar provider cannot work without (its secrets come from the environment).
@@ -365,6 +374,7 @@ class Settings(_Section):
     llm: LlmSettings = LlmSettings()
     tts: TtsSettings = TtsSettings()
     twilio: TwilioSettings = TwilioSettings()
+    dialer: DialerSettings = DialerSettings()
     flow: str = Field(default="demo_booking", min_length=1)  # a name in config/flows/ or a path
     calendars: FrozenMap[CalendarSettings] = FrozenMap(
         {"main": CalendarSettings(provider="local", timezone="America/New_York")}

@@ -80,6 +80,8 @@ async def start_server(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
+    if deps.dialer is not None:
+        deps.dialer.serving_at(f"http://{host}:{port}")
     return runner, f"http://{host}:{port}"
 
 

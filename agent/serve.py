@@ -46,6 +46,8 @@ def serve_process(
 
     async def make_app() -> web.Application:
         deps = await build_deps(settings, secrets, config_path=config_path)
+        if deps.dialer is not None and settings.server.port:
+            deps.dialer.serving_at(f"http://{settings.server.host}:{settings.server.port}")
         return build_app(settings, secrets, deps)
 
     log.info("serving on http://%s:%d", settings.server.host, settings.server.port)

@@ -47,7 +47,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -89,6 +89,9 @@ from providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
 from providers.errors import ProtocolError, ProviderError
 from providers.telephony import twilio_media as tw
 
+if TYPE_CHECKING:
+    from agent.dialer.engine import Dialer
+
 log = logging.getLogger(__name__)
 
 # After the goodbye, wait for its mark (it has played) but never longer than the queued audio
@@ -128,6 +131,10 @@ class SessionDeps:
     prompt_cache: PromptCache = field(default_factory=PromptCache)
     # ends a live call by its sid through the telephony REST API (None: close the socket)
     end_call: Callable[[str], Awaitable[None]] | None = None
+    # told when a call's session is over (the dialer settles outbound attempts with it)
+    on_ended: Callable[[tw.Start, CallRecord], Awaitable[None]] | None = None
+    # the outbound dialer of this process (None: the server only answers)
+    dialer: Dialer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +185,13 @@ class CallSession:
         start = await self._socket.await_start()
         if start is None:
             return
+        params = start.custom_parameters
         record = CallRecord(call_sid=start.call_sid, stream_sid=start.stream_sid,
-                            flow=self._cfg.flow_name)
+                            flow=self._cfg.flow_name,
+                            direction="outbound" if params.get("direction") == "outbound"
+                            else "inbound",
+                            campaign_id=params.get("campaign", "")[:64],
+                            contact_id=params.get("contact", "")[:64])
         self._record = record
         self._speaker = Speaker(self._socket, self._voice, record, self._deps.metrics,
                                 on_speaking=self._agent_speaking)
@@ -221,6 +233,11 @@ class CallSession:
             await self._close_quietly()
             await self._persist(record)
             log.info("call ended call_sid=%s status=%s", start.call_sid, record.status)
+            if self._deps.on_ended is not None:
+                try:
+                    await self._deps.on_ended(start, record)
+                except Exception:  # the dialer's bookkeeping must not fail the call's end
+                    log.exception("call-end hook failed call_sid=%s", start.call_sid)
 
     async def _close_quietly(self) -> None:
         """Close the call's recogniser stream and responder; one failing does not skip the

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from agent.booking.service import BookingService
 from agent.calendars import build_calendars
 from agent.calllog import CallLog
 from agent.config import Secrets, Settings
+from agent.dialer.engine import Dialer, DialerConfig
 from agent.flow import Flow, FlowEngine, FlowResponder, load_flow
 from agent.flow.webhooks import HttpWebhooks
 from agent.metrics import Metrics
@@ -313,7 +314,9 @@ async def build_deps(
     def make_responder(start: Start) -> Responder:
         requested = start.custom_parameters.get("flow", "")
         flow = default_flow
-        if requested and requested != settings.flow:
+        if start.custom_parameters.get("mode") == "voicemail":
+            flow = voicemail_flow(start.custom_parameters.get("voicemail_message", ""))
+        elif requested and requested != settings.flow:
             if not _FLOW_NAME.fullmatch(requested):  # a name from config/flows, never a path
                 log.warning("call_sid=%s bad flow parameter; using %r", start.call_sid,
                             settings.flow)
@@ -340,9 +343,15 @@ async def build_deps(
         responder = FlowResponder(
             engine, booking=runner, webhooks=webhooks, control=control, llm=llm,
             on_provider_error=lambda exc: metrics.provider_errors.inc(exc.provider),
+            opt_out=opt_out,
         )
         return _FlowCall(responder, runner, metrics)
 
+    opt_out = StoreOptOut(store)
+    dialer = Dialer(store, rest, DialerConfig(
+        from_number=settings.twilio.from_number,
+        callback_base=_callback_base(settings),
+    ), flow_exists=lambda name: _flow_known(flow_named, name))
     return SessionDeps(
         stt=stt,
         tts=tts,
@@ -352,7 +361,7 @@ async def build_deps(
         metrics=metrics,
         resources=tuple(
             r for r in (stt_resource, tts_resource, llm, _StoreResource(store), http, calendars,
-                        notifications)
+                        notifications, dialer)
             if r is not None
         ),
         store=store,
@@ -360,4 +369,46 @@ async def build_deps(
         fallback_tts=None if settings.tts.provider == "local" else _local_tts(settings),
         # the goodbye heard, the call is ended through Twilio (its media stream then stops)
         end_call=rest.hangup if rest is not None else None,
+        on_ended=dialer.on_session_ended,
+        dialer=dialer,
     )
+
+
+def _callback_base(settings: Settings) -> str:
+    """Where Twilio reaches this server's ``/twilio/*`` for outbound calls ("" = learnt once
+    the server is bound, see ``Dialer.serving_at``)."""
+    if settings.dialer.callback_url:
+        return settings.dialer.callback_url
+    if settings.server.public_url:
+        return f"https://{settings.server.public_url}"
+    return ""
+
+
+def _flow_known(flow_named: Callable[[str], Flow], name: str) -> bool:
+    if not _FLOW_NAME.fullmatch(name):
+        return False
+    try:
+        flow_named(name)
+    except ConfigError:
+        return False
+    return True
+
+
+def voicemail_flow(message: str) -> Flow:
+    """The flow of a voicemail stream (AMD heard the beep): say the message, hang up."""
+    text = message.strip() or "Sorry we missed you. We'll try again another time. Goodbye."
+    return Flow.model_validate({
+        "name": "voicemail",
+        "start": "leave",
+        "nodes": {"leave": {"type": "end_call", "say": text, "reason": "voicemail"}},
+    })
+
+
+class StoreOptOut:
+    """The do-not-call list a flow adds to when the callee asks (``OptOutList``)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def add(self, phone: str, *, call_sid: str) -> None:
+        await self._store.dnc.add([phone], source="voice", call_sid=call_sid)

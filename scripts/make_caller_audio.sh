@@ -7,6 +7,8 @@
 #
 # Needs:  apt-get install flite      (and python3 with numpy for the rare resampling fallback)
 # Usage:  scripts/make_caller_audio.sh            (PYTHON=/path/to/python to choose the interpreter)
+#         scripts/make_caller_audio.sh STEM...    only these recordings (new ones: the committed
+#                                                 files stay byte for byte as they are)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,6 +48,8 @@ cancel_short	i want to cancel
 by_phone	by phone number
 first_one	the first one please
 urgent	this is urgent
+opt_out	please take me off your list
+dont_call	don't call me again
 TABLE
 )
 
@@ -77,11 +81,17 @@ print(f"{path}: converted {src_hz} Hz x{channels} to {rate_hz} Hz mono", file=sy
 PY
 }
 
+wanted=" $* "  # empty: every stem
+for stem in "$@"; do
+    grep -q "^$stem"$'\t' <<< "$utterances" || { echo "no utterance named $stem" >&2; exit 1; }
+done
+
 printf '%s\n' "$utterances" > "$out_dir/utterances.txt"
 while IFS=$'\t' read -r stem text; do
     [[ -n "$stem" ]] || continue
+    [[ $# -eq 0 || "$wanted" == *" $stem "* ]] || continue
     flite -voice kal -t "$text" -o "$out_dir/$stem.wav"
     to_8k_mono16 "$out_dir/$stem.wav"
 done <<< "$utterances"
 touch "$here/agent/assets/__init__.py" "$out_dir/__init__.py"
-echo "wrote $(grep -c . "$out_dir/utterances.txt") utterances to $out_dir"
+echo "wrote ${*:-all $(grep -c . "$out_dir/utterances.txt") utterances} to $out_dir"

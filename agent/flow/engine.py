@@ -14,9 +14,21 @@ Two tables say everything that moves the conversation:
 Both return a :class:`~agent.flow.state.Step`, and :meth:`FlowEngine._apply` is the one place
 that changes state: it records variables, then follows the step's edge through
 :func:`agent.flow.table.edge_target` (the same table the validator checks and the graph draws),
-enters the next node, and repeats until a node waits. Two more rules sit in front of the table:
-a caller utterance that matches a global intent while the agent waits for an answer jumps to
-the intent's node, and ``ReplyInterrupted`` is only recorded (what the caller heard).
+enters the next node, and repeats until a node waits. More rules sit in front of the table,
+for a caller utterance heard while the agent waits for an answer (at a question, a "shall I
+book it?", a choice of offers):
+
+- a do-not-call request (``providers.llm.rules.vocab.OPT_OUT``: "take me off your list",
+  "stop calling me", …) ends the call in every flow, with no flow configuration:
+  ``OptOut``, a goodbye, ``Hangup("do_not_call")``, and ``opted_out`` = "yes";
+- a global intent of the flow jumps to the intent's node.
+
+When both match, the do-not-call request wins unless the flow's intent claims every word the
+request was heard in, i.e. the flow declared those very words (an intent with the phrase
+"take me off your list" handles the request itself). So a ``cancel`` keyword intent or a
+"stop calling" phrase does not swallow "cancel that and stop calling me": the request is
+honoured however a flow is written, except where its author said these words on purpose.
+``ReplyInterrupted`` is only recorded (what the caller heard).
 """
 
 from __future__ import annotations
@@ -61,6 +73,7 @@ from agent.flow.state import (
 from agent.flow.table import edge_target
 from providers.errors import ProtocolError
 from providers.llm import rules
+from providers.llm.rules.vocab import OPT_OUT, OPT_OUT_HINTS
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +128,29 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _has_phrase(words: list[str], phrase: str) -> bool:
+def _phrase_at(words: list[str], phrase: str) -> frozenset[int]:
+    """The positions of ``words`` that ``phrase`` matches (every occurrence; empty: none)."""
     wanted = _words(phrase)
     n = len(wanted)
-    return n > 0 and any(words[i : i + n] == wanted for i in range(len(words) - n + 1))
+    if n == 0:
+        return frozenset()
+    return frozenset(
+        i + k for i in range(len(words) - n + 1) if words[i : i + n] == wanted for k in range(n)
+    )
+
+
+def _claimed(words: list[str], intent: Intent) -> frozenset[int]:
+    """The positions of ``words`` a flow intent matched; empty when it did not match."""
+    found = frozenset().union(*(_phrase_at(words, phrase) for phrase in intent.phrases))
+    keywords = [keyword.lower() for keyword in intent.keywords]
+    if keywords and all(keyword in words for keyword in keywords):
+        found |= {i for i, word in enumerate(words) if word in keywords}
+    return found
+
+
+def _opt_out_words(words: list[str]) -> frozenset[int]:
+    """The positions of ``words`` a do-not-call request was heard in (empty: none)."""
+    return frozenset().union(*(_phrase_at(words, phrase) for phrase in OPT_OUT))
 
 
 class FlowEngine:
@@ -144,7 +176,10 @@ class FlowEngine:
         self._extract = extract
         self._max_steps = max_steps
         self._llm = LlmSetup(flow.persona, flow.instructions) if use_llm else None
-        self._intent_phrases = tuple(p for intent in flow.intents for p in intent.phrases)
+        # listened for at every node: the flow's intents, then the do-not-call requests
+        self._intent_phrases = tuple(
+            dict.fromkeys((*(p for i in flow.intents for p in i.phrases), *OPT_OUT_HINTS))
+        )
         self._variables = flow.initial_variables()
         self._node_id = ""
         self._phase = Phase.IDLE
@@ -231,30 +266,38 @@ class FlowEngine:
             )
         if isinstance(event, CallStarted):
             self._call_sid = event.call_sid
-        intent = self._intent(event)
-        if intent is not None:
-            log.info("call_sid=%s intent %r -> %s", self._call_sid, intent.name, intent.goto)
-            step = Step(goto=intent.goto)
-        elif self._phase is Phase.IDLE:
-            step = handler(self._ctx(), self._flow, event)
-        else:
-            step = handler(self._ctx(), self._node(), event)
+        step = self._heard_anywhere(event)
+        if step is None:
+            node = self._flow if self._phase is Phase.IDLE else self._node()
+            step = handler(self._ctx(), node, event)
         actions: list[FlowAction] = []
         self._apply(step, actions)
         return actions
 
-    def _intent(self, event: FlowEvent) -> Intent | None:
+    def _heard_anywhere(self, event: FlowEvent) -> Step | None:
+        """What an utterance does wherever the agent listens: a do-not-call request or a global
+        intent (the precedence is in the module docstring); None: the node decides."""
         if self._phase not in LISTENING or not isinstance(event, CallerSaid):
             return None
         words = _words(event.text)
+        opting_out = _opt_out_words(words)
+        intent = self._intent(words, covering=opting_out)
+        if intent is not None:
+            log.info("call_sid=%s intent %r -> %s", self._call_sid, intent.name, intent.goto)
+            return Step(goto=intent.goto)
+        if opting_out:
+            log.info("call_sid=%s do-not-call request at node %s", self._call_sid,
+                     self._node_id)
+            return steps.opt_out(self._ctx())
+        return None
+
+    def _intent(self, words: list[str], *, covering: frozenset[int]) -> Intent | None:
+        """The first flow intent the words match that claims every position in ``covering``."""
         for intent in self._flow.intents:
             if intent.goto == self._node_id:
                 continue
-            said_phrase = any(_has_phrase(words, phrase) for phrase in intent.phrases)
-            said_keywords = bool(intent.keywords) and all(
-                keyword.lower() in words for keyword in intent.keywords
-            )
-            if said_phrase or said_keywords:
+            claimed = _claimed(words, intent)
+            if claimed and covering <= claimed:
                 return intent
         return None
 

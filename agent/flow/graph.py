@@ -1,5 +1,6 @@
 """A flow drawn as Mermaid or Graphviz DOT text, from :func:`agent.flow.table.edges` — the same
-edges the engine follows — plus a dotted edge from "any time" to each global intent's node."""
+edges the engine follows — plus a dotted edge from "any time" to each global intent's node, and
+one to the do-not-call hang-up every flow has without declaring it (``agent.flow.engine``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from agent.flow.model import (
     TransferNode,
     WebhookNode,
 )
+from agent.flow.state import DO_NOT_CALL
 from agent.flow.table import edges
+
+_OPT_OUT_LABEL = "do-not-call request"
+_OPT_OUT_DETAIL = f"opt out, hang up ({DO_NOT_CALL})"
 
 # Mermaid shape brackets per node type: what the caller does there reads at a glance.
 _MERMAID_SHAPES: dict[str, tuple[str, str]] = {
@@ -77,11 +82,12 @@ def mermaid(flow: Flow) -> str:
     for node_id, node in flow.nodes.items():
         for edge in edges(node):
             lines.append(f'    n_{node_id} -->|"{_mermaid_text(edge.label)}"| n_{edge.target}')
-    if flow.intents:
-        lines.append('    any_time(("any time"))')
-        for intent in flow.intents:
-            said = _mermaid_text(" / ".join(intent.phrases or intent.keywords))
-            lines.append(f'    any_time -.->|"{said}"| n_{intent.goto}')
+    lines.append('    any_time(("any time"))')
+    for intent in flow.intents:
+        said = _mermaid_text(" / ".join(intent.phrases or intent.keywords))
+        lines.append(f'    any_time -.->|"{said}"| n_{intent.goto}')
+    lines.append(f'    do_not_call(["{_OPT_OUT_DETAIL}"])')  # never an n_ id: no clash
+    lines.append(f'    any_time -.->|"{_OPT_OUT_LABEL}"| do_not_call')
     return "\n".join(lines) + "\n"
 
 
@@ -104,10 +110,12 @@ def dot(flow: Flow) -> str:
     for node_id, node in flow.nodes.items():
         for edge in edges(node):
             lines.append(f'    "{node_id}" -> "{edge.target}" [label="{_dot_text(edge.label)}"];')
-    if flow.intents:
-        lines.append('    "any time" [shape=circle];')
-        for intent in flow.intents:
-            said = _dot_text(" / ".join(intent.phrases or intent.keywords))
-            lines.append(f'    "any time" -> "{intent.goto}" [style=dashed, label="{said}"];')
+    lines.append('    "any time" [shape=circle];')
+    for intent in flow.intents:
+        said = _dot_text(" / ".join(intent.phrases or intent.keywords))
+        lines.append(f'    "any time" -> "{intent.goto}" [style=dashed, label="{said}"];')
+    # a name with spaces: never a node id (those are letters, digits and _)
+    lines.append(f'    "do not call" [shape=oval, label="{_OPT_OUT_DETAIL}"];')
+    lines.append(f'    "any time" -> "do not call" [style=dashed, label="{_OPT_OUT_LABEL}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,10 @@ is the engine's side of I/O done by someone else: each ``Run…``/``Check…``/`
 answered by exactly one result event carrying the same ``node_id``, which must be handed back
 to the engine before the next caller event.
 
+A do-not-call request ("take me off your list") heard at any node of any flow ends the call
+with ``OptOut``, a goodbye ``Say`` and ``Hangup("do_not_call")``; ``OptOut`` has no result
+event (see ``agent.flow.engine`` for when a flow's own intent takes the words instead).
+
 Booking protocol (engine <-> booking service, see ``agent.flow.responder.BookingRunner``)::
 
     entering a booking node, confirm: false
@@ -83,6 +87,7 @@ __all__ = [
     "Listen",
     "Lookup",
     "ModelAnswered",
+    "OptOut",
     "Preferences",
     "ReplyInterrupted",
     "RunBooking",
@@ -144,6 +149,14 @@ class Lookup:
 
 
 # ---- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    """The caller asked never to be called again: put the number this call is on on the
+    do-not-call list. Emitted before the goodbye (``Say``) and ``Hangup("do_not_call")`` so the
+    request is recorded before the caller is told it was; see ``FlowResponder`` for what
+    happens when recording fails (the caller still hears the goodbye)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +247,8 @@ class JudgeConditions:
 ModelRequest = AskModel | JudgeConditions
 
 FlowAction = (
-    Say | Listen | Hangup | Transfer | SendSms | CheckAvailability | RunBooking | RunReschedule
-    | RunCancel | CallWebhook | AskModel | JudgeConditions
+    Say | Listen | Hangup | OptOut | Transfer | SendSms | CheckAvailability | RunBooking
+    | RunReschedule | RunCancel | CallWebhook | AskModel | JudgeConditions
 )
 
 # ---- results ---------------------------------------------------------------------------------

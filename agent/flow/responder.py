@@ -19,6 +19,12 @@ generation at once (its tool calls never run; the engine hears ``cancelled`` and
 the new words); a ``JudgeConditions`` speaks nothing and decides where the flow goes, so like a
 runner call it is shielded and awaited by the next reply.
 
+A do-not-call request (``OptOut``) puts the number the call is on (the ``user_phone`` call
+parameter, else the flow's ``user_phone`` variable) on the ``opt_out`` list before the goodbye
+is spoken. It is shielded like a runner call, and bounded by the same timeout; when it cannot
+be recorded (no list, no number, the store fails) that is logged and reported as a provider
+error, and the caller still hears the goodbye and the call ends.
+
 ``anticipate(text)`` starts the model request the caller's words would lead to while they are
 still pausing (``agent.flow.anticipate``: a fork of the engine says what it would be; only a
 model request ever starts early). The final transcript's reply uses it when it asks the very
@@ -53,6 +59,7 @@ from agent.flow.messages import (
     ModelAnswered,
     ModelRequest,
     ModelResult,
+    OptOut,
     ReplyInterrupted,
     RunBooking,
     RunCancel,
@@ -63,7 +70,8 @@ from agent.flow.messages import (
     Transfer,
     WebhookFinished,
 )
-from agent.responder import Action, CallEvent
+from agent.logs import mask
+from agent.responder import Action, CallEvent, CallStarted
 from providers.base import ChatModel
 from providers.errors import ProviderError, ProviderTimeout
 
@@ -94,6 +102,12 @@ class WebhookRunner(Protocol):
     async def call(self, request: CallWebhook) -> WebhookFinished: ...
 
 
+class OptOutList(Protocol):
+    """The do-not-call list: numbers that must never be called again (``OptOut``)."""
+
+    async def add(self, phone: str, *, call_sid: str) -> None: ...
+
+
 class CallControl(Protocol):
     """What the telephony side does for a flow besides speaking."""
 
@@ -106,7 +120,9 @@ class FlowResponder:
     """A ``Responder`` that runs a flow. ``control`` None: SMS are skipped (logged) and a
     transfer hangs up with reason ``transfer-unavailable``. ``llm`` (with an engine built
     with ``use_llm=True``) performs the model's jobs, each bounded by ``llm_timeout_s``;
-    ``on_provider_error`` hears every model failure (metrics), else they are only logged."""
+    ``on_provider_error`` hears every model failure (metrics), else they are only logged;
+    it also hears a do-not-call request that could not be put on ``opt_out`` (None: no list,
+    so every such request is reported)."""
 
     def __init__(
         self,
@@ -119,6 +135,7 @@ class FlowResponder:
         llm: ChatModel | None = None,
         llm_timeout_s: float = DEFAULT_LLM_TIMEOUT_S,
         on_provider_error: Callable[[ProviderError], None] | None = None,
+        opt_out: OptOutList | None = None,
     ) -> None:
         if llm is not None and not engine.uses_llm:
             raise ValueError("an llm needs an engine that may ask it: FlowEngine(use_llm=True)")
@@ -137,6 +154,10 @@ class FlowResponder:
         self._thinking: tuple[AskModel, asyncio.Task[ModelResult]] | None = None
         self._early: Anticipation | None = None  # a model request started on interim words
         self._turn_asked = True  # whether this caller turn has asked the model yet
+        self._opt_out = opt_out
+        self._on_provider_error = on_provider_error
+        self._opting_out: asyncio.Task[None] | None = None  # shielded from barge-in
+        self._phone = ""  # the number this call is on (the user_phone call parameter)
 
     @property
     def engine(self) -> FlowEngine:
@@ -207,6 +228,8 @@ class FlowResponder:
     async def handle(self, event: CallEvent) -> AsyncGenerator[Action, None]:
         if not isinstance(event, CallerSaid):
             self.forget_anticipation()
+        if isinstance(event, CallStarted):
+            self._phone = event.custom_parameters.get("user_phone", "")
         self._queue = deque(a for a in self._queue if not isinstance(a, Say))
         if self._thinking is not None:  # a barge-in cut the model off
             self._queue.extend(self._engine.handle(await self._cancel_thinking()))
@@ -227,6 +250,8 @@ class FlowResponder:
             await self._cancel_thinking()
         if self._pending is not None:
             await self._settle(self._pending)
+        if self._opting_out is not None:
+            await self._opting_out
 
     def _heard(self, event: CallEvent) -> None:
         """Keep the conversation as the caller experienced it, and count caller turns."""
@@ -245,6 +270,8 @@ class FlowResponder:
                 yield action
             elif isinstance(action, Listen | Hangup):
                 yield action
+            elif isinstance(action, OptOut):
+                await self._record_opt_out()
             elif isinstance(action, SendSms):
                 await self._send_sms(action)
             elif isinstance(action, Transfer):
@@ -356,6 +383,44 @@ class FlowResponder:
             await self._control.send_sms(sms)
         except ProviderError as exc:  # a failed confirmation text must not end the call
             log.warning("call_sid=%s SMS failed: %s", sid, exc)
+
+    async def _record_opt_out(self) -> None:
+        """Put the caller's number on the list, shielded: a barge-in now must not lose it (the
+        call's ``aclose`` waits for it)."""
+        task = asyncio.create_task(self._add_to_opt_out_list(),
+                                   name=f"opt-out-{self._engine.call_sid}")
+        self._opting_out = task
+        await asyncio.shield(task)
+        self._opting_out = None
+
+    async def _add_to_opt_out_list(self) -> None:
+        """Never raises: a request that cannot be recorded is logged and reported, and the
+        goodbye is spoken all the same (a caller is never left on a silent line)."""
+        sid = self._engine.call_sid
+        phone = self._phone or self._engine.variables.get("user_phone", "")
+        if self._opt_out is None or not phone:
+            missing = "no opt-out list is configured" if self._opt_out is None else "no number"
+            self._opt_out_failed(ProviderError("opt-out", f"not recorded: {missing}"), phone)
+            return
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._opt_out.add(phone, call_sid=sid)
+        except ProviderError as exc:
+            self._opt_out_failed(exc, phone)
+        except TimeoutError:
+            self._opt_out_failed(ProviderTimeout("opt-out", "not recorded: timed out"), phone)
+        except Exception as exc:  # e.g. the database is locked: the goodbye is still said
+            log.exception("call_sid=%s opt-out list failed", sid)
+            failure = f"not recorded: {type(exc).__name__}"
+            self._opt_out_failed(ProviderError("opt-out", failure), phone)
+        else:
+            log.info("call_sid=%s %s is on the do-not-call list", sid, mask(phone) or "-")
+
+    def _opt_out_failed(self, exc: ProviderError, phone: str) -> None:
+        log.error("call_sid=%s do-not-call request for %s %s", self._engine.call_sid,
+                  mask(phone) or "an unknown number", exc.message)
+        if self._on_provider_error is not None:
+            self._on_provider_error(exc)
 
     async def _ask(self, request: ServiceRequest) -> ServiceResult:
         try:

@@ -26,6 +26,13 @@ NO_VARIABLES: Mapping[str, str] = MappingProxyType({})
 REPROMPT_PREFIX = "Sorry, I didn't catch that."
 GIVE_UP = "I'm sorry, I'm having trouble understanding. Please call back later. Goodbye."
 INTERNAL_ERROR = "I'm sorry, something went wrong on our side. Please call back later. Goodbye."
+# A do-not-call request ends every flow the same way: one sentence saying it is done (it is
+# recorded before this is spoken), then the hang-up whose reason the call log keeps.
+OPT_OUT_GOODBYE = (
+    "Understood. I've taken your number off our list, and we won't call you again. Goodbye."
+)
+DO_NOT_CALL = "do_not_call"  # the Hangup reason
+OPTED_OUT = "opted_out"  # the variable set to "yes", for the call log and the dialer
 
 
 class Phase(enum.Enum):

@@ -18,6 +18,7 @@ from agent.flow.messages import (
     Listen,
     Lookup,
     ModelAnswered,
+    OptOut,
     RunCancel,
     Say,
     SendSms,
@@ -37,7 +38,15 @@ from agent.flow.model import (
     TransferNode,
     WebhookNode,
 )
-from agent.flow.state import REPROMPT_PREFIX, Ctx, Phase, Step
+from agent.flow.state import (
+    DO_NOT_CALL,
+    OPT_OUT_GOODBYE,
+    OPTED_OUT,
+    REPROMPT_PREFIX,
+    Ctx,
+    Phase,
+    Step,
+)
 from agent.flow.templates import render
 from providers.base import SpeechHints
 from providers.llm import rules
@@ -58,6 +67,14 @@ def enter_jump(ctx: Ctx, node: JumpNode) -> Step:
 
 def enter_end_call(ctx: Ctx, node: EndCallNode) -> Step:
     return Step((*said(ctx, node.say), Hangup(node.reason)), phase=Phase.ENDED)
+
+
+def opt_out(ctx: Ctx) -> Step:
+    """The caller asked not to be called again (at any node: the engine hears it before the
+    node does). ``OptOut`` comes first so the number is on the list before the goodbye says it
+    is; ``opted_out`` tells the call log and the dialer what became of the call."""
+    return Step((OptOut(), Say(OPT_OUT_GOODBYE), Hangup(DO_NOT_CALL)),
+                variables={OPTED_OUT: "yes"}, phase=Phase.ENDED)
 
 
 def enter_transfer(ctx: Ctx, node: TransferNode) -> Step:

@@ -29,6 +29,9 @@ class CallRepo:
             "errors": [dict(error) for error in call.errors],
             "dtmf": list(call.dtmf),
             "llm": dict(call.llm),
+            "direction": call.direction,
+            "campaign_id": call.campaign_id,
+            "contact_id": call.contact_id,
             "started_at": call.started_at,
             "ended_at": call.ended_at,
         }
@@ -76,4 +79,7 @@ def _to_call(row: Row[Any], booking_ids: tuple[str, ...]) -> StoredCall:
         dtmf=tuple(row.dtmf),
         bookings=booking_ids,
         llm={str(key): int(value) for key, value in row.llm.items()},
+        direction=row.direction,
+        campaign_id=row.campaign_id,
+        contact_id=row.contact_id,
     )

@@ -164,6 +164,79 @@ MIGRATIONS: tuple[Migration, ...] = (
         # '{}' is an empty JSON object as JSONB (PostgreSQL casts the literal) and as JSON text
         common=("ALTER TABLE calls ADD COLUMN llm {json} NOT NULL DEFAULT '{{}}'",),
     ),
+    Migration(
+        4,
+        "outbound: campaigns, their contacts, call attempts, the do-not-call list; call direction",
+        common=(
+            "ALTER TABLE calls ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound'",
+            "ALTER TABLE calls ADD COLUMN campaign_id TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE calls ADD COLUMN contact_id TEXT NOT NULL DEFAULT ''",
+            """CREATE TABLE campaigns (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL DEFAULT '',
+                flow TEXT NOT NULL,
+                status TEXT NOT NULL
+                    CHECK (status IN ('running', 'paused', 'done', 'cancelled')),
+                settings {json} NOT NULL,
+                next_dial_at {ts} NOT NULL,
+                created_at {ts} NOT NULL,
+                updated_at {ts} NOT NULL
+            )""",
+            """CREATE TABLE campaign_contacts (
+                id TEXT PRIMARY KEY,
+                campaign_id TEXT NOT NULL REFERENCES campaigns (id),
+                line INTEGER NOT NULL,
+                phone TEXT NOT NULL,
+                name TEXT NOT NULL DEFAULT '',
+                email TEXT NOT NULL DEFAULT '',
+                timezones {json} NOT NULL,
+                variables {json} NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'dialing', 'done')),
+                outcome TEXT NOT NULL,
+                reason TEXT NOT NULL DEFAULT '',
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_at {ts} NOT NULL,
+                booking_id TEXT,
+                updated_at {ts} NOT NULL,
+                UNIQUE (campaign_id, line)
+            )""",
+            "CREATE INDEX campaign_contacts_due ON campaign_contacts (campaign_id, state, next_at)",
+            """CREATE TABLE call_attempts (
+                id TEXT PRIMARY KEY,
+                call_sid TEXT UNIQUE,
+                campaign_id TEXT NOT NULL DEFAULT '',
+                contact_id TEXT NOT NULL DEFAULT '',
+                number INTEGER NOT NULL,
+                phone TEXT NOT NULL,
+                flow TEXT NOT NULL,
+                variables {json} NOT NULL,
+                status TEXT NOT NULL,
+                answered_by TEXT NOT NULL DEFAULT '',
+                machine_action TEXT NOT NULL DEFAULT '',
+                events {json} NOT NULL,
+                duration_s INTEGER,
+                session_status TEXT NOT NULL DEFAULT '',
+                outcome TEXT NOT NULL DEFAULT '',
+                reason TEXT NOT NULL DEFAULT '',
+                booking_id TEXT,
+                worker TEXT NOT NULL DEFAULT '',
+                started_at {ts} NOT NULL,
+                answered_at {ts},
+                final_at {ts},
+                session_ended_at {ts},
+                settled_at {ts},
+                updated_at {ts} NOT NULL
+            )""",
+            "CREATE INDEX call_attempts_live ON call_attempts (campaign_id, settled_at)",
+            "CREATE INDEX call_attempts_contact ON call_attempts (contact_id, number)",
+            """CREATE TABLE do_not_call (
+                phone TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                call_sid TEXT NOT NULL DEFAULT '',
+                added_at {ts} NOT NULL
+            )""",
+        ),
+    ),
 )
 
 

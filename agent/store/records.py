@@ -123,6 +123,9 @@ class StoredCall:
     dtmf: tuple[str, ...] = ()
     bookings: tuple[str, ...] = ()
     llm: Mapping[str, int] = field(default_factory=dict)  # model use; empty = no model
+    direction: str = "inbound"
+    campaign_id: str = ""
+    contact_id: str = ""
 
     @classmethod
     def from_record(cls, record: CallRecord) -> StoredCall:
@@ -141,6 +144,9 @@ class StoredCall:
             dtmf=tuple(record.dtmf),
             bookings=tuple(record.bookings),
             llm=dict(record.llm),
+            direction=record.direction,
+            campaign_id=record.campaign_id,
+            contact_id=record.contact_id,
         )
 
     def summary_json(self) -> dict[str, Any]:
@@ -154,6 +160,9 @@ class StoredCall:
             "ended_at": None if self.ended_at is None else self.ended_at.isoformat(),
             "turns": len(self.turns),
             "errors": len(self.errors),
+            "direction": self.direction,
+            "campaign_id": self.campaign_id,
+            "contact_id": self.contact_id,
         }
 
     def as_json(self) -> dict[str, Any]:

@@ -64,6 +64,9 @@ calls = Table(
     Column("started_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime),
     Column("llm", _json(), nullable=False),  # model use counts by name ({} = no model)
+    Column("direction", Text, nullable=False),  # inbound | outbound
+    Column("campaign_id", Text, nullable=False),  # "" = not a campaign's call
+    Column("contact_id", Text, nullable=False),
 )
 
 bookings = Table(
@@ -119,4 +122,75 @@ round_robin = Table(
     Column("action", Text, primary_key=True),
     Column("calendar", Text, primary_key=True),
     Column("count", Integer, nullable=False),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("flow", Text, nullable=False),
+    Column("status", Text, nullable=False),  # running | paused | done | cancelled
+    Column("settings", _json(), nullable=False),  # agent.dialer.spec.CampaignSpec as JSON
+    Column("next_dial_at", UtcDateTime, nullable=False),  # pacing: no dial before this
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+campaign_contacts = Table(
+    "campaign_contacts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("campaign_id", Text, nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("phone", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("timezones", _json(), nullable=False),
+    Column("variables", _json(), nullable=False),
+    Column("state", Text, nullable=False),  # pending | dialing | done
+    Column("outcome", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", UtcDateTime, nullable=False),
+    Column("booking_id", Text),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+call_attempts = Table(
+    "call_attempts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("call_sid", Text, unique=True),  # None until Twilio answered the create
+    Column("campaign_id", Text, nullable=False),  # "" = a single call (POST /api/calls)
+    Column("contact_id", Text, nullable=False),
+    Column("number", Integer, nullable=False),  # 1 = the contact's first attempt
+    Column("phone", Text, nullable=False),
+    Column("flow", Text, nullable=False),
+    Column("variables", _json(), nullable=False),
+    Column("status", Text, nullable=False),  # dialing, then Twilio's CallStatus
+    Column("answered_by", Text, nullable=False),
+    Column("machine_action", Text, nullable=False),  # "" | hangup | voicemail
+    Column("events", _json(), nullable=False),  # status callbacks as received
+    Column("duration_s", Integer),
+    Column("session_status", Text, nullable=False),  # the media session's end: completed...
+    Column("outcome", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("booking_id", Text),
+    Column("worker", Text, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("answered_at", UtcDateTime),
+    Column("final_at", UtcDateTime),  # Twilio's final status came
+    Column("session_ended_at", UtcDateTime),
+    Column("settled_at", UtcDateTime),  # outcome decided; the contact moved on
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+do_not_call = Table(
+    "do_not_call",
+    metadata,
+    Column("phone", Text, primary_key=True),  # E.164
+    Column("source", Text, nullable=False),  # file | api | voice
+    Column("call_sid", Text, nullable=False),
+    Column("added_at", UtcDateTime, nullable=False),
 )

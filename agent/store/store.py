@@ -14,9 +14,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
+from agent.store.attempts import AttemptRepo
 from agent.store.bookings import BookingRepo
 from agent.store.calls import CallRepo
+from agent.store.campaigns import CampaignRepo
 from agent.store.db import Database
+from agent.store.dnc import DncRepo
 from agent.store.holds import HoldRepo
 from agent.store.migrations import migrate
 from agent.store.reminders import ReminderRepo
@@ -38,6 +41,9 @@ class Store:
         self.holds = HoldRepo(db, clock)
         self.reminders = ReminderRepo(db, clock)
         self.round_robin = RoundRobinRepo(db)
+        self.campaigns = CampaignRepo(db, clock)
+        self.attempts = AttemptRepo(db, clock)
+        self.dnc = DncRepo(db, clock)
         self.schema_version = 0
 
     @property

@@ -23,6 +23,9 @@ The emulator also stands in for Twilio's side of a live call: ``register_call`` 
 inbound call known (a simulated caller's ``callSid``), and when the API ends it, its
 ``EmulatedCall.ended`` event is set, which the simulated caller (``agent.caller.run_caller``'s
 ``hangup``) answers as Twilio does: ``stop`` on the media stream, then the socket closes.
+A created (outbound) call is placed as Twilio places it — CPS queue, ringing, answer, TwiML,
+media streams to the app, status and AMD callbacks — by ``twilio_outbound.OutboundCalls``;
+``parties`` says who is at each number, ``cps`` is the account's calls per second.
 
 Answers carry every property of the spec's ``api.v2010.account.message`` / ``.call`` schemas,
 dates in RFC 2822 as Twilio writes them. Latency and faults come from ``HttpEmulator``.
@@ -30,14 +33,13 @@ dates in RFC 2822 as Twilio writes them. Latency and faults come from ``HttpEmul
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Final
@@ -47,6 +49,10 @@ from jsonschema import Draft202012Validator
 
 from providers.emulators._http import HttpEmulator, json_response
 from providers.emulators._openapi import OpenApiOperation, openapi_document
+from providers.emulators.twilio_call_state import ENDED, record_status, utc_now
+from providers.emulators.twilio_call_state import EmulatedCall as EmulatedCall  # re-exported
+from providers.emulators.twilio_outbound import OutboundCalls
+from providers.emulators.twilio_outbound import Party as Party  # re-exported
 
 # The specs are test data beside the project (../shared/specs from the project root).
 _SPECS = Path(__file__).resolve().parents[3] / "shared/specs"
@@ -59,7 +65,6 @@ MESSAGES: Final = ACCOUNT + "/Messages.json"
 MESSAGE: Final = ACCOUNT + "/Messages/{Sid}.json"
 CALLS: Final = ACCOUNT + "/Calls.json"
 CALL: Final = ACCOUNT + "/Calls/{Sid}.json"
-_ENDED: Final = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 _MAX_BODY_CHARS: Final = 1600
 
 # Per operation: (any one of these parameters, non-empty) else (code, message) — Twilio's
@@ -126,10 +131,6 @@ def response_validator(
 # ---- state ------------------------------------------------------------------------------------
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 def _rfc2822(moment: datetime | None) -> str | None:
     return format_datetime(moment) if moment is not None else None
 
@@ -143,28 +144,8 @@ class EmulatedMessage:
     messaging_service_sid: str | None
     status: str = "queued"
     params: dict[str, Any] = field(default_factory=dict)  # the validated form, as sent
-    date_created: datetime = field(default_factory=_now)
+    date_created: datetime = field(default_factory=utc_now)
     date_sent: datetime | None = None
-
-
-@dataclass(slots=True)
-class EmulatedCall:
-    sid: str
-    to: str
-    from_: str
-    status: str = "queued"
-    direction: str = "outbound-api"
-    url: str | None = None
-    twiml: str | None = None  # the TwiML the call runs now (initial or redirected)
-    redirects: list[str] = field(default_factory=list)  # every Twiml/Url update, in order
-    params: dict[str, Any] = field(default_factory=dict)
-    date_created: datetime = field(default_factory=_now)
-    date_updated: datetime = field(default_factory=_now)
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    # set when the call ends: the caller side (a simulated caller's media stream) hears it,
-    # as Twilio stops a call's stream when the call is ended through the API
-    ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
 
 def _is_number(value: str) -> bool:
@@ -198,7 +179,11 @@ class TwilioEmulator(HttpEmulator):
         latency_ms: float = 0.0,
         jitter_ms: float = 0.0,
         seed: int = 0,
+        cps: float = 1.0,
+        parties: Callable[[str], Party] | None = None,
     ) -> None:
+        """``cps``: the account's calls per second (Twilio queues the excess); ``parties``:
+        who is at a ``To`` number (None: everyone answers and stays silent)."""
         super().__init__(
             host=host, port=port, latency_ms=latency_ms, jitter_ms=jitter_ms, seed=seed
         )
@@ -207,6 +192,21 @@ class TwilioEmulator(HttpEmulator):
         self._spec_path = spec_path
         self._messages: dict[str, EmulatedMessage] = {}
         self._calls: dict[str, EmulatedCall] = {}
+        self._outbound = OutboundCalls(account_sid, auth_token, cps=cps, parties=parties)
+
+    async def start(self) -> None:
+        await super().start()
+        await self._outbound.start()
+
+    async def aclose(self) -> None:
+        await self._outbound.aclose()  # calls first: their streams and callbacks stop
+        await super().aclose()
+
+    @property
+    def max_concurrent(self) -> int:
+        """The most outbound calls live at once so far (dispatched: dialing, ringing or in
+        progress)."""
+        return self._outbound.max_concurrent
 
     @property
     def messages(self) -> list[EmulatedMessage]:
@@ -226,19 +226,14 @@ class TwilioEmulator(HttpEmulator):
         """A call Twilio knows of without a REST create (an inbound call); returns its sid.
         ``sid``: the call's sid when another party chose it (a simulated caller's ``callSid``)."""
         call = EmulatedCall(sid or f"CA{uuid.uuid4().hex}", to, from_, status, direction)
-        call.start_time = call.date_created if status == "in-progress" else None
+        if status == "in-progress":
+            call.start_time, call.answered_at_s = call.date_created, call.created_at_s
         self._calls[call.sid] = call
         return call.sid
 
     def set_call_status(self, sid: str, status: str) -> None:
         """Move a call as the network would (ringing, in-progress, busy, …)."""
-        call = self._calls[sid]
-        call.status, call.date_updated = status, _now()
-        if status == "in-progress" and call.start_time is None:
-            call.start_time = call.date_updated
-        if status in _ENDED and call.end_time is None:
-            call.end_time = call.date_updated
-            call.ended.set()
+        record_status(self._calls[sid], status)
 
     def _error_body(self, status: int) -> object:
         code = {429: 20429, 503: 20503}.get(status, 20500 if status >= 500 else status)
@@ -307,7 +302,7 @@ class TwilioEmulator(HttpEmulator):
         )
         self._messages[message.sid] = message
         response = json_response(self._message_json(message), 201)
-        message.status, message.date_sent = "sent", _now()  # handed to the carrier at once
+        message.status, message.date_sent = "sent", utc_now()  # handed to the carrier at once
         return response
 
     async def _fetch_message(self, request: web.Request, form: dict[str, Any]) -> web.Response:
@@ -337,26 +332,30 @@ class TwilioEmulator(HttpEmulator):
             raise TwilioFault(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         call = EmulatedCall(
             f"CA{uuid.uuid4().hex}", form["To"], form["From"], url=form.get("Url"),
-            twiml=form.get("Twiml"), params=form,
+            twiml=form.get("Twiml"), params=form, method=form.get("Method", "POST"),
         )
         self._calls[call.sid] = call
-        return json_response(self._call_json(call), 201)
+        response = json_response(self._call_json(call), 201)  # queued, before any progress
+        self._outbound.place(call)
+        return response
 
     async def _update_call(self, request: web.Request, form: dict[str, Any]) -> web.Response:
         call = self._calls.get(request.match_info["Sid"])
         if call is None:
             raise self._not_found(request)
         status = form.get("Status")
-        if status == "completed" and call.status not in _ENDED:
+        if status == "completed" and call.status not in ENDED:
             self.set_call_status(call.sid, "completed")
         elif status == "canceled" and call.status in ("queued", "ringing"):
             self.set_call_status(call.sid, "canceled")  # no effect on a call in progress
         elif status is None and ("Twiml" in form or "Url" in form):
-            if call.status in _ENDED:
+            if call.status in ENDED:
                 raise TwilioFault(400, 21220, "Call is not in-progress. Cannot redirect.")
             call.twiml, call.url = form.get("Twiml"), form.get("Url")
+            call.method = form.get("Method", "POST")
             call.redirects.append(str(form.get("Twiml") or form.get("Url")))
-            call.date_updated = _now()
+            call.date_updated = utc_now()
+            self._outbound.redirected(call)  # a live stream hangs up; the new TwiML runs
         return json_response(self._call_json(call))
 
     async def _fetch_call(self, request: web.Request, form: dict[str, Any]) -> web.Response:
@@ -367,18 +366,17 @@ class TwilioEmulator(HttpEmulator):
 
     def _call_json(self, c: EmulatedCall) -> dict[str, Any]:
         uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls/{c.sid}"
-        duration = None
-        if c.start_time is not None and c.end_time is not None:
-            duration = str(int((c.end_time - c.start_time).total_seconds()))
+        duration = None if c.duration_s is None else str(c.duration_s)
         subresources = ("notifications", "recordings", "payments", "events", "streams")
         return {
-            "account_sid": self.account_sid, "answered_by": None, "api_version": "2010-04-01",
-            "caller_name": None, "date_created": _rfc2822(c.date_created),
+            "account_sid": self.account_sid, "answered_by": c.answered_by,
+            "api_version": "2010-04-01", "caller_name": None,
+            "date_created": _rfc2822(c.date_created),
             "date_updated": _rfc2822(c.date_updated), "direction": c.direction,
             "duration": duration, "end_time": _rfc2822(c.end_time), "forwarded_from": None,
             "from": c.from_, "from_formatted": _formatted(c.from_), "group_sid": None,
             "parent_call_sid": None, "phone_number_sid": None, "price": None, "price_unit": "USD",
-            "queue_time": "0", "sid": c.sid, "start_time": _rfc2822(c.start_time),
+            "queue_time": str(c.queue_time_ms), "sid": c.sid, "start_time": _rfc2822(c.start_time),
             "status": c.status,
             "subresource_uris": {name: f"{uri}/{name.capitalize()}.json" for name in subresources},
             "to": c.to, "to_formatted": _formatted(c.to), "trunk_sid": None, "uri": f"{uri}.json",

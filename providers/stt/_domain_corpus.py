@@ -177,6 +177,22 @@ _TEMPLATES = (
     "{d1} {d2} {d3} {d4} {d5} {d6} {d7} {d8} {d9} {d10}",
     "it's {d1} {d2} {d3} {d4} {d5} {d6} {d7}",
     "five five five {d1} {d2} {d3} {d4} {d5} {d6} {d7}",
+    # not wanting to be called (any flow hears these: providers.llm.rules.vocab.OPT_OUT)
+    "don't call me again", "please don't call me again", "do not call me again",
+    "do not call me", "don't call me anymore", "don't ever call me again",
+    "never call me again", "stop calling me", "please stop calling me", "stop calling",
+    "quit calling me", "take me off your list", "please take me off your list",
+    "take me off the list", "take me off your calling list", "take me off your call list",
+    "take my number off your list", "remove me from your list", "please remove me from your list",
+    "remove me from the list", "remove me from your calling list",
+    "remove my number from your list", "put me on your do not call list",
+    "add me to your do not call list", "i'm on the do not call list", "don't call list",
+    "unsubscribe", "unsubscribe me",
+    "i'm not interested stop calling me", "no thanks take me off your list",
+    # ... and what sounds like one but is not (a caller's preference, a barge-in)
+    "please don't call me in the morning", "don't call me before noon",
+    "call me in the {part}", "call me back later", "you can call me on {weekday}",
+    "stop", "stop please", "please stop", "wait stop", "stop talking", "stop it",
     # interruptions, back-channels, closing
     "wait", "wait sorry hold on", "hold on", "hold on a second", "sorry", "one moment",
     "hang on", "excuse me", "sorry what", "can you repeat that", "say that again",

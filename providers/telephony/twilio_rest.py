@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
@@ -54,6 +55,16 @@ class TwilioApiError(ProviderError):
         super().__init__(PROVIDER, message, retryable=retryable)
         self.code = code
         self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    """What ``GET Calls/{sid}.json`` says of a call."""
+
+    sid: str
+    status: str  # queued ringing in-progress completed busy failed no-answer canceled
+    answered_by: str  # "" until AMD answered
+    duration_s: int | None
 
 
 class TwilioRest(HttpAdapter):
@@ -155,6 +166,27 @@ class TwilioRest(HttpAdapter):
             params.append(("AsyncAmdStatusCallback", async_amd_status_callback))
         response = await self._post("/Calls.json", params, retry=False, mask=(to,))
         return _sid_of(response, "Calls.json")
+
+    async def fetch_call(self, call_sid: str) -> CallState:
+        """The call as Twilio has it now (a restarted dialer reconciles its calls with this).
+        A read: retried on 429/5xx/connection failures."""
+        response = await self._http.request(
+            "GET", self._account_path + _call_path(call_sid), retry=True
+        )
+        if not 200 <= response.status < 300:
+            raise _api_error(f"GET {_call_path(call_sid)}", response, ())
+        body: Any = response.body
+        if not isinstance(body, dict) or not isinstance(body.get("status"), str):
+            raise ProviderError(PROVIDER, "GET Calls/{sid}.json without a status",
+                                retryable=False)
+        duration = body.get("duration")
+        return CallState(
+            sid=str(body.get("sid", call_sid)),
+            status=body["status"],
+            answered_by=str(body.get("answered_by") or ""),
+            duration_s=int(duration) if isinstance(duration, str) and duration.isdigit()
+            else None,
+        )
 
     # ---- the wire ---------------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ ACTIONS = {
     "consultation": {"consultation"},
     "multi_service": {"haircut", "coloring", "styling"},
     "reschedule_cancel": set(),
+    "lead_qualify": {"demo"},  # outbound; driven in test_flow_outbound_examples.py
+    "appointment_confirm": set(),
 }
 NY = "America/New_York"
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo(NY))  # a Tuesday

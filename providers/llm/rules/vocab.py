@@ -44,6 +44,34 @@ EMAIL_DOMAINS = (
 )
 TOP_LEVEL_DOMAINS = ("com", "net", "org", "edu", "io", "co", "us", "uk", "gov")
 
+OPT_OUT = (
+    "don't call me again", "do not call me again", "don't call me anymore", "do not call me",
+    "don't ever call me", "never call me again", "stop calling me", "stop calling",
+    "quit calling me",
+    "take me off your list", "take me off the list", "take me off your calling list",
+    "take me off your call list", "take my number off your list", "take my number off",
+    "remove me from your list", "remove me from the list", "remove me from your calling list",
+    "remove my number from your list",
+    "put me on your do not call list", "do not call list", "don't call list",
+    "unsubscribe",
+)
+"""A do-not-call request, in the words people use for one. The flow engine hears these at any
+node of any flow (``agent.flow.engine``); a phrase is matched as whole consecutive words
+anywhere in the utterance, so "can you stop calling me please" matches "stop calling". The
+longer variants decide whether a flow's own intent covers the request (see the engine)."""
+
+OPT_OUT_HINTS = (
+    "take me off your list", "please take me off your list", "remove me from your list",
+    "put me on your do not call list", "don't call me again", "do not call me again",
+)
+"""The do-not-call requests every node tells the recogniser to expect (its hint phrases): the
+long ones that sound like nothing a caller answers. Measured with four flite voices at four
+kinds of question (tests/e2e/test_opt_out_by_voice.py has the method): boosting every phrase
+of :data:`OPT_OUT`, or admitting them in every grammar, recognised no more requests but made
+"stop please" into "stop calling" and "don't call me in the morning" into "don't call me
+anymore". The rest are recognised from the domain corpus (``providers.stt._domain_corpus``),
+which holds every phrase of :data:`OPT_OUT`."""
+
 ESCAPES = (
     "i don't know", "i'm not sure", "not sure", "can you repeat that", "say that again",
     "sorry what was that", "what", "hold on", "wait", "one moment",
@@ -51,4 +79,5 @@ ESCAPES = (
     "can i talk to a person", "goodbye", "thank you goodbye",
 )
 """Answers outside every kind's expected space: each grammar admits them so a grammar-only
-recogniser does not force them into a date or a yes; no extractor matches them."""
+recogniser does not force them into a date or a yes; no extractor matches them. (Not the
+do-not-call requests: see :data:`OPT_OUT_HINTS` for why.)"""

@@ -1,0 +1,1 @@
+"""Outbound calls and dialer campaigns."""
