@@ -7,6 +7,7 @@ campaign is created from JSON (``{"flow", "contacts": [...], …settings}``) or 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -138,16 +139,18 @@ async def _create(request: web.Request, api: DialerApi) -> web.Response:
         if request.content_type in ("text/csv", "text/plain", "application/octet-stream"):
             settings = spec_from_query(request.query)
             spec = parse_spec(settings)
-            parsed = parse_csv(await request.read(), default_region=spec.region,
-                               default_timezone=spec.timezone)
+            # ~50 µs a row in phonenumbers: a big file is parsed off the event loop
+            parsed = await asyncio.to_thread(parse_csv, await request.read(),
+                                             default_region=spec.region,
+                                             default_timezone=spec.timezone)
         else:
             body = await _json_body(request)
             contacts = body.pop("contacts", None)
             spec = parse_spec(body)
             if not isinstance(contacts, list) or not contacts:
                 return _error(400, "'contacts' must be a non-empty list")
-            parsed = parse_rows(contacts, default_region=spec.region,
-                                default_timezone=spec.timezone)
+            parsed = await asyncio.to_thread(parse_rows, contacts, default_region=spec.region,
+                                             default_timezone=spec.timezone)
     except (ValueError, ContactsError) as exc:
         return _error(400, str(exc))
     if not api.dialer.flow_exists(spec.flow):

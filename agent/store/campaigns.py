@@ -4,9 +4,10 @@
 
 1. lock the campaign's row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's write lock), so
    every worker of every server sharing the database claims for a campaign one at a time;
-2. pacing: nothing before ``next_dial_at``; a claim moves it to ``max(next_dial_at, now) +
-   1/cps`` — the rate limit lives in the database the claims already serialise on, so it holds
-   across ``serve --workers N`` and across servers without another moving part;
+2. pacing: no dial before ``next_dial_at``; a claim moves it to ``max(next_dial_at, now) +
+   1/cps`` (a claim may come a little early, ``lead_s``, and is then dialled at the slot). The
+   rate limit lives in the database the claims already serialise on, so it holds across
+   ``serve --workers N`` and across servers without another moving part;
 3. concurrency: the campaign's unsettled attempts must be fewer than its ``concurrency``;
 4. the due contacts (``FOR UPDATE SKIP LOCKED``), oldest first: one outside its calling window
    is moved to its window's opening (``next_open``) and skipped; one on the do-not-call list
@@ -136,9 +137,14 @@ class CampaignRepo:
         return found
 
     async def claim(
-        self, campaign_id: str, *, worker: str, next_open: NextOpen
+        self, campaign_id: str, *, worker: str, next_open: NextOpen, lead_s: float = 0.0
     ) -> Claimed | Wait:
-        """The next contact to dial now, or why not and until when (see the module doc)."""
+        """The next contact to dial now, or why not and until when (see the module doc).
+
+        ``lead_s``: a claim may be made this long before its pacing slot opens; it is then due
+        at the slot (``Claimed.dial_at``), so the claim's own round trip is not added to every
+        gap between dials.
+        """
         now = self._clock()
         async with self._db.write() as conn:
             row = (await conn.execute(
@@ -147,8 +153,9 @@ class CampaignRepo:
             if row is None or row.status != "running":
                 return Wait("not running")
             campaign = _campaign(row)
-            if campaign.next_dial_at > now:
-                return Wait("pacing", campaign.next_dial_at)
+            if campaign.next_dial_at > now + timedelta(seconds=lead_s):
+                return Wait("pacing", campaign.next_dial_at - timedelta(seconds=lead_s))
+            dial_at = max(campaign.next_dial_at, now)
             settings = campaign.settings
             live = (await conn.execute(
                 select(func.count()).select_from(call_attempts).where(
@@ -164,10 +171,10 @@ class CampaignRepo:
             interval = timedelta(seconds=1.0 / float(settings["cps"]))
             await conn.execute(
                 update(campaigns).where(campaigns.c.id == campaign_id)
-                .values(next_dial_at=max(campaign.next_dial_at, now) + interval, updated_at=now)
+                .values(next_dial_at=dial_at + interval, updated_at=now)
             )
             attempt = await insert_attempt(
-                conn, now=now, worker=worker, campaign_id=campaign_id, contact_id=contact.id,
+                conn, now=dial_at, worker=worker, campaign_id=campaign_id, contact_id=contact.id,
                 number=contact.attempts + 1, phone=contact.phone, flow=campaign.flow,
                 variables=contact.variables,
             )
@@ -175,7 +182,7 @@ class CampaignRepo:
                 update(campaign_contacts).where(campaign_contacts.c.id == contact.id)
                 .values(state="dialing", attempts=contact.attempts + 1, updated_at=now)
             )
-        return Claimed(attempt, contact)
+        return Claimed(attempt, contact, dial_at)
 
     async def _due_contact(
         self, conn: AsyncConnection, campaign_id: str, now: datetime, next_open: NextOpen
@@ -193,7 +200,14 @@ class CampaignRepo:
                 return await _wait_for_next(conn, campaign_id)
             for row in due:
                 contact = contact_row(row)
-                opens = next_open(contact.timezones, now)
+                try:
+                    opens = next_open(contact.timezones, now)
+                except ValueError:  # its zones never share an open hour: never dialled
+                    await conn.execute(update(campaign_contacts).where(c.id == contact.id).values(
+                        state="done", outcome="invalid", updated_at=now,
+                        reason="its time zones never share an hour of the calling window",
+                    ))
+                    continue
                 if opens > now:
                     await conn.execute(update(campaign_contacts).where(c.id == contact.id)
                                        .values(next_at=opens, updated_at=now))

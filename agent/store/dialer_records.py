@@ -107,6 +107,7 @@ class Claimed:
 
     attempt: AttemptRow
     contact: ContactRow
+    dial_at: datetime  # the pacing slot: not before (``CampaignRepo.claim``'s ``lead_s``)
 
 
 @dataclass(frozen=True, slots=True)
