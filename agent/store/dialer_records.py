@@ -90,7 +90,8 @@ class AttemptRow:
             "number": self.number,
             "started_at": _iso(self.started_at),
             "status": self.status,
-            "answered_by": self.answered_by or "unknown",
+            # "" while the verdict may still come; "unknown" once settled without one
+            "answered_by": self.answered_by or ("unknown" if self.settled_at else ""),
             "machine_action": self.machine_action,
             "duration_s": self.duration_s,
             "outcome": self.outcome or "pending",

@@ -11,12 +11,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
 from agent.callees import Callees, PersonaName, parties
+from agent.dialer import cli
 from providers.emulators.twilio import TwilioEmulator
 from providers.emulators.twilio_outbound import Party
 from providers.telephony.twilio_webhook import sign
@@ -66,6 +68,10 @@ PEOPLE: list[Line] = (
     + [Line(number(600 + i), "no-answer", f"Nobody {i}") for i in range(3)]
     + [Line(number(700 + i), "failed", f"Failed {i}") for i in range(2)]
 )
+# reached only by the command-line tests
+CLI_BOOKER = number(900)
+CLI_DECLINERS = [number(901), number(902)]
+CLI_BUSY = number(903)
 EXPECTED = {"books": "booked", "declines": "declined", "opts_out": "do_not_call",
             "machine": "voicemail", "busy": "busy", "no-answer": "no_answer",
             "failed": "failed"}
@@ -88,6 +94,10 @@ async def rig() -> AsyncIterator[Rig]:
             book[line.phone] = Party(kind=line.persona, ring_ms=200)  # type: ignore[arg-type]
         else:
             book[line.phone] = callees.party(line.persona, variant=index)  # type: ignore[arg-type]
+    book[CLI_BOOKER] = callees.party("books", variant=1)
+    for phone in CLI_DECLINERS:
+        book[phone] = callees.party("declines")
+    book[CLI_BUSY] = Party(kind="busy", ring_ms=200)
     emulator = TwilioEmulator(cps=4.0, parties=parties(book))
     async with emulator:
         runner, server = await running_server(
@@ -241,3 +251,31 @@ async def test_do_not_call_list_is_checked_before_dialing(rig: Rig) -> None:
     assert contacts[phone]["outcome"] == "do_not_call" and contacts[phone]["attempts"] == []
     assert contacts[PEOPLE[5].phone]["outcome"] == "declined"
     assert phone not in {c.to for c in rig.emulator.calls}
+
+
+async def test_the_command_line_places_a_call_and_runs_a_campaign(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """``slotline call`` and ``slotline campaign run`` against the running server."""
+    out = io.StringIO()
+    env = {"SLOTLINE_SERVER_URL": rig.server.url}
+    code = await asyncio.to_thread(
+        cli.run, ["call", CLI_BOOKER, "--flow", "lead_qualify", "--var", "user_name=Maria",
+                  "--timeout", "120"], environ=env, out=out)
+    printed = out.getvalue()
+    assert code == 0, printed
+    assert "booked" in printed and "a person" in printed, printed
+    zone = open_zone()
+    contacts = tmp_path / "leads.csv"
+    contacts.write_text("phone,name,timezone\n" + "".join(
+        f"{phone},Lead {i},{zone}\n" for i, phone in enumerate([*CLI_DECLINERS, CLI_BUSY])
+    ) + "12345,Nobody,UTC\n")
+    out = io.StringIO()
+    code = await asyncio.to_thread(
+        cli.run, ["campaign", "run", str(contacts), "--flow", "lead_qualify", "--cps", "4",
+                  "--concurrency", "3", "--window", "08:00-21:00", "--max-attempts", "1",
+                  "--retry-after", "1s"], environ=env, out=out)
+    printed = out.getvalue()
+    assert code == 0, printed
+    assert "line 5" in printed, printed  # the bad row, by its line number
+    assert "declined" in printed and "busy" in printed, printed
