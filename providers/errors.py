@@ -6,7 +6,8 @@
     └── ProviderError          a vendor call failed; ``retryable`` decides retries in one place
         ├── ProviderTimeout    no answer within its budget (retryable)
         ├── ProviderAuthError  401/403: a configuration problem, never retried
-        └── SlotTaken          a calendar says the time is no longer free (offer alternatives)
+        ├── SlotTaken          a calendar says the time is no longer free (offer alternatives)
+        └── BookingIncomplete  a multi-calendar booking failed and undoing its part failed too
 
 Vendor exceptions (aiohttp, websockets, SDKs) are mapped to these at each adapter's boundary.
 It lives in ``providers`` because ``agent`` depends on ``providers`` and never the reverse.
@@ -63,3 +64,15 @@ class SlotTaken(ProviderError):
     """The slot was taken meanwhile; the booking engine offers the next alternatives."""
 
     retryable = False
+
+
+class BookingIncomplete(ProviderError):
+    """A booking over several calendars failed part-way and cancelling the part already made
+    failed too, after retries: ``still_confirmed`` (Slotline booking ids, or
+    ``calendar/vendor id`` for a vendor booking never recorded) stay confirmed and need a hand."""
+
+    retryable = False
+
+    def __init__(self, provider: str, message: str, still_confirmed: tuple[str, ...]) -> None:
+        super().__init__(provider, message)
+        self.still_confirmed = still_confirmed

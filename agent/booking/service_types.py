@@ -55,6 +55,12 @@ class ActionConfig:
     proposal_limit: int = 3
     lookahead_days: int = 14  # how far a look-up searches (around the preferred date, if any)
     hold_ttl_s: float = 300.0  # a hold outlives a slow confirmation, not a crashed process
+    # Undoing the part of a multi-calendar booking already made when the rest failed: each
+    # cancel is tried this many times, waiting the back-off, then twice that, ... A vendor's
+    # hiccup passes within a second or two; one that is down is reported, not waited out while
+    # the caller listens (3 tries, 0.5 s + 1 s between them).
+    undo_attempts: int = 3
+    undo_backoff_s: float = 0.5
     title: str = ""  # the event title written to calendars ("" = the action's name)
 
     def __post_init__(self) -> None:
@@ -67,7 +73,9 @@ class ActionConfig:
         for name in ("calendar_timeout_s", "write_timeout_s", "hold_ttl_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"booking action {self.name!r}: {name} must be positive")
-        for name in ("proposal_limit", "lookahead_days"):
+        if self.undo_backoff_s < 0:
+            raise ValueError(f"booking action {self.name!r}: undo_backoff_s must not be negative")
+        for name in ("proposal_limit", "lookahead_days", "undo_attempts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"booking action {self.name!r}: {name} must be at least 1")
         object.__setattr__(self, "weekly_hours", MappingProxyType(dict(self.weekly_hours)))

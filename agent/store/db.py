@@ -50,12 +50,20 @@ class Database:
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10) -> Database:
         dialect, driver_url = async_url(url)
+        # A statement's bound parameters are callers' names, numbers and words; SQLAlchemy puts
+        # them into every error it raises (and into its own log lines), and errors get logged.
         if dialect == "sqlite":
-            engine = create_async_engine(driver_url, pool_size=pool_size, max_overflow=0)
+            engine = create_async_engine(
+                driver_url, pool_size=pool_size, max_overflow=0, hide_parameters=True
+            )
             _use_explicit_sqlite_transactions(engine)
             return cls(engine, dialect, driver_url.database or "")
         engine = create_async_engine(
-            driver_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            driver_url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            hide_parameters=True,
         )
         return cls(engine, dialect)
 
