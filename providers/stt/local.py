@@ -18,6 +18,13 @@ Where the time goes (bench/stt_local_cost.py on the committed caller audio; 2 sh
   before it calls ``finalize``, which then finds the result ready (0.1 ms). Speech resuming
   cancels the speculation.
 
+Requests do not go straight into a worker's pipe: they wait in per-call queues served round
+robin, in pieces of at most 5 s, each with its own deadline (``_sphinx_queue``); one task per
+worker process writes a piece, awaits ``drain()`` and reads the reply, and replaces the
+process only when it has not answered for ``wedged_after_s`` (``_sphinx_pool``). So one
+call's huge or slow request delays the others by one piece at most and fails alone, and a
+stalled worker cannot make the parent buffer without bound (issue 17, defects 3 and 4).
+
 Audio is gated by ``AudioChunk.voiced``: nothing is kept before the first voiced frame but a
 ``preroll_ms`` ring, silences inside a turn are kept up to ``max_gap_ms`` (then the ring
 again), so a turn that never had speech finalizes to empty text without a decode.
@@ -26,6 +33,7 @@ again), so a turn that never had speech finalizes to empty text without a decode
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import logging
 import sys
@@ -38,12 +46,13 @@ from pathlib import Path
 from providers.base import AudioChunk, ResourceContext, SpeechHints, Transcript
 from providers.errors import ProviderError, ProviderTimeout
 from providers.stt import _sphinx_wire as wire
+from providers.stt._sphinx_pool import Worker, WorkerState
+from providers.stt._sphinx_queue import BYTES_PER_MS, PROVIDER, FairQueue, Job, fail
 
 logger = logging.getLogger(__name__)
 
-PROVIDER = "stt-local"
 FRAME_MS = 20
-_BYTES_PER_MS = 16  # 8 kHz x 16-bit
+_BYTES_PER_MS = BYTES_PER_MS  # 8 kHz x 16-bit
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # holds providers/ and audio/
 _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -51,11 +60,23 @@ _BOOTSTRAP = (
 )
 
 
+class PoolState(enum.Enum):
+    """The pool's lifecycle: requests are taken only while RUNNING."""
+
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
 class LocalSpeechToText(ResourceContext):
     """A pool of pocketsphinx worker processes shared by every call of this server process.
 
     Use as an async context manager (or ``await start()`` / ``await aclose()``): start-up
-    loads the models in the workers (~0.2 s) so the first turn does not wait for it.
+    loads the models in the workers (~0.2 s) so the first turn does not wait for it. Requests
+    are queued per call and served round robin in pieces of at most ``max_piece_s`` (see
+    ``_sphinx_queue``); each fails alone when ``request_timeout_s`` passes, and a worker is
+    replaced only when it has given no answer for ``wedged_after_s`` (see ``_sphinx_pool``).
     """
 
     def __init__(
@@ -69,6 +90,10 @@ class LocalSpeechToText(ResourceContext):
         request_timeout_s: float = 15.0,
         startup_timeout_s: float = 30.0,
         lm_boost: int = 20,
+        max_piece_s: float = 5.0,
+        wedged_after_s: float = 15.0,
+        max_queued_s_per_call: float = 600.0,
+        max_queued_s: float = 1800.0,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -79,62 +104,121 @@ class LocalSpeechToText(ResourceContext):
         )
         self.max_utterance_bytes = int(max_utterance_s * 1000) * _BYTES_PER_MS
         self._request_timeout_s = request_timeout_s
+        self._queue = FairQueue(
+            max_call_bytes=int(max_queued_s_per_call * 1000) * _BYTES_PER_MS,
+            max_total_bytes=int(max_queued_s * 1000) * _BYTES_PER_MS,
+        )
+        self._work = asyncio.Event()
         argv = [sys.executable, "-c", _BOOTSTRAP, str(_PACKAGE_ROOT), f"--lm-boost={lm_boost}"]
-        self._workers = [_Worker(index, argv, startup_timeout_s) for index in range(workers)]
-        self._request_ids = itertools.count(1)
+        request_ids = itertools.count(1)
+        self._workers = [
+            Worker(index, argv, startup_timeout_s=startup_timeout_s,
+                   wedged_after_s=wedged_after_s,
+                   max_piece_bytes=int(max_piece_s * 1000) * _BYTES_PER_MS,
+                   request_ids=request_ids)
+            for index in range(workers)
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+        self.state = PoolState.NEW
         self.decodes_requested = 0  # speculative ones included; for tests and the bench
-        self._start_lock = asyncio.Lock()
+        self._lifecycle_lock = asyncio.Lock()
+
+    @property
+    def worker_pids(self) -> tuple[int, ...]:
+        """The decoder processes running now (for operators' tools and tests)."""
+        return tuple(pid for worker in self._workers if (pid := worker.pid) is not None)
 
     async def start(self) -> None:
-        """Start (or restart) every worker that is not running."""
-        async with self._start_lock:
-            await asyncio.gather(*(w.spawn() for w in self._workers if not w.alive))
+        """Start the workers (again, after ``aclose``); a no-op while running."""
+        async with self._lifecycle_lock:
+            if self.state is PoolState.RUNNING:
+                return
+            try:
+                await asyncio.gather(*(worker.spawn() for worker in self._workers))
+            except BaseException:
+                await asyncio.gather(*(worker.reap(kill=True) for worker in self._workers))
+                raise
+            self._tasks = [
+                asyncio.create_task(
+                    worker.run(self._queue, self._work, self._spawn_failed), name=worker.name
+                )
+                for worker in self._workers
+            ]
+            self.state = PoolState.RUNNING
 
     async def aclose(self) -> None:
-        await asyncio.gather(*(worker.stop() for worker in self._workers))
+        """Fail every request not yet answered (retryable) and stop the workers."""
+        async with self._lifecycle_lock:
+            if self.state is not PoolState.RUNNING:
+                return
+            self.state = PoolState.CLOSING
+            self._queue.fail_all(ProviderError(PROVIDER, "recogniser closed", retryable=True))
+            tasks, self._tasks = self._tasks, []
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.state = PoolState.CLOSED
 
     def open_stream(self, *, call_sid: str) -> LocalSttStream:
         return LocalSttStream(self, call_sid)
 
     def submit(self, pcm16: bytes, hints: SpeechHints) -> asyncio.Future[wire.DecodeResult] | None:
-        """Queue a decode on the least busy live worker; ``None`` if none is running.
-        Synchronous and cheap: it writes one frame to a pipe."""
-        live = [worker for worker in self._workers if worker.alive]
-        if not live:
-            return None
-        worker = min(live, key=lambda candidate: candidate.in_flight)
-        self.decodes_requested += 1
-        request = wire.DecodeRequest(next(self._request_ids), pcm16, hints.phrases, hints.grammar)
-        return worker.submit(request)
+        """``submit_for`` a caller that has no call of its own (the Deepgram emulator, the
+        bench): each such request is its own queue, so they are served in order and in
+        parallel on several workers, as before there were per-call queues."""
+        return self.submit_for("", pcm16, hints)
 
-    def prepare(self, hints: SpeechHints) -> None:
+    def submit_for(
+        self, call_key: str, pcm16: bytes, hints: SpeechHints
+    ) -> asyncio.Future[wire.DecodeResult] | None:
+        """Queue a decode in ``call_key``'s queue; ``None`` if the pool is not running.
+        Synchronous and cheap (no I/O): the per-frame path calls it."""
+        if self.state is not PoolState.RUNNING:
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[wire.DecodeResult] = loop.create_future()
+        self.decodes_requested += 1
+        call_key = call_key or f"-{self.decodes_requested}"
+        job = Job(call_key, pcm16, hints.phrases, hints.grammar, future,
+                  loop.time() + self._request_timeout_s)
+        refused = self._queue.push(job)
+        if refused is not None:
+            logger.warning("decode refused call_sid=%s: %s", call_key, refused.message)
+            fail(future, refused)
+        else:
+            self._work.set()
+        return future
+
+    def prepare(self, hints: SpeechHints, *, call_key: str = "") -> None:
         """Warm the workers' cache for ``hints`` (an empty decode); the result is not needed."""
-        future = self.submit(b"", hints)
+        future = self.submit_for(call_key, b"", hints)
         if future is not None:
             future.add_done_callback(_ignore_result)
 
-    async def decode(self, pcm16: bytes, hints: SpeechHints) -> wire.DecodeResult:
-        future = self.submit(pcm16, hints)
-        if future is None:
+    async def decode(
+        self, pcm16: bytes, hints: SpeechHints, *, call_key: str = ""
+    ) -> wire.DecodeResult:
+        if self.state is PoolState.NEW:
             await self.start()
-            future = self.submit(pcm16, hints)
-            if future is None:
-                raise ProviderError(PROVIDER, "no decoder process is running", retryable=True)
+        future = self.submit_for(call_key, pcm16, hints)
+        if future is None:
+            raise ProviderError(PROVIDER, f"recogniser is {self.state.value}", retryable=True)
         return await self.result(future)
 
     async def result(self, future: asyncio.Future[wire.DecodeResult]) -> wire.DecodeResult:
+        """``future``'s result; waiting is bounded, and giving up cancels the request."""
         try:
             async with asyncio.timeout(self._request_timeout_s):
                 return await future
         except TimeoutError:
-            # A worker that sat on a request this long is stuck (a pathological grammar can
-            # take minutes): kill it so the calls queued behind it get a fresh one.
-            for worker in self._workers:
-                if worker.oldest_request_age_s() >= self._request_timeout_s:
-                    await worker.stop(kill=True)
             raise ProviderTimeout(
                 PROVIDER, f"no transcript within {self._request_timeout_s:g} s"
             ) from None
+
+    def _spawn_failed(self, error: ProviderError) -> None:
+        """No request waits for a worker that cannot start while none is ready."""
+        if not any(worker.state is WorkerState.READY for worker in self._workers):
+            self._queue.fail_all(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +289,7 @@ class LocalSttStream:
             else:
                 self._preroll.append(chunk.pcm16)
             if self._silent_frames == owner.speculate_after_frames:
-                future = owner.submit(bytes(utterance), self._hints)
+                future = owner.submit_for(self._call_sid, bytes(utterance), self._hints)
                 if future is not None:
                     self._speculation = _Speculation(future, self._hints)
         excess = len(utterance) - owner.max_utterance_bytes
@@ -217,7 +301,7 @@ class LocalSttStream:
             # The question is being asked now: have the worker build (and cache) this hint
             # set's grammar and boosted LM while the agent speaks, not when the caller has
             # answered. An email grammar takes ~2.6 s to build on first use.
-            self._owner.prepare(hints)
+            self._owner.prepare(hints, call_key=self._call_sid)
         self._hints = hints
 
     async def finalize(self) -> Transcript:
@@ -242,7 +326,9 @@ class LocalSttStream:
         elif speculation is not None:
             speculation.future.cancel()
         if result is None:
-            result = await self._owner.decode(bytes(utterance), self._hints)
+            result = await self._owner.decode(
+                bytes(utterance), self._hints, call_key=self._call_sid
+            )
         transcript = Transcript(
             text=strip_fillers(result.text), is_final=True, confidence=result.confidence
         )
@@ -279,120 +365,3 @@ class LocalSttStream:
         self._utterance = None
         for listener in self._listeners:
             listener.put_nowait(None)
-
-
-class _Worker:
-    """One decoder process: requests out on its stdin, replies read back by one task."""
-
-    def __init__(self, index: int, argv: list[str], startup_timeout_s: float) -> None:
-        self._name = f"stt-local-worker-{index}"
-        self._argv = argv
-        self._startup_timeout_s = startup_timeout_s
-        self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[wire.DecodeResult]] = {}
-        self._sent_at: dict[int, float] = {}  # request id -> loop time it was written
-
-    @property
-    def alive(self) -> bool:
-        return self._reader is not None and not self._reader.done()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._pending)
-
-    def oldest_request_age_s(self) -> float:
-        if not self._sent_at:
-            return 0.0
-        return asyncio.get_running_loop().time() - min(self._sent_at.values())
-
-    async def spawn(self) -> None:
-        await self.stop()  # reap a dead predecessor, if any
-        process = await asyncio.create_subprocess_exec(
-            *self._argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-        )
-        self._process = process
-        try:
-            async with asyncio.timeout(self._startup_timeout_s):
-                ready = await _read_message(process)
-        except (TimeoutError, asyncio.IncompleteReadError, wire.WireError) as exc:
-            await self.stop()
-            raise ProviderError(
-                PROVIDER, f"{self._name} failed to start: {type(exc).__name__}", retryable=True
-            ) from exc
-        if not isinstance(ready, wire.WorkerReady):
-            await self.stop()
-            raise ProviderError(PROVIDER, f"{self._name} sent {type(ready).__name__} first")
-        logger.info("%s ready pid=%d init_ms=%.0f", self._name, process.pid, ready.init_ms)
-        self._reader = asyncio.create_task(self._read_replies(process), name=self._name)
-
-    def submit(self, request: wire.DecodeRequest) -> asyncio.Future[wire.DecodeResult]:
-        assert self._process is not None and self._process.stdin is not None
-        future: asyncio.Future[wire.DecodeResult] = asyncio.get_running_loop().create_future()
-        self._pending[request.request_id] = future
-        self._sent_at[request.request_id] = asyncio.get_running_loop().time()
-        # No drain: the transport buffers what the pipe cannot take yet; the worker reads
-        # every request promptly, so the buffer is bounded by the requests in flight.
-        self._process.stdin.write(wire.encode(request))
-        return future
-
-    async def stop(self, *, kill: bool = False) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            if kill and process.returncode is None:
-                process.kill()
-            if process.stdin is not None:
-                process.stdin.close()  # EOF: the worker finishes its loop and exits
-            try:
-                async with asyncio.timeout(5.0):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await reader
-        self._fail_pending("decoder process stopped")
-
-    async def _read_replies(self, process: asyncio.subprocess.Process) -> None:
-        try:
-            while True:
-                message = await _read_message(process)
-                if isinstance(message, wire.DecodeResult | wire.DecodeFailed):
-                    self._sent_at.pop(message.request_id, None)
-                    future = self._pending.pop(message.request_id, None)
-                    if future is None or future.done():
-                        continue  # cancelled (a stale speculation, a timed-out turn)
-                    if isinstance(message, wire.DecodeResult):
-                        future.set_result(message)
-                    else:
-                        _fail(future, ProviderError(PROVIDER, message.message))
-        except (asyncio.IncompleteReadError, wire.WireError) as exc:
-            if self._process is process:  # not a stop() we asked for
-                logger.error("%s exited: %s", self._name, type(exc).__name__)
-        finally:
-            self._fail_pending("decoder process exited")
-
-    def _fail_pending(self, reason: str) -> None:
-        pending, self._pending = self._pending, {}
-        self._sent_at.clear()
-        for future in pending.values():
-            if not future.done():
-                _fail(future, ProviderError(PROVIDER, reason, retryable=True))
-
-
-def _fail(future: asyncio.Future[wire.DecodeResult], error: ProviderError) -> None:
-    """Fail ``future``; whoever awaits it gets ``error``, and a speculation nobody awaits any
-    more does not log "exception was never retrieved" when it is collected."""
-    future.set_exception(error)
-    future.exception()
-
-
-async def _read_message(process: asyncio.subprocess.Process) -> wire.Message:
-    assert process.stdout is not None
-    json_length, payload_length = wire.parse_header(
-        await process.stdout.readexactly(wire.HEADER.size)
-    )
-    body = await process.stdout.readexactly(json_length)
-    payload = await process.stdout.readexactly(payload_length) if payload_length else b""
-    return wire.decode(body, payload)
