@@ -400,7 +400,7 @@ class FlowResponder:
         phone = self._phone or self._engine.variables.get("user_phone", "")
         if self._opt_out is None or not phone:
             missing = "no opt-out list is configured" if self._opt_out is None else "no number"
-            self._opt_out_failed(ProviderError("opt-out", f"not recorded: {missing}"), phone)
+            self._opt_out_failed(ProviderError("opt-out", missing), phone)
             return
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -408,17 +408,16 @@ class FlowResponder:
         except ProviderError as exc:
             self._opt_out_failed(exc, phone)
         except TimeoutError:
-            self._opt_out_failed(ProviderTimeout("opt-out", "not recorded: timed out"), phone)
+            self._opt_out_failed(ProviderTimeout("opt-out", "timed out"), phone)
         except Exception as exc:  # e.g. the database is locked: the goodbye is still said
             log.exception("call_sid=%s opt-out list failed", sid)
-            failure = f"not recorded: {type(exc).__name__}"
-            self._opt_out_failed(ProviderError("opt-out", failure), phone)
+            self._opt_out_failed(ProviderError("opt-out", type(exc).__name__), phone)
         else:
             log.info("call_sid=%s %s is on the do-not-call list", sid, mask(phone) or "-")
 
     def _opt_out_failed(self, exc: ProviderError, phone: str) -> None:
-        log.error("call_sid=%s do-not-call request for %s %s", self._engine.call_sid,
-                  mask(phone) or "an unknown number", exc.message)
+        log.error("call_sid=%s do-not-call request for %s not recorded: %s",
+                  self._engine.call_sid, mask(phone) or "an unknown number", exc)
         if self._on_provider_error is not None:
             self._on_provider_error(exc)
 

@@ -59,7 +59,12 @@ CALLER_EXPECTED = {
 CALLER_NOT_VALUES = ("book", "cancel", "reschedule", "interrupt", "goodbye")
 # Utterances a flow's global intent catches; the engine matches intents before any extractor
 # runs, so they must only not be read as these kinds ("this is urgent" does read as a name).
-CALLER_INTENTS = {"urgent": ("email", "phone", "date", "time", "time_of_day", "yes_no", "number")}
+CALLER_INTENTS = {
+    "urgent": ("email", "phone", "date", "time", "time_of_day", "yes_no", "number"),
+    # the do-not-call requests every flow hears ("don't" reads as a "no", unseen by the flow)
+    "opt_out": ("name", "email", "phone", "date", "time", "time_of_day", "yes_no", "number"),
+    "dont_call": ("name", "email", "phone", "date", "time", "time_of_day", "number"),
+}
 # Answers to the example flows' choice questions (their choices as the flow files spell them).
 CALLER_CHOICES = {
     "haircut": (("haircut|hair cut|cut|trim", "coloring|colouring|color", "styling|style"),

@@ -19,6 +19,7 @@ import pytest_asyncio
 from audio.mulaw import decode_array, pcm16_to_ulaw
 from providers.base import AudioChunk, SpeechHints, Transcript
 from providers.errors import ProviderTimeout
+from providers.llm.rules.vocab import OPT_OUT_HINTS
 from providers.stt import _sphinx_wire as wire
 from providers.stt._sphinx_worker import normalize_phrase
 from providers.stt.local import LocalSpeechToText, LocalSttStream
@@ -71,6 +72,8 @@ QUESTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "by phone number", "booking reference", "the first one please", "the second one",
          "i want to cancel", "i want to reschedule"),
     ),
+    # a do-not-call request: every question listens for these
+    "opt_out": (("opt_out", "dont_call"), OPT_OUT_HINTS),
 }
 # Free-text answers (a company name, the caller's problem): no hints can know them, so the
 # transcripts are whatever the general-purpose fallback makes of them; not scored here.
