@@ -17,11 +17,13 @@ from aiohttp import web
 
 from agent.calllog import CallLog
 from agent.config import Secrets, Settings
+from agent.media_gate import ReplayingWebSocket, admit
 from agent.metrics import Metrics
 from agent.session import CallSession, SessionConfig, SessionDeps
+from agent.stream_token import PARAMETER, StreamTokens
 from agent.turns import TurnConfig
 from providers.base import AsyncResource
-from providers.telephony.twilio_webhook import signature_valid, stream_twiml
+from providers.telephony.twilio_webhook import BadForm, parse_form, signature_valid, stream_twiml
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ class AppContext:
     secrets: Secrets
     deps: SessionDeps
     session_config: SessionConfig
+    # per-call media stream tokens; None (no Twilio auth token): streams are not checked
+    stream_tokens: StreamTokens | None = None
 
 
 CONTEXT: web.AppKey[AppContext] = web.AppKey("slotline_context", AppContext)
@@ -58,7 +62,10 @@ def session_config(settings: Settings) -> SessionConfig:
 
 def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
-    app[CONTEXT] = AppContext(settings, secrets, deps, session_config(settings))
+    auth_token = secrets.twilio_auth_token
+    tokens = (StreamTokens.for_auth_token(auth_token.get_secret_value())
+              if auth_token is not None else None)
+    app[CONTEXT] = AppContext(settings, secrets, deps, session_config(settings), tokens)
     app.cleanup_ctx.append(_resources)
     app.add_routes(
         [
@@ -122,8 +129,12 @@ async def _verify_twilio(request: web.Request, scheme: str) -> Mapping[str, str]
     """Form parameters of a Twilio request; 403 if an auth token is set and the signature is bad."""
     params: dict[str, str] = {}
     if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
-        params = {k: v for k, v in form.items() if isinstance(v, str)}
+        # Parsed here, not by ``request.post()``: that raises (a 500 with a traceback) on bytes
+        # that are not UTF-8 or on an unknown charset, before the signature could be checked.
+        try:
+            params = parse_form(await request.read())
+        except BadForm as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
     token = _auth_token(request)
     if token is None:
         return params
@@ -154,6 +165,8 @@ async def _voice(request: web.Request) -> web.Response:
     caller = params.get("To" if outbound else "From", "")
     if caller:
         stream_params["user_phone"] = caller
+    if ctx.stream_tokens is not None:
+        stream_params[PARAMETER] = ctx.stream_tokens.issue(params.get("CallSid", ""))
     twiml = stream_twiml(stream_url, stream_params, status_callback=status_url)
     return web.Response(text=twiml, content_type="text/xml")
 
@@ -164,7 +177,8 @@ async def _outbound_voice(
     """An outbound call was answered: the TwiML of its attempt (flow and contact variables)."""
     from agent.dialer.twiml import outbound_twiml
 
-    store = request.app[CONTEXT].deps.store
+    ctx = request.app[CONTEXT]
+    store = ctx.deps.store
     attempt_id, call_sid = request.query["attempt"], params.get("CallSid", "")
     if store is None or not call_sid or not await store.attempts.bind_sid(attempt_id, call_sid):
         log.warning("outbound TwiML for an unknown attempt call_sid=%s", call_sid or "-")
@@ -172,15 +186,21 @@ async def _outbound_voice(
     attempt = await store.attempts.get(attempt_id)
     assert attempt is not None
     log.info("outbound call answered call_sid=%s attempt=%s", call_sid, attempt_id)
-    twiml = outbound_twiml(stream_url, attempt, status_url)
+    token = ctx.stream_tokens.issue(call_sid) if ctx.stream_tokens is not None else ""
+    twiml = outbound_twiml(stream_url, attempt, status_url, token=token)
     return web.Response(text=twiml, content_type="text/xml")
 
 
 async def _media(request: web.Request) -> web.WebSocketResponse:
     await _verify_twilio(request, "wss")
     ctx = request.app[CONTEXT]
-    ws = web.WebSocketResponse(max_msg_size=ctx.settings.server.max_message_bytes)
+    ws = ReplayingWebSocket(max_msg_size=ctx.settings.server.max_message_bytes)
     await ws.prepare(request)
+    if ctx.stream_tokens is not None:
+        # The upgrade's signature is the same for every call: the start must name a call we
+        # answered, with its single-use token (agent.stream_token).
+        if await admit(ws, ctx.stream_tokens, ctx.deps.metrics) is not None:
+            return ws
     try:
         await CallSession(ws, ctx.session_config, ctx.deps).run()
     finally:
@@ -236,6 +256,8 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    if request.app[CONTEXT].settings.server.metrics_auth:
+        _check_api_auth(request)
     text = request.app[CONTEXT].deps.metrics.render()
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
@@ -244,25 +266,55 @@ async def _metrics(request: web.Request) -> web.Response:
 # ---- API ---------------------------------------------------------------------------------------
 
 
+# Headers a proxy, tunnel or CDN adds: a request carrying any of them came from elsewhere,
+# whatever its TCP peer (plus every ``X-Forwarded-*``, checked by prefix).
+_FORWARDING_HEADERS = frozenset({
+    "forwarded", "via", "x-real-ip", "x-client-ip", "x-cluster-client-ip", "x-original-host",
+    "x-original-forwarded-for", "cf-connecting-ip", "cf-connecting-ipv6", "true-client-ip",
+    "fastly-client-ip", "x-appengine-user-ip", "x-azure-clientip", "x-proxyuser-ip",
+})
+
+
 def _check_api_auth(request: web.Request) -> None:
     ctx = request.app[CONTEXT]
     token = ctx.secrets.slotline_api_token
     if token is None:
-        # Open only to this machine: bound to loopback, asked from loopback, and not through a
-        # proxy (a tunnel to a loopback-bound server would otherwise publish the call log).
-        proxied = "Forwarded" in request.headers or "X-Forwarded-For" in request.headers
-        if (_is_loopback(ctx.settings.server.host) and _is_loopback(request.remote or "")
-                and not proxied and not ctx.settings.server.public_url):
-            return
-        raise web.HTTPUnauthorized(text="set SLOTLINE_API_TOKEN to use the API off loopback")
+        if ctx.settings.server.public_url or not _is_loopback(ctx.settings.server.host):
+            raise web.HTTPUnauthorized(text="set SLOTLINE_API_TOKEN to use the API off loopback")
+        if not _from_this_machine(request):
+            raise web.HTTPUnauthorized(text="without SLOTLINE_API_TOKEN the API answers only "
+                                       "direct requests from this machine")
+        return
     expected = f"Bearer {token.get_secret_value()}"
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise web.HTTPUnauthorized(text="missing or wrong bearer token")
 
 
+def _from_this_machine(request: web.Request) -> bool:
+    """Open only to this machine: asked from loopback, for a loopback name, with no proxy in
+    between. A tunnel or reverse proxy on this machine connects from loopback too (it would
+    publish the call log) — it shows in its forwarding headers; a web page that rebinds its
+    own DNS name to 127.0.0.1 shows in the Host header (its name, not ours)."""
+    if not _is_loopback(request.remote or ""):
+        return False
+    if not _is_loopback(_host_name(request.headers.get("Host", ""))):
+        return False
+    return not any(
+        header.lower() in _FORWARDING_HEADERS or header.lower().startswith("x-forwarded-")
+        for header in request.headers
+    )
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port (``[::1]:8080`` → ``::1``)."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.partition(":")[0] if host.count(":") == 1 else host
+
+
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host.lower().rstrip(".") == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# Per-call caps: a client that floods the media socket (bad frames, keypresses) or a call that
+# never ends must not grow the record — nor the row it is stored as — without bound. The first
+# ones are kept, the rest counted. A real call has a few digits and well under 500 turns.
 MAX_ERRORS = 50
+MAX_DTMF = 256
+MAX_TURNS = 1000
+MAX_ERROR_CHARS = 300  # an error's message (details quote the wire)
 
 
 def now_iso() -> str:
@@ -94,6 +100,8 @@ class CallRecord:
     errors: list[dict[str, str]] = field(default_factory=list)
     dtmf: list[str] = field(default_factory=list)
     errors_dropped: int = 0
+    dtmf_dropped: int = 0
+    turns_dropped: int = 0
     # the responder's use of the language model (``agent.flow.llm.LlmStats`` counts by name);
     # empty when the call had no model configured
     llm: dict[str, int] = field(default_factory=dict)
@@ -105,9 +113,24 @@ class CallRecord:
         """Keep the first ``MAX_ERRORS``; count the rest (a stream of bad frames must not grow
         the record without bound)."""
         if len(self.errors) < MAX_ERRORS:
-            self.errors.append({"at": now_iso(), "provider": provider, "message": message})
+            self.errors.append({"at": now_iso(), "provider": provider,
+                                "message": message[:MAX_ERROR_CHARS]})
         else:
             self.errors_dropped += 1
+
+    def add_dtmf(self, digit: str) -> None:
+        """Keep the first ``MAX_DTMF`` keypresses; count the rest."""
+        if len(self.dtmf) < MAX_DTMF:
+            self.dtmf.append(digit)
+        else:
+            self.dtmf_dropped += 1
+
+    def add_turn(self, turn: Turn) -> None:
+        """Keep the first ``MAX_TURNS`` turns; count the rest."""
+        if len(self.turns) < MAX_TURNS:
+            self.turns.append(turn)
+        else:
+            self.turns_dropped += 1
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -139,6 +162,8 @@ class CallRecord:
             "errors": list(self.errors),
             "dtmf": list(self.dtmf),
             "errors_dropped": self.errors_dropped,
+            "dtmf_dropped": self.dtmf_dropped,
+            "turns_dropped": self.turns_dropped,
             "llm": dict(self.llm),
             "direction": self.direction,
             "campaign_id": self.campaign_id,

@@ -123,6 +123,8 @@ class ServerSettings(_Section):
     public_url: str = ""
     max_message_bytes: int = Field(default=65536, gt=0)
     workers: int = Field(default=1, ge=1)
+    # /metrics behind the API's rule (bearer SLOTLINE_API_TOKEN, or this machine only)
+    metrics_auth: bool = False
 
     @field_validator("public_url")
     @classmethod

@@ -52,10 +52,14 @@ def caller_wav(stem: str) -> Say:
         return Say.from_wav(file)
 
 
-async def fetch_stream(http: aiohttp.ClientSession, base_url: str) -> tuple[str, dict[str, str]]:
-    """Do what Twilio does on an inbound call: POST the voice webhook, read ``<Stream>``."""
+async def fetch_stream(
+    http: aiohttp.ClientSession, base_url: str, *, call_sid: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """Do what Twilio does on an inbound call: POST the voice webhook, read ``<Stream>``.
+    ``call_sid``: the call's sid, when its stream will announce it (a server with a Twilio auth
+    token admits the stream only for the call its TwiML's token was issued to)."""
     form = {
-        "CallSid": "CA" + _secrets.token_hex(16),
+        "CallSid": call_sid or "CA" + _secrets.token_hex(16),
         "AccountSid": "AC" + _secrets.token_hex(16),
         "From": "+15005550006",
         "To": "+15005550001",

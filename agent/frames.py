@@ -32,7 +32,8 @@ class FramePipeline:
         self.turns = turns
 
     def process(self, ulaw: bytes, t_ms: int) -> tuple[bool, TurnEvent | None]:
-        """One inbound frame starting at stream time ``t_ms``: (voiced, turn event or None)."""
+        """One inbound frame that arrived at ``t_ms`` on the server's monotonic clock (never the
+        client's timestamp: ``agent.turns``): (voiced, turn event or None)."""
         pcm16 = ulaw_to_pcm16(ulaw)
         voiced = self._is_speech(pcm16)
         self._push(AudioChunk(ulaw, pcm16, voiced))

@@ -114,9 +114,16 @@ class _Held:
     level: int
 
 
+# The calls of one code share a budget of this many times one call's: a flood spread over many
+# connections is bounded too.
+ALL_CALLS_FACTOR = 4
+ALL_CALLS = "*"
+
+
 class RateLimitFilter(logging.Filter):
-    """At most ``max_lines`` records per (logger, call_sid, code) in each ``window_s``; the rest
-    become one "suppressed N similar messages" line.
+    """At most ``max_lines`` records per (logger, call_sid, code) in each ``window_s``, and at
+    most ``ALL_CALLS_FACTOR`` times that per (logger, code) over all calls; the rest become one
+    "suppressed N similar messages" line per key.
 
     ``call_sid`` comes from the record's ``extra`` or from ``call_sid=…`` in the message. ``code``
     comes from ``extra``, else from an argument that carries a ``code`` (``ProtocolError``), else
@@ -136,6 +143,7 @@ class RateLimitFilter(logging.Filter):
     ) -> None:
         super().__init__()
         self._max_lines = max_lines
+        self._max_lines_all_calls = max_lines * ALL_CALLS_FACTOR
         self._window_s = window_s
         self._max_keys = max_keys
         self._min_level = min_level
@@ -144,6 +152,15 @@ class RateLimitFilter(logging.Filter):
         # Oldest window first: windows are only ever added at the end, so the ones that have
         # rolled, and the ones to evict, are always at the front.
         self._windows: OrderedDict[_Key, _Window] = OrderedDict()
+
+    def _window(self, key: _Key, now_s: float, level: int, held: list[_Held]) -> _Window:
+        windows = self._windows
+        window = windows.get(key)
+        if window is None:
+            window = windows[key] = _Window(now_s, 0, 0, level)
+            if len(windows) > self._max_keys:
+                self._forget(windows.popitem(last=False), held)
+        return window
 
     @property
     def tracked_keys(self) -> int:
@@ -164,16 +181,24 @@ class RateLimitFilter(logging.Filter):
                     break
                 self._forget(windows.popitem(last=False), held)
             if key is not None:
-                window = windows.get(key)
-                if window is None:
-                    window = windows[key] = _Window(now_s, 0, 0, record.levelno)
-                    if len(windows) > self._max_keys:
-                        self._forget(windows.popitem(last=False), held)
-                if window.passed < self._max_lines:
-                    window.passed += 1
+                window = self._window(key, now_s, record.levelno, held)
+                # many calls each under their own budget (a fuzzer opening socket after
+                # socket) still share one budget per code
+                overall = (self._window(_Key(key.logger, ALL_CALLS, key.code), now_s,
+                                        record.levelno, held)
+                           if key.call_sid else None)
+                if window.passed >= self._max_lines:
+                    blocked: _Window | None = window
+                elif overall is not None and overall.passed >= self._max_lines_all_calls:
+                    blocked = overall
                 else:
-                    window.suppressed += 1
-                    window.level = max(window.level, record.levelno)
+                    blocked = None
+                    window.passed += 1
+                    if overall is not None:
+                        overall.passed += 1
+                if blocked is not None:
+                    blocked.suppressed += 1
+                    blocked.level = max(blocked.level, record.levelno)
                     passes = False
         _report(held)  # outside the lock: these lines come back through this filter
         return passes
@@ -226,7 +251,8 @@ def _code_in(args: object) -> str:
 def _report(held: list[_Held]) -> None:
     for item in held:
         key = item.key
-        call = f" call_sid={key.call_sid}" if key.call_sid else ""
+        call = (" across calls" if key.call_sid == ALL_CALLS
+                else f" call_sid={key.call_sid}" if key.call_sid else "")
         logger = logging.getLogger(None if key.logger == "root" else key.logger)
         logger.log(
             item.level,

@@ -1,11 +1,15 @@
 """Prometheus text exposition for the handful of metrics DESIGN.md names.
 
-Small enough to own: counters, one gauge and fixed-bucket histograms, rendered in the text
-format version 0.0.4.
+Small enough to own: counters, a few gauges and fixed-bucket histograms, rendered in the text
+format version 0.0.4. Two gauges are read at render time rather than kept: the asyncio tasks
+alive in this process (a leak of per-call tasks shows as a line that only goes up while
+``slotline_active_calls`` comes back down) and the process's resident memory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from bisect import bisect_left
 from collections import defaultdict
 
@@ -70,6 +74,30 @@ class LabelledCounter:
         return lines
 
 
+def resident_memory_bytes() -> int | None:
+    """This process's resident set size (Linux ``/proc/self/statm``); None where unreadable."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            resident_pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def live_tasks() -> int | None:
+    """asyncio tasks not yet done on this thread's running loop; None outside a loop."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return None
+
+
+def _gauge(name: str, help_text: str, value: int | None) -> list[str]:
+    if value is None:
+        return []
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+
+
 class Metrics:
     def __init__(self) -> None:
         self.active_calls = 0
@@ -113,6 +141,9 @@ class Metrics:
             "# HELP slotline_active_calls Calls with an open media stream.",
             "# TYPE slotline_active_calls gauge",
             f"slotline_active_calls {self.active_calls}",
+            *_gauge("slotline_tasks", "asyncio tasks alive in this process.", live_tasks()),
+            *_gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
+                    resident_memory_bytes()),
         ]
         for part in (
             self.turn_latency,

@@ -54,6 +54,7 @@ from aiohttp import web
 from agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
 from agent.early_start import Anticipating, EarlyStart
 from agent.frames import EndpointingStream, FramePipeline, watch_endpoints
+from agent.inbox import CallInbox, TurnDone
 from agent.media_socket import MediaSocket, SocketClosed
 from agent.metrics import Metrics
 from agent.playback import ReplyPlayback
@@ -76,8 +77,6 @@ from agent.speaker import Speaker
 from agent.store import Store, StoredCall
 from agent.turns import (
     BargeIn,
-    EndReason,
-    Patience,
     SpeechDropped,
     TurnConfig,
     TurnDetector,
@@ -137,15 +136,6 @@ class SessionDeps:
     dialer: Dialer | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _TurnDone:
-    last_voiced_at: float
-    decided_at: float
-    reason: EndReason = "silence"
-    patience: Patience = "normal"
-
-
-_Inbox = _TurnDone | DtmfPressed
 # an event to reply to, the caller turn's timing, when the caller started waiting (fillers)
 _Queued = tuple[CallEvent, tuple[float, Latency] | None, float | None]
 
@@ -158,7 +148,7 @@ class CallSession:
         self._socket = MediaSocket(ws, lead_ms=config.outbound_lead_ms,
                                    on_error=self._protocol_error)
         self._turns = TurnDetector(config.turn)
-        self._inbox: asyncio.Queue[_Inbox] = asyncio.Queue()
+        self._inbox = CallInbox()  # bounded: agent.inbox
         self._reply_task: asyncio.Task[None] | None = None
         self._interrupted: ReplyPlayback | None = None  # confirmed, not yet told the responder
         self._on_hold: asyncio.Future[None] | None = None  # wakes the wait for a reply
@@ -301,6 +291,7 @@ class CallSession:
 
     def _protocol_error(self, exc: ProtocolError) -> None:
         self._deps.metrics.protocol_errors.inc(exc.code)
+        self._failed |= exc.code == "too_many_errors"  # cut off (agent.media_socket)
         log.warning("dropped bad message call_sid=%s: %s", self._sid, exc)
         if self._record is not None:
             self._record.add_error("twilio", str(exc))
@@ -327,14 +318,15 @@ class CallSession:
                 self._speaker.mark_echoed(message.name)
             elif isinstance(message, tw.Dtmf):
                 assert self._record is not None
-                self._record.dtmf.append(message.digit)
-                self._inbox.put_nowait(DtmfPressed(message.digit))
+                self._record.add_dtmf(message.digit)
+                if not self._inbox.put(DtmfPressed(message.digit)):
+                    self._socket.reject(ProtocolError("dtmf_overflow", "keypresses pile up"))
             elif isinstance(message, tw.Stop):
                 return True
 
     def _on_media(self, media: tw.Media) -> None:
-        voiced, event = self._frames.process(media.payload, media.timestamp_ms)
-        now = self._loop.time()
+        now = self._loop.time()  # the server's clock, never the client's timestamp
+        voiced, event = self._frames.process(media.payload, int(now * 1000))
         if voiced and self._loudness.loud(media.payload):  # the words, not the VAD's hangover
             self._last_voiced_at = now
         early = self._early
@@ -347,9 +339,9 @@ class CallSession:
             if early is not None:
                 early.turn_ended()
             self._deps.metrics.turn_ends.inc(event.reason)
-            self._inbox.put_nowait(
-                _TurnDone(self._last_voiced_at, now, event.reason, event.patience)
-            )
+            if not self._inbox.put(TurnDone(self._last_voiced_at, now, event.reason,
+                                            event.patience)):
+                log.warning("turn dropped call_sid=%s: the inbox is full", self._sid)
         elif isinstance(event, BargeIn):
             self._barge_in(event)
         elif isinstance(event, SpeechDropped):
@@ -373,17 +365,20 @@ class CallSession:
         """Clear what Twilio has buffered and hold the agent until the turn's words decide."""
         if self._hanging_up or not self._speaker.speaking:
             return
+        voiced_at = event.first_voiced_ms / 1000  # when that frame arrived (server clock)
         if not self._socket.gone:
-            clear = self._socket.clear()
-            self._tg.create_task(self._socket.send_quietly(clear), name=f"clear-{self._sid}")
+            clear = self._send_clear(self._socket.clear(), voiced_at)
+            self._tg.create_task(clear, name=f"clear-{self._sid}")
         self._speaker.interrupt()
-        # Frames arrive in real time, so stream time from the first voiced frame to the frame
-        # that triggered this is the caller's wait until `clear` leaves.
-        speech_s = (event.at_ms - event.first_voiced_ms) / 1000
-        self._deps.metrics.bargein.observe(speech_s)
         if self._on_hold is not None and not self._on_hold.done():
             self._on_hold.set_result(None)
-        log.info("barge-in call_sid=%s after %.0f ms of speech", self._sid, speech_s * 1000)
+        log.info("barge-in call_sid=%s after %.0f ms of speech", self._sid,
+                 (self._loop.time() - voiced_at) * 1000)
+
+    async def _send_clear(self, clear: str, voiced_at: float) -> None:
+        """The caller's wait, measured on our clock: their first voiced frame in, clear out."""
+        await self._socket.send_quietly(clear)
+        self._deps.metrics.bargein.observe(self._loop.time() - voiced_at)
 
     async def _confirm_interruption(self) -> None:
         """The held interruption was real: cancel the held reply; the responder will hear
@@ -433,7 +428,7 @@ class CallSession:
                 await self._caller_turn(item)
             await self._run_queued()
 
-    async def _caller_turn(self, item: _TurnDone) -> None:
+    async def _caller_turn(self, item: TurnDone) -> None:
         """The caller's turn has ended: its transcript decides a held interruption, and
         (unless it was noise over the agent) the responder hears it."""
         decided_at = item.decided_at
@@ -455,8 +450,8 @@ class CallSession:
                 return
             await self._confirm_interruption()
         assert self._record is not None
-        self._record.turns.append(Turn(role="caller", text=text, ended_by=item.reason,
-                                       patience=item.patience))
+        self._record.add_turn(Turn(role="caller", text=text, ended_by=item.reason,
+                                   patience=item.patience))
         log.info("caller turn call_sid=%s words=%d ended_by=%s", self._sid,
                  len(text.split()), item.reason)
         log.debug("caller said call_sid=%s: %r", self._sid, text)

@@ -25,6 +25,10 @@ from agent.metrics import Metrics
 from agent.playback import Chunk, Hold, Playback, ReplyPlayback
 from agent.prompt_cache import CallVoice, split_sentences
 
+# Agent turns remembered for barge-in bookkeeping, newest kept: an interruption cuts the replies
+# still playing, never one long heard, and a long call must not keep every turn alive here.
+_TURNS_TRACKED = 64
+
 
 class Speaker:
     def __init__(
@@ -80,8 +84,10 @@ class Speaker:
         self._changed()
         self.last_was_filler = filler
         turn = Turn(role="agent", text=text, latency=latency, filler=filler)
-        self._record.turns.append(turn)
+        self._record.add_turn(turn)
         self._turn_of[reply.reply_id] = turn
+        if len(self._turn_of) > _TURNS_TRACKED:  # only recent replies can still be cut
+            del self._turn_of[next(iter(self._turn_of))]
         try:
             for sentence in split_sentences(text):
                 synth_at = loop.time()

@@ -12,6 +12,11 @@ be read, tested and drawn from the table alone.
                                                ─▶ [BargeIn] (stays SPEAKING; the interruption
                                                becomes the caller's turn)
 
+Time is counted in frames, never read from the frames' timestamps: a turn lasts as long as the
+audio the detector has been fed (one ``FRAME_MS`` a frame), so a client whose timestamps jump
+cannot force ``max_turn_ms``. ``t_ms`` (the session passes the server's monotonic clock) only
+stamps the events.
+
 Speech shorter than ``min_speech_ms`` (a click, a cough) never starts a turn. While the agent is
 talking, caller speech that ends before ``bargein_min_speech_ms`` (a backchannel such as
 "uh-huh") is dropped without a turn: the agent goes on.
@@ -161,6 +166,7 @@ class TurnDetector:
     __slots__ = (
         "_bargein_sent",
         "_cfg",
+        "_elapsed_ms",
         "_first_voiced_ms",
         "_last_voiced_ms",
         "_silence_ms",
@@ -178,6 +184,7 @@ class TurnDetector:
         self.patience: Patience = "normal"
         self._speech_ms = 0
         self._silence_ms = 0
+        self._elapsed_ms = 0  # audio since the run's first voiced frame began
         self._first_voiced_ms = -1
         self._last_voiced_ms = -1
         self._bargein_sent = False
@@ -188,10 +195,13 @@ class TurnDetector:
         return self._cfg
 
     def frame(self, voiced: bool, t_ms: int) -> TurnEvent | None:
-        """One frame whose audio starts at ``t_ms`` (stream time)."""
+        """One 20 ms frame, stamped ``t_ms`` (milliseconds on any clock; events carry it)."""
+        if self._first_voiced_ms >= 0:
+            self._elapsed_ms += FRAME_MS
         if voiced:
             if self._first_voiced_ms < 0:
                 self._first_voiced_ms = t_ms
+                self._elapsed_ms = 0
             self._last_voiced_ms = t_ms
             self._speech_ms += FRAME_MS
             self._silence_ms = 0
@@ -200,7 +210,7 @@ class TurnDetector:
             self._silence_ms += FRAME_MS
             if self.state is TurnState.LISTENING and self._silence_ms > _ONSET_GAP_MS:
                 self._reset_run()
-        rule = self._rule(t_ms)
+        rule = self._rule()
         if rule is None:
             return None
         return self._apply(rule, t_ms)
@@ -219,11 +229,11 @@ class TurnDetector:
         self.state = TurnState.LISTENING
         self._reset_run()
 
-    def _rule(self, t_ms: int) -> Rule | None:
+    def _rule(self) -> Rule | None:
         cfg = self._cfg
         if self.state is TurnState.LISTENING:
             return Rule.SPEECH_ONSET if self._speech_ms >= cfg.min_speech_ms else None
-        if t_ms - self._first_voiced_ms >= cfg.max_turn_ms:
+        if self._elapsed_ms >= cfg.max_turn_ms:
             return Rule.MAX_TURN
         held_back = self.agent_speaking and not self._bargein_sent  # not the caller's turn yet
         if self._silence_ms >= cfg.silence_ms(self.patience):
@@ -264,6 +274,7 @@ class TurnDetector:
     def _reset_run(self) -> None:
         self._speech_ms = 0
         self._silence_ms = 0
+        self._elapsed_ms = 0
         self._first_voiced_ms = -1
         self._last_voiced_ms = -1
         self._bargein_sent = False

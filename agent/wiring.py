@@ -27,6 +27,7 @@ from agent.prompt_cache import flow_prompts
 from agent.responder import Action, CallEvent, Responder
 from agent.session import SessionDeps
 from agent.store import Store
+from agent.stream_token import StreamTokens
 from agent.telephony import TwilioCallControl
 from audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
 from providers.base import AsyncResource, SpeechToText, TextToSpeech
@@ -351,6 +352,8 @@ async def build_deps(
     dialer = Dialer(store, rest, DialerConfig(
         from_number=settings.twilio.from_number,
         callback_base=_callback_base(settings),
+        stream_tokens=StreamTokens.for_auth_token(secrets.twilio_auth_token.get_secret_value())
+        if secrets.twilio_auth_token is not None else None,
     ), flow_exists=lambda name: _flow_known(flow_named, name))
     return SessionDeps(
         stt=stt,

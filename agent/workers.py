@@ -3,8 +3,11 @@
 A call lives on the event loop of the process that holds its WebSocket, so N processes carry N
 times the calls on N cores. The supervisor (this module, in the parent) starts N workers; each
 binds the same host:port with ``SO_REUSEPORT`` and the kernel spreads new connections across
-them. A worker that dies is restarted (at most ``MAX_RESTARTS`` times a minute); SIGTERM or
-SIGINT stops them all gracefully (calls in progress get ``GRACE_S`` to finish).
+them. A worker that dies is restarted after a back-off (``Backoff``: at once, then doubling per
+quick death of that slot, capped) while the other workers go on serving — one slot that cannot
+start (a crash at start-up, a database it cannot reach yet) never takes the healthy ones down.
+Only an invalid configuration (exit code 2), which no restart can fix, stops the supervisor.
+SIGTERM or SIGINT stops them all gracefully (calls in progress get ``GRACE_S`` to finish).
 
 Workers share nothing in memory: use a PostgreSQL store (``store.url``) so bookings, holds and
 reminder jobs are shared and guarded across them (SQLite works, one writer at a time). The call
@@ -20,7 +23,7 @@ import multiprocessing.connection
 import signal
 import socket
 import time
-from collections import deque
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
@@ -28,7 +31,33 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 GRACE_S = 10.0
-MAX_RESTARTS = 5  # per worker slot per minute; beyond that the supervisor gives up
+# How often the supervisor looks up when nothing happens (signals are handled in between).
+_POLL_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """When a slot's worker is restarted after it died.
+
+    The first death restarts at once (a one-off crash costs no capacity); each further death
+    of a worker that lived less than ``stable_after_s`` doubles the wait from ``base_s`` up to
+    ``cap_s``, so a worker that cannot start costs a spawn every ``cap_s``, not a busy loop.
+    A worker that lived ``stable_after_s`` starts its slot's count afresh.
+    """
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    stable_after_s: float = 60.0
+
+    def delay_s(self, quick_deaths: int) -> float:
+        """The wait before the restart that follows the ``quick_deaths``-th death in a row."""
+        if quick_deaths <= 1:
+            return 0.0
+        return min(self.cap_s, self.base_s * 2.0 ** min(quick_deaths - 2, 32))
+
+    def deaths_after(self, quick_deaths: int, lived_s: float) -> int:
+        """The slot's count once a worker that lived ``lived_s`` has died."""
+        return 1 if lived_s >= self.stable_after_s else quick_deaths + 1
 
 
 def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
@@ -51,7 +80,10 @@ def _worker(config_path: str | None, host: str, port: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, workers: int, config_path: Path | None, host: str, port: int) -> None:
+    def __init__(
+        self, workers: int, config_path: Path | None, host: str, port: int,
+        backoff: Backoff | None = None,
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._count = workers
@@ -59,8 +91,11 @@ class Supervisor:
         self._host = host
         self._port = port
         self._context = multiprocessing.get_context("spawn")
-        self._procs: dict[int, BaseProcess] = {}
-        self._restarts: dict[int, deque[float]] = {i: deque() for i in range(workers)}
+        self._backoff = backoff or Backoff()
+        self._procs: dict[int, BaseProcess] = {}  # slot -> its worker (alive or not yet reaped)
+        self._started_at: dict[int, float] = {}  # slot -> monotonic start of its worker
+        self._deaths: dict[int, int] = {i: 0 for i in range(workers)}  # quick deaths in a row
+        self._due: dict[int, float] = {}  # slot -> monotonic time its restart is due
         self._stopping = False
 
     def _start(self, index: int) -> None:
@@ -70,6 +105,7 @@ class Supervisor:
         )
         proc.start()
         self._procs[index] = proc
+        self._started_at[index] = time.monotonic()
         log.info("worker %d started pid=%s", index, proc.pid)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
@@ -92,29 +128,42 @@ class Supervisor:
 
     def _watch(self) -> int:
         while not self._stopping:
-            sentinels = {proc.sentinel: index for index, proc in self._procs.items()}
-            ready = multiprocessing.connection.wait(list(sentinels), timeout=0.5)
+            sentinels = {proc.sentinel: index for index, proc in self._procs.items()
+                         if index not in self._due}
+            now = time.monotonic()
+            timeout_s = min([_POLL_S, *(max(0.0, due - now) for due in self._due.values())])
+            if sentinels:
+                ready = multiprocessing.connection.wait(list(sentinels), timeout=timeout_s)
+            else:  # every slot is waiting out its back-off
+                time.sleep(timeout_s)
+                ready = []
             for sentinel in ready:
                 if self._stopping or not isinstance(sentinel, int):
                     break
-                index = sentinels[sentinel]
-                proc = self._procs[index]
-                proc.join()
-                if proc.exitcode == 2:  # invalid configuration: restarting cannot help
-                    log.error("worker %d: invalid configuration; stopping", index)
+                if self._reap(sentinels[sentinel]) == 2:
                     return 2
-                recent = self._restarts[index]
-                now = time.monotonic()
-                while recent and now - recent[0] > 60:
-                    recent.popleft()
-                if len(recent) >= MAX_RESTARTS:
-                    log.error("worker %d died %d times in a minute; stopping", index,
-                              MAX_RESTARTS)
-                    return 1
-                recent.append(now)
-                log.warning("worker %d exited with %s; restarting", index, proc.exitcode)
-                self._start(index)
+            now = time.monotonic()
+            for index, due in list(self._due.items()):
+                if not self._stopping and due <= now:
+                    del self._due[index]
+                    self._start(index)
         return 0
+
+    def _reap(self, index: int) -> int | None:
+        """A slot's worker has exited: schedule its restart; its exit code."""
+        proc = self._procs[index]
+        proc.join()
+        if proc.exitcode == 2:  # invalid configuration: restarting cannot help
+            log.error("worker %d: invalid configuration; stopping", index)
+            return 2
+        now = time.monotonic()
+        deaths = self._backoff.deaths_after(self._deaths[index], now - self._started_at[index])
+        self._deaths[index] = deaths
+        delay_s = self._backoff.delay_s(deaths)
+        self._due[index] = now + delay_s
+        log.warning("worker %d exited with %s (%d quick deaths in a row); restarting in %.1f s",
+                    index, proc.exitcode, deaths, delay_s)
+        return proc.exitcode
 
     def _shutdown(self) -> None:
         for proc in self._procs.values():

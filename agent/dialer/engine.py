@@ -34,6 +34,7 @@ from agent.dialer.twiml import voicemail_text, voicemail_twiml
 from agent.logs import mask
 from agent.store import Store
 from agent.store.dialer_records import AttemptRow, Claimed, Settled, Wait
+from agent.stream_token import StreamTokens
 from providers.errors import ProviderError
 from providers.telephony.twilio_media import Start
 from providers.telephony.twilio_rest import TwilioRest
@@ -60,6 +61,8 @@ class DialerConfig:
     from_number: str
     callback_base: str  # http(s)://host[:port] Twilio reaches us at ("" = set when serving)
     worker: str = f"{socket.gethostname()}:{os.getpid()}"
+    # the voicemail stream's token (agent.stream_token); None: the server checks no tokens
+    stream_tokens: StreamTokens | None = None
 
 
 def utc_now() -> datetime:
@@ -245,8 +248,10 @@ class Dialer:
             return
         try:
             if leave_message:
-                await self._rest.redirect(call_sid,
-                                          voicemail_twiml(self.stream_url(), attempt, message))
+                tokens = self._config.stream_tokens
+                token = tokens.issue(call_sid) if tokens is not None else ""
+                await self._rest.redirect(call_sid, voicemail_twiml(
+                    self.stream_url(), attempt, message, token=token))
             else:
                 await self._rest.hangup(call_sid)
         except ProviderError as exc:

@@ -1,7 +1,9 @@
 """The TwiML of an outbound call: the same ``<Connect><Stream>`` an inbound call gets, with the
 attempt's flow and the contact's variables as ``<Parameter>``s (so an answered outbound call is
 the same call session and flow as an inbound one, with the callee in the caller's seat), and
-the voicemail stream a call is redirected to when AMD hears a machine.
+the voicemail stream a call is redirected to when AMD hears a machine. Both carry the call's
+stream token (``agent.stream_token``) when one is given: without it, a server that checks tokens
+refuses the stream.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from providers.telephony.twilio_webhook import stream_twiml
 # Parameters the call path itself reads; a contact column of the same name cannot set them.
 RESERVED: Final = frozenset({
     "flow", "direction", "attempt", "campaign", "contact", "user_phone", "mode",
-    "voicemail_message",
+    "voicemail_message", "token",
 })
 # Twilio takes a redirect's inline TwiML up to 4000 characters, and a <Parameter> set of a
 # fetched TwiML is best kept small too: a contact's variables beyond this are left out.
@@ -46,8 +48,13 @@ def stream_parameters(attempt: AttemptRow) -> dict[str, str]:
     return {k: v for k, v in parameters.items() if v}
 
 
-def outbound_twiml(stream_url: str, attempt: AttemptRow, status_callback: str | None) -> str:
-    return stream_twiml(stream_url, stream_parameters(attempt), status_callback=status_callback)
+def outbound_twiml(
+    stream_url: str, attempt: AttemptRow, status_callback: str | None, *, token: str = ""
+) -> str:
+    parameters = stream_parameters(attempt)
+    if token:
+        parameters["token"] = token
+    return stream_twiml(stream_url, parameters, status_callback=status_callback)
 
 
 def voicemail_text(template: str, variables: Mapping[str, str]) -> str:
@@ -55,7 +62,9 @@ def voicemail_text(template: str, variables: Mapping[str, str]) -> str:
     return render(template, variables).strip()
 
 
-def voicemail_twiml(stream_url: str, attempt: AttemptRow, message: str) -> str:
+def voicemail_twiml(
+    stream_url: str, attempt: AttemptRow, message: str, *, token: str = ""
+) -> str:
     """Where a call goes when AMD heard the machine's beep: a stream that only leaves the
     message (``mode`` voicemail), then hangs up."""
     parameters = {
@@ -66,5 +75,6 @@ def voicemail_twiml(stream_url: str, attempt: AttemptRow, message: str) -> str:
         "user_phone": attempt.phone,
         "mode": "voicemail",
         "voicemail_message": message,
+        "token": token,
     }
     return stream_twiml(stream_url, {k: v for k, v in parameters.items() if v})

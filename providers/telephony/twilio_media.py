@@ -10,8 +10,9 @@ Malformed input never escapes as anything but ``ProtocolError(code, detail)``; t
 stable identifiers for logs and metrics:
 
     invalid_json, not_an_object, unknown_event, missing_field, bad_field_type, bad_base64,
-    bad_payload_size, binary_frame, unsupported_media_format          (one message)
-    before_start, duplicate_start, after_stop, stream_mismatch, out_of_order   (InboundStream)
+    bad_payload_size, binary_frame, unsupported_media_format, bad_dtmf_digit   (one message)
+    before_start, duplicate_start, after_stop, stream_mismatch, out_of_order,
+    timestamp_backwards, timestamp_ahead, media_too_fast                      (InboundStream)
 
 ``sequenceNumber``, ``chunk`` and ``timestamp`` are strings on the wire; they are parsed to
 ``int`` (a plain JSON integer is tolerated too). The media path runs ~10,000 times a second
@@ -30,7 +31,7 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
-from audio.framing import SAMPLE_RATE_HZ, ULAW_FRAME_BYTES
+from audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_FRAME_BYTES
 from providers.errors import ProtocolError
 from providers.telephony.twilio_media_encode import (
     CHANNELS,
@@ -47,14 +48,23 @@ from providers.telephony.twilio_media_encode import (
 )
 
 __all__ = [  # fmt: skip
-    "CHANNELS", "MULAW_ENCODING", "Clear", "Connected", "Dtmf", "InboundMessage", "InboundStream",
-    "MarkEcho", "Media", "OutboundMark", "OutboundMedia", "OutboundMessage", "Start", "Stop",
+    "CHANNELS", "DTMF_DIGITS", "MAX_AHEAD_MS", "MULAW_ENCODING", "Clear", "Connected", "Dtmf",
+    "InboundMessage", "InboundStream", "MarkEcho", "Media", "OutboundMark", "OutboundMedia",
+    "OutboundMessage", "Start", "Stop",
     "encode_clear", "encode_connected", "encode_dtmf", "encode_inbound_media", "encode_mark",
     "encode_mark_echo", "encode_media", "encode_start", "encode_stop", "parse_inbound",
     "parse_outbound",
 ]
 
 _MAX_DIGITS: Final = 18  # fits in int64; also keeps int() clear of its 4300-digit limit
+# Twilio's DTMF alphabet: one key of a 16-key keypad. Anything else is not a keypress (and a
+# 64 KB "digit" must not reach the call record).
+DTMF_DIGITS: Final = frozenset("0123456789*#ABCD")
+# How far a stream may run ahead of the receiver's clock since its `start` arrived, in media
+# timestamps or in audio received. Twilio never sends audio before it exists, so ahead means a
+# client that lies; behind is normal (network stalls, then a burst). The slack covers the
+# receiver processing `start` late while the first frames queued behind it.
+MAX_AHEAD_MS: Final = 2_000
 
 
 # --- Twilio -> server -------------------------------------------------------------------------
@@ -255,11 +265,14 @@ def _parse_media(msg: dict[str, Any]) -> Media:
 
 def _parse_dtmf(msg: dict[str, Any]) -> Dtmf:
     body = _object(msg, "dtmf", "dtmf")
+    digit = _str(body, "digit", "dtmf.dtmf")
+    if digit not in DTMF_DIGITS:
+        raise ProtocolError("bad_dtmf_digit", f"{digit[:8]!r} ({len(digit)} chars)")
     return Dtmf(
         _int(msg, "sequenceNumber", "dtmf"),
         _str(msg, "streamSid", "dtmf"),
         _str(body, "track", "dtmf.dtmf"),
-        _str(body, "digit", "dtmf.dtmf"),
+        digit,
     )
 
 
@@ -355,16 +368,26 @@ class InboundStream:
     leaves the state as it was, so the caller drops it and carries on. Tolerated on purpose:
     a stream whose ``connected`` was never seen, and a ``stop`` before any ``start`` (a stream
     that failed to start still ends).
+
+    Media timestamps never go backwards. Given ``now_ms`` (the receiver's monotonic clock; no
+    clock is read here), media may not run more than ``MAX_AHEAD_MS`` ahead of the time since
+    ``start`` arrived — neither its timestamps nor the audio received (20 ms a frame) — so a
+    client cannot claim time that has not passed, nor make the server decode audio faster
+    than real time.
     """
 
-    __slots__ = ("connected", "start", "stopped")
+    __slots__ = ("_audio_ms", "_last_timestamp_ms", "_started_at_ms", "connected", "start",
+                 "stopped")
 
     def __init__(self) -> None:
         self.connected: Connected | None = None
         self.start: Start | None = None
         self.stopped = False
+        self._last_timestamp_ms = 0
+        self._started_at_ms: int | None = None  # receiver's clock when `start` arrived
+        self._audio_ms = 0  # audio accepted so far
 
-    def receive(self, data: str | bytes) -> InboundMessage:
+    def receive(self, data: str | bytes, now_ms: int | None = None) -> InboundMessage:
         if self.stopped:
             raise ProtocolError("after_stop", "the stream has stopped")
         msg = parse_inbound(data)
@@ -374,10 +397,13 @@ class InboundStream:
                 raise ProtocolError("before_start", f"{type(msg).__name__} before start")
             if msg.stream_sid != start.stream_sid:
                 raise ProtocolError("stream_mismatch", f"streamSid is not {start.stream_sid}")
+            if isinstance(msg, Media):
+                self._check_time(msg.timestamp_ms, now_ms)
         elif isinstance(msg, Start):
             if start is not None:
                 raise ProtocolError("duplicate_start", "a second start on one stream")
             self.start = msg
+            self._started_at_ms = now_ms
         elif isinstance(msg, Stop):
             if start is not None and msg.stream_sid != start.stream_sid:
                 raise ProtocolError("stream_mismatch", f"streamSid is not {start.stream_sid}")
@@ -387,3 +413,24 @@ class InboundStream:
         else:
             self.connected = msg
         return msg
+
+    def _check_time(self, timestamp_ms: int, now_ms: int | None) -> None:
+        """Accept one media frame's time, or raise (the state is then unchanged)."""
+        if timestamp_ms < self._last_timestamp_ms:
+            raise ProtocolError(
+                "timestamp_backwards", f"{timestamp_ms} ms after {self._last_timestamp_ms} ms"
+            )
+        started_at_ms = self._started_at_ms
+        if now_ms is not None and started_at_ms is not None:
+            allowed_ms = now_ms - started_at_ms + MAX_AHEAD_MS
+            if timestamp_ms > allowed_ms:
+                raise ProtocolError(
+                    "timestamp_ahead", f"{timestamp_ms} ms at {now_ms - started_at_ms} ms"
+                )
+            if self._audio_ms > allowed_ms:
+                raise ProtocolError(
+                    "media_too_fast",
+                    f"{self._audio_ms} ms of audio at {now_ms - started_at_ms} ms",
+                )
+        self._last_timestamp_ms = timestamp_ms
+        self._audio_ms += FRAME_MS

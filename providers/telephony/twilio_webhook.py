@@ -8,6 +8,7 @@ media WebSocket upgrade is signed the same way, against its ``wss://`` URL with 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
@@ -36,6 +37,26 @@ def stream_twiml(
         stream.parameter(name=name, value=value)
     response.append(connect)
     return str(response)
+
+
+class BadForm(ValueError):
+    """A webhook body that is not UTF-8 form data: no Twilio request looks like that."""
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """The parameters of an ``application/x-www-form-urlencoded`` body, strictly UTF-8.
+
+    Twilio sends UTF-8 and signs the decoded values, so bytes (raw or percent-encoded) that are
+    not UTF-8 cannot belong to a genuine request: they are refused here, as ``BadForm``, rather
+    than decoded with replacement characters or left to fail deeper down. A repeated name keeps
+    its last value, as the signature check has always seen it.
+    """
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise BadForm("the form body is not UTF-8") from exc
+    return dict(pairs)
 
 
 def signature_valid(

@@ -106,11 +106,11 @@ async def phone_in(server: Server, twilio: TwilioEmulator, stems: list[str]) -> 
     updates of it are accepted; ending it through the API stops the caller's stream."""
     signer = twilio_signer(twilio.auth_token)
     async with aiohttp.ClientSession(middlewares=[signer]) as http:
-        url, parameters = await fetch_stream(http, server.url)
+        sid = twilio.register_call(to=BUSINESS_NUMBER, from_=CALLER_NUMBER)
+        url, parameters = await fetch_stream(http, server.url, call_sid=sid)
         assert parameters["user_phone"] == CALLER_NUMBER
         signed = {"X-Twilio-Signature": sign(twilio.auth_token, url, {})}
         script = [caller_wav(stem) for stem in stems]
-        sid = twilio.register_call(to=BUSINESS_NUMBER, from_=CALLER_NUMBER)
         return await run_caller(url, script, custom_parameters=parameters, headers=signed,
                                 session=http, call_sid=sid, hangup=twilio.call(sid).ended)
 

@@ -204,3 +204,22 @@ def test_threads_logging_together_lose_no_count(
     text = stream.getvalue()
     assert text.count("call_sid=CA5: bad_json") == 5
     assert _suppressed(text) == {("CA5", "bad_json"): 39_995}
+
+
+def test_a_flood_spread_over_many_calls_shares_one_budget_per_code(
+    captured: tuple[logging.Logger, io.StringIO, list[RateLimitFilter]],
+) -> None:
+    """A fuzzer opening socket after socket stays under each call's budget, not the code's."""
+    clock = FakeClock()
+    logger, stream, limiter = _limited(captured, RateLimitFilter(clock=clock))
+    for call in range(1000):
+        for _ in range(3):
+            logger.warning(DROPPED, f"CA{call:04d}", ProtocolError("binary_frame", "binary"))
+    clock.now_s += logs.RATE_LIMIT_WINDOW_S + 1
+    limiter.flush()
+    lines = stream.getvalue().splitlines()
+    dropped = [line for line in lines if "dropped bad message" in line]
+    assert len(dropped) == logs.RATE_LIMIT_LINES * logs.ALL_CALLS_FACTOR
+    across = re.findall(r"suppressed (\d+) similar messages \(code binary_frame\) across calls",
+                        stream.getvalue())
+    assert [int(n) for n in across] == [3000 - len(dropped)]

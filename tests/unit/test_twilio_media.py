@@ -262,7 +262,7 @@ def test_truncations_and_byte_flips_never_escape_as_other_errors() -> None:
                     assert exc.code in {
                         "invalid_json", "not_an_object", "unknown_event", "missing_field",
                         "bad_field_type", "bad_base64", "bad_payload_size", "binary_frame",
-                        "unsupported_media_format", "stream_mismatch",
+                        "unsupported_media_format", "stream_mismatch", "bad_dtmf_digit",
                     }  # fmt: skip
 
 
