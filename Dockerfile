@@ -12,14 +12,26 @@ RUN pip install --no-cache-dir --upgrade pip \
 
 FROM python:3.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-RUN useradd --create-home --uid 10001 slotline
+RUN useradd --create-home --uid 10001 slotline \
+ && mkdir /data && chown slotline:slotline /data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels 'slotline[silero]' \
  && pip install --no-cache-dir --no-index --no-deps --find-links /wheels silero-vad \
  && rm -rf /wheels
 COPY config /etc/slotline
 USER slotline
-WORKDIR /home/slotline
+# The working directory holds what must outlive the container: the default SQLite store
+# (sqlite:///slotline.db) and call recordings (recording.folder: recordings) are relative to it.
+# With PostgreSQL (docker-compose.yml) only recordings are written here.
+WORKDIR /data
+VOLUME ["/data"]
 EXPOSE 8080
+# /readyz: 200 once the store answers, 503 when it does not (send calls elsewhere). The slim
+# image has no curl; urlopen raises on a 503 or a refused connection, so the exit code is 1.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=4)"]
 # Secrets (TWILIO_AUTH_TOKEN, vendor keys) come from the environment at run time, never the image.
+# 0.0.0.0: reachable from outside the container; start-up warns if TWILIO_AUTH_TOKEN or
+# SLOTLINE_API_TOKEN is missing. Behind a proxy in another container, list its network in
+# SLOTLINE_SERVER__TRUSTED_PROXIES so its X-Forwarded-Proto counts (wss:// in the TwiML).
 CMD ["slotline", "serve", "--config", "/etc/slotline/slotline.yaml", "--host", "0.0.0.0", "--port", "8080"]

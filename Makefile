@@ -27,11 +27,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# The VAD tests speak with flite (Debian's package): installed here when missing and we are root.
+# The VAD tests speak with flite, the console test drives Chromium (Debian's packages): installed
+# here when missing and we are root.
 tools:
 	@command -v flite >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq flite \
 		|| { apt-get update -qq && apt-get install -y -qq flite; }; } >/dev/null; } \
 		|| { echo "flite is needed by the tests: apt-get install flite" >&2; exit 1; }
+	@# the console's browser test drives a headless Chromium
+	@command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq \
+		chromium chromium-driver || { apt-get update -qq && apt-get install -y -qq chromium \
+		chromium-driver; }; } >/dev/null; } \
+		|| { echo "the console test needs: apt-get install chromium chromium-driver" >&2; exit 1; }
 
 test: lint tools
 	$(BIN)/pytest

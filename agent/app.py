@@ -17,6 +17,7 @@ from aiohttp import web
 
 from agent.calllog import CallLog
 from agent.config import Secrets, Settings
+from agent.forwarded import Origin, origin_of, trusted_networks
 from agent.media_gate import ReplayingWebSocket, admit
 from agent.metrics import Metrics
 from agent.session import CallSession, SessionConfig, SessionDeps
@@ -79,6 +80,7 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
             web.get("/metrics", _metrics),
             web.get("/api/calls", _list_calls),
             web.get("/api/calls/{call_sid}", _get_call),
+            web.get("/api/calls/{call_sid}/recording", _get_recording),
             web.get("/api/bookings", _list_bookings),
             web.get("/api/bookings/{booking_id}", _get_booking),
         ]
@@ -88,6 +90,9 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
 
         add_routes(app, DialerApi(deps.store, deps.dialer, _check_api_auth,
                                   region=settings.dialer.region))
+    from agent.console import add_console_routes  # here: the console imports this module
+
+    add_console_routes(app)
     return app
 
 
@@ -110,14 +115,23 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 _PLAIN_SCHEME = {"https": "http", "wss": "ws"}
 
 
+def _origin(request: web.Request) -> Origin:
+    """Scheme and host the client used: a trusted proxy's forwarding headers (TLS ended in
+    front of us), else what this socket saw."""
+    own = Origin("https" if request.secure else "http", request.host)
+    trusted = trusted_networks(request.app[CONTEXT].settings.server.trusted_proxies)
+    return origin_of(request.remote, request.headers, trusted, own)
+
+
 def _public_url(request: web.Request, scheme: str) -> str:
     """The URL Twilio used for this request (it is what Twilio signed)."""
     public = request.app[CONTEXT].settings.server.public_url
     if public:
         return f"{scheme}://{public}{request.path_qs}"
-    if not request.secure:
+    origin = _origin(request)
+    if origin.scheme != "https":
         scheme = _PLAIN_SCHEME[scheme]
-    return str(request.url.with_scheme(scheme))
+    return f"{scheme}://{origin.host}{request.raw_path}"
 
 
 def _auth_token(request: web.Request) -> str | None:
@@ -153,8 +167,9 @@ async def _voice(request: web.Request) -> web.Response:
         stream_url = f"wss://{public}/twilio/media"
         status_url: str | None = f"https://{public}/twilio/stream-status"
     else:
-        scheme = "wss" if request.secure else "ws"
-        stream_url = f"{scheme}://{request.host}/twilio/media"
+        origin = _origin(request)
+        scheme = "wss" if origin.scheme == "https" else "ws"
+        stream_url = f"{scheme}://{origin.host}/twilio/media"
         status_url = None
     if "attempt" in request.query:
         return await _outbound_voice(request, params, stream_url, status_url)
@@ -348,7 +363,19 @@ async def _get_call(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="no such call")
     if attempt is not None:
         body["outbound"] = attempt.as_json()
+    if deps.recordings is not None and await deps.recordings.path_of(call_sid) is not None:
+        body["recording"] = f"/api/calls/{call_sid}/recording"
     return web.json_response(body)
+
+
+async def _get_recording(request: web.Request) -> web.StreamResponse:
+    """The call's recording (agent.recording_store): a stereo WAV, the caller left."""
+    _check_api_auth(request)
+    recordings = request.app[CONTEXT].deps.recordings
+    path = await recordings.path_of(request.match_info["call_sid"]) if recordings else None
+    if path is None:
+        raise web.HTTPNotFound(text="no recording of this call")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
 
 
 def _page(request: web.Request) -> tuple[int, int]:

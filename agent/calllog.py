@@ -1,13 +1,14 @@
 """The call log: what happened on each call, readable while the call is in progress.
 
 Shapes follow the contract in DESIGN.md (``GET /api/calls/{call_sid}``); fields may be added,
-never renamed. Kept in memory for the life of the process (bounded); the persistent store
-arrives with the booking engine.
+never renamed. Kept in memory for the life of the process (bounded); the store keeps each call
+too, written as it goes (``agent.call_persist``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -108,6 +109,9 @@ class CallRecord:
     direction: str = "inbound"  # outbound: placed by the dialer (the callee is in our seat)
     campaign_id: str = ""  # the outbound campaign and contact it dialled ("" for none)
     contact_id: str = ""
+    # after the call (``agent.summary``): what came of it and a sentence or two saying so
+    outcome: str = ""
+    call_summary: str = ""  # "summary" in the JSON (``summary()`` is the list entry)
 
     def add_error(self, provider: str, message: str) -> None:
         """Keep the first ``MAX_ERRORS``; count the rest (a stream of bad frames must not grow
@@ -117,6 +121,12 @@ class CallRecord:
                                 "message": message[:MAX_ERROR_CHARS]})
         else:
             self.errors_dropped += 1
+
+    def add_bookings(self, booking_ids: Sequence[str]) -> None:
+        """Add the ids not listed yet (a responder reports all its bookings every time)."""
+        for booking_id in booking_ids:
+            if booking_id and booking_id not in self.bookings:
+                self.bookings.append(booking_id)
 
     def add_dtmf(self, digit: str) -> None:
         """Keep the first ``MAX_DTMF`` keypresses; count the rest."""
@@ -168,6 +178,8 @@ class CallRecord:
             "direction": self.direction,
             "campaign_id": self.campaign_id,
             "contact_id": self.contact_id,
+            "outcome": self.outcome,
+            "summary": self.call_summary,
         }
 
 

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slotline", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the server (offline defaults with no config)")
     serve.add_argument("--config", type=Path, help="a YAML file overriding the defaults")
@@ -51,6 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), not a copy that drifts from it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("slotline")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench":  # its own configuration handling (the target may be foreign)
@@ -73,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"slotline: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log.level)
+    logs.configure(settings.log.level, settings.log.format)
     if args.command == "serve":
         from agent.serve import serve, with_address
 

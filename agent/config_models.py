@@ -10,6 +10,7 @@ the loader can report ``calendars.main.event_type_id`` rather than just ``calend
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
@@ -125,6 +126,11 @@ class ServerSettings(_Section):
     workers: int = Field(default=1, ge=1)
     # /metrics behind the API's rule (bearer SLOTLINE_API_TOKEN, or this machine only)
     metrics_auth: bool = False
+    # Peers (addresses or CIDRs) whose Forwarded / X-Forwarded-Proto / X-Forwarded-Host headers
+    # say which URL a client used (agent.forwarded); loopback: ngrok or a local Caddy.
+    trusted_proxies: Annotated[tuple[str, ...], BeforeValidator(_split_names)] = (
+        "127.0.0.1", "::1",
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -132,6 +138,16 @@ class ServerSettings(_Section):
         if "://" in value:
             raise ValueError(f"{value!r}: give the host only (e.g. abc.ngrok.app), no scheme")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR") from None
+        return value
 
 
 class StoreSettings(_Section):
@@ -337,6 +353,16 @@ class WebhookSettings(_Section):
     timeout_s: float = Field(default=5.0, gt=0)
 
 
+class CallWebhookSettings(_Section):
+    """The end-of-call webhook (``agent.call_webhook``): the call record POSTed to ``url``,
+    signed with ``SLOTLINE_WEBHOOK_SECRET``, retried with back-off until a 2xx."""
+
+    url: HttpUrl = ""  # "" = off
+    timeout_s: float = Field(default=10.0, gt=0)  # per attempt
+    max_attempts: int = Field(default=12, ge=1)  # then given up (kept, with its last error)
+    first_retry_s: float = Field(default=5.0, gt=0)  # doubles per attempt, capped at an hour
+
+
 class TurnSettings(_Section):
     vad: Literal["webrtc", "silero"] = "webrtc"
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
@@ -363,8 +389,21 @@ LogLevel = Annotated[
 ]
 
 
+class RecordingSettings(_Section):
+    """Call recordings (``agent.recording_store``), off unless enabled: both sides as a
+    two-channel WAV, ``<folder>/<YYYY-MM-DD>/<call_sid>.wav``, deleted after
+    ``retention_days`` (0: kept). Telling callers they are recorded is the flow's business."""
+
+    enabled: bool = False
+    folder: str = Field(default="recordings", min_length=1)  # relative: to the working dir
+    retention_days: int = Field(default=30, ge=0)
+    max_duration_s: int = Field(default=1800, gt=0)  # a longer call's recording stops here
+
+
 class LogSettings(_Section):
     level: LogLevel = "INFO"
+    # json: one object per line (call_sid, stream_sid, node, pid) for a log shipper
+    format: Literal["text", "json"] = "text"
 
 
 class Settings(_Section):
@@ -386,8 +425,10 @@ class Settings(_Section):
     )
     email: EmailSettings = EmailSettings()
     webhooks: FrozenMap[WebhookSettings] = FrozenMap({})
+    call_webhook: CallWebhookSettings = CallWebhookSettings()
     turn: TurnSettings = TurnSettings()
     log: LogSettings = LogSettings()
+    recording: RecordingSettings = RecordingSettings()
 
     @model_validator(mode="after")
     def _actions_name_known_calendars(self) -> Settings:

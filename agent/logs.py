@@ -279,15 +279,23 @@ def _flush_at_exit() -> None:
         _active.flush()
 
 
-def configure(level: str) -> None:
+def configure(level: str, log_format: str = "text", *, worker: str = "") -> None:
     """One handler on the root logger: rate-limited, then masked, then formatted and masked
-    again. Called once at start-up; a second call replaces the handler and its limiter."""
+    again. Called once at start-up; a second call replaces the handler and its limiter.
+    ``log_format`` ``json``: ``agent.json_logs``; ``worker`` names a supervised worker on each
+    line, so the lines of processes sharing a port can be told apart."""
     global _active
     if _active is None:
         atexit.register(_flush_at_exit)  # last registered runs first: before logging shuts down
     _active = RateLimitFilter()
     handler = logging.StreamHandler()
-    handler.setFormatter(MaskingFormatter(_FORMAT))
+    if log_format == "json":
+        from agent.json_logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter(mask, worker))
+    else:
+        tag = f"{worker.replace('%', '%%')}[%(process)d] " if worker else ""
+        handler.setFormatter(MaskingFormatter(_FORMAT.replace("%(name)s", tag + "%(name)s")))
     handler.addFilter(_active)  # first: it keys on the unmasked record's arguments
     handler.addFilter(MaskingFilter())
     root = logging.getLogger()

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from agent.recording import CallTimeline
 from audio.pacing import OutboundPacer
 from providers.errors import ProtocolError
 from providers.telephony import twilio_media as tw
@@ -81,6 +82,7 @@ class MediaSocket:
         self.stream_sid = ""
         self.closed = False  # by us, by the peer, or by an error
         self.cut_off = False  # the error budget is spent: the next receive closes the socket
+        self.tap: CallTimeline | None = None  # records both sides (agent.recording)
 
     # ---- inbound ---------------------------------------------------------------------------
 
@@ -118,7 +120,10 @@ class MediaSocket:
                 self.closed = True
                 return None
             try:
-                return self._stream.receive(data, int(loop.time() * 1000))
+                message = self._stream.receive(data, int(loop.time() * 1000))
+                if self.tap is not None and isinstance(message, tw.Media):
+                    self.tap.caller_frame(loop.time(), message.timestamp_ms, message.payload)
+                return message
             except ProtocolError as exc:
                 self.reject(exc)
         await self._ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many bad messages")
@@ -174,6 +179,8 @@ class MediaSocket:
             if not may_send():
                 return offset
             piece = bytes(audio[offset : offset + MAX_MEDIA_BYTES])
+            if self.tap is not None:  # before the send: a clear meanwhile cuts it too
+                self.tap.agent_audio(loop.time(), piece)
             await self.send(tw.encode_media(self.stream_sid, piece))
             pacer.sent(loop.time(), len(piece))
             offset += len(piece)
@@ -182,6 +189,8 @@ class MediaSocket:
     def clear(self) -> str:
         """Forget the pacing of audio Twilio is about to drop; the ``clear`` message to send."""
         self._pacer.reset()
+        if self.tap is not None:
+            self.tap.cleared(self._loop.time())
         return tw.encode_clear(self.stream_sid)
 
     def queued_ms(self) -> float:

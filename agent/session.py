@@ -51,6 +51,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from agent import logs
+from agent.call_errors import errors_of_this_call
+from agent.call_persist import CallPersister
 from agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
 from agent.early_start import Anticipating, EarlyStart
 from agent.frames import EndpointingStream, FramePipeline, watch_endpoints
@@ -74,7 +77,7 @@ from agent.responder import (
     Say,
 )
 from agent.speaker import Speaker
-from agent.store import Store, StoredCall
+from agent.store import Store
 from agent.turns import (
     BargeIn,
     SpeechDropped,
@@ -90,6 +93,7 @@ from providers.telephony import twilio_media as tw
 
 if TYPE_CHECKING:
     from agent.dialer.engine import Dialer
+    from agent.recording_store import Recordings
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +127,7 @@ class SessionDeps:
     metrics: Metrics
     # started with the server (e.g. recogniser worker processes), closed at shutdown
     resources: tuple[AsyncResource, ...] = ()
-    store: Store | None = None  # where finished calls are kept (None: memory only)
+    store: Store | None = None  # where calls are kept, as they go (None: memory only)
     # speaks instead of ``tts`` for the rest of a call once ``tts`` has failed in it
     fallback_tts: TextToSpeech | None = None
     # audio of the flows' fixed sentences and of the fillers, for every call of the server
@@ -134,6 +138,7 @@ class SessionDeps:
     on_ended: Callable[[tw.Start, CallRecord], Awaitable[None]] | None = None
     # the outbound dialer of this process (None: the server only answers)
     dialer: Dialer | None = None
+    recordings: Recordings | None = None  # call recordings, when enabled
 
 
 # an event to reply to, the caller turn's timing, when the caller started waiting (fillers)
@@ -165,6 +170,7 @@ class CallSession:
         self._stt: SttStream | None = None
         self._responder: Responder | None = None
         self._record: CallRecord | None = None
+        self._persister: CallPersister | None = None  # writes the record as the call goes
         self._voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts, self._tts_failed)
         self._prompts: tuple[str, ...] = ()  # the responder's fixed sentences
         self._early: EarlyStart | None = None  # model requests on interim words
@@ -172,6 +178,10 @@ class CallSession:
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        with errors_of_this_call(self._provider_error):  # agent.call_errors
+            await self._run()
+
+    async def _run(self) -> None:
         start = await self._socket.await_start()
         if start is None:
             return
@@ -185,7 +195,10 @@ class CallSession:
         self._record = record
         self._speaker = Speaker(self._socket, self._voice, record, self._deps.metrics,
                                 on_speaking=self._agent_speaking)
+        if self._deps.recordings is not None:  # opt-in: the socket feeds it both ways
+            self._socket.tap = self._deps.recordings.begin()
         self._deps.call_log.add(record)
+        self._persister = CallPersister.started(self._deps.store, record, self._provider_error)
         self._deps.metrics.active_calls += 1
         log.info("call started call_sid=%s stream_sid=%s", start.call_sid, start.stream_sid)
         try:
@@ -217,12 +230,16 @@ class CallSession:
                 record.status = "failed" if self._failed else "completed"
         finally:
             self._deps.metrics.active_calls -= 1
+            if self._socket.tap is not None and self._deps.recordings is not None:
+                self._deps.recordings.finish(start.call_sid, self._socket.tap)  # written later
             record.ended_at = now_iso()
             if record.status == "in-progress":
                 record.status = "failed"
             await self._close_quietly()
-            await self._persist(record)
+            if self._persister is not None:
+                await self._persister.finish()  # the final write, after any other
             log.info("call ended call_sid=%s status=%s", start.call_sid, record.status)
+            logs.call_ended(start.call_sid)  # the count of its warnings held back, now
             if self._deps.on_ended is not None:
                 try:
                     await self._deps.on_ended(start, record)
@@ -274,20 +291,11 @@ class CallSession:
             made = tuple(responder.bookings_made())
         else:
             made = (record.variables.get("booking_id", ""),)
-        for booking_id in made:
-            if booking_id and booking_id not in record.bookings:
-                record.bookings.append(booking_id)
+        record.add_bookings(made)
         if isinstance(responder, ReportsModelUse):
             record.llm = dict(responder.model_use())
-
-    async def _persist(self, record: CallRecord) -> None:
-        store = self._deps.store
-        if store is None:
-            return
-        try:
-            await store.calls.save(StoredCall.from_record(record))
-        except Exception:  # the database being down must not take the call log with it
-            log.exception("could not store call call_sid=%s", record.call_sid)
+        if self._persister is not None:
+            self._persister.changed()
 
     def _protocol_error(self, exc: ProtocolError) -> None:
         self._deps.metrics.protocol_errors.inc(exc.code)

@@ -16,6 +16,9 @@ from pydantic import SecretStr
 from agent.booking.runner import ServiceBookingRunner
 from agent.booking.service import BookingService
 from agent.calendars import build_calendars
+from agent.call_errors import ErrorReporter
+from agent.call_persist import fail_abandoned_calls
+from agent.call_webhook import build_call_end, fan_out
 from agent.calllog import CallLog
 from agent.config import Secrets, Settings
 from agent.dialer.engine import Dialer, DialerConfig
@@ -24,10 +27,12 @@ from agent.flow.webhooks import HttpWebhooks
 from agent.metrics import Metrics
 from agent.notify.setup import build_notifications
 from agent.prompt_cache import flow_prompts
+from agent.recording_store import Recordings
 from agent.responder import Action, CallEvent, Responder
 from agent.session import SessionDeps
 from agent.store import Store
 from agent.stream_token import StreamTokens
+from agent.summary import Summarizer
 from agent.telephony import TwilioCallControl
 from audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
 from providers.base import AsyncResource, SpeechToText, TextToSpeech
@@ -80,7 +85,7 @@ def _stt(
             key,
             base_url=settings.stt.base_url or "wss://api.deepgram.com",
             model=settings.stt.model or "nova-3",
-            on_error=lambda exc: metrics.provider_errors.inc(exc.provider),
+            on_error=ErrorReporter(metrics),  # to the call's log too: agent.call_errors
         )
         return deepgram, _CloseOnly(deepgram)
     from providers.stt.local import LocalSpeechToText
@@ -140,6 +145,7 @@ class _StoreResource:
 
     async def start(self) -> None:
         await self._store.ping()
+        await fail_abandoned_calls(self._store)  # calls of a process that died (kill -9)
 
     async def aclose(self) -> None:
         await self._store.close()
@@ -311,6 +317,7 @@ async def build_deps(
         if secrets.slotline_webhook_secret is not None else None
     )
     notices = notifications.notices if notifications is not None else None
+    report = ErrorReporter(metrics)  # a failure goes to its call's log and the metric
 
     def make_responder(start: Start) -> Responder:
         requested = start.custom_parameters.get("flow", "")
@@ -332,7 +339,7 @@ async def build_deps(
         caller_number = start.custom_parameters.get("user_phone", "")
         runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=caller_tz,
                                       clock=_utc_now, notices=notices,
-                                      caller_phone=caller_number)
+                                      caller_phone=caller_number, on_error=report)
         webhooks = HttpWebhooks(settings.webhooks, call_sid=start.call_sid,
                                 secret=webhook_secret, session=http.get())
         control = None
@@ -343,18 +350,22 @@ async def build_deps(
             )
         responder = FlowResponder(
             engine, booking=runner, webhooks=webhooks, control=control, llm=llm,
-            on_provider_error=lambda exc: metrics.provider_errors.inc(exc.provider),
-            opt_out=opt_out,
+            on_provider_error=report, opt_out=opt_out,
         )
         return _FlowCall(responder, runner, metrics)
 
     opt_out = StoreOptOut(store)
+    recordings = Recordings(settings.recording, store)  # retention runs even when off
     dialer = Dialer(store, rest, DialerConfig(
         from_number=settings.twilio.from_number,
         callback_base=_callback_base(settings),
         stream_tokens=StreamTokens.for_auth_token(secrets.twilio_auth_token.get_secret_value())
         if secrets.twilio_auth_token is not None else None,
     ), flow_exists=lambda name: _flow_known(flow_named, name))
+    # after the call: outcome, summary and the end-of-call webhook (agent.call_webhook)
+    call_end, call_webhooks = build_call_end(
+        store, settings.call_webhook, Summarizer(llm), flows, secret=webhook_secret,
+        session=http.get, recordings_at=_api_base(settings) if settings.recording.enabled else None)
     return SessionDeps(
         stt=stt,
         tts=tts,
@@ -364,7 +375,7 @@ async def build_deps(
         metrics=metrics,
         resources=tuple(
             r for r in (stt_resource, tts_resource, llm, _StoreResource(store), http, calendars,
-                        notifications, dialer)
+                        notifications, dialer, call_webhooks, recordings)
             if r is not None
         ),
         store=store,
@@ -372,9 +383,15 @@ async def build_deps(
         fallback_tts=None if settings.tts.provider == "local" else _local_tts(settings),
         # the goodbye heard, the call is ended through Twilio (its media stream then stops)
         end_call=rest.hangup if rest is not None else None,
-        on_ended=dialer.on_session_ended,
+        on_ended=fan_out(dialer.on_session_ended, call_end),
         dialer=dialer,
+        recordings=recordings,
     )
+
+
+def _api_base(settings: Settings) -> str:
+    """This server's address as callers of its API know it ("": unknown, paths only)."""
+    return f"https://{settings.server.public_url}" if settings.server.public_url else ""
 
 
 def _callback_base(settings: Settings) -> str:

@@ -22,6 +22,7 @@ import multiprocessing
 import multiprocessing.connection
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -97,6 +98,7 @@ class Supervisor:
         self._deaths: dict[int, int] = {i: 0 for i in range(workers)}  # quick deaths in a row
         self._due: dict[int, float] = {}  # slot -> monotonic time its restart is due
         self._stopping = False
+        self._announced = False
 
     def _start(self, index: int) -> None:
         proc = self._context.Process(
@@ -112,10 +114,13 @@ class Supervisor:
         self._stopping = True
 
     def run(self) -> int:
-        reserved, self._port = reserve_port(self._host, self._port)
+        try:
+            reserved, self._port = reserve_port(self._host, self._port)
+        except OSError as exc:
+            print(f"slotline: cannot listen on {self._host}:{self._port}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        print(f"slotline: serving on http://{self._host}:{self._port} with {self._count} "
-              "workers", flush=True)
         try:
             for index in range(self._count):
                 self._start(index)
@@ -128,6 +133,7 @@ class Supervisor:
 
     def _watch(self) -> int:
         while not self._stopping:
+            self._announce_once_listening()
             sentinels = {proc.sentinel: index for index, proc in self._procs.items()
                          if index not in self._due}
             now = time.monotonic()
@@ -148,6 +154,21 @@ class Supervisor:
                     del self._due[index]
                     self._start(index)
         return 0
+
+    def _announce_once_listening(self) -> None:
+        """"serving on" once a worker accepts on the port (flow, store and providers checked),
+        not when the supervisor merely reserved it: a script may wait for the line."""
+        if self._announced:
+            return
+        target = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self._host,
+                                                                          self._host)
+        try:
+            socket.create_connection((target, self._port), timeout=_POLL_S).close()
+        except OSError:
+            return
+        self._announced = True
+        print(f"slotline: serving on http://{self._host}:{self._port} with {self._count} "
+              "workers", flush=True)
 
     def _reap(self, index: int) -> int | None:
         """A slot's worker has exited: schedule its restart; its exit code."""

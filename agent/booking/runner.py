@@ -6,6 +6,13 @@ remembers the last availability it fetched so "the second one" books exactly wha
 and turns every failure into a result the flow can follow (its failure edge), never an
 exception into the call.
 
+Every failure is also reported (``on_error``: the call's log and the provider-errors metric,
+``agent.call_errors``) and named by what failed, so the flow can say what fits: ``taken`` (the
+time went meanwhile), ``unavailable``/``no_slots`` (nothing to offer), ``calendar_error`` (a
+calendar answered an error or nothing) and ``database_error`` (Slotline's own store failed). A
+collective booking whose undo failed (``BookingIncomplete``) leaves bookings confirmed: their
+ids join the call's bookings, so the call log shows what needs a hand.
+
 A booking's attendee phone is the number the caller phoned from unless the flow collected
 another. An e-mail address the caller gives after booking (a flow may offer an e-mail
 confirmation once booked) is handed to ``call_ended``, which passes it on to the confirmations.
@@ -14,8 +21,10 @@ confirmation once booked) is handed to ``call_ended``, which passes it on to the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, time
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from agent.booking.pool import PooledSlot
 from agent.booking.service import BookingService
@@ -43,9 +52,14 @@ from agent.flow.messages import (
 from agent.notify.setup import BookingNotices
 from agent.store import BookingRecord
 from providers.calendars.base import Attendee
-from providers.errors import ProviderError
+from providers.errors import BookingIncomplete, ProviderError, SlotTaken
 
 log = logging.getLogger(__name__)
+
+# what a booking step can fail with: a vendor, the store, or several at once (a TaskGroup)
+_FAILURES = (ProviderError, SQLAlchemyError, ExceptionGroup)
+CALENDAR_ERROR = "calendar_error"
+DATABASE_ERROR = "database_error"
 
 
 class ServiceBookingRunner:
@@ -55,6 +69,7 @@ class ServiceBookingRunner:
         self, service: BookingService, *, call_sid: str, caller_tz: str,
         clock: Callable[[], datetime], notices: BookingNotices | None = None,
         caller_phone: str = "",
+        on_error: Callable[[ProviderError], None] | None = None,
     ) -> None:
         self._service = service
         self._notices = notices
@@ -65,6 +80,7 @@ class ServiceBookingRunner:
         self._last: Availability | None = None
         self._booked: dict[str, tuple[str, str]] = {}  # booking id → (action, e-mail given)
         self._made: list[str] = []  # every booking written for this call, for the call log
+        self._on_error = on_error
 
     @property
     def booking_ids(self) -> tuple[str, ...]:
@@ -77,15 +93,18 @@ class ServiceBookingRunner:
         action = request.action
         ignore: BookingRecord | None = None
         if request.lookup is not None:
-            ignore = await self._find(request.lookup.booking_reference, request.lookup.phone)
+            try:
+                ignore = await self._find(request.lookup.booking_reference, request.lookup.phone)
+            except _FAILURES as exc:
+                return AvailabilityReady(request.node_id, None, reason=self._failed("lookup", exc))
             if ignore is None:
                 return AvailabilityReady(request.node_id, None, reason="not_found")
             action = action or ignore.action
         try:
             found = await self._availability(action, request.preferences, ignore)
-        except ProviderError as exc:
-            log.warning("availability failed call_sid=%s: %s", self._call_sid, exc)
-            return AvailabilityReady(request.node_id, None, reason="unavailable")
+        except _FAILURES as exc:
+            reason = self._failed("availability", exc)
+            return AvailabilityReady(request.node_id, None, reason=reason)
         exact = self._exact(found, request.preferences)
         offers = tuple(self._offer(p.slot.start) for p in found.proposals if p.pooled != exact)
         requested = self._offer(exact.slot.start) if exact is not None else None
@@ -107,9 +126,11 @@ class ServiceBookingRunner:
             outcome = await self._service.book(
                 request.action, choice, details, preference=self._preference(request.preferences)
             )
-        except ProviderError as exc:
-            log.warning("booking failed call_sid=%s: %s", self._call_sid, exc)
-            return BookingFinished(request.node_id, False, reason="unavailable")
+        except BookingIncomplete as exc:
+            self._made.extend(i for i in exc.still_confirmed if i not in self._made)
+            return BookingFinished(request.node_id, False, reason=self._failed("booking", exc))
+        except _FAILURES as exc:
+            return BookingFinished(request.node_id, False, reason=self._failed("booking", exc))
         if isinstance(outcome, Booked):
             self._note_made(outcome)
             self._booked[outcome.booking_id] = (request.action, attendee.email)
@@ -118,7 +139,10 @@ class ServiceBookingRunner:
         return self._finished(request.node_id, outcome)
 
     async def reschedule(self, request: RunReschedule) -> BookingFinished:
-        old = await self._find(request.lookup.booking_reference, request.lookup.phone)
+        old = await self._guarded(self._find(request.lookup.booking_reference,
+                                             request.lookup.phone))
+        if isinstance(old, str):
+            return BookingFinished(request.node_id, False, reason=old)
         if old is None:
             return BookingFinished(request.node_id, False, reason="not_found")
         try:
@@ -129,7 +153,12 @@ class ServiceBookingRunner:
                 old.id, choice, call_sid=self._call_sid,
                 preference=self._preference(request.preferences),
             )
-        except (ProviderError, ValueError) as exc:
+        except BookingIncomplete as exc:
+            self._made.extend(i for i in exc.still_confirmed if i not in self._made)
+            return BookingFinished(request.node_id, False, reason=self._failed("reschedule", exc))
+        except _FAILURES as exc:
+            return BookingFinished(request.node_id, False, reason=self._failed("reschedule", exc))
+        except ValueError as exc:  # the booking cannot move there (e.g. not the same kind)
             log.warning("reschedule failed call_sid=%s: %s", self._call_sid, exc)
             return BookingFinished(request.node_id, False, reason="unavailable")
         if isinstance(outcome, Booked) and outcome.booking_id != old.id:
@@ -143,14 +172,16 @@ class ServiceBookingRunner:
         return self._finished(request.node_id, outcome)
 
     async def cancel(self, request: RunCancel) -> CancelFinished:
-        found = await self._find(request.lookup.booking_reference, request.lookup.phone)
+        found = await self._guarded(self._find(request.lookup.booking_reference,
+                                               request.lookup.phone))
+        if isinstance(found, str):
+            return CancelFinished(request.node_id, False, reason=found)
         if found is None:
             return CancelFinished(request.node_id, False, reason="not_found")
         try:
             cancelled = await self._service.cancel(found.id, "cancelled by the caller")
-        except ProviderError as exc:
-            log.warning("cancel failed call_sid=%s: %s", self._call_sid, exc)
-            return CancelFinished(request.node_id, False, reason="unavailable")
+        except _FAILURES as exc:
+            return CancelFinished(request.node_id, False, reason=self._failed("cancel", exc))
         if cancelled is None:
             return CancelFinished(request.node_id, False, reason="not_found")
         self._booked.pop(cancelled.id, None)
@@ -170,6 +201,35 @@ class ServiceBookingRunner:
                 self._notices.contact_added(booking_id, action, email)
 
     # ---- helpers -------------------------------------------------------------------------------
+
+    def _failed(self, what: str, failure: Exception) -> str:
+        """Report a failure (log, call log, metric) and name it for the flow; a group (the
+        service asks calendars and the store concurrently) by its first failure. Anything
+        else is re-raised: a bug, for the flow responder's last-resort handler."""
+        exc = failure
+        while isinstance(exc, ExceptionGroup):
+            exc = exc.exceptions[0]
+        if not isinstance(exc, ProviderError | SQLAlchemyError):
+            raise failure
+        if isinstance(exc, SlotTaken):  # not a failure: the time went meanwhile
+            log.info("%s: slot taken call_sid=%s: %s", what, self._call_sid, exc)
+            return "taken"
+        if isinstance(exc, ProviderError):
+            error, reason = exc, CALENDAR_ERROR
+        else:  # the driver's text may quote SQL: only the exception's kind goes on record
+            error = ProviderError("database", f"{what} failed: {type(exc).__name__}")
+            reason = DATABASE_ERROR
+        log.warning("%s failed call_sid=%s: %s", what, self._call_sid, error)
+        if self._on_error is not None:
+            self._on_error(error)
+        return reason
+
+    async def _guarded(self, lookup: Awaitable[BookingRecord | None]) -> BookingRecord | None | str:
+        """A booking looked up, or the failure's reason when the store failed."""
+        try:
+            return await lookup
+        except _FAILURES as exc:
+            return self._failed("lookup", exc)
 
     def _note_made(self, outcome: Booked) -> None:
         for record in outcome.bookings:

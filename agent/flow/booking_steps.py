@@ -9,6 +9,13 @@ decides what to say about the answers::
                         └─not booked, alternatives─▶ CHOOSE
     nothing free, the caller declines every offer, or max_attempts answers not understood
     ─▶ `failure` (booking_success = "no")
+    a calendar or the database failed (``FAILED`` reasons) ─▶ say so (``COULD_NOT_CHECK``,
+    ``COULD_NOT_BOOK``), then `failure` (booking_error = the reason)
+
+"That time was just taken" is said only when the write found it taken (reason ``taken``), never
+for a failure: a caller told their time is gone when the calendar is down would try another
+time that fails the same way. The failure node still speaks after the apology; a flow can branch
+on ``booking_error`` (``calendar_error``, ``database_error``, ``error``, ``timeout``) there.
 
 Offers are spoken in chronological order, at most three ("I have 10 am, 2 pm and 4 pm on
 Tuesday, December 1st. Which works best for you?"), and the caller picks one by time ("two
@@ -43,6 +50,11 @@ MAX_OFFERS = 3  # more than three times in one sentence is more than a caller ca
 TAKEN = "Sorry, that time was just taken."
 UNAVAILABLE = "Sorry, that time isn't available."
 WHICH = "Which works best for you?"
+COULD_NOT_CHECK = "I'm sorry, I couldn't check the calendar just now."
+COULD_NOT_BOOK = "I'm sorry, I couldn't complete the booking just now."
+# a calendar or the store failed (agent.booking.runner), or the service call itself raised or
+# ran out of time (agent.flow.responder)
+FAILED = frozenset({"calendar_error", "database_error", "error", "timeout"})
 
 BookingLike = BookingNode | RescheduleNode
 
@@ -101,6 +113,8 @@ def availability_ready(ctx: Ctx, node: BookingLike, event: AvailabilityReady) ->
         return _ask_confirm(ctx, event.requested, event.alternatives)
     if event.alternatives:
         return _offer(ctx, event.alternatives, _unavailable_prefix(ctx))
+    if event.reason in FAILED:
+        return _not_booked(ctx, event.reason, apology=COULD_NOT_CHECK)
     return _not_booked(ctx, event.reason or "unavailable")
 
 
@@ -116,10 +130,15 @@ def booking_finished(ctx: Ctx, node: BookingLike, event: BookingFinished) -> Ste
             "alternatives": "",
         }
         return Step(variables=variables, edge="success")
+    if event.reason in FAILED:
+        return _not_booked(ctx, event.reason, apology=COULD_NOT_BOOK)
     offers = tuple(offer for offer in event.alternatives if offer != ctx.candidate)
     if not offers:
         return _not_booked(ctx, event.reason or "unavailable")
-    prefix = TAKEN if ctx.candidate is not None else _unavailable_prefix(ctx)
+    if event.reason == "taken":
+        prefix = TAKEN
+    else:
+        prefix = UNAVAILABLE if ctx.candidate is not None else _unavailable_prefix(ctx)
     return _offer(ctx, offers, prefix)
 
 
@@ -195,13 +214,16 @@ def _retry(ctx: Ctx, node: BookingLike, again: str, phase: Phase) -> Step:
     )
 
 
-def _not_booked(ctx: Ctx, reason: str, offers: Sequence[SlotOffer] = ()) -> Step:
+def _not_booked(
+    ctx: Ctx, reason: str, offers: Sequence[SlotOffer] = (), *, apology: str = ""
+) -> Step:
     variables = {
         "booking_success": "no",
         "alternatives": offer_sentence(offers) if offers else "",
         "booking_error": reason,
     }
-    return Step(variables=variables, edge="failure")
+    said = (Say(apology),) if apology else ()
+    return Step(said, variables=variables, edge="failure")
 
 
 def _unavailable_prefix(ctx: Ctx) -> str:

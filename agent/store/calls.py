@@ -1,15 +1,36 @@
-"""The persistent call log (``GET /api/calls``): one row per call, rewritten as it progresses."""
+"""The persistent call log (``GET /api/calls``): one row per call, rewritten as it progresses.
+
+A live call's row names its writer and last write (``writer``, ``written_at``);
+``agent.call_persist`` decides from them which in-progress rows lost their process and closes
+them here with ``fail_abandoned`` — a compare-and-set on ``written_at``, so a call whose writer
+is in fact alive and just wrote is never touched, and two processes starting together close a
+row once.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, update
 
 from agent.store.db import Database
 from agent.store.records import StoredCall
 from agent.store.schema import bookings, calls
 from agent.store.upsert import upsert
+
+IN_PROGRESS = "in-progress"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRow:
+    """An in-progress row as the start-up sweep sees it."""
+
+    call_sid: str
+    writer: str
+    written_at: datetime | None  # None: written before writers were recorded
+    started_at: datetime
 
 
 class CallRepo:
@@ -17,7 +38,8 @@ class CallRepo:
         self._db = db
 
     async def save(self, call: StoredCall) -> None:
-        """Insert or replace the call's row (``bookings`` is derived, not stored here)."""
+        """Insert or replace the call's row (``bookings`` is derived, not stored here);
+        ``written_at`` is now."""
         values = {
             "call_sid": call.call_sid,
             "stream_sid": call.stream_sid,
@@ -34,6 +56,10 @@ class CallRepo:
             "contact_id": call.contact_id,
             "started_at": call.started_at,
             "ended_at": call.ended_at,
+            "writer": call.writer,
+            "written_at": datetime.now(UTC),
+            "outcome": call.outcome,
+            "summary": call.summary,
         }
         changed = {key: value for key, value in values.items() if key != "call_sid"}
         async with self._db.write() as conn:
@@ -63,6 +89,36 @@ class CallRepo:
         async with self._db.read() as conn:
             return [_to_call(row, ()) for row in await conn.execute(statement)]
 
+    async def in_progress(self) -> list[LiveRow]:
+        """Every row still marked in progress (live calls, and calls whose process died)."""
+        statement = select(
+            calls.c.call_sid, calls.c.writer, calls.c.written_at, calls.c.started_at
+        ).where(calls.c.status == IN_PROGRESS)
+        async with self._db.read() as conn:
+            return [LiveRow(r.call_sid, r.writer, r.written_at, r.started_at)
+                    for r in await conn.execute(statement)]
+
+    async def fail_abandoned(self, row: LiveRow, error: dict[str, str], ended_at: datetime) -> bool:
+        """Mark ``row``'s call failed with ``error`` appended, unless it was written since it
+        was read (its writer is alive after all). True when this call closed it."""
+        same_write = (calls.c.written_at.is_(None) if row.written_at is None
+                      else calls.c.written_at == row.written_at)
+        async with self._db.write() as conn:
+            found = (await conn.execute(
+                select(calls.c.errors).where(calls.c.call_sid == row.call_sid,
+                                             calls.c.status == IN_PROGRESS, same_write)
+            )).first()
+            if found is None:
+                return False
+            done = await conn.execute(
+                update(calls)
+                .where(calls.c.call_sid == row.call_sid, calls.c.status == IN_PROGRESS,
+                       same_write)
+                .values(status="failed", ended_at=ended_at, errors=[*found.errors, error],
+                        written_at=ended_at)
+            )
+            return bool(done.rowcount)
+
 
 def _to_call(row: Row[Any], booking_ids: tuple[str, ...]) -> StoredCall:
     return StoredCall(
@@ -82,4 +138,8 @@ def _to_call(row: Row[Any], booking_ids: tuple[str, ...]) -> StoredCall:
         direction=row.direction,
         campaign_id=row.campaign_id,
         contact_id=row.contact_id,
+        writer=row.writer,
+        written_at=row.written_at,
+        outcome=row.outcome,
+        summary=row.summary,
     )

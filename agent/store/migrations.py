@@ -237,6 +237,51 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        5,
+        "calls: the process writing a live call and when it last wrote (kill -9 recovery)",
+        common=(
+            "ALTER TABLE calls ADD COLUMN writer TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE calls ADD COLUMN written_at {ts}",
+            "CREATE INDEX calls_in_progress ON calls (written_at) WHERE status = 'in-progress'",
+        ),
+    ),
+    Migration(
+        6,
+        "recordings: each recorded call's WAV file (agent.recording_store)",
+        common=(
+            """CREATE TABLE recordings (
+                call_sid TEXT PRIMARY KEY,
+                path TEXT NOT NULL,
+                duration_s DOUBLE PRECISION NOT NULL,
+                created_at {ts} NOT NULL
+            )""",
+            "CREATE INDEX recordings_created ON recordings (created_at)",
+        ),
+    ),
+    Migration(
+        7,
+        "calls: post-call summary and outcome; the end-of-call webhook's jobs (one per call)",
+        common=(
+            "ALTER TABLE calls ADD COLUMN summary TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE calls ADD COLUMN outcome TEXT NOT NULL DEFAULT ''",
+            # payload: the exact JSON text POSTed (every attempt sends the same bytes)
+            """CREATE TABLE call_webhook_jobs (
+                id TEXT PRIMARY KEY,
+                payload TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_at {ts} NOT NULL,
+                created_at {ts} NOT NULL,
+                delivered_at {ts},
+                failed_at {ts},
+                last_error TEXT NOT NULL DEFAULT '',
+                claimed_by TEXT,
+                claimed_at {ts}
+            )""",
+            "CREATE INDEX call_webhook_jobs_due ON call_webhook_jobs (next_at) "
+            "WHERE delivered_at IS NULL AND failed_at IS NULL",
+        ),
+    ),
 )
 
 

@@ -126,9 +126,15 @@ class StoredCall:
     direction: str = "inbound"
     campaign_id: str = ""
     contact_id: str = ""
+    # the process writing the call while it is live (``agent.call_persist``: host:pid:boot) and
+    # its last write; they let a restarted server tell a live call from one whose worker died
+    writer: str = ""
+    written_at: datetime | None = None
+    outcome: str = ""  # after the call (``agent.summary``)
+    summary: str = ""
 
     @classmethod
-    def from_record(cls, record: CallRecord) -> StoredCall:
+    def from_record(cls, record: CallRecord, *, writer: str = "") -> StoredCall:
         """The in-memory call log's record (``agent.calllog``), as stored."""
         return cls(
             call_sid=record.call_sid,
@@ -147,6 +153,9 @@ class StoredCall:
             direction=record.direction,
             campaign_id=record.campaign_id,
             contact_id=record.contact_id,
+            writer=writer,
+            outcome=record.outcome,
+            summary=record.call_summary,
         )
 
     def summary_json(self) -> dict[str, Any]:
@@ -176,6 +185,8 @@ class StoredCall:
             "errors": [dict(error) for error in self.errors],
             "dtmf": list(self.dtmf),
             "llm": dict(self.llm),
+            "outcome": self.outcome,
+            "summary": self.summary,
         }
 
 

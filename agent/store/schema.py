@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, Table, Text
+from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -67,6 +67,10 @@ calls = Table(
     Column("direction", Text, nullable=False),  # inbound | outbound
     Column("campaign_id", Text, nullable=False),  # "" = not a campaign's call
     Column("contact_id", Text, nullable=False),
+    Column("writer", Text, nullable=False),  # host:pid:boot of the process writing it live
+    Column("written_at", UtcDateTime),  # its last write (a heartbeat while in progress)
+    Column("summary", Text, nullable=False),  # post-call, agent.summary ("" until it ends)
+    Column("outcome", Text, nullable=False),  # booked | cancelled | ... ("" until it ends)
 )
 
 bookings = Table(
@@ -193,4 +197,28 @@ do_not_call = Table(
     Column("source", Text, nullable=False),  # file | api | voice
     Column("call_sid", Text, nullable=False),
     Column("added_at", UtcDateTime, nullable=False),
+)
+
+call_webhook_jobs = Table(
+    "call_webhook_jobs",
+    metadata,
+    Column("id", Text, primary_key=True),  # the call's sid: one end-of-call webhook per call
+    Column("payload", Text, nullable=False),  # the exact JSON text POSTed on every attempt
+    Column("attempts", Integer, nullable=False),  # claims so far (a claim is an attempt)
+    Column("next_at", UtcDateTime, nullable=False),  # not claimable before (back-off)
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime),  # a 2xx came: never sent again
+    Column("failed_at", UtcDateTime),  # given up after max_attempts: never claimed again
+    Column("last_error", Text, nullable=False),
+    Column("claimed_by", Text),
+    Column("claimed_at", UtcDateTime),
+)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("call_sid", Text, primary_key=True),
+    Column("path", Text, nullable=False),  # the WAV file (agent.recording_store)
+    Column("duration_s", Float, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),  # the retention sweep goes by it
 )

@@ -16,12 +16,14 @@ from sqlalchemy import text
 
 from agent.store.attempts import AttemptRepo
 from agent.store.bookings import BookingRepo
+from agent.store.call_webhooks import CallWebhookRepo
 from agent.store.calls import CallRepo
 from agent.store.campaigns import CampaignRepo
 from agent.store.db import Database
 from agent.store.dnc import DncRepo
 from agent.store.holds import HoldRepo
 from agent.store.migrations import migrate
+from agent.store.recordings import RecordingRepo
 from agent.store.reminders import ReminderRepo
 from agent.store.round_robin import RoundRobinRepo
 from agent.store.url import Dialect
@@ -44,6 +46,8 @@ class Store:
         self.campaigns = CampaignRepo(db, clock)
         self.attempts = AttemptRepo(db, clock)
         self.dnc = DncRepo(db, clock)
+        self.recordings = RecordingRepo(db)  # where call recordings are
+        self.call_webhooks = CallWebhookRepo(db, clock)
         self.schema_version = 0
 
     @property

@@ -96,7 +96,7 @@ def test_validate_command_ok(capsys: pytest.CaptureFixture[str]) -> None:
     code = validate_command(FLOWS / "demo_booking.yaml", {"demo"})
     assert code == 0
     path = FLOWS / "demo_booking.yaml"
-    assert capsys.readouterr().out == f"{path}: OK (flow 'demo_booking', 14 nodes)\n"
+    assert capsys.readouterr().out == f"{path}: OK (flow 'demo_booking', 16 nodes)\n"
 
 
 def test_validate_command_lists_problems(

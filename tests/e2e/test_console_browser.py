@@ -1,0 +1,162 @@
+"""The operator console in a real headless Chromium (Selenium): sign in, watch a call booked by
+voice, and see a second call appear on the open calls page without a reload.
+
+Screenshots go to ``$SLOTLINE_TEST_ARTIFACTS`` (default: a folder under pytest's tmp_path);
+their paths are printed (``pytest -s`` shows them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import aiohttp
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from agent.caller import run_caller
+from agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from tests.e2e.conftest import running_server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+API_TOKEN = "browser-t0ken"
+WAIT_S = 20.0  # a page element or a live update; the live poll is 1 s
+T = TypeVar("T")
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("SLOTLINE_TEST_ARTIFACTS") or tmp_path / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1280,1000"):
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory(prefix="slotline-chromium-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+async def _in_thread(work: Callable[[], T]) -> T:
+    """Selenium blocks: it runs off the loop that serves the pages it asks for."""
+    return await asyncio.to_thread(work)
+
+
+def _wait_for(driver: WebDriver, css: str, text: str = "") -> str:
+    def found(d: WebDriver) -> str | bool:
+        elements = d.find_elements(By.CSS_SELECTOR, css)
+        joined = " ".join(e.text for e in elements)
+        return joined if elements and text in joined else False
+
+    result: str = WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(found)
+    return result
+
+
+def _shot(driver: WebDriver, folder: Path, name: str) -> None:
+    path = folder / f"{name}.png"
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+
+
+async def test_console_shows_a_call_booked_by_voice_and_a_new_call_live(
+    browser: WebDriver, artifacts: Path
+) -> None:
+    runner, server = await running_server(secret_env={"SLOTLINE_API_TOKEN": API_TOKEN})
+    try:
+        async with aiohttp.ClientSession() as http:
+            url, params = await fetch_stream(http, server.url)
+            script = [caller_wav(u.stem) for u in DEMO_SCRIPT]
+            report = await run_caller(url, script, custom_parameters=params, session=http)
+        assert report.errors == ()
+        sid = report.call_sid
+
+        def sign_in() -> None:
+            browser.get(server.url + "/")
+            assert "/login" in browser.current_url  # the console is behind the token
+            browser.find_element(By.NAME, "token").send_keys(API_TOKEN)
+            browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+            _wait_for(browser, "#calls tr[data-sid]")
+
+        await _in_thread(sign_in)
+
+        def calls_page() -> str:
+            row = _wait_for(browser, f'#calls tr[data-sid="{sid}"]', "completed")
+            _shot(browser, artifacts, "calls")
+            return row
+
+        row = await _in_thread(calls_page)
+        assert "inbound" in row and "demo_booking" in row and "John Smith" in row
+
+        def call_page() -> tuple[str, int]:
+            browser.get(f"{server.url}/calls/{sid}")
+            transcript = _wait_for(browser, "#transcript", "next tuesday")
+            bars = [t for t in browser.find_elements(By.CSS_SELECTOR, "#waterfall svg text")
+                    if t.text.startswith("turn ") and t.text.endswith(" ms)")]
+            _shot(browser, artifacts, "call")
+            latency_png = artifacts / "call-latency.png"
+            browser.find_element(By.ID, "waterfall").screenshot(str(latency_png))
+            print(f"screenshot: {latency_png}")
+            return transcript, len(bars)
+
+        transcript, latency_bars = await _in_thread(call_page)
+        assert "my name is john smith" in transcript and "three p m" in transcript
+        assert "May I have your name?" in transcript
+        assert latency_bars >= len(DEMO_SCRIPT) - 1  # a waterfall bar per answered caller turn
+
+        def bookings_page() -> str:
+            browser.get(server.url + "/bookings")
+            found = _wait_for(browser, "#bookings", "confirmed")
+            _shot(browser, artifacts, "bookings")
+            return found
+
+        assert "John Smith" in await _in_thread(bookings_page)
+
+        def open_calls() -> None:
+            browser.get(server.url + "/")
+            _wait_for(browser, "#live", "live")  # the event stream is connected
+            browser.execute_script("window.__sameDocument = true;")
+
+        await _in_thread(open_calls)
+        second = "CA" + secrets.token_hex(16)
+        hangup = asyncio.Event()
+        async with aiohttp.ClientSession() as http:
+            url, params = await fetch_stream(http, server.url, call_sid=second)
+            call = asyncio.create_task(run_caller(
+                url, [caller_wav("name_john")], custom_parameters=params, session=http,
+                hangup=hangup, call_sid=second), name="second-caller")
+
+            def live_row() -> tuple[str, bool]:
+                row = _wait_for(browser, f'#calls tr[data-sid="{second}"]', "in-progress")
+                _shot(browser, artifacts, "calls-live")
+                return row, bool(browser.execute_script("return window.__sameDocument === true;"))
+
+            try:
+                live, same_document = await _in_thread(live_row)
+            finally:
+                hangup.set()
+                await call
+        assert same_document  # the row arrived without a reload
+        assert "inbound" in live
+    finally:
+        await runner.cleanup()

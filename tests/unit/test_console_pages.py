@@ -1,0 +1,230 @@
+"""The operator console (issue 15) over real sockets: pages render, user input is escaped,
+and only people who may use the API see it (session cookie with a token, loopback without)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from agent.calllog import CallRecord, Latency, Turn
+from agent.console.auth import COOKIE, SESSION_TTL_S, session_cookie
+from agent.store.dialer_records import NewContact
+from agent.store.records import StoredCall
+from tests.e2e.conftest import Server, running_server
+
+API_TOKEN = "console-t0ken"
+HOSTILE = '<script>alert("pwned")</script>'
+HOSTILE_NAME = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture
+async def open_server() -> AsyncIterator[Server]:
+    runner, srv = await running_server()
+    try:
+        yield srv
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def token_server() -> AsyncIterator[Server]:
+    runner, srv = await running_server(secret_env={"SLOTLINE_API_TOKEN": API_TOKEN})
+    try:
+        yield srv
+    finally:
+        await runner.cleanup()
+
+
+def _hostile_call(call_sid: str) -> CallRecord:
+    record = CallRecord(call_sid=call_sid, stream_sid="MZ1", flow="demo_booking",
+                        variables={"user_name": HOSTILE_NAME, "user_phone": "+15005550006"})
+    record.add_turn(Turn(role="agent", text="Hi, thanks for calling. May I have your name?"))
+    record.add_turn(Turn(role="caller", text=HOSTILE))
+    record.add_turn(Turn(role="agent", text="Thanks! What day suits you best?",
+                         interrupted=True, heard_text="Thanks! What",
+                         latency=Latency(turn_latency_ms=812.0, endpoint_ms=500.0,
+                                         stt_final_ms=120.0, llm_ttft_ms=90.0,
+                                         tts_ttfb_ms=60.0, server_overhead_ms=42.0)))
+    record.add_error("stt", HOSTILE)
+    return record
+
+
+async def _get(server: Server, path: str, *, cookie: str | None = None,
+               headers: Mapping[str, str] | None = None) -> tuple[int, str, Mapping[str, str]]:
+    sent = dict(headers or {})
+    if cookie is not None:
+        sent["Cookie"] = f"{COOKIE}={cookie}"
+    async with aiohttp.ClientSession() as http, \
+            http.get(server.url + path, headers=sent, allow_redirects=False) as response:
+        return response.status, await response.text(), response.headers
+
+
+async def _login(server: Server, token: str, next_path: str = "/") -> aiohttp.ClientResponse:
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(server.url + "/login", allow_redirects=False,
+                                   data={"token": token, "next": next_path})
+        await response.read()
+        return response
+
+
+async def test_pages_render_and_escape_a_hostile_transcript(open_server: Server) -> None:
+    record = _hostile_call("CAhostile1")
+    open_server.deps.call_log.add(record)
+    assert open_server.deps.store is not None
+    await open_server.deps.store.calls.save(
+        StoredCall.from_record(_hostile_call("CAhostile2")))
+
+    status, calls_page, headers = await _get(open_server, "/")
+    assert status == 200, calls_page
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    for sid in ("CAhostile1", "CAhostile2"):
+        assert f'data-sid="{sid}"' in calls_page
+    assert HOSTILE_NAME not in calls_page and "&lt;img src=x" in calls_page
+
+    status, call_page, _ = await _get(open_server, "/calls/CAhostile1")
+    assert status == 200
+    assert "<script>" not in call_page
+    assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in call_page
+    assert 'class="bubble agent interrupted"' in call_page
+    assert '<span class="unheard"> day suits you best?</span>' in call_page
+    assert "Turn latency" in call_page and "STT final" in call_page  # the waterfall
+    assert "<audio" not in call_page  # no recording on this record
+
+    status, stored_page, _ = await _get(open_server, "/calls/CAhostile2")  # from the store
+    assert status == 200 and "&lt;script&gt;" in stored_page and "<script>" not in stored_page
+    assert (await _get(open_server, "/calls/CAnope"))[0] == 404
+
+    status, filtered, _ = await _get(open_server, "/?q=5550006&status=in-progress")
+    assert status == 200 and 'data-sid="CAhostile1"' in filtered
+    status, filtered, _ = await _get(open_server, "/?direction=outbound")
+    assert 'data-sid="CAhostile1"' not in filtered
+
+
+async def test_every_page_renders(open_server: Server) -> None:
+    for path, text in (("/bookings", "no bookings yet"), ("/campaigns", "no campaigns yet"),
+                       ("/flows", "demo_booking"), ("/stats", "Calls per hour"),
+                       ("/console/static/console.css", ".bubble"),
+                       ("/console/static/console.js", "EventSource")):
+        status, body, _ = await _get(open_server, path)
+        assert status == 200, path
+        assert text in body, path
+    _, flows, _ = await _get(open_server, "/flows")
+    assert '<div class="graph"><svg' in flows  # the default flow, drawn
+    assert "ask_name" in flows  # a node of demo_booking, in its graph and edge list
+    # `flow validate`'s problems: bundled flows that name booking actions not configured here
+    assert '<ul class="problems">' in flows and "is not configured" in flows
+
+
+async def test_without_a_token_the_console_follows_the_api_loopback_rule(
+    open_server: Server,
+) -> None:
+    assert (await _get(open_server, "/"))[0] == 200
+    for path in ("/", "/console/events", "/bookings"):
+        status, _, _ = await _get(open_server, path, headers={"X-Forwarded-For": "203.0.113.7"})
+        assert status == 401, path
+    status, _, headers = await _get(open_server, "/login")
+    assert status == 303 and headers["Location"] == "/"
+
+
+async def test_with_a_token_the_console_needs_a_session(token_server: Server) -> None:
+    status, _, headers = await _get(token_server, "/bookings?x=1")
+    assert status == 303
+    location = URL(headers["Location"])
+    assert location.path == "/login" and location.query["next"] == "/bookings?x=1"
+    assert (await _get(token_server, "/console/events"))[0] == 401
+    status, login, _ = await _get(token_server, "/login?next=/bookings")
+    assert status == 200 and 'name="token"' in login
+
+    wrong = await _login(token_server, "not-the-token")
+    assert wrong.status == 401 and COOKIE not in wrong.cookies
+
+    right = await _login(token_server, API_TOKEN, "/bookings")
+    assert right.status == 303 and right.headers["Location"] == "/bookings"
+    set_cookie = right.headers["Set-Cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    cookie = right.cookies[COOKIE].value
+    assert API_TOKEN not in cookie
+    status, page, _ = await _get(token_server, "/bookings", cookie=cookie)
+    assert status == 200 and "Bookings" in page
+
+    # the session reaches the API too (a results link, a recording), never a forged one
+    assert (await _get(token_server, "/api/calls"))[0] == 401
+    assert (await _get(token_server, "/api/calls", cookie=cookie))[0] == 200
+
+
+async def test_forged_and_expired_cookies_are_refused(token_server: Server) -> None:
+    now = time.time()
+    expires, _, mac = session_cookie(API_TOKEN, now).partition(".")
+    forged = (
+        session_cookie("some-other-token", now),  # signed with the wrong key
+        f"{int(expires) + 3600}.{mac}",  # a later expiry under the same MAC
+        session_cookie(API_TOKEN, now - 2 * SESSION_TTL_S),  # expired
+        API_TOKEN,  # the token itself is not a session
+        "",
+    )
+    for cookie in forged:
+        status, _, headers = await _get(token_server, "/", cookie=cookie)
+        assert status == 303 and headers["Location"].startswith("/login"), cookie
+        assert (await _get(token_server, "/console/events", cookie=cookie))[0] == 401
+        assert (await _get(token_server, "/api/calls", cookie=cookie))[0] == 401
+    good = session_cookie(API_TOKEN, now)
+    assert (await _get(token_server, "/", cookie=good))[0] == 200
+
+
+async def test_login_never_redirects_off_the_server(token_server: Server) -> None:
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        response = await _login(token_server, API_TOKEN, target)
+        assert response.status == 303 and response.headers["Location"] == "/", target
+
+
+async def test_campaign_buttons_post_to_the_api_with_the_session(token_server: Server) -> None:
+    store = token_server.deps.store
+    assert store is not None
+    campaign_id = await store.campaigns.create(
+        name="spring <b>promo</b>", flow="demo_booking", settings={"cps": 1.0},
+        contacts=[NewContact(line=2, phone="+15005550006", name="Ann")])
+    cookie = session_cookie(API_TOKEN, time.time())
+    status, page, _ = await _get(token_server, "/campaigns", cookie=cookie)
+    assert status == 200
+    assert "spring &lt;b&gt;promo&lt;/b&gt;" in page
+    assert f'href="/api/campaigns/{campaign_id}/results.csv"' in page
+    assert 'data-verb="pause"' in page
+
+    url = f"{token_server.url}/api/campaigns/{campaign_id}/pause"
+    async with aiohttp.ClientSession() as http:
+        # a cross-site form could send the cookie's request but never the console's header
+        async with http.post(url, headers={"Cookie": f"{COOKIE}={cookie}"}) as response:
+            assert response.status == 401
+        async with http.post(url, headers={"Cookie": f"{COOKIE}={cookie}",
+                                           "X-Slotline-Console": "1"}) as response:
+            assert response.status == 200, await response.text()
+    row = await store.campaigns.get(campaign_id)
+    assert row is not None and row.status == "paused"
+    status, csv_text, _ = await _get(token_server, f"/api/campaigns/{campaign_id}/results.csv",
+                                     cookie=cookie)
+    assert status == 200 and csv_text.startswith("line,phone")
+
+
+async def test_events_push_a_call_that_starts_after_the_page(open_server: Server) -> None:
+    async with aiohttp.ClientSession() as http, \
+            http.get(open_server.url + "/console/events") as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        record = CallRecord(call_sid="CAlive1", stream_sid="MZ2", flow="demo_booking",
+                            started_at=datetime.now(UTC).isoformat())
+        open_server.deps.call_log.add(record)
+        seen = ""
+        async with asyncio.timeout(10):
+            while "CAlive1" not in seen:
+                seen += (await response.content.readline()).decode()
+        assert "event: call" in seen and "in-progress" in seen
+        record.status = "completed"
+        seen = ""
+        async with asyncio.timeout(10):
+            while "completed" not in seen:
+                seen += (await response.content.readline()).decode()
