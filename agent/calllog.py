@@ -19,6 +19,7 @@ from typing import Any
 MAX_ERRORS = 50
 MAX_DTMF = 256
 MAX_TURNS = 1000
+MAX_PATH = 500  # nodes entered; a flow that loops (a retry edge back) may enter many
 MAX_ERROR_CHARS = 300  # an error's message (details quote the wire)
 
 
@@ -103,6 +104,10 @@ class CallRecord:
     errors_dropped: int = 0
     dtmf_dropped: int = 0
     turns_dropped: int = 0
+    # every flow node entered, in order (the console draws it on the flow's graph); a node
+    # entered twice is listed twice
+    path: list[str] = field(default_factory=list)
+    path_dropped: int = 0
     # the responder's use of the language model (``agent.flow.llm.LlmStats`` counts by name);
     # empty when the call had no model configured
     llm: dict[str, int] = field(default_factory=dict)
@@ -142,6 +147,12 @@ class CallRecord:
         else:
             self.turns_dropped += 1
 
+    def set_path(self, path: Sequence[str]) -> None:
+        """The responder's whole path so far (it reports all of it every time): keep the first
+        ``MAX_PATH`` nodes, count the rest."""
+        self.path = list(path[:MAX_PATH])
+        self.path_dropped = max(0, len(path) - MAX_PATH)
+
     def summary(self) -> dict[str, Any]:
         return {
             "call_sid": self.call_sid,
@@ -174,6 +185,8 @@ class CallRecord:
             "errors_dropped": self.errors_dropped,
             "dtmf_dropped": self.dtmf_dropped,
             "turns_dropped": self.turns_dropped,
+            "path": list(self.path),
+            "path_dropped": self.path_dropped,
             "llm": dict(self.llm),
             "direction": self.direction,
             "campaign_id": self.campaign_id,

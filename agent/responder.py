@@ -115,6 +115,15 @@ class ReportsBookings(Protocol):
         (one per calendar), not only the ``booking_id`` the flow holds."""
 
 
+@runtime_checkable
+class ReportsPath(Protocol):
+    """A responder that walks a flow's graph, for the call log (the console draws the path)."""
+
+    @property
+    def path(self) -> Sequence[str]:
+        """Every node entered, in order; a node entered twice is listed twice."""
+
+
 FIRST_NAMES = (
     "john jane james mary robert patricia michael linda william elizabeth david barbara "
     "richard susan joseph jessica thomas sarah charles karen daniel nancy matthew lisa "

@@ -73,6 +73,7 @@ from agent.responder import (
     ReplyInterrupted,
     ReportsBookings,
     ReportsModelUse,
+    ReportsPath,
     Responder,
     Say,
 )
@@ -279,7 +280,7 @@ class CallSession:
         self._background.append(self._tg.create_task(follow(), name=f"interim-{call_sid}"))
 
     def _snapshot(self) -> None:
-        """Mirror the responder's node, variables, bookings and model use into the call log.
+        """Mirror the responder's node, path, variables, bookings and model use into the call log.
         A responder that reports its bookings lists every one it made (a collective booking's
         on each calendar); another's are read from its ``booking_id`` variable."""
         record, responder = self._record, self._responder
@@ -294,6 +295,8 @@ class CallSession:
         record.add_bookings(made)
         if isinstance(responder, ReportsModelUse):
             record.llm = dict(responder.model_use())
+        if isinstance(responder, ReportsPath):
+            record.set_path(responder.path)
         if self._persister is not None:
             self._persister.changed()
 

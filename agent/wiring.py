@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -210,6 +210,11 @@ class _FlowCall:
     @property
     def variables(self) -> Mapping[str, str]:
         return self._responder.variables
+
+    @property
+    def path(self) -> Sequence[str]:
+        """``ReportsPath``: the nodes the engine entered, in order."""
+        return self._responder.path
 
     @property
     def can_anticipate(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -10,8 +11,9 @@ from urllib.parse import quote
 from aiohttp import web
 
 from agent.app import CONTEXT
+from agent.config import Settings
 from agent.console.auth import require_page
-from agent.console.charts import turn_waterfall
+from agent.console.charts import flow_svg, turn_waterfall
 from agent.console.data import (
     DIRECTIONS,
     STATUSES,
@@ -22,6 +24,8 @@ from agent.console.data import (
     row_from_json,
 )
 from agent.console.layout import badge, definition_list, h, page, table
+from agent.console.pages import read_flows
+from agent.flow.model import Flow
 
 CALL_COLUMNS = ("Started", "Direction", "Caller", "Flow", "Duration", "Status", "Booking")
 
@@ -105,6 +109,26 @@ def _bookings_table(detail_bookings: tuple[Any, ...]) -> str:
                  empty="no booking on this call")
 
 
+async def _flow_named(settings: Settings, name: str) -> Flow | None:
+    """The flow the /flows page shows by that name (None: gone, renamed or now invalid)."""
+    views = await asyncio.to_thread(read_flows, settings)  # reads and parses files
+    return next((v.flow for v in views if v.flow is not None and v.name == name), None)
+
+
+def path_html(path: list[str], dropped: int, flow: Flow | None, flow_name: str) -> str:
+    """The call's path drawn on its flow's graph (arrow n leads from step n to step n + 1),
+    then listed; the list alone when the flow cannot be drawn."""
+    if not path:
+        return '<h2>Path through the flow</h2><p class="muted">no node entered yet</p>'
+    graph = (f'<div class="graph" id="flow-path">{flow_svg(flow, path)}</div>' if flow
+             else f'<p class="muted">the flow {h(flow_name)} is not among this server\'s flows '
+                  f'now; the path alone:</p>')
+    more = f'<p class="muted">and {dropped} more nodes, not kept</p>' if dropped else ""
+    steps = "".join(f"<li>{h(node)}</li>" for node in path)
+    return (f'<h2>Path through the flow</h2>{graph}<ol class="path" id="path">{steps}</ol>'
+            f'{more}')
+
+
 async def call_page(request: web.Request) -> web.Response:
     require_page(request)
     sid = request.match_info["call_sid"]
@@ -125,7 +149,7 @@ async def call_page(request: web.Request) -> web.Response:
     if call.get("campaign_id"):
         facts.append(("campaign", call["campaign_id"]))
     parts = [definition_list(facts)]
-    if call.get("recording"):
+    if detail.recorded:
         parts.append(f'<h2>Recording</h2><audio controls preload="none" '
                      f'src="/api/calls/{quote(sid, safe="")}/recording"></audio>')
     chat = "".join(_turn_html(i, t) for i, t in enumerate(turns, start=1))
@@ -133,9 +157,9 @@ async def call_page(request: web.Request) -> web.Response:
                  f'{chat or "<p class=muted>no turns yet</p>"}</div>')
     parts.append(f'<h2>Latency</h2><div class="charts" id="waterfall">{turn_waterfall(turns)}'
                  f'</div>')
-    path = call.get("path") or call.get("node_path")
-    if isinstance(path, list) and path:
-        parts.append(f'<h2>Node path</h2><p class="path">{" → ".join(h(p) for p in path)}</p>')
+    path = [str(node) for node in call.get("path") or ()]
+    flow = await _flow_named(request.app[CONTEXT].settings, row.flow) if path else None
+    parts.append(path_html(path, int(call.get("path_dropped") or 0), flow, row.flow))
     variables = call.get("variables") or {}
     parts.append("<h2>Variables</h2>" + definition_list(sorted(variables.items())))
     parts.append("<h2>Bookings</h2>" + _bookings_table(detail.bookings))

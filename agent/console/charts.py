@@ -1,5 +1,6 @@
 """The console's pictures as inline SVG, drawn on the server (no charting library offline):
-a call's per-turn latency waterfall, the store-wide plots, and a flow's graph."""
+a call's per-turn latency waterfall, the store-wide plots, and a flow's graph (with one call's
+path through it on the call page)."""
 
 from __future__ import annotations
 
@@ -86,11 +87,13 @@ def _percentile(values: Sequence[float], fraction: float) -> float:
 
 
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y = 170, 40, 24, 46
+_PATH_COLOR, _VISITED_FILL = "#c25e00", "#fff1dc"  # one call's path, over the grey graph
+_STEP_R = 8  # the radius of a step number's disc
+Point = tuple[float, float]
 
 
-def flow_svg(flow: Flow) -> str:
-    """Nodes in layers by their distance from the start (unreached ones last), edges as lines
-    with their labels in tooltips; readable for the few dozen nodes a flow has."""
+def _layout(flow: Flow) -> tuple[dict[str, Point], float, float]:
+    """Each node's top-left corner, in layers by distance from the start (unreached last)."""
     layer: dict[str, int] = {flow.start: 0}
     queue = [flow.start]
     while queue:
@@ -108,35 +111,100 @@ def flow_svg(flow: Flow) -> str:
     widest = max(len(r) for r in rows.values())
     width = widest * (_BOX_W + _GAP_X) + _GAP_X
     height = len(rows) * (_BOX_H + _GAP_Y) + _GAP_Y
-    where: dict[str, tuple[float, float]] = {}
+    where: dict[str, Point] = {}
     for depth, ids in rows.items():
         offset = (width - len(ids) * (_BOX_W + _GAP_X) + _GAP_X) / 2
         for i, node_id in enumerate(ids):
             where[node_id] = (offset + i * (_BOX_W + _GAP_X),
                               _GAP_Y / 2 + depth * (_BOX_H + _GAP_Y))
+    return where, width, height
+
+
+def _ends(source: Point, target: Point) -> tuple[float, float, float, float]:
+    """A line between two boxes: bottom to top between layers, side to side within one."""
+    (x, y), (tx, ty) = source, target
+    if ty != y:
+        down = ty > y
+        return (x + _BOX_W / 2, y + (_BOX_H if down else 0),
+                tx + _BOX_W / 2, ty + (0 if down else _BOX_H))
+    right = tx > x
+    return (x + (_BOX_W if right else 0), y + _BOX_H / 2,
+            tx + (0 if right else _BOX_W), ty + _BOX_H / 2)
+
+
+def _path_steps(path: Sequence[str], where: Mapping[str, Point]) -> list[str]:
+    """The call's moves as thick arrows, each numbered with its step(s) in the path (a move
+    made twice carries both numbers). A move need not be an edge of the graph: an intent may
+    jump from anywhere. Nodes no longer in the flow are left out."""
+    steps: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for number, (source, target) in enumerate(zip(path, path[1:], strict=False), start=1):
+        if source in where and target in where:
+            steps[source, target].append(number)
+    out = []
+    for (source, target), numbers in steps.items():
+        label = ",".join(map(str, numbers))
+        tip = f"step {label}: {escape(source)} → {escape(target)}"
+        if source == target:  # entered again from itself: a loop on the box's right side
+            x, y = where[source]
+            x1, y1, y2 = x + _BOX_W, y + _BOX_H * 0.3, y + _BOX_H * 0.7
+            out.append(f'<path class="step" d="M{x1:.0f},{y1:.0f} C{x1 + 30:.0f},{y1 - 12:.0f} '
+                       f'{x1 + 30:.0f},{y2 + 12:.0f} {x1:.0f},{y2:.0f}" fill="none" '
+                       f'stroke="{_PATH_COLOR}" stroke-width="2.5" '
+                       f'marker-end="url(#arrow-path)"><title>{tip}</title></path>')
+            mx, my = x1 + 24, y + _BOX_H / 2
+        else:
+            x1, y1, x2, y2 = _ends(where[source], where[target])
+            if (target, source) in steps:  # both ways: keep the two arrows apart
+                x1, x2 = x1 + 5, x2 + 5
+                y1, y2 = y1 + 5, y2 + 5
+            out.append(f'<line class="step" x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" '
+                       f'y2="{y2:.0f}" stroke="{_PATH_COLOR}" stroke-width="2.5" '
+                       f'marker-end="url(#arrow-path)"><title>{tip}</title></line>')
+            mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+        disc_w = max(2 * _STEP_R, 7 * len(label) + 8)
+        out.append(f'<g class="step-number"><title>{tip}</title>'
+                   f'<rect x="{mx - disc_w / 2:.0f}" y="{my - _STEP_R:.0f}" width="{disc_w}" '
+                   f'height="{2 * _STEP_R}" rx="{_STEP_R}" fill="{_PATH_COLOR}"/>'
+                   f'<text x="{mx:.0f}" y="{my + 4:.0f}" text-anchor="middle" fill="#fff" '
+                   f'font-weight="bold">{label}</text></g>')
+    return out
+
+
+def flow_svg(flow: Flow, path: Sequence[str] = ()) -> str:
+    """Nodes in layers by their distance from the start (unreached ones last), edges as lines
+    with their labels in tooltips; readable for the few dozen nodes a flow has. With a call's
+    ``path``, the nodes it entered are marked and its moves drawn over the graph, numbered."""
+    where, width, height = _layout(flow)
+    visited = set(path)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="11">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-           'markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#777"/></marker></defs>']
+           'markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#777"/></marker>'
+           '<marker id="arrow-path" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="5" '
+           f'markerHeight="5" orient="auto"><path d="M0,0L10,5L0,10z" fill="{_PATH_COLOR}"/>'
+           '</marker></defs>']
     for node_id, node in flow.nodes.items():
-        x, y = where[node_id]
         for edge in edges(node):
             if edge.target not in where:
                 continue
-            tx, ty = where[edge.target]
-            down = ty > y
-            out.append(f'<line x1="{x + _BOX_W / 2:.0f}" y1="{y + (_BOX_H if down else 0):.0f}" '
-                       f'x2="{tx + _BOX_W / 2:.0f}" y2="{ty + (0 if down else _BOX_H):.0f}" '
+            x1, y1, x2, y2 = _ends(where[node_id], where[edge.target])
+            out.append(f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" '
                        f'stroke="#999" marker-end="url(#arrow)"><title>{escape(node_id)} → '
                        f'{escape(edge.target)}: {escape(edge.label)}</title></line>')
     for node_id, node in flow.nodes.items():
         x, y = where[node_id]
         fill = "#e3f4e8" if node_id == flow.start else "#eef3ff"
-        out.append(f'<g><title>{escape(node.type)}</title><rect x="{x:.0f}" y="{y:.0f}" '
-                   f'width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="{fill}" stroke="#7a8aa8"/>'
+        stroke, stroke_w, kind = "#7a8aa8", 1.0, "node"
+        if node_id in visited:
+            fill, stroke, stroke_w, kind = _VISITED_FILL, _PATH_COLOR, 2.5, "node visited"
+        out.append(f'<g class="{kind}" data-node="{escape(node_id)}">'
+                   f'<title>{escape(node.type)}</title><rect x="{x:.0f}" y="{y:.0f}" '
+                   f'width="{_BOX_W}" height="{_BOX_H}" rx="6" fill="{fill}" stroke="{stroke}" '
+                   f'stroke-width="{stroke_w}"/>'
                    f'<text x="{x + _BOX_W / 2:.0f}" y="{y + 17:.0f}" text-anchor="middle" '
                    f'font-weight="bold">{escape(node_id[:26])}</text>'
                    f'<text x="{x + _BOX_W / 2:.0f}" y="{y + 31:.0f}" text-anchor="middle" '
                    f'fill="#555">{escape(node.type)}</text></g>')
+    out.extend(_path_steps(path, where))  # last: over the boxes they join
     out.append("</svg>")
     return "".join(out)

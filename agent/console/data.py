@@ -121,6 +121,7 @@ async def call_rows(deps: SessionDeps, wanted: CallFilter) -> list[CallRow]:
 class CallDetail:
     call: Mapping[str, Any]  # the API's JSON shape of the call
     bookings: tuple[BookingRecord, ...]
+    recorded: bool  # a recording of it is kept (``GET /api/calls/{sid}/recording`` serves it)
 
 
 async def call_detail(deps: SessionDeps, sid: str) -> CallDetail | None:
@@ -132,4 +133,9 @@ async def call_detail(deps: SessionDeps, sid: str) -> CallDetail | None:
             stored = await deps.store.calls.get(sid)
             call = stored.as_json() if stored is not None else None
         bookings = tuple(await deps.store.bookings.for_call(sid))
-    return None if call is None else CallDetail(call, bookings)
+    if call is None:
+        return None
+    # asked where the API asks (``agent.app._get_call``): neither the call log nor the calls
+    # table knows of recordings, which are written after the call ends
+    recorded = deps.recordings is not None and await deps.recordings.path_of(sid) is not None
+    return CallDetail(call, bookings, recorded or bool(call.get("recording")))

@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Protocol
 
 from agent.flow.anticipate import Anticipation, model_request_ahead
@@ -174,6 +174,11 @@ class FlowResponder:
     @property
     def variables(self) -> Mapping[str, str]:
         return self._engine.variables
+
+    @property
+    def path(self) -> Sequence[str]:
+        """``ReportsPath``: every node the engine entered, in order."""
+        return self._engine.path
 
     @property
     def llm_stats(self) -> LlmStats:

@@ -60,6 +60,7 @@ class CallRepo:
             "written_at": datetime.now(UTC),
             "outcome": call.outcome,
             "summary": call.summary,
+            "path": list(call.path),
         }
         changed = {key: value for key, value in values.items() if key != "call_sid"}
         async with self._db.write() as conn:
@@ -142,4 +143,5 @@ def _to_call(row: Row[Any], booking_ids: tuple[str, ...]) -> StoredCall:
         written_at=row.written_at,
         outcome=row.outcome,
         summary=row.summary,
+        path=tuple(str(node) for node in row.path),
     )

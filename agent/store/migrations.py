@@ -282,6 +282,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE delivered_at IS NULL AND failed_at IS NULL",
         ),
     ),
+    Migration(
+        8,
+        "calls: the flow nodes the call entered, in order (the console draws them)",
+        # '[]' is an empty JSON array as JSONB (PostgreSQL casts the literal) and as JSON text
+        common=("ALTER TABLE calls ADD COLUMN path {json} NOT NULL DEFAULT '[]'",),
+    ),
 )
 
 

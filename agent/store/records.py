@@ -132,6 +132,7 @@ class StoredCall:
     written_at: datetime | None = None
     outcome: str = ""  # after the call (``agent.summary``)
     summary: str = ""
+    path: tuple[str, ...] = ()  # the flow nodes entered, in order (``CallRecord.path``)
 
     @classmethod
     def from_record(cls, record: CallRecord, *, writer: str = "") -> StoredCall:
@@ -156,6 +157,7 @@ class StoredCall:
             writer=writer,
             outcome=record.outcome,
             summary=record.call_summary,
+            path=tuple(record.path),
         )
 
     def summary_json(self) -> dict[str, Any]:
@@ -187,6 +189,7 @@ class StoredCall:
             "llm": dict(self.llm),
             "outcome": self.outcome,
             "summary": self.summary,
+            "path": list(self.path),
         }
 
 

@@ -71,6 +71,7 @@ calls = Table(
     Column("written_at", UtcDateTime),  # its last write (a heartbeat while in progress)
     Column("summary", Text, nullable=False),  # post-call, agent.summary ("" until it ends)
     Column("outcome", Text, nullable=False),  # booked | cancelled | ... ("" until it ends)
+    Column("path", _json(), nullable=False),  # flow nodes entered, in order ([] = none yet)
 )
 
 bookings = Table(

@@ -1,5 +1,6 @@
 """The operator console in a real headless Chromium (Selenium): sign in, watch a call booked by
-voice, and see a second call appear on the open calls page without a reload.
+voice (its recording playable, its path drawn on the flow), and see a second call appear on the
+open calls page without a reload.
 
 Screenshots go to ``$SLOTLINE_TEST_ARTIFACTS`` (default: a folder under pytest's tmp_path);
 their paths are printed (``pytest -s`` shows them).
@@ -18,6 +19,7 @@ from typing import TypeVar
 import aiohttp
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -26,6 +28,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from agent.caller import run_caller
 from agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from tests.e2e.conftest import running_server
+from tests.until import until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -69,7 +72,10 @@ def _wait_for(driver: WebDriver, css: str, text: str = "") -> str:
         joined = " ".join(e.text for e in elements)
         return joined if elements and text in joined else False
 
-    result: str = WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(found)
+    # a live update may replace a row between finding it and reading it: look again
+    result: str = WebDriverWait(driver, WAIT_S, poll_frequency=0.2,
+                                ignored_exceptions=(StaleElementReferenceException,)
+                                ).until(found)
     return result
 
 
@@ -80,9 +86,11 @@ def _shot(driver: WebDriver, folder: Path, name: str) -> None:
 
 
 async def test_console_shows_a_call_booked_by_voice_and_a_new_call_live(
-    browser: WebDriver, artifacts: Path
+    browser: WebDriver, artifacts: Path, tmp_path: Path
 ) -> None:
-    runner, server = await running_server(secret_env={"SLOTLINE_API_TOKEN": API_TOKEN})
+    recording = {"SLOTLINE_RECORDING__ENABLED": "true",
+                 "SLOTLINE_RECORDING__FOLDER": str(tmp_path / "recordings")}
+    runner, server = await running_server(recording, {"SLOTLINE_API_TOKEN": API_TOKEN})
     try:
         async with aiohttp.ClientSession() as http:
             url, params = await fetch_stream(http, server.url)
@@ -90,6 +98,13 @@ async def test_console_shows_a_call_booked_by_voice_and_a_new_call_live(
             report = await run_caller(url, script, custom_parameters=params, session=http)
         assert report.errors == ()
         sid = report.call_sid
+        store = server.deps.store
+        assert store is not None
+
+        async def recorded() -> bool:  # the WAV is written in the background after the call
+            return await store.recordings.get(sid) is not None
+
+        await until(recorded)
 
         def sign_in() -> None:
             browser.get(server.url + "/")
@@ -123,6 +138,38 @@ async def test_console_shows_a_call_booked_by_voice_and_a_new_call_live(
         assert "my name is john smith" in transcript and "three p m" in transcript
         assert "May I have your name?" in transcript
         assert latency_bars >= len(DEMO_SCRIPT) - 1  # a waterfall bar per answered caller turn
+
+        def recording_and_path() -> tuple[str, dict[str, object], list[str], set[str], list[str]]:
+            source = browser.find_element(By.CSS_SELECTOR, "audio[controls]").get_attribute("src")
+            # the page's own fetch: the browser sends the session cookie, the console adds the
+            # bearer token for /api
+            fetched: dict[str, object] = browser.execute_async_script(
+                "var done = arguments[arguments.length - 1];"
+                "fetch(arguments[0], {credentials: 'same-origin'}).then(function (r) {"
+                "  return r.arrayBuffer().then(function (b) {"
+                "    done({status: r.status, type: r.headers.get('Content-Type'),"
+                "          bytes: b.byteLength}); }); })"
+                ".catch(function (e) { done({status: 0, type: String(e), bytes: 0}); });",
+                source)
+            listed = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#path li")]
+            visited = {e.get_attribute("data-node") or "" for e in browser.find_elements(
+                By.CSS_SELECTOR, "#flow-path g.node.visited")}
+            numbers = [e.text for e in browser.find_elements(
+                By.CSS_SELECTOR, "#flow-path g.step-number text")]
+            graph_png = artifacts / "call-path.png"
+            browser.find_element(By.ID, "flow-path").screenshot(str(graph_png))
+            print(f"screenshot: {graph_png}")
+            return source or "", fetched, listed, visited, numbers
+
+        source, fetched, listed, visited, numbers = await _in_thread(recording_and_path)
+        assert source == f"{server.url}/api/calls/{sid}/recording"
+        assert fetched["status"] == 200 and fetched["type"] == "audio/wav", fetched
+        assert isinstance(fetched["bytes"], int) and fetched["bytes"] > 44  # more than a header
+        assert listed[0] == "greet" and listed[-1] == "goodbye", listed
+        assert {"ask_name", "ask_date", "ask_time"} <= set(listed)
+        assert visited == set(listed)  # every node entered is marked on the graph, no other
+        steps = sorted(int(n) for label in numbers for n in label.split(","))
+        assert steps == list(range(1, len(listed)))  # each move drawn once, numbered in order
 
         def bookings_page() -> str:
             browser.get(server.url + "/bookings")

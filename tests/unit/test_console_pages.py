@@ -4,9 +4,12 @@ and only people who may use the API see it (session cookie with a token, loopbac
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import wave
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -15,6 +18,7 @@ from yarl import URL
 from agent.calllog import CallRecord, Latency, Turn
 from agent.console.auth import COOKIE, SESSION_TTL_S, session_cookie
 from agent.store.dialer_records import NewContact
+from agent.store.recordings import StoredRecording
 from agent.store.records import StoredCall
 from tests.e2e.conftest import Server, running_server
 
@@ -228,3 +232,91 @@ async def test_events_push_a_call_that_starts_after_the_page(open_server: Server
         async with asyncio.timeout(10):
             while "completed" not in seen:
                 seen += (await response.content.readline()).decode()
+
+
+# the demo flow's nodes in the order a caller might take them, back once, and a node the flow
+# no longer has (the flow was edited since the call) whose name must be escaped too
+WALKED = ["greet", "ask_name", "ask_date", "ask_name", "ask_date", "ask_time", HOSTILE_NAME]
+
+
+def _steps(page: str) -> dict[str, str]:
+    """Each numbered move drawn on the graph: its numbers → "from → to"."""
+    moves = re.findall(r'<g class="step-number"><title>step ([0-9,]+): (.*?)</title>', page)
+    return dict(moves)
+
+
+async def test_the_call_page_draws_the_path_on_the_flow_and_lists_it(open_server: Server) -> None:
+    record = CallRecord(call_sid="CApath1", stream_sid="MZ1", flow="demo_booking")
+    record.set_path(WALKED)
+    open_server.deps.call_log.add(record)
+    assert open_server.deps.store is not None
+    stored = CallRecord(call_sid="CApath2", stream_sid="MZ2", flow="demo_booking")
+    stored.set_path(WALKED)
+    await open_server.deps.store.calls.save(StoredCall.from_record(stored))
+
+    for sid in ("CApath1", "CApath2"):  # live in this process / read back from the store
+        status, page, _ = await _get(open_server, f"/calls/{sid}")
+        assert status == 200, page
+        assert '<div class="graph" id="flow-path"><svg' in page
+        visited = set(re.findall(r'<g class="node visited" data-node="([^"]+)"', page))
+        assert visited == {"greet", "ask_name", "ask_date", "ask_time"}
+        assert '<g class="node" data-node="goodbye">' in page  # not entered: not marked
+        assert _steps(page) == {
+            "1": "greet → ask_name",
+            "2,4": "ask_name → ask_date",  # taken twice: both numbers on the one arrow
+            "3": "ask_date → ask_name",  # back again (a retry)
+            "5": "ask_date → ask_time",
+        }  # step 6, to a node the flow no longer has, is listed but not drawn
+        listed = re.search(r'<ol class="path" id="path">(.*?)</ol>', page)
+        assert listed is not None
+        assert re.findall(r"<li>(.*?)</li>", listed.group(1)) == [
+            *WALKED[:-1], "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"]
+        assert HOSTILE_NAME not in page
+
+    elsewhere = CallRecord(call_sid="CApath3", stream_sid="MZ3", flow="gone_flow")
+    elsewhere.set_path(["start", "end"])
+    open_server.deps.call_log.add(elsewhere)
+    status, page, _ = await _get(open_server, "/calls/CApath3")
+    assert status == 200
+    assert "the flow gone_flow is not among this server" in page and 'id="flow-path"' not in page
+    assert "<li>start</li><li>end</li>" in page
+
+    fresh = CallRecord(call_sid="CApath4", stream_sid="MZ4", flow="demo_booking")
+    open_server.deps.call_log.add(fresh)
+    status, page, _ = await _get(open_server, "/calls/CApath4")
+    assert status == 200 and "no node entered yet" in page
+
+
+def _silence_wav(path: Path) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"\0\0\0\0" * 800)  # 0.1 s
+
+
+async def test_the_call_page_plays_the_recording_the_store_keeps(
+    token_server: Server, tmp_path: Path
+) -> None:
+    store = token_server.deps.store
+    assert store is not None
+    for sid in ("CArec1", "CArec2"):
+        await store.calls.save(StoredCall(sid, "demo_booking", "completed", datetime.now(UTC)))
+    wav_path = tmp_path / "CArec1.wav"
+    _silence_wav(wav_path)
+    await store.recordings.add(StoredRecording("CArec1", str(wav_path), 0.1, datetime.now(UTC)))
+    cookie = session_cookie(API_TOKEN, time.time())
+
+    status, page, _ = await _get(token_server, "/calls/CArec1", cookie=cookie)
+    assert status == 200
+    audio = re.search(r'<audio controls[^>]* src="([^"]+)"></audio>', page)
+    assert audio is not None and audio.group(1) == "/api/calls/CArec1/recording"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(token_server.url + audio.group(1),
+                            headers={"Cookie": f"{COOKIE}={cookie}"}) as response:
+            assert response.status == 200 and response.content_type == "audio/wav"
+            assert await response.read() == wav_path.read_bytes()
+        async with http.get(token_server.url + audio.group(1)) as response:
+            assert response.status == 401  # without the session, the API's own auth
+    status, page, _ = await _get(token_server, "/calls/CArec2", cookie=cookie)
+    assert status == 200 and "<audio" not in page  # not recorded: no player

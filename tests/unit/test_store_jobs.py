@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from agent.calllog import CallRecord, Latency, Turn
+from agent.calllog import MAX_PATH, CallRecord, Latency, Turn
 from agent.store import NewBooking, Store, StoredCall, open_store
 from agent.store.db import Database
 from agent.store.migrations import MIGRATIONS
@@ -218,12 +218,13 @@ async def test_the_in_memory_call_record_round_trips(store: Store) -> None:
     record.add_error("tts", "slow first byte")
     record.dtmf.append("1")
     record.llm = {"caller_turns": 3, "llm_turns": 1, "extractions": 1, "turns_without_llm": 2}
+    record.set_path(["greet", "ask_name", "ask_name", "ask_date"])
     await store.calls.save(StoredCall.from_record(record))
     got = await store.calls.get("CA7")
     assert got is not None
     body, expected = got.as_json(), record.as_dict()
     for key in ("call_sid", "stream_sid", "status", "flow", "node", "variables", "turns",
-                "errors", "dtmf", "bookings", "ended_at", "llm"):  # fmt: skip
+                "errors", "dtmf", "bookings", "ended_at", "llm", "path"):  # fmt: skip
         assert body[key] == expected[key], key
     assert body["llm"]["llm_turns"] == 1
     assert datetime.fromisoformat(body["started_at"]) == datetime.fromisoformat(
@@ -279,3 +280,45 @@ async def test_migration_3_gives_calls_stored_before_it_an_empty_model_use(
                                           llm={"caller_turns": 2, "failures": 1}))
         new = await store.calls.get("CA1")
         assert new is not None and new.llm == {"caller_turns": 2, "failures": 1}
+
+
+async def test_migration_8_gives_calls_stored_before_it_an_empty_path_and_keeps_new_ones(
+    store_url: str,
+) -> None:
+    db = Database.connect(store_url)  # a database as Slotline at schema version 7 left it
+    try:
+        await db.prepare()
+        async with db.write() as conn:
+            await conn.run_sync(lambda sync: schema_version.create(sync))
+            for migration in MIGRATIONS[:7]:
+                for sql in migration.statements(db.dialect):
+                    await conn.exec_driver_sql(sql)
+                await conn.execute(
+                    insert(schema_version).values(version=migration.version, applied_at=T0)
+                )
+            await conn.execute(insert(calls).values(
+                call_sid="CA0", stream_sid="", status="completed", flow="demo_booking", node="",
+                variables={}, turns=[], errors=[], dtmf=[], started_at=T0,
+            ))  # fmt: skip
+    finally:
+        await db.close()
+    async with open_store(store_url) as store:
+        assert store.schema_version == MIGRATIONS[-1].version == 8
+        old = await store.calls.get("CA0")
+        assert old is not None and old.path == () and old.as_json()["path"] == []
+        record = CallRecord(call_sid="CA1", stream_sid="MZ1", flow="demo_booking")
+        record.set_path(["greet", "ask_name", "ask_date", "ask_name", 'odd "node" <b>'])
+        await store.calls.save(StoredCall.from_record(record))
+        new = await store.calls.get("CA1")
+        assert new is not None
+        assert new.path == ("greet", "ask_name", "ask_date", "ask_name", 'odd "node" <b>')
+        assert [c.path for c in await store.calls.recent() if c.call_sid == "CA1"] == [new.path]
+
+
+def test_a_call_record_keeps_the_first_nodes_of_a_long_path_and_counts_the_rest() -> None:
+    record = CallRecord(call_sid="CA9", stream_sid="MZ9", flow="demo_booking")
+    record.set_path(["ask_date"] * (MAX_PATH + 7))
+    body = record.as_dict()
+    assert len(body["path"]) == MAX_PATH and body["path_dropped"] == 7
+    record.set_path(["greet", "ask_name"])  # the responder reports its whole path each time
+    assert record.as_dict()["path"] == ["greet", "ask_name"] and record.path_dropped == 0
