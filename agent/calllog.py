@@ -114,6 +114,7 @@ class CallRecord:
     direction: str = "inbound"  # outbound: placed by the dialer (the callee is in our seat)
     campaign_id: str = ""  # the outbound campaign and contact it dialled ("" for none)
     contact_id: str = ""
+    phone: str = ""  # the other party: the caller, or an outbound call's callee
     # after the call (``agent.summary``): what came of it and a sentence or two saying so
     outcome: str = ""
     call_summary: str = ""  # "summary" in the JSON (``summary()`` is the list entry)
@@ -166,6 +167,7 @@ class CallRecord:
             "direction": self.direction,
             "campaign_id": self.campaign_id,
             "contact_id": self.contact_id,
+            "phone": self.phone,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -191,6 +193,7 @@ class CallRecord:
             "direction": self.direction,
             "campaign_id": self.campaign_id,
             "contact_id": self.contact_id,
+            "phone": self.phone,
             "outcome": self.outcome,
             "summary": self.call_summary,
         }

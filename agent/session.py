@@ -192,7 +192,8 @@ class CallSession:
                             direction="outbound" if params.get("direction") == "outbound"
                             else "inbound",
                             campaign_id=params.get("campaign", "")[:64],
-                            contact_id=params.get("contact", "")[:64])
+                            contact_id=params.get("contact", "")[:64],
+                            phone=params.get("user_phone", "")[:32])
         self._record = record
         self._speaker = Speaker(self._socket, self._voice, record, self._deps.metrics,
                                 on_speaking=self._agent_speaking)

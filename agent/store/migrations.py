@@ -288,6 +288,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         # '[]' is an empty JSON array as JSONB (PostgreSQL casts the literal) and as JSON text
         common=("ALTER TABLE calls ADD COLUMN path {json} NOT NULL DEFAULT '[]'",),
     ),
+    Migration(
+        9,
+        "calls: the other party's number (the caller's; an outbound call's callee)",
+        common=("ALTER TABLE calls ADD COLUMN phone TEXT NOT NULL DEFAULT ''",),
+    ),
 )
 
 

@@ -126,6 +126,7 @@ class StoredCall:
     direction: str = "inbound"
     campaign_id: str = ""
     contact_id: str = ""
+    phone: str = ""
     # the process writing the call while it is live (``agent.call_persist``: host:pid:boot) and
     # its last write; they let a restarted server tell a live call from one whose worker died
     writer: str = ""
@@ -154,6 +155,7 @@ class StoredCall:
             direction=record.direction,
             campaign_id=record.campaign_id,
             contact_id=record.contact_id,
+            phone=record.phone,
             writer=writer,
             outcome=record.outcome,
             summary=record.call_summary,
@@ -174,6 +176,7 @@ class StoredCall:
             "direction": self.direction,
             "campaign_id": self.campaign_id,
             "contact_id": self.contact_id,
+            "phone": self.phone,
         }
 
     def as_json(self) -> dict[str, Any]:

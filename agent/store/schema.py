@@ -67,6 +67,7 @@ calls = Table(
     Column("direction", Text, nullable=False),  # inbound | outbound
     Column("campaign_id", Text, nullable=False),  # "" = not a campaign's call
     Column("contact_id", Text, nullable=False),
+    Column("phone", Text, nullable=False),  # the other party, E.164 as Twilio gave it
     Column("writer", Text, nullable=False),  # host:pid:boot of the process writing it live
     Column("written_at", UtcDateTime),  # its last write (a heartbeat while in progress)
     Column("summary", Text, nullable=False),  # post-call, agent.summary ("" until it ends)

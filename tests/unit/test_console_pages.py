@@ -320,3 +320,19 @@ async def test_the_call_page_plays_the_recording_the_store_keeps(
             assert response.status == 401  # without the session, the API's own auth
     status, page, _ = await _get(token_server, "/calls/CArec2", cookie=cookie)
     assert status == 200 and "<audio" not in page  # not recorded: no player
+
+
+async def test_calls_are_found_by_the_number_of_the_other_party(open_server: Server) -> None:
+    """The caller's number is kept on the record (not only in flow variables a flow may not
+    declare), so a stored call is found by any part of it."""
+    assert open_server.deps.store is not None
+    record = CallRecord(call_sid="CAbynumber", stream_sid="MZ1", flow="demo_booking",
+                        phone="+12125550199")
+    record.status = "completed"
+    await open_server.deps.store.calls.save(StoredCall.from_record(record))
+    stored = await open_server.deps.store.calls.get("CAbynumber")
+    assert stored is not None and stored.phone == "+12125550199"
+    status, found, _ = await _get(open_server, "/?q=5550199")
+    assert status == 200 and 'data-sid="CAbynumber"' in found
+    status, missed, _ = await _get(open_server, "/?q=5550100")
+    assert 'data-sid="CAbynumber"' not in missed

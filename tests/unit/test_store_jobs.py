@@ -303,7 +303,7 @@ async def test_migration_8_gives_calls_stored_before_it_an_empty_path_and_keeps_
     finally:
         await db.close()
     async with open_store(store_url) as store:
-        assert store.schema_version == MIGRATIONS[-1].version == 8
+        assert store.schema_version == MIGRATIONS[-1].version >= 8
         old = await store.calls.get("CA0")
         assert old is not None and old.path == () and old.as_json()["path"] == []
         record = CallRecord(call_sid="CA1", stream_sid="MZ1", flow="demo_booking")
