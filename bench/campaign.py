@@ -51,14 +51,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from agent.callees import Callees, parties
+from agent.callees import Callees, office_hours_zone, parties
 from agent.config import load_secrets, load_settings
 from agent.demo import start_server
 from agent.store.scratch import scratch_postgres
@@ -75,16 +74,6 @@ POLL_S = 0.25
 FAST_ENV = {"SLOTLINE_TURN__END_SILENCE_MS": "500"}
 WORKERS_CPS = 20
 WORKERS_CONCURRENCY = 20
-
-
-def open_zone() -> str:
-    """A zone where it is now between 10:00 and 18:00, so the 08:00-21:00 window is open."""
-    now = datetime.now(UTC)
-    for offset in range(-12, 15):
-        name = f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}" if offset else "UTC"
-        if 10 <= now.astimezone(ZoneInfo(name)).hour < 18:
-            return name
-    raise RuntimeError("no zone with office hours now")
 
 
 def number(block: int, i: int) -> str:
@@ -526,7 +515,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     harness = Harness(ticker)
     cpu, wall = time.process_time(), time.monotonic()
     overall_lag = 0.0
-    zone = open_zone()
+    zone = office_hours_zone()
     result: dict[str, Any] = {"zone": zone, "emulator_cps": EMULATOR_CPS}
     try:
         result.update(await in_process(args, harness, zone))

@@ -10,14 +10,12 @@ import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
-from agent.callees import Callees, PersonaName, parties
+from agent.callees import Callees, PersonaName, office_hours_zone, parties
 from agent.dialer import cli
 from providers.emulators.twilio import TwilioEmulator
 from providers.emulators.twilio_outbound import Party
@@ -36,16 +34,6 @@ async def until(condition: Callable[[], Awaitable[bool]], *, timeout_s: float,
             if await condition():
                 return
             await asyncio.sleep(interval_s)
-
-
-def open_zone() -> str:
-    """A zone where it is now between 10:00 and 18:00, so the calling window is open."""
-    now = datetime.now(UTC)
-    for offset in range(-12, 15):
-        name = f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}" if offset else "UTC"
-        if 10 <= now.astimezone(ZoneInfo(name)).hour < 18:
-            return name
-    raise AssertionError("no zone with office hours now")
 
 
 @dataclass
@@ -125,7 +113,7 @@ def contacts_csv(lines: list[Line], zone: str) -> bytes:
 
 
 async def test_a_campaign_of_mixed_callees_ends_as_each_callee_did(rig: Rig) -> None:
-    zone = open_zone()
+    zone = office_hours_zone()
     query = {"flow": "lead_qualify", "cps": "4", "concurrency": "6", "max_attempts": "2",
              "retry_after_s": "1", "machine": "voicemail", "voicemail_message": VOICEMAIL,
              "window": "08:00-21:00"}
@@ -232,7 +220,7 @@ async def test_do_not_call_list_is_checked_before_dialing(rig: Rig) -> None:
     async with rig.http.post(f"{rig.server.url}/api/calls", json={
         "to": phone, "flow": "lead_qualify"}) as response:
         assert response.status == 409
-    zone = open_zone()
+    zone = office_hours_zone()
     async with rig.http.post(f"{rig.server.url}/api/campaigns", json={
         "flow": "lead_qualify", "contacts": [{"phone": phone, "timezone": zone},
                                              {"phone": PEOPLE[5].phone, "timezone": zone}],
@@ -265,7 +253,7 @@ async def test_the_command_line_places_a_call_and_runs_a_campaign(
     printed = out.getvalue()
     assert code == 0, printed
     assert "booked" in printed and "a person" in printed, printed
-    zone = open_zone()
+    zone = office_hours_zone()
     contacts = tmp_path / "leads.csv"
     contacts.write_text("phone,name,timezone\n" + "".join(
         f"{phone},Lead {i},{zone}\n" for i, phone in enumerate([*CLI_DECLINERS, CLI_BUSY])

@@ -25,13 +25,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from agent.callees import Callees, parties
+from agent.callees import Callees, office_hours_zone, parties
 from agent.store.schema import call_attempts
 from agent.store.scratch import scratch_postgres
 from agent.store.url import async_url
 from providers.emulators.twilio import TwilioEmulator
 from providers.emulators.twilio_outbound import Party
-from tests.e2e.test_campaign import open_zone
 
 ADMIN_URL = os.environ.get("SLOTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test")
 FROM = "+12025550100"
@@ -209,7 +208,7 @@ async def attempts_by_worker(store_url: str) -> dict[str, int]:
 
 
 async def test_two_workers_on_postgres_dial_as_one() -> None:
-    zone = open_zone()
+    zone = office_hours_zone()
     book: dict[str, Party] = {}
     for i in range(13):
         book[number(100 + i)] = Party(kind="busy", ring_ms=100)
@@ -283,7 +282,7 @@ async def test_two_workers_on_postgres_dial_as_one() -> None:
 
 
 async def test_a_killed_server_resumes_its_campaign_and_settles_what_it_left() -> None:
-    zone = open_zone()
+    zone = office_hours_zone()
     callees = Callees()
     book: dict[str, Party] = {}
     for i in range(4):
