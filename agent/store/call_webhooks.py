@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, func, select, update
 
 from agent.store.db import Database
+from agent.store.leases import claim_leased
 from agent.store.schema import call_webhook_jobs, calls
 from agent.store.upsert import upsert
 
@@ -70,29 +71,13 @@ class CallWebhookRepo:
         """Claim up to ``limit`` due, undelivered jobs for ``worker`` (oldest due first)."""
         now = self._clock()
         jobs = call_webhook_jobs.c
-        due = (
-            select(jobs.id)
-            .where(
-                jobs.delivered_at.is_(None),
-                jobs.failed_at.is_(None),
-                jobs.next_at <= now,
-                or_(jobs.claimed_by.is_(None), jobs.claimed_at <= now - timedelta(seconds=lease_s)),
-            )
-            .order_by(jobs.next_at, jobs.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        claimed = await claim_leased(
+            self._db, call_webhook_jobs, worker=worker, now=now, lease_s=lease_s, limit=limit,
+            conditions=(jobs.delivered_at.is_(None), jobs.failed_at.is_(None),
+                        jobs.next_at <= now),
+            order_by=(jobs.next_at, jobs.id),
         )
-        async with self._db.write() as conn:
-            ids = list((await conn.execute(due)).scalars())
-            if not ids:
-                return []
-            claimed = await conn.execute(
-                update(call_webhook_jobs)
-                .where(jobs.id.in_(ids))
-                .values(claimed_by=worker, claimed_at=now, attempts=jobs.attempts + 1)
-                .returning(call_webhook_jobs)
-            )
-            return sorted((_to_job(row) for row in claimed), key=lambda j: (j.next_at, j.call_sid))
+        return sorted((_to_job(row) for row in claimed), key=lambda j: (j.next_at, j.call_sid))
 
     async def mark_delivered(self, call_sid: str, worker: str) -> bool:
         """The receiver answered 2xx; False if the claim was lost."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, delete, or_, select, update
 
 from agent.store.db import Database
+from agent.store.leases import claim_leased
 from agent.store.records import ReminderJob
 from agent.store.schema import reminder_jobs
 from agent.store.upsert import upsert
@@ -64,31 +65,18 @@ class ReminderRepo:
     ) -> list[ReminderJob]:
         now = self._clock()
         jobs = reminder_jobs.c
-        due = (
-            select(jobs.id)
-            .where(
+        claimed = await claim_leased(
+            self._db, reminder_jobs, worker=worker, now=now, lease_s=lease_s, limit=limit,
+            conditions=(
                 *conditions,
                 jobs.sent_at.is_(None),
                 jobs.failed_at.is_(None),
                 jobs.due_at <= now,
                 or_(jobs.retry_at.is_(None), jobs.retry_at <= now),
-                or_(jobs.claimed_by.is_(None), jobs.claimed_at <= now - timedelta(seconds=lease_s)),
-            )
-            .order_by(jobs.due_at, jobs.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            ),
+            order_by=(jobs.due_at, jobs.id),
         )
-        async with self._db.write() as conn:
-            ids = list((await conn.execute(due)).scalars())
-            if not ids:
-                return []
-            claimed = await conn.execute(
-                update(reminder_jobs)
-                .where(jobs.id.in_(ids))
-                .values(claimed_by=worker, claimed_at=now, attempts=jobs.attempts + 1)
-                .returning(reminder_jobs)
-            )
-            return sorted((_to_job(row) for row in claimed), key=lambda job: (job.due_at, job.id))
+        return sorted((_to_job(row) for row in claimed), key=lambda job: (job.due_at, job.id))
 
     async def mark_sent(self, job_id: str, worker: str) -> bool:
         """Record the send; False if the claim was lost (another worker took the job over)."""
