@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,16 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         dialect, directory=tmp_path, postgres_admin_url=POSTGRES_ADMIN_URL
     ) as url:
         yield url
+
+
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """``agent.logs.configure()`` replaces the root logger's handlers; put the test runner's
+    back after (the logging tests)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield root
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

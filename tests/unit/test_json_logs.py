@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,16 +15,6 @@ from agent import logs
 CALL = "CA" + "0123456789abcdef" * 2
 STREAM = "MZ" + "fedcba9876543210" * 2
 
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield root
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def _lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:

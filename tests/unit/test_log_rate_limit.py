@@ -30,16 +30,6 @@ class FakeClock:
         return self.now_s
 
 
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield root
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
 
 @pytest.fixture
 def captured() -> Iterator[tuple[logging.Logger, io.StringIO, list[RateLimitFilter]]]:

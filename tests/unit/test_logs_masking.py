@@ -4,7 +4,6 @@ database errors never carry their statement's bound parameters into the log."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -20,17 +19,6 @@ PHONE = "+15551234567"
 EMAIL = "jane.quartermaine@example.org"
 NAME = "Quartermaine"
 
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    """``configure()`` replaces the root logger's handlers; put the test runner's back after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield root
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def _booking_row() -> dict[str, object]:
