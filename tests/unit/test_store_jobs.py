@@ -252,15 +252,14 @@ async def test_a_collective_booking_lists_every_calendar_in_memory_and_stored(
     assert got.as_json()["llm"] == {}  # no model: no block of zeros
 
 
-async def test_migration_3_gives_calls_stored_before_it_an_empty_model_use(
-    store_url: str,
-) -> None:
-    db = Database.connect(store_url)  # a database as Slotline at schema version 2 left it
+async def _database_with_a_call_at_version(version: int, store_url: str) -> None:
+    """A database as Slotline at schema ``version`` left it, with one stored call ``CA0``."""
+    db = Database.connect(store_url)
     try:
         await db.prepare()
         async with db.write() as conn:
             await conn.run_sync(lambda sync: schema_version.create(sync))
-            for migration in MIGRATIONS[:2]:
+            for migration in MIGRATIONS[:version]:
                 for sql in migration.statements(db.dialect):
                     await conn.exec_driver_sql(sql)
                 await conn.execute(
@@ -272,6 +271,12 @@ async def test_migration_3_gives_calls_stored_before_it_an_empty_model_use(
             ))  # fmt: skip
     finally:
         await db.close()
+
+
+async def test_migration_3_gives_calls_stored_before_it_an_empty_model_use(
+    store_url: str,
+) -> None:
+    await _database_with_a_call_at_version(2, store_url)
     async with open_store(store_url) as store:
         assert store.schema_version == MIGRATIONS[-1].version  # 3 and later
         old = await store.calls.get("CA0")
@@ -285,23 +290,7 @@ async def test_migration_3_gives_calls_stored_before_it_an_empty_model_use(
 async def test_migration_8_gives_calls_stored_before_it_an_empty_path_and_keeps_new_ones(
     store_url: str,
 ) -> None:
-    db = Database.connect(store_url)  # a database as Slotline at schema version 7 left it
-    try:
-        await db.prepare()
-        async with db.write() as conn:
-            await conn.run_sync(lambda sync: schema_version.create(sync))
-            for migration in MIGRATIONS[:7]:
-                for sql in migration.statements(db.dialect):
-                    await conn.exec_driver_sql(sql)
-                await conn.execute(
-                    insert(schema_version).values(version=migration.version, applied_at=T0)
-                )
-            await conn.execute(insert(calls).values(
-                call_sid="CA0", stream_sid="", status="completed", flow="demo_booking", node="",
-                variables={}, turns=[], errors=[], dtmf=[], started_at=T0,
-            ))  # fmt: skip
-    finally:
-        await db.close()
+    await _database_with_a_call_at_version(7, store_url)
     async with open_store(store_url) as store:
         assert store.schema_version == MIGRATIONS[-1].version >= 8
         old = await store.calls.get("CA0")
