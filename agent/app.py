@@ -15,16 +15,21 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from agent.calllog import CallLog
-from agent.config import Secrets, Settings
-from agent.forwarded import Origin, origin_of, trusted_networks
-from agent.media_gate import ReplayingWebSocket, admit
-from agent.metrics import Metrics
-from agent.session import CallSession, SessionConfig, SessionDeps
-from agent.stream_token import PARAMETER, StreamTokens
-from agent.turns import TurnConfig
-from providers.base import AsyncResource
-from providers.telephony.twilio_webhook import BadForm, parse_form, signature_valid, stream_twiml
+from slotline.agent.calllog import CallLog
+from slotline.agent.config import Secrets, Settings
+from slotline.agent.forwarded import Origin, origin_of, trusted_networks
+from slotline.agent.media_gate import ReplayingWebSocket, admit
+from slotline.agent.metrics import Metrics
+from slotline.agent.session import CallSession, SessionConfig, SessionDeps
+from slotline.agent.stream_token import PARAMETER, StreamTokens
+from slotline.agent.turns import TurnConfig
+from slotline.providers.base import AsyncResource
+from slotline.providers.telephony.twilio_webhook import (
+    BadForm,
+    parse_form,
+    signature_valid,
+    stream_twiml,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +91,11 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
         ]
     )
     if deps.dialer is not None and deps.store is not None:
-        from agent.dialer.api import DialerApi, add_routes
+        from slotline.agent.dialer.api import DialerApi, add_routes
 
         add_routes(app, DialerApi(deps.store, deps.dialer, _check_api_auth,
                                   region=settings.dialer.region))
-    from agent.console import add_console_routes  # here: the console imports this module
+    from slotline.agent.console import add_console_routes  # here: the console imports this module
 
     add_console_routes(app)
     return app
@@ -190,7 +195,7 @@ async def _outbound_voice(
     request: web.Request, params: Mapping[str, str], stream_url: str, status_url: str | None
 ) -> web.Response:
     """An outbound call was answered: the TwiML of its attempt (flow and contact variables)."""
-    from agent.dialer.twiml import outbound_twiml
+    from slotline.agent.dialer.twiml import outbound_twiml
 
     ctx = request.app[CONTEXT]
     store = ctx.deps.store

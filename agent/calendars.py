@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import aiohttp
 from pydantic import SecretStr
 
-from agent.config_models import CalendarSettings, Secrets, Settings
-from providers.calendars.base import CalendarProvider
-from providers.errors import ConfigError
+from slotline.agent.config_models import CalendarSettings, Secrets, Settings
+from slotline.providers.calendars.base import CalendarProvider
+from slotline.providers.errors import ConfigError
 
 _SOURCE = "settings"
 
@@ -62,7 +62,7 @@ Builder = Callable[[str, CalendarSettings, Secrets, aiohttp.ClientSession, Calen
 
 def _calcom(name: str, cal: CalendarSettings, secrets: Secrets,
             session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
-    from providers.calendars.calcom import DEFAULT_BASE_URL, CalcomCalendar
+    from slotline.providers.calendars.calcom import DEFAULT_BASE_URL, CalcomCalendar
 
     adapter = CalcomCalendar(
         cal.base_url or DEFAULT_BASE_URL,
@@ -76,7 +76,7 @@ def _calcom(name: str, cal: CalendarSettings, secrets: Secrets,
 
 def _ghl(name: str, cal: CalendarSettings, secrets: Secrets,
          session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
-    from providers.calendars.ghl import GhlCalendar
+    from slotline.providers.calendars.ghl import GhlCalendar
 
     adapter = GhlCalendar(
         cal.base_url or "https://services.leadconnectorhq.com",
@@ -92,13 +92,13 @@ def _ghl(name: str, cal: CalendarSettings, secrets: Secrets,
 
 def _google(name: str, cal: CalendarSettings, secrets: Secrets,
             session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
-    from providers.calendars.google import DEFAULT_BASE_URL, GoogleCalendar
-    from providers.calendars.google_auth import (
+    from slotline.providers.calendars.google import DEFAULT_BASE_URL, GoogleCalendar
+    from slotline.providers.calendars.google_auth import (
         GOOGLE_TOKEN_URL,
         RefreshTokenAuth,
         ServiceAccountAuth,
     )
-    from providers.http import AuthSource
+    from slotline.providers.http import AuthSource
 
     auth: AuthSource
     if secrets.google_application_credentials is not None:
@@ -139,8 +139,8 @@ def _google(name: str, cal: CalendarSettings, secrets: Secrets,
 
 def _outlook(name: str, cal: CalendarSettings, secrets: Secrets,
              session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
-    from providers.calendars.ms_auth import ClientCredentialsAuth, default_token_url
-    from providers.calendars.outlook import DEFAULT_BASE_URL, OutlookCalendar
+    from slotline.providers.calendars.ms_auth import ClientCredentialsAuth, default_token_url
+    from slotline.providers.calendars.outlook import DEFAULT_BASE_URL, OutlookCalendar
 
     tenant = str(_required(cal.tenant_id, name, "tenant_id"))
     auth = ClientCredentialsAuth(
@@ -162,7 +162,7 @@ def _outlook(name: str, cal: CalendarSettings, secrets: Secrets,
 
 def _caldav(name: str, cal: CalendarSettings, secrets: Secrets,
             session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
-    from providers.calendars.caldav import CaldavCalendar
+    from slotline.providers.calendars.caldav import CaldavCalendar
 
     password = secrets.caldav_password.get_secret_value() if secrets.caldav_password else None
     adapter = CaldavCalendar(
@@ -175,7 +175,7 @@ def _caldav(name: str, cal: CalendarSettings, secrets: Secrets,
 
 def _webhook(name: str, cal: CalendarSettings, secrets: Secrets,
              session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
-    from providers.calendars.webhook import WebhookCalendar
+    from slotline.providers.calendars.webhook import WebhookCalendar
 
     adapter = WebhookCalendar(
         str(_required(cal.base_url, name, "base_url")),

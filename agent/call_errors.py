@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from agent.metrics import Metrics
-from providers.errors import ProviderError
+from slotline.agent.metrics import Metrics
+from slotline.providers.errors import ProviderError
 
 ErrorSink = Callable[[ProviderError], None]
 

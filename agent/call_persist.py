@@ -33,11 +33,11 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-from agent.call_errors import ErrorSink
-from agent.calllog import CallRecord, now_iso
-from agent.store import Store, StoredCall
-from agent.store.calls import LiveRow
-from providers.errors import ProviderError
+from slotline.agent.call_errors import ErrorSink
+from slotline.agent.calllog import CallRecord, now_iso
+from slotline.agent.store import Store, StoredCall
+from slotline.agent.store.calls import LiveRow
+from slotline.providers.errors import ProviderError
 
 log = logging.getLogger(__name__)
 

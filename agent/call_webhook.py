@@ -35,15 +35,15 @@ from typing import Any
 import aiohttp
 import orjson
 
-from agent.calllog import CallRecord
-from agent.config_models import CallWebhookSettings
-from agent.flow import Flow
-from agent.store import Store, utc_now
-from agent.store.call_webhooks import CallWebhookJob
-from agent.summary import FlowShape, Summarizer, flow_shape
-from providers import signing
-from providers.base import ResourceContext
-from providers.telephony.twilio_media import Start
+from slotline.agent.calllog import CallRecord
+from slotline.agent.config_models import CallWebhookSettings
+from slotline.agent.flow import Flow
+from slotline.agent.store import Store, utc_now
+from slotline.agent.store.call_webhooks import CallWebhookJob
+from slotline.agent.summary import FlowShape, Summarizer, flow_shape
+from slotline.providers import signing
+from slotline.providers.base import ResourceContext
+from slotline.providers.telephony.twilio_media import Start
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from agent.caller import CallerReport, Say, Step, run_caller
-from agent.demo import caller_wav
-from audio.framing import SAMPLE_RATE_HZ
-from audio.mulaw import encode_array
-from providers.emulators.twilio_outbound import Party, StreamTarget
+from slotline.agent.caller import CallerReport, Say, Step, run_caller
+from slotline.agent.demo import caller_wav
+from slotline.audio.framing import SAMPLE_RATE_HZ
+from slotline.audio.mulaw import encode_array
+from slotline.providers.emulators.twilio_outbound import Party, StreamTarget
 
 PersonaName = Literal["books", "declines", "opts_out", "machine"]
 # the lead_qualify flow, answered as a person who wants a demo: yes, a day, a time (bookers

@@ -40,14 +40,14 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
-from agent.playout import BYTES_PER_MS, AgentTurn, AgentTurnLog, Playout
-from audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_SILENCE
-from audio.framing import ULAW_FRAME_BYTES as FRAME_BYTES
-from audio.loudness import VOICED_FLOOR_RMS, VOICED_WITHIN_DB
-from audio.mulaw import decode_array, encode_array
-from audio.resample import resample
-from providers.errors import ProtocolError
-from providers.telephony import twilio_media as tw
+from slotline.agent.playout import BYTES_PER_MS, AgentTurn, AgentTurnLog, Playout
+from slotline.audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_SILENCE
+from slotline.audio.framing import ULAW_FRAME_BYTES as FRAME_BYTES
+from slotline.audio.loudness import VOICED_FLOOR_RMS, VOICED_WITHIN_DB
+from slotline.audio.mulaw import decode_array, encode_array
+from slotline.audio.resample import resample
+from slotline.providers.errors import ProtocolError
+from slotline.providers.telephony import twilio_media as tw
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import logs
-from agent.config import load_secrets, load_settings
-from providers.errors import ConfigError
+from slotline.agent import logs
+from slotline.agent.config import load_secrets, load_settings
+from slotline.providers.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     graph = flow_sub.add_parser("graph", help="Mermaid text (or dot/svg/png with Graphviz)")
     graph.add_argument("file", type=Path)
     graph.add_argument("--format", default="mermaid", choices=("mermaid", "dot", "svg", "png"))
-    from agent.bench.args import add_parser as add_bench_parser
+    from slotline.agent.bench.args import add_parser as add_bench_parser
 
     add_bench_parser(sub)
-    from agent.emulate import add_arguments as add_emulate_arguments
+    from slotline.agent.emulate import add_arguments as add_emulate_arguments
 
     add_emulate_arguments(sub.add_parser("emulate", help="the provider emulators on loopback"))
-    from agent.dialer.cli import add_parser as add_dialer_parsers
+    from slotline.agent.dialer.cli import add_parser as add_dialer_parsers
 
     add_dialer_parsers(sub)
     return parser
@@ -65,17 +65,17 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench":  # its own configuration handling (the target may be foreign)
-        from agent.bench.cli import main as bench_main
+        from slotline.agent.bench.cli import main as bench_main
 
         logs.configure(os.environ.get("SLOTLINE_LOG__LEVEL", "WARNING"))
         return bench_main(args)
     if args.command == "emulate":  # needs no settings: it prints the ones that point at it
-        from agent.emulate import main as emulate_main
+        from slotline.agent.emulate import main as emulate_main
 
         logs.configure(os.environ.get("SLOTLINE_LOG__LEVEL", "WARNING"))
         return asyncio.run(emulate_main(args))
     if args.command in ("call", "campaign", "dnc"):  # clients of a running server: no settings
-        from agent.dialer.cli import main as dialer_main
+        from slotline.agent.dialer.cli import main as dialer_main
 
         return dialer_main(args)
     try:
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log.level, settings.log.format)
     if args.command == "serve":
-        from agent.serve import serve, with_address
+        from slotline.agent.serve import serve, with_address
 
         if args.workers is not None and args.workers < 1:
             print("slotline: --workers must be at least 1", file=sys.stderr)
@@ -94,12 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = with_address(settings, args.host, args.port)
         return serve(settings, secrets, args.config, args.workers)
     if args.command == "flow":
-        from agent.flow.cli import graph_command, validate_command
+        from slotline.agent.flow.cli import graph_command, validate_command
 
         if args.flow_command == "validate":
             return validate_command(args.file, tuple(settings.booking_actions))
         return graph_command(args.file, args.format)
-    from agent.demo import run_demo
+    from slotline.agent.demo import run_demo
 
     try:
         return asyncio.run(run_demo(settings, secrets, config_path=args.config))

@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from agent.config_models import (
+from slotline.agent.config_models import (
     SECRET_ENV_NAMES,
     BookingActionSettings,
     CalendarSettings,
@@ -42,7 +42,7 @@ from agent.config_models import (
     TurnSettings,
     TwilioSettings,
 )
-from providers.errors import ConfigError
+from slotline.providers.errors import ConfigError
 
 ENV_PREFIX = "SLOTLINE_"
 DEFAULTS_SOURCE = "defaults"

@@ -22,13 +22,13 @@ from typing import TextIO
 import aiohttp
 from aiohttp import web
 
-from agent.app import build_app
-from agent.caller import CallerReport, Say, run_caller
-from agent.calllog import CallRecord
-from agent.config import Secrets, Settings, StoreSettings
-from agent.session import SessionDeps
-from agent.store import BookingRecord
-from agent.wiring import build_deps
+from slotline.agent.app import build_app
+from slotline.agent.caller import CallerReport, Say, run_caller
+from slotline.agent.calllog import CallRecord
+from slotline.agent.config import Secrets, Settings, StoreSettings
+from slotline.agent.session import SessionDeps
+from slotline.agent.store import BookingRecord
+from slotline.agent.wiring import build_deps
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ DEMO_SCRIPT = (
 
 
 def caller_wav(stem: str) -> Say:
-    path = resources.files("agent.assets.caller").joinpath(f"{stem}.wav")
+    path = resources.files("slotline.agent.assets.caller").joinpath(f"{stem}.wav")
     with resources.as_file(path) as file:
         return Say.from_wav(file)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from audio.framing import FRAME_MS
+from slotline.audio.framing import FRAME_MS
 
 
 @runtime_checkable

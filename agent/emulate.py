@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from providers.errors import ConfigError
+from slotline.providers.errors import ConfigError
 
 Profile = Literal["instant", "cloud"]
 EMULATORS = ("deepgram", "openai", "elevenlabs", "twilio", "calcom", "ghl", "google", "graph",
@@ -106,7 +106,7 @@ def _secrets(*names: str) -> dict[str, str]:
 
 
 async def _deepgram(stack: AsyncExitStack, o: _Options) -> Emulated:
-    from providers.emulators.deepgram import DeepgramEmulator
+    from slotline.providers.emulators.deepgram import DeepgramEmulator
 
     key = KEYS["DEEPGRAM_API_KEY"]
     emulator = (DeepgramEmulator.cloud(api_key=key, host=o.host, port=o.port) if o.cloud
@@ -118,7 +118,7 @@ async def _deepgram(stack: AsyncExitStack, o: _Options) -> Emulated:
 
 
 async def _openai(stack: AsyncExitStack, o: _Options) -> Emulated:
-    from providers.emulators.openai import LATENCY_PROFILES, OpenAIEmulator
+    from slotline.providers.emulators.openai import LATENCY_PROFILES, OpenAIEmulator
 
     emulator = OpenAIEmulator(api_key=KEYS["OPENAI_API_KEY"], host=o.host, port=o.port,
                               latency=LATENCY_PROFILES["cloud" if o.cloud else "instant"])
@@ -129,7 +129,7 @@ async def _openai(stack: AsyncExitStack, o: _Options) -> Emulated:
 
 
 async def _elevenlabs(stack: AsyncExitStack, o: _Options) -> Emulated:
-    from providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
+    from slotline.providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
 
     emulator = ElevenLabsEmulator(api_key=KEYS["ELEVENLABS_API_KEY"], host=o.host, port=o.port,
                                   latency=LATENCY_PROFILES["cloud" if o.cloud else "none"])
@@ -140,7 +140,7 @@ async def _elevenlabs(stack: AsyncExitStack, o: _Options) -> Emulated:
 
 
 async def _twilio(stack: AsyncExitStack, o: _Options) -> Emulated:
-    from providers.emulators.twilio import TwilioEmulator
+    from slotline.providers.emulators.twilio import TwilioEmulator
 
     emulator = TwilioEmulator(KEYS["TWILIO_ACCOUNT_SID"], KEYS["TWILIO_AUTH_TOKEN"], **o.rest())
     await stack.enter_async_context(emulator)
@@ -153,8 +153,8 @@ async def _twilio(stack: AsyncExitStack, o: _Options) -> Emulated:
 
 
 async def _calcom(stack: AsyncExitStack, o: _Options) -> Emulated:
-    from providers.emulators.calcom import CalcomEmulator
-    from providers.emulators.calcom_rules import EventType
+    from slotline.providers.emulators.calcom import CalcomEmulator
+    from slotline.providers.emulators.calcom_rules import EventType
 
     event = EventType(CALCOM_EVENT_TYPE_ID, length_min=30, timezone=CALENDAR_TIMEZONE,
                       slug="demo")  # weekdays 09:00-17:00
@@ -168,7 +168,7 @@ async def _calcom(stack: AsyncExitStack, o: _Options) -> Emulated:
 
 
 async def _ghl(stack: AsyncExitStack, o: _Options) -> Emulated:
-    from providers.emulators.ghl import GhlCalendarRules, GhlEmulator
+    from slotline.providers.emulators.ghl import GhlCalendarRules, GhlEmulator
 
     calendar = GhlCalendarRules(GHL_CALENDAR_ID, timezone=CALENDAR_TIMEZONE)
     emulator = GhlEmulator(token=KEYS["GHL_API_TOKEN"], location_id=GHL_LOCATION_ID,
@@ -182,7 +182,7 @@ async def _ghl(stack: AsyncExitStack, o: _Options) -> Emulated:
 
 
 async def _google(stack: AsyncExitStack, o: _Options) -> Emulated:
-    from providers.emulators.google_calendar import GoogleCalendarEmulator
+    from slotline.providers.emulators.google_calendar import GoogleCalendarEmulator
 
     emulator = GoogleCalendarEmulator(calendars=("primary",), **o.rest())
     await stack.enter_async_context(emulator)
@@ -217,7 +217,7 @@ def _google_key(path: Path, token_url: str) -> tuple[Path, str]:
 
 
 async def _graph(stack: AsyncExitStack, o: _Options) -> Emulated:
-    from providers.emulators.graph import CLIENT_ID, MAILBOX, TENANT_ID, GraphEmulator
+    from slotline.providers.emulators.graph import CLIENT_ID, MAILBOX, TENANT_ID, GraphEmulator
 
     emulator = GraphEmulator(client_secret=KEYS["MS_CLIENT_SECRET"], **o.rest())
     await stack.enter_async_context(emulator)
@@ -230,7 +230,7 @@ async def _graph(stack: AsyncExitStack, o: _Options) -> Emulated:
 
 
 async def _webhook(stack: AsyncExitStack, o: _Options) -> Emulated:
-    from providers.emulators.webhook_calendar import WebhookCalendarEmulator
+    from slotline.providers.emulators.webhook_calendar import WebhookCalendarEmulator
 
     emulator = WebhookCalendarEmulator(KEYS["SLOTLINE_WEBHOOK_SECRET"], **o.rest())
     await stack.enter_async_context(emulator)

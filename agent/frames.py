@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
-from agent.turns import TurnDetector, TurnEvent
-from audio.mulaw import ulaw_to_pcm16
-from audio.vad import Vad
-from providers.base import AudioChunk, SttStream
-from providers.stt import deepgram_wire
+from slotline.agent.turns import TurnDetector, TurnEvent
+from slotline.audio.mulaw import ulaw_to_pcm16
+from slotline.audio.vad import Vad
+from slotline.providers.base import AudioChunk, SttStream
+from slotline.providers.stt import deepgram_wire
 
 
 class FramePipeline:

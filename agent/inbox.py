@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from agent.responder import DtmfPressed
-from agent.turns import EndReason, Patience
+from slotline.agent.responder import DtmfPressed
+from slotline.agent.turns import EndReason, Patience
 
 # A keypad answer is a handful of digits (a card number 16, a date 8); twice the longest one
 # covers a caller typing ahead while the agent talks.

@@ -290,7 +290,7 @@ def configure(level: str, log_format: str = "text", *, worker: str = "") -> None
     _active = RateLimitFilter()
     handler = logging.StreamHandler()
     if log_format == "json":
-        from agent.json_logs import JsonFormatter
+        from slotline.agent.json_logs import JsonFormatter
 
         handler.setFormatter(JsonFormatter(mask, worker))
     else:

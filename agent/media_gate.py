@@ -18,11 +18,11 @@ from typing import Final
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
-from agent.media_socket import START_TIMEOUT_S
-from agent.metrics import Metrics
-from agent.stream_token import PARAMETER, StreamTokens
-from providers.errors import ProtocolError
-from providers.telephony import twilio_media as tw
+from slotline.agent.media_socket import START_TIMEOUT_S
+from slotline.agent.metrics import Metrics
+from slotline.agent.stream_token import PARAMETER, StreamTokens
+from slotline.providers.errors import ProtocolError
+from slotline.providers.telephony import twilio_media as tw
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from agent.recording import CallTimeline
-from audio.pacing import OutboundPacer
-from providers.errors import ProtocolError
-from providers.telephony import twilio_media as tw
+from slotline.agent.recording import CallTimeline
+from slotline.audio.pacing import OutboundPacer
+from slotline.providers.errors import ProtocolError
+from slotline.providers.telephony import twilio_media as tw
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Protocol, runtime_checkable
 
-from agent.flow.model import Flow
-from agent.flow.state import REPROMPT_PREFIX
-from agent.flow.templates import TemplateError, render, template_variables
-from providers.base import TextToSpeech
-from providers.errors import ProtocolError, ProviderError
+from slotline.agent.flow.model import Flow
+from slotline.agent.flow.state import REPROMPT_PREFIX
+from slotline.agent.flow.templates import TemplateError, render, template_variables
+from slotline.providers.base import TextToSpeech
+from slotline.providers.errors import ProtocolError, ProviderError
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from audio.framing import FRAME_SAMPLES, SAMPLE_RATE_HZ, ULAW_SILENCE
-from audio.mulaw import decode_array
+from slotline.audio.framing import FRAME_SAMPLES, SAMPLE_RATE_HZ, ULAW_SILENCE
+from slotline.audio.mulaw import decode_array
 
 _SAMPLES_PER_MS = SAMPLE_RATE_HZ // 1000  # mu-law: one byte per sample
 _SILENCE = memoryview(bytes([ULAW_SILENCE]) * SAMPLE_RATE_HZ)  # a second, sliced for gaps

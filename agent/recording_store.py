@@ -27,11 +27,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from agent.config_models import RecordingSettings
-from agent.recording import CallTimeline
-from agent.store import Store
-from agent.store.recordings import StoredRecording
-from audio.framing import SAMPLE_RATE_HZ
+from slotline.agent.config_models import RecordingSettings
+from slotline.agent.recording import CallTimeline
+from slotline.agent.store import Store
+from slotline.agent.store.recordings import StoredRecording
+from slotline.audio.framing import SAMPLE_RATE_HZ
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from agent.turns import Patience, patience_for
-from providers.base import SpeechHints
+from slotline.agent.turns import Patience, patience_for
+from slotline.providers.base import SpeechHints
 
 
 @dataclass(frozen=True, slots=True)

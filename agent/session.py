@@ -51,18 +51,18 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from agent import logs
-from agent.call_errors import errors_of_this_call
-from agent.call_persist import CallPersister
-from agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
-from agent.early_start import Anticipating, EarlyStart
-from agent.frames import EndpointingStream, FramePipeline, watch_endpoints
-from agent.inbox import CallInbox, TurnDone
-from agent.media_socket import MediaSocket, SocketClosed
-from agent.metrics import Metrics
-from agent.playback import ReplyPlayback
-from agent.prompt_cache import FILLERS, CallVoice, PromptCache, prompts_of
-from agent.responder import (
+from slotline.agent import logs
+from slotline.agent.call_errors import errors_of_this_call
+from slotline.agent.call_persist import CallPersister
+from slotline.agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
+from slotline.agent.early_start import Anticipating, EarlyStart
+from slotline.agent.frames import EndpointingStream, FramePipeline, watch_endpoints
+from slotline.agent.inbox import CallInbox, TurnDone
+from slotline.agent.media_socket import MediaSocket, SocketClosed
+from slotline.agent.metrics import Metrics
+from slotline.agent.playback import ReplyPlayback
+from slotline.agent.prompt_cache import FILLERS, CallVoice, PromptCache, prompts_of
+from slotline.agent.responder import (
     Action,
     CallerSaid,
     CallEvent,
@@ -77,24 +77,24 @@ from agent.responder import (
     Responder,
     Say,
 )
-from agent.speaker import Speaker
-from agent.store import Store
-from agent.turns import (
+from slotline.agent.speaker import Speaker
+from slotline.agent.store import Store
+from slotline.agent.turns import (
     BargeIn,
     SpeechDropped,
     TurnConfig,
     TurnDetector,
     TurnEnded,
 )
-from audio.loudness import LoudFrames
-from audio.vad import Vad
-from providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
-from providers.errors import ProtocolError, ProviderError
-from providers.telephony import twilio_media as tw
+from slotline.audio.loudness import LoudFrames
+from slotline.audio.vad import Vad
+from slotline.providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
+from slotline.providers.errors import ProtocolError, ProviderError
+from slotline.providers.telephony import twilio_media as tw
 
 if TYPE_CHECKING:
-    from agent.dialer.engine import Dialer
-    from agent.recording_store import Recordings
+    from slotline.agent.dialer.engine import Dialer
+    from slotline.agent.recording_store import Recordings
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from agent.calllog import CallRecord, Latency, Turn
-from agent.media_socket import MediaSocket
-from agent.metrics import Metrics
-from agent.playback import Chunk, Hold, Playback, ReplyPlayback
-from agent.prompt_cache import CallVoice, split_sentences
+from slotline.agent.calllog import CallRecord, Latency, Turn
+from slotline.agent.media_socket import MediaSocket
+from slotline.agent.metrics import Metrics
+from slotline.agent.playback import Chunk, Hold, Playback, ReplyPlayback
+from slotline.agent.prompt_cache import CallVoice, split_sentences
 
 # Agent turns remembered for barge-in bookkeeping, newest kept: an interruption cuts the replies
 # still playing, never one long heard, and a long call must not keep every turn alive here.

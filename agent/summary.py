@@ -28,11 +28,11 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from agent.calllog import CallRecord
-from agent.flow.model import BookingNode, EndCallNode, Flow, RescheduleNode
-from agent.flow.table import edge_target, edges
-from providers.base import ChatMessage, ChatModel, TextDelta
-from providers.errors import ProviderError
+from slotline.agent.calllog import CallRecord
+from slotline.agent.flow.model import BookingNode, EndCallNode, Flow, RescheduleNode
+from slotline.agent.flow.table import edge_target, edges
+from slotline.providers.base import ChatMessage, ChatModel, TextDelta
+from slotline.providers.errors import ProviderError
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from agent.flow.messages import SendSms, Transfer
-from agent.logs import mask
-from providers.errors import ProviderError
-from providers.telephony.twilio_rest import TwilioRest
-from providers.telephony.twilio_webhook import dial_twiml
+from slotline.agent.flow.messages import SendSms, Transfer
+from slotline.agent.logs import mask
+from slotline.providers.errors import ProviderError
+from slotline.providers.telephony.twilio_rest import TwilioRest
+from slotline.providers.telephony.twilio_webhook import dial_twiml
 
 log = logging.getLogger(__name__)
 

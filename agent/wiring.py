@@ -13,35 +13,35 @@ from typing import TYPE_CHECKING
 import aiohttp
 from pydantic import SecretStr
 
-from agent.booking.runner import ServiceBookingRunner
-from agent.booking.service import BookingService
-from agent.calendars import build_calendars
-from agent.call_errors import ErrorReporter
-from agent.call_persist import fail_abandoned_calls
-from agent.call_webhook import build_call_end, fan_out
-from agent.calllog import CallLog
-from agent.config import Secrets, Settings
-from agent.dialer.engine import Dialer, DialerConfig
-from agent.flow import Flow, FlowEngine, FlowResponder, load_flow
-from agent.flow.webhooks import HttpWebhooks
-from agent.metrics import Metrics
-from agent.notify.setup import build_notifications
-from agent.prompt_cache import flow_prompts
-from agent.recording_store import Recordings
-from agent.responder import Action, CallEvent, Responder
-from agent.session import SessionDeps
-from agent.store import Store
-from agent.stream_token import StreamTokens
-from agent.summary import Summarizer
-from agent.telephony import TwilioCallControl
-from audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
-from providers.base import AsyncResource, SpeechToText, TextToSpeech
-from providers.errors import ConfigError, ProviderError
-from providers.telephony.twilio_media import Start
-from providers.telephony.twilio_rest import TwilioRest
+from slotline.agent.booking.runner import ServiceBookingRunner
+from slotline.agent.booking.service import BookingService
+from slotline.agent.calendars import build_calendars
+from slotline.agent.call_errors import ErrorReporter
+from slotline.agent.call_persist import fail_abandoned_calls
+from slotline.agent.call_webhook import build_call_end, fan_out
+from slotline.agent.calllog import CallLog
+from slotline.agent.config import Secrets, Settings
+from slotline.agent.dialer.engine import Dialer, DialerConfig
+from slotline.agent.flow import Flow, FlowEngine, FlowResponder, load_flow
+from slotline.agent.flow.webhooks import HttpWebhooks
+from slotline.agent.metrics import Metrics
+from slotline.agent.notify.setup import build_notifications
+from slotline.agent.prompt_cache import flow_prompts
+from slotline.agent.recording_store import Recordings
+from slotline.agent.responder import Action, CallEvent, Responder
+from slotline.agent.session import SessionDeps
+from slotline.agent.store import Store
+from slotline.agent.stream_token import StreamTokens
+from slotline.agent.summary import Summarizer
+from slotline.agent.telephony import TwilioCallControl
+from slotline.audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
+from slotline.providers.base import AsyncResource, SpeechToText, TextToSpeech
+from slotline.providers.errors import ConfigError, ProviderError
+from slotline.providers.telephony.twilio_media import Start
+from slotline.providers.telephony.twilio_rest import TwilioRest
 
 if TYPE_CHECKING:
-    from providers.llm.openai import OpenAIChatModel
+    from slotline.providers.llm.openai import OpenAIChatModel
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _stt(
     settings: Settings, secrets: Secrets, metrics: Metrics
 ) -> tuple[SpeechToText, AsyncResource]:
     if settings.stt.provider == "deepgram":
-        from providers.stt.deepgram import DeepgramSpeechToText
+        from slotline.providers.stt.deepgram import DeepgramSpeechToText
 
         key = _secret(secrets.deepgram_api_key, "DEEPGRAM_API_KEY", "stt.provider: deepgram")
         deepgram = DeepgramSpeechToText(
@@ -88,7 +88,7 @@ def _stt(
             on_error=ErrorReporter(metrics),  # to the call's log too: agent.call_errors
         )
         return deepgram, _CloseOnly(deepgram)
-    from providers.stt.local import LocalSpeechToText
+    from slotline.providers.stt.local import LocalSpeechToText
 
     local = LocalSpeechToText()
     return local, local
@@ -96,7 +96,11 @@ def _stt(
 
 def _tts(settings: Settings, secrets: Secrets) -> tuple[TextToSpeech, AsyncResource | None]:
     if settings.tts.provider == "elevenlabs":
-        from providers.tts.elevenlabs import DEFAULT_BASE_URL, DEFAULT_MODEL_ID, ElevenLabsTts
+        from slotline.providers.tts.elevenlabs import (
+            DEFAULT_BASE_URL,
+            DEFAULT_MODEL_ID,
+            ElevenLabsTts,
+        )
 
         key = _secret(secrets.elevenlabs_api_key, "ELEVENLABS_API_KEY",
                       "tts.provider: elevenlabs")
@@ -113,7 +117,7 @@ def _tts(settings: Settings, secrets: Secrets) -> tuple[TextToSpeech, AsyncResou
 
 
 def _local_tts(settings: Settings) -> TextToSpeech:
-    from providers.tts.local import LocalTts
+    from slotline.providers.tts.local import LocalTts
 
     voice = settings.tts.voice_id if settings.tts.provider == "local" else ""
     try:
@@ -254,7 +258,7 @@ def _llm(settings: Settings, secrets: Secrets) -> OpenAIChatModel | None:
     only then: the SDK takes ~0.7 s to import, which the offline default need not pay."""
     if settings.llm.provider != "openai":
         return None
-    from providers.llm.openai import OpenAIChatModel
+    from slotline.providers.llm.openai import OpenAIChatModel
     key = _secret(secrets.openai_api_key, "OPENAI_API_KEY",
                   "llm.provider: openai (any value for a server that needs none)")
     return OpenAIChatModel(

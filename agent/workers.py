@@ -74,7 +74,7 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
 
 def _worker(config_path: str | None, host: str, port: int) -> None:
     """One worker: its own providers, store pool and event loop on the shared port."""
-    from agent.serve import serve_worker  # here: a spawned process imports what it needs
+    from slotline.agent.serve import serve_worker  # here: a spawned process imports what it needs
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM stops us
     raise SystemExit(serve_worker(Path(config_path) if config_path else None, host, port))

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from audio.mulaw import decode_array
+from slotline.audio.mulaw import decode_array
 
 VOICED_WITHIN_DB = 35.0  # frames this close to the loudest frame count as speech
 VOICED_FLOOR_RMS = 32.8  # -60 dBFS: below this a frame is silence however quiet the rest is

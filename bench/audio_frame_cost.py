@@ -18,10 +18,10 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from audio.framing import FRAME_SAMPLES, SAMPLE_RATE_HZ
-from audio.mulaw import decode_array, pcm16_to_ulaw, ulaw_to_pcm16
-from audio.resample import Resampler
-from audio.vad import SileroVad, VadUnavailable, WebRtcVad
+from slotline.audio.framing import FRAME_SAMPLES, SAMPLE_RATE_HZ
+from slotline.audio.mulaw import decode_array, pcm16_to_ulaw, ulaw_to_pcm16
+from slotline.audio.resample import Resampler
+from slotline.audio.vad import SileroVad, VadUnavailable, WebRtcVad
 
 
 def speech_like(n_frames: int) -> npt.NDArray[np.int16]:

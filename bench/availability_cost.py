@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
-from agent.booking import (
+from slotline.agent.booking import (
     STRATEGIES,
     BookingRules,
     Interval,
@@ -29,7 +29,7 @@ from agent.booking import (
     propose,
     speak_slots,
 )
-from agent.booking.availability import clear_slot_cache
+from slotline.agent.booking.availability import clear_slot_cache
 
 CALENDARS = ("ana", "ben", "chloe", "dev", "eli")
 WINDOW_DAYS = 90

@@ -36,27 +36,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.booking.local_calendar import LocalCalendar
-from agent.booking.pool import STRATEGIES, Strategy
-from agent.booking.service import BookingService
-from agent.booking.service_types import (
+from slotline.agent.booking.local_calendar import LocalCalendar
+from slotline.agent.booking.pool import STRATEGIES, Strategy
+from slotline.agent.booking.service import BookingService
+from slotline.agent.booking.service_types import (
     ActionConfig,
     Availability,
     Booked,
     BookingDetails,
     CalendarHandle,
 )
-from agent.booking.zones import load_zone
-from agent.store import NewBooking, Store, open_store
-from agent.store.scratch import scratch_postgres
-from providers.calendars.base import (
+from slotline.agent.booking.zones import load_zone
+from slotline.agent.store import NewBooking, Store, open_store
+from slotline.agent.store.scratch import scratch_postgres
+from slotline.providers.calendars.base import (
     Attendee,
     BookingRequest,
     BusyInterval,
     CalendarProvider,
     ProviderBooking,
 )
-from providers.errors import ProviderError, SlotTaken
+from slotline.providers.errors import ProviderError, SlotTaken
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ import argparse
 import statistics
 import time
 
-from agent.caller import load_wav_ulaw
-from agent.frames import FramePipeline
-from agent.turns import TurnConfig, TurnDetector
-from audio.vad import SileroVad, Vad, WebRtcVad
-from providers.stt.local import LocalSpeechToText
-from providers.telephony import twilio_media as tw
+from slotline.agent.caller import load_wav_ulaw
+from slotline.agent.frames import FramePipeline
+from slotline.agent.turns import TurnConfig, TurnDetector
+from slotline.audio.vad import SileroVad, Vad, WebRtcVad
+from slotline.providers.stt.local import LocalSpeechToText
+from slotline.providers.telephony import twilio_media as tw
 
 FRAME = 160
 
@@ -29,7 +29,7 @@ def _frames(total: int) -> list[bytes]:
 
     speech = b""
     for stem in ("name_john", "day_tuesday", "email_john"):
-        path = resources.files("agent.assets.caller").joinpath(f"{stem}.wav")
+        path = resources.files("slotline.agent.assets.caller").joinpath(f"{stem}.wav")
         with resources.as_file(path) as file:
             speech += load_wav_ulaw(file) + b"\xff" * 8000  # 1 s of silence after each
     speech = speech[: len(speech) - len(speech) % FRAME]

@@ -57,14 +57,14 @@ from typing import Any
 
 import aiohttp
 
-from agent.callees import Callees, office_hours_zone, parties
-from agent.config import load_secrets, load_settings
-from agent.demo import start_server
-from agent.store.scratch import scratch_postgres
-from agent.wiring import build_deps
-from providers.emulators.twilio import TwilioEmulator
-from providers.emulators.twilio_call_state import EmulatedCall
-from providers.emulators.twilio_outbound import Party
+from slotline.agent.callees import Callees, office_hours_zone, parties
+from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.demo import start_server
+from slotline.agent.store.scratch import scratch_postgres
+from slotline.agent.wiring import build_deps
+from slotline.providers.emulators.twilio import TwilioEmulator
+from slotline.providers.emulators.twilio_call_state import EmulatedCall
+from slotline.providers.emulators.twilio_outbound import Party
 
 FROM = "+12025550100"
 WINDOW = "08:00-21:00"
@@ -394,7 +394,7 @@ async def workers_phase(args: argparse.Namespace, harness: Harness, zone: str) -
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "agent.cli",
+            "slotline.agent.cli",
             "serve",
             "--workers",
             str(args.workers),

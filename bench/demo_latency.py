@@ -17,10 +17,10 @@ import os
 import statistics
 import tempfile
 
-from agent.caller import run_caller
-from agent.config import load_secrets, load_settings
-from agent.demo import DEMO_SCRIPT, caller_wav, start_server
-from agent.wiring import build_deps
+from slotline.agent.caller import run_caller
+from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav, start_server
+from slotline.agent.wiring import build_deps
 
 
 def _pct(values: list[float], q: float) -> float:

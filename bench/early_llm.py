@@ -22,14 +22,14 @@ import os
 import statistics
 import tempfile
 
-from agent.caller import run_caller
-from agent.config import load_secrets, load_settings
-from agent.demo import caller_wav, start_server
-from agent.wiring import build_deps
-from providers.emulators.deepgram import DeepgramEmulator
-from providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
-from providers.emulators.openai import LATENCY_PROFILES as LLM_LATENCY
-from providers.emulators.openai import OpenAIEmulator
+from slotline.agent.caller import run_caller
+from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.demo import caller_wav, start_server
+from slotline.agent.wiring import build_deps
+from slotline.providers.emulators.deepgram import DeepgramEmulator
+from slotline.providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
+from slotline.providers.emulators.openai import LATENCY_PROFILES as LLM_LATENCY
+from slotline.providers.emulators.openai import OpenAIEmulator
 
 SCRIPT = ("issue_sync", "name_john")
 

@@ -37,10 +37,10 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
-from agent.caller import run_caller
-from agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
-from agent.store import Store, open_store
 from bench.fuzz_cases import RawText, fuzz_session, webhook_case
+from slotline.agent.caller import run_caller
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.store import Store, open_store
 
 LATENCY_RATIO_MAX = 1.5  # issue 17: fuzz alongside may cost a genuine call at most 50 % latency
 # A server that logs every dropped message lets one bad client fill the disk. Warnings are

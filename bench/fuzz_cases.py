@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from providers.telephony import twilio_media_encode as tw
+from slotline.providers.telephony import twilio_media_encode as tw
 
 # A real call sends one 160-byte frame per 20 ms; fuzz sessions are short calls of this many
 # messages so that starts, stops and socket closes (the rare paths) come up often.

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import aiohttp
 
-from agent.booking.service import BookingService
-from agent.booking.service_types import Booked, BookingDetails, Preference
-from agent.calendars import build_calendars
-from agent.config import load_secrets, load_settings
-from agent.store import Store, open_store
-from providers.calendars.base import Attendee
-from providers.emulators.webhook_calendar import WebhookCalendarEmulator
+from slotline.agent.booking.service import BookingService
+from slotline.agent.booking.service_types import Booked, BookingDetails, Preference
+from slotline.agent.calendars import build_calendars
+from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.store import Store, open_store
+from slotline.providers.calendars.base import Attendee
+from slotline.providers.emulators.webhook_calendar import WebhookCalendarEmulator
 from tests.e2e.providers import (
     CALDAV_USERS,
     PROVIDERS,

@@ -42,10 +42,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from agent.caller import CallerReport, Say, run_caller
-from agent.demo import caller_wav, fetch_stream
-from agent.store import BookingRecord, Store, StoredCall, open_store
-from agent.store.scratch import scratch_postgres
+from slotline.agent.caller import CallerReport, Say, run_caller
+from slotline.agent.demo import caller_wav, fetch_stream
+from slotline.agent.store import BookingRecord, Store, StoredCall, open_store
+from slotline.agent.store.scratch import scratch_postgres
 
 NEW_YORK = ZoneInfo("America/New_York")  # the main calendar's and the demo flow's zone
 FIRST_SLOT = "15:00"  # "three p m": what every caller asks for
@@ -189,7 +189,7 @@ async def serve_process(index: int, workers: int, config: Path, store_url: str,
     log_path = folder / f"server-{index}.log"
     with log_path.open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent.cli", "serve", "--workers", str(workers),
+            sys.executable, "-m", "slotline.agent.cli", "serve", "--workers", str(workers),
             "--port", "0", "--config", str(config),
             stdout=asyncio.subprocess.PIPE, stderr=log, env=env,
         )

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import aiohttp
 
-from agent.store import Store, open_store
 from bench.fuzz import GenuineCall, ServerProcess, genuine_call, p95_ms, serve_subprocess
+from slotline.agent.store import Store, open_store
 
 RSS_GROWTH_MAX = 0.05  # issue 17: < 5 % after warm-up
 WARMUP_S = 600.0  # issue 17: growth counts from the 10-minute mark

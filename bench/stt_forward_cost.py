@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from providers.base import AudioChunk, SpeechHints, SttStream, Transcript  # noqa: E402
-from providers.stt.deepgram import DeepgramSpeechToText  # noqa: E402
+from slotline.providers.base import AudioChunk, SpeechHints, SttStream, Transcript  # noqa: E402
+from slotline.providers.stt.deepgram import DeepgramSpeechToText  # noqa: E402
 
 FRAME = 160
 FRAME_S = 0.02
@@ -72,7 +72,7 @@ def _frames() -> list[bytes]:
     """Speech-like mu-law frames (a few distinct ones, so nothing is a cached constant)."""
     import numpy as np
 
-    from audio.mulaw import encode_array
+    from slotline.audio.mulaw import encode_array
 
     t = np.arange(50 * FRAME) / 8000
     pcm = (6000 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)))

@@ -24,11 +24,11 @@ import numpy as np
 import pocketsphinx
 from pocketsphinx.lm import ArpaBoLM
 
-from audio.resample import resample
-from providers.base import SpeechHints
-from providers.stt._domain_corpus import domain_sentences
-from providers.stt._sphinx_worker import normalize_phrase, read_dictionary, upsample_linear
-from providers.stt.local import LocalSpeechToText
+from slotline.audio.resample import resample
+from slotline.providers.base import SpeechHints
+from slotline.providers.stt._domain_corpus import domain_sentences
+from slotline.providers.stt._sphinx_worker import normalize_phrase, read_dictionary, upsample_linear
+from slotline.providers.stt.local import LocalSpeechToText
 from tests.unit.test_stt_local import FREE_TEXT, QUESTIONS, caller_frames, word_errors
 from tests.unit.test_stt_local import TEXTS as ALL_TEXTS
 

@@ -15,7 +15,7 @@ import asyncio
 import statistics
 import time
 
-from providers.tts.local import LocalTts
+from slotline.providers.tts.local import LocalTts
 
 SENTENCE = "Great, I have booked your appointment for Tuesday at three."  # 10 words
 LONG_TEXT = " ".join([SENTENCE] * 50)

@@ -35,19 +35,19 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.caller import CallerReport, Say, run_caller
-from agent.calllog import CallRecord
-from agent.config import load_secrets, load_settings
-from agent.demo import DEMO_SCRIPT, caller_wav, start_server
-from agent.flow.model import BookingNode, ConversationNode, Flow, RescheduleNode
-from agent.flow.validate import load_flow
-from agent.prompt_cache import PromptCache, flow_prompts
-from agent.responder import Action, CallEvent, Listen, Responder
-from agent.wiring import build_deps
-from audio.mulaw import encode_array
-from providers.emulators.deepgram import DeepgramEmulator
-from providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
-from providers.telephony.twilio_media import Start
+from slotline.agent.caller import CallerReport, Say, run_caller
+from slotline.agent.calllog import CallRecord
+from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav, start_server
+from slotline.agent.flow.model import BookingNode, ConversationNode, Flow, RescheduleNode
+from slotline.agent.flow.validate import load_flow
+from slotline.agent.prompt_cache import PromptCache, flow_prompts
+from slotline.agent.responder import Action, CallEvent, Listen, Responder
+from slotline.agent.wiring import build_deps
+from slotline.audio.mulaw import encode_array
+from slotline.providers.emulators.deepgram import DeepgramEmulator
+from slotline.providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
+from slotline.providers.telephony.twilio_media import Start
 
 FLOWS = Path(__file__).resolve().parents[1] / "config" / "flows"
 

@@ -14,7 +14,7 @@ import statistics
 import timeit
 from collections.abc import Callable
 
-from providers.telephony.twilio_media import (
+from slotline.providers.telephony.twilio_media import (
     InboundStream,
     encode_connected,
     encode_inbound_media,

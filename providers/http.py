@@ -28,8 +28,8 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from providers.base import ResourceContext
-from providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
+from slotline.providers.base import ResourceContext
+from slotline.providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
 
 
 class AuthSource(Protocol):

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from providers.errors import ProviderAuthError, ProviderError
-from providers.http import HttpAdapter, JsonHttpClient, RetryPolicy, vendor_message
+from slotline.providers.errors import ProviderAuthError, ProviderError
+from slotline.providers.http import HttpAdapter, JsonHttpClient, RetryPolicy, vendor_message
 
 DEFAULT_LIFETIME_S = 3600.0  # when the endpoint does not say (RFC 6749 makes it optional)
 _REDACTED = "[redacted]"

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.bench import capacity, html, report
-from agent.bench.compare import compare_text
-from agent.bench.conversation import Conversation, load_conversation
-from agent.bench.profiles import Profile, load_profile
-from agent.bench.runner import LoadPlan, LoadRunner
-from agent.bench.sysstat import SystemSampler
-from agent.bench.target import ForeignTarget, InProcessSlotline, SubprocessSlotline, Target
-from providers.errors import ConfigError
+from slotline.agent.bench import capacity, html, report
+from slotline.agent.bench.compare import compare_text
+from slotline.agent.bench.conversation import Conversation, load_conversation
+from slotline.agent.bench.profiles import Profile, load_profile
+from slotline.agent.bench.runner import LoadPlan, LoadRunner
+from slotline.agent.bench.sysstat import SystemSampler
+from slotline.agent.bench.target import ForeignTarget, InProcessSlotline, SubprocessSlotline, Target
+from slotline.providers.errors import ConfigError
 
 EXIT_INTERRUPTED = 130
 

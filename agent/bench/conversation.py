@@ -20,10 +20,10 @@ from pathlib import Path
 
 import yaml
 
-from agent.caller import PressDigit, Say, Step
-from providers.errors import ConfigError
+from slotline.agent.caller import PressDigit, Say, Step
+from slotline.providers.errors import ConfigError
 
-_ASSETS = "agent.assets.caller"
+_ASSETS = "slotline.agent.assets.caller"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from agent.bench import capacity
-from agent.bench.report import summary_table
-from agent.bench.svg import PALETTE, Bar, Segment, Series, chart, waterfall
+from slotline.agent.bench import capacity
+from slotline.agent.bench.report import summary_table
+from slotline.agent.bench.svg import PALETTE, Bar, Segment, Series, chart, waterfall
 
 _WATERFALL_TURNS = 40
 _STAGE_ORDER = ("endpoint_ms", "stt_final_ms", "llm_ttft_ms", "tts_ttfb_ms")

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from providers.errors import ConfigError
+from slotline.providers.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

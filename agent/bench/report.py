@@ -21,7 +21,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from agent.bench.metrics import (
+from slotline.agent.bench.metrics import (
     audio_summary,
     call_seconds,
     latency_summary,
@@ -29,16 +29,16 @@ from agent.bench.metrics import (
     turn_counts,
     turn_records,
 )
-from agent.bench.runner import OUTCOMES, RunResult
-from agent.bench.sysstat import SystemSampler
-from agent.bench.target import TargetInfo
+from slotline.agent.bench.runner import OUTCOMES, RunResult
+from slotline.agent.bench.sysstat import SystemSampler
+from slotline.agent.bench.target import TargetInfo
 
 SCHEMA = "slotline-bench/1"
 _MAX_ERROR_EXAMPLES = 20
 
 
 def result_schema() -> dict[str, Any]:
-    text = resources.files("agent.bench").joinpath("result.schema.json").read_text("utf-8")
+    text = resources.files("slotline.agent.bench").joinpath("result.schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

@@ -23,10 +23,10 @@ from typing import Any, Literal
 
 import aiohttp
 
-from agent.bench.conversation import Conversation
-from agent.bench.target import TargetInfo
-from agent.caller import CallerReport, run_caller
-from agent.demo import fetch_stream
+from slotline.agent.bench.conversation import Conversation
+from slotline.agent.bench.target import TargetInfo
+from slotline.agent.caller import CallerReport, run_caller
+from slotline.agent.demo import fetch_stream
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from typing import IO, Any, Literal, Protocol
 
 import aiohttp
 
-from agent.bench.profiles import Profile
-from agent.bench.vendors import EmulatedVendors
-from providers.errors import ConfigError
+from slotline.agent.bench.profiles import Profile
+from slotline.agent.bench.vendors import EmulatedVendors
+from slotline.providers.errors import ConfigError
 
 _START_TIMEOUT_S = 60.0  # model loading on a cold machine
 
@@ -102,9 +102,9 @@ class InProcessSlotline:
         self._vendors: EmulatedVendors | None = None
 
     async def __aenter__(self) -> TargetInfo:
-        from agent.config import load_secrets, load_settings
-        from agent.demo import start_server
-        from agent.wiring import build_deps
+        from slotline.agent.config import load_secrets, load_settings
+        from slotline.agent.demo import start_server
+        from slotline.agent.wiring import build_deps
 
         try:
             scratch = tempfile.TemporaryDirectory(prefix="slotline-bench-")
@@ -214,7 +214,7 @@ class SubprocessSlotline:
         vendors_pid = None
         if self._profile.emulated:
             log = self._stack.enter_context(_open_log(self._log_dir / "vendors.log"))
-            argv = [sys.executable, "-m", "agent.bench.vendors",
+            argv = [sys.executable, "-m", "slotline.agent.bench.vendors",
                     json.dumps(self._profile.as_dict())]
             self._vendors = await _spawn("vendors", argv, env, log)
             self._stack.push_async_callback(self._stop_vendors)
@@ -222,7 +222,7 @@ class SubprocessSlotline:
             env |= started["env"]
             vendors_pid = int(started["pid"])
         port = _free_port()
-        argv = [sys.executable, "-m", "agent.cli", "serve", "--host", "127.0.0.1",
+        argv = [sys.executable, "-m", "slotline.agent.cli", "serve", "--host", "127.0.0.1",
                 "--port", str(port)]
         if self._config_path is not None:
             argv += ["--config", str(self._config_path)]

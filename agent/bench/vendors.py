@@ -5,7 +5,7 @@ Deepgram (speech-to-text), an OpenAI-compatible LLM and ElevenLabs (speech) run 
 them. The emulators do real work (pocketsphinx decodes, espeak speaks), which on a small machine
 would compete with the server being measured. The bench caller says the same few utterances
 over and over, so decodes and syntheses are memoised: a repeat costs nothing and the vendor's
-delay is exactly the profile's. Run as ``python -m agent.bench.vendors PROFILE_JSON`` the
+delay is exactly the profile's. Run as ``python -m slotline.agent.bench.vendors PROFILE_JSON`` the
 emulators live in a process of their own (their CPU is then not the server's): it prints one
 JSON line ``{"env": {...}, "pid": N}`` and serves until its stdin closes.
 """
@@ -22,13 +22,13 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
-from agent.bench.profiles import Profile
-from providers.base import SpeechHints
-from providers.emulators import elevenlabs as eleven_emu
-from providers.emulators import openai as openai_emu
-from providers.emulators.deepgram import DeepgramEmulator
-from providers.stt._sphinx_wire import DecodeResult
-from providers.stt.local import LocalSpeechToText
+from slotline.agent.bench.profiles import Profile
+from slotline.providers.base import SpeechHints
+from slotline.providers.emulators import elevenlabs as eleven_emu
+from slotline.providers.emulators import openai as openai_emu
+from slotline.providers.emulators.deepgram import DeepgramEmulator
+from slotline.providers.stt._sphinx_wire import DecodeResult
+from slotline.providers.stt.local import LocalSpeechToText
 
 # Keys the emulators accept; they only ever travel over loopback.
 KEYS = {"DEEPGRAM_API_KEY": "bench-dg", "OPENAI_API_KEY": "sk-bench",

@@ -34,9 +34,15 @@ from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from agent.booking.intervals import Interval, Slot, merge_spans, to_epoch_s, to_epoch_s_ceil
-from agent.booking.rules import BookingRules, MinuteRange
-from agent.booking.zones import day_ranges_to_epoch_s
+from slotline.agent.booking.intervals import (
+    Interval,
+    Slot,
+    merge_spans,
+    to_epoch_s,
+    to_epoch_s_ceil,
+)
+from slotline.agent.booking.rules import BookingRules, MinuteRange
+from slotline.agent.booking.zones import day_ranges_to_epoch_s
 
 _SECONDS_PER_MINUTE = 60
 _SECONDS_PER_DAY = 86_400

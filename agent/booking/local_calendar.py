@@ -12,9 +12,9 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from agent.store import BookingRecord, NewBooking, Store
-from providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
-from providers.errors import ProviderError
+from slotline.agent.store import BookingRecord, NewBooking, Store
+from slotline.providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
+from slotline.providers.errors import ProviderError
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
 
-from agent.booking.intervals import Slot
+from slotline.agent.booking.intervals import Slot
 
 Strategy = Literal["first_available", "round_robin", "collective"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import date, time
 from typing import Literal
 
-from agent.booking.intervals import Slot
-from agent.booking.zones import load_zone
+from slotline.agent.booking.intervals import Slot
+from slotline.agent.booking.zones import load_zone
 
 TimeOfDay = Literal["morning", "afternoon", "evening"]
 PARTS_OF_DAY: dict[TimeOfDay, tuple[int, int]] = {  # [start, end) minutes after local midnight

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from types import MappingProxyType
 
-from agent.booking.zones import MINUTES_PER_DAY, load_zone
+from slotline.agent.booking.zones import MINUTES_PER_DAY, load_zone
 
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 

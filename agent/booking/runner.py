@@ -26,9 +26,9 @@ from datetime import date, datetime, time
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from agent.booking.pool import PooledSlot
-from agent.booking.service import BookingService
-from agent.booking.service_types import (
+from slotline.agent.booking.pool import PooledSlot
+from slotline.agent.booking.service import BookingService
+from slotline.agent.booking.service_types import (
     Availability,
     Booked,
     BookingDetails,
@@ -36,9 +36,9 @@ from agent.booking.service_types import (
     Proposal,
     SlotUnavailable,
 )
-from agent.booking.speech import speak_clock, speak_date
-from agent.booking.zones import load_zone
-from agent.flow.messages import (
+from slotline.agent.booking.speech import speak_clock, speak_date
+from slotline.agent.booking.zones import load_zone
+from slotline.agent.flow.messages import (
     AvailabilityReady,
     BookingFinished,
     CancelFinished,
@@ -49,10 +49,10 @@ from agent.flow.messages import (
     RunReschedule,
     SlotOffer,
 )
-from agent.notify.setup import BookingNotices
-from agent.store import BookingRecord
-from providers.calendars.base import Attendee
-from providers.errors import BookingIncomplete, ProviderError, SlotTaken
+from slotline.agent.notify.setup import BookingNotices
+from slotline.agent.store import BookingRecord
+from slotline.providers.calendars.base import Attendee
+from slotline.providers.errors import BookingIncomplete, ProviderError, SlotTaken
 
 log = logging.getLogger(__name__)
 

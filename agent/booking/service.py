@@ -26,13 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from agent.booking.availability import available_slots
-from agent.booking.intervals import Interval, Slot
-from agent.booking.local_calendar import LocalCalendar
-from agent.booking.pool import PooledSlot, pool
-from agent.booking.proposal import propose
-from agent.booking.service_book import Booker, idempotency_key
-from agent.booking.service_types import (
+from slotline.agent.booking.availability import available_slots
+from slotline.agent.booking.intervals import Interval, Slot
+from slotline.agent.booking.local_calendar import LocalCalendar
+from slotline.agent.booking.pool import PooledSlot, pool
+from slotline.agent.booking.proposal import propose
+from slotline.agent.booking.service_book import Booker, idempotency_key
+from slotline.agent.booking.service_types import (
     ActionConfig,
     Availability,
     BookingDetails,
@@ -43,13 +43,13 @@ from agent.booking.service_types import (
     Proposal,
     SlotUnavailable,
 )
-from agent.booking.speech import speak_slot, speak_slots
-from agent.booking.zones import load_zone
-from agent.config_models import Settings
-from agent.metrics import Metrics
-from agent.store import BookingRecord, Store, utc_now
-from providers.calendars.base import CalendarProvider, Rescheduler, SlotSource
-from providers.errors import ConfigError, ProviderError, ProviderTimeout
+from slotline.agent.booking.speech import speak_slot, speak_slots
+from slotline.agent.booking.zones import load_zone
+from slotline.agent.config_models import Settings
+from slotline.agent.metrics import Metrics
+from slotline.agent.store import BookingRecord, Store, utc_now
+from slotline.providers.calendars.base import CalendarProvider, Rescheduler, SlotSource
+from slotline.providers.errors import ConfigError, ProviderError, ProviderTimeout
 
 logger = logging.getLogger(__name__)
 

@@ -35,13 +35,18 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
-from agent.booking.intervals import Slot
-from agent.booking.pool import PooledSlot
-from agent.booking.service_types import ActionConfig, Booked, BookingDetails, CalendarHandle
-from agent.metrics import Metrics
-from agent.store import BookingRecord, NewBooking, Store
-from providers.calendars.base import BookingRequest, Rescheduler
-from providers.errors import BookingIncomplete, ProviderError, ProviderTimeout, SlotTaken
+from slotline.agent.booking.intervals import Slot
+from slotline.agent.booking.pool import PooledSlot
+from slotline.agent.booking.service_types import (
+    ActionConfig,
+    Booked,
+    BookingDetails,
+    CalendarHandle,
+)
+from slotline.agent.metrics import Metrics
+from slotline.agent.store import BookingRecord, NewBooking, Store
+from slotline.providers.calendars.base import BookingRequest, Rescheduler
+from slotline.providers.errors import BookingIncomplete, ProviderError, ProviderTimeout, SlotTaken
 
 logger = logging.getLogger(__name__)
 

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from types import MappingProxyType
 
-from agent.booking.intervals import Slot
-from agent.booking.pool import STRATEGIES, PooledSlot, Strategy
-from agent.booking.proposal import PARTS_OF_DAY, TimeOfDay
-from agent.booking.rules import BookingRules, DayHours
-from agent.booking.speech import speak_clock, speak_date, speak_slots
-from agent.booking.zones import load_zone
-from agent.config_models import BookingActionSettings
-from agent.store import BookingRecord
-from providers.calendars.base import Attendee, CalendarProvider
-from providers.errors import ProviderError
+from slotline.agent.booking.intervals import Slot
+from slotline.agent.booking.pool import STRATEGIES, PooledSlot, Strategy
+from slotline.agent.booking.proposal import PARTS_OF_DAY, TimeOfDay
+from slotline.agent.booking.rules import BookingRules, DayHours
+from slotline.agent.booking.speech import speak_clock, speak_date, speak_slots
+from slotline.agent.booking.zones import load_zone
+from slotline.agent.config_models import BookingActionSettings
+from slotline.agent.store import BookingRecord
+from slotline.providers.calendars.base import Attendee, CalendarProvider
+from slotline.providers.errors import ProviderError
 
 
 def _office_hours() -> Mapping[int, DayHours]:

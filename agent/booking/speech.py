@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from agent.booking.intervals import Slot
-from agent.booking.zones import load_zone
+from slotline.agent.booking.intervals import Slot
+from slotline.agent.booking.zones import load_zone
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.console import auth, calls, events, layout, pages
+from slotline.agent.console import auth, calls, events, layout, pages
 
 
 def add_console_routes(app: web.Application) -> None:

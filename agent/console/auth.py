@@ -22,7 +22,7 @@ from urllib.parse import quote
 from aiohttp import web
 from multidict import CIMultiDict
 
-from agent.app import CONTEXT, _check_api_auth
+from slotline.agent.app import CONTEXT, _check_api_auth
 
 COOKIE = "slotline_console"
 SESSION_TTL_S = 12 * 3600  # a working day; then the operator logs in again
@@ -88,7 +88,7 @@ def _local_path(target: str) -> str:
 
 
 async def login_page(request: web.Request) -> web.Response:
-    from agent.console.layout import SECURITY_HEADERS, login_html
+    from slotline.agent.console.layout import SECURITY_HEADERS, login_html
 
     if _api_token(request) is None:
         raise web.HTTPSeeOther("/")
@@ -97,7 +97,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_submit(request: web.Request) -> web.Response:
-    from agent.console.layout import SECURITY_HEADERS, login_html
+    from slotline.agent.console.layout import SECURITY_HEADERS, login_html
 
     token = _api_token(request)
     if token is None:

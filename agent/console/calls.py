@@ -10,11 +10,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from agent.app import CONTEXT
-from agent.config import Settings
-from agent.console.auth import require_page
-from agent.console.charts import flow_svg, turn_waterfall
-from agent.console.data import (
+from slotline.agent.app import CONTEXT
+from slotline.agent.config import Settings
+from slotline.agent.console.auth import require_page
+from slotline.agent.console.charts import flow_svg, turn_waterfall
+from slotline.agent.console.data import (
     DIRECTIONS,
     STATUSES,
     CallFilter,
@@ -23,9 +23,9 @@ from agent.console.data import (
     call_rows,
     row_from_json,
 )
-from agent.console.layout import badge, definition_list, h, page, table
-from agent.console.pages import read_flows
-from agent.flow.model import Flow
+from slotline.agent.console.layout import badge, definition_list, h, page, table
+from slotline.agent.console.pages import read_flows
+from slotline.agent.flow.model import Flow
 
 CALL_COLUMNS = ("Started", "Direction", "Caller", "Flow", "Duration", "Status", "Booking")
 

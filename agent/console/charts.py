@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Any
 
-from agent.bench.svg import Bar, Segment, Series, chart, waterfall
-from agent.flow.model import Flow
-from agent.flow.table import edges
+from slotline.agent.bench.svg import Bar, Segment, Series, chart, waterfall
+from slotline.agent.flow.model import Flow
+from slotline.agent.flow.table import edges
 
 # the turn's latency block, in the order the time is spent (agent.session fills it)
 LATENCY_PARTS = (("endpoint_ms", "endpoint (silence)", "#8c9bb5"),

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.session import SessionDeps
-from agent.store.records import BookingRecord
+from slotline.agent.session import SessionDeps
+from slotline.agent.store.records import BookingRecord
 
 RECENT_CALLS = 200  # the calls page shows the newest this many
 RECENT_BOOKINGS = 500

@@ -10,16 +10,16 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from agent.app import CONTEXT
-from agent.config import Settings
-from agent.console.auth import require_page
-from agent.console.charts import flow_svg, stats_charts
-from agent.console.layout import badge, definition_list, h, page, table
-from agent.flow.model import Flow
-from agent.flow.table import edges
-from agent.flow.validate import FlowInvalid, llm_warnings, read_flow_file, validate
-from agent.store import Store
-from agent.store.records import BookingRecord
+from slotline.agent.app import CONTEXT
+from slotline.agent.config import Settings
+from slotline.agent.console.auth import require_page
+from slotline.agent.console.charts import flow_svg, stats_charts
+from slotline.agent.console.layout import badge, definition_list, h, page, table
+from slotline.agent.flow.model import Flow
+from slotline.agent.flow.table import edges
+from slotline.agent.flow.validate import FlowInvalid, llm_warnings, read_flow_file, validate
+from slotline.agent.store import Store
+from slotline.agent.store.records import BookingRecord
 
 STATS_CALLS = 5000  # the plots read at most this many recent calls
 
@@ -69,7 +69,7 @@ async def booking_page(request: web.Request) -> web.Response:
 
 async def campaigns_page(request: web.Request) -> web.Response:
     require_page(request)
-    from agent.dialer.campaigns import campaign_json
+    from slotline.agent.dialer.campaigns import campaign_json
 
     store = _store(request)
     can_control = request.app[CONTEXT].deps.dialer is not None
@@ -109,7 +109,7 @@ class FlowView:
 
 def flow_files(settings: Settings) -> list[Path]:
     """The configured flow and every flow in its folder (the ones a call may ask for)."""
-    from agent.wiring import flow_path
+    from slotline.agent.wiring import flow_path
 
     current = flow_path(settings.flow)
     return sorted({current, *current.parent.glob("*.yaml")})

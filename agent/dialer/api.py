@@ -17,12 +17,12 @@ import orjson
 import phonenumbers
 from aiohttp import web
 
-from agent.dialer.campaigns import campaign_json, create_campaign, results_csv
-from agent.dialer.contacts import ContactList, ContactsError, parse_csv, parse_rows
-from agent.dialer.engine import Dialer
-from agent.dialer.spec import parse_spec, spec_from_query
-from agent.logs import mask
-from agent.store import Store
+from slotline.agent.dialer.campaigns import campaign_json, create_campaign, results_csv
+from slotline.agent.dialer.contacts import ContactList, ContactsError, parse_csv, parse_rows
+from slotline.agent.dialer.engine import Dialer
+from slotline.agent.dialer.spec import parse_spec, spec_from_query
+from slotline.agent.logs import mask
+from slotline.agent.store import Store
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a 100,000-row contacts file with a few columns
 

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from agent.dialer.contacts import ContactList
-from agent.dialer.outcomes import OUTCOMES
-from agent.dialer.spec import CampaignSpec
-from agent.store import Store
-from agent.store.dialer_records import AttemptRow, CampaignRow, ContactRow, NewContact
+from slotline.agent.dialer.contacts import ContactList
+from slotline.agent.dialer.outcomes import OUTCOMES
+from slotline.agent.dialer.spec import CampaignSpec
+from slotline.agent.store import Store
+from slotline.agent.store.dialer_records import AttemptRow, CampaignRow, ContactRow, NewContact
 
 _STATES = ("pending", "dialing")
 # the recent window over which the dial rate (and so the ETA) is measured

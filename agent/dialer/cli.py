@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import quote
 
-from agent.dialer import cli_progress as show
+from slotline.agent.dialer import cli_progress as show
 
 if TYPE_CHECKING:
     import aiohttp

@@ -27,17 +27,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from agent.calllog import CallRecord
-from agent.dialer.outcomes import FINAL_STATUSES, is_machine
-from agent.dialer.spec import CampaignSpec
-from agent.dialer.twiml import voicemail_text, voicemail_twiml
-from agent.logs import mask
-from agent.store import Store
-from agent.store.dialer_records import AttemptRow, Claimed, Settled, Wait
-from agent.stream_token import StreamTokens
-from providers.errors import ProviderError
-from providers.telephony.twilio_media import Start
-from providers.telephony.twilio_rest import TwilioRest
+from slotline.agent.calllog import CallRecord
+from slotline.agent.dialer.outcomes import FINAL_STATUSES, is_machine
+from slotline.agent.dialer.spec import CampaignSpec
+from slotline.agent.dialer.twiml import voicemail_text, voicemail_twiml
+from slotline.agent.logs import mask
+from slotline.agent.store import Store
+from slotline.agent.store.dialer_records import AttemptRow, Claimed, Settled, Wait
+from slotline.agent.stream_token import StreamTokens
+from slotline.providers.errors import ProviderError
+from slotline.providers.telephony.twilio_media import Start
+from slotline.providers.telephony.twilio_rest import TwilioRest
 
 log = logging.getLogger(__name__)
 

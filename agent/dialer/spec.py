@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agent.dialer.window import CallingWindow
+from slotline.agent.dialer.window import CallingWindow
 
 # Twilio's documented ceiling for an account's calls per second is far above 1 (the default);
 # 50 keeps a typo from dialling a list in seconds.

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from agent.flow.templates import render
-from agent.store.dialer_records import AttemptRow
-from providers.telephony.twilio_webhook import stream_twiml
+from slotline.agent.flow.templates import render
+from slotline.agent.store.dialer_records import AttemptRow
+from slotline.providers.telephony.twilio_webhook import stream_twiml
 
 # Parameters the call path itself reads; a contact column of the same name cannot set them.
 RESERVED: Final = frozenset({

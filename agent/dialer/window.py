@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from agent.booking.zones import MINUTES_PER_DAY, load_zone, wall_clock_to_epoch_s
+from slotline.agent.booking.zones import MINUTES_PER_DAY, load_zone, wall_clock_to_epoch_s
 
 HARD_START: Final = time(8, 0)
 HARD_END: Final = time(21, 0)

@@ -11,9 +11,9 @@
 - :mod:`~agent.flow.graph`, :mod:`~agent.flow.cli` — Mermaid/DOT and the ``slotline flow`` commands
 """
 
-from agent.flow.engine import FlowEngine, transition_table
-from agent.flow.llm import LlmStats
-from agent.flow.messages import (
+from slotline.agent.flow.engine import FlowEngine, transition_table
+from slotline.agent.flow.llm import LlmStats
+from slotline.agent.flow.messages import (
     AskModel,
     Attendee,
     AvailabilityReady,
@@ -37,10 +37,10 @@ from agent.flow.messages import (
     Wanted,
     WebhookFinished,
 )
-from agent.flow.model import Flow
-from agent.flow.responder import BookingRunner, CallControl, FlowResponder, WebhookRunner
-from agent.flow.state import Phase
-from agent.flow.validate import (
+from slotline.agent.flow.model import Flow
+from slotline.agent.flow.responder import BookingRunner, CallControl, FlowResponder, WebhookRunner
+from slotline.agent.flow.state import Phase
+from slotline.agent.flow.validate import (
     FlowInvalid,
     FlowProblem,
     llm_warnings,

@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from agent.flow.engine import FlowEngine
-from agent.flow.llm import History, LlmStats
-from agent.flow.messages import (
+from slotline.agent.flow.engine import FlowEngine
+from slotline.agent.flow.llm import History, LlmStats
+from slotline.agent.flow.messages import (
     AskModel,
     CallerSaid,
     JudgeConditions,
@@ -29,9 +29,9 @@ from agent.flow.messages import (
     ModelResult,
     Say,
 )
-from agent.flow.state import LISTENING
-from providers.base import ChatMessage
-from providers.errors import ProtocolError
+from slotline.agent.flow.state import LISTENING
+from slotline.providers.base import ChatMessage
+from slotline.providers.errors import ProtocolError
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from agent.flow.messages import (
+from slotline.agent.flow.messages import (
     Attendee,
     AvailabilityReady,
     BookingFinished,
@@ -41,10 +41,10 @@ from agent.flow.messages import (
     Say,
     SlotOffer,
 )
-from agent.flow.model import BookingNode, RescheduleNode
-from agent.flow.state import Ctx, Phase, Step
-from agent.flow.steps import lookup, said
-from providers.llm import rules
+from slotline.agent.flow.model import BookingNode, RescheduleNode
+from slotline.agent.flow.state import Ctx, Phase, Step
+from slotline.agent.flow.steps import lookup, said
+from slotline.providers.llm import rules
 
 MAX_OFFERS = 3  # more than three times in one sentence is more than a caller can hold
 TAKEN = "Sorry, that time was just taken."

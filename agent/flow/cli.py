@@ -13,9 +13,9 @@ import sys
 from collections.abc import Collection
 from pathlib import Path
 
-from agent.flow.graph import dot, mermaid
-from agent.flow.model import Flow
-from agent.flow.validate import (
+from slotline.agent.flow.graph import dot, mermaid
+from slotline.agent.flow.model import Flow
+from slotline.agent.flow.validate import (
     FlowInvalid,
     llm_warnings,
     parse_flow,

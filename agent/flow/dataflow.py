@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from agent.flow.model import Node
-from agent.flow.table import INSTANT, WAITS_FOR_CALLER, Edge, edge_may_set, edge_outputs
+from slotline.agent.flow.model import Node
+from slotline.agent.flow.table import INSTANT, WAITS_FOR_CALLER, Edge, edge_may_set, edge_outputs
 
 _INTENT = "intent"
 

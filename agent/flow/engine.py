@@ -41,8 +41,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from agent.flow import booking_steps, steps
-from agent.flow.messages import (
+from slotline.agent.flow import booking_steps, steps
+from slotline.agent.flow.messages import (
     AvailabilityReady,
     BookingFinished,
     CallerSaid,
@@ -59,8 +59,8 @@ from agent.flow.messages import (
     SlotOffer,
     WebhookFinished,
 )
-from agent.flow.model import Flow, Intent, Node
-from agent.flow.state import (
+from slotline.agent.flow.model import Flow, Intent, Node
+from slotline.agent.flow.state import (
     GIVE_UP,
     INTERNAL_ERROR,
     LISTENING,
@@ -70,10 +70,10 @@ from agent.flow.state import (
     Phase,
     Step,
 )
-from agent.flow.table import edge_target
-from providers.errors import ProtocolError
-from providers.llm import rules
-from providers.llm.rules.vocab import OPT_OUT, OPT_OUT_HINTS
+from slotline.agent.flow.table import edge_target
+from slotline.providers.errors import ProtocolError
+from slotline.providers.llm import rules
+from slotline.providers.llm.rules.vocab import OPT_OUT, OPT_OUT_HINTS
 
 log = logging.getLogger(__name__)
 

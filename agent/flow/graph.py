@@ -4,7 +4,7 @@ one to the do-not-call hang-up every flow has without declaring it (``agent.flow
 
 from __future__ import annotations
 
-from agent.flow.model import (
+from slotline.agent.flow.model import (
     BookingNode,
     CancelNode,
     ConversationNode,
@@ -16,8 +16,8 @@ from agent.flow.model import (
     TransferNode,
     WebhookNode,
 )
-from agent.flow.state import DO_NOT_CALL
-from agent.flow.table import edges
+from slotline.agent.flow.state import DO_NOT_CALL
+from slotline.agent.flow.table import edges
 
 _OPT_OUT_LABEL = "do-not-call request"
 _OPT_OUT_DETAIL = f"opt out, hang up ({DO_NOT_CALL})"

@@ -31,7 +31,7 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agent.flow.messages import (
+from slotline.agent.flow.messages import (
     AskModel,
     ConditionsJudged,
     JudgeConditions,
@@ -40,8 +40,15 @@ from agent.flow.messages import (
     ModelResult,
     Wanted,
 )
-from providers.base import ChatMessage, ChatModel, TextDelta, ToolCall, ToolCallsReady, ToolSpec
-from providers.errors import ProviderError, ProviderTimeout
+from slotline.providers.base import (
+    ChatMessage,
+    ChatModel,
+    TextDelta,
+    ToolCall,
+    ToolCallsReady,
+    ToolSpec,
+)
+from slotline.providers.errors import ProviderError, ProviderTimeout
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from agent.flow.messages import AskModel, JudgeConditions, Wanted
-from agent.flow.model import BranchNode, ConversationNode
-from agent.flow.state import Ctx, LlmSetup
-from agent.flow.templates import render
+from slotline.agent.flow.messages import AskModel, JudgeConditions, Wanted
+from slotline.agent.flow.model import BranchNode, ConversationNode
+from slotline.agent.flow.state import Ctx, LlmSetup
+from slotline.agent.flow.templates import render
 
 MAX_FREE_ANSWERS = 3  # per visit of a node: then questions are only read for the answer
 _MAX_VALUE_CHARS = 200  # longer is not a value the caller said but a model rambling

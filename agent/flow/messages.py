@@ -56,7 +56,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agent.responder import (
+from slotline.agent.responder import (
     CallerSaid,
     CallEvent,
     CallStarted,

@@ -40,10 +40,10 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Protocol
 
-from agent.flow.anticipate import Anticipation, model_request_ahead
-from agent.flow.engine import FlowEngine
-from agent.flow.llm import DEFAULT_LLM_TIMEOUT_S, History, LlmPerformer, LlmStats, nothing
-from agent.flow.messages import (
+from slotline.agent.flow.anticipate import Anticipation, model_request_ahead
+from slotline.agent.flow.engine import FlowEngine
+from slotline.agent.flow.llm import DEFAULT_LLM_TIMEOUT_S, History, LlmPerformer, LlmStats, nothing
+from slotline.agent.flow.messages import (
     AskModel,
     AvailabilityReady,
     BookingFinished,
@@ -70,10 +70,10 @@ from agent.flow.messages import (
     Transfer,
     WebhookFinished,
 )
-from agent.logs import mask
-from agent.responder import Action, CallEvent, CallStarted
-from providers.base import ChatModel
-from providers.errors import ProviderError, ProviderTimeout
+from slotline.agent.logs import mask
+from slotline.agent.responder import Action, CallEvent, CallStarted
+from slotline.providers.base import ChatModel
+from slotline.providers.errors import ProviderError, ProviderTimeout
 
 log = logging.getLogger(__name__)
 

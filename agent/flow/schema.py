@@ -1,8 +1,8 @@
 """The JSON Schema of flow files, shipped as ``agent/flow/flow.schema.json``.
 
 Generated from the models in :mod:`agent.flow.model`; regenerate after changing them with
-``python -m agent.flow.schema`` (a test fails while the shipped file is out of date). Editors
-pick it up from a first line such as
+``python -m slotline.agent.flow.schema`` (a test fails while the shipped file is out of
+date). Editors pick it up from a first line such as
 ``# yaml-language-server: $schema=../../agent/flow/flow.schema.json``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.flow.model import flow_json_schema
+from slotline.agent.flow.model import flow_json_schema
 
 SCHEMA_PATH = Path(__file__).with_name("flow.schema.json")
 

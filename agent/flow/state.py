@@ -15,9 +15,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol
 
-from agent.flow.messages import FlowAction, Listen, SlotOffer
-from providers.base import SpeechHints
-from providers.llm.rules import Choices, Extraction
+from slotline.agent.flow.messages import FlowAction, Listen, SlotOffer
+from slotline.providers.base import SpeechHints
+from slotline.providers.llm.rules import Choices, Extraction
 
 NO_VARIABLES: Mapping[str, str] = MappingProxyType({})
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent.flow import llm_steps
-from agent.flow.messages import (
+from slotline.agent.flow import llm_steps
+from slotline.agent.flow.messages import (
     CallerSaid,
     CallWebhook,
     CancelFinished,
@@ -25,7 +25,7 @@ from agent.flow.messages import (
     Transfer,
     WebhookFinished,
 )
-from agent.flow.model import (
+from slotline.agent.flow.model import (
     BranchNode,
     CancelNode,
     Condition,
@@ -38,7 +38,7 @@ from agent.flow.model import (
     TransferNode,
     WebhookNode,
 )
-from agent.flow.state import (
+from slotline.agent.flow.state import (
     DO_NOT_CALL,
     OPT_OUT_GOODBYE,
     OPTED_OUT,
@@ -47,9 +47,9 @@ from agent.flow.state import (
     Phase,
     Step,
 )
-from agent.flow.templates import render
-from providers.base import SpeechHints
-from providers.llm import rules
+from slotline.agent.flow.templates import render
+from slotline.providers.base import SpeechHints
+from slotline.providers.llm import rules
 
 
 def said(ctx: Ctx, text: str) -> tuple[Say, ...]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.flow.model import (
+from slotline.agent.flow.model import (
     BookingNode,
     BranchNode,
     CancelNode,

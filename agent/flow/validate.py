@@ -20,9 +20,15 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from agent.flow.dataflow import Graph, instant_loops, may_available, must_available, path_without
-from agent.flow.dataflow import reachable as reachable_nodes
-from agent.flow.model import (
+from slotline.agent.flow.dataflow import (
+    Graph,
+    instant_loops,
+    may_available,
+    must_available,
+    path_without,
+)
+from slotline.agent.flow.dataflow import reachable as reachable_nodes
+from slotline.agent.flow.model import (
     NODE_ID_PATTERN,
     NODE_MODELS,
     BookingNode,
@@ -36,10 +42,10 @@ from agent.flow.model import (
     RescheduleNode,
     WebhookNode,
 )
-from agent.flow.table import EDGE_FIELDS, Edge, edge_may_set, edges
-from agent.flow.templates import TemplateError, template_variables
-from providers.errors import ConfigError
-from providers.llm.rules.extraction import parse_choices
+from slotline.agent.flow.table import EDGE_FIELDS, Edge, edge_may_set, edges
+from slotline.agent.flow.templates import TemplateError, template_variables
+from slotline.providers.errors import ConfigError
+from slotline.providers.llm.rules.extraction import parse_choices
 
 _TEMPLATE_FIELDS = ("say", "reprompt", "template", "to")
 _NODE: TypeAdapter[Node] = TypeAdapter(Node)

@@ -25,11 +25,11 @@ from collections.abc import Mapping
 import aiohttp
 import orjson
 
-from agent.config_models import WebhookSettings
-from agent.flow.messages import CallWebhook, WebhookFinished
-from providers import signing
-from providers.errors import ProviderError, ProviderTimeout
-from providers.http import JsonHttpClient, RetryPolicy
+from slotline.agent.config_models import WebhookSettings
+from slotline.agent.flow.messages import CallWebhook, WebhookFinished
+from slotline.providers import signing
+from slotline.providers.errors import ProviderError, ProviderTimeout
+from slotline.providers.http import JsonHttpClient, RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ running in the server for everything due later. See ``agent.notify.jobs`` for ho
 guarantees come out of the store's ``reminder_jobs`` table.
 """
 
-from agent.notify.jobs import CHANNELS, Channel, JobKind
-from agent.notify.notifier import ConfirmResult, Delivery, Notifier, Outcome, PolicyLookup
-from agent.notify.policy import DEFAULT_REMINDERS, VARIABLES, NotificationPolicy, Reminder
-from agent.notify.scheduler import ReminderScheduler
+from slotline.agent.notify.jobs import CHANNELS, Channel, JobKind
+from slotline.agent.notify.notifier import ConfirmResult, Delivery, Notifier, Outcome, PolicyLookup
+from slotline.agent.notify.policy import DEFAULT_REMINDERS, VARIABLES, NotificationPolicy, Reminder
+from slotline.agent.notify.scheduler import ReminderScheduler
 
 __all__ = [
     "CHANNELS",

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from agent.notify.policy import CONFIRMATION, NotificationPolicy, Purpose
-from agent.store import BookingRecord
+from slotline.agent.notify.policy import CONFIRMATION, NotificationPolicy, Purpose
+from slotline.agent.store import BookingRecord
 
 Channel = Literal["sms", "email"]
 CHANNELS: tuple[Channel, ...] = ("sms", "email")

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from agent.logs import mask
-from agent.notify.jobs import CHANNELS, Channel, JobKind, plan, unusable
-from agent.notify.policy import NotificationPolicy, template_values
-from agent.store import BookingRecord, ReminderJob, Store, utc_now
-from providers.errors import ProviderError
-from providers.notify.base import EmailSender, SmsSender
+from slotline.agent.logs import mask
+from slotline.agent.notify.jobs import CHANNELS, Channel, JobKind, plan, unusable
+from slotline.agent.notify.policy import NotificationPolicy, template_values
+from slotline.agent.store import BookingRecord, ReminderJob, Store, utc_now
+from slotline.providers.errors import ProviderError
+from slotline.providers.notify.base import EmailSender, SmsSender
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from agent.booking.speech import speak_clock, speak_date
-from agent.booking.zones import load_zone
-from agent.store import BookingRecord
+from slotline.agent.booking.speech import speak_clock, speak_date
+from slotline.agent.booking.zones import load_zone
+from slotline.agent.store import BookingRecord
 
 Purpose = Literal["confirmation", "reminder"]
 

@@ -23,9 +23,9 @@ import logging
 import math
 import uuid
 
-from agent.notify.notifier import Delivery, Notifier, PolicyLookup, describe_error
-from agent.store import ReminderJob
-from providers.base import ResourceContext
+from slotline.agent.notify.notifier import Delivery, Notifier, PolicyLookup, describe_error
+from slotline.agent.store import ReminderJob
+from slotline.providers.base import ResourceContext
 
 logger = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ from typing import Any
 
 import aiohttp
 
-from agent.config_models import Secrets, Settings
-from agent.notify.notifier import Notifier
-from agent.notify.policy import NotificationPolicy, Reminder
-from agent.notify.scheduler import ReminderScheduler
-from agent.store import Store
-from providers.errors import ConfigError
-from providers.notify.base import EmailSender, SmsSender
+from slotline.agent.config_models import Secrets, Settings
+from slotline.agent.notify.notifier import Notifier
+from slotline.agent.notify.policy import NotificationPolicy, Reminder
+from slotline.agent.notify.scheduler import ReminderScheduler
+from slotline.agent.store import Store
+from slotline.providers.errors import ConfigError
+from slotline.providers.notify.base import EmailSender, SmsSender
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,8 @@ class Notifications:
 
 
 def _sms(settings: Settings, secrets: Secrets, session: aiohttp.ClientSession) -> SmsSender:
-    from providers.notify.sms import TwilioSms
-    from providers.telephony.twilio_rest import TwilioRest
+    from slotline.providers.notify.sms import TwilioSms
+    from slotline.providers.telephony.twilio_rest import TwilioRest
 
     if secrets.twilio_account_sid is None or secrets.twilio_auth_token is None:
         raise ConfigError("environment", "TWILIO_ACCOUNT_SID",
@@ -125,7 +125,7 @@ def _sms(settings: Settings, secrets: Secrets, session: aiohttp.ClientSession) -
 
 
 def _email(settings: Settings, secrets: Secrets) -> EmailSender:
-    from providers.notify.email import SmtpEmail
+    from slotline.providers.notify.email import SmtpEmail
 
     email = settings.email
     if not email.smtp_host:

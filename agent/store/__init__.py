@@ -4,10 +4,10 @@ SQLAlchemy 2 Core on SQLite (aiosqlite, the default) or PostgreSQL (asyncpg); th
 refuses double bookings. Start with ``open_store(url)``.
 """
 
-from agent.store.bookings import BookingRepo, new_booking_id
-from agent.store.calls import CallRepo
-from agent.store.holds import HoldRepo
-from agent.store.records import (
+from slotline.agent.store.bookings import BookingRepo, new_booking_id
+from slotline.agent.store.calls import CallRepo
+from slotline.agent.store.holds import HoldRepo
+from slotline.agent.store.records import (
     BookingRecord,
     Hold,
     NewBooking,
@@ -15,9 +15,9 @@ from agent.store.records import (
     StoredCall,
     phone_key,
 )
-from agent.store.reminders import ReminderRepo
-from agent.store.round_robin import RoundRobinRepo
-from agent.store.store import Store, open_store, utc_now
+from slotline.agent.store.reminders import ReminderRepo
+from slotline.agent.store.round_robin import RoundRobinRepo
+from slotline.agent.store.store import Store, open_store, utc_now
 
 __all__ = [
     "BookingRecord",

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent.dialer.outcomes import (
+from slotline.agent.dialer.outcomes import (
     FINAL_STATUSES,
     AttemptFacts,
     Outcome,
@@ -24,10 +24,10 @@ from agent.dialer.outcomes import (
     next_try,
     ready,
 )
-from agent.store.campaigns import attempt_row, insert_attempt
-from agent.store.db import Database
-from agent.store.dialer_records import AttemptRow, Settled
-from agent.store.schema import (
+from slotline.agent.store.campaigns import attempt_row, insert_attempt
+from slotline.agent.store.db import Database
+from slotline.agent.store.dialer_records import AttemptRow, Settled
+from slotline.agent.store.schema import (
     bookings,
     call_attempts,
     campaign_contacts,

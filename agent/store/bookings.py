@@ -19,18 +19,18 @@ from sqlalchemy import Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent.store.db import Database
-from agent.store.migrations import SLOT_TAKEN_MESSAGE
-from agent.store.records import (
+from slotline.agent.store.db import Database
+from slotline.agent.store.migrations import SLOT_TAKEN_MESSAGE
+from slotline.agent.store.records import (
     BookingRecord,
     NewBooking,
     attendee_from_json,
     attendee_json,
     phone_key,
 )
-from agent.store.schema import bookings
-from providers.calendars.base import Attendee
-from providers.errors import SlotTaken
+from slotline.agent.store.schema import bookings
+from slotline.providers.calendars.base import Attendee
+from slotline.providers.errors import SlotTaken
 
 logger = logging.getLogger(__name__)
 

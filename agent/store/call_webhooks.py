@@ -23,10 +23,10 @@ from typing import Any
 
 from sqlalchemy import Row, func, select, update
 
-from agent.store.db import Database
-from agent.store.leases import claim_leased
-from agent.store.schema import call_webhook_jobs, calls
-from agent.store.upsert import upsert
+from slotline.agent.store.db import Database
+from slotline.agent.store.leases import claim_leased
+from slotline.agent.store.schema import call_webhook_jobs, calls
+from slotline.agent.store.upsert import upsert
 
 
 @dataclass(frozen=True, slots=True)

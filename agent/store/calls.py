@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Row, select, update
 
-from agent.store.db import Database
-from agent.store.records import StoredCall
-from agent.store.schema import bookings, calls
-from agent.store.upsert import upsert
+from slotline.agent.store.db import Database
+from slotline.agent.store.records import StoredCall
+from slotline.agent.store.schema import bookings, calls
+from slotline.agent.store.upsert import upsert
 
 IN_PROGRESS = "in-progress"
 

@@ -26,8 +26,8 @@ from typing import Any
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent.store.db import Database
-from agent.store.dialer_records import (
+from slotline.agent.store.db import Database
+from slotline.agent.store.dialer_records import (
     AttemptRow,
     CampaignRow,
     Claimed,
@@ -35,7 +35,7 @@ from agent.store.dialer_records import (
     NewContact,
     Wait,
 )
-from agent.store.schema import call_attempts, campaign_contacts, campaigns, do_not_call
+from slotline.agent.store.schema import call_attempts, campaign_contacts, campaigns, do_not_call
 
 # the contacts looked at per claim: those outside their window are moved on, so a file of
 # closed windows costs one pass, not one per tick

@@ -23,7 +23,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from agent.store.url import Dialect, async_url
+from slotline.agent.store.url import Dialect, async_url
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 
-from agent.store.db import Database
-from agent.store.schema import do_not_call
-from agent.store.upsert import upsert
+from slotline.agent.store.db import Database
+from slotline.agent.store.schema import do_not_call
+from slotline.agent.store.upsert import upsert
 
 
 @dataclass(frozen=True, slots=True)

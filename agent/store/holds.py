@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import Row, delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from agent.store.db import Database
-from agent.store.migrations import SLOT_TAKEN_MESSAGE
-from agent.store.records import Hold
-from agent.store.schema import holds
+from slotline.agent.store.db import Database
+from slotline.agent.store.migrations import SLOT_TAKEN_MESSAGE
+from slotline.agent.store.records import Hold
+from slotline.agent.store.schema import holds
 
 logger = logging.getLogger(__name__)
 

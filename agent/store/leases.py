@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table, or_, select, update
 
-from agent.store.db import Database
+from slotline.agent.store.db import Database
 
 
 async def claim_leased(

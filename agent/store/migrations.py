@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select
 
-from agent.store.db import Database
-from agent.store.schema import schema_version
-from providers.errors import ConfigError
+from slotline.agent.store.db import Database
+from slotline.agent.store.schema import schema_version
+from slotline.providers.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 
-from agent.store.db import Database
-from agent.store.schema import recordings
-from agent.store.upsert import upsert
+from slotline.agent.store.db import Database
+from slotline.agent.store.schema import recordings
+from slotline.agent.store.upsert import upsert
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent.calllog import CallRecord
-from providers.calendars.base import Attendee, BookingStatus
+from slotline.agent.calllog import CallRecord
+from slotline.providers.calendars.base import Attendee, BookingStatus
 
 _NOT_DIGITS = re.compile(r"\D")
 _PHONE_KEY_DIGITS = 10  # national number without country code for NANP; enough to be unique

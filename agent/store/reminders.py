@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import Row, delete, or_, select, update
 
-from agent.store.db import Database
-from agent.store.leases import claim_leased
-from agent.store.records import ReminderJob
-from agent.store.schema import reminder_jobs
-from agent.store.upsert import upsert
+from slotline.agent.store.db import Database
+from slotline.agent.store.leases import claim_leased
+from slotline.agent.store.records import ReminderJob
+from slotline.agent.store.schema import reminder_jobs
+from slotline.agent.store.upsert import upsert
 
 
 class ReminderRepo:

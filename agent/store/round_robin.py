@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from agent.store.db import Database
-from agent.store.schema import round_robin
-from agent.store.upsert import upsert
+from slotline.agent.store.db import Database
+from slotline.agent.store.schema import round_robin
+from slotline.agent.store.upsert import upsert
 
 
 class RoundRobinRepo:

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from agent.store.url import Dialect, async_url
+from slotline.agent.store.url import Dialect, async_url
 
 
 @asynccontextmanager

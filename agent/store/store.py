@@ -14,19 +14,19 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from agent.store.attempts import AttemptRepo
-from agent.store.bookings import BookingRepo
-from agent.store.call_webhooks import CallWebhookRepo
-from agent.store.calls import CallRepo
-from agent.store.campaigns import CampaignRepo
-from agent.store.db import Database
-from agent.store.dnc import DncRepo
-from agent.store.holds import HoldRepo
-from agent.store.migrations import migrate
-from agent.store.recordings import RecordingRepo
-from agent.store.reminders import ReminderRepo
-from agent.store.round_robin import RoundRobinRepo
-from agent.store.url import Dialect
+from slotline.agent.store.attempts import AttemptRepo
+from slotline.agent.store.bookings import BookingRepo
+from slotline.agent.store.call_webhooks import CallWebhookRepo
+from slotline.agent.store.calls import CallRepo
+from slotline.agent.store.campaigns import CampaignRepo
+from slotline.agent.store.db import Database
+from slotline.agent.store.dnc import DncRepo
+from slotline.agent.store.holds import HoldRepo
+from slotline.agent.store.migrations import migrate
+from slotline.agent.store.recordings import RecordingRepo
+from slotline.agent.store.reminders import ReminderRepo
+from slotline.agent.store.round_robin import RoundRobinRepo
+from slotline.agent.store.url import Dialect
 
 
 def utc_now() -> datetime:

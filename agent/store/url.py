@@ -11,7 +11,7 @@ from typing import Literal
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from providers.errors import ConfigError
+from slotline.providers.errors import ConfigError
 
 Dialect = Literal["sqlite", "postgresql"]
 

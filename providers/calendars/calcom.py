@@ -41,11 +41,11 @@ from urllib.parse import quote
 
 import aiohttp
 
-from providers.calendars import calcom_wire as wire
-from providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
-from providers.calendars.calcom_wire import CalcomBooking, Refusal, Reservation
-from providers.errors import ProviderError, SlotTaken
-from providers.http import (
+from slotline.providers.calendars import calcom_wire as wire
+from slotline.providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
+from slotline.providers.calendars.calcom_wire import CalcomBooking, Refusal, Reservation
+from slotline.providers.errors import ProviderError, SlotTaken
+from slotline.providers.http import (
     HttpAdapter,
     HttpResponse,
     JsonHttpClient,

@@ -23,8 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from providers.calendars.base import BookingRequest, BookingStatus, BusyInterval, ProviderBooking
-from providers.errors import ProviderError
+from slotline.providers.calendars.base import (
+    BookingRequest,
+    BookingStatus,
+    BusyInterval,
+    ProviderBooking,
+)
+from slotline.providers.errors import ProviderError
 
 PROVIDER = "calcom"
 VERSION_HEADER = "cal-api-version"

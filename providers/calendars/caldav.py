@@ -54,10 +54,15 @@ from caldav.async_davclient import AsyncDAVClient
 from caldav.lib.error import AuthorizationError, DAVError
 from caldav.response import CalendarQueryResult, DAVResponse
 
-from providers.base import ResourceContext
-from providers.calendars import race
-from providers.calendars.base import BookingRequest, BookingStatus, BusyInterval, ProviderBooking
-from providers.errors import (
+from slotline.providers.base import ResourceContext
+from slotline.providers.calendars import race
+from slotline.providers.calendars.base import (
+    BookingRequest,
+    BookingStatus,
+    BusyInterval,
+    ProviderBooking,
+)
+from slotline.providers.errors import (
     ConfigError,
     ProviderAuthError,
     ProviderError,

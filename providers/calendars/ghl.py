@@ -29,15 +29,21 @@ from typing import Any
 
 import aiohttp
 
-from providers.calendars import ghl_wire as wire
-from providers.calendars.base import (
+from slotline.providers.calendars import ghl_wire as wire
+from slotline.providers.calendars.base import (
     Attendee,
     BookingRequest,
     BusyInterval,
     ProviderBooking,
 )
-from providers.errors import ProviderError, SlotTaken
-from providers.http import HttpAdapter, HttpResponse, JsonHttpClient, RetryPolicy, StaticAuth
+from slotline.providers.errors import ProviderError, SlotTaken
+from slotline.providers.http import (
+    HttpAdapter,
+    HttpResponse,
+    JsonHttpClient,
+    RetryPolicy,
+    StaticAuth,
+)
 
 _CALENDARS = {"Version": wire.CALENDARS_VERSION, "Accept": "application/json"}
 _CONTACTS = {"Version": wire.CONTACTS_VERSION, "Accept": "application/json"}

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from providers.calendars.base import Attendee, BookingStatus, ProviderBooking
-from providers.errors import ProviderError
+from slotline.providers.calendars.base import Attendee, BookingStatus, ProviderBooking
+from slotline.providers.errors import ProviderError
 
 PROVIDER = "ghl"
 CALENDARS_VERSION = "2021-04-15"  # the ``Version`` header the calendars API requires

@@ -39,15 +39,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 
-from providers.calendars import race
-from providers.calendars.base import (
+from slotline.providers.calendars import race
+from slotline.providers.calendars.base import (
     BookingRequest,
     BookingStatus,
     BusyInterval,
     ProviderBooking,
 )
-from providers.errors import ConfigError, ProviderError, SlotTaken
-from providers.http import (
+from slotline.providers.errors import ConfigError, ProviderError, SlotTaken
+from slotline.providers.http import (
     AuthSource,
     HttpAdapter,
     HttpResponse,

@@ -27,9 +27,9 @@ from typing import Any
 import aiohttp
 from google.auth import crypt, jwt
 
-from providers.errors import ConfigError
-from providers.http import RetryPolicy
-from providers.oauth import OAuthTokenCache
+from slotline.providers.errors import ConfigError
+from slotline.providers.http import RetryPolicy
+from slotline.providers.oauth import OAuthTokenCache
 
 PROVIDER = "google"
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"

@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from providers.http import RetryPolicy
-from providers.oauth import OAuthTokenCache
+from slotline.providers.http import RetryPolicy
+from slotline.providers.oauth import OAuthTokenCache
 
 PROVIDER = "outlook"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

@@ -46,10 +46,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from providers.calendars import race
-from providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
-from providers.errors import ProviderError, SlotTaken
-from providers.http import (
+from slotline.providers.calendars import race
+from slotline.providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
+from slotline.providers.errors import ProviderError, SlotTaken
+from slotline.providers.http import (
     AuthSource,
     HttpAdapter,
     HttpResponse,

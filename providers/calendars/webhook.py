@@ -24,10 +24,15 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import orjson
 
-from providers import signing
-from providers.calendars.base import BookingRequest, BookingStatus, BusyInterval, ProviderBooking
-from providers.errors import ConfigError, ProviderError, SlotTaken
-from providers.http import (
+from slotline.providers import signing
+from slotline.providers.calendars.base import (
+    BookingRequest,
+    BookingStatus,
+    BusyInterval,
+    ProviderBooking,
+)
+from slotline.providers.errors import ConfigError, ProviderError, SlotTaken
+from slotline.providers.http import (
     HttpAdapter,
     HttpResponse,
     JsonHttpClient,

@@ -28,7 +28,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 from multidict import MultiMapping
 
-from providers.errors import ConfigError
+from slotline.providers.errors import ConfigError
 
 _DOCUMENT = "discovery_cache/documents/calendar.v3.json"
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?", re.I)

@@ -21,7 +21,7 @@ from aiohttp import web
 from google.auth import exceptions as google_exceptions
 from google.auth import jwt
 
-from providers.emulators._http import json_response
+from slotline.providers.emulators._http import json_response
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _MAX_ASSERTION_LIFETIME_S = 3600

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from providers.base import ResourceContext
+from slotline.providers.base import ResourceContext
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _STALL_S = 3600.0

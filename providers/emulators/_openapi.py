@@ -34,7 +34,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from providers.errors import ConfigError
+from slotline.providers.errors import ConfigError
 
 _NUMBER_TYPES = ("number", "integer")
 JSON = "application/json"

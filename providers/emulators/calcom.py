@@ -41,9 +41,9 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.emulators import calcom_schemas as schemas
-from providers.emulators._http import Handler, HttpEmulator, json_response
-from providers.emulators.calcom_rules import (
+from slotline.providers.emulators import calcom_schemas as schemas
+from slotline.providers.emulators._http import Handler, HttpEmulator, json_response
+from slotline.providers.emulators.calcom_rules import (
     EventType,
     Span,
     free_starts,
@@ -53,7 +53,7 @@ from providers.emulators.calcom_rules import (
     overlapping_bookings,
     within_hours,
 )
-from providers.emulators.calcom_schemas import ApiError, error_json
+from slotline.providers.emulators.calcom_schemas import ApiError, error_json
 
 Clock = Callable[[], datetime]
 Reply = tuple[int, Any]  # (HTTP status, the ``data`` of the success envelope)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from providers.errors import ConfigError
+from slotline.providers.errors import ConfigError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Hours = Sequence[tuple[str, str]]  # [("09:00", "12:00"), ("13:00", "17:00")]; "24:00" allowed

@@ -42,17 +42,17 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from providers.base import ResourceContext
-from providers.emulators.deepgram_query import (
+from slotline.providers.base import ResourceContext
+from slotline.providers.emulators.deepgram_query import (
     QUERY_PARAMETERS,
     BadRequest,
     ListenParams,
     parse_listen_query,
 )
-from providers.emulators.deepgram_segmenter import FRAME_MS
-from providers.emulators.deepgram_session import EmulatorStats, Faults, ListenSession
-from providers.stt.deepgram import RedactAuthorization
-from providers.stt.local import LocalSpeechToText
+from slotline.providers.emulators.deepgram_segmenter import FRAME_MS
+from slotline.providers.emulators.deepgram_session import EmulatorStats, Faults, ListenSession
+from slotline.providers.stt.deepgram import RedactAuthorization
+from slotline.providers.stt.local import LocalSpeechToText
 
 __all__ = [
     "FRAME_MS",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from providers.emulators.deepgram_query import ListenParams
+from slotline.providers.emulators.deepgram_query import ListenParams
 
 FRAME_MS = 20
 _ONSET_FRAMES = 2  # voiced frames in a row that start an utterance (one click is not speech)

@@ -23,22 +23,22 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from audio.mulaw import ulaw_to_pcm16
-from audio.vad import WebRtcVad
-from providers.base import SpeechHints
-from providers.emulators.deepgram_query import ListenParams
-from providers.emulators.deepgram_segmenter import (
+from slotline.audio.mulaw import ulaw_to_pcm16
+from slotline.audio.vad import WebRtcVad
+from slotline.providers.base import SpeechHints
+from slotline.providers.emulators.deepgram_query import ListenParams
+from slotline.providers.emulators.deepgram_segmenter import (
     GapElapsed,
     Segmenter,
     SegmentEvent,
     Span,
     SpeechBegan,
 )
-from providers.errors import ProviderError
-from providers.stt._sphinx_wire import DecodeResult
+from slotline.providers.errors import ProviderError
+from slotline.providers.stt._sphinx_wire import DecodeResult
 
 if TYPE_CHECKING:
-    from providers.emulators.deepgram import DeepgramEmulator
+    from slotline.providers.emulators.deepgram import DeepgramEmulator
 
 logger = logging.getLogger(__name__)
 

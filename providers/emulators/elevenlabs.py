@@ -36,8 +36,8 @@ from typing import Self
 
 from aiohttp import WSMsgType, web
 
-from providers.errors import ProtocolError
-from providers.tts.elevenlabs_wire import (
+from slotline.providers.errors import ProtocolError
+from slotline.providers.tts.elevenlabs_wire import (
     Alignment,
     ClientMessage,
     encode_audio,
@@ -45,7 +45,7 @@ from providers.tts.elevenlabs_wire import (
     encode_final,
     parse_client_message,
 )
-from providers.tts.local import LocalTts
+from slotline.providers.tts.local import LocalTts
 
 log = logging.getLogger(__name__)
 

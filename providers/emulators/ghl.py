@@ -31,9 +31,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from providers.emulators._http import HttpEmulator, json_response
-from providers.emulators._openapi import OpenApiOperation, openapi_document
-from providers.emulators.ghl_rules import (
+from slotline.providers.emulators._http import HttpEmulator, json_response
+from slotline.providers.emulators._openapi import OpenApiOperation, openapi_document
+from slotline.providers.emulators.ghl_rules import (
     Appointment,
     Contact,
     GhlCalendarRules,

@@ -38,9 +38,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from aiohttp import web
 
-from providers.emulators._google_discovery import Method, load_methods
-from providers.emulators._google_oauth import Grant, TokenIssuer
-from providers.emulators._http import HttpEmulator, json_response
+from slotline.providers.emulators._google_discovery import Method, load_methods
+from slotline.providers.emulators._google_oauth import Grant, TokenIssuer
+from slotline.providers.emulators._http import HttpEmulator, json_response
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 409: "ALREADY_EXISTS", 503: "UNAVAILABLE"}

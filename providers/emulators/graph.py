@@ -40,9 +40,9 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from providers.emulators import graph_schemas as schemas
-from providers.emulators._http import Handler, HttpEmulator, json_response
-from providers.emulators.ms_identity import TOKEN_ROUTE, TokenIssuer
+from slotline.providers.emulators import graph_schemas as schemas
+from slotline.providers.emulators._http import Handler, HttpEmulator, json_response
+from slotline.providers.emulators.ms_identity import TOKEN_ROUTE, TokenIssuer
 
 TENANT_ID = "emulated-tenant"
 CLIENT_ID = "00000000-0000-0000-0000-00000000c11d"

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from providers.emulators._http import json_response
+from slotline.providers.emulators._http import json_response
 
 TOKEN_ROUTE = "/{tenant}/oauth2/v2.0/token"
 

@@ -35,10 +35,10 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from providers.base import ResourceContext, ToolCall
-from providers.emulators._http import serve
-from providers.emulators._openapi import nullable_to_json_schema
-from providers.errors import ConfigError
+from slotline.providers.base import ResourceContext, ToolCall
+from slotline.providers.emulators._http import serve
+from slotline.providers.emulators._openapi import nullable_to_json_schema
+from slotline.providers.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -47,12 +47,14 @@ from typing import Any, Final
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
-from providers.emulators._http import HttpEmulator, json_response
-from providers.emulators._openapi import OpenApiOperation, openapi_document
-from providers.emulators.twilio_call_state import ENDED, record_status, utc_now
-from providers.emulators.twilio_call_state import EmulatedCall as EmulatedCall  # re-exported
-from providers.emulators.twilio_outbound import OutboundCalls
-from providers.emulators.twilio_outbound import Party as Party  # re-exported
+from slotline.providers.emulators._http import HttpEmulator, json_response
+from slotline.providers.emulators._openapi import OpenApiOperation, openapi_document
+from slotline.providers.emulators.twilio_call_state import ENDED, record_status, utc_now
+from slotline.providers.emulators.twilio_call_state import (
+    EmulatedCall as EmulatedCall,  # re-exported
+)
+from slotline.providers.emulators.twilio_outbound import OutboundCalls
+from slotline.providers.emulators.twilio_outbound import Party as Party  # re-exported
 
 # The specs are test data beside the project (../shared/specs from the project root).
 _SPECS = Path(__file__).resolve().parents[3] / "shared/specs"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
-    from providers.emulators.twilio_outbound import StreamTarget
+    from slotline.providers.emulators.twilio_outbound import StreamTarget
 
 ENDED: Final = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 

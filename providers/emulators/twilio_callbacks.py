@@ -26,8 +26,8 @@ from xml.etree import ElementTree
 
 import aiohttp
 
-from providers.emulators.twilio_call_state import EmulatedCall, WebhookAttempt
-from providers.telephony.twilio_webhook import sign
+from slotline.providers.emulators.twilio_call_state import EmulatedCall, WebhookAttempt
+from slotline.providers.telephony.twilio_webhook import sign
 
 logger = logging.getLogger(__name__)
 

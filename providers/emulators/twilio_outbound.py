@@ -46,15 +46,15 @@ from typing import Final, Literal, Protocol
 
 import aiohttp
 
-from providers.emulators.twilio_call_state import (
+from slotline.providers.emulators.twilio_call_state import (
     ENDED,
     EmulatedCall,
     ended_within,
     record_status,
 )
-from providers.emulators.twilio_callbacks import StatusCallbacks, WebhookSender, plan_twiml
-from providers.emulators.twilio_silent_callee import SilentCallee
-from providers.telephony.twilio_webhook import sign
+from slotline.providers.emulators.twilio_callbacks import StatusCallbacks, WebhookSender, plan_twiml
+from slotline.providers.emulators.twilio_silent_callee import SilentCallee
+from slotline.providers.telephony.twilio_webhook import sign
 
 logger = logging.getLogger(__name__)
 

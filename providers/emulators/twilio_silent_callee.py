@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Final
 
 import aiohttp
 
-from audio.framing import FRAME_MS, ULAW_FRAME_BYTES, ULAW_SILENCE
-from providers.errors import ProtocolError
-from providers.telephony import twilio_media as tw
+from slotline.audio.framing import FRAME_MS, ULAW_FRAME_BYTES, ULAW_SILENCE
+from slotline.providers.errors import ProtocolError
+from slotline.providers.telephony import twilio_media as tw
 
 if TYPE_CHECKING:
-    from providers.emulators.twilio_outbound import StreamTarget
+    from slotline.providers.emulators.twilio_outbound import StreamTarget
 
 logger = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from providers import signing
-from providers.calendars.webhook import aware_time
-from providers.emulators._http import HttpEmulator, json_response
+from slotline.providers import signing
+from slotline.providers.calendars.webhook import aware_time
+from slotline.providers.emulators._http import HttpEmulator, json_response
 
 DEFAULT_PATH = "/slotline/calendar"
 

@@ -30,9 +30,14 @@ from typing import Any, TypeVar
 import httpx2
 import openai
 
-from providers.base import ChatEvent, ChatMessage, ResourceContext, ToolSpec
-from providers.errors import ProtocolError, ProviderAuthError, ProviderError, ProviderTimeout
-from providers.llm.openai_wire import ChatStreamDecoder, encode_messages, encode_tools
+from slotline.providers.base import ChatEvent, ChatMessage, ResourceContext, ToolSpec
+from slotline.providers.errors import (
+    ProtocolError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderTimeout,
+)
+from slotline.providers.llm.openai_wire import ChatStreamDecoder, encode_messages, encode_tools
 
 logger = logging.getLogger(__name__)
 

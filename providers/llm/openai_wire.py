@@ -29,7 +29,7 @@ from typing import TypeVar
 
 import orjson
 
-from providers.base import (
+from slotline.providers.base import (
     ChatEvent,
     ChatFinished,
     ChatMessage,
@@ -38,8 +38,8 @@ from providers.base import (
     ToolCallsReady,
     ToolSpec,
 )
-from providers.errors import ProtocolError
-from providers.llm.sse import SseEvent, SseParser
+from slotline.providers.errors import ProtocolError
+from slotline.providers.llm.sse import SseEvent, SseParser
 
 logger = logging.getLogger(__name__)
 

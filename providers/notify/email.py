@@ -22,7 +22,7 @@ from typing import Final
 
 import aiosmtplib
 
-from providers.errors import ConfigError, ProviderAuthError, ProviderError, ProviderTimeout
+from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError, ProviderTimeout
 
 PROVIDER: Final = "smtp"
 

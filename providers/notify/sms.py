@@ -8,8 +8,8 @@ caller's job queue to decide.
 
 from __future__ import annotations
 
-from providers.errors import ConfigError
-from providers.telephony.twilio_rest import TwilioRest
+from slotline.providers.errors import ConfigError
+from slotline.providers.telephony.twilio_rest import TwilioRest
 
 
 class TwilioSms:

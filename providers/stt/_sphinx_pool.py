@@ -23,9 +23,9 @@ import itertools
 import logging
 from collections.abc import Callable
 
-from providers.errors import ProviderError, ProviderTimeout
-from providers.stt import _sphinx_wire as wire
-from providers.stt._sphinx_queue import PROVIDER, FairQueue, Job, fail
+from slotline.providers.errors import ProviderError, ProviderTimeout
+from slotline.providers.stt import _sphinx_wire as wire
+from slotline.providers.stt._sphinx_queue import PROVIDER, FairQueue, Job, fail
 
 logger = logging.getLogger(__name__)
 

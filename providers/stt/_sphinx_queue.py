@@ -28,8 +28,8 @@ from typing import Literal
 
 import numpy as np
 
-from providers.errors import ProviderError, ProviderTimeout
-from providers.stt import _sphinx_wire as wire
+from slotline.providers.errors import ProviderError, ProviderTimeout
+from slotline.providers.stt import _sphinx_wire as wire
 
 PROVIDER = "stt-local"
 BYTES_PER_MS = 16  # 8 kHz x 16-bit mono

@@ -48,8 +48,8 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import numpy.typing as npt
 
-from providers.stt import _sphinx_wire as wire
-from providers.stt._domain_corpus import domain_sentences
+from slotline.providers.stt import _sphinx_wire as wire
+from slotline.providers.stt._domain_corpus import domain_sentences
 
 logger = logging.getLogger(__name__)
 

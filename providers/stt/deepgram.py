@@ -43,9 +43,9 @@ from collections.abc import Callable
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
-from providers.errors import ConfigError, ProviderAuthError, ProviderError
-from providers.stt import deepgram_wire as wire
-from providers.stt.deepgram_stream import BYTES_PER_S, PROVIDER, DeepgramSttStream
+from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError
+from slotline.providers.stt import deepgram_wire as wire
+from slotline.providers.stt.deepgram_stream import BYTES_PER_S, PROVIDER, DeepgramSttStream
 
 __all__ = ["PROVIDER", "DeepgramSpeechToText", "DeepgramSttStream", "RedactAuthorization"]
 

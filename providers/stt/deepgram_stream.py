@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from providers.base import AudioChunk, SpeechHints, Transcript
-from providers.errors import ProtocolError, ProviderError, ProviderTimeout
-from providers.stt import deepgram_wire as wire
+from slotline.providers.base import AudioChunk, SpeechHints, Transcript
+from slotline.providers.errors import ProtocolError, ProviderError, ProviderTimeout
+from slotline.providers.stt import deepgram_wire as wire
 
 if TYPE_CHECKING:
-    from providers.stt.deepgram import DeepgramSpeechToText
+    from slotline.providers.stt.deepgram import DeepgramSpeechToText
 
 logger = logging.getLogger(__name__)
 

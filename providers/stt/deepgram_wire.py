@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from providers.errors import ProtocolError
+from slotline.providers.errors import ProtocolError
 
 LISTEN_PATH = "/v1/listen"
 

@@ -43,11 +43,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from providers.base import AudioChunk, ResourceContext, SpeechHints, Transcript
-from providers.errors import ProviderError, ProviderTimeout
-from providers.stt import _sphinx_wire as wire
-from providers.stt._sphinx_pool import Worker, WorkerState
-from providers.stt._sphinx_queue import BYTES_PER_MS, PROVIDER, FairQueue, Job, fail
+from slotline.providers.base import AudioChunk, ResourceContext, SpeechHints, Transcript
+from slotline.providers.errors import ProviderError, ProviderTimeout
+from slotline.providers.stt import _sphinx_wire as wire
+from slotline.providers.stt._sphinx_pool import Worker, WorkerState
+from slotline.providers.stt._sphinx_queue import BYTES_PER_MS, PROVIDER, FairQueue, Job, fail
 
 logger = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
-from audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_FRAME_BYTES
-from providers.errors import ProtocolError
-from providers.telephony.twilio_media_encode import (
+from slotline.audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_FRAME_BYTES
+from slotline.providers.errors import ProtocolError
+from slotline.providers.telephony.twilio_media_encode import (
     CHANNELS,
     MULAW_ENCODING,
     encode_clear,

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import orjson
 
-from audio.framing import SAMPLE_RATE_HZ
+from slotline.audio.framing import SAMPLE_RATE_HZ
 
 MULAW_ENCODING: Final = "audio/x-mulaw"
 CHANNELS: Final = 1

@@ -30,8 +30,8 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from providers.errors import ProviderError
-from providers.http import (
+from slotline.providers.errors import ProviderError
+from slotline.providers.http import (
     HttpAdapter,
     HttpResponse,
     JsonHttpClient,

@@ -38,8 +38,8 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
-from providers.tts.elevenlabs_socket import (
+from slotline.providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
+from slotline.providers.tts.elevenlabs_socket import (
     BYTES_PER_MS,
     INACTIVITY_TIMEOUT_S,
     MAX_CONTEXTS_PER_SOCKET,
@@ -48,7 +48,7 @@ from providers.tts.elevenlabs_socket import (
     ReplyContext,
     SpeechChunk,
 )
-from providers.tts.elevenlabs_wire import Alignment, ClientMessage, VoiceSettings
+from slotline.providers.tts.elevenlabs_wire import Alignment, ClientMessage, VoiceSettings
 
 __all__ = [
     "BYTES_PER_MS",

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from providers.errors import ProtocolError, ProviderError, ProviderTimeout
-from providers.tts.elevenlabs_wire import (
+from slotline.providers.errors import ProtocolError, ProviderError, ProviderTimeout
+from slotline.providers.tts.elevenlabs_wire import (
     Alignment,
     AudioReceived,
     ClientMessage,

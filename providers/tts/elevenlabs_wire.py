@@ -22,7 +22,7 @@ from typing import TypeGuard
 
 import orjson
 
-from providers.errors import ProtocolError
+from slotline.providers.errors import ProtocolError
 
 
 @dataclass(frozen=True, slots=True)

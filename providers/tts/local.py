@@ -38,10 +38,10 @@ import espeakng_loader
 import numpy as np
 import numpy.typing as npt
 
-from audio.mulaw import encode_array
-from audio.resample import Resampler
-from providers.errors import ProviderError, ProviderTimeout
-from providers.tts._espeak import (
+from slotline.audio.mulaw import encode_array
+from slotline.audio.resample import Resampler
+from slotline.providers.errors import ProviderError, ProviderTimeout
+from slotline.providers.tts._espeak import (
     EE_NOT_FOUND,
     PITCH_MAX,
     PITCH_MIN,

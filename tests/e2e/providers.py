@@ -35,13 +35,19 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from providers.emulators._http import HttpEmulator
-from providers.emulators.calcom import CalcomEmulator
-from providers.emulators.calcom_rules import EventType
-from providers.emulators.ghl import GhlCalendarRules, GhlEmulator
-from providers.emulators.google_calendar import GoogleCalendarEmulator
-from providers.emulators.graph import CLIENT_ID, CLIENT_SECRET, MAILBOX, TENANT_ID, GraphEmulator
-from providers.emulators.webhook_calendar import WebhookCalendarEmulator
+from slotline.providers.emulators._http import HttpEmulator
+from slotline.providers.emulators.calcom import CalcomEmulator
+from slotline.providers.emulators.calcom_rules import EventType
+from slotline.providers.emulators.ghl import GhlCalendarRules, GhlEmulator
+from slotline.providers.emulators.google_calendar import GoogleCalendarEmulator
+from slotline.providers.emulators.graph import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    MAILBOX,
+    TENANT_ID,
+    GraphEmulator,
+)
+from slotline.providers.emulators.webhook_calendar import WebhookCalendarEmulator
 from tests.radicale_server import RadicaleServer
 
 PROVIDERS = ("calcom", "ghl", "google", "outlook", "caldav", "webhook")

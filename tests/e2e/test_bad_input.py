@@ -10,10 +10,10 @@ import aiohttp
 import orjson
 import pytest
 
-from agent.caller import run_caller
-from agent.demo import DEMO_SCRIPT, caller_wav
-from providers.telephony import twilio_media as tw
-from providers.telephony.twilio_webhook import sign
+from slotline.agent.caller import run_caller
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.providers.telephony import twilio_media as tw
+from slotline.providers.telephony.twilio_webhook import sign
 from tests.e2e.conftest import Server, call_tasks, running_server
 
 STREAM_SID = "MZ" + "0" * 32

@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from agent.bench.cli import Options, run_load
-from agent.bench.conversation import load_conversation
-from agent.bench.html import write_report
-from agent.bench.metrics import STAGES
-from agent.bench.profiles import BUILTIN
-from agent.bench.report import SCHEMA, summary_table, validate
-from agent.bench.runner import LoadPlan
-from agent.cli import main
-from audio.mulaw import decode_array, encode_array
-from providers.telephony.twilio_media import (
+from slotline.agent.bench.cli import Options, run_load
+from slotline.agent.bench.conversation import load_conversation
+from slotline.agent.bench.html import write_report
+from slotline.agent.bench.metrics import STAGES
+from slotline.agent.bench.profiles import BUILTIN
+from slotline.agent.bench.report import SCHEMA, summary_table, validate
+from slotline.agent.bench.runner import LoadPlan
+from slotline.agent.cli import main
+from slotline.audio.mulaw import decode_array, encode_array
+from slotline.providers.telephony.twilio_media import (
     InboundStream,
     Media,
     Start,

@@ -15,16 +15,16 @@ import asyncio
 import os
 from pathlib import Path
 
-from agent.caller import CallerReport, run_caller
-from agent.calllog import CallRecord
-from agent.demo import DEMO_SCRIPT, caller_wav
-from agent.flow.booking_steps import COULD_NOT_BOOK, COULD_NOT_CHECK, TAKEN
-from agent.store.scratch import scratch_postgres
-from providers.emulators.calcom import CalcomEmulator
-from providers.emulators.calcom_rules import EventType
-from providers.emulators.deepgram import DeepgramEmulator
-from providers.emulators.deepgram_session import Faults
-from providers.emulators.openai import OpenAIEmulator
+from slotline.agent.caller import CallerReport, run_caller
+from slotline.agent.calllog import CallRecord
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.flow.booking_steps import COULD_NOT_BOOK, COULD_NOT_CHECK, TAKEN
+from slotline.agent.store.scratch import scratch_postgres
+from slotline.providers.emulators.calcom import CalcomEmulator
+from slotline.providers.emulators.calcom_rules import EventType
+from slotline.providers.emulators.deepgram import DeepgramEmulator
+from slotline.providers.emulators.deepgram_session import Faults
+from slotline.providers.emulators.openai import OpenAIEmulator
 from tests.e2e.conftest import Server, call_tasks, running_server
 from tests.e2e.providers import ZONE, booking_env
 from tests.until import until
@@ -137,7 +137,7 @@ async def _drop(admin_url: str, url: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from agent.store.url import async_url
+    from slotline.agent.store.url import async_url
 
     _, admin = async_url(admin_url)
     name = async_url(url)[1].database

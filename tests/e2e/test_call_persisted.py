@@ -14,11 +14,11 @@ import os
 import signal
 from pathlib import Path
 
-from agent.call_persist import STOPPED
-from agent.caller import run_caller
-from agent.demo import DEMO_SCRIPT, caller_wav
-from agent.store import Store, StoredCall, open_store
 from bench.races import serve_process
+from slotline.agent.call_persist import STOPPED
+from slotline.agent.caller import run_caller
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.store import Store, StoredCall, open_store
 from tests.e2e.conftest import running_server
 from tests.until import until
 

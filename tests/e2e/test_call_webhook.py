@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.caller import run_caller
-from agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
-from agent.store import Store
-from providers import signing
+from slotline.agent.caller import run_caller
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.store import Store
+from slotline.providers import signing
 from tests.e2e.conftest import running_server
 from tests.until import until
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.callees import Callees, PersonaName, office_hours_zone, parties
-from agent.dialer import cli
-from providers.emulators.twilio import TwilioEmulator
-from providers.emulators.twilio_outbound import Party
-from providers.telephony.twilio_webhook import sign
+from slotline.agent.callees import Callees, PersonaName, office_hours_zone, parties
+from slotline.agent.dialer import cli
+from slotline.providers.emulators.twilio import TwilioEmulator
+from slotline.providers.emulators.twilio_outbound import Party
+from slotline.providers.telephony.twilio_webhook import sign
 from tests.e2e.conftest import Server, running_server
 
 FROM = "+12025550100"

@@ -25,12 +25,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from agent.callees import Callees, office_hours_zone, parties
-from agent.store.schema import call_attempts
-from agent.store.scratch import scratch_postgres
-from agent.store.url import async_url
-from providers.emulators.twilio import TwilioEmulator
-from providers.emulators.twilio_outbound import Party
+from slotline.agent.callees import Callees, office_hours_zone, parties
+from slotline.agent.store.schema import call_attempts
+from slotline.agent.store.scratch import scratch_postgres
+from slotline.agent.store.url import async_url
+from slotline.providers.emulators.twilio import TwilioEmulator
+from slotline.providers.emulators.twilio_outbound import Party
 
 ADMIN_URL = os.environ.get("SLOTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test")
 FROM = "+12025550100"
@@ -52,7 +52,7 @@ def number(i: int) -> str:
 
 @dataclass
 class ServerProcess:
-    """``python -m agent.cli serve`` in a subprocess; its stderr goes to ``log``."""
+    """``python -m slotline.agent.cli serve`` in a subprocess; its stderr goes to ``log``."""
 
     env: dict[str, str]
     port: int
@@ -68,7 +68,7 @@ class ServerProcess:
     async def start(self) -> None:
         with self.log.open("ab") as err:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agent.cli", "serve", "--workers", str(self.workers),
+                sys.executable, "-m", "slotline.agent.cli", "serve", "--workers", str(self.workers),
                 stdout=asyncio.subprocess.DEVNULL, stderr=err, env=self.env,
             )
         self.answered = await self.wait_healthy()

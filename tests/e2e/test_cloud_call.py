@@ -4,12 +4,12 @@ for the flow, ElevenLabs for speech."""
 
 from __future__ import annotations
 
-from agent.caller import run_caller
-from agent.demo import DEMO_SCRIPT, caller_wav
-from providers.emulators.deepgram import DeepgramEmulator
-from providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator, Fault
-from providers.emulators.openai import LATENCY_PROFILES as LLM_LATENCY
-from providers.emulators.openai import OpenAIEmulator
+from slotline.agent.caller import run_caller
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.providers.emulators.deepgram import DeepgramEmulator
+from slotline.providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator, Fault
+from slotline.providers.emulators.openai import LATENCY_PROFILES as LLM_LATENCY
+from slotline.providers.emulators.openai import OpenAIEmulator
 from tests.e2e.conftest import call_tasks, running_server
 
 SECRETS = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key",

@@ -25,11 +25,11 @@ import pytest
 from aiohttp.payload import Payload
 from aiosmtpd.smtp import SMTP
 
-from agent.caller import CallerReport, run_caller
-from agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
-from agent.store import ReminderJob
-from providers.emulators.twilio import TwilioEmulator
-from providers.telephony.twilio_webhook import sign
+from slotline.agent.caller import CallerReport, run_caller
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.store import ReminderJob
+from slotline.providers.emulators.twilio import TwilioEmulator
+from slotline.providers.telephony.twilio_webhook import sign
 from tests.e2e.conftest import Server, call_tasks, running_server
 from tests.until import until
 

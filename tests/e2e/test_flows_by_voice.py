@@ -15,11 +15,11 @@ import orjson
 import pytest
 from aiohttp import web
 
-from agent.caller import CallerReport, run_caller
-from agent.demo import caller_wav
-from agent.store import NewBooking
-from providers import signing
-from providers.calendars.base import Attendee
+from slotline.agent.caller import CallerReport, run_caller
+from slotline.agent.demo import caller_wav
+from slotline.agent.store import NewBooking
+from slotline.providers import signing
+from slotline.providers.calendars.base import Attendee
 from tests.e2e.conftest import Server, call_tasks, running_server
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples.yaml"

@@ -12,12 +12,12 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from agent.caller import CallerReport, run_caller
-from agent.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_ERRORS
-from agent.demo import DEMO_SCRIPT, caller_wav
-from agent.inbox import MAX_PENDING_DTMF
-from audio.mulaw import encode_array
-from providers.telephony import twilio_media as tw
+from slotline.agent.caller import CallerReport, run_caller
+from slotline.agent.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_ERRORS
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.inbox import MAX_PENDING_DTMF
+from slotline.audio.mulaw import encode_array
+from slotline.providers.telephony import twilio_media as tw
 from tests.e2e.conftest import Server, call_tasks
 
 STREAM_SID = "MZ" + "d" * 32

@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.caller import Say, load_wav_ulaw, run_caller
-from agent.demo import caller_wav
-from agent.flow.state import OPT_OUT_GOODBYE
+from slotline.agent.caller import Say, load_wav_ulaw, run_caller
+from slotline.agent.demo import caller_wav
+from slotline.agent.flow.state import OPT_OUT_GOODBYE
 from tests.e2e.conftest import Server, call_tasks, running_server
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples.yaml"

@@ -13,10 +13,10 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
-from agent.caller import CallerReport, Say, run_caller, voiced_span
-from agent.demo import DEMO_SCRIPT, caller_wav
-from agent.playout import AgentTurn
-from audio.mulaw import decode_array
+from slotline.agent.caller import CallerReport, Say, run_caller, voiced_span
+from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.playout import AgentTurn
+from slotline.audio.mulaw import decode_array
 from tests.e2e.conftest import running_server
 from tests.until import until
 

@@ -39,7 +39,7 @@ async def test_two_workers_share_the_port_and_are_supervised() -> None:
     folder = tempfile.mkdtemp(prefix="slotline-workers-")
     env = {**os.environ, "SLOTLINE_STORE__URL": f"sqlite:///{folder}/workers.db"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli", "serve", "--workers", "2", "--port", "0",
+        sys.executable, "-m", "slotline.agent.cli", "serve", "--workers", "2", "--port", "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
     )
     try:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.store.scratch import scratch_store_url
-from agent.store.url import Dialect
+from slotline.agent.store.scratch import scratch_store_url
+from slotline.agent.store.url import Dialect
 
 # The machine's PostgreSQL (trust auth); each test gets a scratch database dropped afterwards.
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from audio.framing import (
+from slotline.audio.framing import (
     FRAME_MS,
     FRAME_SAMPLES,
     PCM16_FRAME_BYTES,
@@ -13,7 +13,7 @@ from audio.framing import (
     ULAW_SILENCE,
     Framer,
 )
-from audio.mulaw import ulaw_to_pcm16
+from slotline.audio.mulaw import ulaw_to_pcm16
 
 
 def test_constants_describe_20ms_at_8khz() -> None:

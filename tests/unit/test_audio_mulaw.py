@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio.mulaw import decode_array, encode_array, pcm16_to_ulaw, ulaw_to_pcm16
+from slotline.audio.mulaw import decode_array, encode_array, pcm16_to_ulaw, ulaw_to_pcm16
 
 BIAS = 132
 CLIP = 32635  # largest magnitude that still fits in 15 bits once biased

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from audio.pacing import OutboundPacer
+from slotline.audio.pacing import OutboundPacer
 
 
 def test_first_send_is_immediate_and_starts_the_playback_clock() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from audio.resample import Resampler, resample
+from slotline.audio.resample import Resampler, resample
 
 RATE_PAIRS = [(8000, 16000), (16000, 8000), (22050, 8000), (8000, 22050), (44100, 48000)]
 

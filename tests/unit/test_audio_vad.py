@@ -11,9 +11,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from audio.framing import FRAME_SAMPLES, PCM16_FRAME_BYTES, SAMPLE_RATE_HZ
-from audio.resample import resample
-from audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad, silero_model_path
+from slotline.audio.framing import FRAME_SAMPLES, PCM16_FRAME_BYTES, SAMPLE_RATE_HZ
+from slotline.audio.resample import resample
+from slotline.audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad, silero_model_path
 
 FLITE = "/usr/bin/flite"
 SENTENCE = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent.bench.capacity import Search, judge, search, summary
-from agent.bench.report import validate
+from slotline.agent.bench.capacity import Search, judge, search, summary
+from slotline.agent.bench.report import validate
 from tests.unit.bench_runs import result_of
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from agent.bench.metrics import (
+from slotline.agent.bench.metrics import (
     active_at,
     audio_summary,
     call_seconds,
@@ -13,7 +13,7 @@ from agent.bench.metrics import (
     turn_counts,
     turn_records,
 )
-from agent.bench.runner import CallResult, classify
+from slotline.agent.bench.runner import CallResult, classify
 from tests.unit.bench_runs import caller_report, run_of, server_log
 
 

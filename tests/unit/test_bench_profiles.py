@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.bench.conversation import load_conversation
-from agent.bench.profiles import BUILTIN, Profile, load_profile
-from agent.caller import PressDigit, Say
-from providers.emulators import elevenlabs, openai
-from providers.emulators.deepgram import DeepgramEmulator
-from providers.errors import ConfigError
+from slotline.agent.bench.conversation import load_conversation
+from slotline.agent.bench.profiles import BUILTIN, Profile, load_profile
+from slotline.agent.caller import PressDigit, Say
+from slotline.providers.emulators import elevenlabs, openai
+from slotline.providers.emulators.deepgram import DeepgramEmulator
+from slotline.providers.errors import ConfigError
 
 
 def test_cloud_is_the_emulators_own_cloud_profile() -> None:

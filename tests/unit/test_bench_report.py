@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from agent.bench.compare import compare
-from agent.bench.html import render
-from agent.bench.report import SCHEMA, load_result, summary_table, validate, write_result
-from agent.bench.svg import Bar, Segment, Series, chart, nice_ticks, waterfall
-from agent.cli import main
+from slotline.agent.bench.compare import compare
+from slotline.agent.bench.html import render
+from slotline.agent.bench.report import SCHEMA, load_result, summary_table, validate, write_result
+from slotline.agent.bench.svg import Bar, Segment, Series, chart, nice_ticks, waterfall
+from slotline.agent.cli import main
 from tests.unit.bench_runs import result_of
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from agent.bench.sysstat import SystemSampler, read_tree
+from slotline.agent.bench.sysstat import SystemSampler, read_tree
 
 
 def _burn_cpu(seconds: float) -> None:

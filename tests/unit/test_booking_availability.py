@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.booking import (
+from slotline.agent.booking import (
     BookingRules,
     Interval,
     Slot,
@@ -19,8 +19,8 @@ from agent.booking import (
     merge_intervals,
     subtract_intervals,
 )
-from agent.booking.rules import HoursRange
-from agent.booking.zones import wall_clock_to_epoch_s
+from slotline.agent.booking.rules import HoursRange
+from slotline.agent.booking.zones import wall_clock_to_epoch_s
 
 NY = "America/New_York"
 BERLIN = "Europe/Berlin"

@@ -25,27 +25,27 @@ from datetime import time, timedelta
 import aiohttp
 import pytest
 
-from agent.booking.local_calendar import LocalCalendar
-from agent.booking.pool import PooledSlot
-from agent.booking.runner import ServiceBookingRunner
-from agent.booking.service import BookingService
-from agent.booking.service_types import (
+from slotline.agent.booking.local_calendar import LocalCalendar
+from slotline.agent.booking.pool import PooledSlot
+from slotline.agent.booking.runner import ServiceBookingRunner
+from slotline.agent.booking.service import BookingService
+from slotline.agent.booking.service_types import (
     ActionConfig,
     Booked,
     BookingDetails,
     CalendarHandle,
     Preference,
 )
-from agent.flow.messages import Attendee as FlowAttendee
-from agent.flow.messages import Preferences, RunBooking
-from agent.metrics import Metrics
-from agent.store import Store, open_store, utc_now
-from providers.calendars.base import Attendee
-from providers.calendars.calcom import CalcomCalendar
-from providers.emulators.calcom import CalcomEmulator
-from providers.emulators.calcom_rules import EventType
-from providers.errors import BookingIncomplete, ProviderError, ProviderTimeout
-from providers.http import RetryPolicy
+from slotline.agent.flow.messages import Attendee as FlowAttendee
+from slotline.agent.flow.messages import Preferences, RunBooking
+from slotline.agent.metrics import Metrics
+from slotline.agent.store import Store, open_store, utc_now
+from slotline.providers.calendars.base import Attendee
+from slotline.providers.calendars.calcom import CalcomCalendar
+from slotline.providers.emulators.calcom import CalcomEmulator
+from slotline.providers.emulators.calcom_rules import EventType
+from slotline.providers.errors import BookingIncomplete, ProviderError, ProviderTimeout
+from slotline.providers.http import RetryPolicy
 from tests.e2e.providers import ZONE, next_tuesday
 
 THREE_PM = next_tuesday(time(15))
@@ -150,7 +150,7 @@ async def test_a_vendor_500_undoes_the_local_booking_and_the_caller_hears_a_fail
         slot_start=THREE_PM.isoformat(),
     )  # fmt: skip
 
-    with caplog.at_level(logging.WARNING, logger="agent.booking.service_book"):
+    with caplog.at_level(logging.WARNING, logger="slotline.agent.booking.service_book"):
         finished = await runner.run(request)
 
     assert (finished.success, finished.reason) == (False, "calendar_error")
@@ -260,7 +260,7 @@ async def test_an_undo_that_never_takes_leaves_the_booking_confirmed_and_says_so
     second.fail_next_on(CREATE, 500)
     first.fail_next_on(CANCEL, 503, count=3)
 
-    with caplog.at_level(logging.WARNING, logger="agent.booking.service_book"):
+    with caplog.at_level(logging.WARNING, logger="slotline.agent.booking.service_book"):
         with pytest.raises(BookingIncomplete) as raised:
             await pool.service.book("demo", choice, details("CA-stuck"), preference=AT_THREE)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent.booking import STRATEGIES, PooledSlot, Slot, Strategy, pool
+from slotline.agent.booking import STRATEGIES, PooledSlot, Slot, Strategy, pool
 
 BASE = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 

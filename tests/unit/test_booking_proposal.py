@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.booking import (
+from slotline.agent.booking import (
     Slot,
     TimeOfDay,
     part_of_day,
@@ -18,7 +18,7 @@ from agent.booking import (
     speak_slot,
     speak_slots,
 )
-from agent.booking.speech import NOTHING_AVAILABLE, ordinal
+from slotline.agent.booking.speech import NOTHING_AVAILABLE, ordinal
 
 NY = "America/New_York"
 LA = "America/Los_Angeles"

@@ -13,19 +13,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.booking.local_calendar import LocalCalendar
-from agent.booking.service import BookingService
-from agent.booking.service_types import ActionConfig, CalendarHandle, Preference
-from agent.config_models import Settings
-from agent.store import NewBooking, Store, open_store
-from providers.calendars.base import (
+from slotline.agent.booking.local_calendar import LocalCalendar
+from slotline.agent.booking.service import BookingService
+from slotline.agent.booking.service_types import ActionConfig, CalendarHandle, Preference
+from slotline.agent.config_models import Settings
+from slotline.agent.store import NewBooking, Store, open_store
+from slotline.providers.calendars.base import (
     Attendee,
     BookingRequest,
     BusyInterval,
     CalendarProvider,
     ProviderBooking,
 )
-from providers.errors import ConfigError, ProviderError, ProviderTimeout
+from slotline.providers.errors import ConfigError, ProviderError, ProviderTimeout
 
 NEW_YORK = "America/New_York"
 NY = ZoneInfo(NEW_YORK)

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.booking.local_calendar import LocalCalendar
-from agent.booking.pool import PooledSlot, Strategy
-from agent.booking.service import BookingService
-from agent.booking.service_types import (
+from slotline.agent.booking.local_calendar import LocalCalendar
+from slotline.agent.booking.pool import PooledSlot, Strategy
+from slotline.agent.booking.service import BookingService
+from slotline.agent.booking.service_types import (
     ActionConfig,
     Booked,
     BookingDetails,
@@ -21,10 +21,10 @@ from agent.booking.service_types import (
     Preference,
     SlotUnavailable,
 )
-from agent.metrics import Metrics
-from agent.store import NewBooking, Store, open_store
-from providers.calendars.base import Attendee, BookingRequest, ProviderBooking
-from providers.errors import ProviderError
+from slotline.agent.metrics import Metrics
+from slotline.agent.store import NewBooking, Store, open_store
+from slotline.providers.calendars.base import Attendee, BookingRequest, ProviderBooking
+from slotline.providers.errors import ProviderError
 
 NEW_YORK = "America/New_York"
 NY = ZoneInfo(NEW_YORK)

@@ -8,10 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.booking.local_calendar import LocalCalendar
-from agent.store import Store, open_store
-from providers.calendars.base import Attendee, BookingRequest, BusyInterval, CalendarProvider
-from providers.errors import ProviderError, SlotTaken
+from slotline.agent.booking.local_calendar import LocalCalendar
+from slotline.agent.store import Store, open_store
+from slotline.providers.calendars.base import (
+    Attendee,
+    BookingRequest,
+    BusyInterval,
+    CalendarProvider,
+)
+from slotline.providers.errors import ProviderError, SlotTaken
 
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)
 HALF_HOUR = timedelta(minutes=30)

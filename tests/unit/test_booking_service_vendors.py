@@ -25,19 +25,19 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.booking.pool import PooledSlot
-from agent.booking.service import BookingService
-from agent.booking.service_types import Booked, BookingDetails, Preference, SlotUnavailable
-from agent.calendars import build_calendars
-from agent.config import load_secrets, load_settings
-from agent.store import Store, open_store
-from providers.calendars.base import Attendee
-from providers.emulators.calcom import CalcomEmulator
-from providers.emulators.ghl import GhlEmulator
-from providers.emulators.google_calendar import GoogleCalendarEmulator
-from providers.emulators.graph import GraphEmulator
-from providers.emulators.webhook_calendar import WebhookCalendarEmulator
-from providers.errors import ProviderAuthError, ProviderError
+from slotline.agent.booking.pool import PooledSlot
+from slotline.agent.booking.service import BookingService
+from slotline.agent.booking.service_types import Booked, BookingDetails, Preference, SlotUnavailable
+from slotline.agent.calendars import build_calendars
+from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.store import Store, open_store
+from slotline.providers.calendars.base import Attendee
+from slotline.providers.emulators.calcom import CalcomEmulator
+from slotline.providers.emulators.ghl import GhlEmulator
+from slotline.providers.emulators.google_calendar import GoogleCalendarEmulator
+from slotline.providers.emulators.graph import GraphEmulator
+from slotline.providers.emulators.webhook_calendar import WebhookCalendarEmulator
+from slotline.providers.errors import ProviderAuthError, ProviderError
 from tests.e2e.providers import (
     CALDAV_USERS,
     PROVIDERS,

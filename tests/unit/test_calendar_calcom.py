@@ -13,12 +13,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from providers.calendars.base import Attendee, BookingRequest, Rescheduler, SlotSource
-from providers.calendars.calcom import CalcomCalendar
-from providers.emulators.calcom import TAKEN, TAKEN_TEAM, CalcomEmulator
-from providers.emulators.calcom_rules import WEEKDAYS, EventType
-from providers.errors import ProviderAuthError, ProviderError, SlotTaken
-from providers.http import RetryPolicy
+from slotline.providers.calendars.base import Attendee, BookingRequest, Rescheduler, SlotSource
+from slotline.providers.calendars.calcom import CalcomCalendar
+from slotline.providers.emulators.calcom import TAKEN, TAKEN_TEAM, CalcomEmulator
+from slotline.providers.emulators.calcom_rules import WEEKDAYS, EventType
+from slotline.providers.errors import ProviderAuthError, ProviderError, SlotTaken
+from slotline.providers.http import RetryPolicy
 
 KEY = "cal_live_test_0123456789"
 NY = "America/New_York"

@@ -18,9 +18,9 @@ import icalendar
 import pytest
 from aiohttp import web
 
-from providers.calendars.base import Attendee, BookingRequest, ProviderBooking, Rescheduler
-from providers.calendars.caldav import CaldavCalendar, uid_for
-from providers.errors import ConfigError, ProviderAuthError, ProviderError, SlotTaken
+from slotline.providers.calendars.base import Attendee, BookingRequest, ProviderBooking, Rescheduler
+from slotline.providers.calendars.caldav import CaldavCalendar, uid_for
+from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError, SlotTaken
 from tests.radicale_server import RadicaleServer, free_port, running_radicale
 
 USER, PASSWORD = "slotline", "secret"

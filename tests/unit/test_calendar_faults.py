@@ -27,26 +27,26 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.booking.local_calendar import LocalCalendar
-from agent.booking.pool import Strategy
-from agent.booking.service import BookingService
-from agent.booking.service_types import (
+from slotline.agent.booking.local_calendar import LocalCalendar
+from slotline.agent.booking.pool import Strategy
+from slotline.agent.booking.service import BookingService
+from slotline.agent.booking.service_types import (
     ActionConfig,
     Booked,
     BookingDetails,
     CalendarHandle,
     Preference,
 )
-from agent.calendars import build_calendars
-from agent.config import load_secrets, load_settings
-from agent.store import Store, open_store, utc_now
-from providers.calendars.base import Attendee
-from providers.emulators.calcom import CalcomEmulator
-from providers.emulators.ghl import GhlEmulator
-from providers.emulators.google_calendar import GoogleCalendarEmulator
-from providers.emulators.graph import GraphEmulator
-from providers.emulators.webhook_calendar import WebhookCalendarEmulator
-from providers.errors import BookingIncomplete, ProviderError
+from slotline.agent.calendars import build_calendars
+from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.store import Store, open_store, utc_now
+from slotline.providers.calendars.base import Attendee
+from slotline.providers.emulators.calcom import CalcomEmulator
+from slotline.providers.emulators.ghl import GhlEmulator
+from slotline.providers.emulators.google_calendar import GoogleCalendarEmulator
+from slotline.providers.emulators.graph import GraphEmulator
+from slotline.providers.emulators.webhook_calendar import WebhookCalendarEmulator
+from slotline.providers.errors import BookingIncomplete, ProviderError
 from tests.e2e.providers import (
     CALDAV_USERS,
     ZONE,

@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from providers.calendars import ghl_wire as wire
-from providers.calendars.base import Attendee, BookingRequest, Rescheduler, SlotSource
-from providers.calendars.ghl import GhlCalendar
-from providers.emulators._openapi import openapi_document
-from providers.emulators.ghl import DEFAULT_SPEC_DIR, GhlCalendarRules, GhlEmulator
-from providers.errors import ProviderAuthError, ProviderError, SlotTaken
-from providers.http import RetryPolicy
+from slotline.providers.calendars import ghl_wire as wire
+from slotline.providers.calendars.base import Attendee, BookingRequest, Rescheduler, SlotSource
+from slotline.providers.calendars.ghl import GhlCalendar
+from slotline.providers.emulators._openapi import openapi_document
+from slotline.providers.emulators.ghl import DEFAULT_SPEC_DIR, GhlCalendarRules, GhlEmulator
+from slotline.providers.errors import ProviderAuthError, ProviderError, SlotTaken
+from slotline.providers.http import RetryPolicy
 
 TOKEN = "pit-test-token"
 LOCATION = "loc-test"

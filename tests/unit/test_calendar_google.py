@@ -20,19 +20,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from providers.calendars.base import (
+from slotline.providers.calendars.base import (
     Attendee,
     BookingRequest,
     BusyInterval,
     CalendarProvider,
     Rescheduler,
 )
-from providers.calendars.google import GoogleCalendar, event_id_for
-from providers.calendars.google_auth import RefreshTokenAuth, ServiceAccountAuth
-from providers.emulators._google_discovery import load_methods
-from providers.emulators.google_calendar import GoogleCalendarEmulator
-from providers.errors import ConfigError, ProviderAuthError, ProviderError, SlotTaken
-from providers.http import RetryPolicy
+from slotline.providers.calendars.google import GoogleCalendar, event_id_for
+from slotline.providers.calendars.google_auth import RefreshTokenAuth, ServiceAccountAuth
+from slotline.providers.emulators._google_discovery import load_methods
+from slotline.providers.emulators.google_calendar import GoogleCalendarEmulator
+from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError, SlotTaken
+from slotline.providers.http import RetryPolicy
 
 SA_EMAIL = "slotline@project.iam.gserviceaccount.com"
 OWNER = "owner@example.com"

@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from providers.calendars.base import Attendee, BookingRequest, BusyInterval, Rescheduler
-from providers.calendars.ms_auth import ClientCredentialsAuth
-from providers.calendars.outlook import OutlookCalendar, busy_from_schedule, transaction_id
-from providers.emulators.graph import CLIENT_ID, CLIENT_SECRET, MAILBOX, GraphEmulator
-from providers.errors import ProviderAuthError, ProviderError, SlotTaken
-from providers.http import RetryPolicy
+from slotline.providers.calendars.base import Attendee, BookingRequest, BusyInterval, Rescheduler
+from slotline.providers.calendars.ms_auth import ClientCredentialsAuth
+from slotline.providers.calendars.outlook import OutlookCalendar, busy_from_schedule, transaction_id
+from slotline.providers.emulators.graph import CLIENT_ID, CLIENT_SECRET, MAILBOX, GraphEmulator
+from slotline.providers.errors import ProviderAuthError, ProviderError, SlotTaken
+from slotline.providers.http import RetryPolicy
 
 ZONE = "America/New_York"
 SLOT = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York

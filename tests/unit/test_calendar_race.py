@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from providers.calendars.race import Claim, Verdict, rivals, settle
+from slotline.providers.calendars.race import Claim, Verdict, rivals, settle
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 

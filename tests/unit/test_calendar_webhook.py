@@ -18,12 +18,12 @@ import aiohttp
 import orjson
 import pytest
 
-from providers import signing
-from providers.calendars.base import Attendee, BookingRequest, ProviderBooking, Rescheduler
-from providers.calendars.webhook import WebhookCalendar
-from providers.emulators.webhook_calendar import WebhookCalendarEmulator
-from providers.errors import ConfigError, ProviderAuthError, ProviderError, SlotTaken
-from providers.http import RetryPolicy
+from slotline.providers import signing
+from slotline.providers.calendars.base import Attendee, BookingRequest, ProviderBooking, Rescheduler
+from slotline.providers.calendars.webhook import WebhookCalendar
+from slotline.providers.emulators.webhook_calendar import WebhookCalendarEmulator
+from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError, SlotTaken
+from slotline.providers.http import RetryPolicy
 
 SECRET = "whsec_test_0123456789"
 NINE = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)

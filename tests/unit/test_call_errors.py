@@ -15,16 +15,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.booking.runner import ServiceBookingRunner
-from agent.call_persist import STOPPED, Writer, abandoned, fail_abandoned_calls, this_writer
-from agent.flow import AvailabilityReady, BookingFinished, RunBooking
-from agent.flow.booking_steps import COULD_NOT_BOOK, TAKEN, UNAVAILABLE
-from agent.flow.messages import Attendee as FlowAttendee
-from agent.flow.messages import Preferences
-from agent.responder import CallerSaid, CallStarted
-from agent.store import Store, StoredCall, open_store, utc_now
-from agent.store.calls import LiveRow
-from providers.errors import ProviderError
+from slotline.agent.booking.runner import ServiceBookingRunner
+from slotline.agent.call_persist import (
+    STOPPED,
+    Writer,
+    abandoned,
+    fail_abandoned_calls,
+    this_writer,
+)
+from slotline.agent.flow import AvailabilityReady, BookingFinished, RunBooking
+from slotline.agent.flow.booking_steps import COULD_NOT_BOOK, TAKEN, UNAVAILABLE
+from slotline.agent.flow.messages import Attendee as FlowAttendee
+from slotline.agent.flow.messages import Preferences
+from slotline.agent.responder import CallerSaid, CallStarted
+from slotline.agent.store import Store, StoredCall, open_store, utc_now
+from slotline.agent.store.calls import LiveRow
+from slotline.providers.errors import ProviderError
 from tests.e2e.providers import ZONE
 from tests.unit.test_booking_collective_faults import (
     ANA,

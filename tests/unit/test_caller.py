@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 from aiohttp import WSMsgType, web
 
-from agent.caller import (
+from slotline.agent.caller import (
     PressDigit,
     Say,
     last_voiced_frame,
     load_wav_ulaw,
     run_caller,
 )
-from audio.mulaw import decode_array, encode_array
-from providers.telephony.twilio_media import (
+from slotline.audio.mulaw import decode_array, encode_array
+from slotline.providers.telephony.twilio_media import (
     Connected,
     Dtmf,
     InboundStream,

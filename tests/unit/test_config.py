@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from agent.config import (
+from slotline.agent.config import (
     SECRET_ENV_NAMES,
     BookingActionSettings,
     CalendarSettings,

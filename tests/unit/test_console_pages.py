@@ -15,11 +15,11 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from agent.calllog import CallRecord, Latency, Turn
-from agent.console.auth import COOKIE, SESSION_TTL_S, session_cookie
-from agent.store.dialer_records import NewContact
-from agent.store.recordings import StoredRecording
-from agent.store.records import StoredCall
+from slotline.agent.calllog import CallRecord, Latency, Turn
+from slotline.agent.console.auth import COOKIE, SESSION_TTL_S, session_cookie
+from slotline.agent.store.dialer_records import NewContact
+from slotline.agent.store.recordings import StoredRecording
+from slotline.agent.store.records import StoredCall
 from tests.e2e.conftest import Server, running_server
 
 API_TOKEN = "console-t0ken"

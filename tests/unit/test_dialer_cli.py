@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from agent.dialer.cli import Pace, run
-from agent.dialer.cli_progress import format_duration, mask_phone, parse_duration_s
+from slotline.agent.dialer.cli import Pace, run
+from slotline.agent.dialer.cli_progress import format_duration, mask_phone, parse_duration_s
 
 FAST = Pace(call_poll_s=0.01, campaign_poll_s=0.01, plain_every_s=60.0,
             call_appear_grace_s=0.2)
@@ -355,7 +355,7 @@ def test_ctrl_c_leaves_the_campaign_running_and_says_how_to_pause_it(
     contacts = tmp_path / "contacts.csv"
     contacts.write_bytes(CONTACTS_CSV)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SLOTLINE_")}
-    command = [sys.executable, "-m", "agent.cli", "campaign", "run", str(contacts),
+    command = [sys.executable, "-m", "slotline.agent.cli", "campaign", "run", str(contacts),
                "--flow", "forever", "--server", fake.url]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           cwd=Path(__file__).parents[2], env=environ) as process:

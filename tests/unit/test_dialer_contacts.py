@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.dialer.contacts import (
+from slotline.agent.dialer.contacts import (
     MAX_CELL_CHARS,
     MAX_ROWS,
     Contact,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 
-from agent.dialer.window import HARD_END, HARD_START, WEEKDAYS, CallingWindow
+from slotline.agent.dialer.window import HARD_END, HARD_START, WEEKDAYS, CallingWindow
 
 NEW_YORK = ("America/New_York",)
 BOTH_COASTS = ("America/New_York", "America/Los_Angeles")

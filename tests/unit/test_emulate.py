@@ -22,12 +22,12 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from agent.calendars import build_calendars
-from agent.config import load_secrets, load_settings
-from agent.emulate import EMULATORS, add_arguments, chosen, main, run_emulators, serve
-from providers.calendars.base import Attendee, BookingRequest, SlotSource
-from providers.errors import ConfigError
-from providers.telephony.twilio_rest import TwilioRest
+from slotline.agent.calendars import build_calendars
+from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.emulate import EMULATORS, add_arguments, chosen, main, run_emulators, serve
+from slotline.providers.calendars.base import Attendee, BookingRequest, SlotSource
+from slotline.providers.errors import ConfigError
+from slotline.providers.telephony.twilio_rest import TwilioRest
 
 MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")  # the tests sharing `emulated`
 NEW_YORK = ZoneInfo("America/New_York")

@@ -21,8 +21,8 @@ from referencing.jsonschema import DRAFT7
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
-from providers.emulators.deepgram import QUERY_PARAMETERS, DeepgramEmulator, Faults
-from providers.stt.local import LocalSpeechToText
+from slotline.providers.emulators.deepgram import QUERY_PARAMETERS, DeepgramEmulator, Faults
+from slotline.providers.stt.local import LocalSpeechToText
 from tests.unit.test_stt_deepgram import TEXTS, caller_frames
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

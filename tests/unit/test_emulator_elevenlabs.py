@@ -11,8 +11,8 @@ import numpy as np
 import orjson
 import pytest
 
-from audio.mulaw import decode_array
-from providers.emulators.elevenlabs import ElevenLabsEmulator, Fault, Latency
+from slotline.audio.mulaw import decode_array
+from slotline.providers.emulators.elevenlabs import ElevenLabsEmulator, Fault, Latency
 
 KEY = "emulator-key"
 PATH = "/v1/text-to-speech/voice1"

@@ -13,9 +13,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionToolParam
 
-from providers.base import ToolCall
-from providers.emulators.openai import DEFAULT_REPLY, OpenAIEmulator, Reply, spec_validator
-from providers.llm.sse import SseParser
+from slotline.providers.base import ToolCall
+from slotline.providers.emulators.openai import DEFAULT_REPLY, OpenAIEmulator, Reply, spec_validator
+from slotline.providers.llm.sse import SseParser
 
 KEY = "sk-emu-test"
 AUTH = {"Authorization": f"Bearer {KEY}"}

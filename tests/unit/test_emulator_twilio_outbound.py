@@ -23,12 +23,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from agent.caller import CallerReport, run_caller
-from providers.emulators.twilio import CALL, TwilioEmulator, response_validator
-from providers.emulators.twilio_outbound import Callee, Party, StreamTarget
-from providers.telephony import twilio_media as tw
-from providers.telephony.twilio_rest import TwilioRest
-from providers.telephony.twilio_webhook import signature_valid, stream_twiml
+from slotline.agent.caller import CallerReport, run_caller
+from slotline.providers.emulators.twilio import CALL, TwilioEmulator, response_validator
+from slotline.providers.emulators.twilio_outbound import Callee, Party, StreamTarget
+from slotline.providers.telephony import twilio_media as tw
+from slotline.providers.telephony.twilio_rest import TwilioRest
+from slotline.providers.telephony.twilio_webhook import signature_valid, stream_twiml
 
 FROM = "+15005550006"
 TO = "+14155550123"

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.flow import (
+from slotline.agent.flow import (
     AvailabilityReady,
     BookingFinished,
     CallWebhook,
@@ -32,8 +32,8 @@ from agent.flow import (
     parse_flow,
     transition_table,
 )
-from agent.flow.state import GIVE_UP, INTERNAL_ERROR
-from agent.responder import (
+from slotline.agent.flow.state import GIVE_UP, INTERNAL_ERROR
+from slotline.agent.responder import (
     CallerSaid,
     CallStarted,
     DtmfPressed,
@@ -42,7 +42,7 @@ from agent.responder import (
     ReplyInterrupted,
     Say,
 )
-from providers.errors import ProtocolError
+from slotline.providers.errors import ProtocolError
 
 NY = ZoneInfo("America/New_York")
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=NY)

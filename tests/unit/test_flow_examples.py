@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.booking import BookingRules, Interval, Slot, TimeOfDay, available_slots, propose
-from agent.booking.speech import speak_clock, speak_date
-from agent.flow import (
+from slotline.agent.booking import BookingRules, Interval, Slot, TimeOfDay, available_slots, propose
+from slotline.agent.booking.speech import speak_clock, speak_date
+from slotline.agent.flow import (
     AvailabilityReady,
     BookingFinished,
     CallWebhook,
@@ -40,8 +40,8 @@ from agent.flow import (
     load_flow,
     validate,
 )
-from agent.flow.validate import read_flow_file
-from agent.responder import Action, CallerSaid, CallEvent, CallStarted, Hangup, Listen, Say
+from slotline.agent.flow.validate import read_flow_file
+from slotline.agent.responder import Action, CallerSaid, CallEvent, CallStarted, Hangup, Listen, Say
 
 FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
 ACTIONS = {

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.flow import load_flow
-from agent.flow.cli import graph_command, validate_command
-from agent.flow.graph import dot, mermaid
-from agent.flow.model import NODE_MODELS, ExtractorKind, flow_json_schema
-from agent.flow.schema import SCHEMA_PATH, schema_text
-from agent.flow.table import EDGE_FIELDS, edges
-from agent.flow.validate import read_flow_file
-from providers.llm.rules import KINDS
+from slotline.agent.flow import load_flow
+from slotline.agent.flow.cli import graph_command, validate_command
+from slotline.agent.flow.graph import dot, mermaid
+from slotline.agent.flow.model import NODE_MODELS, ExtractorKind, flow_json_schema
+from slotline.agent.flow.schema import SCHEMA_PATH, schema_text
+from slotline.agent.flow.table import EDGE_FIELDS, edges
+from slotline.agent.flow.validate import read_flow_file
+from slotline.providers.llm.rules import KINDS
 
 FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
 EXAMPLES = sorted(FLOWS.glob("*.yaml"))
@@ -66,7 +66,7 @@ def test_extractor_kinds_match_the_rules_provider() -> None:
 
 def test_shipped_schema_is_up_to_date() -> None:
     assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), (
-        "regenerate with: python -m agent.flow.schema"
+        "regenerate with: python -m slotline.agent.flow.schema"
     )
 
 

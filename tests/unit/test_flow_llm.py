@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agent.flow import (
+from slotline.agent.flow import (
     AskModel,
     ConditionsJudged,
     Flow,
@@ -31,11 +31,11 @@ from agent.flow import (
     load_flow,
     parse_flow,
 )
-from agent.flow.cli import validate_command
-from agent.flow.llm import History, parse_values
-from agent.flow.llm_steps import MAX_FREE_ANSWERS, accept
-from agent.flow.state import Ctx
-from agent.responder import (
+from slotline.agent.flow.cli import validate_command
+from slotline.agent.flow.llm import History, parse_values
+from slotline.agent.flow.llm_steps import MAX_FREE_ANSWERS, accept
+from slotline.agent.flow.state import Ctx
+from slotline.agent.responder import (
     Action,
     CallerSaid,
     CallEvent,
@@ -45,11 +45,18 @@ from agent.responder import (
     ReplyInterrupted,
     Say,
 )
-from providers.base import ChatEvent, ChatMessage, TextDelta, ToolCall, ToolCallsReady, ToolSpec
-from providers.emulators.openai import OpenAIEmulator, Reply
-from providers.errors import ProviderError, ProviderTimeout
-from providers.llm import rules
-from providers.llm.openai import OpenAIChatModel
+from slotline.providers.base import (
+    ChatEvent,
+    ChatMessage,
+    TextDelta,
+    ToolCall,
+    ToolCallsReady,
+    ToolSpec,
+)
+from slotline.providers.emulators.openai import OpenAIEmulator, Reply
+from slotline.providers.errors import ProviderError, ProviderTimeout
+from slotline.providers.llm import rules
+from slotline.providers.llm.openai import OpenAIChatModel
 from tests.unit.test_flow_examples import FLOWS, NOW
 from tests.unit.test_flow_responder import GatedCalendar, NoWebhooks
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.flow import (
+from slotline.agent.flow import (
     AvailabilityReady,
     FlowEngine,
     FlowResponder,
@@ -21,12 +21,12 @@ from agent.flow import (
     load_flow,
     parse_flow,
 )
-from agent.flow.messages import OptOut
-from agent.flow.state import DO_NOT_CALL, OPT_OUT_GOODBYE
-from agent.responder import Action, CallerSaid, CallStarted, Hangup, Listen, Say
-from providers.errors import ProviderError
-from providers.llm.rules.vocab import OPT_OUT, OPT_OUT_HINTS
-from providers.stt._domain_corpus import domain_sentences
+from slotline.agent.flow.messages import OptOut
+from slotline.agent.flow.state import DO_NOT_CALL, OPT_OUT_GOODBYE
+from slotline.agent.responder import Action, CallerSaid, CallStarted, Hangup, Listen, Say
+from slotline.providers.errors import ProviderError
+from slotline.providers.llm.rules.vocab import OPT_OUT, OPT_OUT_HINTS
+from slotline.providers.stt._domain_corpus import domain_sentences
 from tests.unit.test_flow_examples import ACTIONS, FLOWS, NOW, CalendarRunner, Webhooks
 
 ENDING = [OptOut(), Say(OPT_OUT_GOODBYE), Hangup(DO_NOT_CALL)]
@@ -283,7 +283,7 @@ async def test_a_failing_list_still_says_goodbye_and_hangs_up(
 ) -> None:
     call = Call("demo_booking", MemoryOptOutList([], failure=failure))
     await call.send(CallStarted("CA9", {"user_phone": PHONE}))
-    with caplog.at_level(logging.INFO, logger="agent.flow.responder"):
+    with caplog.at_level(logging.INFO, logger="slotline.agent.flow.responder"):
         actions = await call.send(CallerSaid("take me off your list"))
     assert actions == [Say(OPT_OUT_GOODBYE), Hangup(DO_NOT_CALL)]
     [error] = call.errors

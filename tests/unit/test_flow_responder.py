@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from agent.flow import (
+from slotline.agent.flow import (
     AvailabilityReady,
     BookingFinished,
     CallWebhook,
@@ -24,8 +24,8 @@ from agent.flow import (
     WebhookFinished,
     parse_flow,
 )
-from agent.flow.booking_steps import COULD_NOT_BOOK
-from agent.responder import (
+from slotline.agent.flow.booking_steps import COULD_NOT_BOOK
+from slotline.agent.responder import (
     Action,
     CallerSaid,
     CallEvent,
@@ -36,7 +36,7 @@ from agent.responder import (
     Responder,
     Say,
 )
-from providers.errors import ProviderError, ProviderTimeout
+from slotline.providers.errors import ProviderError, ProviderTimeout
 from tests.unit.test_flow_examples import NOW, Phone
 
 OFFER = SlotOffer("2026-12-01T14:00:00-05:00", "Tuesday, December 1st", "2 pm")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agent.flow import FlowInvalid, FlowProblem, load_flow, parse_flow, validate
-from providers.errors import ConfigError
+from slotline.agent.flow import FlowInvalid, FlowProblem, load_flow, parse_flow, validate
+from slotline.providers.errors import ConfigError
 
 GOOD: dict[str, Any] = {
     "name": "good",

@@ -13,10 +13,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from agent.config_models import WebhookSettings
-from agent.flow.messages import CallWebhook
-from agent.flow.webhooks import HttpWebhooks
-from providers import signing
+from slotline.agent.config_models import WebhookSettings
+from slotline.agent.flow.messages import CallWebhook
+from slotline.agent.flow.webhooks import HttpWebhooks
+from slotline.providers import signing
 
 SECRET = "whsec_test"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from agent.forwarded import Origin, is_loopback, is_trusted, origin_of, trusted_networks
+from slotline.agent.forwarded import Origin, is_loopback, is_trusted, origin_of, trusted_networks
 
 LOOPBACK = trusted_networks(("127.0.0.1", "::1"))
 OWN = Origin("http", "127.0.0.1:8080")
@@ -96,8 +96,8 @@ def test_address_helpers() -> None:
 
 
 def test_setting_takes_cidrs_a_comma_list_and_rejects_junk() -> None:
-    from agent.config import ServerSettings, load_settings
-    from providers.errors import ConfigError
+    from slotline.agent.config import ServerSettings, load_settings
+    from slotline.providers.errors import ConfigError
 
     assert ServerSettings().trusted_proxies == ("127.0.0.1", "::1")
     env = {"SLOTLINE_SERVER__TRUSTED_PROXIES": "10.0.0.0/8, ::1"}

@@ -15,13 +15,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from providers.calendars.google import GoogleCalendar, is_rate_limited
-from providers.calendars.google_auth import RefreshTokenAuth
-from providers.emulators._http import HttpEmulator, json_response
-from providers.emulators.google_calendar import GoogleCalendarEmulator, google_error
-from providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
-from providers.http import HttpResponse, JsonHttpClient, RetryPolicy
-from providers.oauth import OAuthTokenCache
+from slotline.providers.calendars.google import GoogleCalendar, is_rate_limited
+from slotline.providers.calendars.google_auth import RefreshTokenAuth
+from slotline.providers.emulators._http import HttpEmulator, json_response
+from slotline.providers.emulators.google_calendar import GoogleCalendarEmulator, google_error
+from slotline.providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
+from slotline.providers.http import HttpResponse, JsonHttpClient, RetryPolicy
+from slotline.providers.oauth import OAuthTokenCache
 
 FAST = RetryPolicy(attempts=3, base_delay_s=0.0, max_delay_s=0.01, request_timeout_s=1.0,
                    deadline_s=3.0)  # fmt: skip

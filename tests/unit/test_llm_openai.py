@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from providers.base import (
+from slotline.providers.base import (
     ChatEvent,
     ChatFinished,
     ChatMessage,
@@ -20,14 +20,14 @@ from providers.base import (
     ToolCallsReady,
     ToolSpec,
 )
-from providers.emulators.openai import DEFAULT_REPLY, Latency, OpenAIEmulator, Reply
-from providers.errors import (
+from slotline.providers.emulators.openai import DEFAULT_REPLY, Latency, OpenAIEmulator, Reply
+from slotline.providers.errors import (
     ProtocolError,
     ProviderAuthError,
     ProviderError,
     ProviderTimeout,
 )
-from providers.llm.openai import OpenAIChatModel
+from slotline.providers.llm.openai import OpenAIChatModel
 
 KEY = "sk-test-0123456789"
 HELLO = (ChatMessage("system", "You are a receptionist."), ChatMessage("user", "Hello there"))

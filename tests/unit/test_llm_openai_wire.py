@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from providers.base import (
+from slotline.providers.base import (
     ChatEvent,
     ChatFinished,
     ChatMessage,
@@ -21,9 +21,9 @@ from providers.base import (
     ToolCallsReady,
     ToolSpec,
 )
-from providers.emulators.openai import spec_validator
-from providers.errors import ProtocolError
-from providers.llm.openai_wire import ChatStreamDecoder, encode_messages, encode_tools
+from slotline.providers.emulators.openai import spec_validator
+from slotline.providers.errors import ProtocolError
+from slotline.providers.llm.openai_wire import ChatStreamDecoder, encode_messages, encode_tools
 
 ENVELOPE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
 

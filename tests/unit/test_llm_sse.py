@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from providers.llm.sse import SseEvent, SseParser
+from slotline.providers.llm.sse import SseEvent, SseParser
 
 STREAM = (
     b": keep-alive comment\n"

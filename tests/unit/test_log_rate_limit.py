@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent import logs
-from agent.logs import RateLimitFilter
-from providers.errors import ProtocolError
+from slotline.agent import logs
+from slotline.agent.logs import RateLimitFilter
+from slotline.providers.errors import ProtocolError
 
 # The warning the session writes for every message the media socket drops.
 DROPPED = "dropped bad message call_sid=%s: %s"
@@ -71,7 +71,7 @@ def test_a_flood_through_configure_becomes_a_few_lines_and_a_count(
     root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure("WARNING")
-    session = logging.getLogger("agent.session")
+    session = logging.getLogger("slotline.agent.session")
     flood = ProtocolError("bad_json", "Expecting value: line 1 column 1 (char 0)")
     for _ in range(100_000):
         session.warning(DROPPED, "CAflood", flood)

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from agent.logs import MaskingFilter, configure
-from agent.store import open_store
-from agent.store.db import Database
-from agent.store.schema import bookings
+from slotline.agent.logs import MaskingFilter, configure
+from slotline.agent.store import open_store
+from slotline.agent.store.db import Database
+from slotline.agent.store.schema import bookings
 
 PHONE = "+15551234567"
 EMAIL = "jane.quartermaine@example.org"

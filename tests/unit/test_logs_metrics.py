@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from agent.logs import MaskingFilter, mask
-from agent.metrics import Metrics
+from slotline.agent.logs import MaskingFilter, mask
+from slotline.agent.metrics import Metrics
 
 
 def test_mask_emails_and_phones() -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.caller import voiced_span
-from agent.demo import caller_wav
-from audio.framing import ULAW_FRAME_BYTES, ULAW_SILENCE
-from audio.loudness import VOICED_FLOOR_RMS, LoudFrames, rms
-from audio.mulaw import encode_array
+from slotline.agent.caller import voiced_span
+from slotline.agent.demo import caller_wav
+from slotline.audio.framing import ULAW_FRAME_BYTES, ULAW_SILENCE
+from slotline.audio.loudness import VOICED_FLOOR_RMS, LoudFrames, rms
+from slotline.audio.mulaw import encode_array
 
 STEMS = ("name_john", "day_tuesday", "time_3pm", "yes", "email_john", "backchannel", "urgent")
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from agent.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_TURNS, CallRecord, Turn
-from agent.inbox import MAX_PENDING, MAX_PENDING_DTMF, CallInbox, TurnDone
-from agent.media_socket import ErrorBudget
-from agent.responder import DtmfPressed
-from agent.turns import TurnConfig, TurnDetector, TurnEnded
-from providers.errors import ProtocolError
-from providers.telephony import twilio_media as tw
+from slotline.agent.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_TURNS, CallRecord, Turn
+from slotline.agent.inbox import MAX_PENDING, MAX_PENDING_DTMF, CallInbox, TurnDone
+from slotline.agent.media_socket import ErrorBudget
+from slotline.agent.responder import DtmfPressed
+from slotline.agent.turns import TurnConfig, TurnDetector, TurnEnded
+from slotline.providers.errors import ProtocolError
+from slotline.providers.telephony import twilio_media as tw
 
 SID = "MZ" + "a" * 32
 CALL = "CA" + "b" * 32

@@ -14,18 +14,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.notify import (
+from slotline.agent.notify import (
     Delivery,
     NotificationPolicy,
     Notifier,
     Reminder,
     ReminderScheduler,
 )
-from agent.notify.jobs import JobKind
-from agent.notify.policy import template_values
-from agent.store import BookingRecord, NewBooking, Store, open_store
-from providers.calendars.base import Attendee
-from providers.errors import ProviderError
+from slotline.agent.notify.jobs import JobKind
+from slotline.agent.notify.policy import template_values
+from slotline.agent.store import BookingRecord, NewBooking, Store, open_store
+from slotline.providers.calendars.base import Attendee
+from slotline.providers.errors import ProviderError
 
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)  # Tuesday, June 2nd, 10 am in New York (EDT)
 PHONE = "+1 555 010 2030"
@@ -407,7 +407,7 @@ async def test_a_passing_failure_is_retried_later_and_sent_once(store: Store, cl
 async def test_failures_are_given_up_with_their_reason_and_no_personal_data(
     store: Store, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.notify")
+    caplog.set_level(logging.INFO, logger="slotline.agent.notify")
     bad_number = ProviderError(
         "twilio", "The 'To' number +15550102030 is not a valid phone number", retryable=False
     )

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from providers.emulators.twilio import TwilioEmulator
-from providers.errors import ConfigError, ProviderAuthError, ProviderError, ProviderTimeout
-from providers.notify.base import EmailSender, SmsSender
-from providers.notify.email import SmtpEmail
-from providers.notify.sms import TwilioSms
-from providers.telephony.twilio_rest import TwilioRest
+from slotline.providers.emulators.twilio import TwilioEmulator
+from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError, ProviderTimeout
+from slotline.providers.notify.base import EmailSender, SmsSender
+from slotline.providers.notify.email import SmtpEmail
+from slotline.providers.notify.sms import TwilioSms
+from slotline.providers.telephony.twilio_rest import TwilioRest
 
 SENDER = "bookings@clinic.example"
 RECIPIENT = "pat.doe@patients.example"

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.flow.model import Flow
-from agent.flow.validate import load_flow
-from agent.prompt_cache import (
+from slotline.agent.flow.model import Flow
+from slotline.agent.flow.validate import load_flow
+from slotline.agent.prompt_cache import (
     CallVoice,
     PromptCache,
     flow_prompts,
@@ -17,8 +17,8 @@ from agent.prompt_cache import (
     split_sentences,
     static_sentences,
 )
-from providers.errors import ProviderError
-from providers.tts.local import LocalTts
+from slotline.providers.errors import ProviderError
+from slotline.providers.tts.local import LocalTts
 
 FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.config_models import RecordingSettings
-from agent.recording import CallTimeline
-from agent.recording_store import Recordings, file_stem, write_wav
-from agent.store import open_store
-from agent.store.recordings import StoredRecording
-from audio.mulaw import decode_array
+from slotline.agent.config_models import RecordingSettings
+from slotline.agent.recording import CallTimeline
+from slotline.agent.recording_store import Recordings, file_stem, write_wav
+from slotline.agent.store import open_store
+from slotline.agent.store.recordings import StoredRecording
+from slotline.audio.mulaw import decode_array
 
 T0 = 1000.0  # the server clock (loop.time()) when the stream started
 FRAME = 160  # samples in a 20 ms frame

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from agent.responder import (
+from slotline.agent.responder import (
     Action,
     CallerSaid,
     CallEvent,

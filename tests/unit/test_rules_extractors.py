@@ -15,9 +15,9 @@ from pathlib import Path
 import pocketsphinx
 import pytest
 
-from providers.llm.rules import KINDS, Extraction, extract, hints
-from providers.llm.rules.normalize import MAX_INPUT_CHARS
-from providers.llm.rules.vocab import ESCAPES as GRAMMAR_ESCAPES
+from slotline.providers.llm.rules import KINDS, Extraction, extract, hints
+from slotline.providers.llm.rules.normalize import MAX_INPUT_CHARS
+from slotline.providers.llm.rules.vocab import ESCAPES as GRAMMAR_ESCAPES
 
 NOW = datetime(2026, 11, 24, 10, 0)
 ZONE = "America/New_York"

@@ -17,23 +17,23 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from agent.app import CONTEXT, build_app
-from agent.caller import CallerReport, Say, load_wav_ulaw, run_caller
-from agent.calllog import CallLog, CallRecord
-from agent.config import load_secrets, load_settings
-from agent.metrics import Metrics
-from agent.prompt_cache import PromptCache
-from agent.responder import Action, CallerSaid, CallEvent, CallStarted, Hangup, Listen
-from agent.responder import Say as AgentSay
-from agent.session import SessionDeps
-from agent.turns import Patience, TurnConfig
-from audio.mulaw import encode_array
-from audio.vad import WebRtcVad
-from providers.base import SpeechHints, SpeechToText
-from providers.emulators.deepgram import DeepgramEmulator
-from providers.stt.deepgram import DeepgramSpeechToText
-from providers.stt.local import LocalSpeechToText
-from providers.tts.local import LocalTts
+from slotline.agent.app import CONTEXT, build_app
+from slotline.agent.caller import CallerReport, Say, load_wav_ulaw, run_caller
+from slotline.agent.calllog import CallLog, CallRecord
+from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.metrics import Metrics
+from slotline.agent.prompt_cache import PromptCache
+from slotline.agent.responder import Action, CallerSaid, CallEvent, CallStarted, Hangup, Listen
+from slotline.agent.responder import Say as AgentSay
+from slotline.agent.session import SessionDeps
+from slotline.agent.turns import Patience, TurnConfig
+from slotline.audio.mulaw import encode_array
+from slotline.audio.vad import WebRtcVad
+from slotline.providers.base import SpeechHints, SpeechToText
+from slotline.providers.emulators.deepgram import DeepgramEmulator
+from slotline.providers.stt.deepgram import DeepgramSpeechToText
+from slotline.providers.stt.local import LocalSpeechToText
+from slotline.providers.tts.local import LocalTts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # shares the module's recogniser
 

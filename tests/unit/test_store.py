@@ -17,12 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from agent.store import NewBooking, Store, open_store
-from agent.store.migrations import MIGRATIONS
-from agent.store.schema import bookings
-from agent.store.url import async_url
-from providers.calendars.base import Attendee
-from providers.errors import ConfigError, SlotTaken
+from slotline.agent.store import NewBooking, Store, open_store
+from slotline.agent.store.migrations import MIGRATIONS
+from slotline.agent.store.schema import bookings
+from slotline.agent.store.url import async_url
+from slotline.providers.calendars.base import Attendee
+from slotline.providers.errors import ConfigError, SlotTaken
 
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)
 ANA = Attendee("Ana Diaz", "ana@example.com", "+1 (555) 010-2030", "America/New_York")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.store import Store, StoredCall, open_store
+from slotline.agent.store import Store, StoredCall, open_store
 
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)
 SID = "CA" + "a" * 32

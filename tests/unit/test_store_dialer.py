@@ -11,12 +11,19 @@ from typing import Any
 
 import pytest
 
-from agent.dialer.outcomes import SESSION_GRACE_S
-from agent.dialer.window import CallingWindow
-from agent.store import NewBooking, Store, open_store
-from agent.store.attempts import MAX_EVENTS
-from agent.store.dialer_records import AttemptRow, Claimed, ContactRow, NewContact, Settled, Wait
-from providers.calendars.base import Attendee
+from slotline.agent.dialer.outcomes import SESSION_GRACE_S
+from slotline.agent.dialer.window import CallingWindow
+from slotline.agent.store import NewBooking, Store, open_store
+from slotline.agent.store.attempts import MAX_EVENTS
+from slotline.agent.store.dialer_records import (
+    AttemptRow,
+    Claimed,
+    ContactRow,
+    NewContact,
+    Settled,
+    Wait,
+)
+from slotline.providers.calendars.base import Attendee
 
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)
 NY, LA = "America/New_York", "America/Los_Angeles"

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from agent.calllog import MAX_PATH, CallRecord, Latency, Turn
-from agent.store import NewBooking, Store, StoredCall, open_store
-from agent.store.db import Database
-from agent.store.migrations import MIGRATIONS
-from agent.store.schema import calls, schema_version
-from providers.calendars.base import Attendee
+from slotline.agent.calllog import MAX_PATH, CallRecord, Latency, Turn
+from slotline.agent.store import NewBooking, Store, StoredCall, open_store
+from slotline.agent.store.db import Database
+from slotline.agent.store.migrations import MIGRATIONS
+from slotline.agent.store.schema import calls, schema_version
+from slotline.providers.calendars.base import Attendee
 
 T0 = datetime(2026, 6, 2, 14, 0, tzinfo=UTC)
 

@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from aiohttp import WSCloseCode, WSMsgType
 
-from agent.dialer.twiml import RESERVED
-from agent.stream_token import PARAMETER, StreamTokens, key_from_auth_token
-from providers.telephony import twilio_media as tw
-from providers.telephony.twilio_webhook import sign
+from slotline.agent.dialer.twiml import RESERVED
+from slotline.agent.stream_token import PARAMETER, StreamTokens, key_from_auth_token
+from slotline.providers.telephony import twilio_media as tw
+from slotline.providers.telephony.twilio_webhook import sign
 from tests.e2e.conftest import Server, running_server
 
 AUTH_TOKEN = "s3cret"

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from providers.base import AudioChunk, SpeechToText, SttStream, Transcript
-from providers.emulators.deepgram import DeepgramEmulator, Faults
-from providers.errors import ConfigError, ProviderAuthError, ProviderError, ProviderTimeout
-from providers.stt.deepgram import DeepgramSpeechToText, DeepgramSttStream
-from providers.stt.local import LocalSpeechToText
+from slotline.providers.base import AudioChunk, SpeechToText, SttStream, Transcript
+from slotline.providers.emulators.deepgram import DeepgramEmulator, Faults
+from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError, ProviderTimeout
+from slotline.providers.stt.deepgram import DeepgramSpeechToText, DeepgramSttStream
+from slotline.providers.stt.local import LocalSpeechToText
 from tests.unit.test_stt_local import FRAME_BYTES, TEXTS, caller_frames
 from tests.until import until
 

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from providers.errors import ProtocolError
-from providers.stt import deepgram_wire as wire
+from slotline.providers.errors import ProtocolError
+from slotline.providers.stt import deepgram_wire as wire
 
 RESULTS = {
     "type": "Results",

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from audio.mulaw import decode_array, pcm16_to_ulaw
-from providers.base import AudioChunk, SpeechHints, Transcript
-from providers.errors import ProviderTimeout
-from providers.llm.rules.vocab import OPT_OUT_HINTS
-from providers.stt import _sphinx_wire as wire
-from providers.stt._sphinx_worker import normalize_phrase
-from providers.stt.local import LocalSpeechToText, LocalSttStream
+from slotline.audio.mulaw import decode_array, pcm16_to_ulaw
+from slotline.providers.base import AudioChunk, SpeechHints, Transcript
+from slotline.providers.errors import ProviderTimeout
+from slotline.providers.llm.rules.vocab import OPT_OUT_HINTS
+from slotline.providers.stt import _sphinx_wire as wire
+from slotline.providers.stt._sphinx_worker import normalize_phrase
+from slotline.providers.stt.local import LocalSpeechToText, LocalSttStream
 
 SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")  # the tests sharing the `stt` fixture
 
@@ -81,7 +81,7 @@ FREE_TEXT = ("company_acme", "issue_sync")
 
 
 def utterance_texts() -> dict[str, str]:
-    table = resources.files("agent.assets.caller").joinpath("utterances.txt").read_text()
+    table = resources.files("slotline.agent.assets.caller").joinpath("utterances.txt").read_text()
     return dict(line.split("\t", 1) for line in table.splitlines() if line.strip())
 
 
@@ -90,7 +90,7 @@ TEXTS = utterance_texts()
 
 def caller_frames(stem: str, *, lead_ms: int = 400, tail_ms: int = 800) -> list[AudioChunk]:
     """The recording as the server sees it: mu-law frames, voiced where the energy is speech."""
-    with resources.as_file(resources.files("agent.assets.caller") / f"{stem}.wav") as path:
+    with resources.as_file(resources.files("slotline.agent.assets.caller") / f"{stem}.wav") as path:
         with wave.open(str(path)) as wav:
             assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
             ulaw = pcm16_to_ulaw(wav.readframes(wav.getnframes()))
@@ -356,7 +356,7 @@ def test_wire_rejects_oversized_frames() -> None:
 
 
 def test_fillers_are_left_out_of_transcripts() -> None:
-    from providers.stt.local import strip_fillers
+    from slotline.providers.stt.local import strip_fillers
 
     assert strip_fillers("uh next tuesday") == "next tuesday"
     assert strip_fillers("um uh") == ""
@@ -365,7 +365,7 @@ def test_fillers_are_left_out_of_transcripts() -> None:
 
 
 def test_grammar_words_outside_the_dictionary_are_silenced_not_fatal() -> None:
-    from providers.stt._sphinx_worker import _silence_words
+    from slotline.providers.stt._sphinx_worker import _silence_words
 
     grammar = "#JSGF V1.0;\ngrammar choice;\npublic <choice> = ( haircut | colouring | cut );\n"
     silenced = _silence_words(grammar, {"colouring", "choice"})

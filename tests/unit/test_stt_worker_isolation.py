@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from providers.base import AudioChunk, SpeechHints
-from providers.errors import ProviderError, ProviderTimeout
-from providers.stt import _sphinx_wire as wire
-from providers.stt._sphinx_queue import FairQueue, Job
-from providers.stt.local import LocalSpeechToText, LocalSttStream
+from slotline.providers.base import AudioChunk, SpeechHints
+from slotline.providers.errors import ProviderError, ProviderTimeout
+from slotline.providers.stt import _sphinx_wire as wire
+from slotline.providers.stt._sphinx_queue import FairQueue, Job
+from slotline.providers.stt.local import LocalSpeechToText, LocalSttStream
 
 FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit PCM
 TEXTS = dict(
     line.split("\t", 1)
-    for line in resources.files("agent.assets.caller")
+    for line in resources.files("slotline.agent.assets.caller")
     .joinpath("utterances.txt")
     .read_text()
     .splitlines()
@@ -36,7 +36,7 @@ TEXTS = dict(
 
 
 def recording(stem: str) -> bytes:
-    with resources.as_file(resources.files("agent.assets.caller") / f"{stem}.wav") as path:
+    with resources.as_file(resources.files("slotline.agent.assets.caller") / f"{stem}.wav") as path:
         with wave.open(str(path)) as wav:
             pcm16: bytes = wav.readframes(wav.getnframes())
             return pcm16

@@ -8,12 +8,19 @@ from typing import Any
 
 import pytest
 
-from agent.calllog import CallRecord, Latency, Turn
-from agent.flow import load_flow
-from agent.summary import OUTCOMES, FlowShape, Summarizer, classify, flow_shape, rule_summary
-from providers.emulators.openai import Latency as ModelLatency
-from providers.emulators.openai import OpenAIEmulator, Reply
-from providers.llm.openai import OpenAIChatModel
+from slotline.agent.calllog import CallRecord, Latency, Turn
+from slotline.agent.flow import load_flow
+from slotline.agent.summary import (
+    OUTCOMES,
+    FlowShape,
+    Summarizer,
+    classify,
+    flow_shape,
+    rule_summary,
+)
+from slotline.providers.emulators.openai import Latency as ModelLatency
+from slotline.providers.emulators.openai import OpenAIEmulator, Reply
+from slotline.providers.llm.openai import OpenAIChatModel
 
 FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
 KEY = "sk-emu-test"

@@ -16,7 +16,7 @@ import tempfile
 
 import aiohttp
 
-from agent.workers import Backoff
+from slotline.agent.workers import Backoff
 
 
 def test_the_first_death_restarts_at_once_then_the_wait_doubles_up_to_the_cap() -> None:
@@ -63,7 +63,7 @@ async def test_a_slot_killed_six_times_is_restarted_and_the_other_worker_serves_
     folder = tempfile.mkdtemp(prefix="slotline-backoff-")
     env = {**os.environ, "SLOTLINE_STORE__URL": f"sqlite:///{folder}/workers.db"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli", "serve", "--workers", "2", "--port", "0",
+        sys.executable, "-m", "slotline.agent.cli", "serve", "--workers", "2", "--port", "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
     )
     try:

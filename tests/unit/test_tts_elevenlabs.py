@@ -8,12 +8,17 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from audio.mulaw import decode_array
-from providers.emulators.elevenlabs import ElevenLabsEmulator, Fault, Latency
-from providers.errors import ProtocolError, ProviderAuthError, ProviderError, ProviderTimeout
-from providers.tts.elevenlabs import ElevenLabsTts, SpeechChunk, words_heard
-from providers.tts.elevenlabs_wire import Alignment
-from providers.tts.local import LocalTts
+from slotline.audio.mulaw import decode_array
+from slotline.providers.emulators.elevenlabs import ElevenLabsEmulator, Fault, Latency
+from slotline.providers.errors import (
+    ProtocolError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderTimeout,
+)
+from slotline.providers.tts.elevenlabs import ElevenLabsTts, SpeechChunk, words_heard
+from slotline.providers.tts.elevenlabs_wire import Alignment
+from slotline.providers.tts.local import LocalTts
 
 KEY = "emulator-key"
 SENTENCE = "Your appointment is confirmed for Tuesday at three."

@@ -7,8 +7,8 @@ import base64
 import orjson
 import pytest
 
-from providers.errors import ProtocolError
-from providers.tts.elevenlabs_wire import (
+from slotline.providers.errors import ProtocolError
+from slotline.providers.tts.elevenlabs_wire import (
     Alignment,
     AudioReceived,
     ClientMessage,

@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from audio.mulaw import decode_array
-from providers.errors import ProviderError
-from providers.tts.local import LocalTts, split_text
+from slotline.audio.mulaw import decode_array
+from slotline.providers.errors import ProviderError
+from slotline.providers.tts.local import LocalTts, split_text
 
 SENTENCE = "Thanks for calling, I can book your appointment for Tuesday afternoon."
 BYTES_PER_S = 8000  # 8 kHz mu-law: one byte per sample

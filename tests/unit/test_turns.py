@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.frames import utterance_ended
-from agent.responder import Listen
-from agent.turns import (
+from slotline.agent.frames import utterance_ended
+from slotline.agent.responder import Listen
+from slotline.agent.turns import (
     BargeIn,
     Patience,
     SpeechDropped,
@@ -17,8 +17,8 @@ from agent.turns import (
     patience_for,
     transition_table,
 )
-from providers.base import SpeechHints
-from providers.stt import deepgram_wire as dw
+from slotline.providers.base import SpeechHints
+from slotline.providers.stt import deepgram_wire as dw
 
 CFG = TurnConfig(min_speech_ms=120, end_silence_ms=600, bargein_min_speech_ms=300,
                  max_turn_ms=5_000)

@@ -8,8 +8,8 @@ import json
 import orjson
 import pytest
 
-from providers.errors import ProtocolError
-from providers.telephony.twilio_media import (
+from slotline.providers.errors import ProtocolError
+from slotline.providers.telephony.twilio_media import (
     Clear,
     Connected,
     Dtmf,

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from providers.emulators.twilio import (
+from slotline.providers.emulators.twilio import (
     CALL,
     CALLS,
     MESSAGE,
@@ -21,10 +21,10 @@ from providers.emulators.twilio import (
     TwilioEmulator,
     response_validator,
 )
-from providers.errors import ConfigError, ProviderAuthError, ProviderError
-from providers.http import RetryPolicy
-from providers.notify.sms import TwilioSms
-from providers.telephony.twilio_rest import TwilioApiError, TwilioRest
+from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError
+from slotline.providers.http import RetryPolicy
+from slotline.providers.notify.sms import TwilioSms
+from slotline.providers.telephony.twilio_rest import TwilioApiError, TwilioRest
 
 FROM = "+15005550006"
 TO = "+14155550123"

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from providers.telephony.twilio_webhook import BadForm, parse_form, sign
+from slotline.providers.telephony.twilio_webhook import BadForm, parse_form, sign
 from tests.e2e.conftest import Server, running_server
 
 FORM = "application/x-www-form-urlencoded"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from providers.base import SpeechHints
+from slotline.providers.base import SpeechHints
 
 from . import answers, contact, dates, names, times
 from .extraction import Choices, Context, Extraction, parse_choices

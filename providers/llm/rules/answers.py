@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from decimal import Decimal
 
-from providers.base import SpeechHints
+from slotline.providers.base import SpeechHints
 
 from . import jsgf
 from .extraction import ChoiceOption, Context, Extraction

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from providers.base import SpeechHints
+from slotline.providers.base import SpeechHints
 
 from . import jsgf
 from .extraction import Context, Extraction

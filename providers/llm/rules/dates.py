@@ -25,7 +25,7 @@ from datetime import date, timedelta
 
 import dateparser
 
-from providers.base import SpeechHints
+from slotline.providers.base import SpeechHints
 
 from . import jsgf
 from .extraction import Context, Extraction

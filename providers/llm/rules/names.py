@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from providers.base import SpeechHints
+from slotline.providers.base import SpeechHints
 
 from .extraction import Context, Extraction
 from .normalize import FILLERS, NUMBER_WORDS, ORDINAL_UNITS, find_phrase, tokens

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from providers.base import SpeechHints
+from slotline.providers.base import SpeechHints
 
 from . import jsgf
 from .extraction import Context, Extraction
