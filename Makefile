@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 $(BIN)/slotline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,silero]'
+	$(BIN)/pip install --quiet -e '.[dev,silero,otel]'
 	# Silero's onnx model ships in this wheel; its torch dependency is not needed (onnxruntime runs it).
 	$(BIN)/pip install --quiet --no-deps silero-vad
 	touch $@
