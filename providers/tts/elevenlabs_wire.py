@@ -177,7 +177,7 @@ def encode_audio(context_id: str | None, audio: bytes, alignment: Alignment | No
         body["normalizedAlignment"] = {
             "chars": list(alignment.chars),
             "charStartTimesMs": list(alignment.char_start_times_ms),
-            "charsDurationsMs": list(alignment.char_durations_ms),
+            "charDurationsMs": list(alignment.char_durations_ms),  # the current spelling
         }
     if context_id is not None:
         body["contextId"] = context_id
@@ -234,12 +234,26 @@ def parse_server_message(data: str | bytes) -> tuple[ServerEvent, ...]:
     return tuple(events)
 
 
+# The durations' key is spelled three ways: ``charDurationsMs`` in the vendor's current AsyncAPI
+# and SDK (elevenlabs 2.x, ``NormalizedAlignment``), ``charsDurationsMs`` in its older docs and on
+# the wire as clients have observed it, ``chars_durations_ms`` in an older AsyncAPI. Read all.
+_START_KEYS = ("charStartTimesMs", "char_start_times_ms", "charsStartTimesMs")
+_DURATION_KEYS = ("charDurationsMs", "charsDurationsMs", "chars_durations_ms")
+
+
+def _first(value: Mapping[str, object], keys: tuple[str, ...]) -> object:
+    for key in keys:
+        if key in value:
+            return value[key]
+    return None
+
+
 def _alignment(value: object) -> Alignment:
     if not isinstance(value, Mapping):
         raise ProtocolError("elevenlabs.bad_alignment", "alignment must be an object")
     chars = value.get("chars")
-    starts = value.get("charStartTimesMs", value.get("char_start_times_ms"))
-    durations = value.get("charsDurationsMs", value.get("chars_durations_ms"))
+    starts = _first(value, _START_KEYS)
+    durations = _first(value, _DURATION_KEYS)
     if not (isinstance(chars, list) and isinstance(starts, list) and isinstance(durations, list)):
         raise ProtocolError("elevenlabs.bad_alignment", "chars and times must be lists")
     if not len(chars) == len(starts) == len(durations):

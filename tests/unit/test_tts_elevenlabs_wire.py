@@ -61,6 +61,22 @@ def test_alignment_falls_back_to_the_unnormalized_one_and_snake_case_times() -> 
     assert event.alignment == Alignment(("a",), (2,), (3,))
 
 
+@pytest.mark.parametrize("durations", ["charDurationsMs", "charsDurationsMs"])
+def test_durations_in_the_sdks_spelling_and_the_older_one(durations: str) -> None:
+    # The elevenlabs SDK (2.x) reads charDurationsMs; older docs and clients show charsDurationsMs.
+    alignment = {"chars": ["o", "k"], "charStartTimesMs": [0, 30], durations: [30, 25]}
+    message = orjson.dumps({"audio": b64(b"\xff" * 8), "normalizedAlignment": alignment})
+    (event,) = parse_server_message(message)
+    assert isinstance(event, AudioReceived)
+    assert event.alignment == Alignment(("o", "k"), (0, 30), (30, 25))
+
+
+def test_emitted_alignment_uses_the_sdks_spelling() -> None:
+    body = orjson.loads(encode_audio("c1", b"\xff", Alignment(("a",), (0,), (5,))))
+    assert body["normalizedAlignment"] == {"chars": ["a"], "charStartTimesMs": [0],
+                                           "charDurationsMs": [5]}
+
+
 @pytest.mark.parametrize("flag", ["isFinal", "is_final"])
 def test_final_in_either_spelling(flag: str) -> None:
     assert parse_server_message(orjson.dumps({flag: True, "contextId": "c2"})) == (
