@@ -423,6 +423,9 @@ class Settings(_Section):
     booking_actions: FrozenMap[BookingActionSettings] = FrozenMap(
         {"demo": BookingActionSettings(calendars=("main",))}
     )
+    # ISO country callers' spoken phone numbers and numeric dates ("5/1") are read in; a flow's
+    # own `region` wins; "" = the country of the flow's time zone (Europe/London: GB)
+    region: str = Field(default="", pattern=r"^([A-Z]{2})?$")
     email: EmailSettings = EmailSettings()
     webhooks: FrozenMap[WebhookSettings] = FrozenMap({})
     call_webhook: CallWebhookSettings = CallWebhookSettings()

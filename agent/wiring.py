@@ -344,7 +344,8 @@ async def build_deps(
                 log.warning("call_sid=%s asked for flow %r: %s; using %r", start.call_sid,
                             requested, exc, settings.flow)
         caller_tz = flow.timezone or calendar_tz
-        engine = FlowEngine(flow, now=_utc_now, timezone=caller_tz, use_llm=llm is not None)
+        engine = FlowEngine(flow, now=_utc_now, timezone=caller_tz, use_llm=llm is not None,
+                            region=settings.region)
         caller_number = start.custom_parameters.get("user_phone", "")
         runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=caller_tz,
                                       clock=_utc_now, notices=notices,

@@ -169,10 +169,13 @@ class FlowEngine:
         extract: Extractor = rules.extract,
         max_steps: int = DEFAULT_MAX_STEPS,
         use_llm: bool = False,
+        region: str = "",
     ) -> None:
         self._flow = flow
         self._now = now
         self._timezone = timezone or flow.timezone or "UTC"
+        # the flow's own region wins over the server-wide setting; "" = the zone's country
+        self._region = flow.region or region
         self._extract = extract
         self._max_steps = max_steps
         self._llm = LlmSetup(flow.persona, flow.instructions) if use_llm else None
@@ -359,4 +362,5 @@ class FlowEngine:
             candidate=self._candidate,
             llm=self._llm,
             questions=self._questions,
+            region=self._region,
         )

@@ -351,6 +351,11 @@ class FlowHeader(_Model):
     )
     agent_name: str = Field(default="", description="Available to templates as {agent_name}.")
     timezone: str = Field(default="", description="IANA zone the flow reads dates in.")
+    region: str = Field(
+        default="", pattern=r"^([A-Z]{2})?$",
+        description="ISO country (GB, US) spoken phone numbers and numeric dates are read in; "
+        "empty: the `region` setting, else the country of the time zone.",
+    )
     variables: dict[VarName, Value] = Field(
         default_factory=dict, description="Defaults; a call parameter of the same name wins."
     )

@@ -59,7 +59,8 @@ class Extractor(Protocol):
     """The ``providers.llm.rules.extract`` signature: read one kind of value from an utterance."""
 
     def __call__(
-        self, kind: str, text: str, *, now: datetime, timezone: str, choices: Choices = ()
+        self, kind: str, text: str, *, now: datetime, timezone: str, choices: Choices = (),
+        region: str = "",
     ) -> Extraction | None: ...
 
 
@@ -86,10 +87,12 @@ class Ctx:
     candidate: SlotOffer | None = None  # the slot asked about (CONFIRM) or being booked
     llm: LlmSetup | None = None  # None: no model configured (rules only)
     questions: int = 0  # free answers given so far at this conversation node
+    region: str = ""  # ISO country numbers and numeric dates are read in ("" = the zone's)
 
     def read(self, kind: str, text: str, choices: Choices = ()) -> str | None:
         """The canonical value of ``kind`` in ``text``, or None."""
-        found = self.extract(kind, text, now=self.now, timezone=self.timezone, choices=choices)
+        found = self.extract(kind, text, now=self.now, timezone=self.timezone, choices=choices,
+                             region=self.region)
         return None if found is None else found.value
 
     def var(self, name: str | None) -> str:

@@ -23,6 +23,7 @@ from slotline.providers.base import SpeechHints
 
 from . import answers, contact, dates, names, times
 from .extraction import Choices, Context, Extraction, parse_choices
+from .region import region_for
 
 __all__ = ["KINDS", "Choices", "Extraction", "extract", "hints"]
 
@@ -54,21 +55,24 @@ KINDS: tuple[str, ...] = tuple(_EXTRACTORS)
 
 
 def extract(
-    kind: str, text: str, *, now: datetime, timezone: str, choices: Choices = ()
+    kind: str, text: str, *, now: datetime, timezone: str, choices: Choices = (),
+    region: str = "",
 ) -> Extraction | None:
     """Read one ``kind`` of value from ``text``; None when the utterance does not say one.
 
     ``now`` is the current time: an aware datetime is converted to ``timezone`` (IANA name),
     a naive one is taken as already local there. ``choices`` are the options of a ``choice``
-    (see :data:`Choices`). Unknown kinds, bad zones and a choice without options raise
-    ``ValueError``.
+    (see :data:`Choices`). ``region`` is the ISO country phone numbers and numeric dates are
+    read in ("" = the country of ``timezone``, see :mod:`.region`). Unknown kinds, bad zones
+    and a choice without options raise ``ValueError``.
     """
     extractor = _EXTRACTORS.get(kind)
     if extractor is None:
         raise ValueError(f"unknown extractor kind {kind!r}; expected one of {', '.join(KINDS)}")
     zone = _zone(timezone)
     now_local = now.astimezone(zone).replace(tzinfo=None) if now.tzinfo is not None else now
-    context = Context(now_local=now_local, timezone=timezone, choices=parse_choices(choices))
+    context = Context(now_local=now_local, timezone=timezone, choices=parse_choices(choices),
+                      region=region_for(region, timezone))
     return extractor(text, context)
 
 

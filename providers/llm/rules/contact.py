@@ -1,10 +1,21 @@
 """E-mail addresses and phone numbers, spoken ("john dot smith at example dot com", "five
-five five one two three four five six seven") or written by a cloud recogniser."""
+five five one two three four five six seven") or written by a cloud recogniser.
+
+An address is checked by ``email-validator`` (syntax only: no DNS during a call) and kept with
+its letters as said: "zoë at example dot com" is ``zoë@example.com``, never ``zo@example.com``.
+A number is read by ``phonenumbers`` in the caller's region (``Context.region``), so a UK
+caller's "oh seven seven oh oh nine oh oh one two three" is ``+447700900123``; only a number
+too short to dial from anywhere (a local number without its area code) stays a bare digit
+string, as a low-confidence guess the flow may confirm.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
 
 from slotline.providers.base import SpeechHints
 
@@ -13,12 +24,10 @@ from .extraction import Context, Extraction
 from .normalize import MAX_INPUT_CHARS, TEENS, TENS, UNITS, parse_cardinal, tokens
 from .vocab import DIGITS, EMAIL_DOMAINS, FIRST_NAMES, LAST_NAMES, LETTERS, TOP_LEVEL_DOMAINS
 
-DEFAULT_COUNTRY_CODE = "1"  # ten national digits are read as a North American number
-
-_WRITTEN_EMAIL_RE = re.compile(r"[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
-_LOCAL_RE = re.compile(r"[a-z0-9](?:[a-z0-9._%+-]*[a-z0-9])?")
-_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
-_EMAIL_TOKEN_RE = re.compile(r"[a-z0-9']+|[.@_+-]")
+# Letters and digits of any script ([^\W_]): a recogniser writes "zoë" and "müller" as said.
+_WRITTEN_EMAIL_RE = re.compile(r"[^\W_][\w.%+-]*@[^\W_][\w-]*(?:\.[\w-]+)+")
+_EMAIL_TOKEN_RE = re.compile(r"(?:[^\W_]|')+|[.@_+-]")
+_MAX_EMAIL_CHARS = 254  # RFC 5321's path limit, less the angle brackets
 _SYMBOLS = {
     "dot": ".", "period": ".", "point": ".", "at": "@", "underscore": "_", "dash": "-",
     "hyphen": "-", "minus": "-", "plus": "+",
@@ -42,8 +51,9 @@ _SOUND_ALIKES = {"for": "4", "to": "2", "too": "2"}  # only between digits: "fiv
 def extract_email(text: str, ctx: Context) -> Extraction | None:
     lowered = text[:MAX_INPUT_CHARS].lower()
     written = _WRITTEN_EMAIL_RE.search(lowered)
-    if written is not None and _valid_email(written.group(0)):
-        return Extraction(value=written.group(0), confidence=0.95)
+    checked = _valid_email(written.group(0)) if written is not None else None
+    if checked is not None:
+        return Extraction(value=checked, confidence=0.95)
     toks = _EMAIL_TOKEN_RE.findall(lowered)
     pieces = [_SYMBOLS.get(t, t) for t in toks]
     for at in range(len(pieces) - 1, 0, -1):
@@ -53,9 +63,9 @@ def extract_email(text: str, ctx: Context) -> Extraction | None:
         domain = _spoken_part(toks[at + 1 :], reverse=False)
         if local is None or domain is None:
             continue
-        address = f"{local}@{domain}".strip(".")
-        if _valid_email(address):
-            return Extraction(value=address, confidence=0.9)
+        checked = _valid_email(f"{local}@{domain}".strip("."))
+        if checked is not None:
+            return Extraction(value=checked, confidence=0.9)
     return None
 
 
@@ -101,17 +111,18 @@ def _email_piece(token: str) -> str:
     return token.replace("'", "")
 
 
-def _valid_email(address: str) -> bool:
-    local, _, domain = address.partition("@")
-    if not _LOCAL_RE.fullmatch(local) or ".." in local or len(address) > 254:
-        return False
-    labels = domain.split(".")
-    return (
-        len(labels) >= 2
-        and all(_LABEL_RE.fullmatch(label) for label in labels)
-        and labels[-1].isalpha()
-        and len(labels[-1]) >= 2
-    )
+def _valid_email(address: str) -> str | None:
+    """``address`` as ``email-validator`` normalises it (the domain lower-cased, IDNA-checked),
+    or None. A top-level domain of one letter or with digits is a word the caller did not
+    finish ("dot c"), not an address."""
+    if len(address) > _MAX_EMAIL_CHARS:
+        return None
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    top = checked.domain.rsplit(".", 1)[-1]
+    return checked.normalized if len(top) >= 2 and top.isalpha() else None
 
 
 def extract_phone(text: str, ctx: Context) -> Extraction | None:
@@ -134,7 +145,7 @@ def extract_phone(text: str, ctx: Context) -> Extraction | None:
         i = i_next
     runs.append((digits, plus))
     longest, led_by_plus = max(runs, key=lambda run: len(run[0]))
-    return _phone_value(longest, led_by_plus)
+    return _phone_value(longest, led_by_plus, ctx.region)
 
 
 def _phone_digits(toks: Sequence[str], i: int) -> tuple[str, int]:
@@ -160,16 +171,31 @@ def _phone_digits(toks: Sequence[str], i: int) -> tuple[str, int]:
     return "", i + 1
 
 
-def _phone_value(digits: str, plus: bool) -> Extraction | None:
-    if plus and 8 <= len(digits) <= 15:
-        return Extraction(value=f"+{digits}", confidence=0.9)
-    if len(digits) == 10 and digits[0] not in "01":
-        return Extraction(value=f"+{DEFAULT_COUNTRY_CODE}{digits}", confidence=0.9)
-    if len(digits) == 11 and digits.startswith(DEFAULT_COUNTRY_CODE) and digits[1] not in "01":
-        return Extraction(value=f"+{digits}", confidence=0.9)
-    if 7 <= len(digits) <= 15:
-        return Extraction(value=digits, confidence=0.6)
-    return None
+def _phone_value(digits: str, plus: bool, region: str) -> Extraction | None:
+    """``digits`` in E.164 as ``phonenumbers`` reads them in ``region`` (a national number, a
+    national number with its trunk "0" or "1", or one led by the international prefix, "double
+    oh four four ..."); "plus" makes them international. A valid number is said explicitly; a
+    merely possible one (the right length, an unassigned range) is less sure."""
+    if not 7 <= len(digits) <= 15:
+        return None
+    try:
+        number = phonenumbers.parse(f"+{digits}" if plus else digits, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is not None:
+        possible = phonenumbers.is_possible_number_with_reason(number)
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if possible == phonenumbers.ValidationResult.IS_POSSIBLE:
+            return Extraction(value=e164, confidence=0.9 if _valid(number) else 0.8)
+    if plus:
+        return None
+    # A local number without its area code ("five five five twelve thirty four"): no E.164
+    # form exists, so the digits as said, for the flow to confirm or ask again.
+    return Extraction(value=digits, confidence=0.6)
+
+
+def _valid(number: phonenumbers.PhoneNumber) -> bool:
+    return bool(phonenumbers.is_valid_number(number))
 
 
 def email_hints() -> SpeechHints:

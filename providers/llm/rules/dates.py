@@ -3,6 +3,8 @@
 Spoken patterns are resolved by the rules below against the caller's local date; dateparser
 (English only, future preference) reads what they do not cover: numeric and written dates
 ("12/1", "2026-12-01", "Dec 1st") and relative offsets ("in 3 days", "2 weeks from now").
+A numeric date is read in the order of the caller's region (``Context.region``): "5/1" is the
+5th of January in London and May 1st in New York.
 A date before today is never returned: the flow reprompts instead.
 
 Weekday meaning (common US usage; ``today`` is the caller's local date):
@@ -30,6 +32,7 @@ from slotline.providers.base import SpeechHints
 from . import jsgf
 from .extraction import Context, Extraction
 from .normalize import has_phrase, parse_cardinal, parse_ordinal, tokens
+from .region import date_order
 from .vocab import DAY_ORDINALS, MONTH_ABBREVIATIONS, MONTHS, WEEKDAYS
 
 logger = logging.getLogger(__name__)
@@ -245,6 +248,7 @@ def _via_dateparser(toks: Sequence[str], ctx: Context) -> DayAndConfidence | Non
             languages=["en"],
             settings={
                 "PREFER_DATES_FROM": "future",
+                "DATE_ORDER": date_order(ctx.region),
                 "RELATIVE_BASE": ctx.now_local,
                 "TIMEZONE": ctx.timezone,
                 "RETURN_AS_TIMEZONE_AWARE": False,

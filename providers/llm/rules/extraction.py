@@ -37,11 +37,13 @@ class ChoiceOption:
 @dataclass(frozen=True, slots=True)
 class Context:
     """What an extractor may consult besides the text: the local wall-clock time (naive) in
-    the IANA ``timezone`` the flow runs in, and the options of a ``choice``."""
+    the IANA ``timezone`` the flow runs in, the options of a ``choice``, and the ISO country
+    (``region``) spoken phone numbers and numeric dates are read in."""
 
     now_local: datetime
     timezone: str
     choices: tuple[ChoiceOption, ...] = ()
+    region: str = "US"
 
 
 def parse_choices(choices: Choices) -> tuple[ChoiceOption, ...]:
