@@ -29,6 +29,7 @@ import enum
 import logging
 import random
 import re
+import ssl
 from collections import Counter
 from dataclasses import dataclass
 from types import TracebackType
@@ -108,6 +109,8 @@ class ElevenLabsEmulator:
         max_contexts_per_socket: int = 5,
         inactivity_timeout_s: float = 20.0,
         seed: int = 0,
+        ssl_context: ssl.SSLContext | None = None,  # serve wss:// and https:// (the SDK's
+        # stream-input client forces wss)
     ) -> None:
         self.latency = latency
         self.counters = EmulatorCounters()
@@ -122,14 +125,17 @@ class ElevenLabsEmulator:
         self._sockets: set[_Socket] = set()
         self._runner: web.AppRunner | None = None
         self._tts: LocalTts | None = None
+        self._ssl_context = ssl_context
 
     @property
     def base_url(self) -> str:
-        return f"ws://{self._host}:{self._port}"
+        scheme = "ws" if self._ssl_context is None else "wss"
+        return f"{scheme}://{self._host}:{self._port}"
 
     @property
     def http_base_url(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{self._host}:{self._port}"
 
     def inject(self, fault: Fault, *, times: int = 1) -> None:
         """Make the next ``times`` occasions of ``fault`` happen (contexts, handshakes, posts)."""
@@ -144,7 +150,7 @@ class ElevenLabsEmulator:
         app.router.add_post(base + "/stream", self._rest_route)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl_context)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
         return self
