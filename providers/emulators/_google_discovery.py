@@ -1,9 +1,10 @@
 """Google's Calendar v3 discovery document as request validators for the Calendar emulator.
 
-The discovery document (``calendar.v3.json``, shipped inside google-api-python-client) is the
-machine-readable API: each method's HTTP verb and path, its parameters (type, enum, bounds,
-repeated, required), its request schema and its OAuth scopes. This module turns one method into
-a ``Method`` the emulator routes and checks with:
+The discovery document (``calendar.v3.json`` from google-api-python-client; the methods the
+emulator serves ship in the package as an excerpt) is the machine-readable API: each method's
+HTTP verb and path, its parameters (type, enum, bounds, repeated, required), its request schema
+and its OAuth scopes. This module turns one method into a ``Method`` the emulator routes and
+checks with:
 - query parameters: unknown names, repeats of a non-repeated one, wrong types (boolean, integer
   with bounds, enum, RFC 3339 date-time with offset) and missing required ones;
 - the body: discovery "schemas" translated to JSON Schema (``$ref`` → ``$defs``; ``any`` → {};
@@ -14,7 +15,6 @@ Pure and cached: the document is read once per process.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Mapping
@@ -30,7 +30,6 @@ from multidict import MultiMapping
 
 from slotline.providers.errors import ConfigError
 
-_DOCUMENT = "discovery_cache/documents/calendar.v3.json"
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?", re.I)
 _OFFSET = re.compile(r"(Z|[+-]\d{2}:\d{2})$", re.I)
 FORMATS = FormatChecker(formats=())
@@ -60,14 +59,9 @@ def _is_date(value: object) -> bool:
 
 
 def default_discovery_path() -> Path:
-    spec = importlib.util.find_spec("googleapiclient")
-    if spec is None or spec.origin is None:
-        raise ConfigError(
-            "google-api-python-client", "calendar.v3.json",
-            "not installed; the Google Calendar emulator validates against its discovery "
-            "document (pip install google-api-python-client)",
-        )
-    return Path(spec.origin).parent / _DOCUMENT
+    """The excerpt shipped in the package (scripts/spec_excerpts.py cuts it from the whole
+    document inside google-api-python-client, ``discovery_cache/documents/calendar.v3.json``)."""
+    return Path(__file__).with_name("specs") / "google/calendar.v3.json"
 
 
 @dataclass(frozen=True, slots=True)

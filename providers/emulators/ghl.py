@@ -50,8 +50,9 @@ from slotline.providers.emulators.ghl_rules import (
 __all__ = ["DEFAULT_SPEC_DIR", "MAX_RANGE", "SLOT_TAKEN", "Appointment", "Contact",
            "GhlCalendarRules", "GhlEmulator"]  # fmt: skip
 
-# The specs are test data beside the project (../shared/specs from the project root).
-DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[3] / "shared/specs/ghl"
+# The excerpts of the official documents this emulator reads, shipped in the package
+# (scripts/spec_excerpts.py cuts them from the whole specs, which tests may pass instead).
+DEFAULT_SPEC_DIR = Path(__file__).with_name("specs") / "ghl"
 SLOT_TAKEN = "The slot you have selected is no longer available."
 MAX_RANGE = timedelta(days=31)
 

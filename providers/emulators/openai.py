@@ -42,8 +42,9 @@ from slotline.providers.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-# The specs are test data beside the project (../shared/specs from the project root).
-DEFAULT_SPEC_PATH = Path(__file__).resolve().parents[3] / "shared/specs/openai/openapi.yaml"
+# The excerpt of the official document this emulator reads, shipped in the package
+# (scripts/spec_excerpts.py cuts it from the whole spec, which tests may pass instead).
+DEFAULT_SPEC_PATH = Path(__file__).with_name("specs") / "openai/openapi.yaml"
 _SPEC_URI = "urn:slotline:openai-openapi"
 DEFAULT_REPLY = "Sure, I can help with that."
 _STALL_S = 3600.0  # "forever": a stalled stream ends when the client gives up

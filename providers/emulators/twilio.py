@@ -56,9 +56,9 @@ from slotline.providers.emulators.twilio_call_state import (
 from slotline.providers.emulators.twilio_outbound import OutboundCalls
 from slotline.providers.emulators.twilio_outbound import Party as Party  # re-exported
 
-# The specs are test data beside the project (../shared/specs from the project root).
-_SPECS = Path(__file__).resolve().parents[3] / "shared/specs"
-DEFAULT_SPEC_PATH = _SPECS / "twilio/twilio_api_v2010.json"
+# The excerpt of the official document this emulator reads, shipped in the package
+# (scripts/spec_excerpts.py cuts it from the whole spec, which tests may pass instead).
+DEFAULT_SPEC_PATH = Path(__file__).with_name("specs") / "twilio/twilio_api_v2010.json"
 DEFAULT_ACCOUNT_SID: Final = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN: Final = "emulator-auth-token"
 SCHEMA_ERROR_CODE: Final = 70002
