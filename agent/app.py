@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from slotline.agent.call_api import call_json, calls_json
 from slotline.agent.calllog import CallLog
 from slotline.agent.config import Secrets, Settings
 from slotline.agent.forwarded import Origin, origin_of, trusted_networks
@@ -219,7 +220,9 @@ async def _media(request: web.Request) -> web.WebSocketResponse:
     if ctx.stream_tokens is not None:
         # The upgrade's signature is the same for every call: the start must name a call we
         # answered, with its single-use token (agent.stream_token).
-        if await admit(ws, ctx.stream_tokens, ctx.deps.metrics) is not None:
+        store = ctx.deps.store
+        shared = store.stream_nonces if store is not None else None
+        if await admit(ws, ctx.stream_tokens, ctx.deps.metrics, shared) is not None:
             return ws
     try:
         await CallSession(ws, ctx.session_config, ctx.deps).run()
@@ -344,32 +347,15 @@ def _is_loopback(host: str) -> bool:
 
 async def _list_calls(request: web.Request) -> web.Response:
     _check_api_auth(request)
-    calls = request.app[CONTEXT].deps.call_log.all()
-    return web.json_response({"calls": [c.summary() for c in calls]})
+    limit, offset = _page(request)
+    return web.json_response(await calls_json(request.app[CONTEXT].deps, limit, offset))
 
 
 async def _get_call(request: web.Request) -> web.Response:
     _check_api_auth(request)
-    call_sid = request.match_info["call_sid"]
-    deps = request.app[CONTEXT].deps
-    record = deps.call_log.get(call_sid)  # live calls and this process's recent ones
-    stored = None
-    if record is None and deps.store is not None:
-        stored = await deps.store.calls.get(call_sid)
-    attempt = await deps.store.attempts.by_sid(call_sid) if deps.store is not None else None
-    if record is not None:
-        body = record.as_dict()
-    elif stored is not None:
-        body = stored.as_json()
-    elif attempt is not None:  # placed, not answered (yet)
-        body = {"call_sid": call_sid, "status": attempt.status, "flow": attempt.flow,
-                "direction": "outbound", "turns": [], "bookings": [], "errors": []}
-    else:
+    body = await call_json(request.app[CONTEXT].deps, request.match_info["call_sid"])
+    if body is None:
         raise web.HTTPNotFound(text="no such call")
-    if attempt is not None:
-        body["outbound"] = attempt.as_json()
-    if deps.recordings is not None and await deps.recordings.path_of(call_sid) is not None:
-        body["recording"] = f"/api/calls/{call_sid}/recording"
     return web.json_response(body)
 
 

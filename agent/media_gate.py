@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
 from slotline.agent.media_socket import START_TIMEOUT_S
 from slotline.agent.metrics import Metrics
-from slotline.agent.stream_token import PARAMETER, StreamTokens
+from slotline.agent.stream_token import PARAMETER, StreamTokens, UsedNonces
 from slotline.providers.errors import ProtocolError
 from slotline.providers.telephony import twilio_media as tw
 
@@ -49,7 +49,9 @@ class ReplayingWebSocket(web.WebSocketResponse):
         return await super().receive()
 
 
-async def admit(ws: ReplayingWebSocket, tokens: StreamTokens, metrics: Metrics) -> str | None:
+async def admit(
+    ws: ReplayingWebSocket, tokens: StreamTokens, metrics: Metrics, shared: UsedNonces | None
+) -> str | None:
     """Read up to the ``start`` and check its token. None: go ahead (the read messages wait in
     ``ws.replay``); otherwise why the stream was refused — counted in
     ``slotline_protocol_errors_total{code="stream_refused"}``, then the socket is closed."""
@@ -69,7 +71,7 @@ async def admit(ws: ReplayingWebSocket, tokens: StreamTokens, metrics: Metrics) 
                     ws.replay.append(msg)  # the session reports it
                     continue
                 if isinstance(parsed, tw.Start):
-                    refusal = _check(ws, tokens, parsed, msg)
+                    refusal = await _check(ws, tokens, shared, parsed, msg)
                     if refusal is None:
                         return None
                     break
@@ -83,10 +85,12 @@ async def admit(ws: ReplayingWebSocket, tokens: StreamTokens, metrics: Metrics) 
     return refusal
 
 
-def _check(
-    ws: ReplayingWebSocket, tokens: StreamTokens, start: tw.Start, msg: WSMessage
+async def _check(
+    ws: ReplayingWebSocket, tokens: StreamTokens, shared: UsedNonces | None, start: tw.Start,
+    msg: WSMessage,
 ) -> str | None:
-    refusal = tokens.admit(start.call_sid, start.custom_parameters.get(PARAMETER))
+    token = start.custom_parameters.get(PARAMETER)
+    refusal = await tokens.admit_once(start.call_sid, token, shared)
     if refusal is not None:
         log.warning("media stream refused call_sid=%s: %s stream token", start.call_sid, refusal)
         return f"{refusal} token"

@@ -15,12 +15,10 @@ every server of one Twilio account checks tokens without sharing state, and no n
 be configured. Enforced only when an auth token is configured — the same switch as webhook
 signatures; the offline default stays open to the simulated caller.
 
-What single use leaves open: used nonces are remembered per process, until their expiry. With
-several workers (or servers) a token captured together with a signed upgrade header could be
-replayed once on each *other* process, within the token's lifetime (``LIFETIME_S``, 60 s:
-Twilio connects within a few seconds of fetching the TwiML), and only for the call it was issued
-for. Closing that needs a shared used-token table in the store; the short lifetime is the
-cheaper bound chosen here.
+Single use across processes: a token admitted here is remembered in this process until its
+expiry, and — when the server has a store — claimed in the store's ``stream_nonces`` table
+(``agent.store.stream_nonces``), so a replay to another worker or another server of the same
+store is refused too.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 PARAMETER: Final = "token"  # the <Parameter> name, read from start.customParameters
 LIFETIME_S: Final = 60.0
@@ -39,6 +37,14 @@ _MAX_TOKEN_CHARS: Final = 200  # a real token is ~90; longer input is not worth 
 _NONCE_BYTES: Final = 12
 
 Refusal = Literal["missing", "malformed", "forged", "expired", "replayed"]
+
+
+class UsedNonces(Protocol):
+    """Nonces admitted by every process that shares it (the store's ``stream_nonces``)."""
+
+    async def claim(self, nonce: str, expiry_s: float) -> bool:
+        """True for the first claim of ``nonce`` anywhere; False for every later one."""
+        ...
 
 
 def key_from_auth_token(auth_token: str) -> bytes:
@@ -99,6 +105,18 @@ class StreamTokens:
             return "replayed"
         self._used[nonce] = float(expiry_s)
         return None
+
+    async def admit_once(
+        self, call_sid: str, token: str | None, shared: UsedNonces | None
+    ) -> Refusal | None:
+        """``admit``, and then the nonce's claim in ``shared`` (other workers and servers): a
+        token another process admitted first is ``replayed``."""
+        refusal = self.admit(call_sid, token)
+        if refusal is not None or shared is None:
+            return refusal
+        assert token is not None  # admitted
+        expiry_text, nonce, _ = token.split(".")
+        return None if await shared.claim(nonce, float(expiry_text)) else "replayed"
 
     def _forget_expired(self, now_s: float) -> None:
         expired = [nonce for nonce, expiry_s in self._used.items() if expiry_s < now_s]

@@ -293,6 +293,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         "calls: the other party's number (the caller's; an outbound call's callee)",
         common=("ALTER TABLE calls ADD COLUMN phone TEXT NOT NULL DEFAULT ''",),
     ),
+    Migration(
+        10,
+        "calls: what the per-call caps left out (errors, dtmf, turns, path), as the live log says",
+        common=("ALTER TABLE calls ADD COLUMN dropped {json} NOT NULL DEFAULT '{{}}'",),
+    ),
+    Migration(
+        11,
+        "stream_nonces: stream tokens admitted, so each is used once across workers and servers",
+        common=(
+            """CREATE TABLE stream_nonces (
+                nonce TEXT PRIMARY KEY,
+                expires_at {ts} NOT NULL
+            )""",
+            "CREATE INDEX stream_nonces_expiry ON stream_nonces (expires_at)",
+        ),
+    ),
 )
 
 

@@ -73,6 +73,7 @@ calls = Table(
     Column("summary", Text, nullable=False),  # post-call, agent.summary ("" until it ends)
     Column("outcome", Text, nullable=False),  # booked | cancelled | ... ("" until it ends)
     Column("path", _json(), nullable=False),  # flow nodes entered, in order ([] = none yet)
+    Column("dropped", _json(), nullable=False),  # what the per-call caps left out, by list
 )
 
 bookings = Table(
@@ -214,6 +215,13 @@ call_webhook_jobs = Table(
     Column("last_error", Text, nullable=False),
     Column("claimed_by", Text),
     Column("claimed_at", UtcDateTime),
+)
+
+stream_nonces = Table(
+    "stream_nonces",
+    metadata,
+    Column("nonce", Text, primary_key=True),  # a stream token's nonce, admitted once
+    Column("expires_at", UtcDateTime, nullable=False),  # the token's expiry: forgotten after
 )
 
 recordings = Table(

@@ -26,6 +26,7 @@ from slotline.agent.store.migrations import migrate
 from slotline.agent.store.recordings import RecordingRepo
 from slotline.agent.store.reminders import ReminderRepo
 from slotline.agent.store.round_robin import RoundRobinRepo
+from slotline.agent.store.stream_nonces import StreamNonceRepo
 from slotline.agent.store.url import Dialect
 
 
@@ -48,6 +49,7 @@ class Store:
         self.dnc = DncRepo(db, clock)
         self.recordings = RecordingRepo(db)  # where call recordings are
         self.call_webhooks = CallWebhookRepo(db, clock)
+        self.stream_nonces = StreamNonceRepo(db, clock)  # stream tokens admitted, anywhere
         self.schema_version = 0
 
     @property
