@@ -10,10 +10,13 @@ echo goes out with the next frame, so its resolution is one 20 ms frame, as on a
 
 A step waits for the agent's reply to the previous step (or the greeting) to finish playing:
 buffer empty and no new agent audio for ``agent_quiet_ms``, then a human ``pause_ms`` after the
-playout drained. A step with ``interrupt_after_ms`` barges in once that much of the reply has
-played. ``turn_latency_ms`` runs from sending the caller's last voiced frame to the arrival of the
-first agent audio after it; a frame is voiced when its RMS is within ``VOICED_WITHIN_DB`` of the
-utterance's loudest frame and above ``VOICED_FLOOR_RMS`` (-60 dBFS).
+playout drained. A server that does not speak first is met like a person would meet silence on
+the line: with ``greeting_wait_s`` set, the caller speaks its first step once the stream has been
+up that long without any agent audio (``CallerReport.spoke_first``). A step with
+``interrupt_after_ms`` barges in once that much of the reply has played. ``turn_latency_ms``
+runs from sending the caller's last voiced frame to the arrival of the first agent audio after
+it; a frame is voiced when its RMS is within ``VOICED_WITHIN_DB`` of the utterance's loudest
+frame and above ``VOICED_FLOOR_RMS`` (-60 dBFS).
 
 For the benchmark it also records what a person on the line would notice: ``bargein_ms`` (the
 interruption's first voiced frame sent → ``clear`` received), underruns of the agent's audio
@@ -138,6 +141,7 @@ class CallerReport:
     hung_up_early: bool = False  # the ``hangup`` event ended the call before its script did
     clears: int = 0  # ``clear`` messages received
     first_agent_audio_at_s: float | None = None  # monotonic: the agent's first audio arrived
+    spoke_first: bool = False  # no greeting came within ``greeting_wait_s``; the caller began
 
 
 def load_wav_ulaw(path: str | Path) -> bytes:
@@ -220,6 +224,7 @@ class _Call:
         hangup: asyncio.Event | None = None,
         on_turn_latency: Callable[[float], None] | None = None,
         call_sid: str | None = None,
+        greeting_wait_s: float | None = None,
     ) -> None:
         self.stream_sid, self.account_sid = _sid("MZ"), account_sid
         self.call_sid = call_sid or _sid("CA")
@@ -252,6 +257,9 @@ class _Call:
         self._clears = 0
         self._close_code: int | None = None
         self._first_audio_s: float | None = None
+        self._greeting_wait_s = greeting_wait_s
+        self._streaming_since_s: float | None = None  # ``start`` sent: the line is open
+        self._spoke_first = False
 
     async def run(self, ws: aiohttp.ClientWebSocketResponse) -> CallerReport:
         async with asyncio.TaskGroup() as tasks:
@@ -277,6 +285,7 @@ class _Call:
             )
             await ws.send_str(start)
             t0_s = time.monotonic()
+            self._streaming_since_s = t0_s
             n = 0
             while not self._server_closed:
                 target_s = t0_s + n * FRAME_MS / 1000
@@ -339,12 +348,23 @@ class _Call:
         if barge_in_ms is not None and playing and reply is not None:
             if reply.played_bytes >= barge_in_ms * BYTES_PER_MS:
                 return True
-        if reply is None and (step is None or step.wait_for_agent):
+        if reply is None and (step is None or step.wait_for_agent) and not self._no_greeting(now):
             return False
         if playing or (self._last_audio_s is not None and now - self._last_audio_s < self._quiet_s):
             return False
         pause_s = step.pause_ms / 1000 if step is not None else 0.0
         return now >= max(self._playout.drained_at_s, self._speech_end_s) + pause_s
+
+    def _no_greeting(self, now: float) -> bool:
+        """True once the line has been open ``greeting_wait_s`` with no agent audio and no
+        caller turn yet: the caller speaks first (a server that waits to be spoken to)."""
+        if self._greeting_wait_s is None or self._turns or self._agent_turns:
+            return False
+        since = self._streaming_since_s
+        if since is None or now - since < self._greeting_wait_s:
+            return False
+        self._spoke_first = True
+        return True
 
     def _gave_up(self, step: Step | None, now: float) -> bool:
         """True (and an error recorded) when the awaited reply is overdue."""
@@ -484,6 +504,7 @@ class _Call:
             hung_up_early=self._hung_up_early,
             clears=self._clears,
             first_agent_audio_at_s=self._first_audio_s,
+            spoke_first=self._spoke_first,
         )
         logger.info(
             "caller done call_sid=%s closed_by=%s turns=%d errors=%d",
@@ -509,6 +530,7 @@ async def run_caller(
     hangup: asyncio.Event | None = None,
     on_turn_latency: Callable[[float], None] | None = None,
     call_sid: str | None = None,
+    greeting_wait_s: float | None = None,
 ) -> CallerReport:
     """Phone ``url`` (a Twilio Media Streams WebSocket), play ``script``, hang up, report.
 
@@ -518,6 +540,8 @@ async def run_caller(
     ends the stream of a call ended through its API; ``call_sid``: the ``callSid`` to announce
     (default: a random one);
     ``on_turn_latency`` hears each ``turn_latency_ms`` as it is measured (live progress).
+    ``greeting_wait_s``: speak first when no agent audio came this long after ``start`` (None:
+    wait for a greeting until ``reply_timeout_s``, then fail).
     Failing to connect raises ``aiohttp.ClientError``; everything after is in the report.
     """
     call = _Call(
@@ -530,6 +554,7 @@ async def run_caller(
         hangup,
         on_turn_latency,
         call_sid,
+        greeting_wait_s,
     )
     owned = session is None
     http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))

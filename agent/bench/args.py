@@ -37,6 +37,10 @@ def add_parser(sub: Any) -> None:
                       help="what callers say: booking | short | a YAML file (default booking)")
     load.add_argument("--reply-timeout", type=float, default=15.0,
                       help="seconds a caller waits for a reply before it counts as failed")
+    load.add_argument("--greeting-wait", type=float, default=None,
+                      help="seconds a caller waits for a greeting before it speaks first "
+                           "(default: 2 with --target, for servers that wait to be spoken "
+                           "to; a started Slotline greets, so it waits up to --reply-timeout)")
     where = bench.add_argument_group("target")
     where.add_argument("--target", help="ws://HOST:PORT/PATH of any Twilio Media Streams server "
                                         "(default: start Slotline with vendors on emulators)")

@@ -33,6 +33,9 @@ from slotline.agent.bench.target import ForeignTarget, InProcessSlotline, Subpro
 from slotline.providers.errors import ConfigError
 
 EXIT_INTERRUPTED = 130
+# A foreign server may wait to be spoken to (Pipecat's Twilio example does): after this long on
+# an open line with no greeting the caller says its first line, as a person would.
+FOREIGN_GREETING_WAIT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,7 @@ class Options:
     out: Path
     sample_interval_s: float
     reply_timeout_s: float
+    greeting_wait_s: float | None = None  # None: wait for a greeting (until the reply timeout)
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -59,9 +63,15 @@ def _options(args: argparse.Namespace) -> Options:
     profile = load_profile(args.profile)
     if args.target and not profile.emulated:
         raise ConfigError("slotline bench", "--profile", "`real` applies to a started Slotline")
+    greeting_wait = args.greeting_wait
+    if greeting_wait is None and args.target:
+        greeting_wait = FOREIGN_GREETING_WAIT_S
+    if greeting_wait is not None and not 0 <= greeting_wait < args.reply_timeout:
+        raise ConfigError("slotline bench", "--greeting-wait",
+                          "must be >= 0 and shorter than --reply-timeout")
     return Options(plan, profile, load_conversation(args.conversation), args.target,
                    args.target_pid, args.server, args.config, out, args.sample_interval,
-                   args.reply_timeout)
+                   args.reply_timeout, greeting_wait)
 
 
 def make_target(options: Options, log_dir: Path) -> Target:
@@ -120,6 +130,7 @@ async def run_load(
             pids["vendors"] = info.vendors_pid
         runner = LoadRunner(info, options.conversation, plan, stop=stop,
                             reply_timeout_s=options.reply_timeout_s,
+                            greeting_wait_s=options.greeting_wait_s,
                             api_token=os.environ.get("SLOTLINE_API_TOKEN"))
         sampler = SystemSampler(pids, lambda: runner.active, interval_s=options.sample_interval_s)
         sampler.start(time.monotonic())

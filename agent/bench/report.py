@@ -113,11 +113,13 @@ def build_result(
         "config": {
             "calls": run.plan.calls, "duration_s": run.plan.duration_s,
             "ramp_s": run.plan.ramp_s, "conversation": run.conversation, "profile": profile,
-            "target": target.as_dict(),
+            "target": target.as_dict(), "greeting_wait_s": run.greeting_wait_s,
         },
         "run": {"wall_s": round(run.wall_s, 3), "stopped_early": run.stopped_early,
                 "peak_calls": peak, "call_seconds": round(seconds, 2)},
-        "calls": {"started": len(run.calls), **{o: outcomes.get(o, 0) for o in OUTCOMES}},
+        "calls": {"started": len(run.calls), **{o: outcomes.get(o, 0) for o in OUTCOMES},
+                  "spoke_first": sum(c.report is not None and c.report.spoke_first
+                                     for c in run.calls)},
         "errors": _errors(run),
         "turns": turn_counts(records),
         "latency": latency,
@@ -210,7 +212,9 @@ def summary_table(result: dict[str, Any]) -> str:
         f" target {cfg['target']['kind']}" + ("  [stopped early]" if run["stopped_early"] else ""),
         f"calls  {calls['started']} started: {calls['completed']} completed, "
         f"{calls['ended_by_server']} ended by server, {calls['cut']} cut at the end, "
-        f"{calls['failed']} failed, {calls['dropped']} dropped; peak {run['peak_calls']} at once",
+        f"{calls['failed']} failed, {calls['dropped']} dropped; peak {run['peak_calls']} at once"
+        + (f"; in {calls['spoke_first']} no greeting came (the caller spoke first)"
+           if calls.get("spoke_first") else ""),
         f"turns  {turns['answered']} answered, {turns['unanswered']} unanswered, "
         f"{turns['bargein']} barge-ins ({turns['bargein_cleared']} cleared), "
         f"{turns['matched_in_call_log']} matched in the call log",

@@ -4,7 +4,11 @@ Caller ``i`` dials at ``i * ramp / N``; when its conversation ends it dials agai
 until ``duration`` (counted from the first dial, ramp included) or a stop request. Then every
 call still up hangs up at its next frame (those calls are ``cut``, which is not a failure).
 For a Slotline target each call first asks ``POST /twilio/voice`` for its stream like Twilio
-does, and its call log (``GET /api/calls/{sid}``) is fetched when it ends.
+does, and its call log (``GET /api/calls/{sid}``) is fetched when it ends. A foreign target is
+dialled at its URL as given (any path, e.g. a plain ``/ws``), with an empty
+``customParameters``: Twilio's ``start`` for a ``<Stream>`` without ``<Parameter>``. With
+``greeting_wait_s`` a caller that hears no greeting that long speaks first (servers that wait
+to be spoken to); such calls are counted (``spoke_first``).
 
 Outcomes: ``completed`` (the script ran out, whoever hung up), ``ended_by_server`` (the server
 hung up normally with steps left), ``cut`` (the run ended first), ``failed`` (the caller saw an
@@ -78,6 +82,7 @@ class RunResult:
     concurrency: list[tuple[float, int]] = field(default_factory=list)  # (t_s, active) changes
     stopped_early: bool = False  # a stop request (Ctrl-C) ended the run before its duration
     server_metrics: str | None = None  # the target's /metrics at the end (Slotline)
+    greeting_wait_s: float | None = None  # callers spoke first after this long without a greeting
 
     @property
     def wall_s(self) -> float:
@@ -106,6 +111,7 @@ class LoadRunner:
         stop: asyncio.Event | None = None,
         api_token: str | None = None,
         reply_timeout_s: float = 15.0,
+        greeting_wait_s: float | None = None,
     ) -> None:
         self._target = target
         self._conversation = conversation
@@ -116,7 +122,9 @@ class LoadRunner:
         self._hangup = asyncio.Event()
         self.active = 0
         self.live_latencies_ms: list[float] = []  # every turn_latency_ms so far, as measured
-        self.result = RunResult(plan, conversation.name, time.monotonic(), time.time())
+        self._greeting_wait_s = greeting_wait_s
+        self.result = RunResult(plan, conversation.name, time.monotonic(), time.time(),
+                                greeting_wait_s=greeting_wait_s)
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self.result.started_mono_s
@@ -177,7 +185,7 @@ class LoadRunner:
                 url, parameters = await fetch_stream(http, self._target.http_url)
             report = await run_caller(
                 url, steps, custom_parameters=parameters, session=http, hangup=self._hangup,
-                reply_timeout_s=self._reply_timeout_s,
+                reply_timeout_s=self._reply_timeout_s, greeting_wait_s=self._greeting_wait_s,
                 on_turn_latency=self.live_latencies_ms.append,
                 timeout_s=self._plan.duration_s + _CALL_TIMEOUT_MARGIN_S,
             )
