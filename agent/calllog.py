@@ -1,8 +1,10 @@
 """The call log: what happened on each call, readable while the call is in progress.
 
 Shapes follow the contract in DESIGN.md (``GET /api/calls/{call_sid}``); fields may be added,
-never renamed. Kept in memory for the life of the process (bounded); the store keeps each call
-too, written as it goes (``agent.call_persist``).
+never renamed. The store keeps every call, written as it goes (``agent.call_persist``), and is
+what ``GET /api/calls`` lists; memory keeps only this process's live calls and the few that
+ended last (``CallLog``), so a server that runs for months holds no more than it did at noon.
+Every time is UTC ISO-8601 with milliseconds and an offset (``iso``), in memory and from the store.
 """
 
 from __future__ import annotations
@@ -21,10 +23,18 @@ MAX_DTMF = 256
 MAX_TURNS = 1000
 MAX_PATH = 500  # nodes entered; a flow that loops (a retry edge back) may enter many
 MAX_ERROR_CHARS = 300  # an error's message (details quote the wire)
+# Ended calls kept in memory besides the live ones: enough for the console's page of a call that
+# just ended and for the end-of-call hooks; everything older is read from the store.
+RECENT_ENDED = 50
+
+
+def iso(moment: datetime) -> str:
+    """The one time format of the call log: ``2026-12-05T20:43:48.123+00:00``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return iso(datetime.now(UTC))
 
 
 @dataclass(slots=True)
@@ -200,19 +210,33 @@ class CallRecord:
 
 
 class CallLog:
-    """The most recent ``capacity`` calls, newest last."""
+    """This process's live calls and the last ``recent`` that ended here, oldest first.
 
-    def __init__(self, capacity: int = 1000) -> None:
-        self._capacity = capacity
+    A live call is never dropped; an ended one (``ended_at`` set: the session's last act) is
+    dropped once ``recent`` calls that ended after it are kept. What it answers the store has
+    too: the window is for the call page and the end-of-call hooks of a call that just ended,
+    and for a server run without a store.
+    """
+
+    def __init__(self, recent: int = RECENT_ENDED) -> None:
+        self._recent = recent
         self._calls: OrderedDict[str, CallRecord] = OrderedDict()
 
     def add(self, record: CallRecord) -> None:
         self._calls[record.call_sid] = record
-        while len(self._calls) > self._capacity:
-            self._calls.popitem(last=False)
+        self._trim()
 
     def get(self, call_sid: str) -> CallRecord | None:
         return self._calls.get(call_sid)
 
     def all(self) -> list[CallRecord]:
+        self._trim()
         return list(self._calls.values())
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def _trim(self) -> None:
+        ended = [sid for sid, record in self._calls.items() if record.ended_at is not None]
+        for sid in ended[:max(0, len(ended) - self._recent)]:
+            del self._calls[sid]

@@ -62,6 +62,7 @@ class CallRepo:
             "outcome": call.outcome,
             "summary": call.summary,
             "path": list(call.path),
+            "dropped": dict(call.dropped),
         }
         changed = {key: value for key, value in values.items() if key != "call_sid"}
         async with self._db.write() as conn:
@@ -146,4 +147,5 @@ def _to_call(row: Row[Any], booking_ids: tuple[str, ...]) -> StoredCall:
         outcome=row.outcome,
         summary=row.summary,
         path=tuple(str(node) for node in row.path),
+        dropped={str(key): int(value) for key, value in row.dropped.items()},
     )

@@ -1,6 +1,7 @@
 """What the store takes and gives back: frozen, typed records (no raw rows past the store).
 
-``as_json()`` gives the shapes of the HTTP contract in DESIGN.md (times ISO-8601 with offset).
+``as_json()`` gives the shapes of the HTTP contract in DESIGN.md (times ISO-8601 with offset;
+a call's times in the call log's one format, ``agent.calllog.iso``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from slotline.agent.calllog import CallRecord
+from slotline.agent.calllog import CallRecord, iso
 from slotline.providers.calendars.base import Attendee, BookingStatus
 
 _NOT_DIGITS = re.compile(r"\D")
+# a call's capped lists (``agent.calllog``): ``<name>_dropped`` in the JSON counts what was left out
+DROPPABLE = ("errors", "dtmf", "turns", "path")
 _PHONE_KEY_DIGITS = 10  # national number without country code for NANP; enough to be unique
 
 
@@ -134,6 +137,8 @@ class StoredCall:
     outcome: str = ""  # after the call (``agent.summary``)
     summary: str = ""
     path: tuple[str, ...] = ()  # the flow nodes entered, in order (``CallRecord.path``)
+    # what the per-call caps left out, by list: errors, dtmf, turns, path (absent = none)
+    dropped: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_record(cls, record: CallRecord, *, writer: str = "") -> StoredCall:
@@ -160,6 +165,9 @@ class StoredCall:
             outcome=record.outcome,
             summary=record.call_summary,
             path=tuple(record.path),
+            dropped={name: count for name, count in (
+                ("errors", record.errors_dropped), ("dtmf", record.dtmf_dropped),
+                ("turns", record.turns_dropped), ("path", record.path_dropped)) if count},
         )
 
     def summary_json(self) -> dict[str, Any]:
@@ -169,8 +177,8 @@ class StoredCall:
             "status": self.status,
             "flow": self.flow,
             "node": self.node,
-            "started_at": self.started_at.isoformat(),
-            "ended_at": None if self.ended_at is None else self.ended_at.isoformat(),
+            "started_at": iso(self.started_at),
+            "ended_at": None if self.ended_at is None else iso(self.ended_at),
             "turns": len(self.turns),
             "errors": len(self.errors),
             "direction": self.direction,
@@ -193,6 +201,7 @@ class StoredCall:
             "outcome": self.outcome,
             "summary": self.summary,
             "path": list(self.path),
+            **{f"{name}_dropped": int(self.dropped.get(name, 0)) for name in DROPPABLE},
         }
 
 

@@ -206,7 +206,7 @@ async def test_a_call_is_saved_as_it_progresses_and_lists_its_bookings(store: St
     assert body["variables"] == {"user_name": "Ana"}
     assert body["turns"] == [turn]
     assert body["errors"][0]["provider"] == "stt"
-    assert body["ended_at"] == "2026-06-02T14:03:00+00:00"
+    assert body["ended_at"] == "2026-06-02T14:03:00.000+00:00"  # the call log's one format
     assert [c.call_sid for c in await store.calls.recent()] == ["CA2", "CA1"]
     assert await store.calls.get("CA404") is None
 
