@@ -1,21 +1,24 @@
 """Settings → calendar adapters: the one place that knows which module serves which provider.
 
-``local`` calendars are left to the booking service (they live in the store). Every other
-calendar gets its vendor adapter with its ``base_url`` (the vendor's public root when empty)
-and its secret from the environment; a missing secret or key is a ``ConfigError`` at start-up
-naming the calendar. Adapters share the server's HTTP session and close with it.
+``local`` calendars are left to the booking service (they live in the store). A provider name
+that is not built in is a plug-in (``agent.registry``): its factory builds the calendar, closed
+with the server if it has ``aclose()``. Every other calendar gets its vendor adapter with its
+``base_url`` (the vendor's public root when empty) and its secret from the environment; a
+missing secret or key is a ``ConfigError`` at start-up naming the calendar. Adapters share the
+server's HTTP session and close with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiohttp
 from pydantic import SecretStr
 
 from slotline.agent.config_models import CalendarSettings, Secrets, Settings
+from slotline.agent.registry import CALENDARS, ProviderContext
 from slotline.providers.calendars.base import CalendarProvider
 from slotline.providers.errors import ConfigError
 
@@ -186,6 +189,16 @@ def _webhook(name: str, cal: CalendarSettings, secrets: Secrets,
     return adapter
 
 
+def _plugin(name: str, cal: CalendarSettings, secrets: Secrets,
+            session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
+    context = ProviderContext(cal.provider, cal, secrets, session, calendar=name)
+    adapter = CALENDARS.build(context, f"calendars.{name}.provider")
+    close = getattr(adapter, "aclose", None)
+    if callable(close):
+        out.closables.append(cast(_Closable, adapter))
+    return adapter
+
+
 _BUILDERS: Mapping[str, Builder] = {
     "calcom": _calcom,
     "ghl": _ghl,
@@ -203,6 +216,9 @@ def build_calendars(
     adapters = CalendarAdapters()
     try:
         for name, calendar in settings.calendars.items():
+            if calendar.provider not in CALENDARS.builtin:
+                adapters.by_name[name] = _plugin(name, calendar, secrets, session, adapters)
+                continue
             builder = _BUILDERS.get(calendar.provider)
             if builder is not None:
                 adapters.by_name[name] = builder(name, calendar, secrets, session, adapters)

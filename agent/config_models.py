@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, core_schema
 
+from slotline.agent.registry import CALENDARS, STT, TTS
+
 V = TypeVar("V")
 
 
@@ -115,6 +117,8 @@ def _split_names(value: object) -> object:
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 WsUrl = Annotated[str, AfterValidator(_ws_url)]
 NameList = Annotated[tuple[str, ...], BeforeValidator(_split_names), Field(min_length=1)]
+# A plug-in provider's own keys (agent.registry); built-in providers take none.
+ProviderOptions = FrozenMap[str | int | float | bool]
 
 
 class ServerSettings(_Section):
@@ -162,9 +166,10 @@ class StoreSettings(_Section):
 
 
 class SttSettings(_Section):
-    provider: Literal["local", "deepgram"] = "local"
+    provider: Annotated[str, AfterValidator(STT.check)] = "local"  # or a plug-in's name
     base_url: WsUrl = ""
     model: str = ""
+    options: ProviderOptions = FrozenMap({})
 
 
 class LlmSettings(_Section):
@@ -174,10 +179,11 @@ class LlmSettings(_Section):
 
 
 class TtsSettings(_Section):
-    provider: Literal["local", "elevenlabs"] = "local"
+    provider: Annotated[str, AfterValidator(TTS.check)] = "local"  # or a plug-in's name
     base_url: WsUrl = ""
     voice_id: str = ""
     model_id: str = ""
+    options: ProviderOptions = FrozenMap({})
 
 
 class TwilioSettings(_Section):
@@ -194,9 +200,8 @@ class DialerSettings(_Section):
     callback_url: HttpUrl = ""
 
 
-CalendarProvider = Literal["local", "calcom", "ghl", "google", "outlook", "caldav", "webhook"]
-
-# Keys each calendar provider cannot work without (its secrets come from the environment).
+# Keys each built-in calendar provider cannot work without (its secrets come from the
+# environment); a plug-in checks its own.
 REQUIRED_CALENDAR_KEYS: Mapping[str, tuple[str, ...]] = {
     "local": (),
     "calcom": ("event_type_id",),
@@ -209,7 +214,7 @@ REQUIRED_CALENDAR_KEYS: Mapping[str, tuple[str, ...]] = {
 
 
 class CalendarSettings(_Section):
-    provider: CalendarProvider
+    provider: Annotated[str, AfterValidator(CALENDARS.check)]  # built in, or a plug-in's name
     timezone: str  # IANA zone: business hours and spoken times are in it
     base_url: HttpUrl = ""
     event_type_id: int | None = None  # calcom
@@ -222,6 +227,7 @@ class CalendarSettings(_Section):
     username: str | None = None  # caldav
     subject: str | None = None  # google service account: the Workspace user to act as
     invite_attendees: bool = True  # google: False when a service account cannot invite
+    options: ProviderOptions = FrozenMap({})  # a plug-in calendar's own keys
 
     @field_validator("timezone")
     @classmethod
@@ -236,7 +242,7 @@ class CalendarSettings(_Section):
     def _provider_keys_present(self) -> CalendarSettings:
         missing = [
             key
-            for key in REQUIRED_CALENDAR_KEYS[self.provider]
+            for key in REQUIRED_CALENDAR_KEYS.get(self.provider, ())
             if getattr(self, key) in (None, "")
         ]
         if missing:

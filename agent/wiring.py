@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import aiohttp
 from pydantic import SecretStr
@@ -28,6 +28,7 @@ from slotline.agent.metrics import Metrics
 from slotline.agent.notify.setup import build_notifications
 from slotline.agent.prompt_cache import flow_prompts
 from slotline.agent.recording_store import Recordings
+from slotline.agent.registry import STT, TTS, ProviderContext
 from slotline.agent.responder import Action, CallEvent, Responder
 from slotline.agent.session import SessionDeps
 from slotline.agent.store import Store
@@ -75,9 +76,13 @@ def _secret(value: SecretStr | None, env_name: str, key: str) -> str:
 
 
 def _stt(
-    settings: Settings, secrets: Secrets, metrics: Metrics
-) -> tuple[SpeechToText, AsyncResource]:
-    if settings.stt.provider == "deepgram":
+    settings: Settings, secrets: Secrets, metrics: Metrics, http: aiohttp.ClientSession
+) -> tuple[SpeechToText, AsyncResource | None]:
+    name = settings.stt.provider
+    if name not in STT.builtin:  # a plug-in (agent.registry)
+        stt = STT.build(ProviderContext(name, settings.stt, secrets, http), "stt.provider")
+        return stt, lifecycle_of(stt)
+    if name == "deepgram":
         from slotline.providers.stt.deepgram import DeepgramSpeechToText
 
         key = _secret(secrets.deepgram_api_key, "DEEPGRAM_API_KEY", "stt.provider: deepgram")
@@ -94,8 +99,14 @@ def _stt(
     return local, local
 
 
-def _tts(settings: Settings, secrets: Secrets) -> tuple[TextToSpeech, AsyncResource | None]:
-    if settings.tts.provider == "elevenlabs":
+def _tts(
+    settings: Settings, secrets: Secrets, http: aiohttp.ClientSession
+) -> tuple[TextToSpeech, AsyncResource | None]:
+    name = settings.tts.provider
+    if name not in TTS.builtin:  # a plug-in (agent.registry)
+        tts = TTS.build(ProviderContext(name, settings.tts, secrets, http), "tts.provider")
+        return tts, lifecycle_of(tts)
+    if name == "elevenlabs":
         from slotline.providers.tts.elevenlabs import (
             DEFAULT_BASE_URL,
             DEFAULT_MODEL_ID,
@@ -126,10 +137,19 @@ def _local_tts(settings: Settings) -> TextToSpeech:
         raise ConfigError(_SOURCE, "tts.voice_id", exc.message) from exc
 
 
+def lifecycle_of(provider: object) -> AsyncResource | None:
+    """A plug-in's ``start()``/``aclose()`` run with the server; ``aclose()`` alone: closed."""
+    if callable(getattr(provider, "start", None)) and callable(getattr(provider, "aclose", None)):
+        return cast(AsyncResource, provider)
+    if callable(getattr(provider, "aclose", None)):
+        return _CloseOnly(provider)
+    return None
+
+
 class _CloseOnly:
     """A provider that needs no start-up, only closing with the server."""
 
-    def __init__(self, provider: SpeechToText) -> None:
+    def __init__(self, provider: object) -> None:
         self._provider = provider
 
     async def start(self) -> None:
@@ -302,11 +322,15 @@ async def build_deps(
     default_flow = flow_named(settings.flow)  # an invalid default flow stops start-up
     secrets = secrets if secrets is not None else Secrets()
     metrics = Metrics()
-    stt, stt_resource = _stt(settings, secrets, metrics)
-    tts, tts_resource = _tts(settings, secrets)
+    http = _HttpSession()
+    try:
+        stt, stt_resource = _stt(settings, secrets, metrics, http.get())
+        tts, tts_resource = _tts(settings, secrets, http.get())
+    except BaseException:
+        await http.aclose()
+        raise
     llm = _llm(settings, secrets)
     store = await Store.open(settings.store.url)
-    http = _HttpSession()
     try:
         calendars = build_calendars(settings, secrets, http.get())
         booking = BookingService.from_settings(

@@ -173,7 +173,7 @@ def test_environment_reaches_a_calendar_named_in_mixed_case(tmp_path: Path) -> N
         ("colour: red\n", "colour", "unknown key"),
         ("server: {port: http}\n", "server.port", "must be a valid integer"),
         ("server: 8080\n", "server", "must be a valid dictionary"),
-        ("stt: {provider: whisper}\n", "stt.provider", "must be 'local' or 'deepgram', got 'wh"),
+        ("stt: {provider: whisper}\n", "stt.provider", "one of 'deepgram', 'local', got 'wh"),
         ("turn: {vad_aggressiveness: 4}\n", "turn.vad_aggressiveness", "less than or equal to 3"),
         ("twilio: {from_number: +15551234567}\n", "twilio.from_number", "quote it in YAML"),
         ("stt: {base_url: https://x}\n", "stt.base_url", "not a URL starting with ws:// or wss://"),
@@ -191,7 +191,7 @@ def test_environment_reaches_a_calendar_named_in_mixed_case(tmp_path: Path) -> N
             "required when provider is ghl",
         ),
         ("calendars: {main: {provider: caldav}}\n", "calendars.main.base_url", "required"),
-        ("calendars: {main: {provider: office}}\n", "calendars.main.provider", "must be 'local'"),
+        ("calendars: {main: {provider: office}}\n", "calendars.main.provider", "got 'office'"),
         (
             "booking_actions: {demo: {calendars: [main, bob]}}\n",
             "booking_actions.demo.calendars",

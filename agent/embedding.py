@@ -1,0 +1,163 @@
+"""Slotline inside another Python program: settings, the aiohttp application, serving it.
+
+``slotline`` re-exports these (with the provider registry, ``agent.registry``):
+
+    settings = slotline.load_settings("slotline.yaml")     # defaults < file < SLOTLINE_* env
+    app = await slotline.build_app(settings)               # an aiohttp web.Application
+    slotline.run(settings)                                 # or serve it: blocks until stopped
+
+``build_app`` is a coroutine because the store is opened and the providers are built before
+the application exists; the providers' long-lived resources start with the application (its
+cleanup context) and close with it, so run it in the loop that built it (``web.AppRunner``),
+or hand the un-awaited ``build_app(...)`` to ``run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from slotline.agent import config
+from slotline.agent.config_models import Secrets, Settings
+from slotline.agent.serve import bind, warn_if_exposed, with_address
+
+log = logging.getLogger(__name__)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None
+) -> Settings:
+    """The embedded defaults, overridden by the YAML file at ``path`` (if given), overridden by
+    ``SLOTLINE_<SECTION>__<KEY>`` variables in ``env`` (default: this process's environment).
+    Raises ``InvalidConfig`` (a ``ConfigError``) listing every problem. Register plug-in
+    providers first: an unknown provider name is one of those problems."""
+    return config.load_settings(Path(path) if path is not None else None,
+                                os.environ if env is None else env)
+
+
+def load_secrets(env: Mapping[str, str] | None = None) -> Secrets:
+    """The credentials (``TWILIO_AUTH_TOKEN``, ``DEEPGRAM_API_KEY``, ...) set in ``env``
+    (default: this process's environment)."""
+    return config.load_secrets(os.environ if env is None else env)
+
+
+async def build_app(
+    settings: Settings | None = None,
+    *,
+    secrets: Secrets | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> web.Application:
+    """The server's aiohttp application: Twilio webhooks, the media WebSocket, health,
+    metrics and the API. ``settings`` default to ``load_settings(config_path)``; flows named
+    in them are also looked for beside ``config_path``. ``secrets`` default to the
+    environment's. Raises ``ConfigError`` for settings that cannot run (a missing key, a
+    plug-in that cannot be built)."""
+    from slotline.agent.app import build_app as build_application
+    from slotline.agent.wiring import build_deps
+
+    path = Path(config_path) if config_path is not None else None
+    settings = settings if settings is not None else load_settings(path)
+    secrets = secrets if secrets is not None else load_secrets()
+    deps = await build_deps(settings, secrets, config_path=path)
+    return build_application(settings, secrets, deps)
+
+
+AppSource = Settings | Awaitable[web.Application] | None
+
+
+def run(
+    app: AppSource = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    announce: bool = True,
+) -> None:
+    """Serve until SIGINT or SIGTERM. ``app``: settings (``None``: ``load_settings(
+    config_path)``), or an un-awaited ``build_app(...)`` (to add routes first, await it inside
+    a coroutine of your own and pass that). The address is ``host``/``port``, else the app's
+    ``server.host``/``server.port`` (port 0: any free port). With settings the port is bound
+    before anything starts, so a port in use fails fast. Once listening it logs, and with
+    ``announce`` prints, ``slotline: serving on http://HOST:PORT``.
+
+    Raises ``ConfigError`` for invalid settings and ``OSError`` when the port cannot be bound.
+    """
+    if isinstance(app, web.Application):
+        raise TypeError(
+            "run() serves in an event loop of its own, and an application already built is "
+            "tied to the loop that built it: pass settings or the un-awaited build_app(...), "
+            "or serve the application with aiohttp's web.AppRunner in your own loop"
+        )
+    try:
+        asyncio.run(_serve(app, host, port, config_path, announce))
+    except (web.GracefulExit, KeyboardInterrupt):  # SIGTERM, SIGINT: stopped as asked
+        pass
+
+
+async def _serve(
+    source: AppSource,
+    host: str | None,
+    port: int | None,
+    config_path: str | os.PathLike[str] | None,
+    announce: bool,
+) -> None:
+    from slotline.agent.app import CONTEXT
+
+    sockets = None
+    if source is None or isinstance(source, Settings):
+        path = Path(config_path) if config_path is not None else None
+        settings = with_address(source if source is not None else load_settings(path),
+                                host, port)
+        sockets = _bind(settings)  # before the store opens and the models load
+        source = build_app(settings, config_path=path)
+    try:
+        app = await source
+    except BaseException:
+        for sock in sockets or ():
+            sock.close()
+        raise
+    context = app[CONTEXT]
+    if sockets is None:
+        sockets = _bind(with_address(context.settings, host, port))
+    warn_if_exposed(context.settings, context.secrets)
+    runner = web.AppRunner(app, handle_signals=True)
+    try:
+        await runner.setup()  # the providers' resources start here
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        urls = list(dict.fromkeys(_url(sock) for sock in sockets))
+        if context.deps.dialer is not None:
+            context.deps.dialer.serving_at(urls[0])  # outbound callbacks, no public_url set
+        log.info("serving on %s", ", ".join(urls))
+        if announce:
+            print(f"slotline: serving on {', '.join(urls)}", flush=True)
+        await asyncio.Event().wait()  # until the loop is stopped (a signal) or cancelled
+    finally:
+        await runner.cleanup()
+        for sock in sockets:
+            sock.close()
+
+
+def _bind(settings: Settings) -> list[socket.socket]:
+    host, port = settings.server.host, settings.server.port
+    try:
+        return bind(host, port)
+    except OSError as exc:
+        reason = ("the port is in use by another process" if exc.errno == errno.EADDRINUSE
+                  else exc.strerror or str(exc))
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+__all__ = ["build_app", "load_secrets", "load_settings", "run"]
