@@ -7,12 +7,14 @@ BIN    := $(VENV)/bin
 
 .PHONY: install demo serve test lint tools clean
 
-$(BIN)/slotline: pyproject.toml
+# Every extra (dev pulls in all of them: the tests cover every adapter and emulator), at the
+# versions in constraints.txt, the same ones the Dockerfile installs.
+$(BIN)/slotline: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,silero,otel]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	# Silero's onnx model ships in this wheel; its torch dependency is not needed (onnxruntime runs it).
-	$(BIN)/pip install --quiet --no-deps silero-vad
+	$(BIN)/pip install --quiet -c constraints.txt --no-deps silero-vad
 	touch $@
 
 install: $(BIN)/slotline

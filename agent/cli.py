@@ -13,6 +13,7 @@ from pathlib import Path
 from slotline.agent import logs
 from slotline.agent.config import load_secrets, load_settings
 from slotline.providers.errors import ConfigError
+from slotline.providers.extras import exit_on_missing_extra
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+@exit_on_missing_extra()
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench":  # its own configuration handling (the target may be foreign)

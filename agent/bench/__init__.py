@@ -14,4 +14,10 @@ Modules, in the order a run uses them:
 * ``report`` — the versioned JSON result (``result.schema.json``) and the summary table.
 * ``svg`` / ``html`` — the self-contained HTML report with hand-drawn SVG plots.
 * ``capacity`` — raise N until a budget breaks; ``compare`` — two results side by side.
+
+It runs the vendors' emulators: the ``emulators`` extra.
 """
+
+from slotline.providers.extras import require
+
+require("emulators", "slotline bench", "jsonschema", "websockets")

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from slotline.agent.store.url import Dialect, async_url
+from slotline.providers.extras import require
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Database:
             )
             _use_explicit_sqlite_transactions(engine)
             return cls(engine, dialect, driver_url.database or "")
+        require("postgres", "store.url: postgresql", "asyncpg")
         engine = create_async_engine(
             driver_url,
             pool_size=pool_size,

@@ -49,11 +49,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import icalendar
-from caldav.async_davclient import AsyncDAVClient
-from caldav.lib.error import AuthorizationError, DAVError
-from caldav.response import CalendarQueryResult, DAVResponse
-
 from slotline.providers.base import ResourceContext
 from slotline.providers.calendars import race
 from slotline.providers.calendars.base import (
@@ -69,6 +64,15 @@ from slotline.providers.errors import (
     ProviderTimeout,
     SlotTaken,
 )
+from slotline.providers.extras import missing
+
+try:
+    import icalendar
+    from caldav.async_davclient import AsyncDAVClient
+    from caldav.lib.error import AuthorizationError, DAVError
+    from caldav.response import CalendarQueryResult, DAVResponse
+except ModuleNotFoundError as exc:
+    raise missing(exc, "caldav", "calendar provider caldav") from None
 
 logger = logging.getLogger(__name__)
 

@@ -25,11 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from google.auth import crypt, jwt
 
 from slotline.providers.errors import ConfigError
+from slotline.providers.extras import missing
 from slotline.providers.http import RetryPolicy
 from slotline.providers.oauth import OAuthTokenCache
+
+try:
+    from google.auth import crypt, jwt
+except ModuleNotFoundError as exc:
+    raise missing(exc, "google", "calendar provider google") from None
 
 PROVIDER = "google"
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"

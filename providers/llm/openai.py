@@ -27,9 +27,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, aclosing
 from typing import Any, TypeVar
 
-import httpx2
-import openai
-
+from slotline.providers import tracing
 from slotline.providers.base import ChatEvent, ChatMessage, ResourceContext, ToolSpec
 from slotline.providers.errors import (
     ProtocolError,
@@ -37,7 +35,14 @@ from slotline.providers.errors import (
     ProviderError,
     ProviderTimeout,
 )
+from slotline.providers.extras import missing
 from slotline.providers.llm.openai_wire import ChatStreamDecoder, encode_messages, encode_tools
+
+try:
+    import httpx2
+    import openai
+except ModuleNotFoundError as exc:
+    raise missing(exc, "cloud", "llm.provider: openai") from None
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +104,11 @@ class OpenAIChatModel(ResourceContext):
         while True:
             delivered = False
             try:
-                async with aclosing(self._generate(request, budget)) as events:
+                generation = tracing.traced_stream(  # a span per attempt
+                    "openai", "llm chat", self._generate(request, budget),
+                    {"gen_ai.request.model": self._model},
+                )
+                async with aclosing(generation) as events:
                     async for event in events:
                         delivered = True
                         yield event

@@ -40,12 +40,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-
 from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError
+from slotline.providers.extras import missing
 from slotline.providers.stt import deepgram_wire as wire
-from slotline.providers.stt.deepgram_stream import BYTES_PER_S, PROVIDER, DeepgramSttStream
+
+try:  # websockets, here and in deepgram_stream
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+
+    from slotline.providers.stt.deepgram_stream import BYTES_PER_S, PROVIDER, DeepgramSttStream
+except ModuleNotFoundError as exc:
+    raise missing(exc, "cloud", "stt.provider: deepgram") from None
 
 __all__ = ["PROVIDER", "DeepgramSpeechToText", "DeepgramSttStream", "RedactAuthorization"]
 
