@@ -81,6 +81,47 @@ print(f"{path}: converted {src_hz} Hz x{channels} to {rate_hz} Hz mono", file=sy
 PY
 }
 
+# flite's diphones can open with a short loud transient before the speech (its "wait" opens
+# with 60 ms at -37 dBFS, then 160 ms of near silence): a listener hears a click, a VAD or the
+# caller's voiced-frame rule hears the utterance begin 220 ms early, which made barge-in times
+# read that much late. A leading voiced run of at most 100 ms followed by more than 80 ms of
+# unvoiced frames is brought down to the level of that gap (a plosive's release, 40-60 ms
+# before the vowel, is speech and stays). "Voiced": the caller's rule, within 35 dB of the
+# loudest 20 ms frame and above -60 dBFS. tests/unit/test_caller_recordings.py checks it.
+quiet_leading_click() {  # $1 = wav path (8 kHz mono 16-bit); rewritten only if it had a click
+    "$python" - "$1" <<'PY'
+import sys, wave
+import numpy as np
+
+FRAME, MAX_CLICK, MIN_GAP = 160, 5, 5  # samples per 20 ms; frames: click <= 100 ms, gap > 80 ms
+path = sys.argv[1]
+with wave.open(path, "rb") as w:
+    params, x = w.getparams(), np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float)
+n = len(x) // FRAME
+rms = np.sqrt(np.mean(x[: n * FRAME].reshape(n, FRAME) ** 2, axis=1))
+voiced = rms >= max(rms.max() * 10 ** (-35 / 20), 32768 * 10 ** (-60 / 20))
+first = int(np.argmax(voiced))
+end = first
+while end < n and voiced[end]:
+    end += 1
+gap = end
+while gap < n and not voiced[gap]:
+    gap += 1
+if end - first > MAX_CLICK or gap - end < MIN_GAP or gap == n:
+    sys.exit(0)
+floor = float(np.median(rms[end:gap]))
+gain = np.ones(n)  # the click and the gap's louder frames down to the gap's median level
+gain[first:gap] = np.minimum(1.0, floor / rms[first:gap])
+centres = np.arange(n) * FRAME + FRAME / 2  # gain ramps between frame centres: no new click
+y = x * np.interp(np.arange(len(x)), centres, gain)
+with wave.open(path, "wb") as w:
+    w.setparams(params)
+    w.writeframes(np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes())
+print(f"{path}: leading click ({20 * (end - first)} ms) brought down to the {floor:.0f} RMS "
+      "that follows it", file=sys.stderr)
+PY
+}
+
 wanted=" $* "  # empty: every stem
 for stem in "$@"; do
     grep -q "^$stem"$'\t' <<< "$utterances" || { echo "no utterance named $stem" >&2; exit 1; }
@@ -92,6 +133,7 @@ while IFS=$'\t' read -r stem text; do
     [[ $# -eq 0 || "$wanted" == *" $stem "* ]] || continue
     flite -voice kal -t "$text" -o "$out_dir/$stem.wav"
     to_8k_mono16 "$out_dir/$stem.wav"
+    quiet_leading_click "$out_dir/$stem.wav"
 done <<< "$utterances"
 touch "$here/agent/assets/__init__.py" "$out_dir/__init__.py"
 echo "wrote ${*:-all $(grep -c . "$out_dir/utterances.txt") utterances} to $out_dir"
