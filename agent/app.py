@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from slotline.agent import tracing
 from slotline.agent.call_api import call_json, calls_json
 from slotline.agent.calllog import CallLog
 from slotline.agent.config import Secrets, Settings
@@ -73,6 +74,7 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
     tokens = (StreamTokens.for_auth_token(auth_token.get_secret_value())
               if auth_token is not None else None)
     app[CONTEXT] = AppContext(settings, secrets, deps, session_config(settings), tokens)
+    app.cleanup_ctx.append(_tracing)  # first in, last out: spans until every resource closed
     app.cleanup_ctx.append(_resources)
     app.add_routes(
         [
@@ -100,6 +102,13 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
 
     add_console_routes(app)
     return app
+
+
+async def _tracing(app: web.Application) -> AsyncIterator[None]:
+    """OpenTelemetry spans while the server runs, when configured (``agent.tracing``); the
+    standard OTEL_* variables come from this process's environment."""
+    async with tracing.configured(app[CONTEXT].settings.tracing, os.environ):
+        yield
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

@@ -412,6 +412,13 @@ class LogSettings(_Section):
     format: Literal["text", "json"] = "text"
 
 
+class TracingSettings(_Section):
+    """OpenTelemetry traces (``agent.tracing``; needs the ``otel`` extra), exported as the
+    standard ``OTEL_*`` environment variables say."""
+
+    enabled: bool = False
+
+
 class Settings(_Section):
     """Everything Slotline is configured with, except secrets (see ``Secrets``)."""
 
@@ -438,6 +445,7 @@ class Settings(_Section):
     turn: TurnSettings = TurnSettings()
     log: LogSettings = LogSettings()
     recording: RecordingSettings = RecordingSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @model_validator(mode="after")
     def _actions_name_known_calendars(self) -> Settings:

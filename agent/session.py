@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from slotline.agent import logs
+from slotline.agent import logs, tracing
 from slotline.agent.call_errors import errors_of_this_call
 from slotline.agent.call_persist import CallPersister
 from slotline.agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
@@ -91,6 +91,7 @@ from slotline.audio.vad import Vad
 from slotline.providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
 from slotline.providers.errors import ProtocolError, ProviderError
 from slotline.providers.telephony import twilio_media as tw
+from slotline.providers.tracing import Span
 
 if TYPE_CHECKING:
     from slotline.agent.dialer.engine import Dialer
@@ -142,8 +143,9 @@ class SessionDeps:
     recordings: Recordings | None = None  # call recordings, when enabled
 
 
-# an event to reply to, the caller turn's timing, when the caller started waiting (fillers)
-_Queued = tuple[CallEvent, tuple[float, Latency] | None, float | None]
+# an event to reply to, the caller turn's timing, when the caller started waiting (fillers),
+# the turn's span (None: the reply starts its own)
+_Queued = tuple[CallEvent, tuple[float, Latency] | None, float | None, Span | None]
 
 
 class CallSession:
@@ -203,6 +205,7 @@ class CallSession:
         self._persister = CallPersister.started(self._deps.store, record, self._provider_error)
         self._deps.metrics.active_calls += 1
         log.info("call started call_sid=%s stream_sid=%s", start.call_sid, start.stream_sid)
+        call_span = tracing.call_started(record)  # the root span; current for the call's tasks
         try:
             self._stt = self._deps.stt.open_stream(call_sid=start.call_sid)
             self._frames = FramePipeline(self._deps.make_vad(), self._stt, self._turns)
@@ -241,6 +244,7 @@ class CallSession:
             if self._persister is not None:
                 await self._persister.finish()  # the final write, after any other
             log.info("call ended call_sid=%s status=%s", start.call_sid, record.status)
+            tracing.call_ended(call_span, record)
             logs.call_ended(start.call_sid)  # the count of its warnings held back, now
             if self._deps.on_ended is not None:
                 try:
@@ -428,14 +432,14 @@ class CallSession:
 
     async def _converse(self, start: tw.Start) -> None:
         self._queued.append((CallStarted(start.call_sid, dict(start.custom_parameters)), None,
-                             None))
+                             None, None))
         await self._run_queued()
         self._start_warm_up()
         while True:
             item = await self._inbox.get()
             if isinstance(item, DtmfPressed):
                 await self._confirm_interruption()  # a keypress is never noise
-                self._queued.append((item, None, self._loop.time()))
+                self._queued.append((item, None, self._loop.time(), None))
             else:
                 await self._caller_turn(item)
             await self._run_queued()
@@ -445,8 +449,10 @@ class CallSession:
         (unless it was noise over the agent) the responder hears it."""
         decided_at = item.decided_at
         assert self._stt is not None
+        turn = tracing.turn_started("CallerSaid", since_s=self._loop.time() - item.last_voiced_at)
         try:
-            transcript = await self._stt.finalize()
+            with tracing.current(turn):  # the recogniser's request belongs to the turn
+                transcript = await self._stt.finalize()
             text = transcript.text
         except ProviderError as exc:
             self._provider_error(exc)
@@ -455,9 +461,15 @@ class CallSession:
             log.exception("recogniser failed call_sid=%s", self._sid)
             self._provider_error(ProviderError("stt", "recogniser failed"))
             text = ""
+        except asyncio.CancelledError:
+            tracing.end_turn(turn, cancelled=True)
+            raise
         final_at = self._loop.time()
+        turn.set_attribute("slotline.turn.words", len(text.split()))
+        turn.set_attribute("slotline.turn.ended_by", item.reason)
         if self._speaker.hold is not None:
             if not text.strip():
+                tracing.end_turn(turn, noise=True)
                 await self._resume()
                 return
             await self._confirm_interruption()
@@ -474,15 +486,15 @@ class CallSession:
         interrupted, self._interrupted = self._interrupted, None
         if interrupted is not None:
             event = ReplyInterrupted(interrupted.heard_text, interrupted.unheard_text)
-            self._queued.append((event, None, None))
-        self._queued.append((CallerSaid(text), (item.last_voiced_at, latency), decided_at))
+            self._queued.append((event, None, None, None))
+        self._queued.append((CallerSaid(text), (item.last_voiced_at, latency), decided_at, turn))
 
     async def _run_queued(self) -> None:
         """Reply to the queued events in order; a barge-in holding a reply stops here (the
         rest wait until the interruption is decided)."""
         while self._queued and self._speaker.hold is None:
-            event, timing, filler_at = self._queued.popleft()
-            await self._reply(event, timing, filler_at=filler_at)
+            event, timing, filler_at, span = self._queued.popleft()
+            await self._reply(event, timing, filler_at=filler_at, span=span)
 
     async def _reply(
         self,
@@ -490,13 +502,19 @@ class CallSession:
         timing: tuple[float, Latency] | None,
         *,
         filler_at: float | None = None,
+        span: Span | None = None,
     ) -> None:
         """Run one reply as its own task, so barge-in can hold or cancel it, and wait for it
-        (``filler_at``: when the caller started waiting, for the filler budget)."""
+        (``filler_at``: when the caller started waiting, for the filler budget; ``span``: the
+        caller turn's, else the reply gets its own)."""
         if filler_at is not None:
             filler_at += self._cfg.filler_after_ms / 1000
-        task = self._tg.create_task(self._speak_reply(event, timing, filler_at),
-                                    name=f"reply-{self._sid}")
+        if span is None:
+            span = tracing.turn_started(type(event).__name__)
+        with tracing.current(span):  # the task keeps it: the reply's requests are the turn's
+            task = self._tg.create_task(self._speak_reply(event, timing, filler_at),
+                                        name=f"reply-{self._sid}")
+        tracing.end_turn_with(task, span, timing[1] if timing is not None else None)
         self._reply_task = task
         await self._await_reply(task)
 

@@ -27,7 +27,9 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
+import yarl
 
+from slotline.providers import tracing
 from slotline.providers.base import ResourceContext
 from slotline.providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
 
@@ -105,6 +107,7 @@ class JsonHttpClient:
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
+        self._host = yarl.URL(self.base_url).host or ""
         self._auth = auth
         self._headers = dict(headers or {})
         self._retry = retry
@@ -228,12 +231,16 @@ class JsonHttpClient:
         elif form is not None:
             body = aiohttp.FormData(dict(form))
         self.requests += 1
+        # one span per attempt (retries are spans of their own); no path: it may name a person
+        attributes = {"http.request.method": method, "server.address": self._host}
         try:
-            async with asyncio.timeout(timeout_s):
-                async with self._session.request(
-                    method, self.base_url + path, data=body, params=params, headers=sent,
-                ) as response:
-                    raw = await response.read()
+            with tracing.request(self.provider, f"{self.provider} {method}", attributes) as span:
+                async with asyncio.timeout(timeout_s):
+                    async with self._session.request(
+                        method, self.base_url + path, data=body, params=params, headers=sent,
+                    ) as response:
+                        span.set_attribute("http.response.status_code", response.status)
+                        raw = await response.read()
         except TimeoutError:
             raise ProviderTimeout(
                 self.provider, f"{method} {path}: no answer within {timeout_s:.1f} s"

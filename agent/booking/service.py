@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
+from slotline.agent import tracing
 from slotline.agent.booking.availability import available_slots
 from slotline.agent.booking.intervals import Interval, Slot
 from slotline.agent.booking.local_calendar import LocalCalendar
@@ -141,9 +142,11 @@ class BookingService:
         fetch_start = window_start - timedelta(minutes=config.buffer_before_min)
         fetch_end = window_end + timedelta(minutes=config.buffer_after_min)
 
-        async with asyncio.TaskGroup() as group:  # the calendars and our own records at once
-            fetched = group.create_task(self._fetch_busy(config, fetch_start, fetch_end))
-            ours = group.create_task(self._store_view(config, fetch_start, fetch_end, call_sid))
+        with tracing.availability(action) as span:
+            async with asyncio.TaskGroup() as group:  # the calendars and our records at once
+                fetched = group.create_task(self._fetch_busy(config, fetch_start, fetch_end))
+                ours = group.create_task(self._store_view(config, fetch_start, fetch_end, call_sid))
+            span.set_attribute("slotline.calendars_failed", len(fetched.result()[1]))
         busy, failures = fetched.result()
         holds, counts, assigned = ours.result()
         if failures and (
@@ -242,12 +245,14 @@ class BookingService:
         try:
             async with asyncio.timeout(timeout_s):
                 if isinstance(provider, SlotSource):
-                    offered = await provider.free_slots(
-                        start, end, duration_min, handle.timezone
-                    )
+                    with tracing.calendar("free_slots", handle.name, handle.kind):
+                        offered = await provider.free_slots(
+                            start, end, duration_min, handle.timezone
+                        )
                     slots = tuple(Slot(item.start, item.end) for item in offered)
                     return _Busy(handle.name, (), slots)
-                answer = await provider.busy(start, end)
+                with tracing.calendar("busy", handle.name, handle.kind):
+                    answer = await provider.busy(start, end)
             return _Busy(handle.name, tuple(Interval(item.start, item.end) for item in answer))
         except TimeoutError:
             error = ProviderTimeout(
@@ -312,7 +317,9 @@ class BookingService:
         config = self.action(action)
         pooled = choice.pooled if isinstance(choice, Proposal) else choice
         caller_tz = preference.timezone or self._calendars[config.calendars[0]].timezone
-        booked = await self._booker.book(config, pooled, details, caller_tz)
+        with tracing.booking(action, config.strategy) as span:
+            booked = await self._booker.book(config, pooled, details, caller_tz)
+            span.set_attribute(tracing.OUTCOME, "slot_taken" if booked is None else "booked")
         if booked is not None:
             return booked
         return await self._unavailable(config, pooled.slot, preference, caller_tz, details.call_sid)

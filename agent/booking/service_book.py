@@ -35,6 +35,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
+from slotline.agent import tracing
 from slotline.agent.booking.intervals import Slot
 from slotline.agent.booking.pool import PooledSlot
 from slotline.agent.booking.service_types import (
@@ -173,7 +174,8 @@ class Booker:
         )
         try:
             async with asyncio.timeout(config.write_timeout_s):
-                created = await handle.provider.create(request)
+                with tracing.calendar("create", calendar, handle.kind):
+                    created = await handle.provider.create(request)
         except TimeoutError:
             raise ProviderTimeout(
                 handle.kind, f"calendar {calendar}: no confirmation in {config.write_timeout_s} s"
@@ -240,9 +242,10 @@ class Booker:
             return None
         try:
             async with asyncio.timeout(config.write_timeout_s):
-                now = await handle.provider.reschedule(
-                    old.provider_booking_id, request, "rescheduled by the caller"
-                )
+                with tracing.calendar("reschedule", old.calendar, handle.kind):
+                    now = await handle.provider.reschedule(
+                        old.provider_booking_id, request, "rescheduled by the caller"
+                    )
             moved = await self._store.bookings.move(
                 old.id, now.start, now.end, provider_booking_id=now.provider_booking_id
             )
@@ -375,7 +378,8 @@ class Booker:
     ) -> None:
         try:
             async with asyncio.timeout(timeout_s):
-                await handle.provider.cancel(provider_booking_id, reason)
+                with tracing.calendar("cancel", handle.name, handle.kind):
+                    await handle.provider.cancel(provider_booking_id, reason)
         except TimeoutError:
             raise ProviderTimeout(
                 handle.kind, f"calendar {handle.name}: cancel not confirmed in {timeout_s} s"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from slotline.providers import tracing
 from slotline.providers.base import AudioChunk, SpeechHints, Transcript
 from slotline.providers.errors import ProtocolError, ProviderError, ProviderTimeout
 from slotline.providers.stt import deepgram_wire as wire
@@ -129,6 +130,12 @@ class DeepgramSttStream:
         """Deepgram takes keyterms only when the socket opens; per-turn hints are ignored."""
 
     async def finalize(self) -> Transcript:
+        with tracing.request("deepgram", "stt finalize") as span:
+            transcript = await self._finalize()
+            span.set_attribute("slotline.words", len(transcript.text.split()))
+            return transcript
+
+    async def _finalize(self) -> Transcript:
         async with self._finalize_lock:
             if self._failure is not None:
                 raise self._failure
@@ -278,7 +285,10 @@ class DeepgramSttStream:
                 self._report(exc)
                 await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
                 continue
-            heard_back = await self._serve(ws)
+            # one span per connection; its parent is the call (this task was started in it)
+            connection = {"slotline.connection": self.connections + 1}
+            with tracing.request("deepgram", "stt stream", connection):
+                heard_back = await self._serve(ws)
             if self._close_requested:
                 return
             failures = 0 if heard_back else failures + 1

@@ -43,6 +43,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from slotline.providers import tracing
 from slotline.providers.base import AudioChunk, ResourceContext, SpeechHints, Transcript
 from slotline.providers.errors import ProviderError, ProviderTimeout
 from slotline.providers.stt import _sphinx_wire as wire
@@ -305,6 +306,14 @@ class LocalSttStream:
         self._hints = hints
 
     async def finalize(self) -> Transcript:
+        if self._utterance is None:  # nothing heard since the last turn: nothing to decode
+            return await self._finalize()
+        with tracing.request("local", "stt finalize") as span:
+            transcript = await self._finalize()
+            span.set_attribute("slotline.words", len(transcript.text.split()))
+            return transcript
+
+    async def _finalize(self) -> Transcript:
         utterance, speculation = self._utterance, self._speculation
         self._utterance, self._speculation = None, None
         self._silent_frames = 0

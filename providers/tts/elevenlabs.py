@@ -38,6 +38,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
+from slotline.providers import tracing
 from slotline.providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
 from slotline.providers.tts.elevenlabs_socket import (
     BYTES_PER_MS,
@@ -170,11 +171,12 @@ class ElevenLabsTts:
             async for chunk in chunks:
                 yield chunk
 
-    async def synthesize_stream(
-        self, pieces: AsyncIterable[str]
-    ) -> AsyncGenerator[SpeechChunk, None]:
+    def synthesize_stream(self, pieces: AsyncIterable[str]) -> AsyncGenerator[SpeechChunk, None]:
         """One reply from text arriving in pieces (clauses or sentences from the LLM; each
         must end on a word boundary). Each piece is flushed as it arrives."""
+        return tracing.traced_stream("elevenlabs", "tts synthesize", self._reply(pieces))
+
+    async def _reply(self, pieces: AsyncIterable[str]) -> AsyncGenerator[SpeechChunk, None]:
         try:
             socket, context_id = await self._lease()
         except ProviderAuthError:

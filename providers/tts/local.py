@@ -31,7 +31,7 @@ import queue
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 import espeakng_loader
@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from slotline.audio.mulaw import encode_array
 from slotline.audio.resample import Resampler
+from slotline.providers import tracing
 from slotline.providers.errors import ProviderError, ProviderTimeout
 from slotline.providers.tts._espeak import (
     EE_NOT_FOUND,
@@ -382,7 +383,11 @@ class LocalTts:
         self._worker = _shared_worker()
         self._worker.check(self.settings)
 
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+    def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
+        return tracing.traced_stream("local", "tts synthesize", self._synthesize(text),
+                                     {"slotline.chars": len(text)})
+
+    async def _synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
         segments = split_text(text, end_pause=self._end_pause)
         if not segments:
             return
