@@ -15,9 +15,5 @@ Modules, in the order a run uses them:
 * ``svg`` / ``html`` — the self-contained HTML report with hand-drawn SVG plots.
 * ``capacity`` — raise N until a budget breaks; ``compare`` — two results side by side.
 
-It runs the vendors' emulators: the ``emulators`` extra.
+It runs the vendors' emulators: the ``emulators`` extra (``report`` says so when it is missing).
 """
-
-from slotline.providers.extras import require
-
-require("emulators", "slotline bench", "jsonschema", "websockets")

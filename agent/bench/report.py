@@ -19,8 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from slotline.agent.bench.metrics import (
     audio_summary,
     call_seconds,
@@ -32,6 +30,12 @@ from slotline.agent.bench.metrics import (
 from slotline.agent.bench.runner import OUTCOMES, RunResult
 from slotline.agent.bench.sysstat import SystemSampler
 from slotline.agent.bench.target import TargetInfo
+from slotline.providers.extras import missing
+
+try:  # bench runs the emulators, which need the same
+    from jsonschema import Draft202012Validator
+except ModuleNotFoundError as exc:
+    raise missing(exc, "emulators", "slotline bench") from None
 
 SCHEMA = "slotline-bench/1"
 _MAX_ERROR_EXAMPLES = 20
