@@ -14,11 +14,34 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from slotline.agent import otel
 from slotline.agent.caller import run_caller
 from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.providers.emulators.calcom import CalcomEmulator
+from slotline.providers.emulators.calcom_rules import EventType
+from slotline.providers.emulators.deepgram import DeepgramEmulator
+from slotline.providers.emulators.elevenlabs import ElevenLabsEmulator
+from slotline.providers.emulators.openai import OpenAIEmulator
+from slotline.providers.emulators.twilio import TwilioEmulator
 from tests.e2e.conftest import running_server
+from tests.e2e.providers import booking_env
+from tests.e2e.test_confirmations import BUSINESS_NUMBER, phone_in
 
 CALLER = "+15005550006"  # the number the demo's TwiML passes as user_phone
 LATENCY = ("slotline.endpoint_ms", "slotline.stt_final_ms", "slotline.llm_ttft_ms",
            "slotline.tts_ttfb_ms", "slotline.turn_latency_ms", "slotline.server_overhead_ms")
+
+
+def _attributes(span: ReadableSpan) -> dict[str, object]:
+    return dict(span.attributes or {})
+
+
+def _assert_no_personal_data(spans: Sequence[ReadableSpan], *, email: str = "") -> None:
+    """Not the caller's number (in any shape), not their name, no e-mail address."""
+    digits = CALLER.lstrip("+")
+    for span in spans:
+        for key, value in _attributes(span).items():
+            text = str(value)
+            assert digits[-7:] not in re.sub(r"\D", "", text), (span.name, key)
+            assert "John" not in text and "Smith" not in text, (span.name, key)
+            assert "@" not in text and (not email or email not in text), (span.name, key)
 
 
 def _children(spans: Sequence[ReadableSpan], parent: ReadableSpan) -> list[ReadableSpan]:
@@ -99,10 +122,87 @@ async def test_a_booking_call_is_one_span_tree_without_personal_data() -> None:
     assert synthesized
     assert {_parent(spans, s).name for s in synthesized} <= {"turn", "call"}
 
-    # no personal data: not the number (in any shape), not the caller's name, no e-mail
-    digits = CALLER.lstrip("+")
-    for span in spans:
-        for key, value in (span.attributes or {}).items():
-            text = str(value)
-            assert digits[-7:] not in re.sub(r"\D", "", text), (span.name, key)
-            assert "John" not in text and "@" not in text, (span.name, key)
+    _assert_no_personal_data(spans)
+
+
+async def test_cloud_vendor_requests_nest_under_their_turns() -> None:
+    """Deepgram, ElevenLabs, an OpenAI model, Cal.com and Twilio's REST API, each on its
+    emulator: every request a span, under the turn (or the call) it served; the caller gives
+    an e-mail address, which no span carries."""
+    email_said = [u.stem if u.stem != "no" else "email_john" for u in DEMO_SCRIPT]
+    exporter = InMemorySpanExporter()
+    event = EventType(4201, length_min=30, timezone="America/New_York", slug="demo")
+    async with (otel.installed([exporter], batch=False),
+                DeepgramEmulator(api_key="dg-key") as deepgram,
+                ElevenLabsEmulator(api_key="xi-key") as eleven,
+                OpenAIEmulator(api_key="sk-test") as llm,
+                CalcomEmulator("cal_key", [event]) as calcom,
+                TwilioEmulator() as twilio):
+        env = {
+            "SLOTLINE_STT__PROVIDER": "deepgram", "SLOTLINE_STT__BASE_URL": deepgram.url,
+            "SLOTLINE_TTS__PROVIDER": "elevenlabs", "SLOTLINE_TTS__BASE_URL": eleven.base_url,
+            "SLOTLINE_TTS__VOICE_ID": "voice-ava",
+            "SLOTLINE_LLM__PROVIDER": "openai", "SLOTLINE_LLM__BASE_URL": llm.base_url,
+            "SLOTLINE_LLM__MODEL": "gpt-4o-mini",
+            "SLOTLINE_CALENDARS__MAIN__PROVIDER": "calcom",
+            "SLOTLINE_CALENDARS__MAIN__BASE_URL": calcom.base_url,
+            "SLOTLINE_CALENDARS__MAIN__EVENT_TYPE_ID": "4201",
+            "SLOTLINE_TWILIO__BASE_URL": twilio.base_url,
+            "SLOTLINE_TWILIO__FROM_NUMBER": BUSINESS_NUMBER,
+            **booking_env(("main",)),
+        }
+        secrets = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key",
+                   "OPENAI_API_KEY": "sk-test", "CALCOM_API_KEY": "cal_key",
+                   "TWILIO_ACCOUNT_SID": twilio.account_sid,
+                   "TWILIO_AUTH_TOKEN": twilio.auth_token}
+        runner, server = await running_server(env, secrets)
+        try:
+            report = await phone_in(server, twilio, email_said)
+        finally:
+            await runner.cleanup()
+    assert report.errors == () and report.hung_up_early  # ended through Twilio's REST API
+    record = server.deps.call_log.get(report.call_sid)
+    assert record is not None and record.errors == [] and len(record.bookings) == 1
+    email = record.variables["user_email"]
+    assert "@" in email
+    finished = exporter.get_finished_spans()
+    [call] = [s for s in finished if s.name == "call"]
+    assert call.parent is None and call.context is not None
+    spans = [s for s in finished if s.context is not None
+             and s.context.trace_id == call.context.trace_id]
+    assert all(_parent(spans, s) for s in spans if s is not call)  # one whole tree
+
+    def named(name: str) -> list[ReadableSpan]:
+        return [s for s in spans if s.name == name]
+
+    def parents(name: str) -> set[str]:
+        return {_parent(spans, s).name for s in named(name)}
+
+    # the recogniser: its connection under the call, each turn's final transcript under it
+    assert named("stt stream") and parents("stt stream") == {"call"}
+    finalized = named("stt finalize")
+    assert {_attributes(s)["slotline.provider"] for s in finalized} == {"deepgram"}
+    assert parents("stt finalize") == {"turn"} and len(finalized) >= len(DEMO_SCRIPT)
+    # the voice: ElevenLabs, under the turns (and the call: the prompt cache's warm-up)
+    voiced = named("tts synthesize")
+    assert {_attributes(s)["slotline.provider"] for s in voiced} == {"elevenlabs"}
+    assert "turn" in parents("tts synthesize") <= {"turn", "call"}
+    assert all("slotline.first_item_ms" in _attributes(s) for s in voiced)
+    # model requests (made early, on interim words) are the call's or a turn's
+    assert parents("llm chat") <= {"turn", "call"}
+    # Cal.com: its slots under the availability look-up, the booking's write under the
+    # booking; each HTTP attempt a span below the calendar request it served
+    assert parents("calendar free_slots") == {"availability"} and parents("availability") == {
+        "turn"}
+    [booking] = named("booking")
+    assert _attributes(booking)["slotline.booking.outcome"] == "booked"
+    [create] = _children(spans, booking)
+    assert create.name == "calendar create" and _attributes(create)["slotline.provider"] == "calcom"
+    http = named("calcom GET") + named("calcom POST")
+    assert {_parent(spans, s).name for s in http} == {"calendar free_slots", "calendar create"}
+    assert {_attributes(s)["http.response.status_code"] for s in http} <= {200, 201}
+    # the hang-up through Twilio's REST API, under the last turn (the goodbye's reply)
+    [hangup] = named("twilio POST")
+    assert _parent(spans, hangup).name == "turn"
+    assert _attributes(hangup)["http.response.status_code"] == 200
+    _assert_no_personal_data(spans, email=email)
