@@ -9,6 +9,45 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+# A calendar plug-in kept in memory, as a package would ship one (``MemoryCalendar.made``: the
+# instances its factory made).
+MEMCAL = '''
+from slotline.providers.calendars.base import BusyInterval, ProviderBooking
+
+
+class MemoryCalendar:
+    """A calendar kept in memory: what a plug-in package would ship."""
+
+    made = []
+
+    def __init__(self, context):
+        self.context = context
+        self.bookings = {}
+        self.closed = False
+        MemoryCalendar.made.append(self)
+
+    async def busy(self, start, end):
+        return [BusyInterval(b.start, b.end) for b in self.bookings.values()
+                if b.status == "confirmed" and b.start < end and start < b.end]
+
+    async def create(self, request):
+        booking = ProviderBooking(request.idempotency_key, request.start, request.end,
+                                  "confirmed")
+        return self.bookings.setdefault(request.idempotency_key, booking)
+
+    async def get(self, provider_booking_id):
+        return self.bookings.get(provider_booking_id)
+
+    async def cancel(self, provider_booking_id, reason=""):
+        old = self.bookings[provider_booking_id]
+        self.bookings[provider_booking_id] = ProviderBooking(old.provider_booking_id,
+                                                             old.start, old.end, "cancelled")
+        return self.bookings[provider_booking_id]
+
+    async def aclose(self):
+        self.closed = True
+'''
+
 
 def write_distribution(
     folder: Path,

@@ -16,44 +16,7 @@ import slotline
 from slotline.agent.calendars import build_calendars
 from slotline.agent.registry import CALENDARS, STT, TTS, ProviderContext
 from slotline.providers.errors import ConfigError
-from tests.plugin_dist import installed, write_distribution
-
-MEMCAL = '''
-from slotline.providers.calendars.base import BusyInterval, ProviderBooking
-
-
-class MemoryCalendar:
-    """A calendar kept in memory: what a plug-in package would ship."""
-
-    made = []
-
-    def __init__(self, context):
-        self.context = context
-        self.bookings = {}
-        self.closed = False
-        MemoryCalendar.made.append(self)
-
-    async def busy(self, start, end):
-        return [BusyInterval(b.start, b.end) for b in self.bookings.values()
-                if b.status == "confirmed" and b.start < end and start < b.end]
-
-    async def create(self, request):
-        booking = ProviderBooking(request.idempotency_key, request.start, request.end,
-                                  "confirmed")
-        return self.bookings.setdefault(request.idempotency_key, booking)
-
-    async def get(self, provider_booking_id):
-        return self.bookings.get(provider_booking_id)
-
-    async def cancel(self, provider_booking_id, reason=""):
-        old = self.bookings[provider_booking_id]
-        self.bookings[provider_booking_id] = ProviderBooking(old.provider_booking_id,
-                                                             old.start, old.end, "cancelled")
-        return self.bookings[provider_booking_id]
-
-    async def aclose(self):
-        self.closed = True
-'''
+from tests.plugin_dist import MEMCAL, installed, write_distribution
 
 BROKEN = "raise ImportError('the vendor SDK is not installed')\n"
 
