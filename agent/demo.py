@@ -39,10 +39,10 @@ class Utterance:
 
 DEMO_SCRIPT = (
     Utterance("name_john", "my name is john smith"),
+    Utterance("no", "no thanks"),  # no e-mail address (asked before booking)
     Utterance("day_tuesday", "next tuesday"),
     Utterance("time_3pm", "three p m"),
     Utterance("yes", "yes"),
-    Utterance("no", "no thanks"),  # no e-mail confirmation
 )
 
 

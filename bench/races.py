@@ -51,11 +51,11 @@ NEW_YORK = ZoneInfo("America/New_York")  # the main calendar's and the demo flow
 FIRST_SLOT = "15:00"  # "three p m": what every caller asks for
 SLOT_MIN = 30  # the demo action's duration_min (config/slotline.yaml)
 TOLD_BOOKED = "You're all set"  # the demo_booking flow's `booked` node (config/flows/)
-# name, day, time, "yes" to the time; each loss is answered with the first alternative and a
-# "yes" (three rounds: enough for three slots); "no thanks" to the e-mail question. A caller
-# whose turns fall out of step (a choice answered with "yes") costs a re-prompt, not the truth.
-SCRIPT_STEMS = ("name_john", "day_tuesday", "time_3pm", "yes", "first_one", "yes",
-                "first_one", "yes", "first_one", "yes", "no")
+# name, "no thanks" to the e-mail question, day, time, "yes" to the time; each loss is answered
+# with the first alternative and a "yes" (three rounds: enough for three slots). A caller whose
+# turns fall out of step (a choice answered with "yes") costs a re-prompt, not the truth.
+SCRIPT_STEMS = ("name_john", "no", "day_tuesday", "time_3pm", "yes", "first_one", "yes",
+                "first_one", "yes", "first_one", "yes")
 STARTUP_TIMEOUT_S = 120.0  # four workers loading speech models on two busy cores
 STOP_TIMEOUT_S = 30.0
 CALL_TIMEOUT_S = 300.0  # a whole call; a normal one is 30-90 s

@@ -44,7 +44,8 @@ def recording(stem: str, *, pause_ms: int = 300, interrupt_after_ms: int | None 
 def booking() -> Conversation:
     steps = (
         recording("interrupt", interrupt_after_ms=2500),
-        *(recording(stem) for stem in ("name_john", "day_tuesday", "time_3pm", "yes", "no")),
+        # demo_booking's order: name, e-mail ("no thanks"), day, time, "yes" to the time
+        *(recording(stem) for stem in ("name_john", "no", "day_tuesday", "time_3pm", "yes")),
     )
     return Conversation("booking", steps)
 

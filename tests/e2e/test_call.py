@@ -46,7 +46,7 @@ async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
     heard = [t for t in call["turns"] if t["role"] == "caller"]
     answers = [t for t in call["turns"] if t["role"] == "agent" and "latency" in t]
     assert len(answers) == len(heard) == len(DEMO_SCRIPT)
-    assert [t.get("patience") for t in heard] == ["normal", "normal", "normal", "short", "long"]
+    assert [t.get("patience") for t in heard] == ["normal", "long", "normal", "normal", "short"]
     for caller_turn, said, reply in zip(report.turns, heard, answers, strict=True):
         expected_ms = silence_ms[said["patience"]]
         assert caller_turn.turn_latency_ms is not None
@@ -89,8 +89,8 @@ async def test_barge_in_clears_audio_cancels_reply_and_records_what_was_heard(
 
 async def test_dtmf_reaches_the_flow(server: Server) -> None:
     # the time question answered on the keypad: "3" is read like a spoken three (3 pm)
-    script = [caller_wav("name_john"), caller_wav("day_tuesday"), PressDigit("3"),
-              caller_wav("yes"), caller_wav("no")]
+    script = [caller_wav("name_john"), caller_wav("no"), caller_wav("day_tuesday"),
+              PressDigit("3"), caller_wav("yes")]
     report = await run_caller(server.media_url, script)
     record = server.deps.call_log.get(report.call_sid)
     assert record is not None and record.dtmf == ["3"]

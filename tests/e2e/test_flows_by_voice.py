@@ -92,15 +92,20 @@ async def test_sales_demo_qualifies_records_the_lead_and_books_round_robin(
     server, actions = examples
     _, log, bookings = await call(
         server, "sales_demo",
-        ["name_jane", "company_acme", "team_small", "no", "day_tuesday", "time_3pm", "yes"],
+        ["name_jane", "company_acme", "team_small", "no", "email_john", "day_tuesday", "time_3pm",
+         "yes"],
     )
     variables = log["variables"]
     assert variables["user_name"] == "Jane Doe" and variables["team_size"] == "team"
+    assert variables["user_email"] == "john.smith@example.com"
     assert variables["lead_id"] == "L-17" and variables["booking_success"] == "yes"
     assert actions.seen[0][0] == "/crm/lead"
     assert actions.seen[0][1]["variables"]["company"]  # what STT heard of "acme corporation"
     assert log["node"] == "booked" and len(bookings) == 1
     assert bookings[0]["action"] == "sales" and bookings[0]["calendar"] in {"alice", "bob"}
+    # name and e-mail were asked before booking: the booking carries both
+    assert bookings[0]["attendee"]["name"] == "Jane Doe"
+    assert bookings[0]["attendee"]["email"] == "john.smith@example.com"
     assert "T15:00:00-05:00" in bookings[0]["start"] or "T20:00:00+00:00" in bookings[0]["start"]
 
 
@@ -143,9 +148,10 @@ async def test_multi_service_books_the_services_own_calendar(
 ) -> None:
     server, _ = examples
     _, log, bookings = await call(
-        server, "multi_service", ["haircut", "name_jane", "day_tuesday", "time_3pm", "yes"]
+        server, "multi_service", ["haircut", "name_jane", "no", "day_tuesday", "time_3pm", "yes"]
     )
     assert log["variables"]["service"] == "haircut" and log["node"] == "booked"
+    assert "user_email" not in log["variables"]  # "no thanks": booked without one
     assert len(bookings) == 1 and bookings[0]["action"] == "haircut"
     assert bookings[0]["calendar"] == "cutting"
     start = datetime.fromisoformat(bookings[0]["start"])

@@ -67,7 +67,7 @@ async def test_outbound_callee_asks_to_be_taken_off_the_list(examples: Server) -
 async def test_inbound_caller_says_it_in_the_middle_of_a_booking(examples: Server) -> None:
     log = await opted_out(examples, [caller_wav("name_john"), caller_wav("dont_call")],
                           {"flow": "demo_booking", "user_phone": "+15005550006"})
-    assert log["node"] == "ask_date" and log["variables"]["user_name"] == "John Smith"
+    assert log["node"] == "ask_email" and log["variables"]["user_name"] == "John Smith"
     caller_said = [t["text"] for t in log["turns"] if t["role"] == "caller"]
     assert caller_said == ["my name is john smith", "don't call me again"]
 

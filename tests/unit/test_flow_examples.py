@@ -264,7 +264,9 @@ async def test_demo_booking_with_proposals_and_confirmation() -> None:
     call = Call(example("demo_booking"))
     greeting = await call.start()
     assert "This is Ava" in greeting and greeting.endswith("May I have your name?")
-    assert "John Smith" in await call.say("my name is john smith")
+    asked = await call.say("my name is john smith")
+    assert "John Smith" in asked and "email address" in asked
+    assert "what day" in (await call.say("john dot smith at example dot com")).lower()
     assert "what time" in (await call.say("next tuesday")).lower()
     offered = await call.say("in the afternoon please")
     assert offered.startswith("Let me check the calendar. I have noon, 2 pm and 4:30 pm on "
@@ -278,11 +280,11 @@ async def test_demo_booking_with_proposals_and_confirmation() -> None:
     [booking] = call.calendar.bookings.values()
     assert booking.slot.start == datetime(2026, 12, 1, 14, 0, tzinfo=ZoneInfo(NY))
     assert booking.name == "John Smith" and booking.fields["preferred_date"] == "2026-12-01"
-    bye = await call.say("john dot smith at example dot com")
-    assert bye.startswith("Thank you, John Smith.") and call.hung_up
-    assert call.variables["user_email"] == "john.smith@example.com"
+    # the address was asked before booking, so the booking carries it
+    assert booking.email == "john.smith@example.com"
+    assert "Thank you, John Smith." in booked and call.hung_up
     assert call.responder.engine.path == (
-        "greet", "ask_name", "ask_date", "ask_time", "book", "booked", "ask_email", "goodbye"
+        "greet", "ask_name", "ask_email", "ask_date", "ask_time", "book", "booked", "goodbye"
     )
 
 
@@ -292,19 +294,23 @@ async def test_demo_booking_exact_time_taken_offers_the_nearest() -> None:
     call = Call(example("demo_booking"), calendar)
     await call.start()
     await call.say("it's jane doe")
+    assert "What day" in await call.say("no thanks")  # no e-mail address: the question skipped
     await call.say("december first")
     offered = await call.say("three p m")
     assert "Sorry, that time isn't available. I have 2 pm, 2:30 pm and 4 pm on Tuesday" in offered
     assert "Shall I go ahead?" in await call.say("four p m")
-    assert "all set for Tuesday, December 1st at 4 pm" in await call.say("yes that works")
-    bye = await call.say("no thanks")
+    bye = await call.say("yes that works")
+    assert "all set for Tuesday, December 1st at 4 pm" in bye
     assert call.hung_up and "Jane Doe" in bye and "user_email" not in call.variables
+    [booking] = call.calendar.bookings.values()
+    assert booking.name == "Jane Doe" and booking.email == ""
 
 
 async def test_demo_booking_free_exact_time_is_confirmed_directly() -> None:
     call = Call(example("demo_booking"))
     await call.start()
     await call.say("my name is john smith")
+    await call.say("it's j smith at example dot org")
     await call.say("next tuesday")
     assert await call.say("ten thirty in the morning") == (
         "Let me check the calendar. I can book Tuesday, December 1st at 10:30 am. "
@@ -334,14 +340,16 @@ async def test_sales_demo_team_books_and_solo_gets_a_trial_text() -> None:
     await call.say("this is mary johnson")
     await call.say("acme dental")
     await call.say("a small team")
-    assert "Which day" in await call.say("yes we do")
+    assert "What email" in await call.say("yes we do")
     assert crm.calls[0].variables == {"company": "acme dental"}
     assert call.variables["lead_id"] == "L-17"
+    assert "Which day" in await call.say("mary at acme dental dot com")
     await call.say("next tuesday")
     done = await call.say("three p m")
     assert "your demo is on Tuesday, December 1st at 3 pm" in done and call.hung_up
     [booking] = call.calendar.bookings.values()
     assert booking.action == "sales" and booking.fields["company"] == "acme dental"
+    assert (booking.name, booking.email) == ("Mary Johnson", "mary@acmedental.com")
 
     solo = Call(example("sales_demo"))  # the CRM is down: the caller still goes on
     await solo.start(user_phone="+15550001111")
@@ -423,6 +431,7 @@ async def test_multi_service_books_on_the_service_calendar(said: str, action: st
     await call.start()
     await call.say(said)
     await call.say("it's jane doe")
+    assert "Which day" in await call.say("no thanks")
     await call.say("next tuesday")
     offered = await call.say("morning")
     assert offered.startswith("I have 9 am, 10 am and 11:30 am on Tuesday, December 1st.")
@@ -492,6 +501,7 @@ def test_listen_hints_follow_the_question() -> None:
     assert isinstance(listen, Listen) and "my name is john smith" in listen.hints.phrases
     assert "cancel my appointment" in listen.hints.phrases  # intents are listened for too
     engine.handle(CallerSaid("my name is john smith"))
+    engine.handle(CallerSaid("no thanks"))  # no e-mail address
     listen = engine.handle(CallerSaid("next tuesday"))[-1]
     assert isinstance(listen, Listen) and listen.hints.grammar  # the time grammar
     assert "grammar time;" in listen.hints.grammar and "morning" in listen.hints.phrases

@@ -121,7 +121,7 @@ def test_other_answers_are_left_to_the_node(said: str) -> None:
 def booking_engine(answer: AvailabilityReady) -> FlowEngine:
     """demo_booking asked "shall I book it?" (CONFIRM) or which offer (CHOOSE)."""
     engine = started("demo_booking")
-    for said in ("my name is john smith", "next tuesday"):
+    for said in ("my name is john smith", "no thanks", "next tuesday"):
         engine.handle(CallerSaid(said))
     engine.handle(CallerSaid("ten a m"))
     assert engine.phase is Phase.CHECKING
