@@ -32,6 +32,18 @@ One connection per call to ``{base_url}/v1/listen`` (wire format: ``deepgram_wir
   handled here (drops, malformed messages, timeouts answered with a partial turn) are
   counted on the stream and reported to ``on_error``; the API key is never logged.
 
+Why not ``deepgram-sdk`` (v7, the design names it; tests/contract/test_deepgram_sdk.py runs it
+against our emulator): measured with ``python -m bench.sdk_client_cost`` (10 s calls of caller
+speech in real-time 20 ms frames, the emulator in another process, December 2026), the SDK's
+client costs 3x the CPU of ours (97 vs 30 ms a call, 194 vs 60 us a frame) and its hand-off on
+the call's 20 ms tick is an ``await`` of a socket send per frame (median 119 us, p99 2.9 ms)
+where ``push_audio`` queues (median 16 us, p99 28 us); Finalize -> final is the same (97 vs
+99 ms, the recogniser's time). It is asyncio-native, but it rides on websockets' legacy client
+(deprecated since websockets 14), sends every frame on its own, and leaves reconnect, replay of
+unacknowledged audio, KeepAlive timing and turn assembly to the caller, which is what this
+module and ``deepgram_stream`` are. The wire codec (``deepgram_wire``) stays shared with the
+emulator.
+
 This module opens the connections; ``deepgram_stream.DeepgramSttStream`` is the stream.
 """
 

@@ -23,6 +23,16 @@ fails the replies on it and the next reply opens a new one. When no socket can b
 reply goes over ``POST /v1/text-to-speech/{voice_id}/stream`` (no alignment there), and
 WebSockets are not tried again for ``ws_retry_after_s``. The API key is never logged.
 
+Why not the ``elevenlabs`` SDK (v2; tests/contract/test_elevenlabs_sdk.py runs it against our
+emulator): it has no asyncio client for either WebSocket route (multi-stream-input has message
+models only; stream-input's ``convert_realtime`` is synchronous, a thread per reply, always
+``wss``), and its asyncio HTTP streaming carries no alignment (``words_heard`` needs it on
+barge-in) and no context to close on barge-in. Measured with ``python -m bench.sdk_client_cost``
+(30 replies of a 10-word sentence from the emulator in another process, December 2026): the
+SDK's HTTP streaming costs twice our client CPU per reply (1.49 vs 0.74 ms, our alignment
+parsing included), with first audio within a millisecond of ours (6.1 vs 6.8 ms, mostly the
+emulator's speech synthesis).
+
 This module is the pool and the REST fallback; one socket and one reply on it are
 ``elevenlabs_socket`` (``ContextSocket``, ``ReplyContext``).
 """
