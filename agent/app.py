@@ -290,7 +290,7 @@ async def _readyz(request: web.Request) -> web.Response:
 async def _metrics(request: web.Request) -> web.Response:
     if request.app[CONTEXT].settings.server.metrics_auth:
         _check_api_auth(request)
-    text = request.app[CONTEXT].deps.metrics.render()
+    text = await request.app[CONTEXT].deps.metrics.exposition()
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 

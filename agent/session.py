@@ -203,7 +203,7 @@ class CallSession:
             self._socket.tap = self._deps.recordings.begin()
         self._deps.call_log.add(record)
         self._persister = CallPersister.started(self._deps.store, record, self._provider_error)
-        self._deps.metrics.active_calls += 1
+        self._deps.metrics.call_started(record.direction)
         log.info("call started call_sid=%s stream_sid=%s", start.call_sid, start.stream_sid)
         call_span = tracing.call_started(record)  # the root span; current for the call's tasks
         try:
@@ -234,12 +234,12 @@ class CallSession:
             if record.status == "in-progress":  # never overwrite a final status
                 record.status = "failed" if self._failed else "completed"
         finally:
-            self._deps.metrics.active_calls -= 1
             if self._socket.tap is not None and self._deps.recordings is not None:
                 self._deps.recordings.finish(start.call_sid, self._socket.tap)  # written later
             record.ended_at = now_iso()
             if record.status == "in-progress":
                 record.status = "failed"
+            self._deps.metrics.call_ended(record.direction, record.status)
             await self._close_quietly()
             if self._persister is not None:
                 await self._persister.finish()  # the final write, after any other
@@ -673,7 +673,7 @@ class CallSession:
         waited = (latency.endpoint_ms + latency.stt_final_ms + latency.llm_ttft_ms
                   + latency.tts_ttfb_ms)
         latency.server_overhead_ms = max(0.0, latency.turn_latency_ms - waited)
-        self._deps.metrics.turn_latency.observe(turn_latency_s)
+        self._deps.metrics.observe_turn(latency)
 
     async def _hang_up(self) -> None:
         """Let the last words play (their mark comes back), then end the call (module doc)."""

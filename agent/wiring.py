@@ -408,8 +408,8 @@ async def build_deps(
         call_log=CallLog(),
         metrics=metrics,
         resources=tuple(
-            r for r in (stt_resource, tts_resource, llm, _StoreResource(store), http, calendars,
-                        notifications, dialer, call_webhooks, recordings)
+            r for r in (metrics, stt_resource, tts_resource, llm, _StoreResource(store), http,
+                        calendars, notifications, dialer, call_webhooks, recordings)
             if r is not None
         ),
         store=store,

@@ -10,9 +10,11 @@ Only an invalid configuration (exit code 2), which no restart can fix, stops the
 SIGTERM or SIGINT stops them all gracefully (calls in progress get ``GRACE_S`` to finish).
 
 Workers share nothing in memory: use a PostgreSQL store (``store.url``) so bookings, holds and
-reminder jobs are shared and guarded across them (SQLite works, one writer at a time). The call
-log of a call in progress is only in the worker running it; ``GET /api/calls/{sid}`` answers
-from any worker once the call is over (it is read from the store).
+reminder jobs are shared and guarded across them (SQLite works, one writer at a time). Every
+call is written to the store as it goes, so ``GET /api/calls`` lists the live calls of every
+worker from any of them (``agent.call_api``). Metrics are whole the same way: the workers keep
+them in files of one directory the supervisor owns (``agent.metrics_process``) and ``/metrics``
+from any worker reads them all.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
+
+from slotline.agent.metrics_process import MetricsDir
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,7 @@ class Supervisor:
         self._due: dict[int, float] = {}  # slot -> monotonic time its restart is due
         self._stopping = False
         self._announced = False
+        self._metrics: MetricsDir | None = None
 
     def _start(self, index: int) -> None:
         proc = self._context.Process(
@@ -121,12 +126,14 @@ class Supervisor:
                   f"{exc.strerror or exc}", file=sys.stderr)
             return 1
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self._metrics = MetricsDir.open()  # before the first spawn: the workers inherit it
         try:
             for index in range(self._count):
                 self._start(index)
             return self._watch()
         finally:
             self._shutdown()
+            self._metrics.close()
             reserved.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -174,6 +181,8 @@ class Supervisor:
         """A slot's worker has exited: schedule its restart; its exit code."""
         proc = self._procs[index]
         proc.join()
+        if self._metrics is not None:  # its live gauges go; its counters stay in the totals
+            self._metrics.mark_dead(proc.pid)
         if proc.exitcode == 2:  # invalid configuration: restarting cannot help
             log.error("worker %d: invalid configuration; stopping", index)
             return 2

@@ -189,6 +189,8 @@ class BookingService:
             Proposal(by_slot[slot], speak_slot(slot, caller_tz, now)) for slot in chosen
         )
         elapsed_ms = (monotonic.perf_counter() - began) * 1000.0
+        if self._metrics is not None:
+            self._metrics.observe_stage("booking", elapsed_ms / 1000.0)
         logger.info(
             "availability %s: %d slots, %d proposed, %d calendars failed, %.1f ms",
             action,
