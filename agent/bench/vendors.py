@@ -7,7 +7,9 @@ would compete with the server being measured. The bench caller says the same few
 over and over, so decodes and syntheses are memoised: a repeat costs nothing and the vendor's
 delay is exactly the profile's. Run as ``python -m slotline.agent.bench.vendors PROFILE_JSON`` the
 emulators live in a process of their own (their CPU is then not the server's): it prints one
-JSON line ``{"env": {...}, "pid": N}`` and serves until its stdin closes.
+JSON line ``{"env": {...}, "pid": N}`` and serves until its stdin closes. PROFILE may also be a
+profile's name or YAML file (``python -m slotline.agent.bench.vendors cloud``), to point another
+server at the same emulators (README: Pipecat under the same harness).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
-from slotline.agent.bench.profiles import Profile
+from slotline.agent.bench.profiles import Profile, load_profile
 from slotline.providers.base import SpeechHints
 from slotline.providers.emulators import elevenlabs as eleven_emu
 from slotline.providers.emulators import openai as openai_emu
@@ -164,5 +166,12 @@ async def _serve(profile: Profile) -> None:
         print(json.dumps({"stats": vendors.stats()}), flush=True)
 
 
+def _profile(arg: str) -> Profile:
+    """The bench passes the profile as JSON; a person may name one (``cloud``) or a YAML file."""
+    if arg.lstrip().startswith("{"):
+        return Profile.from_dict(json.loads(arg))
+    return load_profile(arg)
+
+
 if __name__ == "__main__":
-    asyncio.run(_serve(Profile.from_dict(json.loads(sys.argv[1]))))
+    asyncio.run(_serve(_profile(sys.argv[1] if len(sys.argv) > 1 else "cloud")))

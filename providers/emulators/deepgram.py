@@ -7,7 +7,7 @@
   the spec's parameter table (``QUERY_PARAMETERS``, kept equal to the spec by a test): unknown
   names, values outside an enum, repeats of single-valued names → HTTP 400. Failed upgrades carry
   Deepgram's JSON error body and ``dg-error`` / ``dg-request-id`` headers. This emulator decodes
-  only ``encoding=mulaw&sample_rate=8000&channels=1`` (anything else is a 400 saying so).
+  only 8 kHz mono ``encoding=mulaw`` or ``linear16`` (anything else is a 400 saying so).
 * Binary frames are audio. WebRTC VAD segments it; each utterance is decoded by the offline
   recogniser (``LocalSpeechToText``, no hints → its domain LM). ``SpeechStarted`` on onset
   (``vad_events``), interim ``Results`` every ``interim_every_ms`` of speech (re-decoding the

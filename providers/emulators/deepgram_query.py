@@ -2,8 +2,8 @@
 
 ``QUERY_PARAMETERS`` is the asyncapi spec's parameter table (../shared/specs/deepgram/, kept
 equal to it by a test): unknown names, values outside an enum and repeats of single-valued names
-are ``BadRequest`` (the real service's HTTP 400), as is any audio format but the one the
-emulator decodes (``encoding=mulaw&sample_rate=8000&channels=1``). Pure: no I/O.
+are ``BadRequest`` (the real service's HTTP 400), as is any audio format but the two the
+emulator decodes (8 kHz mono ``mulaw`` or ``linear16``). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class ListenParams:
     endpointing_ms: int | None  # None: endpointing=false
     utterance_end_ms: int | None
     vad_events: bool
+    linear16: bool = False  # audio is 16-bit PCM (Pipecat's Deepgram service), not mu-law
 
 
 class BadRequest(ValueError):
@@ -65,8 +66,9 @@ def parse_listen_query(query: str) -> ListenParams:
         return values.get(name, [default])[0]
 
     audio_format = (one("encoding", ""), one("sample_rate", ""), one("channels", "1"))
-    if audio_format != ("mulaw", "8000", "1"):
-        raise BadRequest("this emulator decodes only encoding=mulaw&sample_rate=8000&channels=1")
+    if audio_format not in (("mulaw", "8000", "1"), ("linear16", "8000", "1")):
+        raise BadRequest("this emulator decodes only encoding=mulaw|linear16&sample_rate=8000"
+                         "&channels=1")
     endpointing = one("endpointing", "10")  # the spec's default
     utterance_end = one("utterance_end_ms", "")
     try:
@@ -80,4 +82,5 @@ def parse_listen_query(query: str) -> ListenParams:
         endpointing_ms=endpointing_ms,
         utterance_end_ms=utterance_end_ms,
         vad_events=one("vad_events", "false") == "true",
+        linear16=audio_format[0] == "linear16",
     )

@@ -173,9 +173,12 @@ class ListenSession:
         self._sha256.update(data)
         buffer = self._partial
         buffer += data
-        whole = len(buffer) - len(buffer) % _FRAME_BYTES
-        for offset in range(0, whole, _FRAME_BYTES):
-            pcm16 = ulaw_to_pcm16(bytes(buffer[offset : offset + _FRAME_BYTES]))
+        linear16 = self._params.linear16
+        frame_bytes = 2 * _FRAME_BYTES if linear16 else _FRAME_BYTES
+        whole = len(buffer) - len(buffer) % frame_bytes
+        for offset in range(0, whole, frame_bytes):
+            frame = bytes(buffer[offset : offset + frame_bytes])
+            pcm16 = frame if linear16 else ulaw_to_pcm16(frame)
             for event in self._segmenter.push(pcm16, self._vad.is_speech(pcm16)):
                 self._on_event(event)
         del buffer[:whole]

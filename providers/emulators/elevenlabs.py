@@ -7,7 +7,8 @@ Routes (the vendor's paths; header ``xi-api-key`` required, else 401 before any 
 - ``GET /v1/text-to-speech/{voice_id}/stream-input`` WebSocket, one implicit context;
   ``{"text": ""}`` ends it and the socket.
 - ``POST /v1/text-to-speech/{voice_id}/stream`` chunked audio body.
-Only ``output_format=ulaw_8000`` is served (the emulator has no MP3/PCM encoders).
+Only ``output_format=ulaw_8000`` is served, and ``pcm_8000`` on the WebSockets (the same speech
+decoded to 16-bit PCM; Pipecat's ElevenLabs service asks for it); no MP3 encoder.
 
 Text is buffered per context until ``flush``, the ``chunk_length_schedule`` threshold (the
 vendor's default ``[120, 160, 250, 290]`` characters) or, with ``auto_mode=true``, a sentence
@@ -37,6 +38,7 @@ from typing import Self
 
 from aiohttp import WSMsgType, web
 
+from slotline.audio.mulaw import ulaw_to_pcm16
 from slotline.providers.errors import ProtocolError
 from slotline.providers.tts.elevenlabs_wire import (
     Alignment,
@@ -182,13 +184,15 @@ class ElevenLabsEmulator:
 
     # ---- routes -------------------------------------------------------------------------------
 
-    def _refusal(self, request: web.Request) -> web.Response | None:
+    def _refusal(self, request: web.Request,
+                 formats: tuple[str, ...] = ("ulaw_8000",)) -> web.Response | None:
         if request.headers.get("xi-api-key") != self._api_key:
             detail = {"status": "invalid_api_key", "message": "Invalid API key"}
             return web.json_response({"detail": detail}, status=401)
         output_format = request.query.get("output_format", "mp3_44100")
-        if output_format != "ulaw_8000":
-            detail = {"status": "invalid_output_format", "message": "emulator serves ulaw_8000"}
+        if output_format not in formats:
+            detail = {"status": "invalid_output_format",
+                      "message": f"emulator serves {' or '.join(formats)}"}
             return web.json_response({"detail": detail}, status=422)
         return None
 
@@ -199,7 +203,7 @@ class ElevenLabsEmulator:
         return await self._websocket(request, multi=False)
 
     async def _websocket(self, request: web.Request, *, multi: bool) -> web.StreamResponse:
-        refusal = self._refusal(request)
+        refusal = self._refusal(request, ("ulaw_8000", "pcm_8000"))
         if refusal is not None:
             return refusal
         if self.take_fault(Fault.WS_UNAVAILABLE):
@@ -347,6 +351,8 @@ class _Context:
                 tuple(durations[first:last]),
             )
             chunk = audio[offset : offset + step]
+            if self._socket.pcm16:
+                chunk = ulaw_to_pcm16(chunk)
             message = encode_audio(self._socket.tag(self.id), chunk, alignment)
             fault = None
             if not self._first_audio_sent:
@@ -380,6 +386,7 @@ class _Socket:
     ) -> None:
         self.emulator = emulator
         self.auto_mode = False
+        self.pcm16 = request.query.get("output_format") == "pcm_8000"
         self._request = request
         self._ws = ws
         self._multi = multi
