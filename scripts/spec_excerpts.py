@@ -67,7 +67,7 @@ OPENAPI: tuple[Excerpt, ...] = (
         paths=("/calendars/{calendarId}/free-slots", "/calendars/events",
                "/calendars/events/appointments", "/calendars/events/appointments/{eventId}"),
     ),
-    Excerpt("ghl/apps/contacts.json", paths=("/contacts/upsert",)),
+    Excerpt("ghl/apps/contacts.json", paths=("/contacts/upsert", "/contacts/{contactId}")),
 )
 # The methods the Google Calendar emulator serves (providers/emulators/google_calendar.py).
 GOOGLE_METHODS = ("calendar.freebusy.query", "calendar.events.insert", "calendar.events.get",

@@ -9,6 +9,10 @@ Optional capabilities, found with ``isinstance`` (the Protocols are runtime-chec
   its own holds and bookings) instead of deriving them from busy time.
 - ``Rescheduler``: the vendor moves a booking in one write (Cal.com, GHL, Google, Graph,
   CalDAV); without it the engine books the new time, then cancels the old one.
+- ``AttendeeUpdater``: the vendor lets the attendee of a booking change after it was made (an
+  e-mail or a name the caller gave later in the call): Google and Graph patch the event's
+  attendees, CalDAV rewrites the event's ATTENDEE, GHL updates the appointment's contact, and
+  Cal.com adds the address as a guest (its v2 API cannot change the booker's own details).
 """
 
 from __future__ import annotations
@@ -88,3 +92,13 @@ class Rescheduler(Protocol):
     async def reschedule(
         self, provider_booking_id: str, request: BookingRequest, reason: str = ""
     ) -> ProviderBooking: ...
+
+
+@runtime_checkable
+class AttendeeUpdater(Protocol):
+    """A calendar whose booking's attendee can be updated after the booking was made."""
+
+    async def update_attendee(self, provider_booking_id: str, attendee: Attendee) -> None:
+        """Make the booking carry ``attendee`` (its e-mail invited, its name shown). Raises
+        ``ProviderError`` when the booking is gone or the vendor refuses."""
+        ...

@@ -28,6 +28,11 @@ One booking costs 2 requests (reservation + booking) when all goes well; 3 when 
 needed. The booking id Slotline keeps is Cal.com's ``uid``. Status: accepted and pending →
 confirmed (a pending booking awaiting the host's approval still holds the time), cancelled and
 rejected → cancelled. A reschedule makes a NEW booking (new uid); that one is returned.
+
+After booking, the v2 API cannot change the booker's own name or e-mail (no attendee edit
+endpoint); it can add guests (``POST /v2/bookings/{uid}/guests``, 2024-08-13), and Cal.com
+sends a new guest the invitation. So an e-mail the caller gives after booking becomes a guest
+of the booking (``update_attendee``); a name given later stays in Slotline's own record.
 """
 
 from __future__ import annotations
@@ -42,7 +47,12 @@ from urllib.parse import quote
 import aiohttp
 
 from slotline.providers.calendars import calcom_wire as wire
-from slotline.providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
+from slotline.providers.calendars.base import (
+    Attendee,
+    BookingRequest,
+    BusyInterval,
+    ProviderBooking,
+)
 from slotline.providers.calendars.calcom_wire import CalcomBooking, Refusal, Reservation
 from slotline.providers.errors import ProviderError, SlotTaken
 from slotline.providers.http import (
@@ -282,6 +292,25 @@ class CalcomCalendar(HttpAdapter):
         except ProviderError as failed:
             logger.warning("Cal.com lookup after an unknown reschedule outcome failed: %s", failed)
             return None
+
+    # ---- AttendeeUpdater (see the module doc) --------------------------------------------------
+
+    async def update_attendee(self, provider_booking_id: str, attendee: Attendee) -> None:
+        if not attendee.email:
+            return  # a name alone: the v2 API has no way to change it
+        booking = await self._get(provider_booking_id)
+        if booking is None or booking.mapped_status == "cancelled":
+            raise ProviderError(wire.PROVIDER, f"no live booking {provider_booking_id}")
+        if attendee.email.lower() in booking.attendee_emails:
+            return  # already there (the booker, or a guest from an earlier try)
+        path = f"/v2/bookings/{quote(provider_booking_id, safe='')}/guests"
+        # Not retried blindly: a repeat would add the guest twice; the look-up above makes a
+        # later try safe.
+        response = await self._call(
+            "POST", path, wire.BOOKINGS_VERSION, json=wire.guests_body(attendee), retry=False
+        )
+        if response.status not in (200, 201):
+            raise self._refused(f"POST {path}", response)
 
     # ---- plumbing ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slotline.providers.calendars.base import (
+    Attendee,
     BookingRequest,
     BookingStatus,
     BusyInterval,
@@ -237,6 +238,14 @@ def lookup_params(event_type_id: int, start: datetime) -> dict[str, str]:
 
 def reschedule_body(start: datetime, reason: str) -> dict[str, Any]:
     return {"start": utc_iso(start), "reschedulingReason": reason or "Rescheduled by phone"}
+
+
+def guests_body(who: Attendee) -> dict[str, Any]:
+    """``POST /v2/bookings/{uid}/guests``: one guest, the caller's address (and name)."""
+    guest = {"email": who.email}
+    if who.name:
+        guest["name"] = who.name
+    return {"guests": [guest]}
 
 
 def cancel_body(reason: str) -> dict[str, Any]:

@@ -30,6 +30,10 @@ read and written with ``icalendar`` by the pure helpers at the bottom.
      away); one that stays had confirmed without seeing ours, so ours is withdrawn. Two
      Slotline writers, in any interleaving, end with exactly one event (if a loser dies before
      its DELETE, its event is the one left, with no booking).
+- the caller is an ATTENDEE (``mailto:``, CN = their name, ROLE=REQ-PARTICIPANT) when an
+  e-mail is known; ``update_attendee`` rewrites it (and the description) on an event already
+  written, with the same ``If-Match`` guard as every edit. Whether the server then e-mails an
+  invitation is its own scheduling (RFC 6638) setting.
 - cancel sets STATUS:CANCELLED (the history stays in the calendar). reschedule checks the new
   time is free, moves DTSTART/DTEND (stamping X-SLOTLINE-SLOT-SINCE: the moved event ranks by
   its move, not its creation), then settles like a create; a lost move puts the old times back
@@ -52,6 +56,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from slotline.providers.base import ResourceContext
 from slotline.providers.calendars import race
 from slotline.providers.calendars.base import (
+    Attendee,
     BookingRequest,
     BookingStatus,
     BusyInterval,
@@ -197,6 +202,18 @@ class CaldavCalendar(ResourceContext):
                 component.add("COMMENT", f"Cancelled: {reason}")
 
         return _booking(await self._edit(provider_booking_id, text, etag, cancelled))
+
+    # ---- AttendeeUpdater ----------------------------------------------------------------------
+
+    async def update_attendee(self, provider_booking_id: str, attendee: Attendee) -> None:
+        event, text, etag = await self._must_load(provider_booking_id)
+        if event.cancelled:
+            raise ProviderError(PROVIDER, f"booking {provider_booking_id} is cancelled")
+
+        def updated(component: icalendar.Component) -> None:
+            set_attendee(component, attendee)
+
+        await self._edit(provider_booking_id, text, etag, updated)
 
     # ---- Rescheduler ------------------------------------------------------------------------
 
@@ -427,6 +444,8 @@ def _new_event(uid: str, request: BookingRequest, now: datetime) -> str:
     event.add("DTEND", request.end.astimezone(UTC))
     event.add("SUMMARY", request.title or f"Appointment with {attendee.name or 'a caller'}")
     event.add("DESCRIPTION", "\n".join(lines))
+    if attendee.email:
+        event.add("ATTENDEE", _attendee_address(attendee))
     event.add("STATUS", "CONFIRMED")
     event.add("TRANSP", "OPAQUE")
     event.add("SEQUENCE", 0)
@@ -436,6 +455,35 @@ def _new_event(uid: str, request: BookingRequest, now: datetime) -> str:
     calendar.add("VERSION", "2.0")
     calendar.add_component(event)
     return str(calendar.to_ical().decode())
+
+
+def _attendee_address(attendee: Attendee) -> icalendar.vCalAddress:
+    address = icalendar.vCalAddress(f"mailto:{attendee.email}")
+    address.params["ROLE"] = "REQ-PARTICIPANT"
+    address.params["PARTSTAT"] = "NEEDS-ACTION"
+    if attendee.name:
+        address.params["CN"] = attendee.name
+    return address
+
+
+def set_attendee(component: icalendar.Component, attendee: Attendee) -> None:
+    """Make the VEVENT carry ``attendee``: their ATTENDEE (replacing one with the same
+    address), the name on the description's first line, the address on its own line."""
+    lines = str(component.get("DESCRIPTION", "")).split("\n")
+    if attendee.name and lines and lines[0].startswith("Booked by Slotline for "):
+        lines[0] = f"Booked by Slotline for {attendee.name}"
+    if attendee.email and f"Email: {attendee.email}" not in lines:
+        lines.insert(1, f"Email: {attendee.email}")
+    component.pop("DESCRIPTION", None)
+    component.add("DESCRIPTION", "\n".join(lines))
+    if not attendee.email:
+        return
+    found = component.get("ATTENDEE", [])
+    wanted = f"mailto:{attendee.email}".lower()
+    kept = [a for a in (found if isinstance(found, list) else [found]) if str(a).lower() != wanted]
+    component.pop("ATTENDEE", None)
+    for address in (*kept, _attendee_address(attendee)):
+        component.add("ATTENDEE", address)
 
 
 def _events(text: str, zone: ZoneInfo) -> list[_Event]:

@@ -18,6 +18,9 @@ Requests per booking: 2 (upsert + appointment); +1 look-up per lost answer or ta
 
 Cancel and reschedule are ``PUT /calendars/events/appointments/{id}`` (idempotent, retried).
 GHL keeps no cancellation reason on an appointment, so ``reason`` is not sent.
+
+An e-mail or name given after booking goes onto the appointment's contact: ``GET`` the
+appointment for its ``contactId``, then ``PUT /contacts/{contactId}`` with the new fields.
 """
 
 from __future__ import annotations
@@ -198,6 +201,26 @@ class GhlCalendar(HttpAdapter):
             "endTime": wire.iso_in(request.end, self._timezone),
         }
         return await self._edit(provider_booking_id, body, request.start, request.end)
+
+    async def update_attendee(self, provider_booking_id: str, attendee: Attendee) -> None:
+        """``AttendeeUpdater``: the appointment's contact gets the name and e-mail."""
+        path = f"/calendars/events/appointments/{provider_booking_id}"
+        response = await self._http.request("GET", path, headers=_CALENDARS)
+        if wire.is_not_found(response.status, response.body, response.text):
+            raise ProviderError(wire.PROVIDER, f"no appointment {provider_booking_id}")
+        self._expect_ok(response, "GET", path)
+        event = response.body.get("event") if isinstance(response.body, dict) else None
+        contact_id = event.get("contactId") if isinstance(event, dict) else None
+        if not isinstance(contact_id, str) or not contact_id:
+            raise ProviderError(wire.PROVIDER, f"appointment {provider_booking_id} has no contact")
+        body = {key: value for key, value in (("name", attendee.name), ("email", attendee.email))
+                if value}
+        if not body:
+            return
+        contact_path = f"/contacts/{contact_id}"
+        # Idempotent: the same PUT twice leaves the same contact, so it is retried.
+        answer = await self._http.request("PUT", contact_path, json=body, headers=_CONTACTS)
+        self._expect_ok(answer, "PUT", contact_path)
 
     # ---- helpers ----------------------------------------------------------------------------
 

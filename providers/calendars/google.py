@@ -41,6 +41,7 @@ import aiohttp
 
 from slotline.providers.calendars import race
 from slotline.providers.calendars.base import (
+    Attendee,
     BookingRequest,
     BookingStatus,
     BusyInterval,
@@ -181,6 +182,27 @@ class GoogleCalendar(HttpAdapter):
             raise SlotTaken(PROVIDER, f"{_utc(request.start)} was taken by a concurrent booking")
         return _booking(moved)
 
+    # ---- AttendeeUpdater ----------------------------------------------------------------------
+
+    async def update_attendee(self, provider_booking_id: str, attendee: Attendee) -> None:
+        """PATCH the event's attendees, the name as the guest's ``displayName`` (Google e-mails
+        the new guest: ``sendUpdates=all``); a calendar that does not invite writes the address
+        into the description instead."""
+        event = await self._require(provider_booking_id)
+        if event.get("status") == "cancelled":
+            raise ProviderError(PROVIDER, f"event {provider_booking_id} is cancelled")
+        changes: dict[str, Any] = {}
+        if attendee.email and self._invite:
+            guests = [g for g in event.get("attendees") or [] if isinstance(g, dict)
+                      and str(g.get("email", "")).lower() != attendee.email.lower()]
+            changes["attendees"] = [*guests, _guest(attendee)]
+        elif attendee.email:
+            description = str(event.get("description", ""))
+            if f"Email: {attendee.email}" not in description:
+                changes["description"] = f"{description}\nEmail: {attendee.email}"
+        if changes:
+            await self._patch(provider_booking_id, changes)
+
     # ---- the requests -------------------------------------------------------------------------
 
     async def _insert(self, event_id: str, request: BookingRequest) -> Event:
@@ -268,11 +290,15 @@ class GoogleCalendar(HttpAdapter):
             "end": self._when(request.end),
         }
         if attendee.email and self._invite:
-            guest = {"email": attendee.email}
-            if attendee.name:
-                guest["displayName"] = attendee.name
-            body["attendees"] = [guest]
+            body["attendees"] = [_guest(attendee)]
         return body
+
+
+def _guest(attendee: Attendee) -> dict[str, str]:
+    guest = {"email": attendee.email}
+    if attendee.name:
+        guest["displayName"] = attendee.name
+    return guest
 
 
 def _blocks(event: Event) -> bool:

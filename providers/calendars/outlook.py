@@ -25,6 +25,8 @@ local time in the event body for the mailbox owner.
 - get: ``GET /users/{user}/events/{id}`` (404 → None; ``isCancelled`` → "cancelled").
 - cancel: ``POST /users/{user}/events/{id}/cancel {"Comment": reason}``: the organizer's cancel,
   which sends attendees the reason (the mailbox organised the event, so it may cancel it).
+- update_attendee: ``PATCH /users/{user}/events/{id} {"attendees": [...]}`` with the caller
+  added (or their entry replaced): Graph sends the new attendee the invitation.
 - reschedule / move: a calendarView free check (our own event excluded), ``PATCH`` the new
   start/end, then the same post-write check. A mover always yields to any overlap (it PATCHes
   its old times back and raises ``SlotTaken``): its event's ``createdDateTime`` says nothing
@@ -47,7 +49,12 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from slotline.providers.calendars import race
-from slotline.providers.calendars.base import BookingRequest, BusyInterval, ProviderBooking
+from slotline.providers.calendars.base import (
+    Attendee,
+    BookingRequest,
+    BusyInterval,
+    ProviderBooking,
+)
 from slotline.providers.errors import ProviderError, SlotTaken
 from slotline.providers.http import (
     AuthSource,
@@ -212,9 +219,13 @@ def event_body(request: BookingRequest, timezone: str) -> dict[str, Any]:
         "transactionId": transaction_id(request.idempotency_key),
     }
     if attendee.email:
-        address = {"address": attendee.email, "name": attendee.name or attendee.email}
-        body["attendees"] = [{"emailAddress": address, "type": "required"}]
+        body["attendees"] = [graph_attendee(attendee)]
     return body
+
+
+def graph_attendee(attendee: Attendee) -> dict[str, Any]:
+    address = {"address": attendee.email, "name": attendee.name or attendee.email}
+    return {"emailAddress": address, "type": "required"}
 
 
 # ---- the adapter ------------------------------------------------------------------------------
@@ -294,6 +305,33 @@ class OutlookCalendar(HttpAdapter):
             if response.status != 404:  # 404: gone already (a retried cancel's first try)
                 _expect(response, (200, 202, 204), "cancel event")
         return ProviderBooking(event.id, event.start, event.end, "cancelled")
+
+    # ---- AttendeeUpdater ----------------------------------------------------------------------
+
+    async def update_attendee(self, provider_booking_id: str, attendee: Attendee) -> None:
+        """The caller as a required attendee (Graph invites them); the event's other attendees
+        kept. Graph's attendees need an address: a name alone changes nothing here."""
+        response = await self._http.request(
+            "GET", self._event_path(provider_booking_id), headers=PREFER_UTC
+        )
+        if response.status == 404:
+            raise ProviderError(PROVIDER, f"no event {provider_booking_id!r} in the mailbox")
+        event = _expect(response, (200,), "get event")
+        if not isinstance(event, Mapping) or event.get("isCancelled"):
+            raise ProviderError(PROVIDER, f"event {provider_booking_id} is cancelled")
+        if not attendee.email:
+            return
+        wanted = attendee.email.lower()
+        others = [
+            item for item in event.get("attendees") or []
+            if isinstance(item, Mapping)
+            and str((item.get("emailAddress") or {}).get("address", "")).lower() != wanted
+        ]
+        body = {"attendees": [*others, graph_attendee(attendee)]}
+        patched = await self._http.request(
+            "PATCH", self._event_path(provider_booking_id), json=body, headers=PREFER_UTC
+        )
+        _expect(patched, (200,), "update event attendees")
 
     # ---- Rescheduler --------------------------------------------------------------------------
 

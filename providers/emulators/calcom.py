@@ -70,6 +70,7 @@ OUT_OF_BOUNDS = (
     "https://cal.com/docs/api-reference/v2/slots"
 )
 _LIVE = ("accepted", "pending")
+_MAX_GUESTS = 30  # per booking, as Cal.com documents for POST /v2/bookings/{uid}/guests
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ class Booking:
         self.created_at = self.updated_at = now
         self.rescheduled_from = self.rescheduled_to = ""
         self.cancellation_reason = self.rescheduling_reason = ""
+        self.guests: list[dict[str, Any]] = [{"email": e} for e in body.get("guests") or []]
 
     @property
     def live(self) -> bool:
@@ -124,7 +126,8 @@ class Booking:
             "eventType": {"id": self.event.id, "slug": self.event.slug},
             "location": "", "absentHost": False, "createdAt": _iso(self.created_at),
             "updatedAt": _iso(self.updated_at), "metadata": self.metadata,
-            "attendees": [attendee], "guests": [],
+            "attendees": [attendee, *(_guest_attendee(g, a) for g in self.guests)],
+            "guests": [g["email"] for g in self.guests],
             "bookingFieldsResponses": {"name": a["name"], "email": a.get("email", ""),
                                        **self.fields},
         }
@@ -194,6 +197,7 @@ class CalcomEmulator(HttpEmulator):
         add("GET", "/v2/bookings/{uid}", self._endpoint(BOOKINGS, self._get))
         add("POST", "/v2/bookings/{uid}/cancel", self._endpoint(BOOKINGS, self._cancel))
         add("POST", "/v2/bookings/{uid}/reschedule", self._endpoint(BOOKINGS, self._reschedule))
+        add("POST", "/v2/bookings/{uid}/guests", self._endpoint(BOOKINGS, self._add_guests))
 
     def _endpoint(self, version: str, handler: Callable[[web.Request], Awaitable[Reply]], *,
                   public: bool = False) -> Handler:
@@ -385,10 +389,29 @@ class CalcomEmulator(HttpEmulator):
         host = self._admit(old.event, start, body, moving=old)
         new = self._store(old.event, start, {"attendee": old.attendee, "metadata": old.metadata,
                                              "bookingFieldsResponses": old.fields}, host)
+        new.guests = list(old.guests)
         new.rescheduled_from = old.uid
         new.rescheduling_reason = body.get("reschedulingReason", "")
         old.status, old.rescheduled_to, old.updated_at = "cancelled", new.uid, self.clock()
         return 201, new.json()
+
+    async def _add_guests(self, request: web.Request) -> Reply:
+        """Guests join the booking's attendees (Cal.com e-mails each one the invitation)."""
+        body = await schemas.check_body(schemas.ADD_GUESTS, request)
+        booking = self._booking(request)
+        if not booking.live:
+            raise ApiError(400, f"Booking with uid={booking.uid} is cancelled.")
+        if len(booking.guests) + len(body["guests"]) > _MAX_GUESTS:
+            raise ApiError(400, f"A booking can have at most {_MAX_GUESTS} guests.")
+        booking.guests.extend(body["guests"])
+        booking.updated_at = self.clock()
+        return 200, booking.json()
+
+
+def _guest_attendee(guest: dict[str, Any], booker: dict[str, Any]) -> dict[str, Any]:
+    return {"name": guest.get("name", ""), "email": guest["email"],
+            "displayEmail": guest["email"], "timeZone": guest.get("timeZone", booker["timeZone"]),
+            "language": guest.get("language", "en"), "absent": False}
 
 
 def _matches(booking: Booking, query: dict[str, str], now: datetime) -> bool:

@@ -94,6 +94,14 @@ RESCHEDULE = _object(
     "start",
 )
 CANCEL = _object({"cancellationReason": _TEXT, "cancelSubsequentBookings": {"type": "boolean"}})
+_GUEST = _object(
+    {"email": _EMAIL, "name": _TEXT, "timeZone": _TEXT, "phoneNumber": _PHONE,
+     "language": {"type": "string", "pattern": "^[a-z]{2}(-[A-Za-z]+)?$"}},
+    "email",
+)
+ADD_GUESTS = _object(  # POST /v2/bookings/{uid}/guests: at most 10 at a time
+    {"guests": {"type": "array", "items": _GUEST, "minItems": 1, "maxItems": 10}}, "guests"
+)
 
 _VALIDATORS: dict[int, Draft202012Validator] = {}
 

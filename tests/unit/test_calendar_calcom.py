@@ -13,7 +13,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from slotline.providers.calendars.base import Attendee, BookingRequest, Rescheduler, SlotSource
+from slotline.providers.calendars.base import (
+    Attendee,
+    AttendeeUpdater,
+    BookingRequest,
+    Rescheduler,
+    SlotSource,
+)
 from slotline.providers.calendars.calcom import CalcomCalendar
 from slotline.providers.emulators.calcom import TAKEN, TAKEN_TEAM, CalcomEmulator
 from slotline.providers.emulators.calcom_rules import WEEKDAYS, EventType
@@ -400,3 +406,30 @@ async def test_emulator_validates_booking_bodies(emu: CalcomEmulator, change: di
     del missing["eventTypeId"]
     status, body = await raw(emu, "POST", "/v2/bookings", version="2024-08-13", body=missing)
     assert status == 400 and "eventTypeId" in body["error"]["message"]
+
+
+# ---- an e-mail given after booking ------------------------------------------------------------
+
+
+async def test_an_email_given_after_booking_joins_the_booking_as_a_guest(
+    emu: CalcomEmulator, cal: CalcomCalendar
+) -> None:
+    """The v2 API cannot change the booker; it adds guests, whom Cal.com then invites."""
+    assert isinstance(cal, AttendeeUpdater)
+    made = await cal.create(ask(email=""))  # booked with the phone number only
+    later = Attendee("Ann Lee", "ann.lee@example.org", "+15551234567", NY)
+    await cal.update_attendee(made.provider_booking_id, later)
+    [booking] = emu.live_bookings()
+    assert booking["guests"] == ["ann.lee@example.org"]
+    assert [(a["name"], a["email"]) for a in booking["attendees"]] == [
+        ("Ann Lee", ""), ("Ann Lee", "ann.lee@example.org")]
+    await cal.update_attendee(made.provider_booking_id, later)  # already there: no second guest
+    assert emu.live_bookings()[0]["guests"] == ["ann.lee@example.org"]
+    assert emu.counts["POST /v2/bookings/{uid}/guests"] == 1
+
+
+async def test_an_email_cannot_join_a_cancelled_cal_com_booking(cal: CalcomCalendar) -> None:
+    made = await cal.create(ask())
+    await cal.cancel(made.provider_booking_id, "caller asked")
+    with pytest.raises(ProviderError, match="no live booking"):
+        await cal.update_attendee(made.provider_booking_id, Attendee("Ann", "ann@example.org"))

@@ -18,7 +18,13 @@ import icalendar
 import pytest
 from aiohttp import web
 
-from slotline.providers.calendars.base import Attendee, BookingRequest, ProviderBooking, Rescheduler
+from slotline.providers.calendars.base import (
+    Attendee,
+    AttendeeUpdater,
+    BookingRequest,
+    ProviderBooking,
+    Rescheduler,
+)
 from slotline.providers.calendars.caldav import CaldavCalendar, uid_for
 from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError, SlotTaken
 from tests.radicale_server import RadicaleServer, free_port, running_radicale
@@ -471,3 +477,50 @@ def test_uids_are_stable_per_key_and_url_safe() -> None:
 def test_an_unknown_zone_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="Mars/Olympus"):
         CaldavCalendar("http://127.0.0.1:9/cal/", None, None, "Mars/Olympus")
+
+
+# ---- the caller as ATTENDEE, also when the e-mail comes after booking -------------------------
+
+
+async def _event_of(calendar_url: str, uid: str) -> icalendar.Component:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        async with session.get(f"{calendar_url}{uid}.ics") as response:
+            assert response.status == 200
+            text = await response.text()
+    [event] = icalendar.Calendar.from_ical(text).walk("VEVENT")
+    return event
+
+
+def _attendees(event: icalendar.Component) -> list[tuple[str, str]]:
+    found = event.get("ATTENDEE", [])
+    return [(str(a), str(a.params.get("CN", ""))) for a in (found if isinstance(found, list)
+                                                             else [found])]
+
+
+async def test_the_caller_is_the_events_attendee(
+    calendar: CaldavCalendar, calendar_url: str
+) -> None:
+    made = await calendar.create(_request("call-att:0900"))
+    event = await _event_of(calendar_url, made.provider_booking_id)
+    assert _attendees(event) == [("mailto:ann@example.com", "Ann Lee")]
+    assert event["ATTENDEE"].params["ROLE"] == "REQ-PARTICIPANT"
+
+
+async def test_a_late_name_and_email_rewrite_the_attendee(
+    calendar: CaldavCalendar, calendar_url: str
+) -> None:
+    assert isinstance(calendar, AttendeeUpdater)
+    request = _request("call-late:0900")
+    made = await calendar.create(BookingRequest(
+        request.start, request.end, Attendee("", phone="+15550001111"), request.idempotency_key))
+    assert _attendees(await _event_of(calendar_url, made.provider_booking_id)) == []
+    await calendar.update_attendee(made.provider_booking_id,
+                                   Attendee("Søren Kierkegaard", "søren@example.dk"))
+    await calendar.update_attendee(made.provider_booking_id,
+                                   Attendee("Søren Kierkegaard", "søren@example.dk"))
+    event = await _event_of(calendar_url, made.provider_booking_id)
+    assert _attendees(event) == [("mailto:søren@example.dk", "Søren Kierkegaard")]
+    description = str(event["DESCRIPTION"])
+    assert description.startswith("Booked by Slotline for Søren Kierkegaard\nEmail: søren@")
+    assert int(event["SEQUENCE"]) == 2  # each edit is a new version (RFC 5545 3.8.7.4)
+    assert await calendar.get(made.provider_booking_id) == made  # same time, same booking

@@ -14,7 +14,13 @@ import aiohttp
 import pytest
 
 from slotline.providers.calendars import ghl_wire as wire
-from slotline.providers.calendars.base import Attendee, BookingRequest, Rescheduler, SlotSource
+from slotline.providers.calendars.base import (
+    Attendee,
+    AttendeeUpdater,
+    BookingRequest,
+    Rescheduler,
+    SlotSource,
+)
 from slotline.providers.calendars.ghl import GhlCalendar
 from slotline.providers.emulators._openapi import openapi_document
 from slotline.providers.emulators.ghl import DEFAULT_SPEC_DIR, GhlCalendarRules, GhlEmulator
@@ -374,3 +380,29 @@ def test_error_text_and_the_key_look_up() -> None:
 
 def test_the_spec_documents_are_beside_the_checkout() -> None:
     assert (Path(__file__).resolve().parents[3] / "shared/specs/ghl/apps/calendars.json").is_file()
+
+
+# ---- a name and an e-mail given after booking -------------------------------------------------
+
+
+async def test_a_late_name_and_email_go_onto_the_appointments_contact(
+    emu: GhlEmulator, cal: GhlCalendar
+) -> None:
+    assert isinstance(cal, AttendeeUpdater)
+    [slot, *_] = await cal.free_slots(ny(2026, 10, 27), ny(2026, 10, 28), 30, "America/New_York")
+    caller = Attendee("", "", "+15551234567", "America/New_York")  # only the number, so far
+    made = await cal.create(booking(slot.start, caller))
+    await cal.update_attendee(made.provider_booking_id,
+                              Attendee("Zoë Brandt", "zoë@example.de", "+15551234567"))
+    [contact] = emu.contacts.values()
+    assert (contact.name, contact.email, contact.phone) == (
+        "Zoë Brandt", "zoë@example.de", "+15551234567")
+    [appointment] = live(emu)
+    assert appointment.contact_id == contact.id
+    updates = [body for route, body in emu.bodies if route == "PUT /contacts/{contactId}"]
+    assert updates == [{"name": "Zoë Brandt", "email": "zoë@example.de"}]
+
+
+async def test_a_late_email_for_an_unknown_appointment_is_an_error(cal: GhlCalendar) -> None:
+    with pytest.raises(ProviderError):
+        await cal.update_attendee("no-such-appointment", Attendee("Ann", "ann@example.com"))

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from slotline.providers.calendars.base import (
     Attendee,
+    AttendeeUpdater,
     BookingRequest,
     BusyInterval,
     CalendarProvider,
@@ -435,3 +436,38 @@ def test_discovery_methods_are_read_from_googles_document() -> None:
     assert insert.body_problem({"summary": "no times"}) is not None
     patch = methods["calendar.events.patch"]
     assert patch.body is not None and patch.body_problem({"summary": "no times"}) is None
+
+
+# ---- a name and an e-mail given after booking -------------------------------------------------
+
+
+async def test_a_late_email_is_patched_onto_the_event_and_invited(
+    emulator: GoogleCalendarEmulator, calendar: GoogleCalendar
+) -> None:
+    assert isinstance(calendar, AttendeeUpdater)
+    request = booking(T0)
+    made = await calendar.create(BookingRequest(
+        request.start, request.end, Attendee("", phone="+15550100"), request.idempotency_key,
+        request.title))
+    [event] = emulator.events()
+    assert "attendees" not in event  # no address yet: nobody to invite
+    later = Attendee("Ada Lovelace", "ada.l@example.org")
+    await calendar.update_attendee(made.provider_booking_id, later)
+    await calendar.update_attendee(made.provider_booking_id, later)  # twice: one guest
+    [event] = emulator.events()
+    assert event["attendees"] == [{"email": "ada.l@example.org", "displayName": "Ada Lovelace"}]
+    assert emulator.counts[f"PATCH {EVENT}"] == 2
+    assert emulator.notifications[-1].kind == "update"
+
+
+async def test_without_invitations_a_late_email_goes_into_the_description(
+    emulator: GoogleCalendarEmulator, auth: ServiceAccountAuth
+) -> None:
+    async with GoogleCalendar(emulator.base_url, "primary", auth, ZONE,
+                              invite_attendees=False) as calendar:
+        made = await calendar.create(booking(T0))
+        await calendar.update_attendee(made.provider_booking_id,
+                                       Attendee("Ada", "ada.second@example.org"))
+    [event] = emulator.events()
+    assert "attendees" not in event
+    assert "Email: ada.second@example.org" in event["description"]

@@ -12,7 +12,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from slotline.providers.calendars.base import Attendee, BookingRequest, BusyInterval, Rescheduler
+from slotline.providers.calendars.base import (
+    Attendee,
+    AttendeeUpdater,
+    BookingRequest,
+    BusyInterval,
+    Rescheduler,
+)
 from slotline.providers.calendars.ms_auth import ClientCredentialsAuth
 from slotline.providers.calendars.outlook import OutlookCalendar, busy_from_schedule, transaction_id
 from slotline.providers.emulators.graph import CLIENT_ID, CLIENT_SECRET, MAILBOX, GraphEmulator
@@ -371,3 +377,36 @@ async def test_the_emulator_answers_graph_401_without_a_token(
         "error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}
     }
     assert emu.live_events() == []
+
+
+# ---- an e-mail given after booking ------------------------------------------------------------
+
+
+async def test_a_late_email_becomes_a_required_attendee(
+    emu: GraphEmulator, session: aiohttp.ClientSession
+) -> None:
+    calendar, _ = connect(emu, session)
+    assert isinstance(calendar, AttendeeUpdater)
+    request = booking()
+    made = await calendar.create(BookingRequest(
+        request.start, request.end, Attendee("", phone="+15551230000"), "call-late",
+        "Consultation"))
+    [event] = emu.live_events()
+    assert event["attendees"] == []
+    later = Attendee("Ada Lovelace", "ada.l@example.org")
+    await calendar.update_attendee(made.provider_booking_id, later)
+    await calendar.update_attendee(made.provider_booking_id, later)  # again: still one entry
+    [event] = emu.live_events()
+    assert [a["emailAddress"] for a in event["attendees"]] == [
+        {"address": "ada.l@example.org", "name": "Ada Lovelace"}]
+    assert event["attendees"][0]["type"] == "required"
+
+
+async def test_a_late_email_for_a_cancelled_event_is_an_error(
+    emu: GraphEmulator, session: aiohttp.ClientSession
+) -> None:
+    calendar, _ = connect(emu, session)
+    made = await calendar.create(booking())
+    await calendar.cancel(made.provider_booking_id, "caller asked")
+    with pytest.raises(ProviderError, match="cancelled"):
+        await calendar.update_attendee(made.provider_booking_id, Attendee("Ada", "a@example.org"))
