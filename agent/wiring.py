@@ -267,7 +267,7 @@ class _FlowCall:
 
     async def aclose(self) -> None:
         await self._responder.aclose()
-        self._runner.call_ended(self._responder.variables)
+        await self._runner.call_ended(self._responder.variables)
         stats = self._responder.llm_stats
         self._metrics.flow_turns.inc("skipped", stats.turns_without_llm)
         self._metrics.flow_turns.inc("used", stats.llm_turns)

@@ -14,8 +14,10 @@ collective booking whose undo failed (``BookingIncomplete``) leaves bookings con
 ids join the call's bookings, so the call log shows what needs a hand.
 
 A booking's attendee phone is the number the caller phoned from unless the flow collected
-another. An e-mail address the caller gives after booking (a flow may offer an e-mail
-confirmation once booked) is handed to ``call_ended``, which passes it on to the confirmations.
+another. A name or an e-mail address the caller gives after booking (a flow that asks once
+booked) is put on this call's bookings by ``call_ended``: the stored record and the vendor's
+booking where the vendor allows it (``agent.booking.attendees``); a new address also gets the
+confirmations.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class ServiceBookingRunner:
         self._caller_phone = caller_phone  # the number the call came from ("" = unknown)
         self._last: Availability | None = None
         self._booked: dict[str, tuple[str, str]] = {}  # booking id → (action, e-mail given)
+        # every booking this call wrote → (name, e-mail) it was written with
+        self._given: dict[str, tuple[str, str]] = {}
         self._made: list[str] = []  # every booking written for this call, for the call log
         self._on_error = on_error
 
@@ -134,6 +138,8 @@ class ServiceBookingRunner:
         if isinstance(outcome, Booked):
             self._note_made(outcome)
             self._booked[outcome.booking_id] = (request.action, attendee.email)
+            for record in outcome.bookings:
+                self._given[record.id] = (record.attendee.name, record.attendee.email)
             if self._notices is not None:
                 self._notices.booked(outcome.booking_id, request.action)
         return self._finished(request.node_id, outcome)
@@ -190,10 +196,21 @@ class ServiceBookingRunner:
         return CancelFinished(request.node_id, True, self._offer(cancelled.start),
                               booking_id=cancelled.id)
 
-    def call_ended(self, variables: Mapping[str, str]) -> None:
-        """The call is over: an e-mail address collected after this call's bookings were made
-        goes onto them, and their confirmations go out to it."""
-        email = variables.get("user_email", "")
+    async def call_ended(self, variables: Mapping[str, str]) -> None:
+        """The call is over: a name or e-mail address collected after this call's bookings
+        were made goes onto them (store and vendor; a failure is reported, never raised), and
+        the confirmations go out to a new address."""
+        name, email = variables.get("user_name", ""), variables.get("user_email", "")
+        for booking_id, (given_name, given_email) in self._given.items():
+            later_name = name if name != given_name else ""
+            later_email = email if email != given_email else ""
+            if not (later_name or later_email):
+                continue
+            try:
+                await self._service.update_attendee(booking_id, name=later_name,
+                                                    email=later_email)
+            except _FAILURES as exc:
+                self._failed("attendee update", exc)
         if not email or self._notices is None:
             return
         for booking_id, (action, given) in self._booked.items():

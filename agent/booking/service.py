@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from slotline.agent import tracing
+from slotline.agent.booking import attendees
 from slotline.agent.booking.availability import available_slots
 from slotline.agent.booking.intervals import Interval, Slot
 from slotline.agent.booking.local_calendar import LocalCalendar
@@ -53,6 +54,8 @@ from slotline.providers.calendars.base import CalendarProvider, Rescheduler, Slo
 from slotline.providers.errors import ConfigError, ProviderError, ProviderTimeout
 
 logger = logging.getLogger(__name__)
+
+_UPDATE_TIMEOUT_S = 10.0  # a booking whose action is no longer configured: a write's default
 
 ANY_TIME = Preference()  # no preference: the earliest times, spread over the first open day
 
@@ -361,6 +364,23 @@ class BookingService:
         """The caller's confirmed bookings to come (of ``action``, if given), soonest first."""
         found = await self._store.bookings.for_phone(phone, ending_after=self._clock())
         return [item for item in found if not action or item.action == action]
+
+    async def update_attendee(
+        self, booking_id: str, *, name: str = "", email: str = ""
+    ) -> BookingRecord | None:
+        """A name or e-mail the caller gave after booking: onto the stored booking, then the
+        vendor's where it allows (``agent.booking.attendees``); None when there is no such
+        confirmed booking. A vendor's refusal raises its ``ProviderError`` (the store keeps
+        the change)."""
+        record = await self._store.bookings.get(booking_id)
+        if record is None:
+            return None
+        action = self._actions.get(record.action)
+        timeout_s = action.write_timeout_s if action is not None else _UPDATE_TIMEOUT_S
+        attendee = attendees.merged(record.attendee, name=name, email=email)
+        return await attendees.update_attendee(
+            self._store, self._calendars.get(record.calendar), record, attendee, timeout_s
+        )
 
     async def cancel(self, booking_id: str, reason: str = "") -> BookingRecord | None:
         """Cancel at the calendar and in the store (pending reminders dropped); None when there

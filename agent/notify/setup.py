@@ -68,13 +68,14 @@ class BookingNotices:
     async def _add_email(self, booking_id: str, email: str, policy: NotificationPolicy) -> object:
         store = self.notifier.store
         booking = await store.bookings.get(booking_id)
-        if booking is None or booking.status != "confirmed" or booking.attendee.email == email:
+        if booking is None or booking.status != "confirmed":
             return None
-        updated = await store.bookings.set_attendee(
-            booking_id, dataclasses.replace(booking.attendee, email=email)
-        )
-        if updated is None:  # cancelled meanwhile
-            return None
+        if booking.attendee.email != email:  # (the booking service usually put it there)
+            updated = await store.bookings.set_attendee(
+                booking_id, dataclasses.replace(booking.attendee, email=email)
+            )
+            if updated is None:  # cancelled meanwhile
+                return None
         return await self.notifier.confirm(booking_id, policy)
 
     def _spawn(self, work: Coroutine[Any, Any, object], booking_id: str) -> None:
