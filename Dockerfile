@@ -1,23 +1,33 @@
 # syntax=docker/dockerfile:1
-# Multi-stage: build a wheel and its dependencies in one stage, run as a non-root user in another.
+# Multi-stage: build the wheel and every dependency's wheel at the versions in constraints.txt in
+# one stage; install those wheels (not the source tree) as a non-root user in another.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
+# slotline/ holds links to agent/, providers/, audio/ and config/ (one import root): copy all.
+COPY slotline ./slotline
 COPY agent ./agent
 COPY providers ./providers
 COPY audio ./audio
+COPY config ./config
+# `all`: every extra a deployment may use (cloud vendors, PostgreSQL, CalDAV, Google, silero,
+# otel, the emulators for `slotline bench`); the offline default alone is `pip install slotline`.
 RUN pip install --no-cache-dir --upgrade pip \
- && pip wheel --no-cache-dir --wheel-dir /wheels '.[silero]' \
- && pip download --no-cache-dir --no-deps --dest /wheels silero-vad
+ && pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt '.[all]' \
+ && pip download --no-cache-dir --no-deps -c constraints.txt --dest /wheels silero-vad \
+ && cp constraints.txt /wheels/
 
 FROM python:3.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN useradd --create-home --uid 10001 slotline \
  && mkdir /data && chown slotline:slotline /data
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels 'slotline[silero]' \
+RUN pip install --no-cache-dir --no-index --find-links /wheels -c /wheels/constraints.txt \
+      'slotline[all]' \
  && pip install --no-cache-dir --no-index --no-deps --find-links /wheels silero-vad \
  && rm -rf /wheels
+# The flows and defaults ship inside the package; this copy is the file to edit or mount over
+# (flows beside it, in /etc/slotline/flows, are found before the shipped ones).
 COPY config /etc/slotline
 USER slotline
 # The working directory holds what must outlive the container: the default SQLite store

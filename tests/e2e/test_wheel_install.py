@@ -10,7 +10,10 @@ Takes ~1.5 min on two busy cores (build ~5 s, venv + install ~35 s, demo ~50 s, 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -38,8 +41,10 @@ READY_S = 90.0
 @dataclass(frozen=True)
 class Installed:
     venv: Path
+    wheel: Path
     run: Path  # an empty folder outside the checkout: the commands' working directory
     env: Mapping[str, str]
+    probe: tuple[str, str, str]  # right after installing: slotline's files, extras' modules
 
     def slotline(self, *args: str, timeout_s: float = 60.0,
                  **extra: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
@@ -87,19 +92,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
           "-c", str(ROOT / "constraints.txt"), str(wheel)], base, env, INSTALL_S)  # fmt: skip
     run = base / "run"
     run.mkdir()
-    yield Installed(venv, run, env)
+    yield Installed(venv, wheel, run, env, _probe(venv, run, env))
 
 
 def test_the_installed_package_is_the_wheels_and_lean(installed: Installed) -> None:
-    probe = ("import importlib.util as u, slotline, slotline.agent.wiring as w; "
-             "print(slotline.__file__); print(w.__file__); "
-             "print(','.join(m for m in ('openai', 'httpx2', 'jsonschema', 'asyncpg', 'caldav', "
-             "'google.auth', 'websockets', 'onnxruntime', 'pytest') "
-             "if u.find_spec(m.partition('.')[0])))")  # fmt: skip
-    python = str(installed.venv / "bin/python")
-    done = subprocess.run([python, "-c", probe], cwd=installed.run, env=installed.env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    package, wiring, extras = done.stdout.splitlines()
+    package, wiring, extras = installed.probe
     site = installed.venv.resolve()
     assert Path(package).resolve().is_relative_to(site), package
     assert Path(wiring).resolve().is_relative_to(site), wiring
@@ -110,6 +107,19 @@ def test_the_installed_package_is_the_wheels_and_lean(installed: Installed) -> N
                  "agent/assets/caller/yes.wav", "providers/emulators/specs/twilio/LICENSE",
                  "providers/emulators/specs/openai/openapi.yaml"):  # fmt: skip
         assert (shipped / data).is_file(), data
+
+
+def _probe(venv: Path, cwd: Path, env: Mapping[str, str]) -> tuple[str, str, str]:
+    """Where slotline is imported from, and which extras' modules are importable."""
+    probe = ("import importlib.util as u, slotline, slotline.agent.wiring as w; "
+             "print(slotline.__file__); print(w.__file__); "
+             "print(','.join(m for m in ('openai', 'httpx2', 'jsonschema', 'asyncpg', 'caldav', "
+             "'google.auth', 'websockets', 'onnxruntime', 'pytest') "
+             "if u.find_spec(m.partition('.')[0])))")  # fmt: skip
+    done = subprocess.run([str(venv / "bin/python"), "-c", probe], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    package, wiring, extras = done.stdout.splitlines()
+    return package, wiring, extras
 
 
 def test_version(installed: Installed) -> None:
@@ -170,3 +180,41 @@ def test_a_missing_extra_is_one_line_naming_it(
     assert done.returncode == 2
     assert f"not installed; pip install 'slotline[{extra}]'" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_with_the_emulators_extra_the_emulators_check_against_the_shipped_specs(
+    installed: Installed,
+) -> None:
+    """Last: it adds the extra to the venv. No ../shared/specs beside an installed package: the
+    Twilio emulator refuses an undeclared form field from the excerpt inside the wheel."""
+    _run([str(installed.venv / "bin/python"), "-m", "pip", "install", "--quiet", "--no-compile",
+          "-c", str(ROOT / "constraints.txt"), f"{installed.wheel}[emulators]"], installed.run,
+         installed.env, INSTALL_S)  # fmt: skip
+    env_file = installed.run / "emulated.env"
+    emulate = subprocess.Popen(
+        [str(installed.venv / "bin/slotline"), "emulate", "twilio", "openai", "ghl", "google",
+         "--env-file", str(env_file)], cwd=installed.run, env=installed.env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + READY_S
+        while not (env_file.is_file() and (text := env_file.read_text()).endswith("\n")):
+            if emulate.poll() is not None or time.monotonic() > deadline:
+                emulate.kill()
+                pytest.fail(f"emulate did not start: {emulate.communicate()[0][-3000:]}")
+            time.sleep(0.2)
+        values = dict(word.partition("=")[::2] for word in shlex.split(text, comments=True))
+        sid, token = values["TWILIO_ACCOUNT_SID"], values["TWILIO_AUTH_TOKEN"]
+        url = f"{values['SLOTLINE_TWILIO__BASE_URL']}/2010-04-01/Accounts/{sid}/Calls.json"
+        form = "To=%2B15550100&From=%2B15550101&Url=https%3A%2F%2Fx.test%2Ft&Colour=red"
+        request = urllib.request.Request(url, data=form.encode(), method="POST")
+        request.add_header("Authorization", "Basic " + base64.b64encode(
+            f"{sid}:{token}".encode()).decode())  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        body = json.loads(refused.value.read())
+        assert refused.value.code == 400 and body["code"] == 70002, body
+        assert "Colour" in body["message"]
+    finally:
+        emulate.send_signal(signal.SIGINT)
+        output, _ = emulate.communicate(timeout=60)
+    assert "Traceback" not in output, output[-3000:]
