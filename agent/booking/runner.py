@@ -77,6 +77,7 @@ class ServiceBookingRunner:
         self._notices = notices
         self._call_sid = call_sid
         self._caller_tz = caller_tz
+        self._zone = caller_tz  # the zone of the request at hand: the caller may state theirs
         self._clock = clock
         self._caller_phone = caller_phone  # the number the call came from ("" = unknown)
         self._last: Availability | None = None
@@ -94,6 +95,7 @@ class ServiceBookingRunner:
         return tuple(self._made)
 
     async def check(self, request: CheckAvailability) -> AvailabilityReady:
+        self._follow(request.preferences)
         action = request.action
         ignore: BookingRecord | None = None
         if request.lookup is not None:
@@ -116,10 +118,11 @@ class ServiceBookingRunner:
                                  reason="" if requested or offers else "no_slots")
 
     async def run(self, request: RunBooking) -> BookingFinished:
+        self._follow(request.preferences)
         attendee = request.attendee
         details = BookingDetails(
             Attendee(attendee.name, attendee.email, attendee.phone or self._caller_phone,
-                     attendee.timezone or self._caller_tz),
+                     attendee.timezone or self._zone),
             call_sid=self._call_sid,
             fields=dict(request.fields),
         )
@@ -145,6 +148,7 @@ class ServiceBookingRunner:
         return self._finished(request.node_id, outcome)
 
     async def reschedule(self, request: RunReschedule) -> BookingFinished:
+        self._follow(request.preferences)
         old = await self._guarded(self._find(request.lookup.booking_reference,
                                              request.lookup.phone))
         if isinstance(old, str):
@@ -280,7 +284,7 @@ class ServiceBookingRunner:
         """The offered slot at the caller's preferred date and clock time, if it is free."""
         if not prefs.date or not prefs.time or "-" in prefs.time:
             return None
-        zone = load_zone(found.timezone or self._caller_tz)
+        zone = load_zone(found.timezone or self._zone)
         start = datetime.combine(date.fromisoformat(prefs.date), time.fromisoformat(prefs.time),
                                  zone)
         return found.at(start)
@@ -301,10 +305,14 @@ class ServiceBookingRunner:
                                reason=reason if offers else "no_slots")
 
     def _offer(self, start: datetime) -> SlotOffer:
-        zone = load_zone(self._caller_tz)
+        zone = load_zone(self._zone)
         local = start.astimezone(zone)
         today = self._clock().astimezone(zone).date()
         return SlotOffer(local.isoformat(), speak_date(local.date(), today), speak_clock(local))
+
+    def _follow(self, prefs: Preferences) -> None:
+        """Search and speak in the zone the flow heard the caller in (``""``: the call's)."""
+        self._zone = prefs.timezone or self._caller_tz
 
     def _preference(self, prefs: Preferences) -> Preference:
         clock = prefs.time.split("-")[0] if prefs.time else ""
@@ -312,7 +320,7 @@ class ServiceBookingRunner:
             preferred_date=date.fromisoformat(prefs.date) if prefs.date else None,
             preferred_time=time.fromisoformat(clock) if clock else None,
             time_of_day=prefs.time_of_day or None,  # type: ignore[arg-type]
-            timezone=self._caller_tz,
+            timezone=self._zone,
         )
 
     async def _find(self, reference: str, phone: str) -> BookingRecord | None:

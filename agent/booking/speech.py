@@ -4,11 +4,16 @@
 chronological; "10:30 am", "noon", "midnight"; "today" / "tomorrow" when ``now`` is given. The
 year is never spoken: slots lie within the booking window, at most a few months ahead. On the
 fall-back DST day an hour repeats, and "1 am" may then name two different instants.
+
+When the caller's zone is not the business's, the business's clock is named beside the caller's
+("2 pm your time, that's 5 pm Eastern time": ``speak_elsewhere``), whenever the two clocks read
+differently at that instant — so a London caller and a New York business hear a 5-hour gap,
+or 4 hours in the weeks between the US and the EU clock changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 
 from slotline.agent.booking.intervals import Slot
@@ -21,6 +26,17 @@ _MONTHS = (
 )  # fmt: skip
 _SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
 NOTHING_AVAILABLE = "I don't have any open times then"
+
+# How a zone is named aloud ("5 pm Eastern time"); any other zone by its city ("Berlin time").
+_ZONE_NAMES: Mapping[str, str] = {
+    "America/New_York": "Eastern", "America/Detroit": "Eastern", "America/Toronto": "Eastern",
+    "America/Indiana/Indianapolis": "Eastern", "America/Chicago": "Central",
+    "America/Winnipeg": "Central", "America/Denver": "Mountain", "America/Boise": "Mountain",
+    "America/Edmonton": "Mountain", "America/Phoenix": "Arizona", "America/Los_Angeles": "Pacific",
+    "America/Vancouver": "Pacific", "America/Anchorage": "Alaska", "Pacific/Honolulu": "Hawaii",
+    "America/Halifax": "Atlantic", "Europe/London": "UK", "UTC": "UTC", "Etc/UTC": "UTC",
+    "Asia/Kolkata": "India",
+}  # fmt: skip
 
 
 def ordinal(number: int) -> str:
@@ -86,3 +102,26 @@ def _and_list(items: list[str]) -> str:
     if len(items) == 1:
         return items[0]
     return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def spoken_zone(tz: str) -> str:
+    """A zone as named aloud: "Eastern", "Pacific", "UK", else its city ("Berlin")."""
+    return _ZONE_NAMES.get(tz) or tz.rsplit("/", 1)[-1].replace("_", " ")
+
+
+def clocks_differ(tz: str, other: str, at: datetime) -> bool:
+    """Whether the two zones' clocks read differently at the instant ``at``."""
+    if tz == other:
+        return False
+    return at.astimezone(load_zone(tz)).utcoffset() != at.astimezone(load_zone(other)).utcoffset()
+
+
+def speak_elsewhere(start: datetime, tz: str, other: str) -> str:
+    """The instant ``start`` on ``other``'s clock, for a caller in ``tz``: "that's 5 pm Eastern
+    time" ("… on Wednesday" when that clock is on another day); "" when both read alike."""
+    if not clocks_differ(tz, other, start):
+        return ""
+    there = start.astimezone(load_zone(other))
+    day = "" if there.date() == start.astimezone(load_zone(tz)).date() else (
+        f" on {_WEEKDAYS[there.weekday()]}")
+    return f"that's {speak_clock(there)} {spoken_zone(other)} time{day}"

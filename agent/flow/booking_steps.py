@@ -21,6 +21,11 @@ Offers are spoken in chronological order, at most three ("I have 10 am, 2 pm and
 Tuesday, December 1st. Which works best for you?"), and the caller picks one by time ("two
 pm"), by position ("the second one"), by day when that is unique ("Wednesday"), or with "yes"
 when there is only one.
+
+Offers are found and spoken in the caller's zone (``Ctx.timezone``: the ``user_timezone`` the
+call started with or the caller stated since, :mod:`agent.flow.zone_steps`). When the business's
+clock (``Ctx.home_timezone``) reads differently, the offers say so ("…, your time") and the
+question before booking names both ("Tuesday at 3 pm your time, that's 10 am Eastern time").
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from slotline.agent.booking.speech import clocks_differ, speak_elsewhere
 from slotline.agent.flow.messages import (
     Attendee,
     AvailabilityReady,
@@ -64,6 +70,7 @@ def preferences(ctx: Ctx) -> Preferences:
         date=ctx.var("preferred_date"),
         time=ctx.var("preferred_time"),
         time_of_day=ctx.var("time_preference"),
+        timezone=ctx.timezone if ctx.timezone != (ctx.home_timezone or ctx.timezone) else "",
     )
 
 
@@ -76,7 +83,7 @@ def attendee(ctx: Ctx) -> Attendee:
     )
 
 
-def _lookup(ctx: Ctx, node: BookingLike) -> Lookup | None:
+def booking_lookup(ctx: Ctx, node: BookingLike) -> Lookup | None:
     if isinstance(node, BookingNode):
         return None
     return lookup(ctx, node.reference_variable, node.phone_variable)
@@ -92,13 +99,13 @@ def _run(ctx: Ctx, node: BookingLike, slot_start: str) -> RunBooking | RunResche
             fields=dict(ctx.variables),
             slot_start=slot_start,
         )
-    found = _lookup(ctx, node)
+    found = booking_lookup(ctx, node)
     assert found is not None  # entering a reschedule node without a lookup takes `failure`
     return RunReschedule(ctx.node_id, node.action, found, preferences(ctx), slot_start)
 
 
 def enter_booking(ctx: Ctx, node: BookingLike) -> Step:
-    found = _lookup(ctx, node)
+    found = booking_lookup(ctx, node)
     if isinstance(node, RescheduleNode) and found is None:
         return _not_booked(ctx, "no_lookup")
     intro = said(ctx, node.say)
@@ -110,9 +117,9 @@ def enter_booking(ctx: Ctx, node: BookingLike) -> Step:
 
 def availability_ready(ctx: Ctx, node: BookingLike, event: AvailabilityReady) -> Step:
     if event.requested is not None:
-        return _ask_confirm(ctx, event.requested, event.alternatives)
+        return ask_confirm(ctx, event.requested, event.alternatives)
     if event.alternatives:
-        return _offer(ctx, event.alternatives, _unavailable_prefix(ctx))
+        return offer_times(ctx, event.alternatives, _unavailable_prefix(ctx))
     if event.reason in FAILED:
         return _not_booked(ctx, event.reason, apology=COULD_NOT_CHECK)
     return _not_booked(ctx, event.reason or "unavailable")
@@ -124,7 +131,7 @@ def booking_finished(ctx: Ctx, node: BookingLike, event: BookingFinished) -> Ste
         variables = {
             "booking_success": "yes",
             "booked_date": slot.date_spoken if slot else "",
-            "booked_time": slot.time_spoken if slot else "",
+            "booked_time": slot.time_spoken + _your_time(ctx, (slot,)) if slot else "",
             "booked_start": slot.start if slot else "",
             "booking_id": event.booking_id,
             "alternatives": "",
@@ -139,7 +146,7 @@ def booking_finished(ctx: Ctx, node: BookingLike, event: BookingFinished) -> Ste
         prefix = TAKEN
     else:
         prefix = UNAVAILABLE if ctx.candidate is not None else _unavailable_prefix(ctx)
-    return _offer(ctx, offers, prefix)
+    return offer_times(ctx, offers, prefix)
 
 
 def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
@@ -150,12 +157,12 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     others = tuple(offer for offer in ctx.offers if offer != ctx.candidate)
     named = pick_offer(ctx, text, (ctx.candidate, *others))  # the candidate wins a tie
     if named is not None and named != ctx.candidate:
-        return _ask_confirm(ctx, named, (*others, ctx.candidate))
+        return ask_confirm(ctx, named, (*others, ctx.candidate))
     answer = ctx.read("yes_no", text) if text else None
     if answer == "yes":
         return _book(ctx, node, ctx.candidate)
     if answer == "no":
-        return _offer(ctx, others, "No problem.") if others else _not_booked(ctx, "declined")
+        return offer_times(ctx, others, "No problem.") if others else _not_booked(ctx, "declined")
     again = f"Sorry, shall I book {ctx.candidate.spoken}? Please say yes or no."
     return _retry(ctx, node, again, Phase.CONFIRM)
 
@@ -168,18 +175,19 @@ def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
         picked = ctx.offers[0]
     if picked is not None:
         others = tuple(offer for offer in ctx.offers if offer != picked)
-        return _ask_confirm(ctx, picked, others) if node.confirm else _book(ctx, node, picked)
+        return ask_confirm(ctx, picked, others) if node.confirm else _book(ctx, node, picked)
     if answer == "no":
         return _not_booked(ctx, "declined", ctx.offers)
-    again = f"Sorry, which one would you like? {offer_sentence(ctx.offers)}."
+    again = f"Sorry, which one would you like? {offer_sentence(ctx.offers)}"
+    again += f"{_your_time(ctx, ctx.offers)}."
     return _retry(ctx, node, again, Phase.CHOOSE)
 
 
 # ---- the steps the dialogue is made of -------------------------------------------------------
 
 
-def _ask_confirm(ctx: Ctx, candidate: SlotOffer, others: Sequence[SlotOffer]) -> Step:
-    question = Say(f"I can book {candidate.spoken}. Shall I go ahead?")
+def ask_confirm(ctx: Ctx, candidate: SlotOffer, others: Sequence[SlotOffer]) -> Step:
+    question = Say(f"I can book {_with_home_time(ctx, candidate)}. Shall I go ahead?")
     listen = ctx.listen(rules.hints("yes_no")).expecting("yes_no")
     return Step(
         (question, listen), phase=Phase.CONFIRM, offers=(candidate, *others), candidate=candidate
@@ -190,9 +198,9 @@ def _book(ctx: Ctx, node: BookingLike, slot: SlotOffer) -> Step:
     return Step((_run(ctx, node, slot.start),), phase=Phase.BOOKING, candidate=slot)
 
 
-def _offer(ctx: Ctx, offers: Sequence[SlotOffer], prefix: str) -> Step:
+def offer_times(ctx: Ctx, offers: Sequence[SlotOffer], prefix: str) -> Step:
     shown = _chronological(offers[:MAX_OFFERS])
-    text = f"{prefix} {offer_sentence(shown)}. {WHICH}".strip()
+    text = f"{prefix} {offer_sentence(shown)}{_your_time(ctx, shown)}. {WHICH}".strip()
     listen = ctx.listen(rules.hints("choice", choices=_choices(shown))).expecting("choice")
     return Step((Say(text), listen), phase=Phase.CHOOSE, offers=shown)
 
@@ -224,6 +232,22 @@ def _not_booked(
     }
     said = (Say(apology),) if apology else ()
     return Step(said, variables=variables, edge="failure")
+
+
+def _your_time(ctx: Ctx, offers: Sequence[SlotOffer]) -> str:
+    """ "your time" after times the business's clock reads differently; else ""."""
+    home = ctx.home_timezone
+    if home and any(clocks_differ(ctx.timezone, home, o.local_start) for o in offers):
+        return " your time" if len(offers) == 1 else ", your time"
+    return ""
+
+
+def _with_home_time(ctx: Ctx, offer: SlotOffer) -> str:
+    """ "Tuesday, December 8th at 3 pm your time, that's 10 am Eastern time" (the business's
+    clock named when it differs), else just the offer."""
+    home = ctx.home_timezone
+    elsewhere = speak_elsewhere(offer.local_start, ctx.timezone, home) if home else ""
+    return f"{offer.spoken} your time, {elsewhere}" if elsewhere else offer.spoken
 
 
 def _unavailable_prefix(ctx: Ctx) -> str:

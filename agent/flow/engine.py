@@ -29,6 +29,13 @@ request was heard in, i.e. the flow declared those very words (an intent with th
 "stop calling" phrase does not swallow "cancel that and stop calling me": the request is
 honoured however a flow is written, except where its author said these words on purpose.
 ``ReplyInterrupted`` is only recorded (what the caller heard).
+
+The caller's time zone is the ``user_timezone`` variable: set when the call starts
+(:func:`agent.flow.caller_zone.detect_zone`: a call parameter, else the caller's number, else
+the flow's zone) and whenever the caller states theirs at a question
+(:mod:`agent.flow.zone_steps`, heard after the rules above). Dates and times are read, and
+offers found and spoken, in it; the engine's ``timezone`` stays the business's, named beside
+the caller's when their clocks differ.
 """
 
 from __future__ import annotations
@@ -41,7 +48,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from slotline.agent.flow import booking_steps, steps
+from slotline.agent.booking.zones import load_zone
+from slotline.agent.flow import booking_steps, steps, zone_steps
+from slotline.agent.flow.caller_zone import detect_zone
 from slotline.agent.flow.messages import (
     AvailabilityReady,
     BookingFinished,
@@ -71,6 +80,8 @@ from slotline.agent.flow.state import (
     Step,
 )
 from slotline.agent.flow.table import edge_target
+from slotline.agent.flow.zone_names import hint_phrases as zone_hint_phrases
+from slotline.agent.flow.zone_names import zone_stated
 from slotline.providers.errors import ProtocolError
 from slotline.providers.llm import rules
 from slotline.providers.llm.rules.vocab import OPT_OUT, OPT_OUT_HINTS
@@ -82,9 +93,13 @@ DEFAULT_MAX_STEPS = 50  # nodes entered for one event; a sound flow needs a hand
 
 
 def started(ctx: Ctx, flow: Flow, event: CallStarted) -> Step:
-    """The call began: call parameters named like a declared variable set it; go to start."""
+    """The call began: call parameters named like a declared variable set it, the caller's
+    zone is detected (see the module docstring); go to start."""
     given = {k: v for k, v in event.custom_parameters.items() if k in flow.variables and v}
-    return Step(variables=given, goto=flow.start)
+    detected = detect_zone(event.custom_parameters, ctx.timezone, at=ctx.now)
+    log.info("call_sid=%s caller's time zone %s (from the %s)", event.call_sid, detected.zone,
+             detected.source)
+    return Step(variables={**given, zone_steps.ZONE_VARIABLE: detected.zone}, goto=flow.start)
 
 
 _ENTER: Mapping[str, Callable[[Ctx, Any], Step]] = {
@@ -154,8 +169,9 @@ def _opt_out_words(words: list[str]) -> frozenset[int]:
 
 
 class FlowEngine:
-    """One call's conversation over ``flow``. ``timezone`` (IANA) is the zone dates are read in:
-    None means the flow's ``timezone``, else UTC. ``extract`` reads answers (the rules
+    """One call's conversation over ``flow``. ``timezone`` (IANA) is the business's zone, and
+    the caller's until detected or said otherwise (see the module docstring): None means the
+    flow's ``timezone``, else UTC. ``extract`` reads answers (the rules
     extractors by default). ``use_llm``: a model is configured, so the engine may ask it
     (``AskModel``, ``JudgeConditions``; see :mod:`agent.flow.messages`); without it the engine
     behaves exactly as the rules alone decide."""
@@ -181,7 +197,8 @@ class FlowEngine:
         self._llm = LlmSetup(flow.persona, flow.instructions) if use_llm else None
         # listened for at every node: the flow's intents, then the do-not-call requests
         self._intent_phrases = tuple(
-            dict.fromkeys((*(p for i in flow.intents for p in i.phrases), *OPT_OUT_HINTS))
+            dict.fromkeys((*(p for i in flow.intents for p in i.phrases), *OPT_OUT_HINTS,
+                           *zone_hint_phrases()))
         )
         self._variables = flow.initial_variables()
         self._node_id = ""
@@ -269,7 +286,7 @@ class FlowEngine:
             )
         if isinstance(event, CallStarted):
             self._call_sid = event.call_sid
-        step = self._heard_anywhere(event)
+        step = self._heard_anywhere(event) or self._zone_stated(event)
         if step is None:
             node = self._flow if self._phase is Phase.IDLE else self._node()
             step = handler(self._ctx(), node, event)
@@ -293,6 +310,30 @@ class FlowEngine:
                      self._node_id)
             return steps.opt_out(self._ctx())
         return None
+
+    def _zone_stated(self, event: FlowEvent) -> Step | None:
+        """The caller stated their time zone while the agent listened (``zone_steps``)."""
+        if self._phase not in LISTENING or not isinstance(event, CallerSaid):
+            return None
+        heard = zone_stated(event.text)
+        if heard is None:
+            return None
+        step = zone_steps.zone_heard(self._ctx(), self._node(), self._phase, heard)
+        if step is not None:
+            log.info("call_sid=%s caller's time zone %s (said at %s)", self._call_sid,
+                     heard.zone, self._node_id)
+        return step
+
+    def _caller_zone(self) -> str:
+        """``user_timezone`` when it names a zone, else the business's."""
+        zone = self._variables.get(zone_steps.ZONE_VARIABLE, "")
+        if zone and zone != self._timezone:
+            try:
+                load_zone(zone)
+            except ValueError:
+                return self._timezone
+            return zone
+        return self._timezone
 
     def _intent(self, words: list[str], *, covering: frozenset[int]) -> Intent | None:
         """The first flow intent the words match that claims every position in ``covering``."""
@@ -354,7 +395,7 @@ class FlowEngine:
             node_id=self._node_id,
             variables=MappingProxyType(self._variables),
             now=self._now(),
-            timezone=self._timezone,
+            timezone=self._caller_zone(),
             extract=self._extract,
             intent_phrases=self._intent_phrases,
             attempts=self._attempts,
@@ -363,4 +404,5 @@ class FlowEngine:
             llm=self._llm,
             questions=self._questions,
             region=self._region,
+            home_timezone=self._timezone,
         )

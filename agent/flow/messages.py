@@ -130,6 +130,7 @@ class Preferences:
     date: str = ""  # preferred_date: "2026-12-01"
     time: str = ""  # preferred_time: "14:00", or a range "14:00-16:00"
     time_of_day: str = ""  # time_preference: "morning" | "afternoon" | "evening"
+    timezone: str = ""  # IANA zone the caller meant (and hears offers in); "" = the runner's
 
 
 @dataclass(frozen=True, slots=True)

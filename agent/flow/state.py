@@ -88,6 +88,7 @@ class Ctx:
     llm: LlmSetup | None = None  # None: no model configured (rules only)
     questions: int = 0  # free answers given so far at this conversation node
     region: str = ""  # ISO country numbers and numeric dates are read in ("" = the zone's)
+    home_timezone: str = ""  # the business's zone ("" = ``timezone``): named beside the caller's
 
     def read(self, kind: str, text: str, choices: Choices = ()) -> str | None:
         """The canonical value of ``kind`` in ``text``, or None."""
