@@ -93,6 +93,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     run = base / "run"
     run.mkdir()
     yield Installed(venv, wheel, run, env, _probe(venv, run, env))
+    shutil.rmtree(base, ignore_errors=True)  # ~400 MB; pytest would keep three runs of it
 
 
 def test_the_installed_package_is_the_wheels_and_lean(installed: Installed) -> None:
