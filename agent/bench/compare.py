@@ -38,6 +38,9 @@ def rows(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
              False),
         ]
     out += [
+        ("turns answered", ("turns", "answered"), True),
+        ("barge-ins cleared", ("turns", "bargein_cleared"), True),
+        ("calls the caller spoke first", ("calls", "spoke_first"), False),  # no greeting came
         ("failed calls", ("calls", "failed"), False),
         ("dropped calls", ("calls", "dropped"), False),
         ("errors", ("errors", "count"), False),
