@@ -46,10 +46,11 @@ class Installed:
     env: Mapping[str, str]
     probe: tuple[str, str, str]  # right after installing: slotline's files, extras' modules
 
-    def slotline(self, *args: str, timeout_s: float = 60.0,
-                 **extra: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    def slotline(
+        self, *args: str, timeout_s: float = 60.0, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(self.venv / "bin/slotline"), *args], cwd=self.run,
-                              env={**self.env, **extra}, capture_output=True, text=True,
+                              env={**self.env, **(env or {})}, capture_output=True, text=True,
                               timeout=timeout_s, check=False)  # fmt: skip
 
 
@@ -177,7 +178,7 @@ def test_serve_answers_readyz(installed: Installed) -> None:
 def test_a_missing_extra_is_one_line_naming_it(
     installed: Installed, args: tuple[str, ...], env: dict[str, str], extra: str
 ) -> None:
-    done = installed.slotline(*args, **env)
+    done = installed.slotline(*args, env=env)
     assert done.returncode == 2
     assert f"not installed; pip install 'slotline[{extra}]'" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
