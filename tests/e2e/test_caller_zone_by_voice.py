@@ -1,0 +1,132 @@
+"""An out-of-zone caller hears and books times in their own zone: whole calls over the Twilio
+media protocol to a real server (offline recogniser, the default demo_booking flow, a local
+calendar in New York open 9 am to 5 pm), checked in what the caller heard and in the store.
+
+The caller's voice is flite's rms slowed by a quarter and pitched down to 90 Hz, settings no
+other test speaks with, and the phrasings are in no other test nor in the grammars' example
+sentences. Measured with flite 2.2 and the offline recogniser at the questions they answer,
+each of these lines is read exactly.
+
+- A London number (``user_phone`` +44 20…, as Twilio's ``<Parameter>`` passes the From number):
+  "four in the afternoon" is 4 pm in London, said back with New York's clock beside it, and the
+  booking starts at 4 pm London time (16:00 UTC in winter).
+- No number, and "I'm in California" when asked for a time: the agent says "Got it, Pacific
+  time.", asks again, and "eleven in the morning" books 11 am Pacific.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+
+from slotline.agent.caller import Say, load_wav_ulaw, run_caller
+from slotline.agent.store import BookingRecord
+from tests.e2e.conftest import Server, call_tasks, running_server
+from tests.until import until
+
+FLITE = shutil.which("flite")
+VOICE = ("-voice", "rms", "--setf", "duration_stretch=1.25", "--setf", "int_f0_target_mean=90")
+NAME, NO_EMAIL, DAY = "the name is emma brown", "no thank you", "this coming wednesday"
+NEW_YORK = ZoneInfo("America/New_York")
+LONDON_LINE = "+442079460000"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    runner, srv = await running_server()
+    try:
+        yield srv
+    finally:
+        await runner.cleanup()
+
+
+async def spoken(folder: Path, lines: Sequence[str]) -> list[Say]:
+    """``lines`` in the test's voice, as 8 kHz mu-law (what a phone line carries)."""
+    assert FLITE is not None, "flite is needed (make test installs it: apt-get install flite)"
+    said = []
+    for index, words in enumerate(lines):
+        wav = folder / f"zone-{index}.wav"
+        flite = await asyncio.create_subprocess_exec(FLITE, *VOICE, "-t", words, "-o", str(wav))
+        assert await flite.wait() == 0
+        said.append(Say(load_wav_ulaw(wav)))
+    return said
+
+
+async def call(
+    server: Server, script: list[Say], parameters: Mapping[str, str]
+) -> tuple[dict[str, Any], list[str], BookingRecord]:
+    """One call: its log, what the agent said, and the one booking it made."""
+    report = await run_caller(server.media_url, script, custom_parameters=dict(parameters))
+    assert report.errors == () and report.closed_by == "server", report.errors
+    store = server.deps.store
+    assert store is not None
+
+    async def logged() -> bool:
+        return await store.calls.get(report.call_sid) is not None
+
+    await until(logged, timeout_s=20)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.url}/api/calls/{report.call_sid}") as response:
+            log = await response.json()
+    assert log["status"] == "completed" and log["errors"] == [], log["errors"]
+    assert call_tasks() == []
+    agent = [turn["text"] for turn in log["turns"] if turn["role"] == "agent"]
+    bookings = await store.bookings.for_call(report.call_sid)
+    assert len(bookings) == 1, (log["turns"], log["variables"])
+    return log, agent, bookings[0]
+
+
+def clock(at: datetime) -> str:
+    """A wall-clock reading as the agent says it ("11 am", "noon", "1 pm")."""
+    if at.hour == 12 and at.minute == 0:
+        return "noon"
+    return f"{at.hour % 12 or 12} {'am' if at.hour < 12 else 'pm'}"
+
+
+def wednesday(log: dict[str, Any]) -> date:
+    day = date.fromisoformat(log["variables"]["preferred_date"])
+    assert day.weekday() == 2  # "this coming wednesday" was read as a Wednesday
+    return day
+
+
+async def test_a_london_number_hears_and_books_london_times(
+    server: Server, tmp_path: Path
+) -> None:
+    script = await spoken(tmp_path, [NAME, NO_EMAIL, DAY, "four in the afternoon", "yes please"])
+    log, agent, booking = await call(server, script, {"user_phone": LONDON_LINE})
+    assert log["variables"]["user_timezone"] == "Europe/London"
+    start = datetime.combine(wednesday(log), time(16), ZoneInfo("Europe/London"))
+    in_new_york = clock(start.astimezone(NEW_YORK))  # 11 am, or noon when DST dates differ
+    question = next(text for text in agent if text.startswith("I can book "))
+    assert question.endswith(
+        f" at 4 pm your time, that's {in_new_york} Eastern time. Shall I go ahead?"), agent
+    assert any(text.startswith("You're all set for ") and text.endswith(" at 4 pm your time.")
+               for text in agent), agent
+    # the store has the instant the caller meant, and the caller's zone on the attendee
+    assert booking.start == start.astimezone(UTC)
+    assert booking.attendee.timezone == "Europe/London"
+    assert booking.attendee.phone == LONDON_LINE
+
+
+async def test_saying_i_am_in_california_books_pacific_times(
+    server: Server, tmp_path: Path
+) -> None:
+    script = await spoken(tmp_path, [NAME, NO_EMAIL, DAY, "i'm in california",
+                                     "eleven in the morning", "yes please"])
+    log, agent, booking = await call(server, script, {})
+    assert "Got it, Pacific time." in agent, agent
+    pacific = ZoneInfo("America/Los_Angeles")
+    start = datetime.combine(wednesday(log), time(11), pacific)
+    question = next(text for text in agent if text.startswith("I can book "))
+    assert question.endswith(" at 11 am your time, that's 2 pm Eastern time. Shall I go ahead?")
+    assert booking.start == start.astimezone(UTC)  # 19:00 UTC in winter
+    assert booking.attendee.timezone == "America/Los_Angeles"
+    assert log["variables"]["user_timezone"] == "America/Los_Angeles"
