@@ -24,6 +24,8 @@ from slotline.agent.flow import (
     load_flow,
 )
 from slotline.agent.flow.messages import FlowEvent
+from slotline.agent.notify import NotificationPolicy
+from slotline.agent.notify.policy import template_values
 from slotline.agent.responder import CallerSaid, CallStarted, Say
 from slotline.agent.store import Store, open_store
 
@@ -186,3 +188,21 @@ async def test_a_campaign_contact_s_zone_column(store: Store) -> None:
     assert call.engine.variables["user_timezone"] == "America/Chicago"  # the column wins
     assert (await call.say("nine a m"))[1] == (
         "I can book tomorrow at 9 am your time, that's 10 am Eastern time. Shall I go ahead?")
+
+
+@pytest.mark.parametrize(("now", "when"), [
+    ("2026-03-09T10:00", "tomorrow at 3 pm GMT"),  # New York on summer time, London not yet
+    ("2026-03-30T10:00", "tomorrow at 3 pm BST"),
+])
+async def test_the_confirmation_speaks_the_attendee_s_zone(
+    store: Store, now: str, when: str
+) -> None:
+    at = datetime.fromisoformat(now).replace(tzinfo=ZoneInfo(NY))
+    call = Call(store, at, LONDON_LINE)
+    await call.to_the_time_question({"user_phone": LONDON_LINE}, "tomorrow")
+    await call.say("three pm")
+    await call.say("yes")
+    [booking] = await store.bookings.for_call("CA-zone")
+    # the business's policy is in New York; the confirmation follows the attendee's zone
+    values = template_values(booking, NotificationPolicy(timezone=NY), now=at)
+    assert values["when"] == when
