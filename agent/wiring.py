@@ -367,11 +367,14 @@ async def build_deps(
             except ConfigError as exc:  # a bad <Parameter>: the call still gets the default
                 log.warning("call_sid=%s asked for flow %r: %s; using %r", start.call_sid,
                             requested, exc, settings.flow)
-        caller_tz = flow.timezone or calendar_tz
-        engine = FlowEngine(flow, now=_utc_now, timezone=caller_tz, use_llm=llm is not None,
+        # the business's zone; the caller's own is detected when the call starts (a
+        # user_timezone parameter, else the caller's number) and may be said during it:
+        # agent.flow.caller_zone, agent.flow.zone_steps
+        business_tz = flow.timezone or calendar_tz
+        engine = FlowEngine(flow, now=_utc_now, timezone=business_tz, use_llm=llm is not None,
                             region=settings.region)
         caller_number = start.custom_parameters.get("user_phone", "")
-        runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=caller_tz,
+        runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=business_tz,
                                       clock=_utc_now, notices=notices,
                                       caller_phone=caller_number, on_error=report)
         webhooks = HttpWebhooks(settings.webhooks, call_sid=start.call_sid,
