@@ -197,7 +197,9 @@ class ServiceBookingRunner:
         self._booked.pop(cancelled.id, None)
         if self._notices is not None:
             self._notices.cancelled(cancelled.id)
-        return CancelFinished(request.node_id, True, self._offer(cancelled.start),
+        # said on the clock it was booked on (the caller's zone then)
+        spoken = self._offer(cancelled.start, cancelled.attendee.timezone)
+        return CancelFinished(request.node_id, True, spoken,
                               booking_id=cancelled.id)
 
     async def call_ended(self, variables: Mapping[str, str]) -> None:
@@ -304,8 +306,8 @@ class ServiceBookingRunner:
         return BookingFinished(node_id, False, alternatives=offers,
                                reason=reason if offers else "no_slots")
 
-    def _offer(self, start: datetime) -> SlotOffer:
-        zone = load_zone(self._zone)
+    def _offer(self, start: datetime, timezone: str = "") -> SlotOffer:
+        zone = load_zone(timezone or self._zone)
         local = start.astimezone(zone)
         today = self._clock().astimezone(zone).date()
         return SlotOffer(local.isoformat(), speak_date(local.date(), today), speak_clock(local))

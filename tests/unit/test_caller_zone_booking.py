@@ -21,6 +21,7 @@ from slotline.agent.flow import (
     FlowAction,
     FlowEngine,
     RunBooking,
+    RunCancel,
     load_flow,
 )
 from slotline.agent.flow.messages import FlowEvent
@@ -71,6 +72,8 @@ class Call:
                 queue.extend(self.engine.handle(await self.runner.check(action)))
             elif isinstance(action, RunBooking):
                 queue.extend(self.engine.handle(await self.runner.run(action)))
+            elif isinstance(action, RunCancel):
+                queue.extend(self.engine.handle(await self.runner.cancel(action)))
         return heard
 
     async def to_the_time_question(self, parameters: Mapping[str, str], day: str) -> None:
@@ -206,3 +209,19 @@ async def test_the_confirmation_speaks_the_attendee_s_zone(
     # the business's policy is in New York; the confirmation follows the attendee's zone
     values = template_values(booking, NotificationPolicy(timezone=NY), now=at)
     assert values["when"] == when
+
+
+async def test_a_cancellation_is_said_on_the_clock_it_was_booked_on(store: Store) -> None:
+    booking_call = Call(store, MONDAY_AFTER_US_CHANGE, LONDON_LINE)
+    await booking_call.to_the_time_question({"user_phone": LONDON_LINE}, "tomorrow")
+    await booking_call.say("three pm")
+    await booking_call.say("yes")
+    # a second call, from a number that gives no zone: the business's clock for everything
+    # else, the booking's own when it is read back
+    cancelling = Call(store, MONDAY_AFTER_US_CHANGE)
+    await cancelling.start({})
+    await cancelling.say("i'd like to cancel my appointment")
+    london_line = "plus four four two zero seven nine four six zero zero zero zero"
+    assert await cancelling.say(london_line) == [
+        "One moment while I find your appointment.",
+        "Your appointment on tomorrow at 3 pm is cancelled. Goodbye!"]
