@@ -32,7 +32,7 @@ import weakref
 
 import numpy as np
 import numpy.typing as npt
-import soxr  # type: ignore[import-untyped]  # ships no py.typed marker
+import soxr  # untyped: ignore_missing_imports in pyproject
 
 logger = logging.getLogger(__name__)
 
