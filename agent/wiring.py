@@ -54,7 +54,7 @@ _BUNDLED_FLOWS = Path(__file__).resolve().parents[1] / "config" / "flows"
 
 def flow_path(name: str, config_path: Path | None = None) -> Path:
     """``flow`` setting → file: a path as given, else NAME.yaml in the flows/ folder beside
-    the config file, else in the repository's config/flows/."""
+    the config file, else in config/flows (inside the package once installed)/."""
     given = Path(name)
     if given.suffix in {".yaml", ".yml"}:
         if given.is_file():
@@ -329,8 +329,12 @@ async def build_deps(
     except BaseException:
         await http.aclose()
         raise
-    llm = _llm(settings, secrets)
-    store = await Store.open(settings.store.url)
+    try:  # a missing extra (openai, asyncpg) or an unreachable database stops start-up here
+        llm = _llm(settings, secrets)
+        store = await Store.open(settings.store.url)
+    except BaseException:
+        await http.aclose()
+        raise
     try:
         calendars = build_calendars(settings, secrets, http.get())
         booking = BookingService.from_settings(
