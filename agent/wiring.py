@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 _SOURCE = "settings"
 _FLOW_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# The repository's config/flows (an editable install, the demo and the tests).
+# config/flows: the checkout's (through the slotline/ links) or the installed package's.
 _BUNDLED_FLOWS = Path(__file__).resolve().parents[1] / "config" / "flows"
 
 
