@@ -5,7 +5,7 @@ Detection order (:func:`detect_zone`), first that gives a zone wins:
 1. a ``user_timezone`` call parameter: Twilio's ``<Parameter>`` on an inbound stream, or the
    campaign contact's column of that name on an outbound one (``agent.dialer.twiml`` passes a
    contact's variables as parameters). An IANA name ("America/Chicago") or a spoken one
-   ("Central", "London", "California": :mod:`agent.flow.zone_names`);
+   ("Central", "London", "California": :mod:`providers.llm.rules.timezones`);
 2. the caller's number (``user_phone``, E.164) through ``phonenumbers``' time-zone data — see
    :func:`zone_for_number` for numbers that map to several zones;
 3. the flow's default (the flow's ``timezone``, else its calendar's).
@@ -25,8 +25,8 @@ import phonenumbers
 from phonenumbers import timezone as number_zones
 
 from slotline.agent.booking.zones import load_zone
-from slotline.agent.flow.zone_names import zone_named
 from slotline.providers.llm.rules.region import region_for
+from slotline.providers.llm.rules.timezones import zone_named
 
 log = logging.getLogger(__name__)
 

@@ -80,10 +80,10 @@ from slotline.agent.flow.state import (
     Step,
 )
 from slotline.agent.flow.table import edge_target
-from slotline.agent.flow.zone_names import hint_phrases as zone_hint_phrases
-from slotline.agent.flow.zone_names import zone_stated
 from slotline.providers.errors import ProtocolError
 from slotline.providers.llm import rules
+from slotline.providers.llm.rules.timezones import hint_phrases as zone_hint_phrases
+from slotline.providers.llm.rules.timezones import zone_stated
 from slotline.providers.llm.rules.vocab import OPT_OUT, OPT_OUT_HINTS
 
 log = logging.getLogger(__name__)

@@ -73,6 +73,7 @@ _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     "time_of_day": {"type": "string", "enum": ["morning", "afternoon", "evening"]},
     "yes_no": {"type": "boolean"},
     "number": {"type": "number"},
+    "timezone": {"type": "string", "description": "IANA zone, e.g. America/Chicago."},
 }
 
 

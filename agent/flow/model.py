@@ -28,7 +28,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 ExtractorKind = Literal[
-    "text", "name", "email", "phone", "date", "time", "time_of_day", "yes_no", "choice", "number"
+    "text", "name", "email", "phone", "date", "time", "time_of_day", "yes_no", "choice", "number",
+    "timezone",
 ]
 """What a conversation node's answer is read as (``providers.llm.rules.KINDS``)."""
 

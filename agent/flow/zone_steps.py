@@ -1,8 +1,8 @@
 """The caller says their time zone, at any question: "I'm in London", "what's that in Pacific?".
 
-The engine runs :func:`agent.flow.zone_names.zone_stated` on every answer (before the node reads
-it, after the do-not-call request and the flow's intents), like a correction that may come at
-any time. What a stated zone does depends on where the agent is listening:
+The engine runs :func:`providers.llm.rules.timezones.zone_stated` on every answer (before the
+node reads it, after the do-not-call request and the flow's intents), like a correction that may
+come at any time. What a stated zone does depends on where the agent is listening:
 
 - at a question (``conversation``): ``user_timezone`` becomes the zone; when the rest of the
   utterance answers the question ("tomorrow at 2 pm Pacific time") the answer is read in the new
@@ -33,7 +33,7 @@ from slotline.agent.flow.messages import (
 )
 from slotline.agent.flow.model import BookingNode, ConversationNode, Node, RescheduleNode
 from slotline.agent.flow.state import Ctx, Phase, Step
-from slotline.agent.flow.zone_names import ZoneStatement
+from slotline.providers.llm.rules.timezones import ZoneStatement
 
 ZONE_VARIABLE = "user_timezone"
 

@@ -1,6 +1,6 @@
-"""The caller's time zone, by tables: what a caller says (agent.flow.zone_names), what the call
-starts with (agent.flow.caller_zone), and the business's clock named beside theirs on both
-sides of the 2026 clock changes (agent.booking.speech)."""
+"""The caller's time zone, by tables: what a caller says (providers.llm.rules.timezones), what
+the call starts with (agent.flow.caller_zone), and the business's clock named beside theirs on
+both sides of the 2026 clock changes (agent.booking.speech)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from slotline.agent.booking.speech import (
     spoken_zone,
 )
 from slotline.agent.booking.zones import load_zone
+from slotline.agent.dialer.contacts import Contact, parse_csv
+from slotline.agent.dialer.twiml import stream_parameters
 from slotline.agent.flow.caller_zone import detect_zone, parse_zone, zone_for_number
-from slotline.agent.flow.zone_names import ZONE_PHRASES, zone_named, zone_stated
+from slotline.agent.store.dialer_records import AttemptRow
+from slotline.providers.llm import rules
+from slotline.providers.llm.rules.timezones import ZONE_PHRASES, zone_named, zone_stated
 
 LA, NY, CHI, DEN = "America/Los_Angeles", "America/New_York", "America/Chicago", "America/Denver"
 LON, BER = "Europe/London", "Europe/Berlin"
@@ -152,3 +156,38 @@ def test_no_second_clock_when_both_read_alike() -> None:
     assert clocks_differ(LON, "Europe/Lisbon", at) is False  # same clock, other country
     assert [spoken_zone(z) for z in (NY, CHI, LA, LON, BER, "Asia/Tokyo")] == [
         "Eastern", "Central", "Pacific", "UK", "Berlin", "Tokyo"]
+
+
+@pytest.mark.parametrize(("said", "zone"), [
+    ("pacific", LA), ("I'm in Texas", CHI), ("central time please", CHI), ("berlin", BER),
+    ("America/Chicago", CHI), ("UTC", "UTC"), ("Mars/Olympus", None), ("no idea", None),
+])
+def test_the_timezone_extractor_kind(said: str, zone: str | None) -> None:
+    found = rules.extract("timezone", said, now=DEC, timezone=NY)
+    assert (found.value if found is not None else None) == zone
+    assert "i'm in california" in rules.hints("timezone").phrases
+
+
+def attempt(contact: Contact) -> AttemptRow:
+    return AttemptRow(
+        id="AT1", call_sid=None, campaign_id="CP1", contact_id="CT1", number=1,
+        phone=contact.phone, flow="demo_booking", variables=contact.variables, status="queued",
+        answered_by="", machine_action="", events=(), duration_s=None, session_status="",
+        outcome="", reason="", booking_id=None, worker="", started_at=DEC, answered_at=None,
+        final_at=None, session_ended_at=None, settled_at=None,
+    )  # fmt: skip
+
+
+def test_a_campaign_contact_s_zone_reaches_the_call() -> None:
+    """The dialer passes a contact's variables as the stream's <Parameter>s: its timezone column
+    (else the zone of its number) is the call's ``user_timezone``."""
+    contacts = parse_csv(
+        b"phone,name,timezone\n+12125550100,Kim,Europe/London\n+442079460000,Ann,\n"
+        b"+18005550123,Bo,\n", default_timezone=LA,
+    ).contacts
+    started = [detect_zone(stream_parameters(attempt(c)), NY, at=DEC) for c in contacts]
+    assert [(z.zone, z.source) for z in started] == [
+        (LON, "parameter"),  # the column, over the New York number
+        (LON, "parameter"),  # the number's zone, as the contact list read it
+        (LA, "parameter"),  # toll-free: the campaign's default zone
+    ]

@@ -12,17 +12,20 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from slotline.agent.booking.runner import ServiceBookingRunner
 from slotline.agent.booking.service import BookingService
 from slotline.agent.config import load_settings
 from slotline.agent.flow import (
     CheckAvailability,
+    Flow,
     FlowAction,
     FlowEngine,
     RunBooking,
     RunCancel,
     load_flow,
+    parse_flow,
 )
 from slotline.agent.flow.messages import FlowEvent
 from slotline.agent.notify import NotificationPolicy
@@ -44,12 +47,14 @@ async def store(store_url: str) -> AsyncIterator[Store]:
 class Call:
     """One call of the demo flow, its actions carried out against the booking service."""
 
-    def __init__(self, store: Store, now: datetime, phone: str = "") -> None:
+    def __init__(
+        self, store: Store, now: datetime, phone: str = "", flow: Flow | None = None
+    ) -> None:
         def clock() -> datetime:
             return now
 
         self.store = store
-        flow = load_flow(FLOW, booking_actions=("demo",))
+        flow = flow or load_flow(FLOW, booking_actions=("demo",))
         service = BookingService.from_settings(load_settings(None, {}), store, clock=clock)
         self.engine = FlowEngine(flow, now=clock, timezone=NY)
         self.runner = ServiceBookingRunner(service, call_sid="CA-zone", caller_tz=NY, clock=clock,
@@ -225,3 +230,30 @@ async def test_a_cancellation_is_said_on_the_clock_it_was_booked_on(store: Store
     assert await cancelling.say(london_line) == [
         "One moment while I find your appointment.",
         "Your appointment on tomorrow at 3 pm is cancelled. Goodbye!"]
+
+
+ASKS_THE_ZONE = """\
+name: asks_the_zone
+timezone: America/New_York
+start: ask_zone
+nodes:
+  ask_zone: {type: conversation, say: "Which time zone are you in?", collect: user_timezone,
+             extractor: timezone, next: ask_date}
+  ask_date: {type: conversation, say: "What day?", collect: preferred_date, extractor: date,
+             next: ask_time}
+  ask_time: {type: conversation, say: "What time?", collect: preferred_time, extractor: time,
+             next: book}
+  book: {type: booking, action: demo, confirm: true, success: bye, failure: bye}
+  bye: {type: end_call, say: "Goodbye!"}
+"""
+
+
+async def test_a_flow_may_ask_for_the_zone_with_the_timezone_extractor(store: Store) -> None:
+    flow = parse_flow(yaml.safe_load(ASKS_THE_ZONE), booking_actions=("demo",))
+    call = Call(store, MONDAY_AFTER_US_CHANGE, flow=flow)
+    assert await call.start({}) == ["Which time zone are you in?"]
+    assert await call.say("central time") == ["What day?"]  # the node's answer, no "got it"
+    assert call.engine.variables["user_timezone"] == "America/Chicago"
+    await call.say("tomorrow")
+    assert await call.say("nine a m") == [
+        "I can book tomorrow at 9 am your time, that's 10 am Eastern time. Shall I go ahead?"]

@@ -474,7 +474,7 @@ def test_text_is_the_utterance_unless_it_is_only_filler() -> None:
 
 def test_kinds_are_the_flow_contract() -> None:
     assert set(KINDS) == {"text", "name", "email", "phone", "date", "time", "time_of_day",
-                          "yes_no", "choice", "number"}
+                          "yes_no", "choice", "number", "timezone"}
 
 
 def test_unknown_kind_and_zone_are_errors() -> None:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from slotline.providers.base import SpeechHints
 
-from . import answers, contact, dates, names, times
+from . import answers, contact, dates, names, times, timezones
 from .extraction import Choices, Context, Extraction, parse_choices
 from .region import region_for
 
@@ -38,6 +38,7 @@ _EXTRACTORS: dict[str, Callable[[str, Context], Extraction | None]] = {
     "yes_no": answers.extract_yes_no,
     "choice": answers.extract_choice,
     "number": answers.extract_number,
+    "timezone": timezones.extract_timezone,
 }
 _HINTS: dict[str, Callable[[], SpeechHints]] = {
     "text": SpeechHints,
@@ -49,6 +50,7 @@ _HINTS: dict[str, Callable[[], SpeechHints]] = {
     "time_of_day": times.time_of_day_hints,
     "yes_no": answers.yes_no_hints,
     "number": answers.number_hints,
+    "timezone": timezones.hints,
 }
 KINDS: tuple[str, ...] = tuple(_EXTRACTORS)
 """The extractor kinds flow files may name."""

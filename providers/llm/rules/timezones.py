@@ -8,7 +8,9 @@ Indiana → Eastern); "Washington" is the state (Pacific), "Washington DC" the c
 Two readers:
 
 - :func:`zone_named` — the permissive one, for an answer to "which time zone are you in?":
-  any zone phrase in the utterance ("eastern", "berlin", "the pacific one").
+  any zone phrase in the utterance ("eastern", "berlin", "the pacific one"). It is the rules
+  extractor of kind ``timezone`` (:func:`extract_timezone`), which also takes an IANA name as
+  written ("America/Chicago": a model's answer).
 - :func:`zone_stated` — the strict one the flow engine runs on every answer: the phrase must
   come with a cue that the caller is talking about *their zone* ("I'm in …", "I live in …",
   "calling from …", "… time", "my time zone is …", "what time is that in …"), so an answer
@@ -20,13 +22,20 @@ Two readers:
 
     >>> zone_stated("I'm in California").zone
     'America/Los_Angeles'
+    >>> zone_stated("my name is Georgia") is None
+    True
 """
 
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from slotline.providers.base import SpeechHints
+
+from .extraction import Context, Extraction
 
 _NY, _CHI, _DEN = "America/New_York", "America/Chicago", "America/Denver"
 _LA = "America/Los_Angeles"
@@ -125,6 +134,8 @@ _WHERE_CUES = (
     ("my", "time", "zone", "is"), ("my", "timezone", "is"), ("zone", "is"), ("zone's",),
     ("that", "in"), ("it", "in"), ("that", "for"),
 )  # fmt: skip
+# Spellings a recogniser does not write ("u t c" and "kiev" are how they come out).
+_WRITTEN_ONLY = frozenset(("utc", "uk", "kyiv"))
 _TIME_WORDS = frozenset(("time", "timezone", "standard", "daylight"))
 _ASKING = frozenset(("what", "what's", "whats", "how", "which"))
 _DROPPED = frozenset(("time", "timezone", "zone", "standard", "daylight", "please"))
@@ -171,6 +182,27 @@ def zone_stated(text: str) -> ZoneStatement | None:
         rest = " ".join(words[:first] + words[last:])
         return ZoneStatement(ZONE_PHRASES[phrase], phrase, asked, "" if asked else rest)
     return None
+
+
+def extract_timezone(text: str, ctx: Context) -> Extraction | None:
+    """The zone an answer names: an IANA name as written, else the first zone phrase."""
+    given = text.strip()
+    if "/" in given or given.upper() == "UTC":
+        try:
+            zoneinfo.ZoneInfo(given)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return None
+        return Extraction(value=given, confidence=1.0)
+    zone = zone_named(text)
+    return None if zone is None else Extraction(value=zone, confidence=0.9)
+
+
+def hints() -> SpeechHints:
+    """What a caller says when asked for their time zone."""
+    words = tuple(phrase for phrase in ZONE_PHRASES
+                  if (" " not in phrase or len(phrase) > 3) and phrase not in _WRITTEN_ONLY)
+    timed = tuple(f"{word} time" for word in ("eastern", "central", "mountain", "pacific"))
+    return SpeechHints(phrases=(*timed, *words, *hint_phrases()))
 
 
 def hint_phrases() -> tuple[str, ...]:
