@@ -5,6 +5,7 @@ served in the test's own loop; ``run`` with routes of one's own and with a port 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -93,7 +94,8 @@ async def script(folder: Path, code: str, env: Mapping[str, str]) -> AsyncIterat
     finally:
         if proc.returncode is None:
             proc.kill()
-            await proc.wait()
+            with contextlib.suppress(TimeoutError):  # a child may hold its pipes a moment
+                await asyncio.wait_for(proc.wait(), 30)
 
 
 async def demo_call(http: aiohttp.ClientSession, base_url: str) -> str:
@@ -168,6 +170,51 @@ async def test_the_app_built_in_ones_own_loop_starts_and_closes_its_providers(
         finally:
             await runner.cleanup()
     assert calendar.closed  # closed with the server
+
+
+async def test_slotline_serve_workers_load_an_installed_plugin(tmp_path: Path) -> None:
+    env = {**server_env(tmp_path), **CALENDAR_ENV, "PYTHONPATH": str(memcal_site(tmp_path))}
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "slotline.agent.cli", "serve", "--workers", "2", "--port", "0",
+            stdout=asyncio.subprocess.PIPE, stderr=stderr, env=env,
+        )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        found = re.search(r"(http://127\.0\.0\.1:\d+) with 2 workers", line)
+        assert found, line + (tmp_path / "stderr.txt").read_text()
+        pids = await _worker_pids(found.group(1), 2)
+        assert len(pids) == 2, (tmp_path / "stderr.txt").read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.terminate()  # the supervisor stops its workers
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+
+
+async def _worker_pids(url: str, count: int, timeout_s: float = 60.0) -> set[int]:
+    """The pids answering ``url`` once ``count`` workers are ready (a new connection each
+    time: the kernel spreads connections, not requests, over the workers)."""
+    pids: set[int] = set()
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    limits = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True),
+                                     timeout=limits) as http:
+        while len(pids) < count and asyncio.get_running_loop().time() < deadline:
+            try:
+                async with http.get(f"{url}/readyz") as ready:
+                    if ready.status == 200:
+                        async with http.get(f"{url}/healthz") as response:
+                            pids.add((await response.json())["pid"])
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.05)
+    return pids
 
 
 OWN_APP = '''
