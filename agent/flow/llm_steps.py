@@ -12,6 +12,8 @@ import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+import phonenumbers
+
 from slotline.agent.flow.messages import AskModel, JudgeConditions, Wanted
 from slotline.agent.flow.model import BranchNode, ConversationNode
 from slotline.agent.flow.state import Ctx, LlmSetup
@@ -102,11 +104,20 @@ def _checked_canonical(kind: str, value: str) -> str | None:
             date.fromisoformat(value)
         except ValueError:
             return None  # 2026-02-30
+    if kind == "phone" and not _possible_number(value):
+        return None  # "+10000000" has the shape of E.164 but is no number anywhere
     if kind == "time" and "-" in value:
         start, end = value.split("-")
         if end <= start:
             return None
     return value
+
+
+def _possible_number(e164: str) -> bool:
+    try:
+        return bool(phonenumbers.is_possible_number(phonenumbers.parse(e164)))
+    except phonenumbers.NumberParseException:
+        return False
 
 
 def _joined(*parts: str) -> str:

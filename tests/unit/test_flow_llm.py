@@ -234,6 +234,8 @@ WANT_DATE = Wanted("preferred_date", "date")
     (Wanted("n", "name"), "call me later 2", None),
     (Wanted("e", "email"), "J.Smith@Example.com", "j.smith@example.com"),
     (Wanted("p", "phone"), "(555) 123-4567", "+15551234567"),
+    (Wanted("p", "phone"), "+447700900123", "+447700900123"),  # E.164 as the model wrote it
+    (Wanted("p", "phone"), "+99912345678", None),  # no country has the code 999
     (Wanted("y", "yes_no"), "yes", "yes"),
     (Wanted("c", "choice", ("haircut|cut", "color|colour")), "colour", "color"),
     (Wanted("c", "choice", ("haircut|cut", "color|colour")), "perm", None),
