@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -105,6 +106,39 @@ async def demo_call(http: aiohttp.ClientSession, base_url: str) -> str:
                               custom_parameters=params, session=http)
     assert report.closed_by == "server" and report.errors == ()
     return report.call_sid
+
+
+WRONG_VOICE = """
+import slotline
+
+
+class Voice:
+    def __init__(self, context: slotline.ProviderContext[slotline.TtsSettings]) -> None: ...
+
+    def synthesize(self, text: str) -> bytes:  # not a stream of audio chunks
+        return b""
+
+
+slotline.register_tts("wrong", Voice)
+"""
+
+
+def test_the_protocols_type_check_a_custom_provider(tmp_path: Path) -> None:
+    """mypy --strict accepts the README's voice and refuses one that is not a TextToSpeech."""
+    (tmp_path / "readme_voice.py").write_text(readme_blocks()["python"], encoding="utf-8")
+    (tmp_path / "wrong_voice.py").write_text(WRONG_VOICE, encoding="utf-8")
+    results = {
+        name: subprocess.run(
+            [sys.executable, "-m", "mypy", "--strict", "--no-error-summary",
+             str(tmp_path / f"{name}.py")],
+            cwd=README.parent, capture_output=True, text=True, timeout=300,
+        )
+        for name in ("readme_voice", "wrong_voice")
+    }
+    assert results["readme_voice"].returncode == 0, results["readme_voice"].stdout
+    wrong = results["wrong_voice"]
+    assert wrong.returncode == 1
+    assert 'Argument 2 to "register_tts" has incompatible type "type[Voice]"' in wrong.stdout
 
 
 CALENDAR_ENV = {
