@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,10 +21,14 @@ import pytest
 from aiohttp import web
 
 import slotline
+from slotline.agent.app import CONTEXT
 from slotline.agent.caller import run_caller
 from slotline.agent.config_models import SECRET_ENV_NAMES
 from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from slotline.agent.prompt_cache import split_sentences
+from slotline.agent.registry import STT, TTS
+from slotline.providers.stt.local import LocalSpeechToText
+from slotline.providers.tts.local import LocalTts
 from tests.e2e.conftest import FAST_ENV
 from tests.plugin_dist import MEMCAL, installed, write_distribution
 
@@ -183,12 +187,61 @@ async def test_the_readme_example_serves_a_call_in_its_own_voice(tmp_path: Path)
     assert any("John Smith" in caption for caption in captions)
 
 
+class RecordedStt:
+    """The local recogniser as a plug-in, noting when the server starts and closes it."""
+
+    def __init__(self, context: slotline.ProviderContext[slotline.SttSettings]) -> None:
+        self.inner = LocalSpeechToText()
+        self.events: list[str] = []
+
+    def open_stream(self, *, call_sid: str) -> slotline.SttStream:
+        return self.inner.open_stream(call_sid=call_sid)
+
+    async def start(self) -> None:
+        await self.inner.start()
+        self.events.append("started")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+        self.events.append("closed")
+
+
+class ClosingVoice:
+    """The offline voice as a plug-in that only needs closing."""
+
+    def __init__(self, context: slotline.ProviderContext[slotline.TtsSettings]) -> None:
+        self.inner = LocalTts()
+        self.closed = False
+
+    def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        return self.inner.synthesize(text)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def recorded_providers() -> Iterator[None]:
+    slotline.register_stt("recorded", RecordedStt)
+    slotline.register_tts("closing", ClosingVoice)
+    try:
+        yield
+    finally:
+        STT.unregister("recorded")
+        TTS.unregister("closing")
+
+
 async def test_the_app_built_in_ones_own_loop_starts_and_closes_its_providers(
-    tmp_path: Path,
+    tmp_path: Path, recorded_providers: None
 ) -> None:
+    env = {**server_env(tmp_path), **CALENDAR_ENV, "SLOTLINE_STT__PROVIDER": "recorded",
+           "SLOTLINE_TTS__PROVIDER": "closing"}
     with installed(memcal_site(tmp_path), MODULES):
-        settings = slotline.load_settings(env={**server_env(tmp_path), **CALENDAR_ENV})
-        app = await slotline.build_app(settings, secrets=slotline.load_secrets({}))
+        app = await slotline.build_app(slotline.load_settings(env=env),
+                                       secrets=slotline.load_secrets({}))
+        deps = app[CONTEXT].deps
+        assert isinstance(deps.stt, RecordedStt) and isinstance(deps.tts, ClosingVoice)
+        assert deps.stt.events == []  # built, not started: that is the application's job
         runner = web.AppRunner(app)
         await runner.setup()
         try:
@@ -200,10 +253,12 @@ async def test_the_app_built_in_ones_own_loop_starts_and_closes_its_providers(
                     assert response.status == 200
             (calendar,) = sys.modules["slotline_test_memcal"].MemoryCalendar.made
             assert calendar.context.settings.options == {"room": "blue"}
-            assert not calendar.closed
+            assert deps.stt.events == ["started"]
+            assert not calendar.closed and not deps.tts.closed
         finally:
             await runner.cleanup()
-    assert calendar.closed  # closed with the server
+    assert deps.stt.events == ["started", "closed"]
+    assert deps.tts.closed and calendar.closed  # closed with the server
 
 
 async def test_slotline_serve_workers_load_an_installed_plugin(tmp_path: Path) -> None:
