@@ -6,11 +6,18 @@ with the server if it has ``aclose()``. Every other calendar gets its vendor ada
 ``base_url`` (the vendor's public root when empty) and its secret from the environment; a
 missing secret or key is a ``ConfigError`` at start-up naming the calendar. Adapters share the
 server's HTTP session and close with it.
+
+When the server starts (``CalendarAdapters.start``), each adapter that follows settings held at
+its vendor (``VendorSettingsReader``: a Cal.com event type, a GHL calendar) reads them, and the
+flows are checked against the fields the vendor requires (``agent.booking.vendor_fields``): a
+wrong id or token, or a required field no flow variable fills, stops start-up with the reason.
+A vendor that cannot be reached then is logged and read again on the first booking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -18,11 +25,14 @@ import aiohttp
 from pydantic import SecretStr
 
 from slotline.agent.config_models import CalendarSettings, Secrets, Settings
+from slotline.agent.flow.model import Flow
 from slotline.agent.registry import CALENDARS, ProviderContext
 from slotline.providers.calendars.base import CalendarProvider
-from slotline.providers.errors import ConfigError
+from slotline.providers.calendars.vendor import VendorSettingsReader
+from slotline.providers.errors import ConfigError, ProviderError
 
 _SOURCE = "settings"
+logger = logging.getLogger(__name__)
 
 
 class _Closable(Protocol):
@@ -35,9 +45,25 @@ class CalendarAdapters:
 
     by_name: dict[str, CalendarProvider] = field(default_factory=dict)
     closables: list[_Closable] = field(default_factory=list)
+    settings: Settings | None = None
+    flows: Sequence[Flow] = ()  # checked against the vendors' required fields at start
 
     async def start(self) -> None:
-        return None
+        """Read the vendors' own settings, then check the flows against them (module doc)."""
+        for name, adapter in self.by_name.items():
+            if not isinstance(adapter, VendorSettingsReader):
+                continue
+            try:
+                await adapter.prepare()
+            except ProviderError as failed:
+                if not failed.retryable:
+                    raise ConfigError(f"calendar {name}", "vendor settings", str(failed)) from None
+                logger.warning("calendar %s: its vendor's settings are unread (%s); read again "
+                               "on the first booking", name, failed)
+        if self.settings is not None:
+            from slotline.agent.booking.vendor_fields import check_flows
+
+            check_flows(self.flows, self.settings, self.by_name)
 
     async def aclose(self) -> None:
         for item in reversed(self.closables):
@@ -72,6 +98,7 @@ def _calcom(name: str, cal: CalendarSettings, secrets: Secrets,
         _secret(secrets.calcom_api_key, "CALCOM_API_KEY", name),
         int(_required(cal.event_type_id, name, "event_type_id")),
         session=session,
+        fields=cal.fields,
     )
     out.closables.append(adapter)
     return adapter
@@ -210,10 +237,15 @@ _BUILDERS: Mapping[str, Builder] = {
 
 
 def build_calendars(
-    settings: Settings, secrets: Secrets, session: aiohttp.ClientSession
+    settings: Settings,
+    secrets: Secrets,
+    session: aiohttp.ClientSession,
+    *,
+    flows: Sequence[Flow] = (),
 ) -> CalendarAdapters:
-    """An adapter for every non-``local`` calendar in ``settings``."""
-    adapters = CalendarAdapters()
+    """An adapter for every non-``local`` calendar in ``settings``; ``flows`` are checked
+    against the vendors' required fields when the adapters start."""
+    adapters = CalendarAdapters(settings=settings, flows=tuple(flows))
     try:
         for name, calendar in settings.calendars.items():
             if calendar.provider not in CALENDARS.builtin:

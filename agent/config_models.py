@@ -227,6 +227,12 @@ class CalendarSettings(_Section):
     username: str | None = None  # caldav
     subject: str | None = None  # google service account: the Workspace user to act as
     invite_attendees: bool = True  # google: False when a service account cannot invite
+    # calcom: booking question slug → the flow variable answering it (default: the variable of
+    # the slug's name); ghl: contact custom field key or id → flow variable
+    fields: FrozenMap[str] = FrozenMap({})
+    auto_confirm: bool = True  # ghl: appointments "confirmed", else "new" (staff confirm them)
+    title: str = ""  # ghl: the appointment title, a template over flow variables ("{user_name}")
+    tags: tuple[str, ...] = ()  # ghl: tags put on the contact, templates over flow variables
     options: ProviderOptions = FrozenMap({})  # a plug-in calendar's own keys
 
     @field_validator("timezone")

@@ -336,7 +336,7 @@ async def build_deps(
         await http.aclose()
         raise
     try:
-        calendars = build_calendars(settings, secrets, http.get())
+        calendars = build_calendars(settings, secrets, http.get(), flows=(default_flow,))
         booking = BookingService.from_settings(
             settings, store, calendars.by_name, metrics=metrics
         )

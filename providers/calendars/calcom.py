@@ -24,6 +24,13 @@ Too soon / too far ahead / in the past → a non-retryable ``ProviderError`` say
 ``ProviderError`` naming the event type id (configuration). 401/403 → ``ProviderAuthError``,
 429/5xx on reads → retried, both by ``JsonHttpClient``.
 
+Before the first booking (at start-up: ``prepare``), the event type is read once
+(``GET /v2/event-types/{id}``, ``calcom_fields``): its length (slots and bookings are that long,
+whatever the booking action's ``duration_min``) and its custom booking questions. Each booking
+answers them in ``bookingFieldsResponses`` from the flow's variables of the same slug (or as the
+calendar's ``fields`` setting maps them), and a ``guests`` variable adds extra attendees
+(``guests``). ``required_variables`` tells start-up which variables a flow must be able to set.
+
 One booking costs 2 requests (reservation + booking) when all goes well; 3 when a lookup is
 needed. The booking id Slotline keeps is Cal.com's ``uid``. Status: accepted and pending →
 confirmed (a pending booking awaiting the host's approval still holds the time), cancelled and
@@ -40,12 +47,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
+from slotline.providers.calendars import calcom_fields as event_types
 from slotline.providers.calendars import calcom_wire as wire
 from slotline.providers.calendars.base import (
     Attendee,
@@ -53,6 +62,7 @@ from slotline.providers.calendars.base import (
     BusyInterval,
     ProviderBooking,
 )
+from slotline.providers.calendars.calcom_fields import EventTypeFacts
 from slotline.providers.calendars.calcom_wire import CalcomBooking, Refusal, Reservation
 from slotline.providers.errors import ProviderError, SlotTaken
 from slotline.providers.http import (
@@ -83,6 +93,7 @@ class CalcomCalendar(HttpAdapter):
         *,
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
+        fields: Mapping[str, str] | None = None,
     ) -> None:
         root = (base_url or DEFAULT_BASE_URL).rstrip("/")
         if root.endswith("/v2"):  # the vendor root is wanted; tolerate the API's own URL
@@ -93,6 +104,35 @@ class CalcomCalendar(HttpAdapter):
         )
         self._holds: OrderedDict[str, tuple[Reservation, float]] = OrderedDict()  # → expiry
         self._warned_length = False
+        self.fields = dict(fields or {})  # booking field slug → flow variable (else the slug)
+        self._facts: EventTypeFacts | None = None
+
+    # ---- the event type's own settings ---------------------------------------------------------
+
+    async def prepare(self) -> EventTypeFacts:
+        """Read the event type (its length and booking questions); once, then remembered."""
+        if self._facts is None:
+            path = event_types.event_type_path(self.event_type_id)
+            response = await self._call("GET", path, event_types.EVENT_TYPES_VERSION)
+            if response.status != 200:
+                raise self._refused(f"GET {path}", response)
+            self._facts = event_types.parse_event_type(response.body)
+        return self._facts
+
+    @property
+    def length_min(self) -> int | None:
+        """The event type's length, once ``prepare`` has read it."""
+        return self._facts.length_min if self._facts is not None else None
+
+    def required_variables(self) -> dict[str, str]:
+        """Each required custom booking question (slug) → the flow variable that answers it.
+        Empty until ``prepare`` has read the event type."""
+        if self._facts is None:
+            return {}
+        return {
+            slug: event_types.variable_for(slug, self.fields)
+            for slug in self._facts.required_slugs
+        }
 
     # ---- availability ------------------------------------------------------------------------
 
@@ -123,6 +163,7 @@ class CalcomCalendar(HttpAdapter):
     # ---- write once --------------------------------------------------------------------------
 
     async def create(self, request: BookingRequest) -> ProviderBooking:
+        facts = await self.prepare()  # read once; before any hold is taken
         key = request.idempotency_key
         looked_up = False
         hold = self._live_hold(key)
@@ -133,7 +174,11 @@ class CalcomCalendar(HttpAdapter):
                 ours = await self._find_ours(request)
                 if ours is not None:
                     return ours.to_provider()
-        body = wire.booking_body(self.event_type_id, request, hold.uid if hold else None)
+        body = wire.booking_body(
+            self.event_type_id, request, hold.uid if hold else None,
+            responses=event_types.field_responses(facts, request.fields, self.fields),
+            guests=event_types.guest_emails(request.fields, request.attendee.email),
+        )
         try:
             response = await self._call(
                 "POST", "/v2/bookings", wire.BOOKINGS_VERSION, json=body, retry=False

@@ -202,8 +202,15 @@ def booking_metadata(request: BookingRequest) -> dict[str, str]:
 
 
 def booking_body(
-    event_type_id: int, request: BookingRequest, reservation_uid: str | None
+    event_type_id: int,
+    request: BookingRequest,
+    reservation_uid: str | None,
+    *,
+    responses: Mapping[str, Any] | None = None,
+    guests: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """``responses`` answer the event type's custom questions (``bookingFieldsResponses``);
+    ``guests`` are extra attendees' addresses (``calcom_fields``)."""
     who = request.attendee
     attendee: dict[str, str] = {
         "name": who.name or "Caller",
@@ -220,6 +227,10 @@ def booking_body(
         "attendee": attendee,
         "metadata": booking_metadata(request),
     }
+    if responses:
+        body["bookingFieldsResponses"] = dict(responses)
+    if guests:
+        body["guests"] = list(guests)
     if reservation_uid:
         # Cal.com then refuses the booking if someone else reserved the time first (409).
         body["reservedSlotUid"] = reservation_uid

@@ -17,6 +17,11 @@ Serves what Slotline's Cal.com adapter uses, in Cal.com's documented shapes and 
   ``reservedSlotUid`` makes a create respect holds (409 when someone reserved first) and consumes
   the hold; without it holds are ignored, as on Cal.com. A reschedule makes a new booking
   (``rescheduledFromUid``) and cancels the old one (``rescheduledToUid``).
+- ``GET /v2/event-types/{id}`` (``cal-api-version: 2024-06-14``): the event type's length,
+  locations and booking fields (Cal.com's built-in ones, then the host's own questions). A
+  booking that leaves a required question of the host's unanswered in
+  ``bookingFieldsResponses`` is refused (400), as Cal.com's ``hasRequiredBookingFieldsResponses``
+  does; answers and ``guests`` are kept and shown on the booking.
 
 Requests are checked like Cal.com's whitelisting validation: bodies and query strings against
 JSON Schemas (``calcom_schemas``) from Cal.com's input types; an unknown or missing field → 400
@@ -58,6 +63,7 @@ from slotline.providers.emulators.calcom_schemas import ApiError, error_json
 Clock = Callable[[], datetime]
 Reply = tuple[int, Any]  # (HTTP status, the ``data`` of the success envelope)
 BOOKINGS = "2024-08-13"
+EVENT_TYPES = "2024-06-14"
 SLOTS = "2024-09-04"
 _HOLD_MIN = 5  # Cal.com's default reservation length
 TAKEN = "User either already has booking at this time or is not available"
@@ -124,7 +130,8 @@ class Booking:
             "status": self.status, "start": _iso(self.start), "end": _iso(self.end),
             "duration": self.event.length_min, "eventTypeId": self.event.id,
             "eventType": {"id": self.event.id, "slug": self.event.slug},
-            "location": "", "absentHost": False, "createdAt": _iso(self.created_at),
+            "location": self.event.meeting_link, "meetingUrl": self.event.meeting_link,
+            "absentHost": False, "createdAt": _iso(self.created_at),
             "updatedAt": _iso(self.updated_at), "metadata": self.metadata,
             "attendees": [attendee, *(_guest_attendee(g, a) for g in self.guests)],
             "guests": [g["email"] for g in self.guests],
@@ -198,6 +205,7 @@ class CalcomEmulator(HttpEmulator):
         add("POST", "/v2/bookings/{uid}/cancel", self._endpoint(BOOKINGS, self._cancel))
         add("POST", "/v2/bookings/{uid}/reschedule", self._endpoint(BOOKINGS, self._reschedule))
         add("POST", "/v2/bookings/{uid}/guests", self._endpoint(BOOKINGS, self._add_guests))
+        add("GET", "/v2/event-types/{id}", self._endpoint(EVENT_TYPES, self._event_type))
 
     def _endpoint(self, version: str, handler: Callable[[web.Request], Awaitable[Reply]], *,
                   public: bool = False) -> Handler:
@@ -347,9 +355,16 @@ class CalcomEmulator(HttpEmulator):
         if body.get("lengthInMinutes", event.length_min) != event.length_min:
             raise ApiError(400, "Can't specify 'lengthInMinutes' because event type does not "
                                 "have multiple possible lengths.")
+        _check_responses(event, body.get("bookingFieldsResponses") or {})
         start = schemas.time_of(body, "start")
         host = self._admit(event, start, body)
         return 201, self._store(event, start, body, host).json()
+
+    async def _event_type(self, request: web.Request) -> Reply:
+        raw = request.match_info["id"]
+        event = self._event(int(raw) if raw.isdigit() else -1, f"Event type with id={raw} not "
+                            "found")
+        return 200, _event_type_json(event)
 
     async def _list(self, request: web.Request) -> Reply:
         query = schemas.check_query(schemas.BOOKINGS_QUERY, request.query)
@@ -406,6 +421,43 @@ class CalcomEmulator(HttpEmulator):
         booking.guests.extend(body["guests"])
         booking.updated_at = self.clock()
         return 200, booking.json()
+
+
+_SYSTEM_FIELDS = (  # Cal.com's built-in booking fields, as its event type output lists them
+    {"type": "name", "slug": "name", "required": True, "isDefault": True, "hidden": False},
+    {"type": "email", "slug": "email", "required": True, "isDefault": True, "hidden": False},
+    {"type": "radioInput", "slug": "location", "required": False, "isDefault": True,
+     "hidden": False},
+    {"type": "textarea", "slug": "notes", "required": False, "isDefault": True, "hidden": False},
+    {"type": "multiemail", "slug": "guests", "required": False, "isDefault": True,
+     "hidden": False},
+)
+
+
+def _event_type_json(event: EventType) -> dict[str, Any]:
+    """EventTypeOutput_2024_06_14, the parts an API client reads."""
+    custom = [{"label": f.get("slug", ""), "hidden": False, "required": False, **f,
+               "isDefault": False} for f in event.booking_fields]
+    locations = ([{"type": "link", "link": event.meeting_link, "public": True}]
+                 if event.meeting_link else [{"type": "integration", "integration": "cal-video"}])
+    return {
+        "id": event.id, "slug": event.slug, "title": event.slug.replace("-", " ").title(),
+        "lengthInMinutes": event.length_min, "description": "", "locations": locations,
+        "bookingFields": [*_SYSTEM_FIELDS, *custom],
+        "minimumBookingNotice": event.min_notice_min,
+        "beforeEventBuffer": event.buffer_before_min, "afterEventBuffer": event.buffer_after_min,
+        "slotInterval": event.slot_interval_min, "ownerId": 1, "hidden": False,
+        "schedulingType": "roundRobin" if event.hosts > 1 else None,
+    }
+
+
+def _check_responses(event: EventType, responses: dict[str, Any]) -> None:
+    """Cal.com's check: every required question of the host's is answered (not empty)."""
+    required = [str(f["slug"]) for f in event.booking_fields if f.get("required")]
+    missing = [slug for slug in required if responses.get(slug) in (None, "", [])]
+    if missing:
+        raise ApiError(400, f"Missing required booking field responses: {', '.join(missing)}. "
+                            f"Required booking fields are: {', '.join(required)}")
 
 
 def _guest_attendee(guest: dict[str, Any], booker: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slotline.providers.errors import ConfigError
@@ -41,6 +42,10 @@ class EventType:
     hosts: int = 1  # round-robin pool size (team event types); 1 = a personal event type
     requires_confirmation: bool = False  # bookings start "pending"
     slug: str = "meeting"
+    # The host's own booking questions, as Cal.com's event type output lists them:
+    # {"type": "text", "slug": "company", "label": "Company", "required": true}
+    booking_fields: tuple[Mapping[str, Any], ...] = ()
+    meeting_link: str = ""  # a ``link`` location ("" = Cal Video, no fixed link)
 
     def __post_init__(self) -> None:
         source = f"calcom emulator event type {self.id}"

@@ -69,6 +69,7 @@ async def emu(clock: Clock) -> AsyncIterator[CalcomEmulator]:
 @pytest.fixture
 async def cal(emu: CalcomEmulator) -> AsyncIterator[CalcomCalendar]:
     async with CalcomCalendar(emu.base_url, KEY, SOLO, retry=FAST) as calendar:
+        await calendar.prepare()  # as the server's start-up does: the event type, read once
         yield calendar
 
 
