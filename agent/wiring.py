@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 import aiohttp
 from pydantic import SecretStr
 
+from slotline.agent.booking.caller_bookings import BuiltInActions
 from slotline.agent.booking.runner import ServiceBookingRunner
 from slotline.agent.booking.service import BookingService
 from slotline.agent.calendars import build_calendars
@@ -381,8 +382,10 @@ async def build_deps(
         runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=business_tz,
                                       clock=_utc_now, notices=notices,
                                       caller_phone=caller_number, on_error=report)
-        webhooks = HttpWebhooks(settings.webhooks, call_sid=start.call_sid,
-                                secret=webhook_secret, session=http.get())
+        # find_booking / pick_booking are answered in-process (agent.booking.caller_bookings)
+        webhooks = BuiltInActions(runner.bookings, HttpWebhooks(
+            settings.webhooks, call_sid=start.call_sid, secret=webhook_secret,
+            session=http.get()))
         control = None
         if rest is not None:
             control = TwilioCallControl(

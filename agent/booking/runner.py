@@ -28,6 +28,7 @@ from datetime import date, datetime, time
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from slotline.agent.booking.caller_bookings import CallerBookings
 from slotline.agent.booking.pool import PooledSlot
 from slotline.agent.booking.service import BookingService
 from slotline.agent.booking.service_types import (
@@ -86,6 +87,9 @@ class ServiceBookingRunner:
         self._given: dict[str, tuple[str, str]] = {}
         self._made: list[str] = []  # every booking written for this call, for the call log
         self._on_error = on_error
+        # the caller's bookings found in this call, wherever made (agent.booking.caller_bookings)
+        self.bookings = CallerBookings(service, caller_phone=caller_phone, speak=self._offer,
+                                       on_error=on_error)
 
     @property
     def booking_ids(self) -> tuple[str, ...]:
@@ -327,6 +331,9 @@ class ServiceBookingRunner:
 
     async def _find(self, reference: str, phone: str) -> BookingRecord | None:
         if reference:
+            chosen = self.bookings.chosen(reference)  # found in this call, maybe vendor-only
+            if chosen is not None:
+                return await self._service.adopt(chosen)
             return await self._service.get_booking(reference)
         if phone:
             upcoming = await self._service.upcoming_for_phone(phone)

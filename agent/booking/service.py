@@ -27,8 +27,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from slotline.agent import tracing
-from slotline.agent.booking import attendees
+from slotline.agent.booking import attendees, finding
 from slotline.agent.booking.availability import available_slots
+from slotline.agent.booking.finding import FoundBooking
 from slotline.agent.booking.intervals import Interval, Slot
 from slotline.agent.booking.local_calendar import LocalCalendar
 from slotline.agent.booking.pool import PooledSlot, pool
@@ -359,6 +360,23 @@ class BookingService:
     async def get_booking(self, booking_id: str) -> BookingRecord | None:
         """A booking by its id (the reference a caller reads back)."""
         return await self._store.bookings.get(booking_id)
+
+    async def find_for_caller(
+        self, *, phone: str, email: str,
+        on_error: Callable[[ProviderError], None] | None = None,
+    ) -> list[FoundBooking]:
+        """The caller's bookings to come wherever they were made (``agent.booking.finding``):
+        the store's and every vendor calendar's, each once, soonest first."""
+        timeout_s = max((a.calendar_timeout_s for a in self._actions.values()), default=3.0)
+        return await finding.find_bookings(
+            self._store, self._calendars, self._clock(), phone=phone, email=email,
+            timeout_s=timeout_s, on_error=on_error,
+        )
+
+    async def adopt(self, found: FoundBooking) -> BookingRecord:
+        """The store's record of a found booking (written now if only the vendor had it), for
+        ``cancel`` and ``reschedule`` to act on."""
+        return await finding.adopt(self._store, found, tuple(self._actions.values()))
 
     async def upcoming_for_phone(self, phone: str, *, action: str = "") -> list[BookingRecord]:
         """The caller's confirmed bookings to come (of ``action``, if given), soonest first."""

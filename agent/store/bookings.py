@@ -213,6 +213,15 @@ class BookingRepo:
         async with self._db.read() as conn:
             return await _one(conn, bookings.c.idempotency_key == idempotency_key)
 
+    async def by_provider_id(
+        self, calendar: str, provider_booking_id: str
+    ) -> BookingRecord | None:
+        """The booking of ``calendar`` the vendor knows as ``provider_booking_id`` (a confirmed
+        one first, when a cancelled one shares the id)."""
+        found = await self._many(bookings.c.calendar == calendar,
+                                 bookings.c.provider_booking_id == provider_booking_id)
+        return min(found, key=lambda r: r.status != "confirmed", default=None)
+
     async def by_keys(self, idempotency_keys: Sequence[str]) -> list[BookingRecord]:
         return await self._many(bookings.c.idempotency_key.in_(list(idempotency_keys)))
 

@@ -13,6 +13,9 @@ Optional capabilities, found with ``isinstance`` (the Protocols are runtime-chec
   e-mail or a name the caller gave later in the call): Google and Graph patch the event's
   attendees, CalDAV rewrites the event's ATTENDEE, GHL updates the appointment's contact, and
   Cal.com adds the address as a guest (its v2 API cannot change the booker's own details).
+- ``BookingFinder``: the vendor finds the live bookings of an attendee by phone number or
+  e-mail, whoever made them (the vendor's booking page, staff, another channel), so a caller
+  can move or cancel a booking Slotline never wrote (``agent.booking.finding``).
 """
 
 from __future__ import annotations
@@ -101,4 +104,27 @@ class AttendeeUpdater(Protocol):
     async def update_attendee(self, provider_booking_id: str, attendee: Attendee) -> None:
         """Make the booking carry ``attendee`` (its e-mail invited, its name shown). Raises
         ``ProviderError`` when the booking is gone or the vendor refuses."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VendorBooking:
+    """A live booking as the vendor holds it, found by its attendee (``BookingFinder``)."""
+
+    provider_booking_id: str
+    start: datetime
+    end: datetime
+    attendee: Attendee
+    title: str = ""
+
+
+@runtime_checkable
+class BookingFinder(Protocol):
+    """A calendar that finds bookings by their attendee, whoever made them."""
+
+    async def find_bookings(
+        self, start: datetime, end: datetime, *, phone: str = "", email: str = ""
+    ) -> Sequence[VendorBooking]:
+        """Live bookings starting in [start, end) whose attendee has this phone number or this
+        e-mail address (either one matches; an empty one matches nothing), soonest first."""
         ...

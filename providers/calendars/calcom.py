@@ -55,12 +55,14 @@ from urllib.parse import quote
 import aiohttp
 
 from slotline.providers.calendars import calcom_fields as event_types
+from slotline.providers.calendars import calcom_find
 from slotline.providers.calendars import calcom_wire as wire
 from slotline.providers.calendars.base import (
     Attendee,
     BookingRequest,
     BusyInterval,
     ProviderBooking,
+    VendorBooking,
 )
 from slotline.providers.calendars.calcom_fields import EventTypeFacts
 from slotline.providers.calendars.calcom_wire import CalcomBooking, Refusal, Reservation
@@ -356,6 +358,27 @@ class CalcomCalendar(HttpAdapter):
         )
         if response.status not in (200, 201):
             raise self._refused(f"POST {path}", response)
+
+    # ---- BookingFinder: bookings made anywhere, by attendee (calcom_find) --------------------
+
+    async def find_bookings(
+        self, start: datetime, end: datetime, *, phone: str = "", email: str = ""
+    ) -> list[VendorBooking]:
+        if not (phone or email):
+            return []
+        found: list[VendorBooking] = []
+        for page in range(calcom_find.MAX_PAGES):
+            params = calcom_find.find_params(
+                self.event_type_id, start, end, phone=phone, email=email, page=page
+            )
+            response = await self._call("GET", "/v2/bookings", wire.BOOKINGS_VERSION,
+                                        params=params)
+            if response.status != 200:
+                raise self._refused("GET /v2/bookings", response)
+            found += calcom_find.matching(response.body, phone=phone, email=email)
+            if not calcom_find.has_next_page(response.body):
+                break
+        return sorted(found, key=lambda booking: booking.start)
 
     # ---- plumbing ----------------------------------------------------------------------------
 

@@ -172,7 +172,7 @@ async def test_reschedule_cancel_finds_the_booking_by_phone_and_cancels_it(
         action="demo",
     ))
     _, log, bookings = await call(
-        server, "reschedule_cancel", ["cancel_short", "by_phone", "phone", "yes"]
+        server, "reschedule_cancel", ["cancel_short", "by_phone", "phone", "yes", "yes"]
     )
     assert log["variables"]["request"] == "cancel" and log["node"] == "cancelled"
     assert [(b["id"], b["status"]) for b in bookings] == [(made.id, "cancelled")]

@@ -50,7 +50,7 @@ ACTIONS = {
     "support_callback": {"support_callback"},
     "consultation": {"consultation"},
     "multi_service": {"haircut", "coloring", "styling"},
-    "reschedule_cancel": set(),
+    "reschedule_cancel": {"demo"},  # offered when no booking is found
     "lead_qualify": {"demo"},  # outbound; driven in test_flow_outbound_examples.py
     "appointment_confirm": set(),
 }
@@ -199,6 +199,15 @@ class Webhooks:
         if answer is None:
             return WebhookFinished(request.node_id, False, reason="declined")
         return WebhookFinished(request.node_id, True, answer)
+
+
+def found(reference: str) -> Webhooks:
+    """The built-in ``find_booking`` answering one booking (as ``CallerBookings`` would for
+    the store's booking ``reference`` on Monday, November 30th at 9 am)."""
+    return Webhooks({"find_booking": {
+        "found_count": "1", "found_date": "Monday, November 30th", "found_time": "9 am",
+        "found_list": "Monday, November 30th at 9 am", "booking_reference": reference,
+    }})
 
 
 class Phone:
@@ -453,11 +462,12 @@ async def test_reschedule_by_reference() -> None:
     calendar = CalendarRunner()
     existing = calendar.book_existing("demo", datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo(NY)),
                                       "+15559998888")
-    call = Call(example("reschedule_cancel"), calendar)
+    call = Call(example("reschedule_cancel"), calendar, found(existing.id))
     await call.start()
     await call.say("i need to move it")
     await call.say("yes i have the reference")
-    await call.say(existing.id)
+    assert "Monday, November 30th at 9 am. Is that the one?" in await call.say(existing.id)
+    await call.say("yes")
     await call.say("december first")
     assert "I can book Tuesday, December 1st at 3 pm" in await call.say("three p m")
     done = await call.say("yes please")
@@ -470,27 +480,30 @@ async def test_reschedule_by_reference() -> None:
 
 async def test_cancel_by_phone_number_after_confirmation() -> None:
     calendar = CalendarRunner()
-    calendar.book_existing("demo", datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo(NY)),
-                           "+15551234567")
-    call = Call(example("reschedule_cancel"), calendar)
+    existing = calendar.book_existing(
+        "demo", datetime(2026, 11, 30, 9, 0, tzinfo=ZoneInfo(NY)), "+15551234567")
+    call = Call(example("reschedule_cancel"), calendar, found(existing.id))
     await call.start()
     await call.say("cancel")
     await call.say("no, use my phone number")
-    assert "shall I cancel" in await call.say("five five five one two three four five six seven")
+    assert "Is that the one?" in await call.say("five five five one two three four five six seven")
+    assert "shall I cancel" in await call.say("yes")
     done = await call.say("yes")
     assert "Monday, November 30th at 9 am is cancelled" in done and calendar.bookings == {}
 
 
 async def test_reschedule_unknown_reference_is_reported() -> None:
-    call = Call(example("reschedule_cancel"))
+    nothing = {"found_count": "0", "found_date": "", "found_time": "", "found_list": "",
+               "booking_reference": ""}
+    call = Call(example("reschedule_cancel"), webhooks=Webhooks({"find_booking": nothing}))
     await call.start()
     await call.say("reschedule")
     await call.say("the reference")
-    await call.say("zz nine")
-    await call.say("next tuesday")
-    said = await call.say("afternoon")
+    assert "book a new one?" in await call.say("zz nine")
+    said = await call.say("no thanks")
     assert "couldn't find that appointment" in said and call.hung_up
-    assert call.variables["booking_error"] == "not_found"
+    [find] = call.webhooks.calls
+    assert find.webhook == "find_booking" and find.variables == {"booking_reference": "zz nine"}
 
 
 def test_listen_hints_follow_the_question() -> None:
