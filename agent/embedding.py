@@ -24,7 +24,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from slotline.agent import config
+from slotline.agent import config, logs
 from slotline.agent.config_models import Secrets, Settings
 from slotline.agent.serve import bind, warn_if_exposed, with_address
 
@@ -40,6 +40,14 @@ def load_settings(
     providers first: an unknown provider name is one of those problems."""
     return config.load_settings(Path(path) if path is not None else None,
                                 os.environ if env is None else env)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Slotline's logging as ``slotline serve`` has it: ``log.level`` and ``log.format`` (text
+    or JSON lines) on one root handler that masks phone numbers and e-mail addresses and
+    rate-limits repeated warnings. It replaces the root logger's handlers; a program with its
+    own logging can instead add ``slotline.agent.logs.MaskingFilter`` to its handlers."""
+    logs.configure(settings.log.level, settings.log.format)
 
 
 def load_secrets(env: Mapping[str, str] | None = None) -> Secrets:
@@ -85,7 +93,8 @@ def run(
     a coroutine of your own and pass that). The address is ``host``/``port``, else the app's
     ``server.host``/``server.port`` (port 0: any free port). With settings the port is bound
     before anything starts, so a port in use fails fast. Once listening it logs, and with
-    ``announce`` prints, ``slotline: serving on http://HOST:PORT``.
+    ``announce`` prints, ``slotline: serving on http://HOST:PORT``. If the program has not
+    configured logging (no root handler), ``configure_logging`` is applied.
 
     Raises ``ConfigError`` for invalid settings and ``OSError`` when the port cannot be bound.
     """
@@ -116,6 +125,7 @@ async def _serve(
         settings = with_address(source if source is not None else load_settings(path),
                                 host, port)
         sockets = _bind(settings)  # before the store opens and the models load
+        _default_logging(settings)
         source = build_app(settings, config_path=path)
     try:
         app = await source
@@ -125,6 +135,7 @@ async def _serve(
         raise
     context = app[CONTEXT]
     if sockets is None:
+        _default_logging(context.settings)
         sockets = _bind(with_address(context.settings, host, port))
     warn_if_exposed(context.settings, context.secrets)
     runner = web.AppRunner(app, handle_signals=True)
@@ -145,6 +156,11 @@ async def _serve(
             sock.close()
 
 
+def _default_logging(settings: Settings) -> None:
+    if not logging.getLogger().handlers:
+        configure_logging(settings)
+
+
 def _bind(settings: Settings) -> list[socket.socket]:
     host, port = settings.server.host, settings.server.port
     try:
@@ -160,4 +176,4 @@ def _url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-__all__ = ["build_app", "load_secrets", "load_settings", "run"]
+__all__ = ["build_app", "configure_logging", "load_secrets", "load_settings", "run"]

@@ -31,7 +31,13 @@ if TYPE_CHECKING:
         SttSettings,
         TtsSettings,
     )
-    from slotline.agent.embedding import build_app, load_secrets, load_settings, run
+    from slotline.agent.embedding import (
+        build_app,
+        configure_logging,
+        load_secrets,
+        load_settings,
+        run,
+    )
     from slotline.agent.registry import (
         CalendarFactory,
         ProviderContext,
@@ -67,7 +73,9 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
-    "slotline.agent.embedding": ("build_app", "load_secrets", "load_settings", "run"),
+    "slotline.agent.embedding": (
+        "build_app", "configure_logging", "load_secrets", "load_settings", "run",
+    ),
     "slotline.agent.registry": (
         "CalendarFactory", "ProviderContext", "SttFactory", "TtsFactory", "register_calendar",
         "register_stt", "register_tts",
@@ -121,6 +129,7 @@ __all__ = [
     "TtsFactory",
     "TtsSettings",
     "build_app",
+    "configure_logging",
     "load_secrets",
     "load_settings",
     "register_calendar",

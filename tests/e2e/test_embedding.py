@@ -177,6 +177,7 @@ async def test_the_readme_example_serves_a_call_in_its_own_voice(tmp_path: Path)
                 (booking,) = (await response.json())["bookings"]
         code, stderr = await app.stop()
     assert code == 0 and "Traceback" not in stderr, stderr
+    assert " INFO slotline.agent.embedding: serving on http://" in stderr  # Slotline's logging
     assert call["variables"]["booking_success"] == "yes" and call["errors"] == []
     assert booking["call_sid"] == call_sid and booking["provider"] == "memcal"
     captions = [line.removeprefix("Agent: ") for line in app.lines if line.startswith("Agent: ")]
