@@ -7,7 +7,8 @@ A setting names its provider (``stt.provider``, ``tts.provider``,
 1. a factory registered in this process (``register_stt``, ``register_tts``,
    ``register_calendar``, re-exported by ``slotline``);
 2. an entry point that an installed distribution declares in the group ``slotline.stt``,
-   ``slotline.tts`` or ``slotline.calendars`` (loaded only when a setting selects it).
+   ``slotline.tts`` or ``slotline.calendars`` (loaded only when a setting selects it; one named
+   like a built-in provider is never used).
 
 Validation of the settings asks ``Table.check`` and so accepts exactly these names; an unknown
 name is an error listing the known ones. A factory receives a ``ProviderContext`` (the settings
