@@ -32,6 +32,7 @@ from slotline.providers.calendars.vendor import VendorSettingsReader
 from slotline.providers.errors import ConfigError, ProviderError
 
 _SOURCE = "settings"
+GHL_BASE_URL = "https://services.leadconnectorhq.com"
 logger = logging.getLogger(__name__)
 
 
@@ -107,14 +108,16 @@ def _calcom(name: str, cal: CalendarSettings, secrets: Secrets,
 def _ghl(name: str, cal: CalendarSettings, secrets: Secrets,
          session: aiohttp.ClientSession, out: CalendarAdapters) -> CalendarProvider:
     from slotline.providers.calendars.ghl import GhlCalendar
+    from slotline.providers.calendars.ghl_settings import BookingOptions
 
     adapter = GhlCalendar(
-        cal.base_url or "https://services.leadconnectorhq.com",
+        cal.base_url or GHL_BASE_URL,
         _secret(secrets.ghl_api_token, "GHL_API_TOKEN", name),
         str(_required(cal.calendar_id, name, "calendar_id")),
         str(_required(cal.location_id, name, "location_id")),
         session=session,
         timezone=cal.timezone,
+        booking=BookingOptions(cal.auto_confirm, cal.title, tuple(cal.tags), dict(cal.fields)),
     )
     out.closables.append(adapter)
     return adapter

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     from slotline.agent.dialer.cli import add_parser as add_dialer_parsers
 
     add_dialer_parsers(sub)
+    from slotline.agent.calendars_cli import add_parser as add_calendars_parser
+
+    add_calendars_parser(sub)
     return parser
 
 
@@ -95,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         settings = with_address(settings, args.host, args.port)
         return serve(settings, secrets, args.config, args.workers)
+    if args.command == "calendars":
+        from slotline.agent.calendars_cli import list_command
+
+        return asyncio.run(list_command(settings, secrets, args))
     if args.command == "flow":
         from slotline.agent.flow.cli import graph_command, validate_command
 

@@ -65,9 +65,11 @@ OPENAPI: tuple[Excerpt, ...] = (
     Excerpt(
         "ghl/apps/calendars.json",
         paths=("/calendars/{calendarId}/free-slots", "/calendars/events",
-               "/calendars/events/appointments", "/calendars/events/appointments/{eventId}"),
+               "/calendars/events/appointments", "/calendars/events/appointments/{eventId}",
+               "/calendars/", "/calendars/{calendarId}"),
     ),
-    Excerpt("ghl/apps/contacts.json", paths=("/contacts/upsert", "/contacts/{contactId}")),
+    Excerpt("ghl/apps/contacts.json",
+            paths=("/contacts/upsert", "/contacts/{contactId}", "/contacts/{contactId}/tags")),
 )
 # The methods the Google Calendar emulator serves (providers/emulators/google_calendar.py).
 GOOGLE_METHODS = ("calendar.freebusy.query", "calendar.events.insert", "calendar.events.get",

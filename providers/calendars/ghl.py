@@ -19,6 +19,12 @@ Requests per booking: 2 (upsert + appointment); +1 look-up per lost answer or ta
 Cancel and reschedule are ``PUT /calendars/events/appointments/{id}`` (idempotent, retried).
 GHL keeps no cancellation reason on an appointment, so ``reason`` is not sent.
 
+The calendar's own slot length is read once (``prepare``, at start-up: ``GET
+/calendars/{calendarId}``), and offered slots are that long. The business's options
+(``ghl_settings.BookingOptions``) decide the appointment's status (``auto_confirm``: confirmed,
+else new), its title (a template over the flow's variables) and the contact's tags and custom
+fields, sent with the upsert.
+
 An e-mail or name given after booking goes onto the appointment's contact: ``GET`` the
 appointment for its ``contactId``, then ``PUT /contacts/{contactId}`` with the new fields.
 """
@@ -26,12 +32,13 @@ appointment for its ``contactId``, then ``PUT /contacts/{contactId}`` with the n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 
+from slotline.providers.calendars import ghl_settings as options
 from slotline.providers.calendars import ghl_wire as wire
 from slotline.providers.calendars.base import (
     Attendee,
@@ -71,6 +78,7 @@ class GhlCalendar(HttpAdapter):
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
         timezone: str = "",
+        booking: options.BookingOptions | None = None,
     ) -> None:
         self._http = JsonHttpClient(
             wire.PROVIDER, base_url, auth=StaticAuth(f"Bearer {token}"), retry=retry,
@@ -81,6 +89,26 @@ class GhlCalendar(HttpAdapter):
         self._retry = retry
         self._timezone = timezone
         self._offered: dict[datetime, str] = {}  # UTC instant → the string GHL offered
+        self.booking = booking or options.BookingOptions()
+        self._info: options.GhlCalendarInfo | None = None
+
+    # ---- the calendar's own settings (VendorSettingsReader) ------------------------------------
+
+    async def prepare(self) -> options.GhlCalendarInfo:
+        """Read the calendar (its slot length); once, then remembered."""
+        if self._info is None:
+            path = f"/calendars/{self._calendar_id}"
+            response = await self._http.request("GET", path, headers=_CALENDARS)
+            self._expect_ok(response, "GET", path)
+            self._info = options.parse_calendar(response.body)
+        return self._info
+
+    @property
+    def length_min(self) -> int | None:
+        return self._info.length_min if self._info is not None else None
+
+    def required_variables(self) -> dict[str, str]:
+        return self.booking.required_variables()
 
     # ---- availability -----------------------------------------------------------------------
 
@@ -104,7 +132,7 @@ class GhlCalendar(HttpAdapter):
             except BaseExceptionGroup as failed:
                 raise _first_provider_error(failed) from None
             answers = [task.result() for task in tasks]
-        length = timedelta(minutes=duration_min)
+        length = timedelta(minutes=self.length_min or duration_min)  # GHL's length wins
         slots: dict[datetime, BusyInterval] = {}
         for offered in answers:
             for moment, text in offered:
@@ -136,16 +164,18 @@ class GhlCalendar(HttpAdapter):
 
     async def create(self, request: BookingRequest) -> ProviderBooking:
         """Upsert the contact, then book once (see the module doc for the write-once rule)."""
-        contact_id = await self._upsert_contact(request.attendee)
+        contact_id = await self._upsert_contact(request.attendee, request.fields)
+        await self._tag(contact_id, options.tags_of(self.booking, request.fields))
+        title = options.render(self.booking.title, request.fields) or request.title
         body: dict[str, Any] = {
             "calendarId": self._calendar_id,
             "locationId": self._location_id,
             "contactId": contact_id,
             "startTime": self._start_text(request.start),
             "endTime": wire.iso_in(request.end, self._timezone),
-            "title": request.title or f"Appointment with {request.attendee.name}".strip(),
+            "title": title or f"Appointment with {request.attendee.name}".strip(),
             "description": wire.description(request.fields, request.idempotency_key),
-            "appointmentStatus": "confirmed",
+            "appointmentStatus": self.booking.status,
         }
         path = "/calendars/events/appointments"
         lost: ProviderError | None = None
@@ -239,16 +269,32 @@ class GhlCalendar(HttpAdapter):
         self._expect_ok(response, "PUT", path)
         return wire.booking_of(response.body, start, end)
 
-    async def _upsert_contact(self, attendee: Attendee) -> str:
+    async def _upsert_contact(
+        self, attendee: Attendee, values: Mapping[str, str] | None = None
+    ) -> str:
         path = "/contacts/upsert"
         # GHL de-duplicates on email/phone; with neither a retry could make a second contact.
         matched = bool(attendee.email or attendee.phone)
+        body: dict[str, Any] = dict(wire.contact_body(self._location_id, attendee))
+        custom = options.custom_fields_of(self.booking, values or {})
+        if custom:
+            body["customFields"] = custom
         response = await self._http.request(
-            "POST", path, json=wire.contact_body(self._location_id, attendee), headers=_CONTACTS,
-            retry=matched,
+            "POST", path, json=body, headers=_CONTACTS, retry=matched,
         )
         self._expect_ok(response, "POST", path)
         return wire.contact_id_of(response.body)
+
+    async def _tag(self, contact_id: str, tags: list[str]) -> None:
+        """Add tags to the contact (``POST /contacts/{id}/tags`` adds; the upsert's ``tags``
+        would replace the contact's own). Adding a tag twice is harmless, so it is retried."""
+        if not tags:
+            return
+        path = f"/contacts/{contact_id}/tags"
+        response = await self._http.request(
+            "POST", path, json={"tags": tags}, headers=_CONTACTS
+        )
+        self._expect_ok(response, "POST", path)
 
     async def _events(self, start: datetime, end: datetime) -> object:
         params = {

@@ -5,7 +5,9 @@ It keeps real state and answers the operations Slotline's GHL adapter uses:
 /calendars/{calendarId}/free-slots`` (slots computed from each calendar's weekly hours, slot
 length, interval and minimum notice, minus live appointments; ranges over 31 days refused),
 ``GET /calendars/events``, ``POST /calendars/events/appointments`` and ``GET``/``PUT
-/calendars/events/appointments/{eventId}``.
+/calendars/events/appointments/{eventId}``; ``GET /calendars/?locationId=`` and ``GET
+/calendars/{calendarId}`` (the calendars' settings: name, slot length and interval); a contact's
+``customFields`` (by id) and ``POST /contacts/{contactId}/tags`` (tags added, kept once each).
 
 Every request is checked like GHL would: the bearer token (401 ``UnauthorizedDTO``), then path,
 query, headers (``Version``) and JSON body against the operation in the official OpenAPI
@@ -123,11 +125,14 @@ class GhlEmulator(HttpEmulator):
         table: tuple[tuple[str, str, str, _Handler], ...] = (
             ("POST", "/contacts/upsert", "contacts", self._upsert),
             ("PUT", "/contacts/{contactId}", "contacts", self._update_contact),
+            ("POST", "/contacts/{contactId}/tags", "contacts", self._add_tags),
             ("GET", "/calendars/{calendarId}/free-slots", "calendars", self._free_slots),
             ("GET", "/calendars/events", "calendars", self._events),
             ("POST", "/calendars/events/appointments", "calendars", self._create),
             ("GET", "/calendars/events/appointments/{eventId}", "calendars", self._get),
             ("PUT", "/calendars/events/appointments/{eventId}", "calendars", self._edit),
+            ("GET", "/calendars/", "calendars", self._list_calendars),
+            ("GET", "/calendars/{calendarId}", "calendars", self._get_calendar),
         )
         for method, template, api, handler in table:
             operation = openapi_document(self._spec_dir / f"apps/{api}.json").operation(
@@ -199,12 +204,28 @@ class GhlEmulator(HttpEmulator):
             value = body.get(key)
             if isinstance(value, str) and value:
                 setattr(contact, key, value)
-        answer = {
+        if isinstance(body.get("tags"), list):  # GHL: the upsert's tags replace the contact's
+            contact.tags = list(dict.fromkeys(body["tags"]))
+        for item in body.get("customFields") or []:
+            contact.custom_fields[item["id"]] = str(item.get("field_value", ""))
+        return {"new": created, "contact": self._contact(contact),
+                "traceId": str(uuid.uuid4())}, 200
+
+    def _contact(self, contact: Contact) -> dict[str, object]:
+        return {
             "id": contact.id, "locationId": self.location_id, "name": contact.name,
             "email": contact.email, "phone": contact.phone, "timezone": contact.timezone,
-            "dateAdded": contact.added,
+            "dateAdded": contact.added, "tags": list(contact.tags),
+            "customFields": [{"id": k, "value": v} for k, v in contact.custom_fields.items()],
         }
-        return {"new": created, "contact": answer, "traceId": str(uuid.uuid4())}, 200
+
+    async def _add_tags(self, call: _Call) -> tuple[object, int]:
+        """``POST /contacts/{contactId}/tags``: added to the contact's, each kept once."""
+        contact = self.contacts.get(call.path["contactId"])
+        if contact is None:
+            raise Refused(400, "Contact not found")
+        contact.tags = list(dict.fromkeys([*contact.tags, *call.body["tags"]]))
+        return {"tags": list(contact.tags)}, 201
 
     async def _update_contact(self, call: _Call) -> tuple[object, int]:
         """``PUT /contacts/{contactId}``: the fields given replace the contact's."""
@@ -233,6 +254,25 @@ class GhlEmulator(HttpEmulator):
         return None
 
     # ---- slots ------------------------------------------------------------------------------
+
+    async def _list_calendars(self, call: _Call) -> tuple[object, int]:
+        self._own_location(call.query["locationId"])
+        return {"calendars": [self._calendar_json(c) for c in self.calendars.values()]}, 200
+
+    async def _get_calendar(self, call: _Call) -> tuple[object, int]:
+        return {"calendar": self._calendar_json(self._calendar(call.path["calendarId"]))}, 200
+
+    def _calendar_json(self, calendar: GhlCalendarRules) -> dict[str, object]:
+        """``CalendarDTO``: the settings a client reads."""
+        return {
+            "id": calendar.id, "locationId": self.location_id,
+            "name": calendar.name or calendar.id, "calendarType": "event", "isActive": True,
+            "slotDuration": calendar.slot_duration_min, "slotDurationUnit": "mins",
+            "slotInterval": calendar.slot_interval_min or calendar.slot_duration_min,
+            "slotIntervalUnit": "mins", "allowBookingAfter": calendar.min_notice_min,
+            "allowBookingAfterUnit": "mins", "autoConfirm": calendar.auto_confirm,
+            "openHours": [],
+        }
 
     async def _free_slots(self, call: _Call) -> tuple[object, int]:
         calendar = self._calendar(call.path["calendarId"])

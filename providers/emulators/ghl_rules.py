@@ -32,6 +32,8 @@ class GhlCalendarRules:
         default_factory=lambda: dict(_WEEKDAYS)
     )
     min_notice_min: int = 0
+    name: str = ""
+    auto_confirm: bool = True
 
 
 @dataclass(slots=True)
@@ -42,6 +44,8 @@ class Contact:
     phone: str = ""
     timezone: str = ""
     added: str = ""
+    tags: list[str] = field(default_factory=list)
+    custom_fields: dict[str, str] = field(default_factory=dict)  # custom field id → value
 
 
 @dataclass(slots=True)
