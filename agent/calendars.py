@@ -9,8 +9,10 @@ server's HTTP session and close with it.
 
 When the server starts (``CalendarAdapters.start``), each adapter that follows settings held at
 its vendor (``VendorSettingsReader``: a Cal.com event type, a GHL calendar) reads them, and the
-flows are checked against the fields the vendor requires (``agent.booking.vendor_fields``): a
-wrong id or token, or a required field no flow variable fills, stops start-up with the reason.
+flows are checked against the fields the vendor requires (``agent.booking.vendor_fields``), and
+the booking actions against what a vendor-computed calendar can honour
+(``agent.booking.vendor_rules``): a wrong id or token, a required field no flow variable fills,
+or a buffer or slot interval on such a calendar stops start-up with the reason.
 A vendor that cannot be reached then is logged and read again on the first booking.
 """
 
@@ -62,8 +64,14 @@ class CalendarAdapters:
                 logger.warning("calendar %s: its vendor's settings are unread (%s); read again "
                                "on the first booking", name, failed)
         if self.settings is not None:
+            from slotline.agent.booking import vendor_rules
             from slotline.agent.booking.vendor_fields import check_flows
 
+            refused = vendor_rules.refusals(self.settings, self.by_name)
+            if refused:
+                raise ConfigError(_SOURCE, "booking_actions", "; ".join(refused))
+            for note in vendor_rules.length_notes(self.settings, self.by_name):
+                logger.warning("%s", note)
             check_flows(self.flows, self.settings, self.by_name)
 
     async def aclose(self) -> None:

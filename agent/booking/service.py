@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time as monotonic
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -47,6 +47,7 @@ from slotline.agent.booking.service_types import (
     SlotUnavailable,
 )
 from slotline.agent.booking.speech import speak_slot, speak_slots
+from slotline.agent.booking.vendor_rules import vendor_slots_under_rules
 from slotline.agent.booking.zones import load_zone
 from slotline.agent.config_models import Settings
 from slotline.agent.metrics import Metrics
@@ -166,9 +167,15 @@ class BookingService:
                 own = Interval(ignore.start, ignore.end)
                 blocked = [item for item in blocked if item != own]
             vendor_slots = busy[calendar].vendor_slots
-            if vendor_slots is not None:  # the vendor applied its rules; we add our holds
-                free_by_calendar[calendar] = _unblocked(
-                    vendor_slots, blocked, window_start, window_end
+            if vendor_slots is not None:  # the vendor's rules, then ours (vendor_rules)
+                free_by_calendar[calendar] = vendor_slots_under_rules(
+                    config.rules(self._calendars[calendar].timezone),
+                    vendor_slots,
+                    blocked,
+                    window_start=window_start,
+                    window_end=window_end,
+                    now=now,
+                    existing_bookings_per_day=counts[calendar],
                 )
                 continue
             free_by_calendar[calendar] = available_slots(
@@ -453,18 +460,6 @@ class BookingService:
         if moved is not None:
             return moved
         return await self._unavailable(config, pooled.slot, preference, caller_tz, call_sid, old)
-
-
-def _unblocked(
-    slots: Sequence[Slot], blocked: Sequence[Interval], start: datetime, end: datetime
-) -> list[Slot]:
-    """A vendor's slots in ``[start, end)`` that none of our holds or bookings overlap."""
-    return sorted(
-        slot
-        for slot in slots
-        if start <= slot.start < end
-        and not any(Interval(slot.start, slot.end).overlaps(item) for item in blocked)
-    )
 
 
 def _window(
