@@ -118,6 +118,10 @@ class _Held:
 # connections is bounded too.
 ALL_CALLS_FACTOR = 4
 ALL_CALLS = "*"
+# And all codes of all calls share this many times one code's: a fuzzer varying what it breaks
+# (a dozen codes, each under its own budget) still gets a bounded number of lines.
+ALL_CODES_FACTOR = 2
+_EVERYTHING = ("*", ALL_CALLS, "*")
 
 
 class RateLimitFilter(logging.Filter):
@@ -144,6 +148,7 @@ class RateLimitFilter(logging.Filter):
         super().__init__()
         self._max_lines = max_lines
         self._max_lines_all_calls = max_lines * ALL_CALLS_FACTOR
+        self._max_lines_all_codes = self._max_lines_all_calls * ALL_CODES_FACTOR
         self._window_s = window_s
         self._max_keys = max_keys
         self._min_level = min_level
@@ -184,18 +189,21 @@ class RateLimitFilter(logging.Filter):
                 window = self._window(key, now_s, record.levelno, held)
                 # many calls each under their own budget (a fuzzer opening socket after
                 # socket) still share one budget per code
-                overall = (self._window(_Key(key.logger, ALL_CALLS, key.code), now_s,
-                                        record.levelno, held)
-                           if key.call_sid else None)
+                overall = everything = None
+                if key.call_sid:
+                    overall = self._window(_Key(key.logger, ALL_CALLS, key.code), now_s,
+                                           record.levelno, held)
+                    everything = self._window(_Key(*_EVERYTHING), now_s, record.levelno, held)
                 if window.passed >= self._max_lines:
                     blocked: _Window | None = window
-                elif overall is not None and overall.passed >= self._max_lines_all_calls:
-                    blocked = overall
+                elif overall is not None and self._spent(overall, everything):
+                    blocked = overall  # counted under its code, told once across calls
                 else:
                     blocked = None
                     window.passed += 1
-                    if overall is not None:
+                    if overall is not None and everything is not None:
                         overall.passed += 1
+                        everything.passed += 1
                 if blocked is not None:
                     blocked.suppressed += 1
                     blocked.level = max(blocked.level, record.levelno)
@@ -212,11 +220,31 @@ class RateLimitFilter(logging.Filter):
                 self._forget((key, self._windows.pop(key)), held)
         _report(held)
 
-    @staticmethod
-    def _forget(item: tuple[_Key, _Window], held: list[_Held]) -> None:
+    def _forget(self, item: tuple[_Key, _Window], held: list[_Held]) -> None:
+        """Hold ``item``'s "suppressed N" line for reporting. A call's summary line spends its
+        code's budget across calls like any other line; once that is spent, the count joins the
+        across-calls window and is told once with it (thousands of short calls each ending
+        with a summary would be a flood of their own)."""
         key, window = item
-        if window.suppressed:
-            held.append(_Held(key, window.suppressed, window.level))
+        if not window.suppressed:
+            return
+        if key.call_sid and key.call_sid != ALL_CALLS:
+            overall = self._windows.get(_Key(key.logger, ALL_CALLS, key.code))
+            everything = self._windows.get(_Key(*_EVERYTHING))
+            if overall is not None:
+                if self._spent(overall, everything):
+                    overall.suppressed += window.suppressed
+                    overall.level = max(overall.level, window.level)
+                    return
+                overall.passed += 1
+                if everything is not None:
+                    everything.passed += 1
+        held.append(_Held(key, window.suppressed, window.level))
+
+    def _spent(self, overall: _Window, everything: _Window | None) -> bool:
+        """Whether a code's budget across calls, or all codes' together, is used up."""
+        return overall.passed >= self._max_lines_all_calls or (
+            everything is not None and everything.passed >= self._max_lines_all_codes)
 
 
 def _key_of(record: logging.LogRecord) -> _Key:

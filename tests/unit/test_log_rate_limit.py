@@ -213,3 +213,30 @@ def test_a_flood_spread_over_many_calls_shares_one_budget_per_code(
     across = re.findall(r"suppressed (\d+) similar messages \(code binary_frame\) across calls",
                         stream.getvalue())
     assert [int(n) for n in across] == [3000 - len(dropped)]
+
+
+def test_many_codes_over_many_short_calls_stay_bounded_and_lose_no_count(
+    captured: tuple[logging.Logger, io.StringIO, list[RateLimitFilter]],
+) -> None:
+    """The 1M-message fuzz: thousands of short calls, each breaking a dozen things and ending
+    (its own counts reported at its end). Lines stay bounded by the all-codes budget plus one
+    summary per code; every held-back line is still counted somewhere."""
+    clock = FakeClock()
+    logger, stream, limiter = _limited(captured, RateLimitFilter(clock=clock))
+    codes = [f"code_{n}" for n in range(12)]
+    sent = 0
+    for call in range(2000):
+        call_sid = f"CA{call:05d}"
+        for code in codes:
+            for _ in range(8):  # over one call's budget of 5
+                logger.warning(DROPPED, call_sid, ProtocolError(code, "bad"))
+                sent += 1
+        limiter.flush(call_sid)  # the call ends
+    clock.now_s += logs.RATE_LIMIT_WINDOW_S + 1
+    limiter.flush()
+    lines = stream.getvalue().splitlines()
+    budget = logs.RATE_LIMIT_LINES * logs.ALL_CALLS_FACTOR * logs.ALL_CODES_FACTOR
+    assert len(lines) <= budget + len(codes)
+    passed = sum("dropped bad message" in line for line in lines)
+    held = sum(int(n) for n in re.findall(r"suppressed (\d+) similar", stream.getvalue()))
+    assert passed + held == sent
