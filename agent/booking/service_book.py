@@ -192,7 +192,9 @@ class Booker:
             action=config.name,
             call_sid=details.call_sid,
             provider_booking_id=created.provider_booking_id,
-            fields=details.fields,
+            # the vendor's meeting link travels with the booking (the e-mail invitation's)
+            fields={**details.fields, "meeting_url": created.meeting_url}
+            if created.meeting_url else details.fields,
         )
         try:
             return await self._store.bookings.record(new)

@@ -26,11 +26,12 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from slotline.agent.logs import mask
+from slotline.agent.notify.invite import invitation_for
 from slotline.agent.notify.jobs import CHANNELS, Channel, JobKind, plan, unusable
 from slotline.agent.notify.policy import NotificationPolicy, template_values
 from slotline.agent.store import BookingRecord, ReminderJob, Store, utc_now
 from slotline.providers.errors import ProviderError
-from slotline.providers.notify.base import EmailSender, SmsSender
+from slotline.providers.notify.base import EmailSender, InvitationSender, SmsSender
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +237,11 @@ class Notifier:
             return await self._sms.send_sms(booking.attendee.phone, text)
         assert self._email is not None
         subject, body = policy.email_text(kind.purpose, values)
+        if kind.purpose == "confirmation" and isinstance(self._email, InvitationSender):
+            invitation = invitation_for(booking, policy, body, now)  # agent.notify.invite
+            return await self._email.send_invitation(
+                booking.attendee.email, subject, invitation.description, invitation
+            )
         return await self._email.send_email(booking.attendee.email, subject, body)
 
     def _why_not(

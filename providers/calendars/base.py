@@ -61,6 +61,7 @@ class ProviderBooking:
     start: datetime
     end: datetime
     status: BookingStatus
+    meeting_url: str = ""  # the video link the vendor made for it (Cal.com), if any
 
 
 class CalendarProvider(Protocol):

@@ -89,13 +89,16 @@ class CalcomBooking:
     attendee_emails: tuple[str, ...]
     rescheduled_to_uid: str = ""
     rescheduled_from_uid: str = ""
+    meeting_url: str = ""  # ``meetingUrl`` (or a ``location`` that is a link)
 
     @property
     def mapped_status(self) -> BookingStatus:
         return "cancelled" if self.status in _CANCELLED else "confirmed"
 
     def to_provider(self) -> ProviderBooking:
-        return ProviderBooking(self.uid, self.start, self.end, self.mapped_status)
+        return ProviderBooking(
+            self.uid, self.start, self.end, self.mapped_status, self.meeting_url
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +293,12 @@ def _booking(data: Any) -> CalcomBooking:
         attendee_emails=emails,
         rescheduled_to_uid=str(data.get("rescheduledToUid") or ""),
         rescheduled_from_uid=str(data.get("rescheduledFromUid") or ""),
+        meeting_url=_link(data.get("meetingUrl")) or _link(data.get("location")),
     )
+
+
+def _link(value: object) -> str:
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else ""
 
 
 def parse_booking(body: Any) -> CalcomBooking:

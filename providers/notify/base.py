@@ -6,7 +6,9 @@ handed over; a returned id means the vendor accepted it.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from slotline.providers.notify.ics import Invitation
 
 
 class SmsSender(Protocol):
@@ -18,4 +20,16 @@ class SmsSender(Protocol):
 class EmailSender(Protocol):
     async def send_email(self, to: str, subject: str, body: str) -> str:
         """Send one plain-text e-mail; returns its ``Message-ID``."""
+        ...
+
+
+@runtime_checkable
+class InvitationSender(Protocol):
+    """An e-mail channel that can carry a calendar invitation (``providers.notify.ics``)."""
+
+    async def send_invitation(
+        self, to: str, subject: str, body: str, invitation: Invitation
+    ) -> str:
+        """Send the text with the invitation as its ``text/calendar; method=REQUEST`` part
+        (and as ``invite.ics``); returns its ``Message-ID``."""
         ...

@@ -23,6 +23,8 @@ from typing import Final
 import aiosmtplib
 
 from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError, ProviderTimeout
+from slotline.providers.notify import ics
+from slotline.providers.notify.ics import Invitation
 
 PROVIDER: Final = "smtp"
 
@@ -64,6 +66,17 @@ class SmtpEmail:
 
     async def send_email(self, to: str, subject: str, body: str) -> str:
         """Hand one plain-text message to the server; returns its ``Message-ID``."""
+        return await self._send(to, subject, body, None)
+
+    async def send_invitation(
+        self, to: str, subject: str, body: str, invitation: Invitation
+    ) -> str:
+        """The text plus the invitation (``InvitationSender``): a ``text/calendar;
+        method=REQUEST`` alternative that mail clients show as an invitation, and the same as
+        ``invite.ics``. The organizer is this sender's address."""
+        return await self._send(to, subject, body, ics.render(invitation, self._from))
+
+    async def _send(self, to: str, subject: str, body: str, calendar: str | None) -> str:
         message_id = make_msgid(domain=self._domain)  # the domain given: no DNS lookup here
         try:
             message = EmailMessage()
@@ -73,6 +86,12 @@ class SmtpEmail:
             message["Date"] = format_datetime(datetime.now(UTC))
             message["Message-ID"] = message_id
             message.set_content(body)
+            if calendar is not None:
+                message.add_alternative(calendar, subtype="calendar",
+                                        params={"method": "REQUEST"})
+                message.make_mixed()
+                message.add_attachment(calendar.encode("utf-8"), maintype="application",
+                                       subtype="ics", filename="invite.ics")
         except (ValueError, TypeError) as exc:  # a line break in a header, a malformed address
             raise ProviderError(
                 PROVIDER, f"cannot build the message: {exc}", retryable=False
