@@ -309,6 +309,30 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX stream_nonces_expiry ON stream_nonces (expires_at)",
         ),
     ),
+    Migration(
+        12,
+        "waitlist: callers waiting for a time when none fitted (agent.waitlist)",
+        common=(
+            """CREATE TABLE waitlist (
+                id TEXT PRIMARY KEY,
+                action TEXT NOT NULL,
+                name TEXT NOT NULL,
+                phone TEXT NOT NULL,
+                email TEXT NOT NULL,
+                timezone TEXT NOT NULL,
+                preference TEXT NOT NULL,
+                notes TEXT NOT NULL,
+                source TEXT NOT NULL,
+                call_sid TEXT NOT NULL,
+                created_at {ts} NOT NULL,
+                webhook_status TEXT NOT NULL DEFAULT ''
+            )""",
+            "CREATE INDEX waitlist_created ON waitlist (action, created_at)",
+            # one entry per call and action: a retried flow step adds nobody twice
+            "CREATE UNIQUE INDEX waitlist_call ON waitlist (call_sid, action) "
+            "WHERE call_sid <> ''",
+        ),
+    ),
 )
 
 

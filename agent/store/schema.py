@@ -232,3 +232,21 @@ recordings = Table(
     Column("duration_s", Float, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),  # the retention sweep goes by it
 )
+
+
+waitlist = Table(
+    "waitlist",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("action", Text, nullable=False),  # the booking action waited for ("" = any)
+    Column("name", Text, nullable=False),
+    Column("phone", Text, nullable=False),  # E.164 or ""
+    Column("email", Text, nullable=False),
+    Column("timezone", Text, nullable=False),  # the caller's IANA zone or ""
+    Column("preference", Text, nullable=False),  # what the caller asked for, as said
+    Column("notes", Text, nullable=False),
+    Column("source", Text, nullable=False),  # voice | api
+    Column("call_sid", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("webhook_status", Text, nullable=False),  # "" | sent | failed: <reason> | off
+)
