@@ -12,13 +12,17 @@ each of these lines is read exactly.
   booking starts at 4 pm London time (16:00 UTC in winter).
 - No number, and "I'm in California" when asked for a time: the agent says "Got it, Pacific
   time.", asks again, and "eleven in the morning" books 11 am Pacific.
+- The London caller again with the demo calendar on the Cal.com emulator: the slots are asked
+  for in London's zone and the Cal.com booking's attendee carries ``timeZone`` Europe/London
+  (Cal.com's invitation then shows the caller's clock).
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,10 @@ import pytest
 
 from slotline.agent.caller import Say, load_wav_ulaw, run_caller
 from slotline.agent.store import BookingRecord
+from slotline.providers.emulators.calcom import CalcomEmulator
 from tests.e2e.conftest import Server, call_tasks, running_server
+from tests.e2e.providers import CALDAV_USERS, Vendors, booking_env, merged
+from tests.radicale_server import RadicaleServer, running_radicale
 from tests.until import until
 
 FLITE = shutil.which("flite")
@@ -46,6 +53,12 @@ async def server() -> AsyncIterator[Server]:
         yield srv
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
+    with running_radicale(tmp_path_factory.mktemp("radicale"), users=CALDAV_USERS) as server:
+        yield server
 
 
 async def spoken(folder: Path, lines: Sequence[str]) -> list[Say]:
@@ -130,3 +143,24 @@ async def test_saying_i_am_in_california_books_pacific_times(
     assert booking.start == start.astimezone(UTC)  # 19:00 UTC in winter
     assert booking.attendee.timezone == "America/Los_Angeles"
     assert log["variables"]["user_timezone"] == "America/Los_Angeles"
+
+
+async def test_a_london_caller_s_cal_com_booking_carries_their_zone(
+    radicale: RadicaleServer, tmp_path: Path
+) -> None:
+    async with AsyncExitStack() as stack:
+        calcom = await Vendors(stack, radicale, tmp_path).start("calcom")
+        env, secrets = merged(calcom)
+        runner, server = await running_server({**env, **booking_env(("main",))}, secrets)
+        try:
+            script = await spoken(tmp_path, [NAME, NO_EMAIL, DAY, "four in the afternoon",
+                                             "yes please"])
+            log, _, booking = await call(server, script, {"user_phone": LONDON_LINE})
+        finally:
+            await runner.cleanup()
+        start = datetime.combine(wednesday(log), time(16), ZoneInfo("Europe/London"))
+        assert booking.start == start.astimezone(UTC) and booking.provider == "calcom"
+        assert isinstance(calcom.emulator, CalcomEmulator)
+        [at_calcom] = calcom.emulator.live_bookings()
+        assert at_calcom["attendees"][0]["timeZone"] == "Europe/London"
+        assert datetime.fromisoformat(at_calcom["start"]) == start
