@@ -351,7 +351,12 @@ class FlowHeader(_Model):
         "with `persona`, part of every model request.",
     )
     agent_name: str = Field(default="", description="Available to templates as {agent_name}.")
-    timezone: str = Field(default="", description="IANA zone the flow reads dates in.")
+    timezone: str = Field(
+        default="",
+        description="IANA zone of the business (empty: its calendar's). Each caller hears and "
+        "books times in their own zone: the user_timezone call parameter, else their number's, "
+        "else this one; they may also say theirs.",
+    )
     region: str = Field(
         default="", pattern=r"^([A-Z]{2})?$",
         description="ISO country (GB, US) spoken phone numbers and numeric dates are read in; "
