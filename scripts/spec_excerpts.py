@@ -69,7 +69,8 @@ OPENAPI: tuple[Excerpt, ...] = (
                "/calendars/", "/calendars/{calendarId}"),
     ),
     Excerpt("ghl/apps/contacts.json",
-            paths=("/contacts/upsert", "/contacts/{contactId}", "/contacts/{contactId}/tags")),
+            paths=("/contacts/upsert", "/contacts/{contactId}", "/contacts/{contactId}/tags",
+                   "/contacts/search/duplicate", "/contacts/{contactId}/appointments")),
 )
 # The methods the Google Calendar emulator serves (providers/emulators/google_calendar.py).
 GOOGLE_METHODS = ("calendar.freebusy.query", "calendar.events.insert", "calendar.events.get",

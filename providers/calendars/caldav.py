@@ -54,13 +54,14 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slotline.providers.base import ResourceContext
-from slotline.providers.calendars import race
+from slotline.providers.calendars import caldav_find, race
 from slotline.providers.calendars.base import (
     Attendee,
     BookingRequest,
     BookingStatus,
     BusyInterval,
     ProviderBooking,
+    VendorBooking,
 )
 from slotline.providers.errors import (
     ConfigError,
@@ -299,6 +300,24 @@ class CaldavCalendar(ResourceContext):
                     component[name] = before[name]
 
         await self._edit(uid, text, etag, restored)
+
+    # ---- BookingFinder: a caller's events, whoever wrote them (caldav_find) -------------------
+
+    async def find_bookings(
+        self, start: datetime, end: datetime, *, phone: str = "", email: str = ""
+    ) -> list[VendorBooking]:
+        found: dict[str, VendorBooking] = {}
+        headers = {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"}
+        for body in caldav_find.query_bodies(start, end, phone=phone, email=email):
+            async with self._dav("calendar-query REPORT"):
+                response = await self._dav_client().request(self.url, "REPORT", body, headers)
+            _check(response, "calendar-query REPORT", self.url)
+            for result in response.parse_calendar_query() if response.status == 207 else []:
+                if isinstance(result, CalendarQueryResult) and result.calendar_data:
+                    for booking in caldav_find.matching(result.calendar_data, start, self._zone,
+                                                        phone=phone, email=email):
+                        found[booking.provider_booking_id] = booking
+        return sorted(found.values(), key=lambda booking: booking.start)
 
     # ---- reading and editing ----------------------------------------------------------------
 

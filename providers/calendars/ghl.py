@@ -38,6 +38,7 @@ from typing import Any
 
 import aiohttp
 
+from slotline.providers.calendars import ghl_find
 from slotline.providers.calendars import ghl_settings as options
 from slotline.providers.calendars import ghl_wire as wire
 from slotline.providers.calendars.base import (
@@ -45,6 +46,7 @@ from slotline.providers.calendars.base import (
     BookingRequest,
     BusyInterval,
     ProviderBooking,
+    VendorBooking,
 )
 from slotline.providers.errors import ProviderError, SlotTaken
 from slotline.providers.http import (
@@ -295,6 +297,30 @@ class GhlCalendar(HttpAdapter):
             "POST", path, json={"tags": tags}, headers=_CONTACTS
         )
         self._expect_ok(response, "POST", path)
+
+    # ---- BookingFinder: a caller's appointments, whoever booked them (ghl_find) ---------------
+
+    async def find_bookings(
+        self, start: datetime, end: datetime, *, phone: str = "", email: str = ""
+    ) -> list[VendorBooking]:
+        found: dict[str, VendorBooking] = {}
+        for key, value in (("number", phone), ("email", email)):
+            if not value:
+                continue
+            params = {"locationId": self._location_id, key: value}
+            path = "/contacts/search/duplicate"
+            response = await self._http.request("GET", path, params=params, headers=_CONTACTS)
+            self._expect_ok(response, "GET", path)
+            contact = ghl_find.contact_of(response.body)
+            if contact is None:
+                continue
+            path = f"/contacts/{contact['id']}/appointments"
+            response = await self._http.request("GET", path, headers=_CONTACTS)
+            self._expect_ok(response, "GET", "/contacts/{contactId}/appointments")
+            for booking in ghl_find.appointments_of(response.body, contact, self._calendar_id,
+                                                    start, end):
+                found[booking.provider_booking_id] = booking
+        return sorted(found.values(), key=lambda booking: booking.start)
 
     async def _events(self, start: datetime, end: datetime) -> object:
         params = {

@@ -39,13 +39,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 
-from slotline.providers.calendars import race
+from slotline.providers.calendars import google_find, race
 from slotline.providers.calendars.base import (
     Attendee,
     BookingRequest,
     BookingStatus,
     BusyInterval,
     ProviderBooking,
+    VendorBooking,
 )
 from slotline.providers.errors import ConfigError, ProviderError, SlotTaken
 from slotline.providers.http import (
@@ -248,10 +249,25 @@ class GoogleCalendar(HttpAdapter):
             raise _failure(response, "PATCH event")
         return response.body
 
+    # ---- BookingFinder: a caller's events, whoever made them (google_find) --------------------
+
+    async def find_bookings(
+        self, start: datetime, end: datetime, *, phone: str = "", email: str = ""
+    ) -> list[VendorBooking]:
+        if not (phone or email):
+            return []
+        events = await self._listed(google_find.find_params(start, end, phone=phone,
+                                                            email=email))
+        found = google_find.matching(events, start, phone=phone, email=email)
+        return sorted(found, key=lambda booking: booking.start)
+
     async def _overlapping(self, start: datetime, end: datetime) -> list[Event]:
         """Events with end > start and start < end (Google's timeMin/timeMax semantics)."""
-        params = {"timeMin": _utc(start), "timeMax": _utc(end), "singleEvents": "true",
-                  "maxResults": _PAGE_SIZE}
+        return await self._listed({"timeMin": _utc(start), "timeMax": _utc(end),
+                                   "singleEvents": "true", "maxResults": _PAGE_SIZE})
+
+    async def _listed(self, params: dict[str, str]) -> list[Event]:
+        """Every page of an ``events.list``."""
         events: list[Event] = []
         while True:
             response = await self._http.request("GET", self._events, params=params)

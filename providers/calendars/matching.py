@@ -30,3 +30,17 @@ def same_email(wanted: str, stored: str) -> bool:
 def belongs(phone: str, email: str, phones: tuple[str, ...], emails: tuple[str, ...]) -> bool:
     """An attendee with these numbers and addresses is the caller (phone or e-mail)."""
     return any(same_phone(phone, p) for p in phones) or any(same_email(email, e) for e in emails)
+
+
+_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+_EMAIL_LIKE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def phones_in(text: str) -> tuple[str, ...]:
+    """The phone numbers written in free text (an event's description or notes)."""
+    return tuple(match.group() for match in _PHONE_LIKE.finditer(text))
+
+
+def emails_in(text: str) -> tuple[str, ...]:
+    """The e-mail addresses written in free text (or ``mailto:`` values)."""
+    return tuple(match.group() for match in _EMAIL_LIKE.finditer(text))

@@ -48,12 +48,13 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from slotline.providers.calendars import race
+from slotline.providers.calendars import outlook_find, race
 from slotline.providers.calendars.base import (
     Attendee,
     BookingRequest,
     BusyInterval,
     ProviderBooking,
+    VendorBooking,
 )
 from slotline.providers.errors import ProviderError, SlotTaken
 from slotline.providers.http import (
@@ -381,6 +382,30 @@ class OutlookCalendar(HttpAdapter):
             (i for i in infos if str(i.get("scheduleId", "")).lower() == wanted), infos[0]
         )
         return busy_from_schedule(info, start)
+
+    # ---- BookingFinder: a caller's events, whoever made them (outlook_find) -------------------
+
+    async def find_bookings(
+        self, start: datetime, end: datetime, *, phone: str = "", email: str = ""
+    ) -> list[VendorBooking]:
+        if not (phone or email):
+            return []
+        found: list[VendorBooking] = []
+        for page in range(outlook_find.MAX_PAGES):
+            params = {"startDateTime": _stamp(start), "endDateTime": _stamp(end),
+                      "$top": str(outlook_find.PAGE_SIZE),
+                      "$skip": str(page * outlook_find.PAGE_SIZE)}
+            response = await self._http.request(
+                "GET", f"{self._mailbox}/calendarView", params=params, headers=PREFER_UTC
+            )
+            answer = _expect(response, (200,), "calendarView")
+            value = answer.get("value") if isinstance(answer, Mapping) else None
+            if not isinstance(value, list):
+                raise ProviderError(PROVIDER, "calendarView answered without a value list")
+            found += outlook_find.matching(value, start, parse_time, phone=phone, email=email)
+            if "@odata.nextLink" not in answer:
+                break
+        return sorted(found, key=lambda booking: booking.start)
 
     async def _view(self, start: datetime, end: datetime) -> list[GraphEvent]:
         params = {

@@ -2,6 +2,8 @@
 
 It keeps real state and answers the operations Slotline's GHL adapter uses:
 ``POST /contacts/upsert`` (matches an existing contact by email, then phone), ``GET
+/contacts/search/duplicate`` and ``GET /contacts/{contactId}/appointments`` (a caller's
+appointments, whoever booked them), ``GET
 /calendars/{calendarId}/free-slots`` (slots computed from each calendar's weekly hours, slot
 length, interval and minimum notice, minus live appointments; ranges over 31 days refused),
 ``GET /calendars/events``, ``POST /calendars/events/appointments`` and ``GET``/``PUT
@@ -124,6 +126,8 @@ class GhlEmulator(HttpEmulator):
     def _routes(self, app: web.Application) -> None:
         table: tuple[tuple[str, str, str, _Handler], ...] = (
             ("POST", "/contacts/upsert", "contacts", self._upsert),
+            ("GET", "/contacts/search/duplicate", "contacts", self._duplicate),
+            ("GET", "/contacts/{contactId}/appointments", "contacts", self._contact_events),
             ("PUT", "/contacts/{contactId}", "contacts", self._update_contact),
             ("POST", "/contacts/{contactId}/tags", "contacts", self._add_tags),
             ("GET", "/calendars/{calendarId}/free-slots", "calendars", self._free_slots),
@@ -219,6 +223,23 @@ class GhlEmulator(HttpEmulator):
             "customFields": [{"id": k, "value": v} for k, v in contact.custom_fields.items()],
         }
 
+    async def _duplicate(self, call: _Call) -> tuple[object, int]:
+        """``GET /contacts/search/duplicate``: the contact with this e-mail, else this number
+        (GHL's order when duplicates are allowed); ``{"contact": null}`` when none."""
+        self._own_location(call.query["locationId"])
+        contact = self._match_contact(call.query.get("email", ""), call.query.get("number", ""))
+        return {"contact": self._contact(contact) if contact is not None else None}, 200
+
+    async def _contact_events(self, call: _Call) -> tuple[object, int]:
+        """``GET /contacts/{contactId}/appointments``: every appointment of the contact, on
+        any calendar of the location, cancelled ones included (GetEventsSuccessfulResponseDto)."""
+        contact_id = call.path["contactId"]
+        if contact_id not in self.contacts:
+            raise Refused(400, "Contact not found")
+        found = sorted((item for item in self.appointments.values()
+                        if item.contact_id == contact_id), key=lambda item: item.start)
+        return {"events": [self._event(item) for item in found]}, 200
+
     async def _add_tags(self, call: _Call) -> tuple[object, int]:
         """``POST /contacts/{contactId}/tags``: added to the contact's, each kept once."""
         contact = self.contacts.get(call.path["contactId"])
@@ -244,12 +265,12 @@ class GhlEmulator(HttpEmulator):
         return {"succeded": True, "contact": answer}, 200  # sic: the spec's spelling
 
     def _match_contact(self, email: str, phone: str) -> Contact | None:
-        digits = re.sub(r"\D", "", phone)
+        number = _e164(phone)
         for contact in self.contacts.values():
             if email and contact.email.lower() == email.lower():
                 return contact
         for contact in self.contacts.values():
-            if digits and re.sub(r"\D", "", contact.phone) == digits:
+            if number and _e164(contact.phone) == number:
                 return contact
         return None
 
@@ -415,3 +436,13 @@ class GhlEmulator(HttpEmulator):
     def _own_location(self, location_id: str) -> None:
         if location_id != self.location_id:
             raise Refused(403, "The token does not have access to this location.")
+
+
+def _e164(phone: str) -> str:
+    """A number as GHL keeps it: E.164, a national number read in the location's country (the
+    US here), so "(555) 010-2030" and "+15550102030" are one contact."""
+    digits = re.sub(r"\D", "", phone)
+    if not digits:
+        return ""
+    return "+" + ("1" + digits if len(digits) == 10 and not phone.lstrip().startswith("+")
+                  else digits)

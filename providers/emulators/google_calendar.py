@@ -13,6 +13,8 @@ What it models, as Google does it:
 - freeBusy: merged busy periods of opaque, non-cancelled events clipped to [timeMin, timeMax);
   an unknown calendar gets a per-calendar ``errors: [{reason: notFound}]``;
 - events.list: ``timeMin``/``timeMax`` select events with end > timeMin and start < timeMax;
+  ``q`` keeps events with every term (case-insensitive) in the fields Google's doc lists:
+  summary, description, location, attendees' and organizer's names and e-mails;
 - tokens: the JWT-bearer grant (assertion signature checked against the service account's
   public key) or the refresh-token grant; tokens expire (``token_ttl_s``, ``expire_tokens()``);
   unknown/expired tokens → 401 ``UNAUTHENTICATED``; a service account without a ``sub``
@@ -266,6 +268,9 @@ class GoogleCalendarEmulator(HttpEmulator):
             events = [e for e in events if e["status"] != "cancelled"]
         if "iCalUID" in query:
             events = [e for e in events if e["iCalUID"] == query["iCalUID"]]
+        if query.get("q"):  # every term, in summary, description, location or attendees
+            terms = query["q"].lower().split()
+            events = [e for e in events if all(t in _searchable(e) for t in terms)]
         if "timeMin" in query:  # events ending after timeMin
             time_min = _query_time(query["timeMin"], "timeMin")
             events = [e for e in events if _span(e)[1] > time_min]
@@ -457,3 +462,12 @@ def _new_id() -> str:
 def _etag() -> str:
     return f'"{secrets.randbelow(10**16)}"'
 
+
+
+def _searchable(event: dict[str, Any]) -> str:
+    """What ``events.list``'s ``q`` searches: summary, description, location, attendees' and
+    organizer's names and e-mails (lower case)."""
+    people = [*event.get("attendees", []), event.get("organizer", {})]
+    parts = [event.get("summary", ""), event.get("description", ""), event.get("location", "")]
+    parts += [f"{p.get('displayName', '')} {p.get('email', '')}" for p in people]
+    return " ".join(str(part) for part in parts).lower()
