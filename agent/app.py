@@ -98,6 +98,13 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
 
         add_routes(app, DialerApi(deps.store, deps.dialer, _check_api_auth,
                                   region=settings.dialer.region))
+    if deps.store is not None:
+        from slotline.agent.waitlist import WaitlistEvents
+        from slotline.agent.waitlist_api import WaitlistApi
+        from slotline.agent.waitlist_api import add_routes as add_waitlist_routes
+
+        add_waitlist_routes(app, WaitlistApi(
+            deps.store, WaitlistEvents.from_settings(settings, secrets), _check_api_auth))
     from slotline.agent.console import add_console_routes  # here: the console imports this module
 
     add_console_routes(app)

@@ -36,6 +36,7 @@ from slotline.agent.store import Store
 from slotline.agent.stream_token import StreamTokens
 from slotline.agent.summary import Summarizer
 from slotline.agent.telephony import TwilioCallControl
+from slotline.agent.waitlist import Waitlist, WaitlistAction, WaitlistEvents
 from slotline.audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
 from slotline.providers.base import AsyncResource, SpeechToText, TextToSpeech
 from slotline.providers.errors import ConfigError, ProviderError
@@ -382,10 +383,11 @@ async def build_deps(
         runner = ServiceBookingRunner(booking, call_sid=start.call_sid, caller_tz=business_tz,
                                       clock=_utc_now, notices=notices,
                                       caller_phone=caller_number, on_error=report)
-        # find_booking / pick_booking are answered in-process (agent.booking.caller_bookings)
-        webhooks = BuiltInActions(runner.bookings, HttpWebhooks(
+        # find_booking / pick_booking are answered in-process (agent.booking.caller_bookings),
+        # and waitlist (agent.waitlist)
+        webhooks = WaitlistAction(waitlist, BuiltInActions(runner.bookings, HttpWebhooks(
             settings.webhooks, call_sid=start.call_sid, secret=webhook_secret,
-            session=http.get()))
+            session=http.get())), call_sid=start.call_sid, caller_phone=caller_number)
         control = None
         if rest is not None:
             control = TwilioCallControl(
@@ -399,6 +401,7 @@ async def build_deps(
         return _FlowCall(responder, runner, metrics)
 
     opt_out = StoreOptOut(store)
+    waitlist = Waitlist(store, WaitlistEvents.from_settings(settings, secrets))
     recordings = Recordings(settings.recording, store)  # retention runs even when off
     dialer = Dialer(store, rest, DialerConfig(
         from_number=settings.twilio.from_number,

@@ -28,6 +28,7 @@ from slotline.agent.store.reminders import ReminderRepo
 from slotline.agent.store.round_robin import RoundRobinRepo
 from slotline.agent.store.stream_nonces import StreamNonceRepo
 from slotline.agent.store.url import Dialect
+from slotline.agent.store.waitlist import WaitlistRepo
 
 
 def utc_now() -> datetime:
@@ -50,6 +51,7 @@ class Store:
         self.recordings = RecordingRepo(db)  # where call recordings are
         self.call_webhooks = CallWebhookRepo(db, clock)
         self.stream_nonces = StreamNonceRepo(db, clock)  # stream tokens admitted, anywhere
+        self.waitlist = WaitlistRepo(db, clock)  # callers waiting for a time (agent.waitlist)
         self.schema_version = 0
 
     @property
