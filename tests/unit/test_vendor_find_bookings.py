@@ -121,6 +121,7 @@ async def test_a_booking_made_elsewhere_is_adopted_moved_and_cancelled_at_the_ve
 ) -> None:  # fmt: skip
     vendor = await Vendors(stack, radicale, tmp_path).start(provider)
     service, calendar = await deploy(stack, store, vendor)
+    assert isinstance(calendar, BookingFinder)
     dana = await booked_elsewhere(calendar, THREE_PM, DANA)
 
     [found] = await service.find_for_caller(phone=DANA_SAYS, email="")
