@@ -116,6 +116,11 @@ class Timing:
         """This process's observations."""
         return int(next(s.value for s in _samples(self._histogram) if s.name.endswith("_count")))
 
+    @property
+    def total(self) -> float:
+        """The sum of this process's observations, in seconds."""
+        return float(next(s.value for s in _samples(self._histogram) if s.name.endswith("_sum")))
+
 
 def _samples(metric: Counter | Histogram) -> Iterator[Sample]:
     for family in metric.collect():
