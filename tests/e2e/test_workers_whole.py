@@ -1,6 +1,7 @@
 """Issue 13 §3: with ``serve --workers 2`` every worker answers ``/api/calls`` and ``/metrics``
 the same, and whole: every call of both workers, live ones included, and counters equal to the
-calls placed. After a restart the list still shows the stored calls.
+calls placed, also once a worker was killed and replaced. After a restart the list still shows
+the stored calls.
 
 The two-worker server is the real command in a subprocess (``bench.races.serve_process``). Each
 request pair (``/healthz``, then the page) goes over one kept-alive connection, so the pid
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
 import aiohttp
@@ -131,6 +134,25 @@ async def test_two_workers_answer_the_call_list_and_metrics_alike_and_whole(
         assert _value(page, 'slotline_bookings_total{result="booked"}') == 0  # known, at zero
         assert _value(page, "process_resident_memory_bytes") > 2 * 10 * 1024 * 1024
         assert _value(page, "slotline_tasks") >= 2
+
+        # a worker killed and replaced: its live gauges go (the supervisor marks it dead), its
+        # counts stay in the totals
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        replaced = await server.worker_pids(exclude=frozenset({victim}))
+        assert victim not in replaced
+
+        async def whole_again() -> bool:
+            pages = await _answers(server.url, "/metrics", rounds=6)
+            return set(pages) == replaced and all(
+                _value(text, "slotline_workers") == 2 for texts in pages.values()
+                for text in texts)
+
+        await until(whole_again, timeout_s=30)
+        pages = await _answers(server.url, "/metrics", rounds=6)
+        for text in (text for texts in pages.values() for text in texts):
+            assert _value(text, 'slotline_calls_started_total{direction="inbound"}') == len(sids)
+            assert _value(text, "slotline_turn_latency_seconds_count") == turns
 
 
 async def test_the_call_list_survives_a_restart(tmp_path: Path) -> None:
