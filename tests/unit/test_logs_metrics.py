@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from slotline.agent.logs import MaskingFilter, mask
 from slotline.agent.calllog import Latency
+from slotline.agent.logs import MaskingFilter, mask
 from slotline.agent.metrics import Metrics
 
 
