@@ -25,6 +25,18 @@ from bench/stt_local_cost.py):
   when the grammar accepts it as a whole phrase and its phones agree with the LM's answer
   (difflib ratio >= 0.6: the expected utterances scored >= 0.75, other utterances forced
   through a wrong grammar <= 0.40); otherwise the LM's answer is the transcript.
+* Knowing when it did not understand (bench/heard_right.py: answers the grammars were not
+  written for, five flite voices). A grammar forces any speech onto one of its phrases, so a
+  grammar answer whose phones agree with the LM's only in part (0.6 <= ratio <
+  ``SURE_AGREEMENT`` = 0.85; the phrases said as expected scored 0.95-1.0, one 0.84) is kept
+  only when each of its words scores within ``DOUBT_BELOW`` = 3.7 nats per frame of a phone
+  loop (pocketsphinx allphone search with the model's phonetic LM) over the same frames, and
+  lasts at most ``MAX_FRAMES_PER_PHONE`` frames per phone. "any time after three" forced to
+  "any time half past three" (0.83; "past" -4.2 to -7.6), "anna kowalczyk" to "emma doe"
+  ("doe" stretched over 24 frames a phone) go to the LM's answer; "uh huh" against the LM's
+  "mhm" (0.75, "huh" -3.5) stays. The same check on LM answers does not separate: words
+  said right on the committed recordings scored down to -5.6 ("dot", "haircut", "again"),
+  as low as the LM's wrong guesses ("mitchell" for "miguel" -5.5).
 * The decoder loads only the domain words (+ hint words added on demand) rather than all of
   CMUdict: start-up 0.07 s instead of 1.1 s, and a new LM search costs ~0 instead of 0.8 s.
 """
@@ -34,6 +46,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
+import math
 import os
 import re
 import signal
@@ -56,6 +69,10 @@ logger = logging.getLogger(__name__)
 INPUT_RATE_HZ = 8000
 MODEL_RATE_HZ = 16000  # the en-us acoustic model's rate: twice ours
 AGREEMENT_MIN = 0.6  # phone similarity grammar vs LM; see the module docstring
+SURE_AGREEMENT = 0.85  # above it the grammar answer is not checked word by word
+MAX_FRAMES_PER_PHONE = 20  # 0.2 s a phone: a word stretched over an unknown one ("doe", 24)
+DOUBT_BELOW = -3.7  # nats per frame under the phone loop; see the module docstring
+PHONE_LOOP = "phone-loop"
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen"
@@ -195,6 +212,7 @@ class SphinxEngine:
             lm=self._write_lm(self._corpus, "domain"),
             loglevel="FATAL",
         )
+        self._decoder.add_allphone_file(PHONE_LOOP, str(model_dir / "en-us-phone.lm.bin"))
         # Grammars run on their own decoder with narrower beams than pocketsphinx's defaults
         # (1e-48 / 7e-29): a looping grammar such as a spelled e-mail decoded 7x faster (2.2 s
         # → 0.3 s for a 3 s utterance) with the same words. The language model keeps the
@@ -226,7 +244,10 @@ class SphinxEngine:
             accepted = bool(grammar_text) and self._grammars.get_fsg(hints.grammar).accept(
                 grammar_text
             )
-            if accepted and self.phone_similarity(grammar_text, lm_text) >= AGREEMENT_MIN:
+            agreement = self.phone_similarity(grammar_text, lm_text) if accepted else 0.0
+            if agreement >= SURE_AGREEMENT or agreement >= AGREEMENT_MIN and not self._doubtful(
+                audio, _segments(self._grammars)
+            ):
                 text, confidence, source = grammar_text, grammar_confidence, "grammar"
         return wire.DecodeResult(
             request_id=request.request_id,
@@ -235,6 +256,31 @@ class SphinxEngine:
             source=source if text else "none",
             decode_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+    def _doubtful(self, audio: bytes, words: list[_Segment]) -> bool:
+        """Whether some word of an answer scores ``DOUBT_BELOW`` (nats per frame) under the phone
+        loop over the same frames, or lasts longer than ``MAX_FRAMES_PER_PHONE`` allows.
+        Fillers and short function words are not judged: they are coarticulated and score
+        low when said ("to" -4.1 in "i want to cancel"), and no answer rests on them."""
+        self._run(PHONE_LOOP, audio, self._decoder)
+        per_frame: dict[int, float] = {}
+        for phone in _segments(self._decoder):
+            frames = phone.end_frame - phone.start_frame + 1
+            for frame in range(phone.start_frame, phone.end_frame + 1):
+                per_frame[frame] = phone.log_score / frames
+        for word in words:
+            base, _, variant = word.word.partition("(")
+            if word.word.startswith(("<", "[")) or base in _UNJUDGED:
+                continue
+            frames = word.end_frame - word.start_frame + 1
+            loop = sum(per_frame.get(f, 0.0) for f in range(word.start_frame, word.end_frame + 1))
+            variants = self._pronunciations.get(base, ["?"])
+            phones = len(variants[min(int(variant.rstrip(")") or 1), len(variants)) - 1].split())
+            if (word.log_score - loop) / frames < DOUBT_BELOW:
+                return True
+            if frames > MAX_FRAMES_PER_PHONE * phones:
+                return True
+        return False
 
     def phone_similarity(self, a: str, b: str) -> float:
         """0..1: how alike two word strings sound (first pronunciation of each word)."""
@@ -351,6 +397,33 @@ class SphinxEngine:
         with path.open("w", encoding="utf-8") as out:
             builder.write(out)
         return str(path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    word: str  # as in the dictionary: "to(2)", "<sil>", "[NOISE]"
+    start_frame: int
+    end_frame: int  # inclusive
+    log_score: float  # natural log of the acoustic score
+
+
+# Not judged by ``SphinxEngine._doubtful``: hesitations and short function words.
+_UNJUDGED = frozenset({
+    "uh", "um", "er", "ah", "hmm", "a", "an", "the", "to", "of", "in", "on", "at", "is", "it",
+    "it's", "i", "i'm", "my", "me", "and", "for", "that", "this", "you", "do",
+})
+
+
+def _segments(decoder: Any) -> list[_Segment]:
+    """The last decode's words with their frames and acoustic log score."""
+    return [
+        _Segment(seg.word, seg.start_frame, seg.end_frame,
+                 math.log(seg.ascore) if seg.ascore > 0 else _LOG_FLOOR)
+        for seg in decoder.seg() or ()
+    ]
+
+
+_LOG_FLOOR = -745.0  # log of the smallest double: an underflowed score is as bad as it gets
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:

@@ -1,0 +1,170 @@
+"""Does the offline recogniser know when it did not understand? Answers the grammars were not
+written for, in several flite voices, through the recogniser and the flow's extractor.
+
+Each case is a question kind (the hints the flow listens with), a sentence a caller might say,
+and for choices the offers on the table. The expected value is what the extractor reads from
+the sentence as written (None: the sentence does not answer the question, so asking again is
+right). Each decode is counted as
+
+* ``correct``: the extractor read the expected value from the transcript;
+* ``re-asked``: it read nothing (empty or unreadable transcript: the flow asks again);
+* ``wrong``: it read another value, which the caller would hear read back as if understood.
+
+The target is 0 wrong. Voices: flite's kal, kal16, awb, rms, slt (``flite -lv``); the audio
+goes through what a phone line does (8 kHz mu-law) before the recogniser.
+
+    cd /work/main && .venv/bin/python -m bench.heard_right            # every voice
+    cd /work/main && .venv/bin/python -m bench.heard_right --voices kal,slt -v
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import tempfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from slotline.agent.caller import load_wav_ulaw
+from slotline.audio.mulaw import ulaw_to_pcm16
+from slotline.providers.llm import rules
+from slotline.providers.stt.local import LocalSpeechToText, strip_fillers
+
+NOW = datetime(2026, 12, 3, 10, 0)  # a Thursday morning
+ZONE = "America/New_York"
+VOICES = ("kal", "kal16", "awb", "rms", "slt")
+OFFERS = (  # what booking_steps._choices makes of three offers on one day
+    "Tuesday, December 8th at 10 am|10 am",
+    "Tuesday, December 8th at 2 pm|2 pm",
+    "Tuesday, December 8th at 4:30 pm|4:30 pm",
+)
+LEAD_S = 0.3  # silence around the answer, as the stream's pre-roll and end of turn keep
+TAIL_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    kind: str
+    said: str
+    choices: tuple[str, ...] = ()
+
+
+CASES = (
+    # names: in the name list (controls) and outside it
+    Case("name", "my name is john smith"),
+    Case("name", "my name is anna kowalczyk"),
+    Case("name", "hi this is priya raghunathan"),
+    Case("name", "yes it's oliver featherstonehaugh"),
+    Case("name", "sure the name is miguel"),
+    # dates: weekdays inside longer sentences
+    Case("date", "next tuesday"),
+    Case("date", "i was hoping to come in on wednesday if that's possible"),
+    Case("date", "could we maybe do it on friday of next week"),
+    Case("date", "honestly any day is fine for me"),
+    Case("date", "let me check my calendar"),
+    # times: parts of the day, open ranges
+    Case("time", "three p m"),
+    Case("time", "the afternoon"),
+    Case("time", "any time after three"),
+    Case("time", "sometime in the morning would be best for me"),
+    Case("time", "whenever you have something"),
+    # choosing among offers
+    Case("choice", "the first one", OFFERS),
+    Case("choice", "earlier", OFFERS),
+    Case("choice", "later", OFFERS),
+    Case("choice", "do you have anything later in the day", OFFERS),
+    Case("choice", "the two o'clock one sounds good", OFFERS),
+    # yes or no at a read-back
+    Case("yes_no", "yes please"),
+    Case("yes_no", "no wednesday"),
+    Case("yes_no", "no later"),
+    Case("yes_no", "actually my name is anna kowalczyk"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    case: Case
+    voice: str
+    transcript: str
+    expected: str | None
+    read: str | None
+
+    @property
+    def outcome(self) -> str:
+        if self.read is None:
+            return "re-asked"
+        return "correct" if self.read == self.expected else "wrong"
+
+
+def read(case: Case, text: str) -> str | None:
+    found = rules.extract(case.kind, text, now=NOW, timezone=ZONE, choices=case.choices)
+    return None if found is None else found.value
+
+
+def synthesise(flite: str, voice: str, words: str, folder: Path) -> bytes:
+    """``words`` in ``voice`` as 8 kHz 16-bit PCM after mu-law, silence around it."""
+    wav = folder / f"{voice}-{zlib.crc32(words.encode()):08x}.wav"
+    if not wav.exists():
+        subprocess.run([flite, "-voice", voice, "-t", words, "-o", str(wav)], check=True)
+    pcm = ulaw_to_pcm16(load_wav_ulaw(wav))
+    return bytes(int(LEAD_S * 16000)) + pcm + bytes(int(TAIL_S * 16000))
+
+
+async def run(voices: tuple[str, ...], cases: tuple[Case, ...], folder: Path) -> list[Heard]:
+    flite = shutil.which("flite")
+    if flite is None:
+        raise SystemExit("flite is not installed (apt-get install flite)")
+    heard: list[Heard] = []
+    async with LocalSpeechToText(workers=1, request_timeout_s=60.0) as stt:
+        for case in cases:
+            hints = rules.hints(case.kind, choices=case.choices)
+            for voice in voices:
+                pcm = synthesise(flite, voice, case.said, folder)
+                result = await stt.decode(pcm, hints)
+                text = strip_fillers(result.text)
+                heard.append(Heard(case, voice, text, read(case, case.said), read(case, text)))
+    return heard
+
+
+def report(heard: list[Heard], *, verbose: bool) -> Counter[str]:
+    counts = Counter(h.outcome for h in heard)
+    for h in heard:
+        if verbose or h.outcome == "wrong":
+            print(f"{h.outcome:9} {h.voice:6} {h.case.kind:7} {h.case.said!r} -> "
+                  f"{h.transcript!r} read {h.read!r} (expected {h.expected!r})")
+    by_voice = {v: Counter(h.outcome for h in heard if h.voice == v) for v in
+                dict.fromkeys(h.voice for h in heard)}
+    for voice, c in by_voice.items():
+        print(f"{voice:6} correct {c['correct']:3}  re-asked {c['re-asked']:3}  "
+              f"wrong {c['wrong']:3}")
+    print(f"all    correct {counts['correct']:3}  re-asked {counts['re-asked']:3}  "
+          f"wrong {counts['wrong']:3}  of {len(heard)}")
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--voices", default=",".join(VOICES))
+    parser.add_argument("--kinds", default="", help="only these question kinds (comma list)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="every decode, not just "
+                        "the wrong ones")
+    parser.add_argument("--keep", type=Path, help="keep the synthesised WAVs in this folder")
+    args = parser.parse_args()
+    kinds = set(filter(None, args.kinds.split(",")))
+    cases = tuple(c for c in CASES if not kinds or c.kind in kinds)
+    voices = tuple(filter(None, args.voices.split(",")))
+    with tempfile.TemporaryDirectory(prefix="heard-right-") as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        heard = asyncio.run(run(voices, cases, folder))
+    report(heard, verbose=args.verbose)
+
+
+if __name__ == "__main__":
+    main()
