@@ -22,6 +22,12 @@ Tuesday, December 1st. Which works best for you?"), and the caller picks one by 
 pm"), by position ("the second one"), by day when that is unique ("Wednesday"), or with "yes"
 when there is only one.
 
+At the read-back ("Shall I go ahead?") and at the offers the caller may change one thing without
+starting over (:mod:`agent.flow.corrections`): "no, Wednesday" or a time not on offer checks the
+calendar again for it (the other wishes kept), "no, later" / "earlier" asks about the nearest
+offer on that side or checks again an hour away, "actually my name is …" sets ``user_name`` and
+asks the same question again.
+
 Offers are found and spoken in the caller's zone (``Ctx.timezone``: the ``user_timezone`` the
 call started with or the caller stated since, :mod:`agent.flow.zone_steps`). When the business's
 clock (``Ctx.home_timezone``) reads differently, the offers say so ("…, your time") and the
@@ -31,9 +37,11 @@ question before booking names both ("Tuesday at 3 pm your time, that's 10 am Eas
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 
 from slotline.agent.booking.speech import clocks_differ, speak_elsewhere
+from slotline.agent.flow.corrections import LATER, Change, correction_hints, heard_change
 from slotline.agent.flow.messages import (
     Attendee,
     AvailabilityReady,
@@ -158,6 +166,9 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     named = pick_offer(ctx, text, (ctx.candidate, *others))  # the candidate wins a tie
     if named is not None and named != ctx.candidate:
         return ask_confirm(ctx, named, (*others, ctx.candidate))
+    change = heard_change(ctx, text, ctx.candidate) if text and named is None else None
+    if change is not None:
+        return _changed(ctx, node, change, ctx.candidate, others)
     answer = ctx.read("yes_no", text) if text else None
     if answer == "yes":
         return _book(ctx, node, ctx.candidate)
@@ -176,6 +187,9 @@ def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     if picked is not None:
         others = tuple(offer for offer in ctx.offers if offer != picked)
         return ask_confirm(ctx, picked, others) if node.confirm else _book(ctx, node, picked)
+    change = heard_change(ctx, text, None) if text else None
+    if change is not None:
+        return _changed(ctx, node, change, None, ctx.offers)
     if answer == "no":
         return _not_booked(ctx, "declined", ctx.offers)
     again = f"Sorry, which one would you like? {offer_sentence(ctx.offers)}"
@@ -188,10 +202,56 @@ def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
 
 def ask_confirm(ctx: Ctx, candidate: SlotOffer, others: Sequence[SlotOffer]) -> Step:
     question = Say(f"I can book {_with_home_time(ctx, candidate)}. Shall I go ahead?")
-    listen = ctx.listen(rules.hints("yes_no")).expecting("yes_no")
+    listen = ctx.listen(rules.hints("yes_no"), correction_hints()).expecting("yes_no")
     return Step(
         (question, listen), phase=Phase.CONFIRM, offers=(candidate, *others), candidate=candidate
     )
+
+
+def _changed(
+    ctx: Ctx, node: BookingLike, change: Change, candidate: SlotOffer | None,
+    others: Sequence[SlotOffer],
+) -> Step:
+    """Carry out a correction heard at a read-back (``candidate``) or at the offers (None)."""
+    if change.name:
+        first = change.name.split()[0]
+        if candidate is not None:
+            asked = ask_confirm(ctx, candidate, others)
+        else:
+            asked = offer_times(ctx, others, "")
+        return replace(asked, actions=(Say(f"Thank you, {first}."), *asked.actions),
+                       variables={"user_name": change.name})
+    known = (candidate,) if candidate is not None else tuple(others)
+    if change.shift:
+        sign = change.shift
+        anchor = (max if sign == LATER else min)(o.local_start for o in known)
+        side = [o for o in others if (o.local_start - anchor).total_seconds() * sign > 0]
+        if side:
+            nearest = min(side, key=lambda o: abs(o.local_start - anchor))
+            rest = tuple(o for o in (*others, *(() if candidate is None else (candidate,)))
+                         if o != nearest)
+            return ask_confirm(ctx, nearest, rest)
+        wanted = anchor + timedelta(hours=sign)
+        return _check_again(ctx, node, wanted.date().isoformat(), f"{wanted:%H:%M}")
+    day = change.date or _day_of(known[0])
+    on_day = [o for o in others if _day_of(o) == day
+              and (not change.time or f"{o.local_start:%H:%M}" == change.time)]
+    if len(on_day) == 1:  # "no, Wednesday" with one Wednesday offer: that one
+        rest = tuple(o for o in (*others, *known) if o != on_day[0])
+        return ask_confirm(ctx, on_day[0], tuple(dict.fromkeys(rest)))
+    return _check_again(ctx, node, day, change.time or ctx.var("preferred_time"))
+
+
+def _day_of(offer: SlotOffer) -> str:
+    return datetime.fromisoformat(offer.start).date().isoformat()
+
+
+def _check_again(ctx: Ctx, node: BookingLike, day: str, clock: str) -> Step:
+    """Ask the calendar again with the caller's new date and time (other wishes kept)."""
+    variables = {"preferred_date": day, "preferred_time": clock}
+    wishes = replace(preferences(ctx), date=day, time=clock)
+    check = CheckAvailability(ctx.node_id, node.action, wishes, booking_lookup(ctx, node))
+    return Step((Say("Sure, let me check."), check), variables=variables, phase=Phase.CHECKING)
 
 
 def _book(ctx: Ctx, node: BookingLike, slot: SlotOffer) -> Step:

@@ -1,0 +1,84 @@
+"""What a caller changes at a read-back ("I can book Monday, December 7th at 2:30 pm. Shall I go
+ahead?"), without starting the booking over.
+
+    "no, Wednesday" / "can we do Thursday instead"   -> another day (same time wish)
+    "no, three pm" (a time not on offer)              -> another time on the same day
+    "no, later" / "anything earlier?"                 -> the next time after / before
+    "actually my name is Anna Kowalczyk"              -> the name, then the same question
+
+:func:`heard_change` only reads the utterance (pure, no state); ``booking_steps`` decides what
+to do with a :class:`Change` (ask about a known offer, or check the calendar again). Times the
+caller names that are already on offer are picked by ``booking_steps.pick_offer`` before this
+runs, so "no, how about four" with 4 pm offered is a pick, not a change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from slotline.agent.flow.messages import SlotOffer
+from slotline.agent.flow.state import Ctx
+from slotline.providers.base import SpeechHints
+from slotline.providers.llm.rules.vocab import WEEKDAYS
+
+LATER = 1
+EARLIER = -1
+_WORDS = re.compile(r"[a-z']+")
+# Said at a read-back to mean "after this one" / "before this one".
+_LATER = frozenset(("later", "after"))
+_EARLIER = frozenset(("earlier", "before", "sooner"))
+_NAME_WORDS = frozenset(("name", "name's"))
+# "no, Wednesday": the "no" refuses the read-back, it does not negate the day that follows
+_REFUSAL = re.compile(r"^(?:\s*(?:no|nope|nah|actually|oh|um|uh|well|sorry)\b[\s,.]*)+")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One correction; unset fields are not changed. ``shift``: ``LATER``, ``EARLIER`` or 0."""
+
+    name: str = ""
+    date: str = ""  # ISO date
+    time: str = ""  # "HH:MM"
+    shift: int = 0
+
+
+def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None:
+    """The change ``text`` asks for against ``anchor`` (the slot read back; None when several
+    were offered), or None when it asks for none."""
+    words = set(_WORDS.findall(text.lower()))
+    if words & _NAME_WORDS:
+        name = ctx.read("name", text)
+        return Change(name=name) if name and name != ctx.var("user_name") else None
+    rest = _REFUSAL.sub("", text.lower())
+    if anchor is not None and words & set(WEEKDAYS):
+        # a weekday is read from the day read back ("no, Thursday" to Tuesday the 1st:
+        # Thursday the 3rd; "Tuesday" is that Tuesday), not from today
+        eve = anchor.local_start.replace(hour=0, minute=0, second=0, microsecond=0)
+        ctx = replace(ctx, now=max(ctx.now, eve - timedelta(days=1)))
+    day = ctx.read("date", rest)
+    clock = ctx.read("time", rest)
+    clock = clock if clock is not None and "-" not in clock else None
+    if anchor is not None:
+        local = datetime.fromisoformat(anchor.start)
+        if day == local.date().isoformat():
+            day = None
+        if clock == f"{local.hour:02d}:{local.minute:02d}":
+            clock = None
+    if day or clock:
+        return Change(date=day or "", time=clock or "")
+    later, earlier = bool(words & _LATER), bool(words & _EARLIER)
+    if later != earlier:
+        return Change(shift=LATER if later else EARLIER)
+    return None
+
+
+def correction_hints() -> SpeechHints:
+    """Phrases a caller may correct a read-back with (for the recogniser's language model)."""
+    return SpeechHints(phrases=(
+        "no later", "later", "something later", "anything later", "no earlier", "earlier",
+        "something earlier", "anything earlier", "actually my name is", "my name is",
+        *(f"no {day}" for day in WEEKDAYS), *(f"how about {day}" for day in WEEKDAYS),
+        *(f"can we do {day} instead" for day in WEEKDAYS),
+    ))

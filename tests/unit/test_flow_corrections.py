@@ -1,0 +1,153 @@
+"""A correction at a read-back changes that answer and goes on, without starting over: the flow
+engine with a confirming booking node, driven by events (no I/O)."""
+
+from __future__ import annotations
+
+import pytest
+
+from slotline.agent.flow import Phase
+from slotline.agent.flow.corrections import EARLIER, LATER, Change, heard_change
+from slotline.agent.flow.engine import FlowEngine
+from slotline.agent.flow.messages import (
+    AvailabilityReady,
+    CallerSaid,
+    CheckAvailability,
+    RunBooking,
+    Say,
+    SlotOffer,
+)
+from slotline.agent.flow.state import Ctx
+from slotline.agent.responder import CallStarted
+from slotline.providers.llm import rules
+from tests.unit.test_flow_engine import AT_10, AT_14, AT_16, NOW, WED_14, booking_engine, says
+
+AT_1430 = SlotOffer("2026-12-01T14:30:00-05:00", "Tuesday, December 1st", "2:30 pm")
+
+
+def at_read_back(*others: SlotOffer, candidate: SlotOffer = AT_14) -> FlowEngine:
+    """A confirming booking asked "I can book <candidate>. Shall I go ahead?"."""
+    e = booking_engine(confirm=True)
+    e.handle(CallStarted("CA1"))
+    asked = e.handle(AvailabilityReady("book", candidate, others))
+    assert says(asked) == [f"I can book {candidate.spoken}. Shall I go ahead?"]
+    return e
+
+
+def checked(actions: list[object]) -> CheckAvailability:
+    [say, check] = actions
+    assert say == Say("Sure, let me check.")
+    assert isinstance(check, CheckAvailability)
+    return check
+
+
+# what is said at "I can book Tuesday, December 1st at 2 pm. Shall I go ahead?" (NOW is
+# Tuesday, November 24th) -> the date and time the calendar is asked for again
+CHECK_AGAIN = [
+    ("no, wednesday", "2026-12-02", "15:00"),  # the day changes, the time wish stays
+    ("can we do thursday instead", "2026-12-03", "15:00"),
+    ("actually friday would be better", "2026-12-04", "15:00"),
+    ("no, three pm", "2026-12-01", "15:00"),  # a time not on offer, the same day
+    ("no, wednesday at eleven a m", "2026-12-02", "11:00"),
+    ("no, later", "2026-12-01", "15:00"),  # nothing later on offer: an hour after 2 pm
+    ("do you have anything earlier", "2026-12-01", "13:00"),
+]
+
+
+@pytest.mark.parametrize(("said", "day", "clock"), CHECK_AGAIN)
+def test_a_correction_checks_the_calendar_again_for_it(said: str, day: str, clock: str) -> None:
+    e = at_read_back()
+    check = checked(e.handle(CallerSaid(said)))
+    assert (check.preferences.date, check.preferences.time) == (day, clock)
+    assert e.phase is Phase.CHECKING
+    assert (e.variables["preferred_date"], e.variables["preferred_time"]) == (day, clock)
+    assert e.variables["user_name"] == "Ann Lee"  # nothing else changed
+    # and the booking goes on from there: the new slot is read back, yes books it
+    new = SlotOffer(f"{day}T{clock}:00-05:00", "the new day", "the new time")
+    assert says(e.handle(AvailabilityReady("book", new, ()))) == [
+        "I can book the new day at the new time. Shall I go ahead?"
+    ]
+    [run] = e.handle(CallerSaid("yes please"))
+    assert isinstance(run, RunBooking) and run.slot_start == new.start
+    assert run.preferences.date == day
+
+
+# said at the read-back of 2 pm with other offers known -> the one asked about next
+ASK_ABOUT = [
+    ("no, later", (AT_10, AT_16, AT_1430), AT_1430),  # the nearest later one
+    ("something later please", (AT_16,), AT_16),
+    ("no, earlier", (AT_10, AT_16), AT_10),
+    ("no wednesday", (AT_16, WED_14), WED_14),  # a day with one offer: that offer
+]
+
+
+@pytest.mark.parametrize(("said", "others", "next_one"), ASK_ABOUT)
+def test_later_or_another_day_on_offer_is_asked_about(
+    said: str, others: tuple[SlotOffer, ...], next_one: SlotOffer
+) -> None:
+    e = at_read_back(*others)
+    asked = e.handle(CallerSaid(said))
+    assert says(asked) == [f"I can book {next_one.spoken}. Shall I go ahead?"]
+    [run] = e.handle(CallerSaid("yes"))
+    assert isinstance(run, RunBooking) and run.slot_start == next_one.start
+
+
+NAMES = [
+    ("actually my name is anna kowalczyk", "Anna Kowalczyk", "Anna"),
+    ("no, my name is john smith", "John Smith", "John"),
+    ("the name's priya", "Priya", "Priya"),
+]
+
+
+@pytest.mark.parametrize(("said", "name", "first"), NAMES)
+def test_a_new_name_is_taken_and_the_same_question_asked(said: str, name: str, first: str) -> None:
+    e = at_read_back(AT_16)
+    asked = e.handle(CallerSaid(said))
+    assert says(asked) == [f"Thank you, {first}.",
+                           "I can book Tuesday, December 1st at 2 pm. Shall I go ahead?"]
+    assert e.variables["user_name"] == name and e.phase is Phase.CONFIRM
+    [run] = e.handle(CallerSaid("yes"))
+    assert isinstance(run, RunBooking) and run.attendee.name == name
+    assert run.slot_start == AT_14.start
+
+
+NOT_CHANGES = [
+    ("yes", "yes"),
+    ("yes that works", "yes"),
+    ("yes, two pm is great", "yes"),  # the time read back itself
+    ("yes tuesday is fine", "yes"),  # the day read back itself
+    ("no", "no"),
+    ("no thanks", "no"),
+]
+
+
+@pytest.mark.parametrize(("said", "meaning"), NOT_CHANGES)
+def test_plain_answers_are_not_changes(said: str, meaning: str) -> None:
+    e = at_read_back(AT_16)
+    actions = e.handle(CallerSaid(said))
+    if meaning == "yes":
+        [run] = actions
+        assert isinstance(run, RunBooking) and run.slot_start == AT_14.start
+    else:
+        assert says(actions)[0].startswith("No problem. I have 4 pm")
+
+
+def test_a_correction_at_the_offers_is_taken_too() -> None:
+    e = booking_engine(confirm=True)
+    e.handle(CallStarted("CA1"))
+    e.handle(AvailabilityReady("book", None, (AT_10, AT_14)))
+    assert e.phase is Phase.CHOOSE
+    check = checked(e.handle(CallerSaid("do you have anything later")))
+    assert (check.preferences.date, check.preferences.time) == ("2026-12-01", "15:00")
+    e.handle(AvailabilityReady("book", None, (AT_16,)))
+    asked = e.handle(CallerSaid("my name is jane doe"))
+    assert says(asked)[0] == "Thank you, Jane." and e.variables["user_name"] == "Jane Doe"
+    assert e.phase is Phase.CHOOSE
+
+
+def test_the_reader_alone() -> None:
+    ctx = Ctx("book", {"user_name": "Ann Lee"}, NOW, "America/New_York", rules.extract)
+    assert heard_change(ctx, "no later", AT_14) == Change(shift=LATER)
+    assert heard_change(ctx, "anything sooner", AT_14) == Change(shift=EARLIER)
+    assert heard_change(ctx, "earlier or later", AT_14) is None  # both: not understood
+    assert heard_change(ctx, "my name is ann lee", AT_14) is None  # the name it has
+    assert heard_change(ctx, "no wednesday", AT_14) == Change(date="2026-12-02")
