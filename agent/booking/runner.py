@@ -13,6 +13,12 @@ calendar answered an error or nothing) and ``database_error`` (Slotline's own st
 collective booking whose undo failed (``BookingIncomplete``) leaves bookings confirmed: their
 ids join the call's bookings, so the call log shows what needs a hand.
 
+A booking the caller means may be one Slotline never made (booked on the vendor's own page,
+by staff, through another channel): ``bookings`` (``agent.booking.caller_bookings``) finds the
+caller's bookings in the store and at every vendor calendar, and a reference it handed the flow
+is adopted into the store before it is moved or cancelled, so the vendor's write happens by the
+usual path.
+
 A booking's attendee phone is the number the caller phoned from unless the flow collected
 another. A name or an e-mail address the caller gives after booking (a flow that asks once
 booked) is put on this call's bookings by ``call_ended``: the stored record and the vendor's

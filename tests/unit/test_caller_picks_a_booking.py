@@ -121,9 +121,9 @@ async def test_the_caller_picks_the_thursday_one_and_only_it_is_cancelled_at_cal
     thursday = await made_at_calcom(calendar, THURSDAY_10AM, CALLER)
     others = await made_at_calcom(calendar, WEDNESDAY_11AM, OTHER)
     call = Call(service, session)
-    await call.event(CallStarted("CA-pick", {"user_phone": CALLER.phone}))
+    await call.event(CallStarted("CA-pick", {}))  # a withheld number: the flow asks for it
     await call.say("i want to cancel")
-    await call.say("no, use my phone number")
+    assert "What phone number" in await call.say("no, use my phone number")
     listed = await call.say("it's five five five, zero one zero, two zero three zero")
     assert "I see 2 appointments: " in listed and "Which one?" in listed, listed
     assert "at 3 pm, or " in listed and "at 10 am." in listed  # soonest first, not Omar's
