@@ -96,7 +96,8 @@ class CallerBookings:
             found = await self.find(phone=sent.get("user_phone", ""),
                                     email=sent.get("user_email", ""),
                                     reference=sent.get("booking_reference", ""))
-        except (ProviderError, SQLAlchemyError) as exc:
+        except (ProviderError, SQLAlchemyError, ExceptionGroup) as exc:
+            # the store failed (vendors' failures are reported and left out by find_for_caller)
             return WebhookFinished(request.node_id, False,
                                    reason=f"finding bookings failed: {type(exc).__name__}")
         spoken = [self._speak(f.start) for f in found[:LISTED]]

@@ -30,6 +30,8 @@ from slotline.providers.calendars.base import (
     BookingRequest,
     CalendarProvider,
 )
+from slotline.providers.emulators.calcom import CalcomEmulator
+from slotline.providers.errors import ProviderError
 from tests.e2e.providers import (
     CALDAV_USERS,
     ZONE,
@@ -152,3 +154,20 @@ async def test_a_booking_made_elsewhere_is_adopted_moved_and_cancelled_at_the_ve
     assert await calendar.find_bookings(start, end, phone=DANA_SAYS) == []
     assert [e.id for e in await vendor.live()] == []
     assert await service.find_for_caller(phone=DANA_SAYS, email=DANA.email) == []
+
+
+
+async def test_a_vendor_that_fails_is_reported_and_left_out_not_the_whole_answer(
+    radicale: RadicaleServer, stack: AsyncExitStack, store: Store, tmp_path: Path
+) -> None:
+    vendor = await Vendors(stack, radicale, tmp_path).start("calcom")
+    service, calendar = await deploy(stack, store, vendor)
+    await booked_elsewhere(calendar, THREE_PM, DANA)
+    [found] = await service.find_for_caller(phone=DANA_SAYS, email="")
+    record = await service.adopt(found)
+    assert isinstance(vendor.emulator, CalcomEmulator)
+    vendor.emulator.fail_next_on("GET /v2/bookings", 500, count=20)  # Cal.com is down
+    errors: list[ProviderError] = []
+    [still] = await service.find_for_caller(phone=DANA_SAYS, email="", on_error=errors.append)
+    assert still.record is not None and still.record.id == record.id  # the store's answer
+    assert [error.provider for error in errors] == ["calcom"]
