@@ -7,7 +7,8 @@ answered in-process by ``BuiltInActions`` (every other action name still goes to
                   number left empty is the number the call came from) and receives
                   ``found_count`` ("0", "1", ...), ``found_date`` and ``found_time`` (the soonest,
                   as spoken in the caller's zone), ``found_list`` (up to three, spoken: "Tuesday,
-                  December 8th at 3 pm, or Thursday, December 10th at 10 am") and
+                  December 8th at 3 pm, or Thursday, December 10th at 10 am", then how many
+                  more) and
                   ``booking_reference`` (the soonest's). Found are the store's bookings and every
                   vendor calendar's (``agent.booking.finding``), each once; "0" is a success (the
                   flow says so and may offer to book), a failure is a store that failed.
@@ -103,7 +104,7 @@ class CallerBookings:
         spoken = [self._speak(f.start) for f in found[:LISTED]]
         variables = {
             "found_count": str(len(found)),
-            "found_list": _listed(spoken),
+            "found_list": _listed(spoken, more=len(found) - len(spoken)),
             "found_date": "", "found_time": "", "booking_reference": "",
         }
         if found:
@@ -130,6 +131,9 @@ class BuiltInActions:
         return await self._others.call(request)
 
 
-def _listed(offers: Sequence[SlotOffer]) -> str:
+def _listed(offers: Sequence[SlotOffer], more: int = 0) -> str:
+    """ "Tuesday, December 8th at 3 pm, or Thursday, December 10th at 10 am" (+ how many
+    more were found than read out)."""
     said = [f"{o.date_spoken} at {o.time_spoken}" for o in offers]
-    return said[0] if len(said) < 2 else ", ".join(said[:-1]) + ", or " + said[-1]
+    listed = said[0] if len(said) < 2 else ", ".join(said[:-1]) + ", or " + said[-1]
+    return listed + (f" (and {more} more after those)" if more > 0 else "")

@@ -171,3 +171,19 @@ async def test_the_first_one_is_moved_and_a_pick_that_fits_none_is_not_guessed(
     new = calcom.emulator.bookings[old.rescheduled_to]
     assert new.start.astimezone(NY).hour == 14 and new.start.astimezone(NY).weekday() == 2
     assert calcom.emulator.bookings[thursday].live  # the other one untouched
+
+
+async def test_four_found_three_are_read_out_and_the_rest_counted(
+    calcom: VendorCalendar, stack: AsyncExitStack, store: Store
+) -> None:
+    service, calendar, session = await deploy(stack, store, calcom)
+    starts = [TUESDAY_3PM, WEDNESDAY_11AM, THURSDAY_10AM, THURSDAY_10AM + timedelta(hours=4)]
+    made = [await made_at_calcom(calendar, start, CALLER) for start in starts]
+    call = Call(service, session)
+    await call.event(CallStarted("CA-pick", {"user_phone": CALLER.phone}))
+    await call.say("cancel please")
+    listed = await call.say("use my number")
+    assert "I see 4 appointments: " in listed and "(and 1 more after those)" in listed, listed
+    assert listed.count(" at ") == 3
+    assert call.runner.bookings.pick("last") == call.runner.bookings.found[2]  # of those read
+    assert [f.provider_booking_id for f in call.runner.bookings.found] == made
