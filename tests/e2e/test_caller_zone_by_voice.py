@@ -12,6 +12,8 @@ each of these lines is read exactly.
   booking starts at 4 pm London time (16:00 UTC in winter).
 - No number, and "I'm in California" when asked for a time: the agent says "Got it, Pacific
   time.", asks again, and "eleven in the morning" books 11 am Pacific.
+- No number, a time in New York, then "what time is that in London?" at "shall I go ahead?":
+  the same time is said on London's clock, and "yes please" books it with the caller's zone.
 - The London caller again with the demo calendar on the Cal.com emulator: the slots are asked
   for in London's zone and the Cal.com booking's attendee carries ``timeZone`` Europe/London
   (Cal.com's invitation then shows the caller's clock).
@@ -143,6 +145,22 @@ async def test_saying_i_am_in_california_books_pacific_times(
     assert booking.start == start.astimezone(UTC)  # 19:00 UTC in winter
     assert booking.attendee.timezone == "America/Los_Angeles"
     assert log["variables"]["user_timezone"] == "America/Los_Angeles"
+
+
+async def test_asking_what_time_that_is_in_london_says_it_on_london_s_clock(
+    server: Server, tmp_path: Path
+) -> None:
+    script = await spoken(tmp_path, [NAME, NO_EMAIL, DAY, "two in the afternoon",
+                                     "what time is that in london", "yes please"])
+    log, agent, booking = await call(server, script, {})
+    start = datetime.combine(wednesday(log), time(14), NEW_YORK)
+    in_london = clock(start.astimezone(ZoneInfo("Europe/London")))  # 7 pm, or 6 pm
+    questions = [text for text in agent if text.startswith("I can book ")]
+    assert questions[0].endswith(" at 2 pm. Shall I go ahead?"), agent
+    assert questions[1].endswith(
+        f" at {in_london} your time, that's 2 pm Eastern time. Shall I go ahead?"), agent
+    assert booking.start == start.astimezone(UTC)  # the same instant
+    assert booking.attendee.timezone == "Europe/London"
 
 
 async def test_a_london_caller_s_cal_com_booking_carries_their_zone(
