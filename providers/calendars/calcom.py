@@ -48,7 +48,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -108,18 +108,41 @@ class CalcomCalendar(HttpAdapter):
         self._warned_length = False
         self.fields = dict(fields or {})  # booking field slug → flow variable (else the slug)
         self._facts: EventTypeFacts | None = None
+        self._unreadable = False  # a team event type: its settings are not the key owner's
 
     # ---- the event type's own settings ---------------------------------------------------------
 
-    async def prepare(self) -> EventTypeFacts:
-        """Read the event type (its length and booking questions); once, then remembered."""
-        if self._facts is None:
+    async def prepare(self) -> EventTypeFacts | None:
+        """Read the event type (its length and booking questions); once, then remembered.
+
+        ``GET /v2/event-types/{id}`` knows the API key owner's own event types only; a 404
+        there for an event type that has slots (a team's) is logged and booking goes on with
+        the ``fields`` mapping alone (None). An event type with no slots either is unknown:
+        ``ProviderError`` naming it."""
+        if self._facts is None and not self._unreadable:
             path = event_types.event_type_path(self.event_type_id)
             response = await self._call("GET", path, event_types.EVENT_TYPES_VERSION)
+            if response.status == 404 and await self._has_slots():
+                self._unreadable = True
+                logger.warning(
+                    "Cal.com event type %s: its settings cannot be read with this API key (a "
+                    "team event type?); its booking questions are answered from "
+                    "calendars.*.fields only, and not checked at start-up", self.event_type_id,
+                )
+                return None
             if response.status != 200:
                 raise self._refused(f"GET {path}", response)
             self._facts = event_types.parse_event_type(response.body)
         return self._facts
+
+    async def _has_slots(self) -> bool:
+        """Whether ``GET /v2/slots`` knows the event type (it answers for team ones too)."""
+        now = datetime.now(UTC)
+        response = await self._call(
+            "GET", "/v2/slots", wire.SLOTS_VERSION,
+            params=wire.slots_params(self.event_type_id, now, now + timedelta(days=1), "UTC"),
+        )
+        return response.status == 200
 
     @property
     def length_min(self) -> int | None:
@@ -178,7 +201,8 @@ class CalcomCalendar(HttpAdapter):
                     return ours.to_provider()
         body = wire.booking_body(
             self.event_type_id, request, hold.uid if hold else None,
-            responses=event_types.field_responses(facts, request.fields, self.fields),
+            responses=event_types.field_responses(facts, request.fields, self.fields)
+            if facts is not None else event_types.mapped_responses(request.fields, self.fields),
             guests=event_types.guest_emails(request.fields, request.attendee.email),
         )
         try:

@@ -130,6 +130,15 @@ def field_responses(
     return answers
 
 
+def mapped_responses(values: Mapping[str, str], mapping: Mapping[str, str]) -> dict[str, Any]:
+    """``bookingFieldsResponses`` when the event type could not be read: the mapped fields."""
+    return {
+        slug: values[variable].strip()
+        for slug, variable in mapping.items()
+        if values.get(variable, "").strip()
+    }
+
+
 def guest_emails(values: Mapping[str, str], booker_email: str) -> list[str]:
     """The ``guests`` variable's addresses, without the booker's own and without repeats."""
     seen = {booker_email.lower()} if booker_email else set()

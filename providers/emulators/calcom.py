@@ -21,7 +21,8 @@ Serves what Slotline's Cal.com adapter uses, in Cal.com's documented shapes and 
   locations and booking fields (Cal.com's built-in ones, then the host's own questions). A
   booking that leaves a required question of the host's unanswered in
   ``bookingFieldsResponses`` is refused (400), as Cal.com's ``hasRequiredBookingFieldsResponses``
-  does; answers and ``guests`` are kept and shown on the booking.
+  does; answers and ``guests`` are kept and shown on the booking. A team's event type
+  (``team_id``) is not served there (404), as on Cal.com, where teams have their own routes.
 
 Requests are checked like Cal.com's whitelisting validation: bodies and query strings against
 JSON Schemas (``calcom_schemas``) from Cal.com's input types; an unknown or missing field → 400
@@ -364,6 +365,8 @@ class CalcomEmulator(HttpEmulator):
         raw = request.match_info["id"]
         event = self._event(int(raw) if raw.isdigit() else -1, f"Event type with id={raw} not "
                             "found")
+        if event.team_id is not None:  # served under /v2/teams/{teamId}/event-types only
+            raise ApiError(404, f"Event type with id={raw} not found")
         return 200, _event_type_json(event)
 
     async def _list(self, request: web.Request) -> Reply:

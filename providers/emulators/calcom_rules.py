@@ -46,6 +46,7 @@ class EventType:
     # {"type": "text", "slug": "company", "label": "Company", "required": true}
     booking_fields: tuple[Mapping[str, Any], ...] = ()
     meeting_link: str = ""  # a ``link`` location ("" = Cal Video, no fixed link)
+    team_id: int | None = None  # a team's event type: GET /v2/event-types/{id} does not know it
 
     def __post_init__(self) -> None:
         source = f"calcom emulator event type {self.id}"

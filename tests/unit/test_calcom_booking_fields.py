@@ -120,3 +120,16 @@ async def test_an_unknown_event_type_stops_prepare_naming_it(emu: CalcomEmulator
     async with CalcomCalendar(emu.base_url, KEY, 999, retry=FAST) as cal:
         with pytest.raises(ProviderError, match="event type 999 not found"):
             await cal.prepare()
+
+
+async def test_a_team_event_type_books_with_the_mapped_fields_alone() -> None:
+    team = EventType(730, 30, NY, slug="team-intake", booking_fields=QUESTIONS, team_id=5)
+    async with CalcomEmulator(KEY, [team], clock=now) as emu:
+        async with CalcomCalendar(emu.base_url, KEY, 730, retry=FAST,
+                                  fields={"company": "business_name"}) as cal:
+            assert await cal.prepare() is None  # unreadable with this key: logged, not fatal
+            assert cal.required_variables() == {} and cal.length_min is None
+            await cal.create(ask({"business_name": "Lee Bakery", "seats": "4"}))
+        [stored] = emu.live_bookings()
+    assert stored["bookingFieldsResponses"]["company"] == "Lee Bakery"
+    assert "seats" not in stored["bookingFieldsResponses"]  # not mapped: not sent
