@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from slotline.agent.booking.caller_bookings import BuiltInActions
 from slotline.agent.booking.runner import ServiceBookingRunner
 from slotline.agent.booking.service import BookingService
+from slotline.agent.booking.vendor_fields import check_flows
 from slotline.agent.calendars import build_calendars
 from slotline.agent.call_errors import ErrorReporter
 from slotline.agent.call_persist import fail_abandoned_calls
@@ -369,7 +370,10 @@ async def build_deps(
                             settings.flow)
                 requested = settings.flow
             try:
-                flow = flow_named(requested)
+                asked = flow_named(requested)
+                # a vendor field it cannot fill (agent.booking.vendor_fields): not this flow
+                check_flows((asked,), settings, calendars.by_name)
+                flow = asked
             except ConfigError as exc:  # a bad <Parameter>: the call still gets the default
                 log.warning("call_sid=%s asked for flow %r: %s; using %r", start.call_sid,
                             requested, exc, settings.flow)

@@ -4,6 +4,8 @@ server (offline recogniser) whose calendar is a vendor emulator on 127.0.0.1.
 - Cal.com: the event type asks a required question of its own ("service"); the flow collects
   it, and the emulator's stored booking has it in ``bookingFieldsResponses`` (without the
   answer Cal.com refuses the booking, and start-up would have refused the flow).
+- a call asking for a flow that cannot answer that question (``flow`` parameter
+  ``demo_booking``) gets the configured flow instead, which can.
 - GoHighLevel: ``auto_confirm: false``, a title template and the contact's tags and custom
   field from flow variables: the emulator's appointment is "new" with the rendered title, and
   its contact carries the tags and the company.
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import yaml
 
 from slotline.agent.caller import run_caller
@@ -53,7 +56,10 @@ nodes:
 CALLER = {"user_phone": "+15005550006"}
 
 
-async def call(tmp_path: Path, calendar: Mapping[str, Any], secrets: Mapping[str, str]) -> Any:
+async def call(
+    tmp_path: Path, calendar: Mapping[str, Any], secrets: Mapping[str, str],
+    parameters: Mapping[str, str] = CALLER,
+) -> Any:
     """One call with the vendor ``calendar`` as ``main``; the call log's JSON."""
     flow = tmp_path / "vendor_fields.yaml"
     flow.write_text(FLOW)
@@ -66,7 +72,8 @@ async def call(tmp_path: Path, calendar: Mapping[str, Any], secrets: Mapping[str
     runner, server = await running_server(secret_env=secrets, config=config)
     try:
         script = [caller_wav(stem) for stem in SAID]
-        report = await run_caller(server.media_url, script, custom_parameters=CALLER)
+        report = await run_caller(server.media_url, script,
+                                  custom_parameters=dict(parameters))
         assert report.errors == () and report.closed_by == "server", report.errors
         store = server.deps.store
         assert store is not None
@@ -117,3 +124,19 @@ async def test_ghl_status_title_tags_and_custom_field_by_voice(tmp_path: Path) -
     assert contact.tags == ["voice", "haircut"]
     assert contact.custom_fields == {"cf-service": "haircut"}
     assert not ghl.rejections
+
+
+async def test_a_call_asking_for_a_flow_that_cannot_answer_gets_the_one_that_can(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    question = {"type": "select", "slug": "service", "label": "Service", "required": True,
+                "options": ["haircut", "coloring", "styling"]}
+    event = EventType(EVENT, 30, ZONE, slug="intake", booking_fields=(question,))
+    async with CalcomEmulator(KEY, [event]) as calcom:
+        log = await call(tmp_path, {"provider": "calcom", "base_url": calcom.base_url,
+                                    "event_type_id": EVENT}, {"CALCOM_API_KEY": KEY},
+                         {**CALLER, "flow": "demo_booking"})
+        [booking] = calcom.live_bookings()
+    assert log["path"][:2] == ["ask_name", "ask_service"]  # the configured flow, not demo's
+    assert "asked for flow 'demo_booking'" in caplog.text and "'service'" in caplog.text
+    assert booking["bookingFieldsResponses"]["service"] == "haircut"
