@@ -51,6 +51,7 @@ class EventTypeFacts:
     length_options_min: tuple[int, ...]
     custom_fields: tuple[BookingField, ...]
     meeting_link: str = ""  # a fixed ``link`` location, when the event type has one
+    title: str = ""
 
     @property
     def required_slugs(self) -> tuple[str, ...]:
@@ -59,6 +60,14 @@ class EventTypeFacts:
 
 def _bad(what: str) -> ProviderError:
     return ProviderError(PROVIDER, f"unexpected event type answer: {what}")
+
+
+def parse_event_types(body: Any) -> list[EventTypeFacts]:
+    """``GET /v2/event-types``: the API key owner's event types."""
+    data = body.get("data") if isinstance(body, dict) and body.get("status") == "success" else None
+    if not isinstance(data, list):
+        raise _bad("event types data is not a list")
+    return [parse_event_type({"status": "success", "data": item}) for item in data]
 
 
 def event_type_path(event_type_id: int) -> str:
@@ -90,7 +99,8 @@ def parse_event_type(body: Any) -> EventTypeFacts:
             slug, raw.get("required") is True, str(raw.get("type") or "text"),
             str(raw.get("label") or ""),
         ))  # fmt: skip
-    return EventTypeFacts(number, length, lengths, tuple(fields), _link(data.get("locations")))
+    return EventTypeFacts(number, length, lengths, tuple(fields), _link(data.get("locations")),
+                          str(data.get("title") or data.get("slug") or ""))
 
 
 def _link(locations: object) -> str:

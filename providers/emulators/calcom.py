@@ -17,7 +17,8 @@ Serves what Slotline's Cal.com adapter uses, in Cal.com's documented shapes and 
   ``reservedSlotUid`` makes a create respect holds (409 when someone reserved first) and consumes
   the hold; without it holds are ignored, as on Cal.com. A reschedule makes a new booking
   (``rescheduledFromUid``) and cancels the old one (``rescheduledToUid``).
-- ``GET /v2/event-types/{id}`` (``cal-api-version: 2024-06-14``): the event type's length,
+- ``GET /v2/event-types`` and ``GET /v2/event-types/{id}`` (``cal-api-version: 2024-06-14``):
+  the event types, each with its length,
   locations and booking fields (Cal.com's built-in ones, then the host's own questions). A
   booking that leaves a required question of the host's unanswered in
   ``bookingFieldsResponses`` is refused (400), as Cal.com's ``hasRequiredBookingFieldsResponses``
@@ -207,6 +208,7 @@ class CalcomEmulator(HttpEmulator):
         add("POST", "/v2/bookings/{uid}/reschedule", self._endpoint(BOOKINGS, self._reschedule))
         add("POST", "/v2/bookings/{uid}/guests", self._endpoint(BOOKINGS, self._add_guests))
         add("GET", "/v2/event-types/{id}", self._endpoint(EVENT_TYPES, self._event_type))
+        add("GET", "/v2/event-types", self._endpoint(EVENT_TYPES, self._event_type_list))
 
     def _endpoint(self, version: str, handler: Callable[[web.Request], Awaitable[Reply]], *,
                   public: bool = False) -> Handler:
@@ -360,6 +362,10 @@ class CalcomEmulator(HttpEmulator):
         start = schemas.time_of(body, "start")
         host = self._admit(event, start, body)
         return 201, self._store(event, start, body, host).json()
+
+    async def _event_type_list(self, request: web.Request) -> Reply:
+        """The key owner's event types (a team's are listed under the team's routes)."""
+        return 200, [_event_type_json(e) for e in self.event_types.values() if e.team_id is None]
 
     async def _event_type(self, request: web.Request) -> Reply:
         raw = request.match_info["id"]

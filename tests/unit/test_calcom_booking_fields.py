@@ -5,8 +5,12 @@ unanswered refused by Cal.com (the emulator) with the vendor's reason."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +137,21 @@ async def test_a_team_event_type_books_with_the_mapped_fields_alone() -> None:
         [stored] = emu.live_bookings()
     assert stored["bookingFieldsResponses"]["company"] == "Lee Bakery"
     assert "seats" not in stored["bookingFieldsResponses"]  # not mapped: not sent
+
+
+async def test_calendars_list_shows_the_event_types_and_their_questions(
+    emu: CalcomEmulator,
+) -> None:
+    command = [sys.executable, "-m", "slotline.agent.cli", "calendars", "list", "--provider",
+               "calcom", "--base-url", emu.base_url]
+    done = await asyncio.create_subprocess_exec(
+        *command, env={**os.environ, "CALCOM_API_KEY": KEY}, cwd=Path(__file__).parent,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await done.communicate()
+    assert done.returncode == 0, err.decode()
+    assert out.decode().splitlines() == [
+        "Cal.com: 2 event type(s)",
+        f"  {INTAKE}  Intake  30 min  asks: company",
+        f"  {LONG}  Long Consult  45 min",
+    ]
