@@ -169,7 +169,7 @@ class BookingService:
             vendor_slots = busy[calendar].vendor_slots
             if vendor_slots is not None:  # the vendor's rules, then ours (vendor_rules)
                 free_by_calendar[calendar] = vendor_slots_under_rules(
-                    config.rules(self._calendars[calendar].timezone),
+                    config.rules(self._calendars[calendar].timezone, vendor_slots=True),
                     vendor_slots,
                     blocked,
                     window_start=window_start,

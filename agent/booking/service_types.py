@@ -45,6 +45,9 @@ class ActionConfig:
     daily_limit: int | None = None
     weekly_hours: Mapping[int, DayHours] = field(default_factory=_office_hours)
     date_overrides: Mapping[date, DayHours] = field(default_factory=dict)
+    # False when the settings left business_hours at their default: a vendor-computed calendar
+    # (Cal.com, GHL) then keeps the hours set at the vendor (agent.booking.vendor_rules)
+    hours_configured: bool = True
     # How long one calendar may take to answer a busy-time query; a slow calendar costs this,
     # never more, because the pool's calendars are asked at the same time.
     calendar_timeout_s: float = 3.0
@@ -104,12 +107,18 @@ class ActionConfig:
                 date.fromisoformat(day): tuple(tuple(r.split("-")) for r in ranges)
                 for day, ranges in settings.date_overrides.items()
             },
+            hours_configured="business_hours" in settings.model_fields_set,
             calendar_timeout_s=settings.calendar_timeout_s,
             skip_failed_calendars=settings.on_calendar_error == "skip",
         )
 
-    def rules(self, timezone: str) -> BookingRules:
-        """The scheduling rules for one pooled calendar, in that calendar's zone."""
+    def rules(self, timezone: str, *, vendor_slots: bool = False) -> BookingRules:
+        """The scheduling rules for one pooled calendar, in that calendar's zone. On a calendar
+        whose vendor computes the slots, hours nobody configured here open the whole day (the
+        vendor's own hours apply): the office-hours default must not hide a vendor's weekend."""
+        weekly_hours = self.weekly_hours
+        if vendor_slots and not self.hours_configured:
+            weekly_hours = {day: (("00:00", "24:00"),) for day in range(7)}
         return BookingRules(
             timezone=timezone,
             duration_min=self.duration_min,
@@ -119,7 +128,7 @@ class ActionConfig:
             min_notice_min=self.min_notice_min,
             max_days_ahead=self.max_days_ahead,
             daily_limit=self.daily_limit,
-            weekly_hours=self.weekly_hours,
+            weekly_hours=weekly_hours,
             date_overrides=self.date_overrides,
         )
 

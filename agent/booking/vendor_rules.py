@@ -3,8 +3,9 @@
 The vendor's slots already follow the vendor's rules. A booking action's rules are not ignored
 there; each is either applied on top (a slot must pass both) or refused at start-up:
 
-- applied on top: business hours and date overrides (the slot must lie inside an opening range
-  of its local day, in the calendar's zone), minimum notice, the booking window
+- applied on top: business hours when the booking action sets them (left at the default,
+  the vendor's hours stand alone) and date overrides (the slot must lie inside an opening
+  range of its local day, in the calendar's zone), minimum notice, the booking window
   (``max_days_ahead``) and the daily limit (bookings Slotline made on that local day, as on
   every calendar), plus other callers' live holds and our own bookings;
 - refused at start-up (``refusals``), because Slotline cannot enforce them against bookings

@@ -135,3 +135,27 @@ async def test_on_ghl_too_and_the_vendors_length_wins(
         2026, 12, 1, tzinfo=UTC)]
     assert [local(s.start) for s in monday] == ["Mon 13:00", "Mon 14:00"]  # 15:00 ends at 15:45
     assert {(s.end - s.start).total_seconds() for s in monday} == {45 * 60}
+
+
+async def test_hours_nobody_configured_leave_the_vendors_weekend_open(
+    calcom: CalcomEmulator, tmp_path: Path
+) -> None:
+    """The office-hours default (Mon-Fri 9-17) is Slotline's when it computes slots; on a
+    Cal.com event type open at weekends it must not hide Saturday. Set hours do apply."""
+    saturday = datetime(2026, 12, 5).date()
+    found = {}
+    async with aiohttp.ClientSession() as http:
+        for label, extra in (("default", {}),
+                             ("weekdays", {"business_hours": {"mon": ["09:00-17:00"]}})):
+            conf = settings(calcom, min_notice_min=0, **extra)
+            adapters = await started(conf, http)
+            async with open_store(f"sqlite:///{tmp_path}/{label}.db") as store:
+                service = BookingService.from_settings(conf, store, adapters.by_name,
+                                                       clock=clock)
+                found[label] = await service.availability(
+                    "visit", Preference(saturday, time(10), timezone=NY))
+            await adapters.aclose()
+    days = {label: {local(item.slot.start)[:3] for item in result.offered}
+            for label, result in found.items()}
+    assert "Sat" in days["default"]
+    assert days["weekdays"] <= {"Mon"}
