@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from slotline.agent.flow.messages import SlotOffer
 from slotline.agent.flow.state import Ctx
 from slotline.providers.base import SpeechHints
+from slotline.providers.llm import rules
 from slotline.providers.llm.rules.vocab import WEEKDAYS
 
 LATER = 1
@@ -75,8 +76,10 @@ def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None
 
 
 def correction_hints() -> SpeechHints:
-    """Phrases a caller may correct a read-back with (for the recogniser's language model)."""
+    """Phrases a caller may correct a read-back with (for the recogniser's language model),
+    the name question's among them."""
     return SpeechHints(phrases=(
+        *(f"actually {phrase}" for phrase in rules.hints("name").phrases if " " in phrase),
         "no later", "later", "something later", "anything later", "no earlier", "earlier",
         "something earlier", "anything earlier", "actually my name is", "my name is",
         *(f"no {day}" for day in WEEKDAYS), *(f"how about {day}" for day in WEEKDAYS),
