@@ -25,6 +25,10 @@ _LEADING = frozenset((
     "er", "sorry", "yep", "alright",
 ))
 _TRAILING = frozenset(("please", "thanks", "thank", "you", "here", "speaking", "calling"))
+# What may follow an introduced name: the sentence going on ("... and i'd like to book",
+# "... from acme"); any other word after it makes the name unreadable (see ``_name_words``).
+_GOES_ON = frozenset(("and", "i", "i'm", "i'd", "i'll", "i've", "from", "with", "but",
+                      "so", "just", "again"))
 _NAME_MONTHS = frozenset(("april", "june", "august"))  # months that are also first names
 _NOT_NAMES = frozenset((
     # answers, fillers, courtesy
@@ -89,6 +93,10 @@ def _name_words(toks: Sequence[str], start: int) -> list[str]:
         if not words or toks[i] != words[-1]:  # "smith s m i t h" spells the same word
             words.append(toks[i])
         i += 1
+    if i < len(toks) and toks[i] not in _TRAILING and toks[i] not in _GOES_ON:
+        # "my name is emma paul to", "it's olivia at first one": words no one says after a
+        # name are what a recogniser makes of a name it does not know; the name is not read
+        return []
     return words
 
 

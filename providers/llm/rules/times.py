@@ -27,7 +27,7 @@ from .normalize import (
     parse_ordinal,
     tokens,
 )
-from .vocab import CLOCK_MINUTES, HOURS
+from .vocab import CLOCK_MINUTES, HOURS, WEEKDAYS
 
 _PM_PARTS = (
     ("in", "the", "afternoon"), ("in", "the", "evening"), ("this", "afternoon"),
@@ -45,6 +45,14 @@ _NOT_AFTER_CLOCK = frozenset((
     "person", "times", "more",
 ))
 _HINT_WORDS = frozenset(("at", "around", "about", "by", "say", "maybe"))
+# The only words a bare number ("two", no "at", no "pm") may come with to be read as a time
+_AROUND_BARE_CLOCK = frozenset((
+    "please", "works", "work", "for", "me", "is", "fine", "good", "great", "that", "would",
+    "be", "okay", "ok", "yes", "yeah", "sure", "how", "let's", "do", "um", "uh", "then",
+    "perfect", "o'clock", "thanks", "thank", "you", "oh", "well", "so", "can", "we", "i'd",
+    "like", "prefer", "it", "best", "better", "if", "possible", "no", "actually", "today",
+    "tomorrow", "on", "one", "sounds", "the", "then", *WEEKDAYS,
+))
 _DAY_PARTS = {
     "morning": "morning", "mornings": "morning", "afternoon": "afternoon",
     "afternoons": "afternoon", "evening": "evening", "evenings": "evening", "night": "evening",
@@ -73,20 +81,24 @@ def extract_time(text: str, ctx: Context) -> Extraction | None:
     found = _range(toks, day_part)
     if found is not None:
         return found
-    best: tuple[int, _Clock] | None = None
+    best: tuple[int, _Clock, int, int] | None = None
     for i in range(len(toks)):
         if i and (toks[i - 1] in _NOT_BEFORE_CLOCK or toks[i - 1] in NUMBER_WORDS):
             continue  # "the one", or the middle of "twenty five hundred"
         parsed = _clock_at(toks, i, minutes_to=True)
         if parsed is None:
             continue
-        clock, _ = parsed
+        clock, end = parsed
         score = 2 * bool(clock.meridiem) + (i > 0 and toks[i - 1] in _HINT_WORDS)
         if best is None or score > best[0]:
-            best = (score, clock)
+            best = (score, clock, i, end)
     if best is None:
         return None
-    clock = best[1]
+    score, clock, start, end = best
+    if not score and not day_part and any(
+        t not in _AROUND_BARE_CLOCK for t in (*toks[:start], *toks[end:])
+    ):
+        return None  # a lone number in a sentence about something else ("one number you have")
     minutes = _minutes_of_day(clock, day_part)
     if minutes is None:
         return None
