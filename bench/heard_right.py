@@ -2,9 +2,13 @@
 written for, in several flite voices, through the recogniser and the flow's extractor.
 
 Each case is a question kind (the hints the flow listens with), a sentence a caller might say,
-and for choices the offers on the table. The expected value is what the extractor reads from
-the sentence as written (None: the sentence does not answer the question, so asking again is
-right). Each decode is counted as
+and for choices the offers on the table. ``read_back`` is the booking's "I can book Tuesday,
+December 8th at 10 am. Shall I go ahead?": the flow's own ``confirm_answer`` reads the answer
+(yes, no, another offer, or a correction) with the hints that question listens with.
+
+The expected value is what the extractor (or the flow) reads from the sentence as written
+(None: the sentence does not answer the question, so asking again is right). Each decode is
+counted as
 
 * ``correct``: the extractor read the expected value from the transcript;
 * ``re-asked``: it read nothing (empty or unreadable transcript: the flow asks again);
@@ -31,7 +35,19 @@ from datetime import datetime
 from pathlib import Path
 
 from slotline.agent.caller import load_wav_ulaw
+from slotline.agent.flow import booking_steps
+from slotline.agent.flow.messages import (
+    CallerSaid,
+    CheckAvailability,
+    Listen,
+    RunBooking,
+    Say,
+    SlotOffer,
+)
+from slotline.agent.flow.model import BookingNode
+from slotline.agent.flow.state import Ctx, Phase
 from slotline.audio.mulaw import ulaw_to_pcm16
+from slotline.providers.base import SpeechHints
 from slotline.providers.llm import rules
 from slotline.providers.stt.local import LocalSpeechToText, strip_fillers
 
@@ -43,6 +59,9 @@ OFFERS = (  # what booking_steps._choices makes of three offers on one day
     "Tuesday, December 8th at 2 pm|2 pm",
     "Tuesday, December 8th at 4:30 pm|4:30 pm",
 )
+CANDIDATE = SlotOffer("2026-12-08T10:00:00-05:00", "Tuesday, December 8th", "10 am")
+OTHERS = (SlotOffer("2026-12-08T14:00:00-05:00", "Tuesday, December 8th", "2 pm"),)
+NODE = BookingNode(type="booking", action="demo", confirm=True, success="done")
 LEAD_S = 0.3  # silence around the answer, as the stream's pre-roll and end of turn keep
 TAIL_S = 0.5
 
@@ -79,11 +98,12 @@ CASES = (
     Case("choice", "later", OFFERS),
     Case("choice", "do you have anything later in the day", OFFERS),
     Case("choice", "the two o'clock one sounds good", OFFERS),
-    # yes or no at a read-back
-    Case("yes_no", "yes please"),
-    Case("yes_no", "no wednesday"),
-    Case("yes_no", "no later"),
-    Case("yes_no", "actually my name is anna kowalczyk"),
+    # at the read-back "I can book Tuesday, December 8th at 10 am. Shall I go ahead?"
+    Case("read_back", "yes please"),
+    Case("read_back", "no wednesday"),
+    Case("read_back", "no later"),
+    Case("read_back", "actually my name is anna kowalczyk"),
+    Case("read_back", "can we do thursday instead"),
 )
 
 
@@ -103,8 +123,41 @@ class Heard:
 
 
 def read(case: Case, text: str) -> str | None:
+    if case.kind == "read_back":
+        return read_back(text)
     found = rules.extract(case.kind, text, now=NOW, timezone=ZONE, choices=case.choices)
     return None if found is None else found.value
+
+
+def _read_back_ctx() -> Ctx:
+    return Ctx("book", {"user_name": "John Smith"}, NOW, ZONE, rules.extract,
+               offers=(CANDIDATE, *OTHERS), candidate=CANDIDATE)
+
+
+def read_back(text: str) -> str | None:
+    """What the flow makes of ``text`` at the read-back; None when it asks again."""
+    step = booking_steps.confirm_answer(_read_back_ctx(), NODE, CallerSaid(text))
+    said = " ".join(a.text for a in step.actions if isinstance(a, Say))
+    names = ",".join(f"{k}={v}" for k, v in sorted(step.variables.items()))
+    if any(isinstance(a, RunBooking) for a in step.actions):
+        return "book"
+    if any(isinstance(a, CheckAvailability) for a in step.actions):
+        return f"check {names}"
+    if step.phase is Phase.CONFIRM and step.candidate not in (None, CANDIDATE):
+        return f"ask {step.candidate.spoken if step.candidate else ''}"
+    if names and "user_name" in step.variables:
+        return f"name {names}"
+    if said.startswith("Sorry"):
+        return None
+    return "no" if step.phase is Phase.CHOOSE or step.edge == "failure" else said
+
+
+def hints_for(case: Case) -> SpeechHints:
+    if case.kind != "read_back":
+        return rules.hints(case.kind, choices=case.choices)
+    ctx = _read_back_ctx()
+    asked = booking_steps.ask_confirm(ctx, CANDIDATE, OTHERS)
+    return next(a.hints for a in asked.actions if isinstance(a, Listen))
 
 
 def synthesise(flite: str, voice: str, words: str, folder: Path) -> bytes:
@@ -123,7 +176,7 @@ async def run(voices: tuple[str, ...], cases: tuple[Case, ...], folder: Path) ->
     heard: list[Heard] = []
     async with LocalSpeechToText(workers=1, request_timeout_s=60.0) as stt:
         for case in cases:
-            hints = rules.hints(case.kind, choices=case.choices)
+            hints = hints_for(case)
             for voice in voices:
                 pcm = synthesise(flite, voice, case.said, folder)
                 result = await stt.decode(pcm, hints)

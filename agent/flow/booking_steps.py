@@ -213,6 +213,12 @@ def _changed(
     others: Sequence[SlotOffer],
 ) -> Step:
     """Carry out a correction heard at a read-back (``candidate``) or at the offers (None)."""
+    if change.unclear:
+        again = "Sorry, I didn't catch the name. " + (
+            f"Shall I book {candidate.spoken}?" if candidate is not None
+            else f"{offer_sentence(others)}{_your_time(ctx, others)}. {WHICH}"
+        )
+        return _retry(ctx, node, again, Phase.CONFIRM if candidate is not None else Phase.CHOOSE)
     if change.name:
         first = change.name.split()[0]
         if candidate is not None:
@@ -273,8 +279,8 @@ def _retry(ctx: Ctx, node: BookingLike, again: str, phase: Phase) -> Step:
         "choice", choices=_choices(ctx.offers)
     )
     return Step(
-        (Say(again), ctx.listen(hints).expecting("yes_no" if phase is Phase.CONFIRM
-                                                 else "choice")),
+        (Say(again), ctx.listen(hints, correction_hints()).expecting(
+            "yes_no" if phase is Phase.CONFIRM else "choice")),
         phase=phase,
         attempts=attempts,
         offers=ctx.offers,

@@ -37,12 +37,14 @@ _REFUSAL = re.compile(r"^(?:\s*(?:no|nope|nah|actually|oh|um|uh|well|sorry)\b[\s
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One correction; unset fields are not changed. ``shift``: ``LATER``, ``EARLIER`` or 0."""
+    """One correction; unset fields are not changed. ``shift``: ``LATER``, ``EARLIER`` or 0.
+    ``unclear``: the caller gave a name that could not be read (never taken for a yes)."""
 
     name: str = ""
     date: str = ""  # ISO date
     time: str = ""  # "HH:MM"
     shift: int = 0
+    unclear: bool = False
 
 
 def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None:
@@ -51,12 +53,16 @@ def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None
     words = set(_WORDS.findall(text.lower()))
     if words & _NAME_WORDS:
         name = ctx.read("name", text)
-        return Change(name=name) if name and name != ctx.var("user_name") else None
+        if not name:
+            return Change(unclear=True)
+        return Change(name=name) if name != ctx.var("user_name") else None
     rest = _REFUSAL.sub("", text.lower())
     if anchor is not None and words & set(WEEKDAYS):
         # a weekday is read from the day read back ("no, Thursday" to Tuesday the 1st:
         # Thursday the 3rd; "Tuesday" is that Tuesday), not from today
         eve = anchor.local_start.replace(hour=0, minute=0, second=0, microsecond=0)
+        if ctx.now.tzinfo is None:  # a naive ``now`` is already local (see rules.extract)
+            eve = eve.replace(tzinfo=None)
         ctx = replace(ctx, now=max(ctx.now, eve - timedelta(days=1)))
     day = ctx.read("date", rest)
     clock = ctx.read("time", rest)

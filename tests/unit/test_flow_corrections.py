@@ -110,6 +110,18 @@ def test_a_new_name_is_taken_and_the_same_question_asked(said: str, name: str, f
     assert run.slot_start == AT_14.start
 
 
+@pytest.mark.parametrize("said", ["actually my name is sam about good",
+                                  "my name is emma paul to"])
+def test_a_name_that_cannot_be_read_is_asked_about_not_taken_for_a_yes(said: str) -> None:
+    e = at_read_back(AT_16)
+    asked = e.handle(CallerSaid(said))
+    assert says(asked) == ["Sorry, I didn't catch the name. Shall I book Tuesday, December 1st "
+                           "at 2 pm?"]
+    assert e.variables["user_name"] == "Ann Lee" and e.phase is Phase.CONFIRM
+    [run] = e.handle(CallerSaid("yes"))
+    assert isinstance(run, RunBooking) and run.attendee.name == "Ann Lee"
+
+
 NOT_CHANGES = [
     ("yes", "yes"),
     ("yes that works", "yes"),
