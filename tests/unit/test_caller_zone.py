@@ -63,6 +63,8 @@ def test_a_stated_zone_is_read_with_its_cue(said: str, zone: str, asked: bool, r
     "what time is that",
     "john dot smith at example dot com",
     "i'm in a meeting until three",
+    "yes that in berlin",  # "yes that is the one", misheard: a question's cue, no question
+    "is that in london",
     "",
 ])
 def test_no_zone_without_a_cue(said: str) -> None:

@@ -134,6 +134,10 @@ _WHERE_CUES = (
     ("my", "time", "zone", "is"), ("my", "timezone", "is"), ("zone", "is"), ("zone's",),
     ("that", "in"), ("it", "in"), ("that", "for"),
 )  # fmt: skip
+# Cues that name a place only in a question ("what time is that in London?"): said without a
+# question word they are too easily misheard words ("yes that is the one" -> "yes that in
+# berlin") to switch the caller's zone on.
+_QUESTION_ONLY_CUES = frozenset((("that", "in"), ("it", "in"), ("that", "for")))
 # Spellings a recogniser does not write ("u t c" and "kiev" are how they come out).
 _WRITTEN_ONLY = frozenset(("utc", "uk", "kyiv"))
 _TIME_WORDS = frozenset(("time", "timezone", "standard", "daylight"))
@@ -172,13 +176,16 @@ def zone_stated(text: str) -> ZoneStatement | None:
         end = start + len(phrase.split())
         cue_start = _cue_before(words, start)
         timed = end < len(words) and words[end] in _TIME_WORDS
+        asked = any(word in _ASKING for word in words[: start])
+        if (cue_start is not None and not asked and not timed
+                and tuple(words[cue_start:start]) in _QUESTION_ONLY_CUES):
+            cue_start = None
         if cue_start is None and not timed:
             continue
         first = start if cue_start is None else cue_start
         last = end
         while last < len(words) and words[last] in _DROPPED:
             last += 1
-        asked = any(word in _ASKING for word in words[: start])
         rest = " ".join(words[:first] + words[last:])
         return ZoneStatement(ZONE_PHRASES[phrase], phrase, asked, "" if asked else rest)
     return None
