@@ -436,15 +436,15 @@ class Settings(_Section):
     twilio: TwilioSettings = TwilioSettings()
     dialer: DialerSettings = DialerSettings()
     flow: str = Field(default="demo_booking", min_length=1)  # a name in config/flows/ or a path
+    # ISO country callers' spoken phone numbers and numeric dates ("5/1") are read in; a flow's
+    # own `region` wins; "" = the country of the flow's time zone (Europe/London: GB)
+    region: str = Field(default="", pattern=r"^([A-Z]{2})?$")
     calendars: FrozenMap[CalendarSettings] = FrozenMap(
         {"main": CalendarSettings(provider="local", timezone="America/New_York")}
     )
     booking_actions: FrozenMap[BookingActionSettings] = FrozenMap(
         {"demo": BookingActionSettings(calendars=("main",))}
     )
-    # ISO country callers' spoken phone numbers and numeric dates ("5/1") are read in; a flow's
-    # own `region` wins; "" = the country of the flow's time zone (Europe/London: GB)
-    region: str = Field(default="", pattern=r"^([A-Z]{2})?$")
     email: EmailSettings = EmailSettings()
     webhooks: FrozenMap[WebhookSettings] = FrozenMap({})
     call_webhook: CallWebhookSettings = CallWebhookSettings()
