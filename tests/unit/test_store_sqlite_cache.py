@@ -1,0 +1,30 @@
+"""A SQLite store bounds every pooled connection's page cache (issue 17, the soak).
+
+With SQLite's default cache (2,000 KiB) on each of the pool's connections, a server's memory
+crept up as its calls table grew; each connection now keeps at most ``SQLITE_CACHE_KIB``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from sqlalchemy import text
+
+from slotline.agent.store.db import SQLITE_CACHE_KIB, Database
+
+POOL = 3
+
+
+async def test_every_pooled_sqlite_connection_has_the_bounded_page_cache(tmp_path: Path) -> None:
+    db = Database.connect(f"sqlite:///{tmp_path}/cache.db", pool_size=POOL)
+    try:
+        await db.prepare()
+        async with AsyncExitStack() as held:  # the whole pool at once: each its own connection
+            connections = [await held.enter_async_context(db.read()) for _ in range(POOL)]
+            sizes = await asyncio.gather(*(
+                conn.execute(text("PRAGMA cache_size")) for conn in connections))
+            assert [r.scalar_one() for r in sizes] == [-SQLITE_CACHE_KIB] * POOL
+    finally:
+        await db.close()
