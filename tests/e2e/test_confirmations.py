@@ -170,7 +170,9 @@ async def test_a_booking_by_voice_is_confirmed_by_sms_and_email_with_reminders(
         assert "at 3 pm" in sms.body and booking.id in sms.body, sms.body
         assert box.envelopes == [(SENDER, ["john.smith@example.com"])]
         [message] = box.received
-        body = message.get_payload(decode=True)
+        # text, an invitation (text/calendar) and invite.ics: the text part says it
+        [text] = [part for part in message.walk() if part.get_content_type() == "text/plain"]
+        body = text.get_payload(decode=True)
         assert isinstance(body, bytes) and b"at 3 pm" in body and booking.id.encode() in body
 
         jobs = await jobs_by_kind()

@@ -198,8 +198,9 @@ async def test_bargein_seconds_are_measured_on_the_servers_clock(server: Server)
     bargein = server.deps.metrics.bargein
     assert bargein.count == 1
     min_speech_s = server.settings.turn.bargein_min_speech_ms / 1000
-    # at least the speech it takes to count as an interruption, at most what the client saw
-    # from its first voiced frame sent to the clear received
-    assert min_speech_s - 0.02 <= bargein.total <= clear_at - speech_from + 0.005
+    # at least the speech it takes to count as an interruption (measured between frame
+    # arrivals: one 20 ms frame less, and a little scheduling jitter), at most what the client
+    # saw from its first voiced frame sent to the clear received
+    assert min_speech_s - 0.03 <= bargein.total <= clear_at - speech_from + 0.005
     record = server.deps.call_log.get(BAD_CALL_SID)
     assert record is not None and record.errors == []  # frozen timestamps are no error
