@@ -29,9 +29,10 @@ from slotline.providers.extras import require
 logger = logging.getLogger(__name__)
 
 _SQLITE_BUSY_TIMEOUT_MS = 10_000  # another process's write transaction; ours are milliseconds
-# Page cache per pooled connection. SQLite's default (2,000 KiB) times the pool (10) let a
-# server's RSS creep up by ~20 MB as the calls table grew (the soak, issue 17); the hot pages
-# (indexes, the newest rows) fit in this, and the OS page cache keeps the rest of the file.
+# Page cache per pooled connection: SQLite's default (2,000 KiB) times the pool (10) allows
+# ~20 MB per process once the file outgrows it (read-mostly use; in the soak, writes from the
+# other connections keep the caches near empty). The hot pages (indexes, the newest rows) fit
+# in this, and the OS page cache keeps the rest of the file.
 SQLITE_CACHE_KIB = 512
 # Switching a new file to WAL needs a moment alone with it; processes starting together retry.
 _WAL_ATTEMPTS = 50

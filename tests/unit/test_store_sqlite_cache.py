@@ -1,7 +1,7 @@
 """A SQLite store bounds every pooled connection's page cache (issue 17, the soak).
 
-With SQLite's default cache (2,000 KiB) on each of the pool's connections, a server's memory
-crept up as its calls table grew; each connection now keeps at most ``SQLITE_CACHE_KIB``.
+SQLite's default cache (2,000 KiB) on each of the pool's connections would let a server hold
+~20 MB of pages as its calls table grows; each connection now keeps at most ``SQLITE_CACHE_KIB``.
 """
 
 from __future__ import annotations
