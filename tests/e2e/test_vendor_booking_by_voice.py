@@ -50,7 +50,7 @@ SCRIPT = [
     "just use my phone number",  # the number calling: looked up without asking
     "yes that's the one",
     "next thursday",
-    "ten a m",
+    "ten in the morning",
     "yes go ahead",
 ]
 
@@ -105,7 +105,9 @@ async def test_a_booking_made_on_cal_com_is_found_by_phone_and_moved_there(
         report = await run_caller(server.media_url, script,
                                   custom_parameters={"flow": "reschedule_cancel",
                                                      "user_phone": CALLER})
-        assert report.errors == () and report.closed_by == "server", report.errors
+        record = server.deps.call_log.get(report.call_sid)
+        said = [(t.role, t.text) for t in record.turns] if record is not None else []
+        assert report.errors == () and report.closed_by == "server", "\n".join(map(str, said))
         store = server.deps.store
         assert store is not None
 
