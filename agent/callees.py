@@ -116,6 +116,19 @@ class _Callee:
         self.owner.reports.append((stream.call_sid, stream.index, report))
 
 
+# Simulated contacts live in ``office_hours_zone()``, wherever that is today, and they ask for
+# "next tuesday" at "three p m" on their own clock (the caller's zone follows the contact's
+# ``timezone`` column). A server for simulated campaigns opens every hour of every day, so that
+# time is bookable whatever the zone: ``slotline serve --config`` a file with this text.
+ANY_HOUR_CONFIG = """\
+booking_actions:
+  demo:
+    calendars: [main]
+    business_hours:
+""" + "".join(f"      {day}: [\"00:00-24:00\"]\n"
+              for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
+
+
 def office_hours_zone() -> str:
     """A zone where it is now between 10:00 and 18:00: simulated campaigns give their contacts
     this zone, so a 08:00-21:00 calling window is open whenever a test or benchmark runs."""

@@ -15,7 +15,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from slotline.agent.callees import Callees, PersonaName, office_hours_zone, parties
+from slotline.agent.callees import (
+    ANY_HOUR_CONFIG,
+    Callees,
+    PersonaName,
+    office_hours_zone,
+    parties,
+)
 from slotline.agent.dialer import cli
 from slotline.providers.emulators.twilio import TwilioEmulator
 from slotline.providers.emulators.twilio_outbound import Party
@@ -74,7 +80,9 @@ class Rig:
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    config = tmp_path / "any_hour.yaml"  # contacts in today's office-hours zone book there
+    config.write_text(ANY_HOUR_CONFIG)
     callees = Callees()
     book: dict[str, Party] = {}
     for index, line in enumerate(PEOPLE):
@@ -93,6 +101,7 @@ async def rig() -> AsyncIterator[Rig]:
              "SLOTLINE_TWILIO__FROM_NUMBER": FROM},
             {"TWILIO_ACCOUNT_SID": emulator.account_sid,
              "TWILIO_AUTH_TOKEN": emulator.auth_token},
+            config=config,
         )
         try:
             async with aiohttp.ClientSession() as http:
