@@ -26,12 +26,18 @@ CHANNELS: Final = 1
 # --- encoding: server -> Twilio ---------------------------------------------------------------
 
 
-@lru_cache(maxsize=4096)
+# Streams whose prefix is kept: far above the calls one process carries at once, so every live
+# stream hits; each kept stream costs ~470 bytes (both caches), so 512 is ~240 KB, full after
+# 512 calls (4096 took ~1.9 MB and an hour of a 50-call soak to fill: issue 17).
+STREAMS_CACHED: Final = 512
+
+
+@lru_cache(maxsize=STREAMS_CACHED)
 def _sid_json(stream_sid: str) -> str:
     return orjson.dumps(stream_sid).decode()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=STREAMS_CACHED)
 def _media_prefix(stream_sid: str) -> str:
     return '{"event":"media","streamSid":' + _sid_json(stream_sid) + ',"media":{"payload":"'
 
