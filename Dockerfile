@@ -19,6 +19,9 @@ RUN pip install --no-cache-dir --upgrade pip \
 
 FROM python:3.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# Fewer glibc arenas for a ~15-thread server: measured 2.7 MB lower RSS and a ~30 % lower
+# per-call slope in a soak's first 200 calls (issue 17).
+ENV MALLOC_ARENA_MAX=2
 RUN useradd --create-home --uid 10001 slotline \
  && mkdir /data && chown slotline:slotline /data
 COPY --from=build /wheels /wheels
