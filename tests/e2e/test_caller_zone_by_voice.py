@@ -21,82 +21,31 @@ each of these lines is read exactly.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 
-from slotline.agent.caller import Say, load_wav_ulaw, run_caller
-from slotline.agent.store import BookingRecord
 from slotline.providers.emulators.calcom import CalcomEmulator
-from tests.e2e.conftest import Server, call_tasks, running_server
+from tests.e2e.conftest import Server, running_server
 from tests.e2e.providers import CALDAV_USERS, Vendors, booking_env, merged
+from tests.e2e.voices import Voice, booked_call, spoken
 from tests.radicale_server import RadicaleServer, running_radicale
-from tests.until import until
 
-FLITE = shutil.which("flite")
-VOICE = ("-voice", "rms", "--setf", "duration_stretch=1.25", "--setf", "int_f0_target_mean=90")
+VOICE = Voice("rms", {"duration_stretch": 1.25, "int_f0_target_mean": 90})
 NAME, NO_EMAIL, DAY = "the name is emma brown", "no thank you", "this coming wednesday"
 NEW_YORK = ZoneInfo("America/New_York")
 LONDON_LINE = "+442079460000"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    runner, srv = await running_server()
-    try:
-        yield srv
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture(scope="module")
 def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
     with running_radicale(tmp_path_factory.mktemp("radicale"), users=CALDAV_USERS) as server:
         yield server
-
-
-async def spoken(folder: Path, lines: Sequence[str]) -> list[Say]:
-    """``lines`` in the test's voice, as 8 kHz mu-law (what a phone line carries)."""
-    assert FLITE is not None, "flite is needed (make test installs it: apt-get install flite)"
-    said = []
-    for index, words in enumerate(lines):
-        wav = folder / f"zone-{index}.wav"
-        flite = await asyncio.create_subprocess_exec(FLITE, *VOICE, "-t", words, "-o", str(wav))
-        assert await flite.wait() == 0
-        said.append(Say(load_wav_ulaw(wav)))
-    return said
-
-
-async def call(
-    server: Server, script: list[Say], parameters: Mapping[str, str]
-) -> tuple[dict[str, Any], list[str], BookingRecord]:
-    """One call: its log, what the agent said, and the one booking it made."""
-    report = await run_caller(server.media_url, script, custom_parameters=dict(parameters))
-    assert report.errors == () and report.closed_by == "server", report.errors
-    store = server.deps.store
-    assert store is not None
-
-    async def logged() -> bool:
-        return await store.calls.get(report.call_sid) is not None
-
-    await until(logged, timeout_s=20)
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{server.url}/api/calls/{report.call_sid}") as response:
-            log = await response.json()
-    assert log["status"] == "completed" and log["errors"] == [], log["errors"]
-    assert call_tasks() == []
-    agent = [turn["text"] for turn in log["turns"] if turn["role"] == "agent"]
-    bookings = await store.bookings.for_call(report.call_sid)
-    assert len(bookings) == 1, (log["turns"], log["variables"])
-    return log, agent, bookings[0]
 
 
 def clock(at: datetime) -> str:
@@ -115,8 +64,9 @@ def wednesday(log: dict[str, Any]) -> date:
 async def test_a_london_number_hears_and_books_london_times(
     server: Server, tmp_path: Path
 ) -> None:
-    script = await spoken(tmp_path, [NAME, NO_EMAIL, DAY, "four in the afternoon", "yes please"])
-    log, agent, booking = await call(server, script, {"user_phone": LONDON_LINE})
+    script = await spoken(tmp_path, VOICE, [NAME, NO_EMAIL, DAY, "four in the afternoon",
+                                            "yes please"])
+    log, agent, booking = await booked_call(server, script, {"user_phone": LONDON_LINE})
     assert log["variables"]["user_timezone"] == "Europe/London"
     start = datetime.combine(wednesday(log), time(16), ZoneInfo("Europe/London"))
     in_new_york = clock(start.astimezone(NEW_YORK))  # 11 am, or noon when DST dates differ
@@ -134,9 +84,9 @@ async def test_a_london_number_hears_and_books_london_times(
 async def test_saying_i_am_in_california_books_pacific_times(
     server: Server, tmp_path: Path
 ) -> None:
-    script = await spoken(tmp_path, [NAME, NO_EMAIL, DAY, "i'm in california",
-                                     "eleven in the morning", "yes please"])
-    log, agent, booking = await call(server, script, {})
+    script = await spoken(tmp_path, VOICE, [NAME, NO_EMAIL, DAY, "i'm in california",
+                                            "eleven in the morning", "yes please"])
+    log, agent, booking = await booked_call(server, script)
     assert "Got it, Pacific time." in agent, agent
     pacific = ZoneInfo("America/Los_Angeles")
     start = datetime.combine(wednesday(log), time(11), pacific)
@@ -150,9 +100,9 @@ async def test_saying_i_am_in_california_books_pacific_times(
 async def test_asking_what_time_that_is_in_london_says_it_on_london_s_clock(
     server: Server, tmp_path: Path
 ) -> None:
-    script = await spoken(tmp_path, [NAME, NO_EMAIL, DAY, "two in the afternoon",
-                                     "what time is that in london", "yes please"])
-    log, agent, booking = await call(server, script, {})
+    script = await spoken(tmp_path, VOICE, [NAME, NO_EMAIL, DAY, "two in the afternoon",
+                                            "what time is that in london", "yes please"])
+    log, agent, booking = await booked_call(server, script)
     start = datetime.combine(wednesday(log), time(14), NEW_YORK)
     in_london = clock(start.astimezone(ZoneInfo("Europe/London")))  # 7 pm, or 6 pm
     questions = [text for text in agent if text.startswith("I can book ")]
@@ -171,9 +121,9 @@ async def test_a_london_caller_s_cal_com_booking_carries_their_zone(
         env, secrets = merged(calcom)
         runner, server = await running_server({**env, **booking_env(("main",))}, secrets)
         try:
-            script = await spoken(tmp_path, [NAME, NO_EMAIL, DAY, "four in the afternoon",
-                                             "yes please"])
-            log, _, booking = await call(server, script, {"user_phone": LONDON_LINE})
+            script = await spoken(tmp_path, VOICE, [NAME, NO_EMAIL, DAY,
+                                                    "four in the afternoon", "yes please"])
+            log, _, booking = await booked_call(server, script, {"user_phone": LONDON_LINE})
         finally:
             await runner.cleanup()
         start = datetime.combine(wednesday(log), time(16), ZoneInfo("Europe/London"))

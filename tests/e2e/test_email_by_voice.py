@@ -19,21 +19,18 @@ dot com" → ``davidbrown@mail.com``, "sure it's emma wilson at icloud dot com" 
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from slotline.agent.caller import Say, load_wav_ulaw, run_caller
+from slotline.agent.caller import Say
 from slotline.agent.demo import caller_wav
 from slotline.agent.store import BookingRecord
 from slotline.providers.emulators.calcom import CalcomEmulator
-from tests.e2e.conftest import Server, call_tasks, running_server
+from tests.e2e.conftest import running_server
 from tests.e2e.providers import (
     CALDAV_USERS,
     VendorCalendar,
@@ -42,11 +39,10 @@ from tests.e2e.providers import (
     merged,
     next_tuesday,
 )
+from tests.e2e.voices import Voice, logged_call, spoken
 from tests.radicale_server import RadicaleServer, running_radicale
-from tests.until import until
 
-FLITE = shutil.which("flite")
-VOICE = "kal16"
+VOICE = Voice("kal16")
 NAME_SAID, NAME = "name_john", "John Smith"  # the bundled recording: see the module doc
 EMAIL = "sure it's sarah miller at outlook dot com"
 DAY, TIME, YES = "how about next tuesday", "at three p m please", "yes please"
@@ -87,39 +83,18 @@ async def calcom(radicale: RadicaleServer, tmp_path: Path) -> AsyncIterator[Vend
         yield await Vendors(stack, radicale, tmp_path).start("calcom")
 
 
-async def spoken(folder: Path, lines: Sequence[str]) -> list[Say]:
-    """``lines`` in flite's kal16 voice, as 8 kHz mu-law (what a phone line carries)."""
-    assert FLITE is not None, "flite is needed (make test installs it: apt-get install flite)"
-    said = []
-    for index, words in enumerate(lines):
-        wav = folder / f"{VOICE}-{index}.wav"
-        flite = await asyncio.create_subprocess_exec(FLITE, "-voice", VOICE, "-t", words, "-o",
-                                                     str(wav))
-        assert await flite.wait() == 0
-        said.append(Say(load_wav_ulaw(wav)))
-    return said
-
-
 async def call(
     env: Mapping[str, str], secrets: Mapping[str, str], script: list[Say],
     parameters: Mapping[str, str],
-) -> tuple[Server, Any, list[BookingRecord], Any]:
-    """One call; (the server, its call log, the store's bookings, the runner to clean up)."""
+) -> tuple[Any, list[BookingRecord]]:
+    """One call on a fresh server; (its call log, the store's bookings)."""
     runner, server = await running_server(env, secrets)
-    report = await run_caller(server.media_url, script, custom_parameters=dict(parameters))
-    assert report.errors == () and report.closed_by == "server", report.errors
-    store = server.deps.store
-    assert store is not None
-
-    async def logged() -> bool:  # the call's end (and what it does) is done
-        return await store.calls.get(report.call_sid) is not None
-
-    await until(logged, timeout_s=20)
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{server.url}/api/calls/{report.call_sid}") as response:
-            log = await response.json()
-    assert log["status"] == "completed" and log["errors"] == [], log["errors"]
-    return server, log, await store.bookings.for_call(report.call_sid), runner
+    try:
+        report, log = await logged_call(server, script, parameters)
+        assert server.deps.store is not None
+        return log, await server.deps.store.bookings.for_call(report.call_sid)
+    finally:
+        await runner.cleanup()
 
 
 def cal_com_booking(vendor: VendorCalendar) -> dict[str, Any]:
@@ -132,27 +107,23 @@ async def test_the_email_said_before_booking_is_the_cal_com_attendees(
     calcom: VendorCalendar, tmp_path: Path
 ) -> None:
     env, secrets = merged(calcom)
-    script = [caller_wav(NAME_SAID), *await spoken(tmp_path, [EMAIL, DAY, TIME, YES])]
-    _, log, bookings, runner = await call({**env, **booking_env(("main",))}, secrets, script,
-                                          {"flow": "demo_booking", **CALLER})
-    try:
-        variables = log["variables"]
-        assert (variables["user_name"], variables["user_email"]) == (NAME, HEARD_EMAIL)
-        assert log["path"][:3] == ["greet", "ask_name", "ask_email"]  # asked before booking
-        assert log["node"] == "goodbye"
-        [stored] = bookings
-        assert stored.provider == "calcom" and stored.status == "confirmed"
-        assert (stored.attendee.name, stored.attendee.email) == (NAME, HEARD_EMAIL)
-        assert stored.start == next_tuesday()
-        at_calcom = cal_com_booking(calcom)
-        assert at_calcom["uid"] == stored.provider_booking_id
-        [attendee] = at_calcom["attendees"]
-        assert (attendee["name"], attendee["email"]) == (NAME, HEARD_EMAIL)
-        assert attendee["phoneNumber"] == CALLER["user_phone"]
-        assert at_calcom["bookingFieldsResponses"]["email"] == HEARD_EMAIL
-        assert call_tasks() == []
-    finally:
-        await runner.cleanup()
+    script = [caller_wav(NAME_SAID), *await spoken(tmp_path, VOICE, [EMAIL, DAY, TIME, YES])]
+    log, bookings = await call({**env, **booking_env(("main",))}, secrets, script,
+                               {"flow": "demo_booking", **CALLER})
+    variables = log["variables"]
+    assert (variables["user_name"], variables["user_email"]) == (NAME, HEARD_EMAIL)
+    assert log["path"][:3] == ["greet", "ask_name", "ask_email"]  # asked before booking
+    assert log["node"] == "goodbye"
+    [stored] = bookings
+    assert stored.provider == "calcom" and stored.status == "confirmed"
+    assert (stored.attendee.name, stored.attendee.email) == (NAME, HEARD_EMAIL)
+    assert stored.start == next_tuesday()
+    at_calcom = cal_com_booking(calcom)
+    assert at_calcom["uid"] == stored.provider_booking_id
+    [attendee] = at_calcom["attendees"]
+    assert (attendee["name"], attendee["email"]) == (NAME, HEARD_EMAIL)
+    assert attendee["phoneNumber"] == CALLER["user_phone"]
+    assert at_calcom["bookingFieldsResponses"]["email"] == HEARD_EMAIL
 
 
 async def test_an_email_said_after_booking_reaches_the_store_and_cal_com(
@@ -161,20 +132,16 @@ async def test_an_email_said_after_booking_reaches_the_store_and_cal_com(
     flow = tmp_path / "email_after_booking.yaml"
     flow.write_text(LATE_FLOW)
     env, secrets = merged(calcom)
-    script = [caller_wav(NAME_SAID), *await spoken(tmp_path, [DAY, TIME, YES, EMAIL])]
-    _, log, bookings, runner = await call(
+    script = [caller_wav(NAME_SAID), *await spoken(tmp_path, VOICE, [DAY, TIME, YES, EMAIL])]
+    log, bookings = await call(
         {**env, **booking_env(("main",)), "SLOTLINE_FLOW": str(flow)}, secrets, script, CALLER
     )
-    try:
-        assert log["node"] == "bye" and log["variables"]["user_email"] == HEARD_EMAIL
-        [stored] = bookings
-        assert (stored.attendee.name, stored.attendee.email) == (NAME, HEARD_EMAIL)
-        at_calcom = cal_com_booking(calcom)
-        assert at_calcom["uid"] == stored.provider_booking_id
-        booker, guest = at_calcom["attendees"]
-        assert (booker["name"], booker["email"]) == (NAME, "")  # booked by phone
-        assert (guest["name"], guest["email"]) == (NAME, HEARD_EMAIL)
-        assert at_calcom["guests"] == [HEARD_EMAIL]
-        assert call_tasks() == []
-    finally:
-        await runner.cleanup()
+    assert log["node"] == "bye" and log["variables"]["user_email"] == HEARD_EMAIL
+    [stored] = bookings
+    assert (stored.attendee.name, stored.attendee.email) == (NAME, HEARD_EMAIL)
+    at_calcom = cal_com_booking(calcom)
+    assert at_calcom["uid"] == stored.provider_booking_id
+    booker, guest = at_calcom["attendees"]
+    assert (booker["name"], booker["email"]) == (NAME, "")  # booked by phone
+    assert (guest["name"], guest["email"]) == (NAME, HEARD_EMAIL)
+    assert at_calcom["guests"] == [HEARD_EMAIL]

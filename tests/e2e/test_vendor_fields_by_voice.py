@@ -18,18 +18,16 @@ from datetime import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
 
-from slotline.agent.caller import run_caller
 from slotline.agent.demo import caller_wav
 from slotline.providers.emulators.calcom import CalcomEmulator
 from slotline.providers.emulators.calcom_rules import EventType
 from slotline.providers.emulators.ghl import GhlCalendarRules, GhlEmulator
-from tests.e2e.conftest import call_tasks, running_server
+from tests.e2e.conftest import running_server
 from tests.e2e.providers import ZONE, next_tuesday
-from tests.until import until
+from tests.e2e.voices import logged_call
 
 KEY, TOKEN, LOCATION, GHL_CAL, EVENT = "cal_live_fields_e2e", "pit-fields", "loc-f", "cal-f", 4301
 SAID = ["name_john", "haircut", "day_tuesday", "time_3pm", "yes"]  # bundled recordings
@@ -72,25 +70,12 @@ async def call(
     runner, server = await running_server(secret_env=secrets, config=config)
     try:
         script = [caller_wav(stem) for stem in SAID]
-        report = await run_caller(server.media_url, script,
-                                  custom_parameters=dict(parameters))
-        assert report.errors == () and report.closed_by == "server", report.errors
-        store = server.deps.store
-        assert store is not None
-
-        async def logged() -> bool:
-            return await store.calls.get(report.call_sid) is not None
-
-        await until(logged, timeout_s=20)
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{server.url}/api/calls/{report.call_sid}") as response:
-                log = await response.json()
-        assert log["status"] == "completed" and log["errors"] == [], log["errors"]
+        report, log = await logged_call(server, script, parameters)
         assert log["node"] == "booked", [(t["role"], t["text"]) for t in log["turns"]]
         assert log["variables"]["service"] == "haircut"
-        [stored] = await store.bookings.for_call(report.call_sid)
+        assert server.deps.store is not None
+        [stored] = await server.deps.store.bookings.for_call(report.call_sid)
         assert stored.start == next_tuesday(time(15))
-        assert call_tasks() == []
         return log
     finally:
         await runner.cleanup()
