@@ -10,8 +10,6 @@ landing in the store's do-not-call list (the wiring's ``StoreOptOut``; its tests
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -20,15 +18,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from slotline.agent.caller import Say, load_wav_ulaw, run_caller
+from slotline.agent.caller import Say, run_caller
 from slotline.agent.demo import caller_wav
 from slotline.agent.flow.state import OPT_OUT_GOODBYE
 from tests.e2e.conftest import Server, call_tasks, running_server
+from tests.e2e.voices import FLITE, Voice, spoken
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples.yaml"
 CALLEE = {"flow": "lead_qualify", "user_name": "Jane", "company": "Acme Dental",
           "user_phone": "+15551234567"}
-FLITE = shutil.which("flite")
 
 
 @pytest.fixture
@@ -98,12 +96,7 @@ async def test_other_voices_are_understood(
 ) -> None:
     # `make test` installs Debian's flite, which has these voices built in
     assert voice in flite_voices(), f"flite's {voice} voice is missing (apt-get install flite)"
-    assert FLITE is not None
-    wav = tmp_path / f"{voice}.wav"
-    flite = await asyncio.create_subprocess_exec(FLITE, "-voice", voice, "-t", words, "-o",
-                                                 str(wav))
-    assert await flite.wait() == 0
-    request = Say(load_wav_ulaw(wav))  # resampled to 8 kHz mu-law, as a phone line carries it
+    [request] = await spoken(tmp_path, Voice(voice), [words])  # 8 kHz mu-law, as on a phone
     # at the first question (a yes/no), then at the next one (a date): two kinds of grammar
     log = await opted_out(examples, [request], CALLEE)
     assert log["node"] == "ask_interest"
