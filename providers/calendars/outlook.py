@@ -392,25 +392,26 @@ class OutlookCalendar(HttpAdapter):
             return []
         found: list[VendorBooking] = []
         for page in range(outlook_find.MAX_PAGES):
-            params = {"startDateTime": _stamp(start), "endDateTime": _stamp(end),
-                      "$top": str(outlook_find.PAGE_SIZE),
-                      "$skip": str(page * outlook_find.PAGE_SIZE)}
-            response = await self._http.request(
-                "GET", f"{self._mailbox}/calendarView", params=params, headers=PREFER_UTC
+            value, more = await self._calendar_view(
+                start, end, outlook_find.PAGE_SIZE, skip=page * outlook_find.PAGE_SIZE
             )
-            answer = _expect(response, (200,), "calendarView")
-            value = answer.get("value") if isinstance(answer, Mapping) else None
-            if not isinstance(value, list):
-                raise ProviderError(PROVIDER, "calendarView answered without a value list")
             found += outlook_find.matching(value, start, parse_time, phone=phone, email=email)
-            if "@odata.nextLink" not in answer:
+            if not more:
                 break
         return sorted(found, key=lambda booking: booking.start)
 
     async def _view(self, start: datetime, end: datetime) -> list[GraphEvent]:
-        params = {
-            "startDateTime": _stamp(start), "endDateTime": _stamp(end), "$top": str(_VIEW_PAGE)
-        }
+        value, _ = await self._calendar_view(start, end, _VIEW_PAGE)
+        return [parse_event(item) for item in value]
+
+    async def _calendar_view(
+        self, start: datetime, end: datetime, top: int, *, skip: int | None = None
+    ) -> tuple[list[Any], bool]:
+        """One page of the mailbox's ``calendarView`` (times in UTC): its raw events, and
+        whether another page follows."""
+        params = {"startDateTime": _stamp(start), "endDateTime": _stamp(end), "$top": str(top)}
+        if skip is not None:
+            params["$skip"] = str(skip)
         response = await self._http.request(
             "GET", f"{self._mailbox}/calendarView", params=params, headers=PREFER_UTC
         )
@@ -418,7 +419,7 @@ class OutlookCalendar(HttpAdapter):
         value = answer.get("value") if isinstance(answer, Mapping) else None
         if not isinstance(value, list):
             raise ProviderError(PROVIDER, "calendarView answered without a value list")
-        return [parse_event(item) for item in value]
+        return value, "@odata.nextLink" in answer
 
     async def _event(self, event_id: str) -> GraphEvent | None:
         response = await self._http.request(
