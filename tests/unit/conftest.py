@@ -5,12 +5,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from slotline.agent.store.scratch import scratch_store_url
 from slotline.agent.store.url import Dialect
+
+if TYPE_CHECKING:
+    from tests.radicale_server import RadicaleServer
 
 # The machine's PostgreSQL (trust auth); each test gets a scratch database dropped afterwards.
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -39,3 +44,21 @@ def root_logger() -> Iterator[logging.Logger]:
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
+    """A Radicale CalDAV server with the vendor tests' user, one per test module (the vendor
+    look-up and booking tests start their emulators on it: ``tests.e2e.providers``)."""
+    from tests.e2e.providers import CALDAV_USERS
+    from tests.radicale_server import running_radicale
+
+    with running_radicale(tmp_path_factory.mktemp("radicale"), users=CALDAV_USERS) as server:
+        yield server
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[AsyncExitStack]:
+    """What a test opens (emulators, stores), closed after it."""
+    async with AsyncExitStack() as opened:
+        yield opened

@@ -9,7 +9,7 @@ change: the store gets it, and the call carries on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import time
 from pathlib import Path
@@ -33,32 +33,19 @@ from slotline.providers.errors import ProviderError
 from tests.e2e.providers import (
     CALDAV_PASSWORD,
     CALDAV_USER,
-    CALDAV_USERS,
     GOOGLE_CALENDAR,
     ZONE,
     VendorCalendar,
     Vendors,
     next_tuesday,
 )
-from tests.radicale_server import RadicaleServer, running_radicale
+from tests.radicale_server import RadicaleServer
 from tests.unit.test_booking_service_vendors import deploy, offer
 
 THREE_PM = next_tuesday(time(15))
 AT_THREE = Preference(THREE_PM.date(), time(15), timezone=ZONE)
 BY_PHONE = Attendee("", "", "+15550102030", ZONE)  # what the call knew when it booked
 LATE_NAME, LATE_EMAIL = "Ana Díaz", "ana.díaz@example.org"
-
-
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
-    with running_radicale(tmp_path_factory.mktemp("radicale"), users=CALDAV_USERS) as server:
-        yield server
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[AsyncExitStack]:
-    async with AsyncExitStack() as opened:
-        yield opened
 
 
 @pytest.fixture

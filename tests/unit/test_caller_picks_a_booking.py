@@ -10,7 +10,6 @@ belongs to someone else; the store knows none of them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -30,7 +29,6 @@ from slotline.agent.store import Store, open_store
 from slotline.providers.calendars.base import Attendee, BookingRequest, CalendarProvider
 from slotline.providers.emulators.calcom import CalcomEmulator
 from tests.e2e.providers import (
-    CALDAV_USERS,
     NY,
     ZONE,
     VendorCalendar,
@@ -39,7 +37,7 @@ from tests.e2e.providers import (
     merged,
     next_tuesday,
 )
-from tests.radicale_server import RadicaleServer, running_radicale
+from tests.radicale_server import RadicaleServer
 
 FLOW = Path(__file__).resolve().parents[2] / "config" / "flows" / "reschedule_cancel.yaml"
 CALLER = Attendee("Dana Whitfield", "dana.whitfield@example.org", "+15550102030", ZONE)
@@ -47,18 +45,6 @@ OTHER = Attendee("Omar Haddad", "omar@example.net", "+15550109999", ZONE)
 TUESDAY_3PM = next_tuesday(time(15))
 THURSDAY_10AM = datetime.combine(TUESDAY_3PM.date() + timedelta(days=2), time(10), NY)
 WEDNESDAY_11AM = datetime.combine(TUESDAY_3PM.date() + timedelta(days=1), time(11), NY)
-
-
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
-    with running_radicale(tmp_path_factory.mktemp("radicale"), users=CALDAV_USERS) as server:
-        yield server
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[AsyncExitStack]:
-    async with AsyncExitStack() as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ nothing of them. The caller's number is written one way there and asked another 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -33,7 +32,6 @@ from slotline.providers.calendars.base import (
 from slotline.providers.emulators.calcom import CalcomEmulator
 from slotline.providers.errors import ProviderError
 from tests.e2e.providers import (
-    CALDAV_USERS,
     ZONE,
     VendorCalendar,
     Vendors,
@@ -41,7 +39,7 @@ from tests.e2e.providers import (
     merged,
     next_tuesday,
 )
-from tests.radicale_server import RadicaleServer, running_radicale
+from tests.radicale_server import RadicaleServer
 
 FINDERS = ("calcom", "ghl", "google", "outlook", "caldav")
 THREE_PM, FOUR_PM = next_tuesday(time(15)), next_tuesday(time(16))
@@ -51,18 +49,6 @@ HALF_HOUR = timedelta(minutes=30)
 DANA = Attendee("Dana Whitfield", "dana.whitfield@example.org", "+15550102030", ZONE)
 DANA_SAYS = "(555) 010-2030"
 OMAR = Attendee("Omar Haddad", "omar@example.net", "+15550109999", ZONE)
-
-
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
-    with running_radicale(tmp_path_factory.mktemp("radicale"), users=CALDAV_USERS) as server:
-        yield server
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[AsyncExitStack]:
-    async with AsyncExitStack() as opened:
-        yield opened
 
 
 @pytest.fixture
