@@ -355,8 +355,15 @@ def test_ctrl_c_leaves_the_campaign_running_and_says_how_to_pause_it(
     contacts = tmp_path / "contacts.csv"
     contacts.write_bytes(CONTACTS_CSV)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SLOTLINE_")}
-    command = [sys.executable, "-m", "slotline.agent.cli", "campaign", "run", str(contacts),
-               "--flow", "forever", "--server", fake.url]
+    # A shell without job control starts background jobs with SIGINT ignored, and children
+    # inherit that (a CI runner may do so): give the command Ctrl-C as a terminal would.
+    argv = ["slotline", "campaign", "run", str(contacts), "--flow", "forever",
+            "--server", fake.url]
+    command = [sys.executable, "-c",
+               "import runpy, signal, sys"
+               "; signal.signal(signal.SIGINT, signal.default_int_handler)"
+               f"; sys.argv = {argv!r}"
+               "; runpy.run_module('slotline.agent.cli', run_name='__main__')"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           cwd=Path(__file__).parents[2], env=environ) as process:
         stdout, stderr = process.stdout, process.stderr
