@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 from slotline.agent.bench.cli import FOREIGN_GREETING_WAIT_S
 from slotline.agent.bench.report import validate
 from slotline.agent.cli import main
-from slotline.audio.mulaw import decode_array, encode_array
+from slotline.audio.mulaw import encode_array
 from slotline.providers.telephony.twilio_media import (
     InboundStream,
     Media,
@@ -33,18 +33,16 @@ from slotline.providers.telephony.twilio_media import (
     Stop,
     encode_media,
 )
+from tests.e2e.test_bench_smoke import (
+    END_SILENT_FRAMES,
+    ONSET_RMS,
+    frame_rms,
+    last_voiced,
+)
 
 FRAME_MS = 20
 REPLY_DELAY_MS = 300  # after the utterance's last voiced frame arrived
 REPLY_MS = 600
-END_SILENT_FRAMES = 12  # 240 ms of quiet ends an utterance (the recordings pause < 180 ms)
-ONSET_RMS = 300.0  # a frame this loud starts an utterance
-WITHIN_DB, FLOOR_RMS = 35.0, 32.8  # "voiced": within 35 dB of the utterance's peak, > -60 dBFS
-
-
-def frame_rms(payload: bytes) -> float:
-    pcm = decode_array(payload).astype(np.float64)
-    return float(np.sqrt(np.mean(pcm * pcm)))
 
 
 @dataclass
@@ -81,17 +79,11 @@ class WaitingServer:
                         frames.append((rms, now))
                         quiet = 0 if rms >= ONSET_RMS else quiet + 1
                     if frames and quiet == END_SILENT_FRAMES:
-                        tasks.create_task(self._reply(ws, sid, self._last_voiced(frames)))
+                        tasks.create_task(self._reply(ws, sid, last_voiced(frames)))
                         frames, quiet = [], 0
                 elif isinstance(event, Stop):
                     break
         return ws
-
-    @staticmethod
-    def _last_voiced(frames: list[tuple[float, float]]) -> float:
-        peak = max(rms for rms, _ in frames)
-        threshold = max(peak * 10 ** (-WITHIN_DB / 20), FLOOR_RMS)
-        return [t for rms, t in frames if rms >= threshold][-1]
 
     async def _reply(self, ws: web.WebSocketResponse, sid: str, last_voiced: float) -> None:
         loop = asyncio.get_running_loop()

@@ -103,6 +103,13 @@ def frame_rms(payload: bytes) -> float:
     return float(np.sqrt(np.mean(pcm * pcm)))
 
 
+def last_voiced(frames: list[tuple[float, float]]) -> float:
+    """The arrival of an utterance's last voiced frame, from its ``(rms, arrival)`` frames."""
+    peak = max(rms for rms, _ in frames)
+    threshold = max(peak * 10 ** (-WITHIN_DB / 20), FLOOR_RMS)
+    return [t for rms, t in frames if rms >= threshold][-1]
+
+
 @dataclass
 class EchoServer:
     """Greets with 2 s of tone; answers each utterance with 1 s of tone REPLY_DELAY_MS after
@@ -144,19 +151,13 @@ class EchoServer:
                     if frames or rms >= ONSET_RMS:
                         frames.append((rms, now))
                     if frames and quiet == END_SILENT_FRAMES:
-                        last_voiced = self._last_voiced(frames)
-                        tasks.create_task(self._reply(ws, sid, last_voiced))
-                        talking_until = last_voiced + REPLY_DELAY_MS / 1000 + 1.0
+                        voiced_at = last_voiced(frames)
+                        tasks.create_task(self._reply(ws, sid, voiced_at))
+                        talking_until = voiced_at + REPLY_DELAY_MS / 1000 + 1.0
                         frames, quiet, loud = [], 0, 0
                 elif isinstance(event, Stop):
                     break
         return ws
-
-    @staticmethod
-    def _last_voiced(frames: list[tuple[float, float]]) -> float:
-        peak = max(rms for rms, _ in frames)
-        threshold = max(peak * 10 ** (-WITHIN_DB / 20), FLOOR_RMS)
-        return [t for rms, t in frames if rms >= threshold][-1]
 
     async def _reply(self, ws: web.WebSocketResponse, sid: str, last_voiced: float) -> None:
         loop = asyncio.get_running_loop()
