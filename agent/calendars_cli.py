@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from slotline.agent.calendars import GHL_BASE_URL
 from slotline.agent.config_models import Secrets, Settings
+from slotline.agent.server.calendars import GHL_BASE_URL
 from slotline.providers.calendars import ghl_settings
 from slotline.providers.calendars.ghl_wire import CALENDARS_VERSION, error_text
 from slotline.providers.errors import ProviderError

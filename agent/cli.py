@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     from slotline.agent.bench.args import add_parser as add_bench_parser
 
     add_bench_parser(sub)
-    from slotline.agent.emulate import add_arguments as add_emulate_arguments
+    from slotline.agent.sim.emulate import add_arguments as add_emulate_arguments
 
     add_emulate_arguments(sub.add_parser("emulate", help="the provider emulators on loopback"))
     from slotline.agent.dialer.cli import add_parser as add_dialer_parsers
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(os.environ.get("SLOTLINE_LOG__LEVEL", "WARNING"))
         return bench_main(args)
     if args.command == "emulate":  # needs no settings: it prints the ones that point at it
-        from slotline.agent.emulate import main as emulate_main
+        from slotline.agent.sim.emulate import main as emulate_main
 
         logs.configure(os.environ.get("SLOTLINE_LOG__LEVEL", "WARNING"))
         return asyncio.run(emulate_main(args))
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log.level, settings.log.format)
     if args.command == "serve":
-        from slotline.agent.serve import serve, with_address
+        from slotline.agent.server.serve import serve, with_address
 
         if args.workers is not None and args.workers < 1:
             print("slotline: --workers must be at least 1", file=sys.stderr)
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.flow_command == "validate":
             return validate_command(args.file, tuple(settings.booking_actions))
         return graph_command(args.file, args.format)
-    from slotline.agent.demo import run_demo
+    from slotline.agent.sim.demo import run_demo
 
     try:
         return asyncio.run(run_demo(settings, secrets, config_path=args.config))

@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, core_schema
 
-from slotline.agent.registry import CALENDARS, STT, TTS
+from slotline.agent.server.registry import CALENDARS, STT, TTS
 
 V = TypeVar("V")
 
@@ -117,7 +117,7 @@ def _split_names(value: object) -> object:
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 WsUrl = Annotated[str, AfterValidator(_ws_url)]
 NameList = Annotated[tuple[str, ...], BeforeValidator(_split_names), Field(min_length=1)]
-# A plug-in provider's own keys (agent.registry); built-in providers take none.
+# A plug-in provider's own keys (agent.server.registry); built-in providers take none.
 ProviderOptions = FrozenMap[str | int | float | bool]
 
 
@@ -131,7 +131,7 @@ class ServerSettings(_Section):
     # /metrics behind the API's rule (bearer SLOTLINE_API_TOKEN, or this machine only)
     metrics_auth: bool = False
     # Peers (addresses or CIDRs) whose Forwarded / X-Forwarded-Proto / X-Forwarded-Host headers
-    # say which URL a client used (agent.forwarded); loopback: ngrok or a local Caddy.
+    # say which URL a client used (agent.server.forwarded); loopback: ngrok or a local Caddy.
     trusted_proxies: Annotated[tuple[str, ...], BeforeValidator(_split_names)] = (
         "127.0.0.1", "::1",
     )
@@ -366,7 +366,7 @@ class WebhookSettings(_Section):
 
 
 class CallWebhookSettings(_Section):
-    """The end-of-call webhook (``agent.call_webhook``): the call record POSTed to ``url``,
+    """The end-of-call webhook (``agent.call.webhook``): the call record POSTed to ``url``,
     signed with ``SLOTLINE_WEBHOOK_SECRET``, retried with back-off until a 2xx."""
 
     url: HttpUrl = ""  # "" = off
@@ -402,7 +402,7 @@ LogLevel = Annotated[
 
 
 class RecordingSettings(_Section):
-    """Call recordings (``agent.recording_store``), off unless enabled: both sides as a
+    """Call recordings (``agent.server.recording_store``), off unless enabled: both sides as a
     two-channel WAV, ``<folder>/<YYYY-MM-DD>/<call_sid>.wav``, deleted after
     ``retention_days`` (0: kept). Telling callers they are recorded is the flow's business."""
 

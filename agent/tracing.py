@@ -35,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from slotline.agent.calllog import CallRecord, Latency
+from slotline.agent.call.calllog import CallRecord, Latency
 from slotline.agent.config_models import TracingSettings
 from slotline.agent.logs import mask
 from slotline.providers import tracing as spans

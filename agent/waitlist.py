@@ -17,7 +17,8 @@ Three doors, one rule (``Waitlist.add``):
       add:   {type: webhook, webhook: waitlist, send: [user_name], receive: [waitlist_id],
               success: listed, failure: bye}
 
-- the API: ``GET/POST /api/waitlist``, ``DELETE /api/waitlist/{id}`` (``agent.waitlist_api``);
+- the API: ``GET/POST /api/waitlist``, ``DELETE /api/waitlist/{id}``
+(``agent.server.waitlist_api``);
 - each new entry is POSTed as the event ``waitlist.added`` to ``call_webhook.url`` (the receiver
   of ``call.ended``): ``X-Slotline-Event: waitlist.added``, ``Idempotency-Key: <entry id>``,
   signed with ``SLOTLINE_WEBHOOK_SECRET`` as every Slotline webhook; body ``{"event":

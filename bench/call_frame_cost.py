@@ -2,7 +2,7 @@
 
 Measures, in microseconds per frame (median and p99 over many frames of real speech and
 silence), the parse of the Twilio ``media`` message and the session's per-frame path
-(``agent.frames.FramePipeline``: mu-law decode, VAD, recogniser push, turn detector), with the
+(``agent.call.frames.FramePipeline``: mu-law decode, VAD, recogniser push, turn detector), with the
 offline recogniser the server uses by default. Not a test: run it and read the numbers.
 
     .venv/bin/python bench/call_frame_cost.py [--frames 20000]
@@ -14,9 +14,9 @@ import argparse
 import statistics
 import time
 
-from slotline.agent.caller import load_wav_ulaw
-from slotline.agent.frames import FramePipeline
-from slotline.agent.turns import TurnConfig, TurnDetector
+from slotline.agent.call.frames import FramePipeline
+from slotline.agent.call.turns import TurnConfig, TurnDetector
+from slotline.agent.sim.caller import load_wav_ulaw
 from slotline.audio.vad import SileroVad, Vad, WebRtcVad
 from slotline.providers.stt.local import LocalSpeechToText
 from slotline.providers.telephony import twilio_media as tw

@@ -57,11 +57,11 @@ from typing import Any
 
 import aiohttp
 
-from slotline.agent.callees import Callees, office_hours_zone, parties
 from slotline.agent.config import load_secrets, load_settings
-from slotline.agent.demo import start_server
+from slotline.agent.server.wiring import build_deps
+from slotline.agent.sim.callees import Callees, office_hours_zone, parties
+from slotline.agent.sim.demo import start_server
 from slotline.agent.store.scratch import scratch_postgres
-from slotline.agent.wiring import build_deps
 from slotline.providers.emulators.twilio import TwilioEmulator
 from slotline.providers.emulators.twilio_call_state import EmulatedCall
 from slotline.providers.emulators.twilio_outbound import Party

@@ -17,10 +17,10 @@ import os
 import statistics
 import tempfile
 
-from slotline.agent.caller import run_caller
 from slotline.agent.config import load_secrets, load_settings
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav, start_server
-from slotline.agent.wiring import build_deps
+from slotline.agent.server.wiring import build_deps
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, start_server
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -22,10 +22,10 @@ import os
 import statistics
 import tempfile
 
-from slotline.agent.caller import run_caller
 from slotline.agent.config import load_secrets, load_settings
-from slotline.agent.demo import caller_wav, start_server
-from slotline.agent.wiring import build_deps
+from slotline.agent.server.wiring import build_deps
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import caller_wav, start_server
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
 from slotline.providers.emulators.openai import LATENCY_PROFILES as LLM_LATENCY

@@ -38,8 +38,8 @@ import aiohttp
 from yarl import URL
 
 from bench.fuzz_cases import RawText, fuzz_session, webhook_case
-from slotline.agent.caller import run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from slotline.agent.store import Store, open_store
 
 LATENCY_RATIO_MAX = 1.5  # issue 17: fuzz alongside may cost a genuine call at most 50 % latency

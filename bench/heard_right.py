@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from slotline.agent.caller import load_wav_ulaw
 from slotline.agent.flow import booking_steps
 from slotline.agent.flow.messages import (
     CallerSaid,
@@ -46,6 +45,7 @@ from slotline.agent.flow.messages import (
 )
 from slotline.agent.flow.model import BookingNode
 from slotline.agent.flow.state import Ctx, Phase
+from slotline.agent.sim.caller import load_wav_ulaw
 from slotline.audio.mulaw import ulaw_to_pcm16
 from slotline.providers.base import SpeechHints
 from slotline.providers.llm import rules

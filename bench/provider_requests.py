@@ -12,7 +12,7 @@
    requests (Google, Graph) are counted apart: one per token lifetime, not per booking.
 
 Everything is wired as the server wires it: settings and secrets from the environment
-(``tests.e2e.providers`` writes them), ``agent.calendars.build_calendars``,
+(``tests.e2e.providers`` writes them), ``agent.server.calendars.build_calendars``,
 ``BookingService.from_settings``, a scratch SQLite store. This is a benchmark, not a test.
 
     cd /work/main && .venv/bin/python -m bench.provider_requests [--repeats N]
@@ -34,8 +34,8 @@ import aiohttp
 
 from slotline.agent.booking.service import BookingService
 from slotline.agent.booking.service_types import Booked, BookingDetails, Preference
-from slotline.agent.calendars import build_calendars
 from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.server.calendars import build_calendars
 from slotline.agent.store import Store, open_store
 from slotline.providers.calendars.base import Attendee
 from slotline.providers.emulators.webhook_calendar import WebhookCalendarEmulator

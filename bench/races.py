@@ -42,8 +42,8 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from slotline.agent.caller import CallerReport, Say, run_caller
-from slotline.agent.demo import caller_wav, fetch_stream
+from slotline.agent.sim.caller import CallerReport, Say, run_caller
+from slotline.agent.sim.demo import caller_wav, fetch_stream
 from slotline.agent.store import BookingRecord, Store, StoredCall, open_store
 from slotline.agent.store.scratch import scratch_postgres
 

@@ -35,15 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-from slotline.agent.caller import CallerReport, Say, run_caller
-from slotline.agent.calllog import CallRecord
+from slotline.agent.call.calllog import CallRecord
+from slotline.agent.call.prompt_cache import PromptCache, flow_prompts
+from slotline.agent.call.responder import Action, CallEvent, Listen, Responder
 from slotline.agent.config import load_secrets, load_settings
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav, start_server
 from slotline.agent.flow.model import BookingNode, ConversationNode, Flow, RescheduleNode
 from slotline.agent.flow.validate import load_flow
-from slotline.agent.prompt_cache import PromptCache, flow_prompts
-from slotline.agent.responder import Action, CallEvent, Listen, Responder
-from slotline.agent.wiring import build_deps
+from slotline.agent.server.wiring import build_deps
+from slotline.agent.sim.caller import CallerReport, Say, run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, start_server
 from slotline.audio.mulaw import encode_array
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator

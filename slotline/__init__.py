@@ -31,14 +31,14 @@ if TYPE_CHECKING:
         SttSettings,
         TtsSettings,
     )
-    from slotline.agent.embedding import (
+    from slotline.agent.server.embedding import (
         build_app,
         configure_logging,
         load_secrets,
         load_settings,
         run,
     )
-    from slotline.agent.registry import (
+    from slotline.agent.server.registry import (
         CalendarFactory,
         ProviderContext,
         SttFactory,
@@ -73,10 +73,10 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
-    "slotline.agent.embedding": (
+    "slotline.agent.server.embedding": (
         "build_app", "configure_logging", "load_secrets", "load_settings", "run",
     ),
-    "slotline.agent.registry": (
+    "slotline.agent.server.registry": (
         "CalendarFactory", "ProviderContext", "SttFactory", "TtsFactory", "register_calendar",
         "register_stt", "register_tts",
     ),

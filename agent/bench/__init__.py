@@ -8,7 +8,7 @@ Modules, in the order a run uses them:
 * ``vendors`` — Deepgram, OpenAI and ElevenLabs emulators slowed down by a profile.
 * ``target`` — what is phoned: Slotline in a subprocess or in-process, or a foreign URL.
 * ``conversation`` — what the simulated callers say (recorded speech, scripted barge-ins).
-* ``runner`` — N concurrent callers (``agent.caller``), ramp, redial, stop.
+* ``runner`` — N concurrent callers (``agent.sim.caller``), ramp, redial, stop.
 * ``sysstat`` — CPU and RSS of local processes from /proc.
 * ``metrics`` — per-turn records, caller and call-log latencies matched, percentiles.
 * ``report`` — the versioned JSON result (``result.schema.json``) and the summary table.

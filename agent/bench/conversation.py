@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from slotline.agent.caller import PressDigit, Say, Step
+from slotline.agent.sim.caller import PressDigit, Say, Step
 from slotline.providers.errors import ConfigError
 
 _ASSETS = "slotline.agent.assets.caller"

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from slotline.agent.bench.runner import CallResult, RunResult
-from slotline.agent.caller import CallerReport
+from slotline.agent.sim.caller import CallerReport
 
 STAGES = ("turn_latency_ms", "endpoint_ms", "stt_final_ms", "llm_ttft_ms", "tts_ttfb_ms",
           "server_overhead_ms")

@@ -29,8 +29,8 @@ import aiohttp
 
 from slotline.agent.bench.conversation import Conversation
 from slotline.agent.bench.target import TargetInfo
-from slotline.agent.caller import CallerReport, run_caller
-from slotline.agent.demo import fetch_stream
+from slotline.agent.sim.caller import CallerReport, run_caller
+from slotline.agent.sim.demo import fetch_stream
 
 log = logging.getLogger(__name__)
 

@@ -103,8 +103,8 @@ class InProcessSlotline:
 
     async def __aenter__(self) -> TargetInfo:
         from slotline.agent.config import load_secrets, load_settings
-        from slotline.agent.demo import start_server
-        from slotline.agent.wiring import build_deps
+        from slotline.agent.server.wiring import build_deps
+        from slotline.agent.sim.demo import start_server
 
         try:
             scratch = tempfile.TemporaryDirectory(prefix="slotline-bench-")

@@ -7,7 +7,7 @@ and turns every failure into a result the flow can follow (its failure edge), ne
 exception into the call.
 
 Every failure is also reported (``on_error``: the call's log and the provider-errors metric,
-``agent.call_errors``) and named by what failed, so the flow can say what fits: ``taken`` (the
+``agent.call.errors``) and named by what failed, so the flow can say what fits: ``taken`` (the
 time went meanwhile), ``unavailable``/``no_slots`` (nothing to offer), ``calendar_error`` (a
 calendar answered an error or nothing) and ``database_error`` (Slotline's own store failed). A
 collective booking whose undo failed (``BookingIncomplete``) leaves bookings confirmed: their

@@ -50,7 +50,7 @@ from slotline.agent.booking.speech import speak_slot, speak_slots
 from slotline.agent.booking.vendor_rules import vendor_slots_under_rules
 from slotline.agent.booking.zones import load_zone
 from slotline.agent.config_models import Settings
-from slotline.agent.metrics import Metrics
+from slotline.agent.server.metrics import Metrics
 from slotline.agent.store import BookingRecord, Store, utc_now
 from slotline.providers.calendars.base import CalendarProvider, Rescheduler, SlotSource
 from slotline.providers.errors import ConfigError, ProviderError, ProviderTimeout

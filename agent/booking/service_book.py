@@ -44,7 +44,7 @@ from slotline.agent.booking.service_types import (
     BookingDetails,
     CalendarHandle,
 )
-from slotline.agent.metrics import Metrics
+from slotline.agent.server.metrics import Metrics
 from slotline.agent.store import BookingRecord, NewBooking, Store
 from slotline.providers.calendars.base import BookingRequest, Rescheduler
 from slotline.providers.errors import BookingIncomplete, ProviderError, ProviderTimeout, SlotTaken

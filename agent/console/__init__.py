@@ -1,6 +1,6 @@
 """The operator console (issue 15): server-rendered pages at ``/`` behind the API token.
 
-``add_console_routes(app)`` is the one call ``agent.app.build_app`` makes; everything else —
+``add_console_routes(app)`` is the one call ``agent.server.app.build_app`` makes; everything else —
 auth (``auth``), the calls pages and their live updates (``calls``, ``events``), bookings,
 campaigns, flows and plots (``pages``), the shell, CSS and JS (``layout``) — lives here.
 """

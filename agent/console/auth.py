@@ -3,7 +3,7 @@
 With ``SLOTLINE_API_TOKEN`` set, ``/login`` takes the token once and answers with a session
 cookie: an expiry and an HMAC of it keyed by the token — never the token itself, so a leaked
 cookie dies with its expiry and every cookie dies when the token changes. Without a token the
-console follows the API's loopback rule (``agent.app._check_api_auth``, reused, not copied).
+console follows the API's loopback rule (``agent.server.app._check_api_auth``, reused, not copied).
 
 A browser cannot send a bearer header on a link or a form, so requests to ``/api/*`` that carry
 a valid session cookie (and, for anything but GET/HEAD, the console's own header, which a
@@ -22,7 +22,7 @@ from urllib.parse import quote
 from aiohttp import web
 from multidict import CIMultiDict
 
-from slotline.agent.app import CONTEXT, _check_api_auth
+from slotline.agent.server.app import CONTEXT, _check_api_auth
 
 COOKIE = "slotline_console"
 SESSION_TTL_S = 12 * 3600  # a working day; then the operator logs in again

@@ -10,7 +10,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from slotline.agent.app import CONTEXT
 from slotline.agent.config import Settings
 from slotline.agent.console.auth import require_page
 from slotline.agent.console.charts import flow_svg, turn_waterfall
@@ -26,6 +25,7 @@ from slotline.agent.console.data import (
 from slotline.agent.console.layout import badge, definition_list, h, page, table
 from slotline.agent.console.pages import read_flows
 from slotline.agent.flow.model import Flow
+from slotline.agent.server.app import CONTEXT
 
 CALL_COLUMNS = ("Started", "Direction", "Caller", "Flow", "Duration", "Status", "Booking")
 

@@ -15,7 +15,7 @@ from slotline.agent.bench.svg import Bar, Segment, Series, chart, waterfall
 from slotline.agent.flow.model import Flow
 from slotline.agent.flow.table import edges
 
-# the turn's latency block, in the order the time is spent (agent.session fills it)
+# the turn's latency block, in the order the time is spent (agent.call.session fills it)
 LATENCY_PARTS = (("endpoint_ms", "endpoint (silence)", "#8c9bb5"),
                  ("stt_final_ms", "STT final", "#1f77b4"),
                  ("llm_ttft_ms", "model first token", "#ff7f0e"),

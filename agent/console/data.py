@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from slotline.agent.session import SessionDeps
+from slotline.agent.call.session import SessionDeps
 from slotline.agent.store.records import BookingRecord
 
 RECENT_CALLS = 200  # the calls page shows the newest this many
@@ -136,7 +136,7 @@ async def call_detail(deps: SessionDeps, sid: str) -> CallDetail | None:
         bookings = tuple(await deps.store.bookings.for_call(sid))
     if call is None:
         return None
-    # asked where the API asks (``agent.app._get_call``): neither the call log nor the calls
+    # asked where the API asks (``agent.server.app._get_call``): neither the call log nor the calls
     # table knows of recordings, which are written after the call ends
     recorded = deps.recordings is not None and await deps.recordings.path_of(sid) is not None
     return CallDetail(call, bookings, recorded or bool(call.get("recording")))

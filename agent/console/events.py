@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import orjson
 from aiohttp import web
 
-from slotline.agent.app import CONTEXT
 from slotline.agent.console.auth import require_data
 from slotline.agent.console.calls import call_row_html
 from slotline.agent.console.data import CallFilter, call_rows
+from slotline.agent.server.app import CONTEXT
 
 POLL_S = 1.0  # how fresh the calls page is; a row's duration ticks at this pace too
 MAX_CLIENTS = 32  # open console tabs across all operators; more is a runaway script

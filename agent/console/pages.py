@@ -10,7 +10,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from slotline.agent.app import CONTEXT
 from slotline.agent.config import Settings
 from slotline.agent.console.auth import require_page
 from slotline.agent.console.charts import flow_svg, stats_charts
@@ -18,6 +17,7 @@ from slotline.agent.console.layout import badge, definition_list, h, page, table
 from slotline.agent.flow.model import Flow
 from slotline.agent.flow.table import edges
 from slotline.agent.flow.validate import FlowInvalid, llm_warnings, read_flow_file, validate
+from slotline.agent.server.app import CONTEXT
 from slotline.agent.store import Store
 from slotline.agent.store.records import BookingRecord
 
@@ -109,7 +109,7 @@ class FlowView:
 
 def flow_files(settings: Settings) -> list[Path]:
     """The configured flow and every flow in its folder (the ones a call may ask for)."""
-    from slotline.agent.wiring import flow_path
+    from slotline.agent.server.wiring import flow_path
 
     current = flow_path(settings.flow)
     return sorted({current, *current.parent.glob("*.yaml")})

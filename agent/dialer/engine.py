@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from slotline.agent.calllog import CallRecord
+from slotline.agent.call.calllog import CallRecord
 from slotline.agent.dialer.outcomes import FINAL_STATUSES, is_machine
 from slotline.agent.dialer.spec import CampaignSpec
 from slotline.agent.dialer.twiml import voicemail_text, voicemail_twiml
 from slotline.agent.logs import mask
+from slotline.agent.server.stream_token import StreamTokens
 from slotline.agent.store import Store
 from slotline.agent.store.dialer_records import AttemptRow, Claimed, Settled, Wait
-from slotline.agent.stream_token import StreamTokens
 from slotline.providers.errors import ProviderError
 from slotline.providers.telephony.twilio_media import Start
 from slotline.providers.telephony.twilio_rest import TwilioRest
@@ -61,7 +61,7 @@ class DialerConfig:
     from_number: str
     callback_base: str  # http(s)://host[:port] Twilio reaches us at ("" = set when serving)
     worker: str = f"{socket.gethostname()}:{os.getpid()}"
-    # the voicemail stream's token (agent.stream_token); None: the server checks no tokens
+    # the voicemail stream's token (agent.server.stream_token); None: the server checks no tokens
     stream_tokens: StreamTokens | None = None
 
 

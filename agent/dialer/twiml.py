@@ -2,8 +2,8 @@
 attempt's flow and the contact's variables as ``<Parameter>``s (so an answered outbound call is
 the same call session and flow as an inbound one, with the callee in the caller's seat), and
 the voicemail stream a call is redirected to when AMD hears a machine. Both carry the call's
-stream token (``agent.stream_token``) when one is given: without it, a server that checks tokens
-refuses the stream.
+stream token (``agent.server.stream_token``) when one is given: without it, a server that checks
+tokens refuses the stream.
 """
 
 from __future__ import annotations

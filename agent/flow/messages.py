@@ -1,10 +1,10 @@
 """What the flow engine is told (events) and what it asks for (actions).
 
-Caller events come from :mod:`agent.responder` (``CallStarted``, ``CallerSaid``, ``DtmfPressed``,
-``ReplyInterrupted``) and so do the speech actions (``Say``, ``Listen``, ``Hangup``). The rest
-is the engine's side of I/O done by someone else: each ``Run…``/``Check…``/``Call…`` action is
-answered by exactly one result event carrying the same ``node_id``, which must be handed back
-to the engine before the next caller event.
+Caller events come from :mod:`agent.call.responder` (``CallStarted``, ``CallerSaid``,
+``DtmfPressed``, ``ReplyInterrupted``) and so do the speech actions (``Say``, ``Listen``,
+``Hangup``). The rest is the engine's side of I/O done by someone else: each
+``Run…``/``Check…``/``Call…`` action is answered by exactly one result event carrying the same
+``node_id``, which must be handed back to the engine before the next caller event.
 
 A do-not-call request ("take me off your list") heard at any node of any flow ends the call
 with ``OptOut``, a goodbye ``Say`` and ``Hangup("do_not_call")``; ``OptOut`` has no result
@@ -56,7 +56,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from slotline.agent.responder import (
+from slotline.agent.call.responder import (
     CallerSaid,
     CallEvent,
     CallStarted,

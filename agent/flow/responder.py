@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Protocol
 
+from slotline.agent.call.responder import Action, CallEvent, CallStarted
 from slotline.agent.flow.anticipate import Anticipation, model_request_ahead
 from slotline.agent.flow.engine import FlowEngine
 from slotline.agent.flow.llm import DEFAULT_LLM_TIMEOUT_S, History, LlmPerformer, LlmStats, nothing
@@ -71,7 +72,6 @@ from slotline.agent.flow.messages import (
     WebhookFinished,
 )
 from slotline.agent.logs import mask
-from slotline.agent.responder import Action, CallEvent, CallStarted
 from slotline.providers.base import ChatModel
 from slotline.providers.errors import ProviderError, ProviderTimeout
 

@@ -1,7 +1,7 @@
 """The persistent call log (``GET /api/calls``): one row per call, rewritten as it progresses.
 
 A live call's row names its writer and last write (``writer``, ``written_at``);
-``agent.call_persist`` decides from them which in-progress rows lost their process and closes
+``agent.call.persist`` decides from them which in-progress rows lost their process and closes
 them here with ``fail_abandoned`` — a compare-and-set on ``written_at``, so a call whose writer
 is in fact alive and just wrote is never touched, and two processes starting together close a
 row once.

@@ -248,7 +248,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         6,
-        "recordings: each recorded call's WAV file (agent.recording_store)",
+        "recordings: each recorded call's WAV file (agent.server.recording_store)",
         common=(
             """CREATE TABLE recordings (
                 call_sid TEXT PRIMARY KEY,

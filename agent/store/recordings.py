@@ -1,4 +1,4 @@
-"""Where each call's recording file is (``agent.recording_store`` writes them).
+"""Where each call's recording file is (``agent.server.recording_store`` writes them).
 
 One row per call: the API finds a call's WAV here, and the retention sweep finds the files old
 enough to delete by ``created_at`` (indexed). The file is written before its row, so a row

@@ -1,7 +1,7 @@
 """What the store takes and gives back: frozen, typed records (no raw rows past the store).
 
 ``as_json()`` gives the shapes of the HTTP contract in DESIGN.md (times ISO-8601 with offset;
-a call's times in the call log's one format, ``agent.calllog.iso``).
+a call's times in the call log's one format, ``agent.call.calllog.iso``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from slotline.agent.calllog import CallRecord, iso
+from slotline.agent.call.calllog import CallRecord, iso
 from slotline.providers.calendars.base import Attendee, BookingStatus
 
 _NOT_DIGITS = re.compile(r"\D")
-# a call's capped lists (``agent.calllog``): ``<name>_dropped`` in the JSON counts what was left out
+# a call's capped lists (``agent.call.calllog``): ``<name>_dropped`` in the JSON counts what was
+# left out
 DROPPABLE = ("errors", "dtmf", "turns", "path")
 _PHONE_KEY_DIGITS = 10  # national number without country code for NANP; enough to be unique
 
@@ -130,11 +131,11 @@ class StoredCall:
     campaign_id: str = ""
     contact_id: str = ""
     phone: str = ""
-    # the process writing the call while it is live (``agent.call_persist``: host:pid:boot) and
+    # the process writing the call while it is live (``agent.call.persist``: host:pid:boot) and
     # its last write; they let a restarted server tell a live call from one whose worker died
     writer: str = ""
     written_at: datetime | None = None
-    outcome: str = ""  # after the call (``agent.summary``)
+    outcome: str = ""  # after the call (``agent.call.summary``)
     summary: str = ""
     path: tuple[str, ...] = ()  # the flow nodes entered, in order (``CallRecord.path``)
     # what the per-call caps left out, by list: errors, dtmf, turns, path (absent = none)
@@ -142,7 +143,7 @@ class StoredCall:
 
     @classmethod
     def from_record(cls, record: CallRecord, *, writer: str = "") -> StoredCall:
-        """The in-memory call log's record (``agent.calllog``), as stored."""
+        """The in-memory call log's record (``agent.call.calllog``), as stored."""
         return cls(
             call_sid=record.call_sid,
             flow=record.flow,

@@ -70,7 +70,7 @@ calls = Table(
     Column("phone", Text, nullable=False),  # the other party, E.164 as Twilio gave it
     Column("writer", Text, nullable=False),  # host:pid:boot of the process writing it live
     Column("written_at", UtcDateTime),  # its last write (a heartbeat while in progress)
-    Column("summary", Text, nullable=False),  # post-call, agent.summary ("" until it ends)
+    Column("summary", Text, nullable=False),  # post-call, agent.call.summary ("" until it ends)
     Column("outcome", Text, nullable=False),  # booked | cancelled | ... ("" until it ends)
     Column("path", _json(), nullable=False),  # flow nodes entered, in order ([] = none yet)
     Column("dropped", _json(), nullable=False),  # what the per-call caps left out, by list
@@ -228,7 +228,7 @@ recordings = Table(
     "recordings",
     metadata,
     Column("call_sid", Text, primary_key=True),
-    Column("path", Text, nullable=False),  # the WAV file (agent.recording_store)
+    Column("path", Text, nullable=False),  # the WAV file (agent.server.recording_store)
     Column("duration_s", Float, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),  # the retention sweep goes by it
 )

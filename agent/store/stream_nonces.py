@@ -1,4 +1,4 @@
-"""Stream-token nonces admitted by any process sharing this store (``agent.stream_token``).
+"""Stream-token nonces admitted by any process sharing this store (``agent.server.stream_token``).
 
 A token is admitted once across every worker and server: the nonce's row is inserted by the
 first ``start`` that brings it, and a second insert of the same primary key finds it there.

@@ -2,10 +2,10 @@
 
 Cal.com's event type has its own length and booking questions; a GoHighLevel calendar has its
 own slot length. An adapter that reads such settings is a ``VendorSettingsReader`` (found with
-``isinstance``): ``prepare`` reads them (``agent.calendars`` calls it when the server starts, so
-a wrong id or token stops start-up with the vendor's reason), ``length_min`` is the vendor's slot
-length and ``required_variables`` names the flow variable each required vendor field needs
-(``agent.booking.vendor_fields`` checks the flows against it before any call).
+``isinstance``): ``prepare`` reads them (``agent.server.calendars`` calls it when the server
+starts, so a wrong id or token stops start-up with the vendor's reason), ``length_min`` is the
+vendor's slot length and ``required_variables`` names the flow variable each required vendor field
+needs (``agent.booking.vendor_fields`` checks the flows against it before any call).
 """
 
 from __future__ import annotations

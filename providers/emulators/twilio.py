@@ -21,7 +21,7 @@ the wrong type are refused with 70002, Twilio's "request does not match the expe
 
 The emulator also stands in for Twilio's side of a live call: ``register_call`` makes an
 inbound call known (a simulated caller's ``callSid``), and when the API ends it, its
-``EmulatedCall.ended`` event is set, which the simulated caller (``agent.caller.run_caller``'s
+``EmulatedCall.ended`` event is set, which the simulated caller (``agent.sim.caller.run_caller``'s
 ``hangup``) answers as Twilio does: ``stop`` on the media stream, then the socket closes.
 A created (outbound) call is placed as Twilio places it — CPS queue, ringing, answer, TwiML,
 media streams to the app, status and AMD callbacks — by ``twilio_outbound.OutboundCalls``;

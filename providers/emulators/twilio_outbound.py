@@ -9,7 +9,7 @@ table ``_NEXT`` (``advance``) — the REST side may end it at any point (``recor
     REST Status=completed|canceled ends it wherever it is ─┘
 
 - Who answers is injected: ``parties(to) -> Party`` (``providers`` never imports ``agent``; a
-  test passes ``agent.caller.run_caller`` wrapped as a ``Callee``). Default: everyone answers
+  test passes ``agent.sim.caller.run_caller`` wrapped as a ``Callee``). Default: everyone answers
   and stays silent (``SilentCallee``) until the app hangs up, at most 60 s.
 - CPS: calls leave the queue in creation order, no two dispatches closer than ``1 / cps``
   (``_Pacer``); ``EmulatedCall.dispatched_at_s`` etc. are ``time.monotonic()`` readings.
@@ -86,7 +86,7 @@ class StreamTarget:
     headers: Mapping[str, str]
     index: int  # 0 for the first stream of the call, 1 after the first redirect, ...
     # set when the call ends (REST Status=completed) or is redirected away: the callee must
-    # send ``stop`` and close at its next frame (``agent.caller.run_caller``'s ``hangup=``)
+    # send ``stop`` and close at its next frame (``agent.sim.caller.run_caller``'s ``hangup=``)
     hangup: asyncio.Event
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from slotline.agent.call.session import SessionDeps
 from slotline.agent.config import Secrets, Settings, load_secrets, load_settings
-from slotline.agent.demo import start_server
-from slotline.agent.session import SessionDeps
-from slotline.agent.wiring import build_deps
+from slotline.agent.server.wiring import build_deps
+from slotline.agent.sim.demo import start_server
 
 # Calls in these tests should be snappy: shorter end-of-turn silence than the default.
 FAST_ENV = {"SLOTLINE_TURN__END_SILENCE_MS": "500"}

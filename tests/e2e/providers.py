@@ -13,7 +13,7 @@ GHL's calendar) opens weekdays 09:00-17:00 America/New_York with no minimum noti
 Tuesday at 3 pm" is bookable whenever the tests run. ``booking_env`` gives the booking action
 the same hours and a short notice for the busy-time vendors (Google, Graph, CalDAV, webhook),
 whose slots Slotline's own rules derive. The same set-up serves the unit tests of the booking
-service and ``bench.provider_requests`` (there through ``agent.calendars.build_calendars``).
+service and ``bench.provider_requests`` (there through ``agent.server.calendars.build_calendars``).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import aiohttp
 import orjson
 import pytest
 
-from slotline.agent.caller import run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
 from slotline.providers.telephony import twilio_media as tw
 from slotline.providers.telephony.twilio_webhook import sign
 from tests.e2e.conftest import Server, call_tasks, running_server

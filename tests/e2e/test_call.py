@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from slotline.agent.caller import PressDigit, Say, run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.sim.caller import PressDigit, Say, run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from tests.e2e.conftest import Server, call_tasks, running_server
 from tests.e2e.providers import booking_env
 

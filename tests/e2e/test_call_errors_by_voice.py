@@ -15,10 +15,10 @@ import asyncio
 import os
 from pathlib import Path
 
-from slotline.agent.caller import CallerReport, run_caller
-from slotline.agent.calllog import CallRecord
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.call.calllog import CallRecord
 from slotline.agent.flow.booking_steps import COULD_NOT_BOOK, COULD_NOT_CHECK, TAKEN
+from slotline.agent.sim.caller import CallerReport, run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
 from slotline.agent.store.scratch import scratch_postgres
 from slotline.providers.emulators.calcom import CalcomEmulator
 from slotline.providers.emulators.calcom_rules import EventType

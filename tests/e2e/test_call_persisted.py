@@ -3,7 +3,7 @@ killed with SIGKILL leaves its calls ``failed`` with a reason once the worker is
 
 The kill runs ``slotline serve --workers 2`` as a subprocess (``bench.races.serve_process``) on
 a SQLite file this test also opens: the supervisor restarts the dead worker, and the new worker's
-start-up sweep (``agent.call_persist``) closes the dead worker's call. The worker to kill is
+start-up sweep (``agent.call.persist``) closes the dead worker's call. The worker to kill is
 the one the stored row names as its writer.
 """
 
@@ -15,9 +15,9 @@ import signal
 from pathlib import Path
 
 from bench.races import serve_process
-from slotline.agent.call_persist import STOPPED
-from slotline.agent.caller import run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.call.persist import STOPPED
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
 from slotline.agent.store import Store, StoredCall, open_store
 from tests.e2e.conftest import running_server
 from tests.until import until

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from slotline.agent.caller import run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from slotline.agent.store import Store
 from slotline.providers import signing
 from tests.e2e.conftest import running_server

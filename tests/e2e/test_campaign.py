@@ -15,14 +15,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from slotline.agent.callees import (
+from slotline.agent.dialer import cli
+from slotline.agent.sim.callees import (
     ANY_HOUR_CONFIG,
     Callees,
     PersonaName,
     office_hours_zone,
     parties,
 )
-from slotline.agent.dialer import cli
 from slotline.providers.emulators.twilio import TwilioEmulator
 from slotline.providers.emulators.twilio_outbound import Party
 from slotline.providers.telephony.twilio_webhook import sign

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from slotline.agent.callees import Callees, office_hours_zone, parties
+from slotline.agent.sim.callees import Callees, office_hours_zone, parties
 from slotline.agent.store.schema import call_attempts
 from slotline.agent.store.scratch import scratch_postgres
 from slotline.agent.store.url import async_url

@@ -4,8 +4,8 @@ for the flow, ElevenLabs for speech."""
 
 from __future__ import annotations
 
-from slotline.agent.caller import run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator, Fault
 from slotline.providers.emulators.openai import LATENCY_PROFILES as LLM_LATENCY

@@ -25,8 +25,8 @@ import pytest
 from aiohttp.payload import Payload
 from aiosmtpd.smtp import SMTP
 
-from slotline.agent.caller import CallerReport, run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.sim.caller import CallerReport, run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from slotline.agent.store import ReminderJob
 from slotline.providers.emulators.twilio import TwilioEmulator
 from slotline.providers.telephony.twilio_webhook import sign
@@ -34,7 +34,7 @@ from tests.e2e.conftest import Server, call_tasks, running_server
 from tests.until import until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples.yaml"
-CALLER_NUMBER = "+15005550006"  # the ``From`` that agent.demo.fetch_stream posts
+CALLER_NUMBER = "+15005550006"  # the ``From`` that agent.sim.demo.fetch_stream posts
 BUSINESS_NUMBER = "+15005550001"
 SENDER = "bookings@slotline.example"
 ON_CALL = "+15005550007"  # support_callback's transfer number

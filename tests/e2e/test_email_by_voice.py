@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from slotline.agent.caller import Say
-from slotline.agent.demo import caller_wav
+from slotline.agent.sim.caller import Say
+from slotline.agent.sim.demo import caller_wav
 from slotline.agent.store import BookingRecord
 from slotline.providers.emulators.calcom import CalcomEmulator
 from tests.e2e.conftest import running_server

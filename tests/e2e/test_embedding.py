@@ -21,12 +21,12 @@ import pytest
 from aiohttp import web
 
 import slotline
-from slotline.agent.app import CONTEXT
-from slotline.agent.caller import run_caller
+from slotline.agent.call.prompt_cache import split_sentences
 from slotline.agent.config_models import SECRET_ENV_NAMES
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
-from slotline.agent.prompt_cache import split_sentences
-from slotline.agent.registry import STT, TTS
+from slotline.agent.server.app import CONTEXT
+from slotline.agent.server.registry import STT, TTS
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from slotline.providers.stt.local import LocalSpeechToText
 from slotline.providers.tts.local import LocalTts
 from tests.e2e.conftest import FAST_ENV
@@ -177,7 +177,8 @@ async def test_the_readme_example_serves_a_call_in_its_own_voice(tmp_path: Path)
                 (booking,) = (await response.json())["bookings"]
         code, stderr = await app.stop()
     assert code == 0 and "Traceback" not in stderr, stderr
-    assert " INFO slotline.agent.embedding: serving on http://" in stderr  # Slotline's logging
+    # Slotline's logging
+    assert " INFO slotline.agent.server.embedding: serving on http://" in stderr
     assert call["variables"]["booking_success"] == "yes" and call["errors"] == []
     assert booking["call_sid"] == call_sid and booking["provider"] == "memcal"
     captions = [line.removeprefix("Agent: ") for line in app.lines if line.startswith("Agent: ")]

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from slotline.agent.caller import CallerReport, run_caller
-from slotline.agent.demo import caller_wav
+from slotline.agent.sim.caller import CallerReport, run_caller
+from slotline.agent.sim.demo import caller_wav
 from slotline.agent.store import NewBooking
 from slotline.providers import signing
 from slotline.providers.calendars.base import Attendee

@@ -12,10 +12,10 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from slotline.agent.caller import CallerReport, run_caller
-from slotline.agent.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_ERRORS
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav
-from slotline.agent.inbox import MAX_PENDING_DTMF
+from slotline.agent.call.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_ERRORS
+from slotline.agent.call.inbox import MAX_PENDING_DTMF
+from slotline.agent.sim.caller import CallerReport, run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
 from slotline.audio.mulaw import encode_array
 from slotline.providers.telephony import twilio_media as tw
 from tests.e2e.conftest import Server, call_tasks

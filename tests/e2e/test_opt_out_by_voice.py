@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from slotline.agent.caller import Say, run_caller
-from slotline.agent.demo import caller_wav
 from slotline.agent.flow.state import OPT_OUT_GOODBYE
+from slotline.agent.sim.caller import Say, run_caller
+from slotline.agent.sim.demo import caller_wav
 from tests.e2e.conftest import Server, call_tasks, running_server
 from tests.e2e.voices import FLITE, Voice, spoken
 

@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from slotline.agent.caller import run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from tests.e2e.conftest import Server, call_tasks, running_server
 from tests.e2e.providers import (
     CALDAV_USERS,

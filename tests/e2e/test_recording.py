@@ -13,9 +13,9 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
-from slotline.agent.caller import CallerReport, Say, run_caller, voiced_span
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav
-from slotline.agent.playout import AgentTurn
+from slotline.agent.sim.caller import CallerReport, Say, run_caller, voiced_span
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.sim.playout import AgentTurn
 from slotline.audio.mulaw import decode_array
 from tests.e2e.conftest import running_server
 from tests.until import until

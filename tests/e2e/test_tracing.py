@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from slotline.agent import otel
-from slotline.agent.caller import run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from slotline.providers.emulators.calcom import CalcomEmulator
 from slotline.providers.emulators.calcom_rules import EventType
 from slotline.providers.emulators.deepgram import DeepgramEmulator

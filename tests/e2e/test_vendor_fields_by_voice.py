@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from slotline.agent.demo import caller_wav
+from slotline.agent.sim.demo import caller_wav
 from slotline.providers.emulators.calcom import CalcomEmulator
 from slotline.providers.emulators.calcom_rules import EventType
 from slotline.providers.emulators.ghl import GhlCalendarRules, GhlEmulator

@@ -113,7 +113,7 @@ def test_the_installed_package_is_the_wheels_and_lean(installed: Installed) -> N
 
 def _probe(venv: Path, cwd: Path, env: Mapping[str, str]) -> tuple[str, str, str]:
     """Where slotline is imported from, and which extras' modules are importable."""
-    probe = ("import importlib.util as u, slotline, slotline.agent.wiring as w; "
+    probe = ("import importlib.util as u, slotline, slotline.agent.server.wiring as w; "
              "print(slotline.__file__); print(w.__file__); "
              "print(','.join(m for m in ('openai', 'httpx2', 'jsonschema', 'asyncpg', 'caldav', "
              "'google.auth', 'websockets', 'onnxruntime', 'pytest') "

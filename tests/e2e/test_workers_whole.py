@@ -21,14 +21,14 @@ from pathlib import Path
 import aiohttp
 
 from bench.races import serve_process
-from slotline.agent.caller import run_caller
-from slotline.agent.demo import DEMO_SCRIPT, caller_wav
+from slotline.agent.sim.caller import run_caller
+from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
 from tests.e2e.conftest import call_tasks, running_server
 from tests.until import until
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "slotline.yaml"
 CALLS = 4  # short calls (the greeting, then the caller hangs up), placed together
-# Sampled per worker every few seconds (agent.metrics_process): present in every answer, but
+# Sampled per worker every few seconds (agent.server.metrics_process): present in every answer, but
 # their values move with time, not with calls.
 _SAMPLED = re.compile(r"^(process_[a-z_]+|slotline_tasks)[ {]")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from slotline.agent.caller import CallerReport, Say, load_wav_ulaw, run_caller
+from slotline.agent.sim.caller import CallerReport, Say, load_wav_ulaw, run_caller
 from slotline.agent.store import BookingRecord
 from tests.e2e.conftest import Server, call_tasks
 from tests.until import until

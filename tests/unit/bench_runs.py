@@ -10,8 +10,8 @@ import numpy as np
 from slotline.agent.bench.report import build_result
 from slotline.agent.bench.runner import CallResult, LoadPlan, RunResult
 from slotline.agent.bench.target import TargetInfo
-from slotline.agent.caller import CallerReport, CallerTurn, SendLateness
-from slotline.agent.playout import AgentTurn
+from slotline.agent.sim.caller import CallerReport, CallerTurn, SendLateness
+from slotline.agent.sim.playout import AgentTurn
 
 T0_MONO, T0_WALL = 1000.0, 1_800_000_000.0  # the run started at these clock readings
 TARGET = TargetInfo("slotline-inprocess", "ws://127.0.0.1:1/twilio/media", "http://127.0.0.1:1",

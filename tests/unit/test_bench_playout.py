@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from slotline.agent.playout import AgentTurnLog, Playout
+from slotline.agent.sim.playout import AgentTurnLog, Playout
 
 MS = 0.001
 

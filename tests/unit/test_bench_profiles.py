@@ -9,7 +9,7 @@ import yaml
 
 from slotline.agent.bench.conversation import load_conversation
 from slotline.agent.bench.profiles import BUILTIN, Profile, load_profile
-from slotline.agent.caller import PressDigit, Say
+from slotline.agent.sim.caller import PressDigit, Say
 from slotline.providers.emulators import elevenlabs, openai
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.errors import ConfigError

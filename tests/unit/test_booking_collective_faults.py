@@ -38,7 +38,7 @@ from slotline.agent.booking.service_types import (
 )
 from slotline.agent.flow.messages import Attendee as FlowAttendee
 from slotline.agent.flow.messages import Preferences, RunBooking
-from slotline.agent.metrics import Metrics
+from slotline.agent.server.metrics import Metrics
 from slotline.agent.store import Store, open_store, utc_now
 from slotline.providers.calendars.base import Attendee
 from slotline.providers.calendars.calcom import CalcomCalendar

@@ -21,7 +21,7 @@ from slotline.agent.booking.service_types import (
     Preference,
     SlotUnavailable,
 )
-from slotline.agent.metrics import Metrics
+from slotline.agent.server.metrics import Metrics
 from slotline.agent.store import NewBooking, Store, open_store
 from slotline.providers.calendars.base import Attendee, BookingRequest, ProviderBooking
 from slotline.providers.errors import ProviderError

@@ -1,7 +1,7 @@
 """The booking service on vendor calendars: races, lost answers, moves, cancels, bad credentials.
 
 ``BookingService`` is built the way the server builds it (settings + secrets from the
-environment → ``agent.calendars.build_calendars`` → ``BookingService.from_settings``) on a
+environment → ``agent.server.calendars.build_calendars`` → ``BookingService.from_settings``) on a
 scratch store, its calendar pointed at a vendor on loopback (``tests.e2e.providers``: the
 emulators, a real Radicale for CalDAV). Every check reads the vendor's own state too.
 
@@ -28,8 +28,8 @@ import pytest
 from slotline.agent.booking.pool import PooledSlot
 from slotline.agent.booking.service import BookingService
 from slotline.agent.booking.service_types import Booked, BookingDetails, Preference, SlotUnavailable
-from slotline.agent.calendars import build_calendars
 from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.server.calendars import build_calendars
 from slotline.agent.store import Store, open_store
 from slotline.providers.calendars.base import Attendee
 from slotline.providers.emulators.calcom import CalcomEmulator

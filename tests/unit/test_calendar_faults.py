@@ -2,8 +2,8 @@
 look-up with one failing calendar degrades as configured.
 
 Each vendor runs on loopback (the emulators; a real Radicale behind ``DavProxy`` for CalDAV),
-configured from the environment and built by ``agent.calendars.build_calendars`` as the server
-does, pooled with the local calendar ``main``. The booking action is built directly so the
+configured from the environment and built by ``agent.server.calendars.build_calendars`` as the
+server does, pooled with the local calendar ``main``. The booking action is built directly so the
 write and look-up budgets can be short (half a second) and a stalled vendor costs little.
 
 - Booking, for ``round_robin`` (the vendor is tried first) and ``collective`` (``main`` first,
@@ -37,8 +37,8 @@ from slotline.agent.booking.service_types import (
     CalendarHandle,
     Preference,
 )
-from slotline.agent.calendars import build_calendars
 from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.server.calendars import build_calendars
 from slotline.agent.store import Store, open_store, utc_now
 from slotline.providers.calendars.base import Attendee
 from slotline.providers.emulators.calcom import CalcomEmulator

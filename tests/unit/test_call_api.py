@@ -1,5 +1,5 @@
 """The call log in memory stays small, and a call has one JSON shape whether it is read from
-memory or from the store (``agent.call_api``, ``StoredCall``)."""
+memory or from the store (``agent.server.call_api``, ``StoredCall``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from slotline.agent.calllog import (
+from slotline.agent.call.calllog import (
     MAX_DTMF,
     RECENT_ENDED,
     CallLog,

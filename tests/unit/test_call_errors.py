@@ -16,18 +16,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from slotline.agent.booking.runner import ServiceBookingRunner
-from slotline.agent.call_persist import (
+from slotline.agent.call.persist import (
     STOPPED,
     Writer,
     abandoned,
     fail_abandoned_calls,
     this_writer,
 )
+from slotline.agent.call.responder import CallerSaid, CallStarted
 from slotline.agent.flow import AvailabilityReady, BookingFinished, RunBooking
 from slotline.agent.flow.booking_steps import COULD_NOT_BOOK, TAKEN, UNAVAILABLE
 from slotline.agent.flow.messages import Attendee as FlowAttendee
 from slotline.agent.flow.messages import Preferences
-from slotline.agent.responder import CallerSaid, CallStarted
 from slotline.agent.store import Store, StoredCall, open_store, utc_now
 from slotline.agent.store.calls import LiveRow
 from slotline.providers.errors import ProviderError
@@ -104,7 +104,7 @@ async def test_a_booking_left_half_done_is_reported_and_on_the_call(
     assert [type(e).__name__ for e in reported] == ["BookingIncomplete"]
 
 
-# ---- calls whose process died (agent.call_persist) -------------------------------------------
+# ---- calls whose process died (agent.call.persist) -------------------------------------------
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 ME = Writer("host-a", 4242, "boot-1")

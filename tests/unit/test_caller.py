@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from aiohttp import WSMsgType, web
 
-from slotline.agent.caller import (
+from slotline.agent.sim.caller import (
     PressDigit,
     Say,
     last_voiced_frame,
@@ -181,13 +181,13 @@ async def test_conversation_pacing_marks_latency_and_dtmf() -> None:
 
     # every message numbered in order; media chunks and timestamps follow the 20 ms grid
     assert agent.sequence_numbers == list(range(1, len(agent.sequence_numbers) + 1))
-    chunks = [m.chunk for m, _ in agent.frames]
+    chunks = [m.chunk for m, _ in agent.call.frames]
     assert chunks == list(range(1, len(chunks) + 1))
-    assert [m.timestamp_ms for m, _ in agent.frames] == [20 * (c - 1) for c in chunks]
+    assert [m.timestamp_ms for m, _ in agent.call.frames] == [20 * (c - 1) for c in chunks]
     # real time: as many frames as 20 ms slots elapsed between the first and the last
-    elapsed_ms = (agent.frames[-1][1] - agent.frames[0][1]) * 1000
-    assert abs(len(agent.frames) - (elapsed_ms / 20 + 1)) <= 3
-    assert report.send_lateness.frames == len(agent.frames)
+    elapsed_ms = (agent.call.frames[-1][1] - agent.call.frames[0][1]) * 1000
+    assert abs(len(agent.call.frames) - (elapsed_ms / 20 + 1)) <= 3
+    assert report.send_lateness.frames == len(agent.call.frames)
     assert 0 <= report.send_lateness.p50_ms <= report.send_lateness.p99_ms
     assert report.send_lateness.p99_ms <= report.send_lateness.max_ms
 
@@ -198,7 +198,7 @@ async def test_conversation_pacing_marks_latency_and_dtmf() -> None:
     assert greeting.marks_heard == ("greeting",) and greeting.heard_ms == 200
 
     # the utterance: exactly its 10 tone frames were voiced, the digit arrived once
-    voiced = [m for m, _ in agent.frames if m.payload != SILENCE]
+    voiced = [m for m, _ in agent.call.frames if m.payload != SILENCE]
     assert len(voiced) == 10
     assert [d for d, _ in agent.digits] == ["5"]
 

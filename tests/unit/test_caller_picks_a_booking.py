@@ -20,11 +20,11 @@ import pytest
 from slotline.agent.booking.caller_bookings import BuiltInActions
 from slotline.agent.booking.runner import ServiceBookingRunner
 from slotline.agent.booking.service import BookingService
-from slotline.agent.calendars import build_calendars
+from slotline.agent.call.responder import CallerSaid, CallEvent, CallStarted, Say
 from slotline.agent.config import load_secrets, load_settings
 from slotline.agent.flow import FlowEngine, FlowResponder, load_flow
 from slotline.agent.flow.webhooks import HttpWebhooks
-from slotline.agent.responder import CallerSaid, CallEvent, CallStarted, Say
+from slotline.agent.server.calendars import build_calendars
 from slotline.agent.store import Store, open_store
 from slotline.providers.calendars.base import Attendee, BookingRequest, CalendarProvider
 from slotline.providers.emulators.calcom import CalcomEmulator

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from slotline.agent.caller import SILENCE_FRAME, load_wav_ulaw
+from slotline.agent.sim.caller import SILENCE_FRAME, load_wav_ulaw
 from slotline.audio.framing import ULAW_FRAME_BYTES
 from slotline.audio.loudness import VOICED_FLOOR_RMS, VOICED_WITHIN_DB
 from slotline.audio.mulaw import decode_array

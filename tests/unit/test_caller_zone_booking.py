@@ -16,6 +16,7 @@ import yaml
 
 from slotline.agent.booking.runner import ServiceBookingRunner
 from slotline.agent.booking.service import BookingService
+from slotline.agent.call.responder import CallerSaid, CallStarted, Say
 from slotline.agent.config import load_settings
 from slotline.agent.flow import (
     CheckAvailability,
@@ -30,7 +31,6 @@ from slotline.agent.flow import (
 from slotline.agent.flow.messages import FlowEvent
 from slotline.agent.notify import NotificationPolicy
 from slotline.agent.notify.policy import template_values
-from slotline.agent.responder import CallerSaid, CallStarted, Say
 from slotline.agent.store import Store, open_store
 
 FLOW = Path(__file__).resolve().parents[2] / "config" / "flows" / "demo_booking.yaml"

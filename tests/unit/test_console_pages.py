@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from slotline.agent.calllog import CallRecord, Latency, Turn
+from slotline.agent.call.calllog import CallRecord, Latency, Turn
 from slotline.agent.console.auth import COOKIE, SESSION_TTL_S, session_cookie
 from slotline.agent.store.dialer_records import NewContact
 from slotline.agent.store.recordings import StoredRecording

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slotline.agent.early_start import EarlyStart
+from slotline.agent.call.early_start import EarlyStart
 
 
 class Responder:

@@ -23,10 +23,10 @@ from pydantic import SecretStr
 
 from slotline.agent.booking.service import BookingService
 from slotline.agent.booking.service_types import Booked, BookingDetails, Preference
-from slotline.agent.calendars import build_calendars
 from slotline.agent.config_models import Secrets, Settings
 from slotline.agent.notify.notifier import Notifier
 from slotline.agent.notify.policy import NotificationPolicy
+from slotline.agent.server.calendars import build_calendars
 from slotline.agent.store import open_store
 from slotline.providers.calendars.base import Attendee
 from slotline.providers.emulators.calcom import CalcomEmulator

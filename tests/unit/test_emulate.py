@@ -22,9 +22,9 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from slotline.agent.calendars import build_calendars
 from slotline.agent.config import load_secrets, load_settings
-from slotline.agent.emulate import EMULATORS, add_arguments, chosen, main, run_emulators, serve
+from slotline.agent.server.calendars import build_calendars
+from slotline.agent.sim.emulate import EMULATORS, add_arguments, chosen, main, run_emulators, serve
 from slotline.providers.calendars.base import Attendee, BookingRequest, SlotSource
 from slotline.providers.errors import ConfigError
 from slotline.providers.telephony.twilio_rest import TwilioRest

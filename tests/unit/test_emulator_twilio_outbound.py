@@ -2,7 +2,7 @@
 
 The app lives in this file (``App``): it records status and AMD callbacks and checks their
 ``X-Twilio-Signature``, serves TwiML at /voice, and takes the media streams at /media. The
-person who answers is a ``Callee``: a hand-written one (``HandCallee``), ``agent.caller``'s
+person who answers is a ``Callee``: a hand-written one (``HandCallee``), ``agent.sim.caller``'s
 simulated caller, or the emulator's own silent line. Timings are checked loosely (the machine
 is shared); order, parameters and signatures exactly.
 """
@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from slotline.agent.caller import CallerReport, run_caller
+from slotline.agent.sim.caller import CallerReport, run_caller
 from slotline.providers.emulators.twilio import CALL, TwilioEmulator, response_validator
 from slotline.providers.emulators.twilio_outbound import Callee, Party, StreamTarget
 from slotline.providers.telephony import twilio_media as tw
@@ -189,7 +189,7 @@ class HandCallee:
 
 
 def simulated_caller(session: aiohttp.ClientSession, reports: list[CallerReport]) -> Callee:
-    """``agent.caller.run_caller`` as the person: silent, hangs up when Twilio says so."""
+    """``agent.sim.caller.run_caller`` as the person: silent, hangs up when Twilio says so."""
 
     async def callee(stream: StreamTarget) -> None:
         reports.append(

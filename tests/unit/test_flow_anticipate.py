@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from slotline.agent.call.responder import CallerSaid, CallStarted
 from slotline.agent.flow import FlowEngine, FlowResponder, JudgeConditions
 from slotline.agent.flow.anticipate import model_request_ahead
 from slotline.agent.flow.llm import History
-from slotline.agent.responder import CallerSaid, CallStarted
 from slotline.providers.emulators.openai import Latency, OpenAIEmulator
 from slotline.providers.llm.openai import OpenAIChatModel
 from tests.unit.test_flow_examples import NOW

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from slotline.agent.call.responder import CallStarted
 from slotline.agent.flow import Phase
 from slotline.agent.flow.corrections import EARLIER, LATER, Change, heard_change
 from slotline.agent.flow.engine import FlowEngine
@@ -17,7 +18,6 @@ from slotline.agent.flow.messages import (
     SlotOffer,
 )
 from slotline.agent.flow.state import Ctx
-from slotline.agent.responder import CallStarted
 from slotline.providers.llm import rules
 from tests.unit.test_flow_engine import AT_10, AT_14, AT_16, NOW, WED_14, booking_engine, says
 

@@ -10,6 +10,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from slotline.agent.call.responder import (
+    CallerSaid,
+    CallStarted,
+    DtmfPressed,
+    Hangup,
+    Listen,
+    ReplyInterrupted,
+    Say,
+)
 from slotline.agent.flow import (
     AvailabilityReady,
     BookingFinished,
@@ -33,15 +42,6 @@ from slotline.agent.flow import (
     transition_table,
 )
 from slotline.agent.flow.state import GIVE_UP, INTERNAL_ERROR
-from slotline.agent.responder import (
-    CallerSaid,
-    CallStarted,
-    DtmfPressed,
-    Hangup,
-    Listen,
-    ReplyInterrupted,
-    Say,
-)
 from slotline.providers.errors import ProtocolError
 
 NY = ZoneInfo("America/New_York")

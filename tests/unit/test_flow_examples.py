@@ -19,6 +19,15 @@ import pytest
 
 from slotline.agent.booking import BookingRules, Interval, Slot, TimeOfDay, available_slots, propose
 from slotline.agent.booking.speech import speak_clock, speak_date
+from slotline.agent.call.responder import (
+    Action,
+    CallerSaid,
+    CallEvent,
+    CallStarted,
+    Hangup,
+    Listen,
+    Say,
+)
 from slotline.agent.flow import (
     AvailabilityReady,
     BookingFinished,
@@ -41,7 +50,6 @@ from slotline.agent.flow import (
     validate,
 )
 from slotline.agent.flow.validate import read_flow_file
-from slotline.agent.responder import Action, CallerSaid, CallEvent, CallStarted, Hangup, Listen, Say
 
 FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
 ACTIONS = {

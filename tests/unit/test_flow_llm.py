@@ -16,6 +16,16 @@ from typing import Any
 
 import pytest
 
+from slotline.agent.call.responder import (
+    Action,
+    CallerSaid,
+    CallEvent,
+    CallStarted,
+    Hangup,
+    Listen,
+    ReplyInterrupted,
+    Say,
+)
 from slotline.agent.flow import (
     AskModel,
     ConditionsJudged,
@@ -35,16 +45,6 @@ from slotline.agent.flow.cli import validate_command
 from slotline.agent.flow.llm import History, parse_values
 from slotline.agent.flow.llm_steps import MAX_FREE_ANSWERS, accept
 from slotline.agent.flow.state import Ctx
-from slotline.agent.responder import (
-    Action,
-    CallerSaid,
-    CallEvent,
-    CallStarted,
-    Hangup,
-    Listen,
-    ReplyInterrupted,
-    Say,
-)
 from slotline.providers.base import (
     ChatEvent,
     ChatMessage,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from slotline.agent.call.responder import Action, CallerSaid, CallStarted, Hangup, Listen, Say
 from slotline.agent.flow import (
     AvailabilityReady,
     FlowEngine,
@@ -23,7 +24,6 @@ from slotline.agent.flow import (
 )
 from slotline.agent.flow.messages import OptOut
 from slotline.agent.flow.state import DO_NOT_CALL, OPT_OUT_GOODBYE
-from slotline.agent.responder import Action, CallerSaid, CallStarted, Hangup, Listen, Say
 from slotline.providers.errors import ProviderError
 from slotline.providers.llm.rules.vocab import OPT_OUT, OPT_OUT_HINTS
 from slotline.providers.stt._domain_corpus import domain_sentences

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from slotline.agent.booking import Interval
+from slotline.agent.call.responder import CallerSaid, CallStarted, Hangup, Listen, Say
 from slotline.agent.config import load_settings
 from slotline.agent.flow import (
     AvailabilityReady,
@@ -28,7 +29,6 @@ from slotline.agent.flow import (
 from slotline.agent.flow.messages import OptOut
 from slotline.agent.flow.state import DO_NOT_CALL, OPT_OUT_GOODBYE
 from slotline.agent.flow.validate import read_flow_file
-from slotline.agent.responder import CallerSaid, CallStarted, Hangup, Listen, Say
 from tests.unit.test_flow_examples import FLOWS, NOW, NY, CalendarRunner, Call, example
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples.yaml"

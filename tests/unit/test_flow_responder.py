@@ -7,6 +7,17 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from slotline.agent.call.responder import (
+    Action,
+    CallerSaid,
+    CallEvent,
+    CallStarted,
+    Hangup,
+    Listen,
+    ReplyInterrupted,
+    Responder,
+    Say,
+)
 from slotline.agent.flow import (
     AvailabilityReady,
     BookingFinished,
@@ -25,17 +36,6 @@ from slotline.agent.flow import (
     parse_flow,
 )
 from slotline.agent.flow.booking_steps import COULD_NOT_BOOK
-from slotline.agent.responder import (
-    Action,
-    CallerSaid,
-    CallEvent,
-    CallStarted,
-    Hangup,
-    Listen,
-    ReplyInterrupted,
-    Responder,
-    Say,
-)
 from slotline.providers.errors import ProviderError, ProviderTimeout
 from tests.unit.test_flow_examples import NOW, Phone
 

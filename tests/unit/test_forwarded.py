@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from slotline.agent.forwarded import Origin, is_loopback, is_trusted, origin_of, trusted_networks
+from slotline.agent.server.forwarded import (
+    Origin,
+    is_loopback,
+    is_trusted,
+    origin_of,
+    trusted_networks,
+)
 
 LOOPBACK = trusted_networks(("127.0.0.1", "::1"))
 OWN = Origin("http", "127.0.0.1:8080")

@@ -25,14 +25,14 @@ def test_one_json_object_per_record_with_call_fields_and_pid(
     root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure("INFO", "json")
-    log = logging.getLogger("slotline.agent.session")
+    log = logging.getLogger("slotline.agent.call.session")
     log.info("call started call_sid=%s stream_sid=%s", CALL, STREAM)
     log.info("entered node", extra={"call_sid": CALL, "node": "ask_time"})
     log.debug("below the level: not written")
     first, second = _lines(capsys)
     assert first["message"] == f"call started call_sid={CALL} stream_sid={STREAM}"
     assert (first["call_sid"], first["stream_sid"], first["pid"]) == (CALL, STREAM, os.getpid())
-    assert (first["level"], first["logger"]) == ("INFO", "slotline.agent.session")
+    assert (first["level"], first["logger"]) == ("INFO", "slotline.agent.call.session")
     assert str(first["ts"]).endswith("+00:00")
     assert (second["call_sid"], second["node"]) == (CALL, "ask_time")
     assert "stream_sid" not in second and "worker" not in second
@@ -61,20 +61,22 @@ def test_worker_lines_name_the_worker_in_both_formats(
     root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure("INFO", "json", worker="slotline-worker-1")
-    logging.getLogger("slotline.agent.app").info("inbound call call_sid=%s", CALL)
+    logging.getLogger("slotline.agent.server.app").info("inbound call call_sid=%s", CALL)
     (line,) = _lines(capsys)
     assert (line["worker"], line["pid"]) == ("slotline-worker-1", os.getpid())
     logs.configure("INFO", "text", worker="slotline-worker-1")
-    logging.getLogger("slotline.agent.app").info("inbound call from +15551234567")
+    logging.getLogger("slotline.agent.server.app").info("inbound call from +15551234567")
     text = capsys.readouterr().err
-    assert f" slotline-worker-1[{os.getpid()}] slotline.agent.app: inbound call from ***67" in text
+    expected = (f" slotline-worker-1[{os.getpid()}] slotline.agent.server.app:"
+                " inbound call from ***67")
+    assert expected in text
 
 
 def test_rate_limit_still_applies_in_json(
     root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure("INFO", "json")
-    log = logging.getLogger("slotline.agent.session")
+    log = logging.getLogger("slotline.agent.call.session")
     for _ in range(50):
         log.warning("dropped a bad message call_sid=%s", CALL)
     logs.call_ended(CALL)

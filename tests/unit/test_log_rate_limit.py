@@ -71,7 +71,7 @@ def test_a_flood_through_configure_becomes_a_few_lines_and_a_count(
     root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logs.configure("WARNING")
-    session = logging.getLogger("slotline.agent.session")
+    session = logging.getLogger("slotline.agent.call.session")
     flood = ProtocolError("bad_json", "Expecting value: line 1 column 1 (char 0)")
     for _ in range(100_000):
         session.warning(DROPPED, "CAflood", flood)

@@ -4,9 +4,9 @@ import logging
 
 import pytest
 
-from slotline.agent.calllog import Latency
+from slotline.agent.call.calllog import Latency
 from slotline.agent.logs import MaskingFilter, mask
-from slotline.agent.metrics import Metrics
+from slotline.agent.server.metrics import Metrics
 
 
 def test_mask_emails_and_phones() -> None:

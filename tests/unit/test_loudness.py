@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slotline.agent.caller import voiced_span
-from slotline.agent.demo import caller_wav
+from slotline.agent.sim.caller import voiced_span
+from slotline.agent.sim.demo import caller_wav
 from slotline.audio.framing import ULAW_FRAME_BYTES, ULAW_SILENCE
 from slotline.audio.loudness import VOICED_FLOOR_RMS, LoudFrames, rms
 from slotline.audio.mulaw import encode_array

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from slotline.agent.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_TURNS, CallRecord, Turn
-from slotline.agent.inbox import MAX_PENDING, MAX_PENDING_DTMF, CallInbox, TurnDone
-from slotline.agent.media_socket import ErrorBudget
-from slotline.agent.responder import DtmfPressed
-from slotline.agent.turns import TurnConfig, TurnDetector, TurnEnded
+from slotline.agent.call.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_TURNS, CallRecord, Turn
+from slotline.agent.call.inbox import MAX_PENDING, MAX_PENDING_DTMF, CallInbox, TurnDone
+from slotline.agent.call.media_socket import ErrorBudget
+from slotline.agent.call.responder import DtmfPressed
+from slotline.agent.call.turns import TurnConfig, TurnDetector, TurnEnded
 from slotline.providers.errors import ProtocolError
 from slotline.providers.telephony import twilio_media as tw
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from slotline.agent.playback import Playback, replies_of
+from slotline.agent.call.playback import Playback, replies_of
 
 
 def test_marks_echoed_before_clear_are_heard() -> None:

@@ -7,9 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from slotline.agent.flow.model import Flow
-from slotline.agent.flow.validate import load_flow
-from slotline.agent.prompt_cache import (
+from slotline.agent.call.prompt_cache import (
     CallVoice,
     PromptCache,
     flow_prompts,
@@ -17,6 +15,8 @@ from slotline.agent.prompt_cache import (
     split_sentences,
     static_sentences,
 )
+from slotline.agent.flow.model import Flow
+from slotline.agent.flow.validate import load_flow
 from slotline.providers.errors import ProviderError
 from slotline.providers.tts.local import LocalTts
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from slotline.agent.call.recording import CallTimeline
 from slotline.agent.config_models import RecordingSettings
-from slotline.agent.recording import CallTimeline
-from slotline.agent.recording_store import Recordings, file_stem, write_wav
+from slotline.agent.server.recording_store import Recordings, file_stem, write_wav
 from slotline.agent.store import open_store
 from slotline.agent.store.recordings import StoredRecording
 from slotline.audio.mulaw import decode_array

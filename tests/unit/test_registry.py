@@ -1,4 +1,4 @@
-"""agent.registry: plug-in providers by name, registered in-process or installed with entry
+"""agent.server.registry: plug-in providers by name, registered in-process or installed with entry
 points; the settings accept exactly the known names."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 import slotline
-from slotline.agent.calendars import build_calendars
-from slotline.agent.registry import CALENDARS, STT, TTS, ProviderContext
+from slotline.agent.server.calendars import build_calendars
+from slotline.agent.server.registry import CALENDARS, STT, TTS, ProviderContext
 from slotline.providers.errors import ConfigError
 from tests.plugin_dist import MEMCAL, installed, write_distribution
 
@@ -217,7 +217,7 @@ async def test_an_entry_point_that_is_not_a_factory_is_a_config_error(plugins: P
 def test_import_slotline_stays_light_and_every_public_name_resolves() -> None:
     code = (
         "import sys, slotline\n"
-        "heavy = [m for m in ('aiohttp', 'pydantic', 'slotline.agent.app', 'numpy') "
+        "heavy = [m for m in ('aiohttp', 'pydantic', 'slotline.agent.server.app', 'numpy') "
         "if m in sys.modules]\n"
         "print(heavy)\n"
         "missing = [n for n in slotline.__all__ if getattr(slotline, n, None) is None]\n"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from slotline.agent.responder import (
+from slotline.agent.call.responder import (
     Action,
     CallerSaid,
     CallEvent,

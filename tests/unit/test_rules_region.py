@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from slotline.agent.call.responder import CallerSaid, CallStarted
 from slotline.agent.config_models import Settings
 from slotline.agent.flow import FlowEngine, parse_flow
-from slotline.agent.responder import CallerSaid, CallStarted
 from slotline.providers.llm.rules import Extraction, extract
 from slotline.providers.llm.rules.region import date_order, region_for
 

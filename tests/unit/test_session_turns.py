@@ -17,16 +17,16 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from slotline.agent.app import CONTEXT, build_app
-from slotline.agent.caller import CallerReport, Say, load_wav_ulaw, run_caller
-from slotline.agent.calllog import CallLog, CallRecord
+from slotline.agent.call.calllog import CallLog, CallRecord
+from slotline.agent.call.prompt_cache import PromptCache
+from slotline.agent.call.responder import Action, CallerSaid, CallEvent, CallStarted, Hangup, Listen
+from slotline.agent.call.responder import Say as AgentSay
+from slotline.agent.call.session import SessionDeps
+from slotline.agent.call.turns import Patience, TurnConfig
 from slotline.agent.config import load_secrets, load_settings
-from slotline.agent.metrics import Metrics
-from slotline.agent.prompt_cache import PromptCache
-from slotline.agent.responder import Action, CallerSaid, CallEvent, CallStarted, Hangup, Listen
-from slotline.agent.responder import Say as AgentSay
-from slotline.agent.session import SessionDeps
-from slotline.agent.turns import Patience, TurnConfig
+from slotline.agent.server.app import CONTEXT, build_app
+from slotline.agent.server.metrics import Metrics
+from slotline.agent.sim.caller import CallerReport, Say, load_wav_ulaw, run_caller
 from slotline.audio.mulaw import encode_array
 from slotline.audio.vad import WebRtcVad
 from slotline.providers.base import SpeechHints, SpeechToText

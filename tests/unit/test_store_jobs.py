@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from slotline.agent.calllog import MAX_PATH, CallRecord, Latency, Turn
+from slotline.agent.call.calllog import MAX_PATH, CallRecord, Latency, Turn
 from slotline.agent.store import NewBooking, Store, StoredCall, open_store
 from slotline.agent.store.db import Database
 from slotline.agent.store.migrations import MIGRATIONS

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType
 
 from slotline.agent.dialer.twiml import RESERVED
-from slotline.agent.stream_token import PARAMETER, StreamTokens, key_from_auth_token
+from slotline.agent.server.stream_token import PARAMETER, StreamTokens, key_from_auth_token
 from slotline.providers.telephony import twilio_media as tw
 from slotline.providers.telephony.twilio_webhook import sign
 from tests.e2e.conftest import Server, running_server

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import WSCloseCode
 
+from slotline.agent.server.stream_token import StreamTokens, key_from_auth_token
 from slotline.agent.store import open_store
-from slotline.agent.stream_token import StreamTokens, key_from_auth_token
 from tests.e2e.conftest import Server, running_server
 from tests.unit.test_stream_token import (
     AUTH_TOKEN,

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from slotline.agent.calllog import CallRecord, Latency, Turn
-from slotline.agent.flow import load_flow
-from slotline.agent.summary import (
+from slotline.agent.call.calllog import CallRecord, Latency, Turn
+from slotline.agent.call.summary import (
     OUTCOMES,
     FlowShape,
     Summarizer,
@@ -18,6 +17,7 @@ from slotline.agent.summary import (
     flow_shape,
     rule_summary,
 )
+from slotline.agent.flow import load_flow
 from slotline.providers.emulators.openai import Latency as ModelLatency
 from slotline.providers.emulators.openai import OpenAIEmulator, Reply
 from slotline.providers.llm.openai import OpenAIChatModel

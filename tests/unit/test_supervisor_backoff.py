@@ -16,7 +16,7 @@ import tempfile
 
 import aiohttp
 
-from slotline.agent.workers import Backoff
+from slotline.agent.server.workers import Backoff
 
 
 def test_the_first_death_restarts_at_once_then_the_wait_doubles_up_to_the_cap() -> None:

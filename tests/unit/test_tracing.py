@@ -16,7 +16,7 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from slotline.agent import tracing
-from slotline.agent.calllog import CallRecord
+from slotline.agent.call.calllog import CallRecord
 from slotline.agent.config_models import TracingSettings
 from slotline.providers import tracing as spans
 
@@ -59,8 +59,8 @@ def test_a_server_with_tracing_off_never_imports_opentelemetry() -> None:
     script = textwrap.dedent("""
         import asyncio, sys
         from slotline.agent.config import load_secrets, load_settings
-        from slotline.agent.demo import start_server
-        from slotline.agent.wiring import build_deps
+        from slotline.agent.sim.demo import start_server
+        from slotline.agent.server.wiring import build_deps
         from slotline.providers import tracing
 
         async def main(env):

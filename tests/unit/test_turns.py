@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from slotline.agent.frames import utterance_ended
-from slotline.agent.responder import Listen
-from slotline.agent.turns import (
+from slotline.agent.call.frames import utterance_ended
+from slotline.agent.call.responder import Listen
+from slotline.agent.call.turns import (
     BargeIn,
     Patience,
     SpeechDropped,

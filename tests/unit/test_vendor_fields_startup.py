@@ -13,9 +13,9 @@ import pytest
 from pydantic import SecretStr
 
 from slotline.agent.booking.vendor_fields import flow_variables
-from slotline.agent.calendars import build_calendars
 from slotline.agent.config_models import Secrets, Settings
 from slotline.agent.flow.validate import parse_flow
+from slotline.agent.server.calendars import build_calendars
 from slotline.providers.emulators.calcom import CalcomEmulator
 from slotline.providers.emulators.calcom_rules import EventType
 from slotline.providers.errors import ConfigError

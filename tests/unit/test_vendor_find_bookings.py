@@ -20,8 +20,8 @@ import pytest
 from slotline.agent.booking.pool import PooledSlot
 from slotline.agent.booking.service import BookingService
 from slotline.agent.booking.service_types import Booked, Preference
-from slotline.agent.calendars import build_calendars
 from slotline.agent.config import load_secrets, load_settings
+from slotline.agent.server.calendars import build_calendars
 from slotline.agent.store import Store, open_store
 from slotline.providers.calendars.base import (
     Attendee,

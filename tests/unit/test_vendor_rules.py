@@ -18,8 +18,8 @@ from pydantic import SecretStr
 
 from slotline.agent.booking.service import BookingService
 from slotline.agent.booking.service_types import Booked, BookingDetails, Preference
-from slotline.agent.calendars import CalendarAdapters, build_calendars
 from slotline.agent.config_models import Secrets, Settings
+from slotline.agent.server.calendars import CalendarAdapters, build_calendars
 from slotline.agent.store import open_store
 from slotline.providers.calendars.base import Attendee
 from slotline.providers.emulators.calcom import CalcomEmulator

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from slotline.agent import tracing
-from slotline.agent.call_api import call_json, calls_json
-from slotline.agent.calllog import CallLog
+from slotline.agent.call.calllog import CallLog
+from slotline.agent.call.session import CallSession, SessionConfig, SessionDeps
+from slotline.agent.call.turns import TurnConfig
 from slotline.agent.config import Secrets, Settings
-from slotline.agent.forwarded import Origin, origin_of, trusted_networks
-from slotline.agent.media_gate import ReplayingWebSocket, admit
-from slotline.agent.metrics import Metrics
-from slotline.agent.session import CallSession, SessionConfig, SessionDeps
-from slotline.agent.stream_token import PARAMETER, StreamTokens
-from slotline.agent.turns import TurnConfig
+from slotline.agent.server.call_api import call_json, calls_json
+from slotline.agent.server.forwarded import Origin, origin_of, trusted_networks
+from slotline.agent.server.media_gate import ReplayingWebSocket, admit
+from slotline.agent.server.metrics import Metrics
+from slotline.agent.server.stream_token import PARAMETER, StreamTokens
 from slotline.providers.base import AsyncResource
 from slotline.providers.telephony.twilio_webhook import (
     BadForm,
@@ -99,9 +99,9 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
         add_routes(app, DialerApi(deps.store, deps.dialer, _check_api_auth,
                                   region=settings.dialer.region))
     if deps.store is not None:
+        from slotline.agent.server.waitlist_api import WaitlistApi
+        from slotline.agent.server.waitlist_api import add_routes as add_waitlist_routes
         from slotline.agent.waitlist import WaitlistEvents
-        from slotline.agent.waitlist_api import WaitlistApi
-        from slotline.agent.waitlist_api import add_routes as add_waitlist_routes
 
         add_waitlist_routes(app, WaitlistApi(
             deps.store, WaitlistEvents.from_settings(settings, secrets), _check_api_auth))
@@ -235,7 +235,7 @@ async def _media(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     if ctx.stream_tokens is not None:
         # The upgrade's signature is the same for every call: the start must name a call we
-        # answered, with its single-use token (agent.stream_token).
+        # answered, with its single-use token (agent.server.stream_token).
         store = ctx.deps.store
         shared = store.stream_nonces if store is not None else None
         if await admit(ws, ctx.stream_tokens, ctx.deps.metrics, shared) is not None:
@@ -376,7 +376,7 @@ async def _get_call(request: web.Request) -> web.Response:
 
 
 async def _get_recording(request: web.Request) -> web.StreamResponse:
-    """The call's recording (agent.recording_store): a stereo WAV, the caller left."""
+    """The call's recording (agent.server.recording_store): a stereo WAV, the caller left."""
     _check_api_auth(request)
     recordings = request.app[CONTEXT].deps.recordings
     path = await recordings.path_of(request.match_info["call_sid"]) if recordings else None

@@ -28,7 +28,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from slotline.agent.calllog import CallRecord
+from slotline.agent.call.calllog import CallRecord
 from slotline.agent.flow.model import BookingNode, EndCallNode, Flow, RescheduleNode
 from slotline.agent.flow.table import edge_target, edges
 from slotline.providers.base import ChatMessage, ChatModel, TextDelta

@@ -1,7 +1,7 @@
 """After the call: its outcome and summary into the call record, and the end-of-call webhook.
 
 When a call's session is over (``SessionDeps.on_ended``, after the record's final write),
-``CallEndReport`` asks ``agent.summary`` for the outcome and summary, puts them on the record
+``CallEndReport`` asks ``agent.call.summary`` for the outcome and summary, puts them on the record
 and, in one store transaction, on the call's row together with the webhook's job (the row's
 id is the call sid: one webhook per call). From then on the job is the database's: a
 ``CallWebhookSender`` (started with the server, any number per database) claims due jobs and
@@ -35,12 +35,12 @@ from typing import Any
 import aiohttp
 import orjson
 
-from slotline.agent.calllog import CallRecord
+from slotline.agent.call.calllog import CallRecord
+from slotline.agent.call.summary import FlowShape, Summarizer, flow_shape
 from slotline.agent.config_models import CallWebhookSettings
 from slotline.agent.flow import Flow
 from slotline.agent.store import Store, utc_now
 from slotline.agent.store.call_webhooks import CallWebhookJob
-from slotline.agent.summary import FlowShape, Summarizer, flow_shape
 from slotline.providers import signing
 from slotline.providers.base import ResourceContext
 from slotline.providers.telephony.twilio_media import Start
@@ -154,8 +154,8 @@ class CallEndReport:
 
 
     def _recording_url(self, call_sid: str) -> str | None:
-        """Where the API serves the call's WAV (``agent.recording_store`` writes it just after
-        the call; a call too short to record answers 404 there)."""
+        """Where the API serves the call's WAV (``agent.server.recording_store`` writes it just
+        after the call; a call too short to record answers 404 there)."""
         if self._recordings_at is None:
             return None
         return f"{self._recordings_at}/api/calls/{call_sid}/recording"

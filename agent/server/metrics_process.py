@@ -1,7 +1,7 @@
 """Metrics across worker processes: prometheus-client's multiprocess mode, set up and read whole.
 
-The supervisor (``agent.workers``) owns the directory: ``MetricsDir.open`` makes a fresh one (or
-empties the one an operator named in ``PROMETHEUS_MULTIPROC_DIR``) and puts it in the
+The supervisor (``agent.server.workers``) owns the directory: ``MetricsDir.open`` makes a fresh one
+(or empties the one an operator named in ``PROMETHEUS_MULTIPROC_DIR``) and puts it in the
 environment the workers are spawned with — prometheus-client reads that variable once, when it is
 first imported, to keep values in files instead of memory. ``mark_dead`` removes a dead worker's
 live gauges; its counters stay, so totals never drop. Each worker samples its own process gauges

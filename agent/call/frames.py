@@ -5,7 +5,7 @@ turn detector. Synchronous and allocation-light on purpose: it runs on the event
 
 Recognisers with an endpointer of their own (Deepgram) also say when an utterance has ended;
 ``watch_endpoints`` turns those messages into ``TurnDetector.stt_final()`` calls, so the turn
-ends on VAD silence or STT finality, whichever comes first (rules in ``agent.turns``).
+ends on VAD silence or STT finality, whichever comes first (rules in ``agent.call.turns``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
-from slotline.agent.turns import TurnDetector, TurnEvent
+from slotline.agent.call.turns import TurnDetector, TurnEvent
 from slotline.audio.mulaw import ulaw_to_pcm16
 from slotline.audio.vad import Vad
 from slotline.providers.base import AudioChunk, SttStream
@@ -33,7 +33,7 @@ class FramePipeline:
 
     def process(self, ulaw: bytes, t_ms: int) -> tuple[bool, TurnEvent | None]:
         """One inbound frame that arrived at ``t_ms`` on the server's monotonic clock (never the
-        client's timestamp: ``agent.turns``): (voiced, turn event or None)."""
+        client's timestamp: ``agent.call.turns``): (voiced, turn event or None)."""
         pcm16 = ulaw_to_pcm16(ulaw)
         voiced = self._is_speech(pcm16)
         self._push(AudioChunk(ulaw, pcm16, voiced))

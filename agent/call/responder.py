@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from slotline.agent.turns import Patience, patience_for
+from slotline.agent.call.turns import Patience, patience_for
 from slotline.providers.base import SpeechHints
 
 
@@ -55,7 +55,7 @@ class Say:
 class Listen:
     """What to expect in the caller's next utterance: recogniser hints, and how long a pause
     ends it (``patience``: "short" after a yes/no question, "long" while the caller spells an
-    e-mail or reads out a phone number; see ``agent.turns``)."""
+    e-mail or reads out a phone number; see ``agent.call.turns``)."""
 
     hints: SpeechHints
     patience: Patience = "normal"

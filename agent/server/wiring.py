@@ -17,26 +17,26 @@ from slotline.agent.booking.caller_bookings import BuiltInActions
 from slotline.agent.booking.runner import ServiceBookingRunner
 from slotline.agent.booking.service import BookingService
 from slotline.agent.booking.vendor_fields import check_flows
-from slotline.agent.calendars import build_calendars
-from slotline.agent.call_errors import ErrorReporter
-from slotline.agent.call_persist import fail_abandoned_calls
-from slotline.agent.call_webhook import build_call_end, fan_out
-from slotline.agent.calllog import CallLog
+from slotline.agent.call.calllog import CallLog
+from slotline.agent.call.errors import ErrorReporter
+from slotline.agent.call.persist import fail_abandoned_calls
+from slotline.agent.call.prompt_cache import flow_prompts
+from slotline.agent.call.responder import Action, CallEvent, Responder
+from slotline.agent.call.session import SessionDeps
+from slotline.agent.call.summary import Summarizer
+from slotline.agent.call.telephony import TwilioCallControl
+from slotline.agent.call.webhook import build_call_end, fan_out
 from slotline.agent.config import Secrets, Settings
 from slotline.agent.dialer.engine import Dialer, DialerConfig
 from slotline.agent.flow import Flow, FlowEngine, FlowResponder, load_flow
 from slotline.agent.flow.webhooks import HttpWebhooks
-from slotline.agent.metrics import Metrics
 from slotline.agent.notify.setup import build_notifications
-from slotline.agent.prompt_cache import flow_prompts
-from slotline.agent.recording_store import Recordings
-from slotline.agent.registry import STT, TTS, ProviderContext
-from slotline.agent.responder import Action, CallEvent, Responder
-from slotline.agent.session import SessionDeps
+from slotline.agent.server.calendars import build_calendars
+from slotline.agent.server.metrics import Metrics
+from slotline.agent.server.recording_store import Recordings
+from slotline.agent.server.registry import STT, TTS, ProviderContext
+from slotline.agent.server.stream_token import StreamTokens
 from slotline.agent.store import Store
-from slotline.agent.stream_token import StreamTokens
-from slotline.agent.summary import Summarizer
-from slotline.agent.telephony import TwilioCallControl
 from slotline.agent.waitlist import Waitlist, WaitlistAction, WaitlistEvents
 from slotline.audio.vad import SileroVad, Vad, VadUnavailable, WebRtcVad
 from slotline.providers.base import AsyncResource, SpeechToText, TextToSpeech
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 _SOURCE = "settings"
 _FLOW_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # config/flows: the checkout's (through the slotline/ links) or the installed package's.
-_BUNDLED_FLOWS = Path(__file__).resolve().parents[1] / "config" / "flows"
+_BUNDLED_FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
 
 
 def flow_path(name: str, config_path: Path | None = None) -> Path:
@@ -82,7 +82,7 @@ def _stt(
     settings: Settings, secrets: Secrets, metrics: Metrics, http: aiohttp.ClientSession
 ) -> tuple[SpeechToText, AsyncResource | None]:
     name = settings.stt.provider
-    if name not in STT.builtin:  # a plug-in (agent.registry)
+    if name not in STT.builtin:  # a plug-in (agent.server.registry)
         stt = STT.build(ProviderContext(name, settings.stt, secrets, http), "stt.provider")
         return stt, lifecycle_of(stt)
     if name == "deepgram":
@@ -93,7 +93,7 @@ def _stt(
             key,
             base_url=settings.stt.base_url or "wss://api.deepgram.com",
             model=settings.stt.model or "nova-3",
-            on_error=ErrorReporter(metrics),  # to the call's log too: agent.call_errors
+            on_error=ErrorReporter(metrics),  # to the call's log too: agent.call.errors
         )
         return deepgram, _CloseOnly(deepgram)
     from slotline.providers.stt.local import LocalSpeechToText
@@ -106,7 +106,7 @@ def _tts(
     settings: Settings, secrets: Secrets, http: aiohttp.ClientSession
 ) -> tuple[TextToSpeech, AsyncResource | None]:
     name = settings.tts.provider
-    if name not in TTS.builtin:  # a plug-in (agent.registry)
+    if name not in TTS.builtin:  # a plug-in (agent.server.registry)
         tts = TTS.build(ProviderContext(name, settings.tts, secrets, http), "tts.provider")
         return tts, lifecycle_of(tts)
     if name == "elevenlabs":
@@ -413,7 +413,7 @@ async def build_deps(
         stream_tokens=StreamTokens.for_auth_token(secrets.twilio_auth_token.get_secret_value())
         if secrets.twilio_auth_token is not None else None,
     ), flow_exists=lambda name: _flow_known(flow_named, name))
-    # after the call: outcome, summary and the end-of-call webhook (agent.call_webhook)
+    # after the call: outcome, summary and the end-of-call webhook (agent.call.webhook)
     call_end, call_webhooks = build_call_end(
         store, settings.call_webhook, Summarizer(llm), flows, secret=webhook_secret,
         session=http.get, recordings_at=_api_base(settings) if settings.recording.enabled else None)

@@ -22,13 +22,13 @@ from typing import TextIO
 import aiohttp
 from aiohttp import web
 
-from slotline.agent.app import build_app
-from slotline.agent.caller import CallerReport, Say, run_caller
-from slotline.agent.calllog import CallRecord
+from slotline.agent.call.calllog import CallRecord
+from slotline.agent.call.session import SessionDeps
 from slotline.agent.config import Secrets, Settings, StoreSettings
-from slotline.agent.session import SessionDeps
+from slotline.agent.server.app import build_app
+from slotline.agent.server.wiring import build_deps
+from slotline.agent.sim.caller import CallerReport, Say, run_caller
 from slotline.agent.store import BookingRecord
-from slotline.agent.wiring import build_deps
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Call recordings on disk: one WAV per call, its row in the store, and the retention sweep.
 
 Opt-in (``recording.enabled``). A call's session asks ``begin`` for a ``CallTimeline``
-(``agent.recording``), which its media socket feeds both ways; ``finish`` hands the timeline to
+(``agent.call.recording``), which its media socket feeds both ways; ``finish`` hands the timeline to
 a background task owned here, so the end of a call never waits for the disk. That task writes
 ``<folder>/<YYYY-MM-DD>/<call_sid>.wav`` — 8 kHz 16-bit PCM, the caller left, the agent right —
 in a worker thread, under a temporary name renamed into place, so the API never serves half a
@@ -27,8 +27,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from slotline.agent.call.recording import CallTimeline
 from slotline.agent.config_models import RecordingSettings
-from slotline.agent.recording import CallTimeline
 from slotline.agent.store import Store
 from slotline.agent.store.recordings import StoredRecording
 from slotline.audio.framing import SAMPLE_RATE_HZ

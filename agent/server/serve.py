@@ -19,7 +19,7 @@ from aiohttp import web
 
 from slotline.agent import logs
 from slotline.agent.config import Secrets, Settings, load_secrets, load_settings
-from slotline.agent.forwarded import is_loopback
+from slotline.agent.server.forwarded import is_loopback
 from slotline.providers.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def serve(
     warn_if_exposed(settings, secrets)
     count = workers if workers is not None else settings.server.workers
     if count > 1:
-        from slotline.agent.workers import Supervisor
+        from slotline.agent.server.workers import Supervisor
 
         supervisor = Supervisor(count, config_path, settings.server.host, settings.server.port)
         return supervisor.run()
@@ -97,8 +97,8 @@ def serve_process(
     settings: Settings, secrets: Secrets, config_path: Path | None, *, reuse_port: bool = False,
     announce: bool = True,
 ) -> int:
-    from slotline.agent.app import build_app
-    from slotline.agent.wiring import build_deps
+    from slotline.agent.server.app import build_app
+    from slotline.agent.server.wiring import build_deps
 
     async def make_app() -> web.Application:
         deps = await build_deps(settings, secrets, config_path=config_path)

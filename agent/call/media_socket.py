@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from slotline.agent.recording import CallTimeline
+from slotline.agent.call.recording import CallTimeline
 from slotline.audio.pacing import OutboundPacer
 from slotline.providers.errors import ProtocolError
 from slotline.providers.telephony import twilio_media as tw
@@ -82,7 +82,7 @@ class MediaSocket:
         self.stream_sid = ""
         self.closed = False  # by us, by the peer, or by an error
         self.cut_off = False  # the error budget is spent: the next receive closes the socket
-        self.tap: CallTimeline | None = None  # records both sides (agent.recording)
+        self.tap: CallTimeline | None = None  # records both sides (agent.call.recording)
 
     # ---- inbound ---------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ Per call there is one ``asyncio.TaskGroup`` holding:
 - the conversation task: takes ended turns, DTMF and interruptions in order, gets the final
   transcript and starts one reply at a time;
 - the reply task: runs the responder's actions (speak, listen, hang up);
-- background tasks: the recogniser's end-of-utterance watcher (``agent.frames``) and the
-  prompt-cache warm-up (``agent.prompt_cache``).
+- background tasks: the recogniser's end-of-utterance watcher (``agent.call.frames``) and the
+  prompt-cache warm-up (``agent.call.prompt_cache``).
 
 Hanging up waits until the goodbye has been heard (its mark came back), then ends the call
 through the telephony REST API when it is configured (``SessionDeps.end_call``: Twilio's
@@ -52,17 +52,16 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from slotline.agent import logs, tracing
-from slotline.agent.call_errors import errors_of_this_call
-from slotline.agent.call_persist import CallPersister
-from slotline.agent.calllog import CallLog, CallRecord, Latency, Turn, now_iso
-from slotline.agent.early_start import Anticipating, EarlyStart
-from slotline.agent.frames import EndpointingStream, FramePipeline, watch_endpoints
-from slotline.agent.inbox import CallInbox, TurnDone
-from slotline.agent.media_socket import MediaSocket, SocketClosed
-from slotline.agent.metrics import Metrics
-from slotline.agent.playback import ReplyPlayback
-from slotline.agent.prompt_cache import FILLERS, CallVoice, PromptCache, prompts_of
-from slotline.agent.responder import (
+from slotline.agent.call.calllog import CallLog, CallRecord, Latency, Turn, now_iso
+from slotline.agent.call.early_start import Anticipating, EarlyStart
+from slotline.agent.call.errors import errors_of_this_call
+from slotline.agent.call.frames import EndpointingStream, FramePipeline, watch_endpoints
+from slotline.agent.call.inbox import CallInbox, TurnDone
+from slotline.agent.call.media_socket import MediaSocket, SocketClosed
+from slotline.agent.call.persist import CallPersister
+from slotline.agent.call.playback import ReplyPlayback
+from slotline.agent.call.prompt_cache import FILLERS, CallVoice, PromptCache, prompts_of
+from slotline.agent.call.responder import (
     Action,
     CallerSaid,
     CallEvent,
@@ -77,15 +76,16 @@ from slotline.agent.responder import (
     Responder,
     Say,
 )
-from slotline.agent.speaker import Speaker
-from slotline.agent.store import Store
-from slotline.agent.turns import (
+from slotline.agent.call.speaker import Speaker
+from slotline.agent.call.turns import (
     BargeIn,
     SpeechDropped,
     TurnConfig,
     TurnDetector,
     TurnEnded,
 )
+from slotline.agent.server.metrics import Metrics
+from slotline.agent.store import Store
 from slotline.audio.loudness import LoudFrames
 from slotline.audio.vad import Vad
 from slotline.providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
@@ -95,7 +95,7 @@ from slotline.providers.tracing import Span
 
 if TYPE_CHECKING:
     from slotline.agent.dialer.engine import Dialer
-    from slotline.agent.recording_store import Recordings
+    from slotline.agent.server.recording_store import Recordings
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class SessionConfig:
     turn: TurnConfig
     outbound_lead_ms: int
     flow_name: str
-    early_llm_ms: int = 0  # agent.early_start; 0: never
+    early_llm_ms: int = 0  # agent.call.early_start; 0: never
     # Silence after the caller's turn ended before a filler is said: past ~0.7 s a phone pause
     # starts to sound like a dropped line.
     filler_after_ms: int = 700
@@ -156,7 +156,7 @@ class CallSession:
         self._socket = MediaSocket(ws, lead_ms=config.outbound_lead_ms,
                                    on_error=self._protocol_error)
         self._turns = TurnDetector(config.turn)
-        self._inbox = CallInbox()  # bounded: agent.inbox
+        self._inbox = CallInbox()  # bounded: agent.call.inbox
         self._reply_task: asyncio.Task[None] | None = None
         self._interrupted: ReplyPlayback | None = None  # confirmed, not yet told the responder
         self._on_hold: asyncio.Future[None] | None = None  # wakes the wait for a reply
@@ -181,7 +181,7 @@ class CallSession:
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        with errors_of_this_call(self._provider_error):  # agent.call_errors
+        with errors_of_this_call(self._provider_error):  # agent.call.errors
             await self._run()
 
     async def _run(self) -> None:
@@ -268,8 +268,8 @@ class CallSession:
             self._snapshot()
 
     def _start_early(self, call_sid: str) -> None:
-        """Let the responder start its model request on the interim words (``agent.early_start``)
-        when it has a model and the recogniser has interim words."""
+        """Let the responder start its model request on the interim words
+        (``agent.call.early_start``) when it has a model and the recogniser has interim words."""
         responder, stt = self._responder, self._stt
         if (self._cfg.early_llm_ms <= 0 or not isinstance(responder, Anticipating)
                 or not responder.can_anticipate or stt is None):
@@ -307,7 +307,7 @@ class CallSession:
 
     def _protocol_error(self, exc: ProtocolError) -> None:
         self._deps.metrics.protocol_errors.inc(exc.code)
-        self._failed |= exc.code == "too_many_errors"  # cut off (agent.media_socket)
+        self._failed |= exc.code == "too_many_errors"  # cut off (agent.call.media_socket)
         log.warning("dropped bad message call_sid=%s: %s", self._sid, exc)
         if self._record is not None:
             self._record.add_error("twilio", str(exc))
@@ -375,7 +375,7 @@ class CallSession:
             return
         log.info("backchannel ignored call_sid=%s words=%d", self._sid, len(dropped.text.split()))
 
-    # ---- barge-in (the module docstring; the audio side is ``agent.speaker``) --------------------
+    # ---- barge-in (the module docstring; the audio side is ``agent.call.speaker``) ---------------
 
     def _barge_in(self, event: BargeIn) -> None:
         """Clear what Twilio has buffered and hold the agent until the turn's words decide."""

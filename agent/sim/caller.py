@@ -43,7 +43,7 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
-from slotline.agent.playout import BYTES_PER_MS, AgentTurn, AgentTurnLog, Playout
+from slotline.agent.sim.playout import BYTES_PER_MS, AgentTurn, AgentTurnLog, Playout
 from slotline.audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_SILENCE
 from slotline.audio.framing import ULAW_FRAME_BYTES as FRAME_BYTES
 from slotline.audio.loudness import VOICED_FLOOR_RMS, VOICED_WITHIN_DB

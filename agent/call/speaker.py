@@ -2,8 +2,8 @@
 socket, each sentence followed by a mark, and the bookkeeping barge-in needs.
 
 What was heard is known from marks: Twilio echoes a sentence's mark once its audio has played
-(``agent.playback``). A barge-in (``interrupt``) cuts everything not yet heard — what Twilio holds
-and the sentence still being sent — into a ``Hold`` and stops sending (the *floor* is taken
+(``agent.call.playback``). A barge-in (``interrupt``) cuts everything not yet heard — what Twilio
+holds and the sentence still being sent — into a ``Hold`` and stops sending (the *floor* is taken
 from the agent). The session then decides, from the caller's words:
 - ``release``: a real interruption; the reply is cancelled and the turns in the call log say
   what was heard;
@@ -19,11 +19,11 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from slotline.agent.calllog import CallRecord, Latency, Turn
-from slotline.agent.media_socket import MediaSocket
-from slotline.agent.metrics import Metrics
-from slotline.agent.playback import Chunk, Hold, Playback, ReplyPlayback
-from slotline.agent.prompt_cache import CallVoice, split_sentences
+from slotline.agent.call.calllog import CallRecord, Latency, Turn
+from slotline.agent.call.media_socket import MediaSocket
+from slotline.agent.call.playback import Chunk, Hold, Playback, ReplyPlayback
+from slotline.agent.call.prompt_cache import CallVoice, split_sentences
+from slotline.agent.server.metrics import Metrics
 
 # Agent turns remembered for barge-in bookkeeping, newest kept: an interruption cuts the replies
 # still playing, never one long heard, and a long call must not keep every turn alive here.

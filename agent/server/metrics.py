@@ -5,8 +5,8 @@ may build several servers in one process); ``process_*`` come from the client's 
 collector and ``slotline_tasks`` is counted at scrape time.
 
 Several workers (``serve --workers N``): the supervisor gives them a fresh directory in
-``PROMETHEUS_MULTIPROC_DIR`` (``agent.metrics_process``), the client then keeps every value in
-a file per process there, and ``/metrics`` from any worker reads all the files: one whole view,
+``PROMETHEUS_MULTIPROC_DIR`` (``agent.server.metrics_process``), the client then keeps every value
+in a file per process there, and ``/metrics`` from any worker reads all the files: one whole view,
 the same from every worker. Counters and histograms are summed over the workers, those that
 died included (a total never drops when a worker is replaced). Gauges are live only (a dead
 worker's files are removed by the supervisor): ``slotline_active_calls``, ``slotline_tasks``,
@@ -37,8 +37,8 @@ from prometheus_client import (
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.samples import Sample
 
-from slotline.agent.calllog import Latency
-from slotline.agent.metrics_process import ProcessSampler, multiprocess_dir, whole_registry
+from slotline.agent.call.calllog import Latency
+from slotline.agent.server.metrics_process import ProcessSampler, multiprocess_dir, whole_registry
 
 # Seconds. Turn latency lives between ~0.3 s and a few seconds; barge-in well under 1 s.
 _BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)

@@ -1,8 +1,8 @@
 """Settings → calendar adapters: the one place that knows which module serves which provider.
 
 ``local`` calendars are left to the booking service (they live in the store). A provider name
-that is not built in is a plug-in (``agent.registry``): its factory builds the calendar, closed
-with the server if it has ``aclose()``. Every other calendar gets its vendor adapter with its
+that is not built in is a plug-in (``agent.server.registry``): its factory builds the calendar,
+closed with the server if it has ``aclose()``. Every other calendar gets its vendor adapter with its
 ``base_url`` (the vendor's public root when empty) and its secret from the environment; a
 missing secret or key is a ``ConfigError`` at start-up naming the calendar. Adapters share the
 server's HTTP session and close with it.
@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from slotline.agent.config_models import CalendarSettings, Secrets, Settings
 from slotline.agent.flow.model import Flow
-from slotline.agent.registry import CALENDARS, ProviderContext
+from slotline.agent.server.registry import CALENDARS, ProviderContext
 from slotline.providers.calendars.base import CalendarProvider
 from slotline.providers.calendars.vendor import VendorSettingsReader
 from slotline.providers.errors import ConfigError, ProviderError

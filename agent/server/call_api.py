@@ -1,6 +1,6 @@
 """``GET /api/calls`` and ``GET /api/calls/{call_sid}``: the call log as JSON, one shape.
 
-The list comes from the store, where every call is written as it goes (``agent.call_persist``):
+The list comes from the store, where every call is written as it goes (``agent.call.persist``):
 live calls of every worker and the calls of earlier runs, newest first, the same from whichever
 worker answers. One call is read from this process's memory when it is live here or just ended
 (the freshest copy: the store catches up at the next write), else from the store. Both go
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slotline.agent.session import SessionDeps
+from slotline.agent.call.session import SessionDeps
 from slotline.agent.store.records import StoredCall
 
 

@@ -1,8 +1,8 @@
 """Provider plug-ins: speech-to-text, text-to-speech and calendar providers chosen by name.
 
 A setting names its provider (``stt.provider``, ``tts.provider``,
-``calendars.<calendar>.provider``). Built-in names are served by ``agent.wiring`` and
-``agent.calendars``; any other name is looked up here, in this order:
+``calendars.<calendar>.provider``). Built-in names are served by ``agent.server.wiring`` and
+``agent.server.calendars``; any other name is looked up here, in this order:
 
 1. a factory registered in this process (``register_stt``, ``register_tts``,
    ``register_calendar``, re-exported by ``slotline``);

@@ -12,9 +12,9 @@ SIGTERM or SIGINT stops them all gracefully (calls in progress get ``GRACE_S`` t
 Workers share nothing in memory: use a PostgreSQL store (``store.url``) so bookings, holds and
 reminder jobs are shared and guarded across them (SQLite works, one writer at a time). Every
 call is written to the store as it goes, so ``GET /api/calls`` lists the live calls of every
-worker from any of them (``agent.call_api``). Metrics are whole the same way: the workers keep
-them in files of one directory the supervisor owns (``agent.metrics_process``) and ``/metrics``
-from any worker reads them all.
+worker from any of them (``agent.server.call_api``). Metrics are whole the same way: the workers
+keep them in files of one directory the supervisor owns (``agent.server.metrics_process``) and
+``/metrics`` from any worker reads them all.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from slotline.agent.metrics_process import MetricsDir
+from slotline.agent.server.metrics_process import MetricsDir
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,9 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
 
 def _worker(config_path: str | None, host: str, port: int) -> None:
     """One worker: its own providers, store pool and event loop on the shared port."""
-    from slotline.agent.serve import serve_worker  # here: a spawned process imports what it needs
+    from slotline.agent.server.serve import (
+        serve_worker,  # here: a spawned process imports what it needs
+    )
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM stops us
     raise SystemExit(serve_worker(Path(config_path) if config_path else None, host, port))

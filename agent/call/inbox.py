@@ -4,8 +4,8 @@ Bounded, because the receive loop must never wait on the conversation (it carrie
 and a queue that only grows is a memory leak a client can drive. A keypress that finds
 ``MAX_PENDING_DTMF`` keypresses still waiting is refused: a person on a keypad cannot outrun the
 agent like that, a client flooding digits can, and the session reports the refusal as a
-protocol error, which spends that call's error budget (``agent.media_socket``). Ended turns come
-a few a second at most (each needs speech and then silence, and audio cannot arrive faster than
+protocol error, which spends that call's error budget (``agent.call.media_socket``). Ended turns
+come a few a second at most (each needs speech and then silence, and audio cannot arrive faster than
 real time), so they are refused only past ``MAX_PENDING`` items in all.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from slotline.agent.responder import DtmfPressed
-from slotline.agent.turns import EndReason, Patience
+from slotline.agent.call.responder import DtmfPressed
+from slotline.agent.call.turns import EndReason, Patience
 
 # A keypad answer is a handful of digits (a card number 16, a date 8); twice the longest one
 # covers a caller typing ahead while the agent talks.

@@ -2,10 +2,10 @@
 
 The check happens here, before a ``CallSession`` exists, so a refused stream never reaches the
 call log, the metrics of live calls or a provider. The first messages (``connected``, ``start``)
-are read off the socket, the token is checked (``agent.stream_token``), and the socket is handed
-to the session as a ``ReplayingWebSocket`` that gives those messages out again, in order, with
-the token taken out of ``customParameters`` — a used token has no business in the call log or in
-a flow's webhooks, where a copy could still be replayed on another worker before it expires.
+are read off the socket, the token is checked (``agent.server.stream_token``), and the socket is
+handed to the session as a ``ReplayingWebSocket`` that gives those messages out again, in order,
+with the token taken out of ``customParameters`` — a used token has no business in the call log or
+in a flow's webhooks, where a copy could still be replayed on another worker before it expires.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Final
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 
-from slotline.agent.media_socket import START_TIMEOUT_S
-from slotline.agent.metrics import Metrics
-from slotline.agent.stream_token import PARAMETER, StreamTokens, UsedNonces
+from slotline.agent.call.media_socket import START_TIMEOUT_S
+from slotline.agent.server.metrics import Metrics
+from slotline.agent.server.stream_token import PARAMETER, StreamTokens, UsedNonces
 from slotline.providers.errors import ProtocolError
 from slotline.providers.telephony import twilio_media as tw
 

@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-from slotline.agent.call_errors import ErrorSink
-from slotline.agent.calllog import CallRecord, now_iso
+from slotline.agent.call.calllog import CallRecord, now_iso
+from slotline.agent.call.errors import ErrorSink
 from slotline.agent.store import Store, StoredCall
 from slotline.agent.store.calls import LiveRow
 from slotline.providers.errors import ProviderError

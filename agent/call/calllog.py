@@ -1,7 +1,7 @@
 """The call log: what happened on each call, readable while the call is in progress.
 
 Shapes follow the contract in DESIGN.md (``GET /api/calls/{call_sid}``); fields may be added,
-never renamed. The store keeps every call, written as it goes (``agent.call_persist``), and is
+never renamed. The store keeps every call, written as it goes (``agent.call.persist``), and is
 what ``GET /api/calls`` lists; memory keeps only this process's live calls and the few that
 ended last (``CallLog``), so a server that runs for months holds no more than it did at noon.
 Every time is UTC ISO-8601 with milliseconds and an offset (``iso``), in memory and from the store.
@@ -125,7 +125,7 @@ class CallRecord:
     campaign_id: str = ""  # the outbound campaign and contact it dialled ("" for none)
     contact_id: str = ""
     phone: str = ""  # the other party: the caller, or an outbound call's callee
-    # after the call (``agent.summary``): what came of it and a sentence or two saying so
+    # after the call (``agent.call.summary``): what came of it and a sentence or two saying so
     outcome: str = ""
     call_summary: str = ""  # "summary" in the JSON (``summary()`` is the list entry)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from slotline.agent.metrics import Metrics
+from slotline.agent.server.metrics import Metrics
 from slotline.providers.errors import ProviderError
 
 ErrorSink = Callable[[ProviderError], None]

@@ -1,6 +1,6 @@
 """Slotline inside another Python program: settings, the aiohttp application, serving it.
 
-``slotline`` re-exports these (with the provider registry, ``agent.registry``):
+``slotline`` re-exports these (with the provider registry, ``agent.server.registry``):
 
     settings = slotline.load_settings("slotline.yaml")     # defaults < file < SLOTLINE_* env
     app = await slotline.build_app(settings)               # an aiohttp web.Application
@@ -26,7 +26,7 @@ from aiohttp import web
 
 from slotline.agent import config, logs
 from slotline.agent.config_models import Secrets, Settings
-from slotline.agent.serve import bind, warn_if_exposed, with_address
+from slotline.agent.server.serve import bind, warn_if_exposed, with_address
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ async def build_app(
     in them are also looked for beside ``config_path``. ``secrets`` default to the
     environment's. Raises ``ConfigError`` for settings that cannot run (a missing key, a
     plug-in that cannot be built)."""
-    from slotline.agent.app import build_app as build_application
-    from slotline.agent.wiring import build_deps
+    from slotline.agent.server.app import build_app as build_application
+    from slotline.agent.server.wiring import build_deps
 
     path = Path(config_path) if config_path is not None else None
     settings = settings if settings is not None else load_settings(path)
@@ -117,7 +117,7 @@ async def _serve(
     config_path: str | os.PathLike[str] | None,
     announce: bool,
 ) -> None:
-    from slotline.agent.app import CONTEXT
+    from slotline.agent.server.app import CONTEXT
 
     sockets = None
     if source is None or isinstance(source, Settings):

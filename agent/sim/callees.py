@@ -2,7 +2,7 @@
 
 The emulator (``providers.emulators.twilio_outbound``) plays Twilio's side and asks a
 ``Callee`` to play the person or the machine on each media stream; these are those callees,
-speaking recorded audio through ``agent.caller.run_caller``:
+speaking recorded audio through ``agent.sim.caller.run_caller``:
 
 - ``books``: says yes to the lead call, "next tuesday", "three p m", yes to the offered time;
 - ``declines``: "no thanks";
@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from slotline.agent.caller import CallerReport, Say, Step, run_caller
-from slotline.agent.demo import caller_wav
+from slotline.agent.sim.caller import CallerReport, Say, Step, run_caller
+from slotline.agent.sim.demo import caller_wav
 from slotline.audio.framing import SAMPLE_RATE_HZ
 from slotline.audio.mulaw import encode_array
 from slotline.providers.emulators.twilio_outbound import Party, StreamTarget
