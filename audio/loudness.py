@@ -4,7 +4,7 @@ within ``VOICED_WITHIN_DB`` of the utterance's loudest frame and above ``VOICED_
 The VAD says *whether* a frame is speech; it keeps saying so for a few frames after the words
 (its hangover, ~100 ms), which is right for deciding the turn but wrong for timing it. The server
 times a turn from the last loud frame instead, so its ``endpoint_ms`` and ``turn_latency_ms``
-measure from the same instant as the caller's (``agent.caller``).
+measure from the same instant as the caller's (``agent.sim.caller``).
 
 Online, frame by frame: a frame is loud against the loudest frame *so far*. That picks the same
 last frame as the offline rule over the whole utterance: a louder frame later raises the bar,
