@@ -2,15 +2,14 @@
 
 The session turns what happens on the call into events and carries out the actions a responder
 yields. A responder does no I/O of its own on the call: it may await a model or a calendar, but
-it never touches the socket, so it can be driven by text in tests. The flow engine is one
-responder; the scripted one below is the smallest useful one.
+it never touches the socket, so it can be driven by text in tests. The flow engine's
+(``agent.flow.responder.FlowResponder``) is the one the calls run.
 
 Events are past tense (``CallerSaid``); actions are imperative (``Say``, ``Listen``, ``Hangup``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -123,100 +122,3 @@ class ReportsPath(Protocol):
     def path(self) -> Sequence[str]:
         """Every node entered, in order; a node entered twice is listed twice."""
 
-
-FIRST_NAMES = (
-    "john jane james mary robert patricia michael linda william elizabeth david barbara "
-    "richard susan joseph jessica thomas sarah charles karen daniel nancy matthew lisa "
-    "anthony betty mark sandra paul ashley steven emily andrew donna joshua michelle kevin "
-    "carol brian amanda george melissa edward deborah"
-).split()
-LAST_NAMES = (
-    "smith doe johnson williams brown jones garcia miller davis rodriguez martinez wilson "
-    "anderson taylor thomas moore jackson martin lee thompson white harris clark lewis "
-    "robinson walker young allen king wright scott green baker adams nelson hill campbell"
-).split()
-WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
-
-NAME_GRAMMAR = (
-    "#JSGF V1.0;\ngrammar name;\n"
-    f"<first> = {' | '.join(FIRST_NAMES)};\n"
-    f"<last> = {' | '.join(LAST_NAMES)};\n"
-    "<name> = <first> [<last>];\n"
-    "public <utterance> = [my name is | this is | it's | it is | i'm | i am] <name>;\n"
-)
-DAY_PHRASES = tuple(
-    [f"{prefix}{day}" for prefix in ("", "next ", "this ", "on ") for day in WEEKDAYS]
-    + ["today", "tomorrow", "the day after tomorrow"]
-)
-
-_NAME_PREFIX = re.compile(r"^(?:my name is|this is|it's|it is|i'm|i am)\s+", re.IGNORECASE)
-
-
-def _name_from(text: str) -> str:
-    return _NAME_PREFIX.sub("", text.strip()).title()
-
-
-class ScriptedResponder:
-    """Greeting, one question, one answer, goodbye — enough to exercise a whole call.
-
-    Asks for the caller's name, then the day they would like to come in, then says goodbye.
-    An empty transcript gets one reprompt; a second silence ends the call politely.
-    """
-
-    GREETING = "Hello, thanks for calling. This is the booking line. May I have your name?"
-    REPROMPT = "Sorry, I didn't catch that. Could you say it again?"
-
-    _NODES = ("ask_name", "ask_day", "goodbye")
-
-    def __init__(self) -> None:
-        self._step = 0
-        self._misses = 0
-        self.name = ""
-        self.day = ""
-
-    @property
-    def flow(self) -> str:
-        return "scripted"
-
-    @property
-    def node(self) -> str:
-        return self._NODES[self._step]
-
-    async def aclose(self) -> None:
-        return None
-
-    @property
-    def variables(self) -> Mapping[str, str]:
-        found = {"user_name": self.name, "preferred_date": self.day}
-        return {k: v for k, v in found.items() if v}
-
-    async def handle(self, event: CallEvent) -> AsyncIterator[Action]:
-        if isinstance(event, CallStarted):
-            yield Say(self.GREETING)
-            yield Listen(SpeechHints(grammar=NAME_GRAMMAR))
-        elif isinstance(event, DtmfPressed):
-            yield Say(f"You pressed {event.digit}.")
-        elif isinstance(event, CallerSaid):
-            async for action in self._answer(event.text.strip()):
-                yield action
-
-    async def _answer(self, text: str) -> AsyncIterator[Action]:
-        if not text:
-            self._misses += 1
-            if self._misses > 1:
-                yield Say("I'm having trouble hearing you. Please call back. Goodbye.")
-                yield Hangup("no-input")
-                return
-            yield Say(self.REPROMPT)
-            return
-        self._misses = 0
-        if self._step == 0:
-            self._step = 1
-            self.name = _name_from(text)
-            yield Say(f"Nice to meet you, {self.name}. What day would you like to come in?")
-            yield Listen(SpeechHints(phrases=DAY_PHRASES))
-        else:
-            self._step = 2
-            self.day = text
-            yield Say(f"Great, {text} it is. Thank you for calling, goodbye!")
-            yield Hangup()
