@@ -23,9 +23,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-logger = logging.getLogger(__name__)
+from slotline.audio.framing import FRAME_MS
 
-FRAME_MS = 20
+logger = logging.getLogger(__name__)
 
 
 class VadUnavailable(RuntimeError):
