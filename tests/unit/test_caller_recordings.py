@@ -16,11 +16,10 @@ import numpy.typing as npt
 import pytest
 
 from slotline.agent.sim.caller import SILENCE_FRAME, load_wav_ulaw
-from slotline.audio.framing import ULAW_FRAME_BYTES
+from slotline.audio.framing import FRAME_MS, ULAW_FRAME_BYTES
 from slotline.audio.loudness import VOICED_FLOOR_RMS, VOICED_WITHIN_DB
 from slotline.audio.mulaw import decode_array
 
-FRAME_MS = 20
 LEAD_MS = 100  # this much at the start must be quiet when the speech starts later
 LEAD_MAX_DBFS = -50.0  # the recordings' lead-in sits at -58 to -66 dBFS; the click was -39
 SPEECH_RUN_MS = 100  # the speech proper: voiced frames without a break this long
