@@ -1,6 +1,13 @@
-"""The pure heart of the booking engine: rules, availability, pooling, proposals, speech.
+"""Booking: which times to offer a caller, and writing the booking they choose.
 
-No I/O here: calendar adapters fetch busy time, the session speaks, the store persists.
+Two layers. The pure one, exported here, does no I/O and is tested without a socket: rules,
+business hours and zones (``rules``, ``zones``), free time (``intervals``, ``availability``),
+pooling calendars (``pool``), choosing the few times to offer (``proposal``) and saying them
+(``speech``). The service layer awaits calendars and the store around it: ``service`` and
+``service_book`` (availability over a pool, booking exactly once), ``runner`` (the flow
+engine's booking protocol for one call), ``local_calendar``, ``finding``, ``caller_bookings``
+and ``attendees`` (bookings made elsewhere, details given later). ``vendor_rules`` and
+``vendor_fields`` check at start-up what a vendor's own calendar settings allow.
 """
 
 from slotline.agent.booking.availability import available_slots
