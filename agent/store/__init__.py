@@ -9,9 +9,9 @@ from slotline.agent.store.calls import CallRepo
 from slotline.agent.store.holds import HoldRepo
 from slotline.agent.store.records import (
     BookingRecord,
-    Hold,
     NewBooking,
     ReminderJob,
+    SlotHold,
     StoredCall,
     phone_key,
 )
@@ -23,12 +23,12 @@ __all__ = [
     "BookingRecord",
     "BookingRepo",
     "CallRepo",
-    "Hold",
     "HoldRepo",
     "NewBooking",
     "ReminderJob",
     "ReminderRepo",
     "RoundRobinRepo",
+    "SlotHold",
     "Store",
     "StoredCall",
     "new_booking_id",

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from slotline.agent.store.db import Database
 from slotline.agent.store.migrations import SLOT_TAKEN_MESSAGE
-from slotline.agent.store.records import Hold
+from slotline.agent.store.records import SlotHold
 from slotline.agent.store.schema import holds
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class HoldRepo:
 
     async def live(
         self, calendar: str, start: datetime, end: datetime, *, exclude_owner: str = ""
-    ) -> list[Hold]:
+    ) -> list[SlotHold]:
         """Unexpired holds on ``calendar`` overlapping ``[start, end)``, except the owner's."""
         return await self.live_on([calendar], start, end, exclude_owner=exclude_owner)
 
@@ -90,7 +90,7 @@ class HoldRepo:
         end: datetime,
         *,
         exclude_owner: str = "",
-    ) -> list[Hold]:
+    ) -> list[SlotHold]:
         """``live`` for several calendars in one query, by start."""
         statement = (
             select(holds)
@@ -107,8 +107,8 @@ class HoldRepo:
             return [_to_hold(row) for row in await conn.execute(statement)]
 
 
-def _to_hold(row: Row[Any]) -> Hold:
-    return Hold(
+def _to_hold(row: Row[Any]) -> SlotHold:
+    return SlotHold(
         key=row.key,
         calendar=row.calendar,
         start=row.start_utc,

@@ -207,7 +207,7 @@ class StoredCall:
 
 
 @dataclass(frozen=True, slots=True)
-class Hold:
+class SlotHold:
     """A short reservation of a time on one calendar while a caller books it."""
 
     key: str
