@@ -1,9 +1,10 @@
 """The call log: what happened on each call, readable while the call is in progress.
 
-Shapes follow the contract in DESIGN.md (``GET /api/calls/{call_sid}``); fields may be added,
-never renamed. The store keeps every call, written as it goes (``agent.call.persist``), and is
-what ``GET /api/calls`` lists; memory keeps only this process's live calls and the few that
-ended last (``CallLog``), so a server that runs for months holds no more than it did at noon.
+These are the shapes ``GET /api/calls/{call_sid}`` answers (README, "HTTP surface"); fields
+may be added, never renamed. The store keeps every call, written as it goes
+(``agent.call.persist``), and is what ``GET /api/calls`` lists; memory keeps only this process's
+live calls and the few that ended last (``CallLog``), so a server that runs for months holds no
+more than it did at noon.
 Every time is UTC ISO-8601 with milliseconds and an offset (``iso``), in memory and from the store.
 """
 

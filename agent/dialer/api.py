@@ -1,6 +1,7 @@
 """``/api/calls`` (POST: one outbound call), ``/api/campaigns…`` and ``/api/dnc…``.
 
-Shapes are DESIGN.md's; every route is behind the API token like the rest of ``/api``. A
+The routes are listed in the README ("HTTP surface"); every one is behind the API token like
+the rest of ``/api``. A
 campaign is created from JSON (``{"flow", "contacts": [...], …settings}``) or from a CSV body
 (``text/csv``) with the settings as query parameters.
 """

@@ -1,7 +1,7 @@
 """A campaign's settings as the API and the CLI give them: checked once, stored as JSON.
 
-The shape is DESIGN.md's ``POST /api/campaigns`` body less the contacts; the same names are
-the query parameters of a ``text/csv`` upload (``window=09:00-20:00&days=mon-fri``).
+The shape is the ``POST /api/campaigns`` body (``agent.dialer.api``) less the contacts; the
+same names are the query parameters of a ``text/csv`` upload (``window=09:00-20:00&days=mon-fri``).
 """
 
 from __future__ import annotations

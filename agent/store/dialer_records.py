@@ -84,7 +84,8 @@ class AttemptRow:
     settled_at: datetime | None
 
     def as_json(self) -> dict[str, Any]:
-        """One entry of a contact's ``attempts`` (DESIGN.md), plus what a dialer user asks."""
+        """One entry of a contact's ``attempts`` in ``GET /api/campaigns/{id}``, plus what a
+        dialer user asks."""
         return {
             "call_sid": self.call_sid,
             "number": self.number,

@@ -1,7 +1,8 @@
 """What the store takes and gives back: frozen, typed records (no raw rows past the store).
 
-``as_json()`` gives the shapes of the HTTP contract in DESIGN.md (times ISO-8601 with offset;
-a call's times in the call log's one format, ``agent.call.calllog.iso``).
+``as_json()`` gives the shapes ``/api/bookings`` and ``/api/calls`` answer (README, "HTTP
+surface"; times ISO-8601 with offset; a call's times in the call log's one format,
+``agent.call.calllog.iso``).
 """
 
 from __future__ import annotations
