@@ -1,6 +1,6 @@
 """Soak: many simulated booking calls, looping, against one server process for a long time.
 
-    python -m bench.soak --calls 50 --minutes 60 [--sample-s 10]
+    python -m bench.soak --calls 50 --minutes 60 [--sample-s 10] [--stack offline|cloud]
 
 A ``slotline serve`` subprocess (fresh SQLite store, log to a file) takes ``--calls`` concurrent
 callers, each phoning again as soon as its call ends, for ``--minutes``. Every call is
@@ -8,6 +8,14 @@ callers, each phoning again as soon as its call ends, for ``--minutes``. Every c
 through the store (``bench.fuzz.genuine_call``), so "next Tuesday at 3 pm" is free for the next
 caller. Concurrent callers want the same slot, so the booking action pools one local calendar
 per caller (first available): that keeps every call on the script's happy path.
+
+``--stack offline`` (the default) is the embedded stack: pocketsphinx decodes every turn in the
+server's recogniser workers, which on a 2-core machine saturate before 50 concurrent callers do
+(each turn queues behind the others' decodes, and calls fail on the wait, not on a leak).
+``--stack cloud`` points the server at Deepgram, the OpenAI-compatible model and ElevenLabs on
+their emulators in a process of their own (``python -m slotline.agent.bench.vendors cloud``,
+decodes memoised: the callers repeat the same recordings) — the production shape, where the
+server's own code, sockets and memory are what the hour exercises.
 
 Every ``--sample-s`` it samples the server's resident memory (``/proc/<pid>/status`` VmRSS),
 open file descriptors (``/proc/<pid>/fd``), threads, and from ``/metrics`` ``slotline_tasks``
@@ -20,10 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import re
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,14 +165,42 @@ def judge(state: SoakState, warmup_s: float) -> list[str]:
     return out
 
 
-async def run_soak(calls: int, minutes: float, sample_s: float) -> tuple[SoakState, float]:
+@contextlib.asynccontextmanager
+async def vendor_env(stack: str) -> AsyncIterator[dict[str, str]]:
+    """The server settings of ``stack``: none for offline; for cloud, the emulators' (started in
+    a process of their own, stopped on exit)."""
+    if stack == "offline":
+        yield {}
+        return
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "slotline.agent.bench.vendors", "cloud",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError("the vendor emulators did not start")
+        yield dict(json.loads(line)["env"])
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()  # the emulators' signal to stop
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def run_soak(calls: int, minutes: float, sample_s: float,
+                   stack: str = "offline") -> tuple[SoakState, float]:
     """Run the soak; returns what happened and the warm-up used for judging."""
     duration_s = minutes * 60
     warmup_s = WARMUP_S if duration_s > 2 * WARMUP_S else duration_s / 4
     state = SoakState()
     with tempfile.TemporaryDirectory(prefix="slotline-soak-") as folder:
         async with (
-            serve_subprocess(Path(folder), "soak", calendar_pool_env(calls)) as server,
+            vendor_env(stack) as vendors,
+            serve_subprocess(Path(folder), "soak", calendar_pool_env(calls) | vendors) as server,
             open_store(server.store_url, pool_size=2) as store,
         ):
             started_s = time.monotonic()
@@ -183,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=50, help="concurrent looping callers")
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--sample-s", type=float, default=10.0)
+    parser.add_argument("--stack", choices=("offline", "cloud"), default="offline",
+                        help="the embedded stack, or the cloud vendors on their emulators")
     args = parser.parse_args(argv)
-    state, warmup_s = asyncio.run(run_soak(args.calls, args.minutes, args.sample_s))
+    state, warmup_s = asyncio.run(run_soak(args.calls, args.minutes, args.sample_s, args.stack))
     latencies = [x for call in state.calls for x in call.latencies_ms]
     print(f"{len(state.calls)} calls, {len(state.failed)} failed; turn latency p95 "
           f"{p95_ms(latencies):.0f} ms over {len(latencies)} turns; warm-up {warmup_s:.0f} s")
