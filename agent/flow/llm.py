@@ -9,14 +9,21 @@ responder hands the request to :class:`LlmPerformer` with the conversation so fa
   back as text and the engine re-reads them (``agent.flow.llm_steps.accept``);
 - free answers (``answer_questions``): text the model writes instead of calling the tool is
   spoken sentence by sentence while it streams, then the node asks its question again;
-- described branch conditions: a tool ``judge_conditions`` with one boolean per condition.
+- described branch conditions: a tool ``judge_conditions`` with one boolean per condition;
+- lines (``WriteLine``, a node with a ``prompt``): the model writes the agent's line from the
+  prompt, the conversation and the flow's variables; each clause is spoken as soon as it is
+  complete (:mod:`agent.flow.clauses`), so the caller hears the first clause while the rest is
+  still being written.
 
 The context is the flow's persona and instructions, the node's instructions, and only what the
 caller heard: :class:`History` replaces an agent line cut by barge-in with its heard part.
 
 Every request is bounded by ``timeout_s``. A model that fails or runs out of time yields an
 empty result (no values, nothing said, every condition false) and is reported to
-``on_error``; text already spoken before the failure still counts as said.
+``on_error``; text already spoken before the failure still counts as said. A line is bounded
+by ``timeout_s`` to its first token and then by ``line_stall_s`` between tokens (the caller
+is listening to silence meanwhile); a line that fails keeps what was spoken and is ended by
+the node's ``say`` (the responder speaks it).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from contextlib import aclosing
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from slotline.agent.flow.clauses import ClauseSplitter
 from slotline.agent.flow.messages import (
     AskModel,
     ConditionsJudged,
@@ -39,6 +47,7 @@ from slotline.agent.flow.messages import (
     ModelRequest,
     ModelResult,
     Wanted,
+    WriteLine,
 )
 from slotline.providers.base import (
     ChatMessage,
@@ -60,6 +69,12 @@ RECORD_TOOL = "record_answer"
 JUDGE_TOOL = "judge_conditions"
 MAX_HISTORY = 16  # lines of conversation sent as context (a booking call has about a dozen)
 _SENTENCE_END = re.compile(r"[.!?](?=\s)")
+# Between two tokens of a line being spoken: a hosted model streams ~50 tokens a second, so a
+# gap this long is a stalled stream, and the caller is already hearing silence.
+LINE_STALL_S = 1.5
+# The line the emulated model (providers.emulators.openai) echoes; a real model reads it as
+# the author's example of what to say.
+EXAMPLE_LINE = "Example line"
 
 # JSON Schema of a value of each extractor kind, as the model should write it.
 _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -191,6 +206,26 @@ def judge_prompt(request: JudgeConditions) -> str:
     ))
 
 
+def line_prompt(line: WriteLine) -> str:
+    lines = [
+        *_context(line.persona, line.instructions),
+        "Write the agent's next line of this phone call: only the words to say, in one to "
+        "three short sentences, with no lists, markup or stage directions. Do not repeat what "
+        "the agent already said.",
+        f"What the line should do: {line.prompt}",
+    ]
+    known = {k: v for k, v in line.variables.items() if v}
+    if known:
+        facts = "\n".join(f"- {k}: {v}" for k, v in sorted(known.items()))
+        lines.append(f"Known so far:\n{facts}")
+    lines.append(f'{EXAMPLE_LINE}: "{line.fallback}"')
+    return "\n".join(lines)
+
+
+def line_messages(line: WriteLine, history: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+    return (ChatMessage("system", line_prompt(line)), *history)
+
+
 def request_messages(
     request: ModelRequest, history: tuple[ChatMessage, ...]
 ) -> tuple[ChatMessage, ...]:
@@ -263,6 +298,7 @@ class LlmStats:
     judgements: int = 0  # JudgeConditions requests
     failures: int = 0  # requests that failed or timed out
     cancelled: int = 0  # generations cut off by barge-in
+    lines: int = 0  # WriteLine requests (agent lines the model wrote)
     early_started: int = 0  # requests started on a stable interim transcript
     early_used: int = 0  # ... whose final transcript said the same (the answer was used)
 
@@ -273,7 +309,7 @@ class LlmStats:
 
     def add(self, other: LlmStats) -> None:
         """Count ``other``'s requests as this call's (an anticipated request, once used)."""
-        for name in ("extractions", "free_answers", "judgements", "failures"):
+        for name in ("extractions", "free_answers", "judgements", "failures", "lines"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, int]:
@@ -291,9 +327,11 @@ class LlmPerformer:
         timeout_s: float = DEFAULT_LLM_TIMEOUT_S,
         on_error: Callable[[ProviderError], None] | None = None,
         stats: LlmStats | None = None,
+        line_stall_s: float = LINE_STALL_S,
     ) -> None:
         self._model = model
         self._timeout_s = timeout_s
+        self._line_stall_s = line_stall_s
         self._on_error = on_error
         self.stats = stats if stats is not None else LlmStats()
 
@@ -350,6 +388,57 @@ class LlmPerformer:
                  sorted(values) or "nothing", ", answered a question" if sentences.spoken else "")
         return ModelAnswered(request.node_id, values, spoken=sentences.spoken)
 
+    async def write(
+        self,
+        line: WriteLine,
+        history: tuple[ChatMessage, ...],
+        speak: Callable[[str], None],
+        *,
+        call_sid: str = "",
+    ) -> Written:
+        """Have the model write ``line``; each clause goes to ``speak`` as soon as it is
+        complete. Never raises but ``CancelledError`` (barge-in closes the stream): a failure,
+        a timeout or a line with no words is ``Written(finished=False)`` and reported."""
+        self.stats.lines += 1
+        clauses = ClauseSplitter()
+        spoken: list[str] = []
+
+        def say(found: list[str]) -> None:
+            for clause in found:
+                spoken.append(clause)
+                speak(clause)
+
+        loop = asyncio.get_running_loop()
+        stall_s = self._line_stall_s
+        error: ProviderError | None = None
+        try:
+            async with asyncio.timeout(self._timeout_s) as budget:
+                stream = self._model.stream(line_messages(line, history))
+                async with aclosing(stream) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta) and event.text:
+                            say(clauses.feed(event.text))
+                            budget.reschedule(loop.time() + stall_s)
+            say(clauses.flush())
+        except (ProviderError, TimeoutError) as exc:
+            error = exc if isinstance(exc, ProviderError) else ProviderTimeout(
+                PROVIDER, "the line stalled" if spoken or clauses.pending else
+                f"no first token within {self._timeout_s:.1f} s")
+        except Exception:  # a bug in a model adapter must cost one line, not the call
+            log.exception("call_sid=%s line failed at node %s", call_sid, line.node_id)
+            error = ProviderError(PROVIDER, "the model adapter failed")
+        if error is None and spoken:
+            log.info("call_sid=%s node %s: model wrote %d clauses", call_sid, line.node_id,
+                     len(spoken))
+            return Written(" ".join(spoken), finished=True)
+        self.stats.failures += 1
+        error = error or ProviderError(PROVIDER, "the model wrote no words")
+        log.warning("call_sid=%s line at node %s failed after %d clauses: %s", call_sid,
+                    line.node_id, len(spoken), error)
+        if self._on_error is not None:
+            self._on_error(error)
+        return Written(" ".join(spoken), finished=False)
+
     def _failed(
         self,
         request: ModelRequest,
@@ -368,6 +457,15 @@ class LlmPerformer:
             stats.free_answers += 1
         reason = "timeout" if isinstance(error, ProviderTimeout) else "error"
         return nothing(request, reason, spoken)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A line the model wrote: what was spoken, and whether the model finished it (False:
+    the node's ``say`` ends it)."""
+
+    spoken: str
+    finished: bool
 
 
 class _Sentences:

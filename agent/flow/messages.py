@@ -43,6 +43,11 @@ Model protocol (engine <-> ``agent.flow.llm``, only when the engine was built wi
       JudgeConditions(conditions)
           -> ConditionsJudged(holding)       the first condition that holds, in order, wins
 
+    a greeting, message, conversation or end_call node with a `prompt`
+      WriteLine(prompt, fallback)        the model writes the node's line; no result event:
+                                         the responder speaks it clause by clause as it
+                                         streams, and the engine has already gone on
+
 A failed or timed-out model call answers with nothing (``reason`` says why): no match, no free
 answer, every described condition false.
 
@@ -99,6 +104,7 @@ __all__ = [
     "Transfer",
     "Wanted",
     "WebhookFinished",
+    "WriteLine",
 ]
 
 
@@ -245,11 +251,25 @@ class JudgeConditions:
     instructions: str
 
 
+@dataclass(frozen=True, slots=True)
+class WriteLine:
+    """Have the model write the agent's line at a node with a ``prompt`` (emitted only when a
+    model is configured; without one the engine says ``fallback``). Spoken clause by clause as
+    it streams; on failure what was said is kept and ``fallback`` ends the line."""
+
+    node_id: str
+    prompt: str  # rendered: the flow's variables filled in
+    fallback: str  # the node's `say`, rendered
+    persona: str
+    instructions: str  # the flow's
+    variables: Mapping[str, str] = field(default_factory=_no_fields)  # known at this point
+
+
 ModelRequest = AskModel | JudgeConditions
 
 FlowAction = (
     Say | Listen | Hangup | OptOut | Transfer | SendSms | CheckAvailability | RunBooking
-    | RunReschedule | RunCancel | CallWebhook | AskModel | JudgeConditions
+    | RunReschedule | RunCancel | CallWebhook | AskModel | JudgeConditions | WriteLine
 )
 
 # ---- results ---------------------------------------------------------------------------------

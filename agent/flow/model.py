@@ -70,7 +70,33 @@ class _Node(_Model):
     description: str = Field(default="", description="A note for people reading the flow.")
 
 
-class GreetingNode(_Node):
+PROMPT_NEEDS_SAY = (
+    "required with `prompt`: the line said instead when no model is configured "
+    "(llm.provider: rules) or the model fails before it has said anything"
+)
+
+
+class _Prompted(_Node):
+    """A node whose line the model may write (the conversation node of Synthflow): with a
+    model configured, ``prompt`` and the conversation so far give the line, streamed to speech
+    clause by clause; ``say`` is still required, as the line spoken without a model and the
+    one that ends a line the model failed to finish (``agent.flow.llm.LlmPerformer.write``)."""
+
+    prompt: Template = Field(
+        default="",
+        description="What the model should say here, in words (\"greet the caller and offer "
+        "to book a demo\"); the model writes the line from it, the conversation so far and "
+        "the flow's variables. `say` is the line without a model.",
+    )
+
+    @model_validator(mode="after")
+    def _prompt_has_fallback(self) -> _Prompted:
+        if self.prompt.strip() and not getattr(self, "say", "").strip():
+            raise FieldError("say", PROMPT_NEEDS_SAY)
+        return self
+
+
+class GreetingNode(_Prompted):
     """What the agent says first."""
 
     type: Literal["greeting"]
@@ -78,7 +104,7 @@ class GreetingNode(_Node):
     next: NodeId
 
 
-class MessageNode(_Node):
+class MessageNode(_Prompted):
     """Say something, then go on."""
 
     type: Literal["message"]
@@ -94,7 +120,7 @@ class AlsoCollect(_Model):
     choices: tuple[str, ...] = ()
 
 
-class ConversationNode(_Node):
+class ConversationNode(_Prompted):
     """Ask, then collect one variable from the caller's answer."""
 
     type: Literal["conversation"]
@@ -293,7 +319,7 @@ class WebhookNode(_Node):
     failure: NodeId | None = None
 
 
-class EndCallNode(_Node):
+class EndCallNode(_Prompted):
     type: Literal["end_call"]
     say: Template = ""
     reason: str = "completed"

@@ -25,6 +25,11 @@ is spoken. It is shielded like a runner call, and bounded by the same timeout; w
 be recorded (no list, no number, the store fails) that is logged and reported as a provider
 error, and the caller still hears the goodbye and the call ends.
 
+A node with a ``prompt`` asks for its line with ``WriteLine``: the model's clauses are spoken
+as they stream (the first ``Say`` leaves as soon as the first clause is complete). Barge-in
+closes the generation (the next event cancels it if the reply was cut between two clauses); a
+failed or stalled line keeps what was spoken and the node's ``say`` ends it.
+
 ``anticipate(text)`` starts the model request the caller's words would lead to while they are
 still pausing (``agent.flow.anticipate``: a fork of the engine says what it would be; only a
 model request ever starts early). The final transcript's reply uses it when it asks the very
@@ -43,7 +48,14 @@ from typing import Protocol
 from slotline.agent.call.responder import Action, CallEvent, CallStarted
 from slotline.agent.flow.anticipate import Anticipation, model_request_ahead
 from slotline.agent.flow.engine import FlowEngine
-from slotline.agent.flow.llm import DEFAULT_LLM_TIMEOUT_S, History, LlmPerformer, LlmStats, nothing
+from slotline.agent.flow.llm import (
+    DEFAULT_LLM_TIMEOUT_S,
+    History,
+    LlmPerformer,
+    LlmStats,
+    Written,
+    nothing,
+)
 from slotline.agent.flow.messages import (
     AskModel,
     AvailabilityReady,
@@ -70,6 +82,7 @@ from slotline.agent.flow.messages import (
     ServiceResult,
     Transfer,
     WebhookFinished,
+    WriteLine,
 )
 from slotline.agent.logs import mask
 from slotline.providers.base import ChatModel
@@ -152,6 +165,7 @@ class FlowResponder:
         )
         self._history = History()
         self._thinking: tuple[AskModel, asyncio.Task[ModelResult]] | None = None
+        self._writing: asyncio.Task[Written] | None = None  # a line being written (WriteLine)
         self._early: Anticipation | None = None  # a model request started on interim words
         self._turn_asked = True  # whether this caller turn has asked the model yet
         self._opt_out = opt_out
@@ -235,7 +249,8 @@ class FlowResponder:
             self.forget_anticipation()
         if isinstance(event, CallStarted):
             self._phone = event.custom_parameters.get("user_phone", "")
-        self._queue = deque(a for a in self._queue if not isinstance(a, Say))
+        self._queue = deque(a for a in self._queue if not isinstance(a, Say | WriteLine))
+        self._stop_writing()  # a barge-in cut a line off between two clauses
         if self._thinking is not None:  # a barge-in cut the model off
             self._queue.extend(self._engine.handle(await self._cancel_thinking()))
         if self._pending is not None:
@@ -251,6 +266,7 @@ class FlowResponder:
     async def aclose(self) -> None:
         """Wait for a runner call a barge-in left running (a booking is never abandoned)."""
         self.forget_anticipation()
+        self._stop_writing()
         if self._thinking is not None:
             await self._cancel_thinking()
         if self._pending is not None:
@@ -286,6 +302,10 @@ class FlowResponder:
                     yield Hangup("transfer-unavailable")
                 else:
                     await self._control.transfer(action)
+            elif isinstance(action, WriteLine):
+                async with contextlib.aclosing(self._write(action)) as clauses:
+                    async for say in clauses:
+                        yield say
             elif isinstance(action, AskModel) and self._llm is not None:
                 async with contextlib.aclosing(self._think(action)) as sentences:
                     async for say in sentences:
@@ -352,6 +372,40 @@ class FlowResponder:
             self._stats.add(early.stats)
         self._thinking = None
         self._queue.extend(self._engine.handle(result))
+
+    async def _write(self, line: WriteLine) -> AsyncGenerator[Say, None]:
+        """The model's line, a ``Say`` per clause as they stream; the fallback (the node's
+        ``say``) when there is no model, and after a line the model failed to finish."""
+        if self._llm is None:
+            self._history.agent(line.fallback)
+            yield Say(line.fallback)
+            return
+        self._count_model_turn()
+        clauses: asyncio.Queue[str | None] = asyncio.Queue()
+        task = asyncio.create_task(
+            self._llm.write(line, self._history.messages(), clauses.put_nowait,
+                            call_sid=self._engine.call_sid),
+            name=f"llm-line-{line.node_id}",
+        )
+        task.add_done_callback(lambda _: clauses.put_nowait(None))
+        self._writing = task
+        try:
+            while (clause := await clauses.get()) is not None:
+                self._history.agent(clause)
+                yield Say(clause)
+            written = task.result()
+        finally:  # closes the HTTP stream now, not when the reply is collected
+            if self._writing is task:  # (a reply closed late must not stop a newer line)
+                self._writing = None
+            _stop(task, self._stats)
+        if not written.finished:
+            self._history.agent(line.fallback)
+            yield Say(line.fallback)
+
+    def _stop_writing(self) -> None:
+        task, self._writing = self._writing, None
+        if task is not None:
+            _stop(task, self._stats)
 
     async def _cancel_thinking(self) -> ModelResult:
         assert self._thinking is not None
@@ -453,6 +507,13 @@ class FlowResponder:
         if isinstance(request, RunCancel):
             return await self._booking.cancel(request)
         return await self._webhooks.call(request)
+
+
+def _stop(task: asyncio.Task[Written], stats: LlmStats) -> None:
+    """Cancel a line still being written (once: it is counted once)."""
+    if not task.done() and not task.cancelling():
+        stats.cancelled += 1
+        task.cancel()
 
 
 def _silent(text: str) -> None:

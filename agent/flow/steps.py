@@ -24,6 +24,7 @@ from slotline.agent.flow.messages import (
     SendSms,
     Transfer,
     WebhookFinished,
+    WriteLine,
 )
 from slotline.agent.flow.model import (
     BranchNode,
@@ -57,8 +58,26 @@ def said(ctx: Ctx, text: str) -> tuple[Say, ...]:
     return (Say(render(text, ctx.variables)),) if text else ()
 
 
+Prompted = GreetingNode | MessageNode | ConversationNode | EndCallNode
+
+
+def line(ctx: Ctx, node: Prompted) -> tuple[Say | WriteLine, ...]:
+    """The node's line: written by the model from its ``prompt`` when a model is configured,
+    else its ``say`` (the fallback the validator requires beside every prompt)."""
+    if not node.prompt.strip() or ctx.llm is None:
+        return said(ctx, node.say)
+    return (WriteLine(
+        node_id=ctx.node_id,
+        prompt=render(node.prompt, ctx.variables),
+        fallback=render(node.say, ctx.variables),
+        persona=ctx.llm.persona,
+        instructions=ctx.llm.instructions,
+        variables=dict(ctx.variables),
+    ),)
+
+
 def enter_message(ctx: Ctx, node: GreetingNode | MessageNode) -> Step:
-    return Step(said(ctx, node.say), edge="next")
+    return Step(line(ctx, node), edge="next")
 
 
 def enter_jump(ctx: Ctx, node: JumpNode) -> Step:
@@ -66,7 +85,7 @@ def enter_jump(ctx: Ctx, node: JumpNode) -> Step:
 
 
 def enter_end_call(ctx: Ctx, node: EndCallNode) -> Step:
-    return Step((*said(ctx, node.say), Hangup(node.reason)), phase=Phase.ENDED)
+    return Step((*line(ctx, node), Hangup(node.reason)), phase=Phase.ENDED)
 
 
 def opt_out(ctx: Ctx) -> Step:
@@ -103,7 +122,7 @@ def listen_for(ctx: Ctx, node: ConversationNode) -> Listen:
 
 def enter_conversation(ctx: Ctx, node: ConversationNode) -> Step:
     listen = listen_for(ctx, node)
-    return Step((*said(ctx, node.say), listen), phase=Phase.ANSWER)
+    return Step((*line(ctx, node), listen), phase=Phase.ANSWER)
 
 
 def answer(ctx: Ctx, node: ConversationNode, event: CallerSaid) -> Step:

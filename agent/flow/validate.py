@@ -31,6 +31,7 @@ from slotline.agent.flow.dataflow import reachable as reachable_nodes
 from slotline.agent.flow.model import (
     NODE_ID_PATTERN,
     NODE_MODELS,
+    PROMPT_NEEDS_SAY,
     BookingNode,
     BranchNode,
     CancelNode,
@@ -47,7 +48,7 @@ from slotline.agent.flow.templates import TemplateError, template_variables
 from slotline.providers.errors import ConfigError
 from slotline.providers.llm.rules.extraction import parse_choices
 
-_TEMPLATE_FIELDS = ("say", "reprompt", "template", "to")
+_TEMPLATE_FIELDS = ("say", "prompt", "reprompt", "template", "to")
 _NODE: TypeAdapter[Node] = TypeAdapter(Node)
 
 
@@ -112,17 +113,29 @@ RULES_ONLY_WARNING = (
 )
 
 
+PROMPT_WARNING = (
+    "written by the model: with llm.provider: rules the node's `say` line is spoken instead"
+)
+
+
 def llm_warnings(flow: Flow, source: str = "") -> list[FlowProblem]:
     """Not problems but warnings: what behaves differently without a model. A described branch
-    condition (``when``) is valid in every flow (flows stay portable between providers), but
-    with ``llm.provider: rules`` it never holds; ``slotline flow validate`` prints these."""
-    return [
+    condition (``when``) and a ``prompt`` are valid in every flow (flows stay portable between
+    providers), but with ``llm.provider: rules`` the condition never holds and the prompt's
+    ``say`` line is spoken; ``slotline flow validate`` prints these."""
+    found = [
         FlowProblem(node_id, f"conditions.{index}.when", RULES_ONLY_WARNING, source)
         for node_id, node in flow.nodes.items()
         if isinstance(node, BranchNode)
         for index, condition in enumerate(node.conditions)
         if condition.when is not None
     ]
+    found += [
+        FlowProblem(node_id, "prompt", PROMPT_WARNING, source)
+        for node_id, node in flow.nodes.items()
+        if getattr(node, "prompt", "").strip()
+    ]
+    return found
 
 
 def validate(
@@ -211,10 +224,14 @@ class _Checker:
             self.add(node_id, "type", f"unknown node type {kind!r}; expected one of "
                      f"{', '.join(NODE_MODELS)}")
             return None
+        prompted = bool(raw.get("prompt")) and not raw.get("say")
+        if prompted:  # one clear message, not pydantic's bare "required"
+            self.add(node_id, "say", PROMPT_NEEDS_SAY)
         try:
             node = _NODE.validate_python(raw)
         except ValidationError as exc:
-            self._pydantic(node_id, exc, strip=1)  # the first location is the node type
+            # the first location is the node type; "say" is reported above for a prompt node
+            self._pydantic(node_id, exc, strip=1, skip="say" if prompted else "")
             return None
         for field, text in _templates(node):
             try:
@@ -292,7 +309,9 @@ class _Checker:
         return (f"variable {variable!r} is not collected on every path to here, e.g. {path}; "
                 "collect it on that path or give it a default in `variables`")
 
-    def _pydantic(self, node_id: str, exc: ValidationError, strip: int = 0) -> None:
+    def _pydantic(
+        self, node_id: str, exc: ValidationError, strip: int = 0, skip: str = ""
+    ) -> None:
         for error in exc.errors(include_url=False):
             loc = [str(part) for part in error["loc"][strip:]]
             cause = (error.get("ctx") or {}).get("error")
@@ -301,6 +320,8 @@ class _Checker:
                 message = str(cause)
             else:
                 message = _message(error, loc[-1] if loc else "value")
+            if skip and loc == [skip]:
+                continue
             self.add(node_id, ".".join(loc), message)
 
 

@@ -4,9 +4,12 @@
 against ``CreateChatCompletionRequest`` from the official OpenAPI document (400 in the API's
 error shape when it does not conform) and answers with a deterministic "model": a test's
 ``script`` (request → ``Reply``), or by default a tool call when an offered tool has a parameter
-the last user message fills (an email, a phone number, a name), else a short sentence streamed
-word by word as ``CreateChatCompletionStreamResponse`` chunks (only ``stream: true`` is served,
-as that is all Slotline sends). ``GET /v1/models`` lists models.
+the last user message fills (an email, a phone number, a name); a request offering no tool
+whose system message holds a line ``Example line: "…"`` (Slotline's request for an agent line,
+``agent.flow.llm.line_prompt``) gets that example back, as a model following it would; else a
+short sentence. Text is streamed word by word as ``CreateChatCompletionStreamResponse`` chunks
+(only ``stream: true`` is served, as that is all Slotline sends). ``GET /v1/models`` lists
+models.
 
 Latency knobs (``Latency``; the "cloud" profile waits 300 ms for the first token) and fault
 injection (HTTP errors on the next requests; a stall, a malformed chunk, an in-band error or a
@@ -119,7 +122,16 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_EXAMPLE_LINE = re.compile(r'^Example line: "(.+)"$', re.MULTILINE)
+
+
 def default_script(request: Mapping[str, Any]) -> Reply:
+    if not request.get("tools"):
+        for message in request.get("messages", []):
+            example = _EXAMPLE_LINE.search(str(message.get("content") or "")) \
+                if message.get("role") == "system" else None
+            if example is not None:
+                return Reply(text=example.group(1))
     said = _last_user_text(request.get("messages", []))
     for tool in request.get("tools") or []:
         function = tool.get("function") or {}
