@@ -45,6 +45,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Protocol
 
+from slotline.agent.call.prompt_cache import flow_prompts
 from slotline.agent.call.responder import Action, CallEvent, CallStarted
 from slotline.agent.flow.anticipate import Anticipation, model_request_ahead
 from slotline.agent.flow.engine import FlowEngine
@@ -198,6 +199,19 @@ class FlowResponder:
     def llm_stats(self) -> LlmStats:
         """This call's use of the model (turns that skipped it, failures, …)."""
         return self._stats
+
+    def static_prompts(self) -> tuple[str, ...]:
+        """The flow's fixed sentences, for the prompt cache. With a model, the ``say`` of a
+        node with a ``prompt`` is only its fallback: it is left out, so that a model's words
+        that happen to match it are synthesised like any other (as a real model's, new on
+        every call, would be) and the cache holds what is actually said."""
+        flow = self._engine.flow
+        if self._llm is not None:
+            nodes = {node_id: node.model_copy(update={"say": ""})
+                     if getattr(node, "prompt", "").strip() else node
+                     for node_id, node in flow.nodes.items()}
+            flow = flow.model_copy(update={"nodes": nodes})
+        return flow_prompts(flow)
 
     @property
     def can_anticipate(self) -> bool:

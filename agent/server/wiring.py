@@ -20,7 +20,6 @@ from slotline.agent.booking.vendor_fields import check_flows
 from slotline.agent.call.calllog import CallLog
 from slotline.agent.call.errors import ErrorReporter
 from slotline.agent.call.persist import fail_abandoned_calls
-from slotline.agent.call.prompt_cache import flow_prompts
 from slotline.agent.call.responder import Action, CallEvent, Responder
 from slotline.agent.call.session import SessionDeps
 from slotline.agent.call.summary import Summarizer
@@ -255,7 +254,7 @@ class _FlowCall:
 
     def static_prompts(self) -> tuple[str, ...]:
         """The flow's fixed sentences, synthesised ahead of time into the prompt cache."""
-        return flow_prompts(self._responder.engine.flow)
+        return self._responder.static_prompts()
 
     def model_use(self) -> Mapping[str, int]:
         """``ReportsModelUse``: the flow's model counts, none when no model is configured

@@ -236,3 +236,11 @@ async def test_offline_the_responder_speaks_the_fallback() -> None:
     assert texts(await run(r, CallStarted("CA1"))) == ["Hi, this is Ava at the clinic.",
                                                        "May I have your name?"]
     assert texts(await run(r, CallerSaid("my name is jane doe"))) == ["Goodbye, Jane Doe."]
+
+
+async def test_with_a_model_the_fallback_lines_are_not_cached_ahead(
+    model: OpenAIChatModel,
+) -> None:
+    assert "May I have your name?" in responder().static_prompts()  # offline: it is the line
+    cached = responder(model).static_prompts()
+    assert "May I have your name?" not in cached and "Sorry, I didn't catch that." in cached
