@@ -53,7 +53,7 @@ _FIRST = ("john", "anna", "mark", "kate", "paul", "lisa", "david", "maria", "pet
 _LAST = ("smith", "brown", "garcia", "miller", "wilson", "taylor", "clark", "lewis")
 _DOMAINS = ("gmail", "example", "yahoo", "outlook")
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
-HOURS = ("one", "two", "three", "four")  # p m: inside the demo's office hours
+HOURS = ("two", "three", "four")  # p m: inside the demo's office hours ("one" is often misheard)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ PROMPT_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("date", ("what day", "which day")),
     ("time", ("what time",)),
     ("yes_no", ("shall i",)),
+    ("choice", ("which works best", "which one would you like")),  # offers: no free slot
 )
 
 
@@ -58,6 +59,7 @@ class Heard:
     asked: str  # the kind of the agent's line before it
     ended_by: str | None = None
     patience: str | None = None
+    question: str = ""  # the agent's line before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ class AnswerOutcome:
     clip: str
     kind: str  # what the clip answers
     asked: str  # the question it was heard with ("?" when the server logged nothing)
+    question: str  # that question's words
     patience: str | None
     pauses_ms: tuple[int, ...]
     cut_off: bool
@@ -117,6 +120,7 @@ def score_answer(sent: Sent, window_end_s: float, media_s: Iterable[float],
         cut_pause = begun[-1] if begun else None
     return AnswerOutcome(
         clip=sent.clip.id, kind=sent.clip.kind, asked=mine[0].asked if mine else "?",
+        question=mine[0].question if mine else "",
         patience=mine[0].patience if mine else None,
         pauses_ms=tuple(b - a for a, b in labels.pauses_ms), cut_off=first is not None,
         evidence="" if first is None else first[1], cut_in_pause_ms=cut_pause,

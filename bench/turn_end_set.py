@@ -201,14 +201,14 @@ class CallOutcome:
 
 
 def _heard(log: dict[str, Any], wall_minus_mono_s: float) -> list[Heard]:
-    heard, asked = [], "?"
+    heard, question = [], ""
     for turn in log.get("turns", []):
         if turn["role"] == "agent":
-            asked = asked_kind(turn["text"])
+            question = turn["text"]
             continue
         at_s = datetime.fromisoformat(turn["started_at"]).timestamp() - wall_minus_mono_s
-        heard.append(Heard(at_s, turn["text"], asked, turn.get("ended_by"),
-                           turn.get("patience")))
+        heard.append(Heard(at_s, turn["text"], asked_kind(question), turn.get("ended_by"),
+                           turn.get("patience"), question))
     return heard
 
 

@@ -131,6 +131,7 @@ def test_every_prompt_of_the_booking_flow_maps_to_its_extractor_kind() -> None:
                 asked += 1
     assert asked >= 8
     assert asked_kind("I can book Monday, December 7th at 2:00 PM. Shall I go ahead?") == "yes_no"
+    assert asked_kind("I have 9 AM or 10 AM on Monday. Which works best for you?") == "choice"
     assert asked_kind("Let me check the calendar.") == "?"
 
 
