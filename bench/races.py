@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from slotline.agent.sim.caller import CallerReport, Say, run_caller
+from slotline.agent.sim.caller import CallerReport, Speak, run_caller
 from slotline.agent.sim.demo import caller_wav, fetch_stream
 from slotline.agent.store import BookingRecord, Store, StoredCall, open_store
 from slotline.agent.store.scratch import scratch_postgres
@@ -234,7 +234,7 @@ def live_sockets(pids: Sequence[int], port: int) -> dict[int, int]:
 
 
 async def place_call(index: int, server: ServerProcess, http: aiohttp.ClientSession,
-                     script: Sequence[Say], gate: asyncio.Semaphore,
+                     script: Sequence[Speak], gate: asyncio.Semaphore,
                      live: Counter[str]) -> CallOutcome:
     """One caller: the voice webhook like Twilio, then the media stream with ``script``."""
     sid = "CA" + secrets.token_hex(16)

@@ -42,7 +42,7 @@ from slotline.agent.config import load_secrets, load_settings
 from slotline.agent.flow.model import BookingNode, ConversationNode, Flow, RescheduleNode
 from slotline.agent.flow.validate import load_flow
 from slotline.agent.server.wiring import build_deps
-from slotline.agent.sim.caller import CallerReport, Say, run_caller
+from slotline.agent.sim.caller import CallerReport, Speak, run_caller
 from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, start_server
 from slotline.audio.mulaw import encode_array
 from slotline.providers.emulators.deepgram import DeepgramEmulator
@@ -186,7 +186,7 @@ async def main(calls: int, stack_kind: str, profiles: bool, cache: bool) -> None
         interrupt = caller_wav("interrupt").audio
         for audio in (interrupt, _noise(400)):
             for _ in range(calls):
-                script = [Say(audio, interrupt_after_ms=1500)]
+                script = [Speak(audio, interrupt_after_ms=1500)]
                 report = await run_caller(media_url, script, reply_timeout_s=8)
                 numbers.bargein_ms += [t.bargein_ms for t in report.turns if t.bargein_ms]
                 record = deps.call_log.get(report.call_sid)

@@ -7,6 +7,11 @@ Built in (recordings in ``agent/assets/caller``):
   About 45 s against Slotline's demo flow.
 * ``short``: two barge-ins and one answered turn — the greeting interrupted after 1 s, then
   "my name is john smith" over the agent's reply after 0.5 s. A few seconds; for smoke runs.
+* ``llm``: the caller of ``booking``, and a started Slotline runs ``agent/bench/llm_flow.yaml``
+  instead of its own flow: every agent line is written by the model (``prompt:`` nodes) and
+  streamed to speech clause by clause, so every turn waits on the model (with ``booking`` the
+  rules answer every turn and the model is skipped). With ``--profile cloud`` the emulated
+  model's first token comes after 300 ms, then one word every 20 ms.
 
 Or a YAML file: a list of steps, each ``{say: STEM_OR_WAV, pause_ms:, interrupt_after_ms:}`` or
 ``{dtmf: DIGIT, pause_ms:}``; a ``say`` names a recording stem (``yes``) or a WAV path.
@@ -20,25 +25,33 @@ from pathlib import Path
 
 import yaml
 
-from slotline.agent.sim.caller import PressDigit, Say, Step
+from slotline.agent.sim.caller import PressDigit, Speak, Step
 from slotline.providers.errors import ConfigError
 
 _ASSETS = "slotline.agent.assets.caller"
+
+
+LLM_FLOW = Path(__file__).with_name("llm_flow.yaml")
 
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
     name: str
     steps: tuple[Step, ...]
+    flow: Path | None = None  # the flow a started Slotline runs (None: its configured one)
+
+    def server_env(self) -> dict[str, str]:
+        """Settings a started Slotline needs for this conversation."""
+        return {} if self.flow is None else {"SLOTLINE_FLOW": str(self.flow)}
 
 
-def recording(stem: str, *, pause_ms: int = 300, interrupt_after_ms: int | None = None) -> Say:
+def recording(stem: str, *, pause_ms: int = 300, interrupt_after_ms: int | None = None) -> Speak:
     """One of the bundled caller recordings."""
     path = resources.files(_ASSETS).joinpath(f"{stem}.wav")
     if not path.is_file():
         raise ConfigError("conversation", stem, "no such recording in agent/assets/caller")
     with resources.as_file(path) as file:
-        return Say.from_wav(file, pause_ms=pause_ms, interrupt_after_ms=interrupt_after_ms)
+        return Speak.from_wav(file, pause_ms=pause_ms, interrupt_after_ms=interrupt_after_ms)
 
 
 def booking() -> Conversation:
@@ -58,7 +71,11 @@ def short() -> Conversation:
     return Conversation("short", steps)
 
 
-BUILTIN = {"booking": booking, "short": short}
+def llm() -> Conversation:
+    return Conversation("llm", booking().steps, flow=LLM_FLOW)
+
+
+BUILTIN = {"booking": booking, "short": short, "llm": llm}
 
 
 def load_conversation(spec: str) -> Conversation:
@@ -109,5 +126,5 @@ def _step(item: object, source: str, index: int) -> Step:
         wav = Path(source).parent / said
         if not wav.is_file():
             raise ConfigError(where, "say", f"no WAV file {said!r}")
-        return Say.from_wav(wav, pause_ms=pause, interrupt_after_ms=interrupt)
+        return Speak.from_wav(wav, pause_ms=pause, interrupt_after_ms=interrupt)
     return recording(said, pause_ms=pause, interrupt_after_ms=interrupt)

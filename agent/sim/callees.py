@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from slotline.agent.sim.caller import CallerReport, Say, Step, run_caller
+from slotline.agent.sim.caller import CallerReport, Speak, Step, run_caller
 from slotline.agent.sim.demo import caller_wav
 from slotline.audio.framing import SAMPLE_RATE_HZ
 from slotline.audio.mulaw import encode_array
@@ -104,7 +104,7 @@ class _Callee:
         if self.persona == "machine":
             # first stream: greeting + beep, said whatever the agent does; after the redirect
             # the machine records in silence until the agent hangs up
-            script = ([Say(self.machine_audio[0], pause_ms=0, wait_for_agent=False)]
+            script = ([Speak(self.machine_audio[0], pause_ms=0, wait_for_agent=False)]
                       if stream.index == 0 else [])
         else:
             script = self.owner.script(self.persona, self.variant)

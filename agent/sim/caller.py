@@ -59,7 +59,7 @@ DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
 @dataclass(frozen=True, slots=True)
-class Say:
+class Speak:
     """Speak ``audio`` (8 kHz mu-law). Defaults: after the agent's reply and a 300 ms pause."""
 
     audio: bytes
@@ -69,7 +69,7 @@ class Say:
 
     def __post_init__(self) -> None:
         if not self.audio:
-            raise ValueError("Say needs some audio")
+            raise ValueError("Speak needs some audio")
 
     @classmethod
     def from_wav(
@@ -79,13 +79,13 @@ class Say:
         pause_ms: int = 300,
         interrupt_after_ms: int | None = None,
         wait_for_agent: bool = True,
-    ) -> Say:
+    ) -> Speak:
         return cls(load_wav_ulaw(path), pause_ms, interrupt_after_ms, wait_for_agent)
 
 
 @dataclass(frozen=True, slots=True)
 class PressDigit:
-    """Send one DTMF digit, timed like ``Say``."""
+    """Send one DTMF digit, timed like ``Speak``."""
 
     digit: str
     pause_ms: int = 300
@@ -97,7 +97,7 @@ class PressDigit:
             raise ValueError(f"not a DTMF digit: {self.digit!r}")
 
 
-Step = Say | PressDigit
+Step = Speak | PressDigit
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +229,7 @@ class _Call:
         self.stream_sid, self.account_sid = _sid("MZ"), account_sid
         self.call_sid = call_sid or _sid("CA")
         self._script = tuple(script)
-        self._speeches = [_Speech.of(s.audio) if isinstance(s, Say) else None for s in script]
+        self._speeches = [_Speech.of(s.audio) if isinstance(s, Speak) else None for s in script]
         self._custom_parameters = dict(custom_parameters)
         self._quiet_s = agent_quiet_ms / 1000
         self._reply_timeout_s = reply_timeout_s
@@ -376,7 +376,7 @@ class _Call:
         return True
 
     def _begin(self, step: Step, now: float) -> list[str]:
-        kind: Literal["say", "dtmf"] = "say" if isinstance(step, Say) else "dtmf"
+        kind: Literal["say", "dtmf"] = "say" if isinstance(step, Speak) else "dtmf"
         turn = _CallerTurnLog(self._next_step, kind, barge_in=self._playout.busy)
         self._turns.append(turn)
         self._bargein = None

@@ -27,7 +27,7 @@ from slotline.agent.call.session import SessionDeps
 from slotline.agent.config import Secrets, Settings, StoreSettings
 from slotline.agent.server.app import build_app
 from slotline.agent.server.wiring import build_deps
-from slotline.agent.sim.caller import CallerReport, Say, run_caller
+from slotline.agent.sim.caller import CallerReport, Speak, run_caller
 from slotline.agent.store import BookingRecord
 
 
@@ -46,10 +46,10 @@ DEMO_SCRIPT = (
 )
 
 
-def caller_wav(stem: str) -> Say:
+def caller_wav(stem: str) -> Speak:
     path = resources.files("slotline.agent.assets.caller").joinpath(f"{stem}.wav")
     with resources.as_file(path) as file:
-        return Say.from_wav(file)
+        return Speak.from_wav(file)
 
 
 async def fetch_stream(

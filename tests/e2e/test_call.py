@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from slotline.agent.sim.caller import PressDigit, Say, run_caller
+from slotline.agent.sim.caller import PressDigit, Speak, Step, run_caller
 from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from tests.e2e.conftest import Server, call_tasks, running_server
 from tests.e2e.providers import booking_env
@@ -64,7 +64,7 @@ async def test_barge_in_clears_audio_cancels_reply_and_records_what_was_heard(
 ) -> None:
     script = [
         # interrupt the greeting once its first sentence has played
-        Say(caller_wav("interrupt").audio, interrupt_after_ms=2500),
+        Speak(caller_wav("interrupt").audio, interrupt_after_ms=2500),
         caller_wav("name_john"),
     ]
     report = await run_caller(server.media_url, script)
@@ -89,8 +89,8 @@ async def test_barge_in_clears_audio_cancels_reply_and_records_what_was_heard(
 
 async def test_dtmf_reaches_the_flow(server: Server) -> None:
     # the time question answered on the keypad: "3" is read like a spoken three (3 pm)
-    script = [caller_wav("name_john"), caller_wav("no"), caller_wav("day_tuesday"),
-              PressDigit("3"), caller_wav("yes")]
+    script: list[Step] = [caller_wav("name_john"), caller_wav("no"), caller_wav("day_tuesday"),
+                          PressDigit("3"), caller_wav("yes")]
     report = await run_caller(server.media_url, script)
     record = server.deps.call_log.get(report.call_sid)
     assert record is not None and record.dtmf == ["3"]
@@ -104,7 +104,7 @@ async def test_backchannel_does_not_interrupt_or_leak_into_the_next_turn() -> No
     runner, server = await running_server(env={"SLOTLINE_TURN__BARGEIN_MIN_SPEECH_MS": "1000"})
     try:
         script = [
-            Say(caller_wav("backchannel").audio, interrupt_after_ms=1000),
+            Speak(caller_wav("backchannel").audio, interrupt_after_ms=1000),
             *(caller_wav(u.stem) for u in DEMO_SCRIPT),
         ]
         report = await run_caller(server.media_url, script)
@@ -123,7 +123,7 @@ async def test_talking_over_the_goodbye_does_not_stop_the_hang_up(server: Server
         *(caller_wav(u.stem) for u in DEMO_SCRIPT),
         # "wait sorry hold on" over the goodbye: it may cut the goodbye short (barge-in), but
         # the flow has ended and its hang-up still runs: the server closes the call
-        Say(caller_wav("interrupt").audio, interrupt_after_ms=800),
+        Speak(caller_wav("interrupt").audio, interrupt_after_ms=800),
     ]
     report = await run_caller(server.media_url, script, reply_timeout_s=8)
     record = server.deps.call_log.get(report.call_sid)

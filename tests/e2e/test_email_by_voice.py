@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from slotline.agent.sim.caller import Say
+from slotline.agent.sim.caller import Speak
 from slotline.agent.sim.demo import caller_wav
 from slotline.agent.store import BookingRecord
 from slotline.providers.emulators.calcom import CalcomEmulator
@@ -84,7 +84,7 @@ async def calcom(radicale: RadicaleServer, tmp_path: Path) -> AsyncIterator[Vend
 
 
 async def call(
-    env: Mapping[str, str], secrets: Mapping[str, str], script: list[Say],
+    env: Mapping[str, str], secrets: Mapping[str, str], script: list[Speak],
     parameters: Mapping[str, str],
 ) -> tuple[Any, list[BookingRecord]]:
     """One call on a fresh server; (its call log, the store's bookings)."""

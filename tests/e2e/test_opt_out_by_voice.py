@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from slotline.agent.flow.state import OPT_OUT_GOODBYE
-from slotline.agent.sim.caller import Say, run_caller
+from slotline.agent.sim.caller import Speak, run_caller
 from slotline.agent.sim.demo import caller_wav
 from tests.e2e.conftest import Server, call_tasks, running_server
 from tests.e2e.voices import FLITE, Voice, spoken
@@ -38,7 +38,7 @@ async def examples() -> AsyncIterator[Server]:
         await runner.cleanup()
 
 
-async def opted_out(server: Server, script: list[Say], parameters: Mapping[str, str]) -> Any:
+async def opted_out(server: Server, script: list[Speak], parameters: Mapping[str, str]) -> Any:
     """Play ``script``; check the call ended with the do-not-call goodbye; the call log."""
     report = await run_caller(server.media_url, script, custom_parameters=dict(parameters))
     async with aiohttp.ClientSession() as http:

@@ -13,7 +13,7 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
-from slotline.agent.sim.caller import CallerReport, Say, run_caller, voiced_span
+from slotline.agent.sim.caller import CallerReport, Speak, run_caller, voiced_span
 from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
 from slotline.agent.sim.playout import AgentTurn
 from slotline.audio.mulaw import decode_array
@@ -66,8 +66,8 @@ async def test_the_recording_holds_what_each_side_said_and_heard_where_they_did(
     folder = tmp_path / "recordings"
     env = {"SLOTLINE_RECORDING__ENABLED": "true", "SLOTLINE_RECORDING__FOLDER": str(folder)}
     runner, server = await running_server(env, {"SLOTLINE_API_TOKEN": TOKEN})
-    script: list[Say] = [
-        Say(caller_wav("interrupt").audio, interrupt_after_ms=2500),  # over the greeting
+    script: list[Speak] = [
+        Speak(caller_wav("interrupt").audio, interrupt_after_ms=2500),  # over the greeting
         *(caller_wav(u.stem) for u in DEMO_SCRIPT),
     ]
     auth = {"Authorization": f"Bearer {TOKEN}"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from slotline.agent.sim.caller import CallerReport, Say, load_wav_ulaw, run_caller
+from slotline.agent.sim.caller import CallerReport, Speak, load_wav_ulaw, run_caller
 from slotline.agent.store import BookingRecord
 from tests.e2e.conftest import Server, call_tasks
 from tests.until import until
@@ -36,7 +36,7 @@ class Voice:
         return args
 
 
-async def spoken(folder: Path, voice: Voice, lines: Sequence[str]) -> list[Say]:
+async def spoken(folder: Path, voice: Voice, lines: Sequence[str]) -> list[Speak]:
     """``lines`` in ``voice``, as 8 kHz mu-law (what a phone line carries)."""
     assert FLITE is not None, "flite is needed (make test installs it: apt-get install flite)"
     said = []
@@ -46,12 +46,12 @@ async def spoken(folder: Path, voice: Voice, lines: Sequence[str]) -> list[Say]:
             FLITE, *voice.flite_args(), "-t", words, "-o", str(wav)
         )
         assert await flite.wait() == 0
-        said.append(Say(load_wav_ulaw(wav)))
+        said.append(Speak(load_wav_ulaw(wav)))
     return said
 
 
 async def logged_call(
-    server: Server, script: list[Say], parameters: Mapping[str, str] | None = None
+    server: Server, script: list[Speak], parameters: Mapping[str, str] | None = None
 ) -> tuple[CallerReport, Any]:
     """Play ``script`` to ``server``; the caller's report and the call log's JSON, once the
     call is in the store (its end, and what the end does, is done). The call must have ended
@@ -76,7 +76,7 @@ async def logged_call(
 
 
 async def booked_call(
-    server: Server, script: list[Say], parameters: Mapping[str, str] | None = None
+    server: Server, script: list[Speak], parameters: Mapping[str, str] | None = None
 ) -> tuple[dict[str, Any], list[str], BookingRecord]:
     """One call that books once: its log, what the agent said, and the booking it made."""
     report, log = await logged_call(server, script, parameters)

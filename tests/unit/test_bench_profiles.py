@@ -9,7 +9,7 @@ import yaml
 
 from slotline.agent.bench.conversation import load_conversation
 from slotline.agent.bench.profiles import BUILTIN, Profile, load_profile
-from slotline.agent.sim.caller import PressDigit, Say
+from slotline.agent.sim.caller import PressDigit, Speak
 from slotline.providers.emulators import elevenlabs, openai
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.errors import ConfigError
@@ -66,7 +66,7 @@ def test_conversations_built_in_and_from_yaml(tmp_path: Path) -> None:
     booking = load_conversation("booking")
     assert len(booking.steps) == 6
     first = booking.steps[0]
-    assert isinstance(first, Say) and first.interrupt_after_ms == 2500
+    assert isinstance(first, Speak) and first.interrupt_after_ms == 2500
     short = load_conversation("short")
     assert [getattr(s, "interrupt_after_ms", None) for s in short.steps] == [1000, 500]
 
@@ -75,7 +75,7 @@ def test_conversations_built_in_and_from_yaml(tmp_path: Path) -> None:
                                     {"dtmf": "5"}, {"say": "no", "interrupt_after_ms": 400}]))
     mine = load_conversation(str(path))
     assert mine.name == "mine" and len(mine.steps) == 3
-    assert isinstance(mine.steps[0], Say) and mine.steps[0].pause_ms == 100
+    assert isinstance(mine.steps[0], Speak) and mine.steps[0].pause_ms == 100
     assert mine.steps[1] == PressDigit("5")
     for bad, key in (([{"say": "nonexistent"}], "nonexistent"), ([{"dtmf": "55"}], "dtmf"),
                      ([{"say": "yes", "loud": True}], "loud"), ({"say": "yes"}, "(top)")):

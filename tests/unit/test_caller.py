@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 
 from slotline.agent.sim.caller import (
     PressDigit,
-    Say,
+    Speak,
     last_voiced_frame,
     load_wav_ulaw,
     run_caller,
@@ -166,7 +166,7 @@ async def test_conversation_pacing_marks_latency_and_dtmf() -> None:
     async with serve(agent) as url:
         report = await run_caller(
             url,
-            [Say(UTTERANCE, pause_ms=50), PressDigit("5", pause_ms=50)],
+            [Speak(UTTERANCE, pause_ms=50), PressDigit("5", pause_ms=50)],
             custom_parameters={"flow": "demo_booking"},
             headers={"X-Test": "1"},
             agent_quiet_ms=100,
@@ -181,13 +181,13 @@ async def test_conversation_pacing_marks_latency_and_dtmf() -> None:
 
     # every message numbered in order; media chunks and timestamps follow the 20 ms grid
     assert agent.sequence_numbers == list(range(1, len(agent.sequence_numbers) + 1))
-    chunks = [m.chunk for m, _ in agent.call.frames]
+    chunks = [m.chunk for m, _ in agent.frames]
     assert chunks == list(range(1, len(chunks) + 1))
-    assert [m.timestamp_ms for m, _ in agent.call.frames] == [20 * (c - 1) for c in chunks]
+    assert [m.timestamp_ms for m, _ in agent.frames] == [20 * (c - 1) for c in chunks]
     # real time: as many frames as 20 ms slots elapsed between the first and the last
-    elapsed_ms = (agent.call.frames[-1][1] - agent.call.frames[0][1]) * 1000
-    assert abs(len(agent.call.frames) - (elapsed_ms / 20 + 1)) <= 3
-    assert report.send_lateness.frames == len(agent.call.frames)
+    elapsed_ms = (agent.frames[-1][1] - agent.frames[0][1]) * 1000
+    assert abs(len(agent.frames) - (elapsed_ms / 20 + 1)) <= 3
+    assert report.send_lateness.frames == len(agent.frames)
     assert 0 <= report.send_lateness.p50_ms <= report.send_lateness.p99_ms
     assert report.send_lateness.p99_ms <= report.send_lateness.max_ms
 
@@ -198,7 +198,7 @@ async def test_conversation_pacing_marks_latency_and_dtmf() -> None:
     assert greeting.marks_heard == ("greeting",) and greeting.heard_ms == 200
 
     # the utterance: exactly its 10 tone frames were voiced, the digit arrived once
-    voiced = [m for m, _ in agent.call.frames if m.payload != SILENCE]
+    voiced = [m for m, _ in agent.frames if m.payload != SILENCE]
     assert len(voiced) == 10
     assert [d for d, _ in agent.digits] == ["5"]
 
@@ -244,7 +244,7 @@ async def test_barge_in_starts_speaking_over_the_agent_after_the_given_audio() -
     agent = FakeAgent(greeting=[("audio", 2000), ("mark", "long")], bargein_frames=3)
     async with serve(agent) as url:
         report = await run_caller(
-            url, [Say(UTTERANCE, interrupt_after_ms=300)], agent_quiet_ms=100, timeout_s=10
+            url, [Speak(UTTERANCE, interrupt_after_ms=300)], agent_quiet_ms=100, timeout_s=10
         )
     assert report.errors == () and report.closed_by == "caller"
     spoke_after_s = agent.first_voiced[0] - agent.marks_sent["long"]
@@ -267,7 +267,7 @@ async def test_server_hanging_up_mid_call_ends_the_caller_cleanly() -> None:
     agent = FakeAgent(greeting=[("audio", 100)], close_after_frames=15)
     async with serve(agent) as url:
         report = await run_caller(
-            url, [Say(UTTERANCE, pause_ms=0), Say(UTTERANCE)], agent_quiet_ms=50, timeout_s=10
+            url, [Speak(UTTERANCE, pause_ms=0), Speak(UTTERANCE)], agent_quiet_ms=50, timeout_s=10
         )
     assert report.closed_by == "server"
     assert agent.stop is None  # the caller did not send stop to a closed socket
@@ -281,7 +281,7 @@ async def test_missing_reply_is_reported_and_the_caller_hangs_up() -> None:
     async with serve(agent) as url:
         report = await run_caller(
             url,
-            [Say(UTTERANCE, pause_ms=0, wait_for_agent=False), Say(UTTERANCE)],
+            [Speak(UTTERANCE, pause_ms=0, wait_for_agent=False), Speak(UTTERANCE)],
             agent_quiet_ms=50,
             reply_timeout_s=0.3,
             timeout_s=10,
@@ -295,7 +295,7 @@ async def test_missing_reply_is_reported_and_the_caller_hangs_up() -> None:
 async def test_overall_timeout_hangs_up() -> None:
     agent = FakeAgent(reply_ms=None)
     async with serve(agent) as url:
-        report = await run_caller(url, [Say(UTTERANCE)], timeout_s=0.3)
+        report = await run_caller(url, [Speak(UTTERANCE)], timeout_s=0.3)
     assert report.closed_by == "caller" and agent.stop is not None
     assert any(e.startswith("timeout") for e in report.errors)
 
@@ -323,7 +323,7 @@ def test_wav_files_load_as_mulaw(tmp_path: Path) -> None:
     assert load_wav_ulaw(tmp_path / "mono.wav") == encode_array(samples)
     _write_wav(tmp_path / "stereo.wav", np.repeat(samples, 2), channels=2)
     assert load_wav_ulaw(tmp_path / "stereo.wav") == encode_array(samples)
-    assert Say.from_wav(tmp_path / "mono.wav", pause_ms=10).audio == encode_array(samples)
+    assert Speak.from_wav(tmp_path / "mono.wav", pause_ms=10).audio == encode_array(samples)
 
 
 def test_wav_files_at_other_rates_are_resampled_to_8k(tmp_path: Path) -> None:
@@ -338,7 +338,7 @@ def test_wav_files_at_other_rates_are_resampled_to_8k(tmp_path: Path) -> None:
 
 def test_steps_reject_nonsense() -> None:
     with pytest.raises(ValueError):
-        Say(b"")
+        Speak(b"")
     for digit in ("", "55", "x"):
         with pytest.raises(ValueError):
             PressDigit(digit)

@@ -19,14 +19,21 @@ from aiohttp import web
 
 from slotline.agent.call.calllog import CallLog, CallRecord
 from slotline.agent.call.prompt_cache import PromptCache
-from slotline.agent.call.responder import Action, CallerSaid, CallEvent, CallStarted, Hangup, Listen
-from slotline.agent.call.responder import Say as AgentSay
+from slotline.agent.call.responder import (
+    Action,
+    CallerSaid,
+    CallEvent,
+    CallStarted,
+    Hangup,
+    Listen,
+    Say,
+)
 from slotline.agent.call.session import SessionDeps
 from slotline.agent.call.turns import Patience, TurnConfig
 from slotline.agent.config import load_secrets, load_settings
 from slotline.agent.server.app import CONTEXT, build_app
 from slotline.agent.server.metrics import Metrics
-from slotline.agent.sim.caller import CallerReport, Say, load_wav_ulaw, run_caller
+from slotline.agent.sim.caller import CallerReport, Speak, load_wav_ulaw, run_caller
 from slotline.audio.mulaw import encode_array
 from slotline.audio.vad import WebRtcVad
 from slotline.providers.base import SpeechHints, SpeechToText
@@ -101,7 +108,7 @@ def deps_for(
 
 
 async def call(
-    deps: SessionDeps, script: list[Say], *, turn: TurnConfig = TURN, agent_quiet_ms: int = 800
+    deps: SessionDeps, script: list[Speak], *, turn: TurnConfig = TURN, agent_quiet_ms: int = 800
 ) -> tuple[CallerReport, CallRecord]:
     """One call to a real server built like ``slotline serve`` builds it, with ``turn``."""
     app = build_app(load_settings(None, {}), load_secrets({}), deps)
@@ -123,8 +130,8 @@ async def call(
     return report, record
 
 
-def now_say(audio: bytes, **options: int) -> Say:
-    return Say(audio, pause_ms=0, wait_for_agent=False, **options)
+def now_say(audio: bytes, **options: int) -> Speak:
+    return Speak(audio, pause_ms=0, wait_for_agent=False, **options)
 
 
 async def test_each_listen_sets_the_patience_of_the_next_turn(
@@ -142,15 +149,15 @@ async def test_each_listen_sets_the_patience_of_the_next_turn(
         elif isinstance(event, CallerSaid):
             answers += 1
             if answers == 1:
-                yield AgentSay("Ok.")
+                yield Say("Ok.")
                 yield listen("long")  # "What's your e-mail address?"
             else:
-                yield AgentSay("Bye.")
+                yield Say("Bye.")
                 yield Hangup()
 
     deps = deps_for(recognizer, Scripted(handler))
 
-    script = [now_say(tone(200)), Say(tone(200), pause_ms=100)]
+    script = [now_say(tone(200)), Speak(tone(200), pause_ms=100)]
     report, record = await call(deps, script, agent_quiet_ms=100)
     caller_turns = [t for t in record.turns if t.role == "caller"]
     assert [(t.patience, t.ended_by) for t in caller_turns] == [("short", "silence"),
@@ -166,7 +173,7 @@ async def test_stt_finality_ends_the_turn_before_the_vad_silence(
 ) -> None:
     async def handler(event: CallEvent) -> AsyncIterator[Action]:
         if isinstance(event, CallerSaid):
-            yield AgentSay("Bye.")
+            yield Say("Bye.")
             yield Hangup()
 
     async with DeepgramEmulator(api_key="dg-key", recognizer=recognizer) as deepgram:
@@ -192,7 +199,7 @@ async def test_noise_over_the_agent_is_a_false_interruption_and_the_agent_resume
 
     async def handler(event: CallEvent) -> AsyncIterator[Action]:
         if isinstance(event, CallStarted):
-            yield AgentSay(greeting)
+            yield Say(greeting)
             yield Hangup()
         else:
             raise AssertionError(f"the responder must not hear {event}")
@@ -223,7 +230,7 @@ async def test_a_slow_reply_gets_one_filler_from_the_cache(
             await asyncio.sleep(0.8)  # a slow availability lookup: the filler plays meanwhile
             yield Listen(SpeechHints())
             await asyncio.sleep(0.2)  # still slow, but a second filler in a row is never said
-            yield AgentSay("Done.")
+            yield Say("Done.")
             yield Hangup()
 
     deps = deps_for(recognizer, Scripted(handler))
@@ -240,7 +247,7 @@ async def test_a_slow_reply_gets_one_filler_from_the_cache(
 async def test_a_fast_reply_gets_no_filler(recognizer: LocalSpeechToText) -> None:
     async def handler(event: CallEvent) -> AsyncIterator[Action]:
         if isinstance(event, CallerSaid):
-            yield AgentSay("Done.")
+            yield Say("Done.")
             yield Hangup()
 
     deps = deps_for(recognizer, Scripted(handler))
@@ -254,8 +261,8 @@ async def test_static_prompts_play_from_the_cache_on_later_calls(
 ) -> None:
     async def handler(event: CallEvent) -> AsyncIterator[Action]:
         if isinstance(event, CallStarted):
-            yield AgentSay("Hello there.")
-            yield AgentSay("Hello John.")  # rendered from a template: never cached
+            yield Say("Hello there.")
+            yield Say("Hello John.")  # rendered from a template: never cached
             yield Hangup()
 
     cache = PromptCache()
