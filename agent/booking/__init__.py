@@ -15,7 +15,13 @@ from slotline.agent.booking.intervals import Interval, Slot, merge_intervals, su
 from slotline.agent.booking.pool import STRATEGIES, PooledSlot, Strategy, pool
 from slotline.agent.booking.proposal import PARTS_OF_DAY, TimeOfDay, part_of_day, propose
 from slotline.agent.booking.rules import BookingRules
-from slotline.agent.booking.speech import speak_clock, speak_date, speak_slot, speak_slots
+from slotline.agent.booking.speech import (
+    speak_clock,
+    speak_date,
+    speak_slots,
+    speak_times,
+    spoken_start,
+)
 
 __all__ = [
     "PARTS_OF_DAY",
@@ -33,7 +39,8 @@ __all__ = [
     "propose",
     "speak_clock",
     "speak_date",
-    "speak_slot",
     "speak_slots",
+    "speak_times",
+    "spoken_start",
     "subtract_intervals",
 ]

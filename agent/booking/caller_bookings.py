@@ -134,6 +134,6 @@ class BuiltInActions:
 def _listed(offers: Sequence[SlotOffer], more: int = 0) -> str:
     """ "Tuesday, December 8th at 3 pm, or Thursday, December 10th at 10 am" (+ how many
     more were found than read out)."""
-    said = [f"{o.date_spoken} at {o.time_spoken}" for o in offers]
+    said = [offer.spoken for offer in offers]
     listed = said[0] if len(said) < 2 else ", ".join(said[:-1]) + ", or " + said[-1]
     return listed + (f" (and {more} more after those)" if more > 0 else "")

@@ -42,10 +42,9 @@ from slotline.agent.booking.service_types import (
     Booked,
     BookingDetails,
     Preference,
-    Proposal,
     SlotUnavailable,
 )
-from slotline.agent.booking.speech import speak_clock, speak_date
+from slotline.agent.booking.speech import spoken_start
 from slotline.agent.booking.zones import load_zone
 from slotline.agent.flow.messages import (
     AvailabilityReady,
@@ -122,7 +121,7 @@ class ServiceBookingRunner:
             reason = self._failed("availability", exc)
             return AvailabilityReady(request.node_id, None, reason=reason)
         exact = self._exact(found, request.preferences)
-        offers = tuple(self._offer(p.slot.start) for p in found.proposals if p.pooled != exact)
+        offers = tuple(self._offer(p.slot.start) for p in found.proposals if p != exact)
         requested = self._offer(exact.slot.start) if exact is not None else None
         return AvailabilityReady(request.node_id, requested, offers[:3],
                                  reason="" if requested or offers else "no_slots")
@@ -317,10 +316,10 @@ class ServiceBookingRunner:
                                reason=reason if offers else "no_slots")
 
     def _offer(self, start: datetime, timezone: str = "") -> SlotOffer:
-        zone = load_zone(timezone or self._zone)
-        local = start.astimezone(zone)
-        today = self._clock().astimezone(zone).date()
-        return SlotOffer(local.isoformat(), speak_date(local.date(), today), speak_clock(local))
+        """A time as the caller hears it, in their zone (``timezone``, else the request's)."""
+        zone = timezone or self._zone
+        local = start.astimezone(load_zone(zone))
+        return SlotOffer(local.isoformat(), *spoken_start(start, zone, self._clock()))
 
     def _follow(self, prefs: Preferences) -> None:
         """Search and speak in the zone the flow heard the caller in (``""``: the call's)."""
@@ -347,4 +346,4 @@ class ServiceBookingRunner:
         return None
 
 
-__all__ = ["Proposal", "ServiceBookingRunner"]
+__all__ = ["ServiceBookingRunner"]

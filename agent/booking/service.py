@@ -43,10 +43,8 @@ from slotline.agent.booking.service_types import (
     CalendarFailure,
     CalendarHandle,
     Preference,
-    Proposal,
     SlotUnavailable,
 )
-from slotline.agent.booking.speech import speak_slot, speak_slots
 from slotline.agent.booking.vendor_rules import vendor_slots_under_rules
 from slotline.agent.booking.zones import load_zone
 from slotline.agent.config_models import Settings
@@ -196,9 +194,7 @@ class BookingService:
             tz=caller_tz,
             limit=config.proposal_limit,
         )
-        proposals = tuple(
-            Proposal(by_slot[slot], speak_slot(slot, caller_tz, now)) for slot in chosen
-        )
+        proposals = tuple(by_slot[slot] for slot in chosen)
         elapsed_ms = (monotonic.perf_counter() - began) * 1000.0
         if self._metrics is not None:
             self._metrics.observe_stage("booking", elapsed_ms / 1000.0)
@@ -214,7 +210,6 @@ class BookingService:
             action=action,
             timezone=caller_tz,
             proposals=proposals,
-            spoken=speak_slots(chosen, caller_tz, now),
             offered=tuple(offered),
             failures=tuple(failures),
             elapsed_ms=elapsed_ms,
@@ -311,16 +306,15 @@ class BookingService:
 
     # -- booking ---------------------------------------------------------------------------------
 
-    async def hold(self, action: str, choice: PooledSlot | Proposal, *, call_sid: str) -> bool:
+    async def hold(self, action: str, choice: PooledSlot, *, call_sid: str) -> bool:
         """Hold an offered time for ``call_sid`` while the caller confirms (``book`` holds it
         anyway); False when another caller holds it."""
-        pooled = choice.pooled if isinstance(choice, Proposal) else choice
-        return await self._booker.hold(self.action(action), pooled, call_sid)
+        return await self._booker.hold(self.action(action), choice, call_sid)
 
     async def book(
         self,
         action: str,
-        choice: PooledSlot | Proposal,
+        choice: PooledSlot,
         details: BookingDetails,
         *,
         preference: Preference = ANY_TIME,
@@ -328,14 +322,13 @@ class BookingService:
         """Book the chosen time once. If it was taken meanwhile, nothing is booked and the next
         alternatives (nearest the chosen time, in ``preference.timezone``) come back."""
         config = self.action(action)
-        pooled = choice.pooled if isinstance(choice, Proposal) else choice
         caller_tz = preference.timezone or self._calendars[config.calendars[0]].timezone
         with tracing.booking(action, config.strategy) as span:
-            booked = await self._booker.book(config, pooled, details, caller_tz)
+            booked = await self._booker.book(config, choice, details, caller_tz)
             span.set_attribute(tracing.OUTCOME, "slot_taken" if booked is None else "booked")
         if booked is not None:
             return booked
-        return await self._unavailable(config, pooled.slot, preference, caller_tz, details.call_sid)
+        return await self._unavailable(config, choice.slot, preference, caller_tz, details.call_sid)
 
     async def _unavailable(
         self,
@@ -355,7 +348,6 @@ class BookingService:
         alternatives = replace(
             alternatives,
             proposals=kept,
-            spoken=speak_slots((item.slot for item in kept), caller_tz, self._clock()),
             offered=tuple(item for item in alternatives.offered if item.slot != slot),
         )
         if self._metrics is not None:
@@ -422,7 +414,7 @@ class BookingService:
     async def reschedule(
         self,
         booking_id: str,
-        choice: PooledSlot | Proposal,
+        choice: PooledSlot,
         *,
         call_sid: str,
         preference: Preference = ANY_TIME,
@@ -433,7 +425,6 @@ class BookingService:
         if old is None or old.status != "confirmed":
             raise ValueError(f"no confirmed booking {booking_id!r} to reschedule")
         config = self.action(old.action)
-        pooled = choice.pooled if isinstance(choice, Proposal) else choice
         caller_tz = (
             preference.timezone
             or old.attendee.timezone
@@ -442,15 +433,15 @@ class BookingService:
         handle = self._calendars.get(old.calendar)
         if (
             handle is not None
-            and pooled.calendars == (old.calendar,)
+            and choice.calendars == (old.calendar,)
             and isinstance(handle.provider, Rescheduler)
         ):
-            moved = await self._booker.move(config, old, handle, pooled.slot, call_sid, caller_tz)
+            moved = await self._booker.move(config, old, handle, choice.slot, call_sid, caller_tz)
         else:
             details = BookingDetails(
                 old.attendee, call_sid, {**old.fields, "rescheduled_from": old.id}
             )
-            moved = await self._booker.book(config, pooled, details, caller_tz)
+            moved = await self._booker.book(config, choice, details, caller_tz)
             if moved is not None:
                 try:
                     await self.cancel(old.id, reason=f"rescheduled to {moved.booking_id}")
@@ -459,7 +450,7 @@ class BookingService:
                                  old.id, moved.booking_id, error)  # fmt: skip
         if moved is not None:
             return moved
-        return await self._unavailable(config, pooled.slot, preference, caller_tz, call_sid, old)
+        return await self._unavailable(config, choice.slot, preference, caller_tz, call_sid, old)
 
 
 def _window(

@@ -17,7 +17,6 @@ from slotline.agent.booking.intervals import Slot
 from slotline.agent.booking.pool import STRATEGIES, PooledSlot, Strategy
 from slotline.agent.booking.proposal import PARTS_OF_DAY, TimeOfDay
 from slotline.agent.booking.rules import BookingRules, DayHours
-from slotline.agent.booking.speech import speak_clock, speak_date, speak_slots
 from slotline.agent.booking.zones import load_zone
 from slotline.agent.config_models import BookingActionSettings
 from slotline.agent.store import BookingRecord
@@ -182,25 +181,13 @@ class CalendarFailure:
 
 
 @dataclass(frozen=True, slots=True)
-class Proposal:
-    """One offered time: the pooled slot (which calendar(s) to book) and how to say it."""
-
-    pooled: PooledSlot
-    spoken: str  # "Tuesday, June 2nd at 10 am", in the caller's zone
-
-    @property
-    def slot(self) -> Slot:
-        return self.pooled.slot
-
-
-@dataclass(frozen=True, slots=True)
 class Availability:
-    """The answer to "when can I come?" for one action."""
+    """The answer to "when can I come?" for one action. Saying it is the flow's: the runner
+    (``agent.booking.runner``) turns proposals into offers in the caller's zone."""
 
     action: str
-    timezone: str  # the caller's zone everything is spoken in
-    proposals: tuple[Proposal, ...]  # best first
-    spoken: str  # "I have 10 am, 2 pm and 4 pm on Tuesday, June 2nd"
+    timezone: str  # the caller's zone the proposals were chosen in
+    proposals: tuple[PooledSlot, ...]  # the times to offer, best first
     offered: tuple[PooledSlot, ...]  # every bookable slot in the window, by start
     failures: tuple[CalendarFailure, ...]  # calendars left out (reported, skipped)
     elapsed_ms: float  # booking_ms: the look-up, all calendars
@@ -212,7 +199,9 @@ class Availability:
 
 @dataclass(frozen=True, slots=True)
 class Booked:
-    """Success: one booking per booked calendar (several for ``collective``)."""
+    """Success: one booking per booked calendar (several for ``collective``). What the caller
+    hears and the node's outputs (``booking_success`` = "yes", ``booked_date``, ...) are the
+    flow's (``agent.flow.booking_steps``), from the runner's ``BookingFinished``."""
 
     bookings: tuple[BookingRecord, ...]
     timezone: str  # the caller's zone
@@ -225,27 +214,6 @@ class Booked:
     def slot(self) -> Slot:
         return Slot(self.bookings[0].start, self.bookings[0].end)
 
-    @property
-    def booked_date(self) -> str:
-        return speak_date(self.bookings[0].start.astimezone(load_zone(self.timezone)).date())
-
-    @property
-    def booked_time(self) -> str:
-        return speak_clock(self.bookings[0].start.astimezone(load_zone(self.timezone)))
-
-    @property
-    def spoken(self) -> str:
-        return f"You're all set for {self.booked_date} at {self.booked_time}."
-
-    def variables(self) -> dict[str, str]:
-        """The booking node's outputs."""
-        return {
-            "booking_success": "true",
-            "booking_id": self.booking_id,
-            "booked_date": self.booked_date,
-            "booked_time": self.booked_time,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class SlotUnavailable:
@@ -253,19 +221,6 @@ class SlotUnavailable:
 
     slot: Slot
     alternatives: Availability
-
-    @property
-    def spoken(self) -> str:
-        return f"Sorry, that time was just taken. {self.alternatives.spoken}."
-
-    def variables(self) -> dict[str, str]:
-        return {
-            "booking_success": "false",
-            "alternatives": speak_slots(
-                (proposal.slot for proposal in self.alternatives.proposals),
-                self.alternatives.timezone,
-            ),
-        }
 
 
 BookingOutcome = Booked | SlotUnavailable

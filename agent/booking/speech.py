@@ -69,33 +69,37 @@ def speak_date(day: date, today: date | None = None) -> str:
     return f"{_WEEKDAYS[day.weekday()]}, {_MONTHS[day.month - 1]} {ordinal(day.day)}"
 
 
-def speak_slot(slot: Slot, tz: str, now: datetime | None = None) -> str:
-    """One slot as said aloud: "Tuesday, December 1st at 2 pm" ("today at 2 pm" when ``now`` is
-    that day)."""
+def spoken_start(start: datetime, tz: str, now: datetime | None = None) -> tuple[str, str]:
+    """When a slot starts, as said aloud in zone ``tz``: its date ("Tuesday, December 1st";
+    "today" / "tomorrow" relative to ``now``) and its time ("2 pm"). An offer the caller hears
+    (``agent.flow.messages.SlotOffer``) is made of these two."""
     zone = load_zone(tz)
-    local = slot.start.astimezone(zone)
+    local = start.astimezone(zone)
     today = None if now is None else now.astimezone(zone).date()
-    return f"{speak_date(local.date(), today)} at {speak_clock(local)}"
+    return speak_date(local.date(), today), speak_clock(local)
 
 
-def speak_slots(slots: Iterable[Slot], tz: str, now: datetime | None = None) -> str:
-    """One sentence offering ``slots``, grouped by the caller's local date."""
-    zone = load_zone(tz)
-    today = None if now is None else now.astimezone(zone).date()
-    by_day: dict[date, list[str]] = {}
-    for slot in sorted(set(slots)):
-        local = slot.start.astimezone(zone)
-        by_day.setdefault(local.date(), []).append(speak_clock(local))
+def speak_times(times: Iterable[tuple[str, str]]) -> str:
+    """The one sentence that offers times: ``(date, time)`` pairs as ``spoken_start`` gives
+    them, said in the order given, one group per date ("I have 10 am and 2 pm on Tuesday,
+    December 1st, or 9 am tomorrow"); ``NOTHING_AVAILABLE`` for none."""
+    by_day: dict[str, list[str]] = {}
+    for day, clock in times:
+        by_day.setdefault(day, []).append(clock)
     if not by_day:
         return NOTHING_AVAILABLE
     groups = []
-    for day, times in by_day.items():
-        label = speak_date(day, today)
-        where = label if label in ("today", "tomorrow") else f"on {label}"
-        groups.append(f"{_and_list(times)} {where}")
+    for day, clocks in by_day.items():
+        where = day if day in ("today", "tomorrow") else f"on {day}"
+        groups.append(f"{_and_list(clocks)} {where}")
     if len(groups) == 1:
         return f"I have {groups[0]}"
     return f"I have {', '.join(groups[:-1])}, or {groups[-1]}"
+
+
+def speak_slots(slots: Iterable[Slot], tz: str, now: datetime | None = None) -> str:
+    """One sentence offering ``slots`` in chronological order, in the caller's zone ``tz``."""
+    return speak_times(spoken_start(slot.start, tz, now) for slot in sorted(set(slots)))
 
 
 def _and_list(items: list[str]) -> str:

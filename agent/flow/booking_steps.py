@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
-from slotline.agent.booking.speech import clocks_differ, speak_elsewhere
+from slotline.agent.booking.speech import clocks_differ, speak_elsewhere, speak_times
 from slotline.agent.flow.corrections import LATER, Change, correction_hints, heard_change
 from slotline.agent.flow.messages import (
     Attendee,
@@ -329,21 +329,9 @@ def _chronological(offers: Sequence[SlotOffer]) -> tuple[SlotOffer, ...]:
 
 
 def offer_sentence(offers: Sequence[SlotOffer]) -> str:
-    """ "I have 10 am, 2 pm and 4 pm on Tuesday, December 1st" — one group per day."""
-    by_day: dict[str, list[str]] = {}
-    for offer in offers:
-        by_day.setdefault(offer.date_spoken, []).append(offer.time_spoken)
-    groups = []
-    for day, times in by_day.items():
-        where = day if day in ("today", "tomorrow") else f"on {day}"
-        groups.append(f"{_and_list(times)} {where}")
-    if len(groups) <= 1:
-        return f"I have {''.join(groups)}"
-    return f"I have {', '.join(groups[:-1])}, or {groups[-1]}"
-
-
-def _and_list(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+    """ "I have 10 am, 2 pm and 4 pm on Tuesday, December 1st" — one group per day, in the
+    order given (``agent.booking.speech.speak_times``, the one builder of this sentence)."""
+    return speak_times((offer.date_spoken, offer.time_spoken) for offer in offers)
 
 
 def _choices(offers: Sequence[SlotOffer]) -> list[str]:

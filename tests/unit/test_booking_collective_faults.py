@@ -112,7 +112,7 @@ async def collective(
 async def offer(pool: Pool) -> PooledSlot:
     availability = await pool.service.availability("demo", AT_THREE)
     offered = availability.at(THREE_PM)
-    assert offered is not None, availability.spoken
+    assert offered is not None, availability.proposals
     return offered
 
 

@@ -15,8 +15,9 @@ from slotline.agent.booking import (
     part_of_day,
     propose,
     speak_clock,
-    speak_slot,
     speak_slots,
+    speak_times,
+    spoken_start,
 )
 from slotline.agent.booking.speech import NOTHING_AVAILABLE, ordinal
 
@@ -247,15 +248,22 @@ def test_speak_slots(slots: list[Slot], tz: str, now: datetime | None, sentence:
 @pytest.mark.parametrize(
     ("slot", "tz", "now", "spoken"),
     [
-        (ny_slot(TUE, "14:00"), NY, NOV_25, "Tuesday, December 1st at 2 pm"),
-        (ny_slot(TUE, "10:30"), NY, datetime(2026, 12, 1, 12, tzinfo=UTC), "today at 10:30 am"),
-        (ny_slot(WED, "12:00"), NY, datetime(2026, 12, 1, 12, tzinfo=UTC), "tomorrow at noon"),
-        (ny_slot(WED, "12:00"), "Europe/Berlin", NOV_25, "Wednesday, December 2nd at 6 pm"),
-        (ny_slot(date(2026, 12, 22), "09:00"), NY, None, "Tuesday, December 22nd at 9 am"),
+        (ny_slot(TUE, "14:00"), NY, NOV_25, ("Tuesday, December 1st", "2 pm")),
+        (ny_slot(TUE, "10:30"), NY, datetime(2026, 12, 1, 12, tzinfo=UTC), ("today", "10:30 am")),
+        (ny_slot(WED, "12:00"), NY, datetime(2026, 12, 1, 12, tzinfo=UTC), ("tomorrow", "noon")),
+        (ny_slot(WED, "12:00"), "Europe/Berlin", NOV_25, ("Wednesday, December 2nd", "6 pm")),
+        (ny_slot(date(2026, 12, 22), "09:00"), NY, None, ("Tuesday, December 22nd", "9 am")),
     ],
 )
-def test_speak_slot(slot: Slot, tz: str, now: datetime | None, spoken: str) -> None:
-    assert speak_slot(slot, tz, now) == spoken
+def test_spoken_start(slot: Slot, tz: str, now: datetime | None, spoken: tuple[str, str]) -> None:
+    assert spoken_start(slot.start, tz, now) == spoken
+
+
+def test_speak_times_keeps_the_order_given() -> None:
+    """The flow says its offers in its own order; only ``speak_slots`` sorts."""
+    times = [("tomorrow", "2 pm"), ("Friday, December 4th", "9 am"), ("tomorrow", "10 am")]
+    assert speak_times(times) == "I have 2 pm and 10 am tomorrow, or 9 am on Friday, December 4th"
+    assert speak_times([]) == NOTHING_AVAILABLE
 
 
 def test_fall_back_day_is_spoken_in_local_time() -> None:

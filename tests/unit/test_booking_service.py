@@ -16,6 +16,7 @@ import pytest
 from slotline.agent.booking.local_calendar import LocalCalendar
 from slotline.agent.booking.service import BookingService
 from slotline.agent.booking.service_types import ActionConfig, CalendarHandle, Preference
+from slotline.agent.booking.speech import speak_slots, spoken_start
 from slotline.agent.config_models import Settings
 from slotline.agent.store import NewBooking, Store, open_store
 from slotline.providers.calendars.base import (
@@ -112,9 +113,9 @@ async def test_proposals_are_nearest_the_preference_and_skip_booked_time(store: 
     assert [p.slot.start for p in result.proposals] == [
         ny(TUESDAY, 9, 30), ny(TUESDAY, 10, 30), ny(TUESDAY, 9),
     ]  # fmt: skip
-    assert result.spoken == "I have 9 am, 9:30 am and 10:30 am tomorrow"
-    assert result.proposals[0].spoken == "tomorrow at 9:30 am"
-    assert all(p.pooled.calendars == ("main",) for p in result.proposals)
+    said = speak_slots([p.slot for p in result.proposals], result.timezone, NOW)
+    assert said == "I have 9 am, 9:30 am and 10:30 am tomorrow"
+    assert all(p.calendars == ("main",) for p in result.proposals)
     assert result.failures == ()
     assert result.at(ny(TUESDAY, 16, 30)) is not None
     assert result.at(ny(TUESDAY, 10)) is None  # booked
@@ -129,13 +130,13 @@ async def test_rules_defaults_hours_notice_and_horizon(store: Store) -> None:
     assert all(start.astimezone(NY).weekday() < 5 for start in starts)
     assert all(time(9) <= start.astimezone(NY).time() < time(17) for start in starts)
     assert max(starts) <= NOW + timedelta(days=14)  # lookahead_days without a preferred date
-    spoken = await service(store, {"main": None}).availability(
+    london = await service(store, {"main": None}).availability(
         "demo", Preference(time_of_day="afternoon", timezone="Europe/London")
     )
     # Judged and spoken in the caller's zone: New York opens at 9 am, 2 pm in London.
-    assert spoken.timezone == "Europe/London"
-    assert spoken.proposals[0].slot.start == ny(date(2026, 6, 1), 9)
-    assert spoken.proposals[0].spoken == "today at 2 pm"
+    assert london.timezone == "Europe/London"
+    assert london.proposals[0].slot.start == ny(date(2026, 6, 1), 9)
+    assert spoken_start(london.proposals[0].slot.start, london.timezone, NOW) == ("today", "2 pm")
 
 
 async def test_calendars_are_asked_at_the_same_time(store: Store) -> None:
@@ -160,8 +161,8 @@ async def test_a_slow_calendar_costs_its_timeout_and_is_reported(store: Store) -
     ).availability("demo", Preference(TUESDAY, timezone=NEW_YORK))
     assert [(f.calendar, type(f.error)) for f in result.failures] == [("slow", ProviderTimeout)]
     assert 150.0 <= result.failures[0].elapsed_ms < 3_600_000.0  # cut at its timeout
-    assert result.proposals and all(p.pooled.calendars == ("main",) for p in result.proposals)
-    assert all(p.pooled.alternates == () for p in result.proposals)  # vendor is busy all day
+    assert result.proposals and all(p.calendars == ("main",) for p in result.proposals)
+    assert all(p.alternates == () for p in result.proposals)  # vendor is busy all day
 
 
 async def test_failing_calendars_are_skipped_or_fail_the_lookup_by_setting(store: Store) -> None:

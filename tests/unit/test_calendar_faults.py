@@ -235,4 +235,4 @@ async def test_availability_with_a_failing_vendor_degrades_as_configured(
     [failure] = found.failures
     assert failure.calendar == "vendor" and failure.error.provider == provider
     assert failure.elapsed_ms < BUDGET_S * 1000 + 1500  # the budget, plus the read retries
-    assert found.proposals and {p.pooled.calendars for p in found.proposals} == {("main",)}
+    assert found.proposals and {p.calendars for p in found.proposals} == {("main",)}
