@@ -167,8 +167,10 @@ def _spread(values: Sequence[float]) -> dict[str, Any]:
 def summarise(answers: Sequence[AnswerOutcome], events: Sequence[EventOutcome]) -> dict[str, Any]:
     paused = [a for a in answers if a.pauses_ms]
     by_kind: dict[str, list[AnswerOutcome]] = defaultdict(list)
+    by_template: dict[str, list[AnswerOutcome]] = defaultdict(list)
     for answer in answers:
         by_kind[answer.kind].append(answer)
+        by_template[answer.clip.split("/")[1]].append(answer)
     buckets = []
     for low, high in PAUSE_BUCKETS_MS:
         seen = sum(low <= p < high for a in answers for p in a.pauses_ms)
@@ -191,6 +193,8 @@ def summarise(answers: Sequence[AnswerOutcome], events: Sequence[EventOutcome]) 
             "by_kind": {k: {"turns": len(v), "cut": sum(a.cut_off for a in v),
                             "pct": pct(sum(a.cut_off for a in v), len(v))}
                         for k, v in sorted(by_kind.items())},
+            "by_template": {k: {"turns": len(v), "cut": sum(a.cut_off for a in v)}
+                            for k, v in sorted(by_template.items())},
             "by_pause": buckets,
             "evidence": dict(Counter(a.evidence for a in answers if a.cut_off)),
             "heard_with_another_question": sum(a.asked not in (a.kind, "?") for a in answers
