@@ -7,7 +7,9 @@ them. A worker that dies is restarted after a back-off (``Backoff``: at once, th
 quick death of that slot, capped) while the other workers go on serving — one slot that cannot
 start (a crash at start-up, a database it cannot reach yet) never takes the healthy ones down.
 Only an invalid configuration (exit code 2), which no restart can fix, stops the supervisor.
-SIGTERM or SIGINT stops them all gracefully (calls in progress get ``GRACE_S`` to finish).
+SIGTERM or SIGINT stops them all gracefully (calls in progress get ``GRACE_S`` to finish); a
+supervisor killed outright (SIGKILL, the OOM killer) takes its workers with it: each asked the
+kernel for SIGTERM when its parent dies (``exit_with_parent``).
 
 Workers share nothing in memory: use a PostgreSQL store (``store.url``) so bookings, holds and
 reminder jobs are shared and guarded across them (SQLite works, one writer at a time). Every
@@ -19,9 +21,11 @@ keep them in files of one directory the supervisor owns (``agent.server.metrics_
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import socket
 import sys
@@ -36,6 +40,7 @@ from slotline.agent.server.metrics_process import MetricsDir
 log = logging.getLogger(__name__)
 
 GRACE_S = 10.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # How often the supervisor looks up when nothing happens (signals are handled in between).
 _POLL_S = 0.5
 
@@ -76,13 +81,26 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     return sock, int(sock.getsockname()[1])
 
 
-def _worker(config_path: str | None, host: str, port: int) -> None:
+def exit_with_parent(parent_pid: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux ``PR_SET_PDEATHSIG``),
+    so a supervisor killed with SIGKILL — which runs no handler — leaves no worker holding the
+    port. A parent that died before the request was made is seen at once."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("cannot ask to exit with the supervisor: errno %d", ctypes.get_errno())
+    if os.getppid() != parent_pid:  # already orphaned (adopted by init or a subreaper)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(config_path: str | None, host: str, port: int, parent_pid: int) -> None:
     """One worker: its own providers, store pool and event loop on the shared port."""
     from slotline.agent.server.serve import (
         serve_worker,  # here: a spawned process imports what it needs
     )
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM stops us
+    exit_with_parent(parent_pid)
     raise SystemExit(serve_worker(Path(config_path) if config_path else None, host, port))
 
 
@@ -109,7 +127,7 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         proc = self._context.Process(
-            target=_worker, args=(self._config, self._host, self._port),
+            target=_worker, args=(self._config, self._host, self._port, os.getpid()),
             name=f"slotline-worker-{index}", daemon=False,
         )
         proc.start()

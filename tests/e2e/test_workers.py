@@ -12,6 +12,8 @@ import tempfile
 
 import aiohttp
 
+from tests.until import until
+
 
 async def _pids(url: str, tries: int) -> set[int]:
     seen: set[int] = set()
@@ -61,3 +63,39 @@ async def test_two_workers_share_the_port_and_are_supervised() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_workers_exit_when_the_supervisor_is_killed() -> None:
+    """SIGKILL runs no handler in the supervisor: its workers must still go, not keep the port."""
+    folder = tempfile.mkdtemp(prefix="slotline-workers-")
+    env = {**os.environ, "SLOTLINE_STORE__URL": f"sqlite:///{folder}/workers.db"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "slotline.agent.cli", "serve", "--workers", "2", "--port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
+    )
+    workers: set[int] = set()
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        match = re.search(r"http://127\.0\.0\.1:(\d+) with 2 workers", line)
+        assert match, line
+        workers = await _wait_for(f"http://127.0.0.1:{match.group(1)}", 2)
+        proc.kill()
+        await proc.wait()
+        await until(lambda: not any(_alive(pid) for pid in workers), timeout_s=30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
