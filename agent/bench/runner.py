@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ from slotline.agent.bench.conversation import Conversation
 from slotline.agent.bench.target import TargetInfo
 from slotline.agent.sim.caller import CallerReport, run_caller
 from slotline.agent.sim.demo import fetch_stream
+from slotline.agent.sim.frame_clock import FrameClock
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,8 @@ class LoadRunner:
         api_token: str | None = None,
         reply_timeout_s: float = 15.0,
         greeting_wait_s: float | None = None,
+        slots: Sequence[int] | None = None,
+        fetch_metrics: bool = True,
     ) -> None:
         self._target = target
         self._conversation = conversation
@@ -123,31 +127,36 @@ class LoadRunner:
         self.active = 0
         self.live_latencies_ms: list[float] = []  # every turn_latency_ms so far, as measured
         self._greeting_wait_s = greeting_wait_s
+        self._slots = tuple(range(plan.calls)) if slots is None else tuple(slots)
+        self._fetch_metrics = fetch_metrics
+        self._clock = FrameClock()  # every caller's 20 ms frames on shared timers
         self.result = RunResult(plan, conversation.name, time.monotonic(), time.time(),
                                 greeting_wait_s=greeting_wait_s)
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self.result.started_mono_s
 
-    async def run(self) -> RunResult:
+    async def run(self, origin: tuple[float, float] | None = None) -> RunResult:
+        """Run the plan's slots (``slots``: this process's share of them) from ``origin``
+        (monotonic, wall clock; default now)."""
         result = self.result
-        result.started_mono_s, result.started_wall_s = time.monotonic(), time.time()
+        result.started_mono_s, result.started_wall_s = origin or (time.monotonic(), time.time())
         result.concurrency.append((0.0, 0))
         timeout = aiohttp.ClientTimeout(total=None, connect=10)
         connector = aiohttp.TCPConnector(limit=0)  # one socket per call, no pool limit
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._end_of_run(), name="bench-deadline")
-                for slot in range(self._plan.calls):
+                for slot in self._slots:
                     tasks.create_task(self._slot(slot, http), name=f"bench-slot-{slot}")
-            if self._target.http_url is not None:
+            if self._target.http_url is not None and self._fetch_metrics:
                 result.server_metrics = await self._get_text(http, "/metrics")
         result.ended_mono_s = time.monotonic()
         return result
 
     async def _end_of_run(self) -> None:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._plan.duration_s):
+            async with asyncio.timeout(self._plan.duration_s - self.elapsed_s()):
                 await self._stop.wait()
                 self.result.stopped_early = True
         self._hangup.set()
@@ -162,7 +171,7 @@ class LoadRunner:
 
     async def _slot(self, slot: int, http: aiohttp.ClientSession) -> None:
         plan = self._plan
-        if await self._wait_hangup(slot * plan.ramp_s / plan.calls):
+        if await self._wait_hangup(slot * plan.ramp_s / plan.calls - self.elapsed_s()):
             return
         while not self._hangup.is_set():
             call = await self._call(slot, http)
@@ -187,7 +196,7 @@ class LoadRunner:
                 url, steps, custom_parameters=parameters, session=http, hangup=self._hangup,
                 reply_timeout_s=self._reply_timeout_s, greeting_wait_s=self._greeting_wait_s,
                 on_turn_latency=self.live_latencies_ms.append,
-                timeout_s=self._plan.duration_s + _CALL_TIMEOUT_MARGIN_S,
+                timeout_s=self._plan.duration_s + _CALL_TIMEOUT_MARGIN_S, clock=self._clock,
             )
         except aiohttp.ClientResponseError as exc:  # the voice webhook said no
             return self._ended(slot, started, "failed", f"webhook: HTTP {exc.status}")

@@ -3,7 +3,10 @@
 It does what Twilio and a person on the phone do together: sends ``connected`` and ``start``,
 then one 160-byte mu-law frame every 20 ms for the whole call (scheduled at ``t0 + n * 20 ms``
 on the monotonic clock, so it never drifts; lateness of each frame is recorded), speaking the
-script's utterances and digits when their turn comes and silence (0xFF) otherwise. The server's
+script's utterances and digits when their turn comes and silence (0xFF) otherwise. Frames
+are prepared once per recording (``speech_frames``) and many callers share their 20 ms timers
+(``frame_clock``: ``t0`` is put on a 2 ms grid), so a frame costs a string concatenation and a
+send. The server's
 audio goes into a playout buffer that drains at 8 bytes/ms; a server ``mark`` is echoed when
 playout reaches it and ``clear`` empties the buffer and echoes every pending mark at once (the
 echo goes out with the next frame, so its resolution is one 20 ms frame, as on a phone line).
@@ -34,6 +37,7 @@ import logging
 import secrets
 import time
 import wave
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,18 +47,28 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
+from slotline.agent.sim.frame_clock import FrameClock
 from slotline.agent.sim.playout import BYTES_PER_MS, AgentTurn, AgentTurnLog, Playout
-from slotline.audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_SILENCE
-from slotline.audio.framing import ULAW_FRAME_BYTES as FRAME_BYTES
-from slotline.audio.loudness import VOICED_FLOOR_RMS, VOICED_WITHIN_DB
-from slotline.audio.mulaw import decode_array, encode_array
+from slotline.agent.sim.speech_frames import (
+    SILENCE_FRAME,
+    SILENCE_PAYLOAD,
+    MediaText,
+    PreparedSpeech,
+    prepare,
+    voiced_span,
+)
+from slotline.audio.framing import FRAME_MS, SAMPLE_RATE_HZ
+from slotline.audio.mulaw import encode_array
 from slotline.audio.resample import resample
 from slotline.providers.errors import ProtocolError
 from slotline.providers.telephony import twilio_media as tw
 
 logger = logging.getLogger(__name__)
 
-SILENCE_FRAME = bytes([ULAW_SILENCE]) * FRAME_BYTES
+__all__ = ["SILENCE_FRAME", "CallerReport", "CallerTurn", "PressDigit", "SendLateness", "Speak",
+           "Step", "last_voiced_frame", "load_wav_ulaw", "run_caller", "voiced_span"]
+
+_FRAME_S = FRAME_MS / 1000
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
@@ -158,20 +172,6 @@ def load_wav_ulaw(path: str | Path) -> bytes:
     return encode_array(samples)
 
 
-def _whole_frames(ulaw: bytes) -> bytes:
-    return ulaw + SILENCE_FRAME[: -len(ulaw) % FRAME_BYTES]
-
-
-def voiced_span(ulaw: bytes) -> tuple[int, int] | None:
-    """Indexes of the utterance's first and last voiced 20 ms frames (rule in the module
-    docstring); None when no frame is voiced."""
-    frames = decode_array(_whole_frames(ulaw)).astype(np.float64).reshape(-1, FRAME_BYTES)
-    rms = np.sqrt(np.mean(frames * frames, axis=1))
-    threshold = max(float(rms.max()) * 10 ** (-VOICED_WITHIN_DB / 20), VOICED_FLOOR_RMS)
-    voiced = np.flatnonzero(rms >= threshold)
-    return (int(voiced[0]), int(voiced[-1])) if voiced.size else None
-
-
 def last_voiced_frame(ulaw: bytes) -> int | None:
     """Index of the utterance's last voiced 20 ms frame (rule in the module docstring)."""
     span = voiced_span(ulaw)
@@ -196,17 +196,9 @@ class _CallerTurnLog:
 
 @dataclass(slots=True)
 class _Speech:
-    audio: bytes  # padded to whole frames
-    first_voiced: int  # the frame whose sending starts a barge-in's wait for ``clear``
-    last_voiced: int  # the frame whose sending starts the wait for the reply
+    prepared: PreparedSpeech
     turn: _CallerTurnLog | None = None
     next_frame: int = 0
-
-    @classmethod
-    def of(cls, ulaw: bytes) -> _Speech:
-        audio = _whole_frames(ulaw)
-        span = voiced_span(audio) or (0, len(audio) // FRAME_BYTES - 1)
-        return cls(audio, *span)
 
 
 class _Call:
@@ -225,11 +217,15 @@ class _Call:
         on_turn_latency: Callable[[float], None] | None = None,
         call_sid: str | None = None,
         greeting_wait_s: float | None = None,
+        clock: FrameClock | None = None,
     ) -> None:
         self.stream_sid, self.account_sid = _sid("MZ"), account_sid
         self.call_sid = call_sid or _sid("CA")
         self._script = tuple(script)
-        self._speeches = [_Speech.of(s.audio) if isinstance(s, Speak) else None for s in script]
+        self._speeches = [_Speech(prepare(s.audio)) if isinstance(s, Speak) else None
+                          for s in script]
+        self._media = MediaText(self.stream_sid)
+        self._clock = clock or FrameClock()
         self._custom_parameters = dict(custom_parameters)
         self._quiet_s = agent_quiet_ms / 1000
         self._reply_timeout_s = reply_timeout_s
@@ -246,7 +242,7 @@ class _Call:
         self._boundary_s = self._started_s  # when that turn's last voiced frame was sent
         self._last_audio_s: float | None = None
         self._echoes: list[str] = []
-        self._lateness_ms: list[float] = []
+        self._lateness_ms: array[float] = array("f")
         self._errors: list[str] = []
         self._hanging_up = False
         self._server_closed = False
@@ -284,14 +280,13 @@ class _Call:
                 custom_parameters=self._custom_parameters,
             )
             await ws.send_str(start)
-            t0_s = time.monotonic()
+            clock = self._clock
+            t0_s = clock.align(time.monotonic())
             self._streaming_since_s = t0_s
             n = 0
             while not self._server_closed:
-                target_s = t0_s + n * FRAME_MS / 1000
-                delay_s = target_s - time.monotonic()
-                if delay_s > 0:
-                    await asyncio.sleep(delay_s)
+                target_s = t0_s + n * _FRAME_S
+                await clock.until(target_s)
                 now = time.monotonic()
                 if self._server_closed:
                     return
@@ -324,10 +319,9 @@ class _Call:
                 out += self._begin(step, now)
             elif self._gave_up(step, now):
                 return out + [self._stop()]
-        frame = SILENCE_FRAME if self._speech is None else self._speech_frame(self._speech, now)
-        out.append(
-            tw.encode_inbound_media(self.stream_sid, self._next_seq(), n + 1, n * FRAME_MS, frame)
-        )
+        speech = self._speech
+        payload = SILENCE_PAYLOAD if speech is None else self._speech_frame(speech, now)
+        out.append(self._media.frame(self._next_seq(), n + 1, n * FRAME_MS, payload))
         return out
 
     def _stop(self) -> str:
@@ -390,23 +384,24 @@ class _Call:
         turn.ended_at_s = now
         return [tw.encode_dtmf(self.stream_sid, self._next_seq(), step.digit)]
 
-    def _speech_frame(self, speech: _Speech, now: float) -> bytes:
+    def _speech_frame(self, speech: _Speech, now: float) -> str:
+        """The next frame's payload (base64), with the turn's bookkeeping at its voiced
+        edges."""
         index = speech.next_frame
         speech.next_frame += 1
-        turn = speech.turn
-        if index == speech.first_voiced and turn is not None:
+        turn, prepared = speech.turn, speech.prepared
+        if index == prepared.first_voiced and turn is not None:
             turn.first_voiced_at_s = now
             if turn.barge_in:
                 self._bargein = turn
-        if index == speech.last_voiced:
+        if index == prepared.last_voiced:
             self._reply_for, self._boundary_s = turn, now
             if turn is not None:
                 turn.ended_at_s = now
-        start = index * FRAME_BYTES
-        if start + FRAME_BYTES >= len(speech.audio):
+        if index + 1 >= prepared.frames:
             self._speech = None
-            self._speech_end_s = now + FRAME_MS / 1000  # the frame lasts 20 ms once sent
-        return speech.audio[start : start + FRAME_BYTES]
+            self._speech_end_s = now + _FRAME_S  # the frame lasts 20 ms once sent
+        return prepared.payloads[index]
 
     # --- receiving --------------------------------------------------------------------------
 
@@ -484,7 +479,7 @@ class _Call:
             )
             for t in self._turns
         )
-        samples = np.asarray(self._lateness_ms, dtype=np.float32)
+        samples = np.array(self._lateness_ms, dtype=np.float32)
         lateness = samples if samples.size else np.zeros(1, np.float32)
         p50, p99 = np.percentile(lateness, [50, 99])
         report = CallerReport(
@@ -531,6 +526,7 @@ async def run_caller(
     on_turn_latency: Callable[[float], None] | None = None,
     call_sid: str | None = None,
     greeting_wait_s: float | None = None,
+    clock: FrameClock | None = None,
 ) -> CallerReport:
     """Phone ``url`` (a Twilio Media Streams WebSocket), play ``script``, hang up, report.
 
@@ -541,7 +537,8 @@ async def run_caller(
     (default: a random one);
     ``on_turn_latency`` hears each ``turn_latency_ms`` as it is measured (live progress).
     ``greeting_wait_s``: speak first when no agent audio came this long after ``start`` (None:
-    wait for a greeting until ``reply_timeout_s``, then fail).
+    wait for a greeting until ``reply_timeout_s``, then fail). ``clock``: share one
+    ``FrameClock`` between many callers on a loop (their frames then share timers).
     Failing to connect raises ``aiohttp.ClientError``; everything after is in the report.
     """
     call = _Call(
@@ -555,6 +552,7 @@ async def run_caller(
         on_turn_latency,
         call_sid,
         greeting_wait_s,
+        clock,
     )
     owned = session is None
     http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))

@@ -1,0 +1,70 @@
+"""The simulated caller's cheap frames: prepared payloads, the media template, shared timers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from slotline.agent.sim.frame_clock import FrameClock
+from slotline.agent.sim.speech_frames import (
+    SILENCE_FRAME,
+    SILENCE_PAYLOAD,
+    MediaText,
+    prepare,
+    voiced_span,
+)
+from slotline.providers.telephony.twilio_media import Media, encode_inbound_media, parse_inbound
+from tests.unit.test_caller import UTTERANCE, tone
+
+
+@pytest.mark.parametrize(("seq", "chunk", "ts"), [(1, 1, 0), (3, 2, 20), (123456, 99999, 1999980)])
+def test_media_text_is_the_codecs_message_byte_for_byte(seq: int, chunk: int, ts: int) -> None:
+    sid = "MZ" + "0123456789abcdef" * 2
+    frame = bytes(range(160))
+    text = MediaText(sid).frame(seq, chunk, ts, base64.b64encode(frame).decode())
+    assert text == encode_inbound_media(sid, seq, chunk, ts, frame)
+    parsed = parse_inbound(text)
+    assert isinstance(parsed, Media)
+    assert (parsed.sequence_number, parsed.chunk, parsed.timestamp_ms, parsed.payload) == (
+        seq, chunk, ts, frame)
+
+
+def test_prepared_speech_is_the_audio_in_frames_with_its_voiced_span() -> None:
+    audio = SILENCE_FRAME * 2 + tone(210) + SILENCE_FRAME * 3  # 210 ms: the last frame padded
+    speech = prepare(audio)
+    decoded = b"".join(base64.b64decode(p) for p in speech.payloads)
+    assert decoded == audio + SILENCE_FRAME[: -len(audio) % 160]
+    assert speech.frames == len(decoded) // 160
+    assert (speech.first_voiced, speech.last_voiced) == voiced_span(audio) == (2, 12)
+    assert prepare(audio) is speech  # a recording is prepared once
+    assert base64.b64decode(SILENCE_PAYLOAD) == SILENCE_FRAME
+    silent = prepare(SILENCE_FRAME * 4)  # nothing voiced: the whole utterance counts
+    assert (silent.first_voiced, silent.last_voiced) == (0, 3)
+    assert prepare(UTTERANCE).last_voiced == 9
+
+
+async def test_frame_clock_wakes_many_callers_with_one_timer_per_grid_point() -> None:
+    clock = FrameClock(grid_ms=5)
+    loop = asyncio.get_running_loop()
+    t0 = clock.align(loop.time() + 0.05)
+    assert round(t0 / 0.005, 6) == round(t0 / 0.005)  # on the grid
+    woke: list[tuple[float, float]] = []
+
+    async def caller(target: float) -> None:
+        await clock.until(target)
+        woke.append((target, loop.time()))
+
+    targets = [t0 + 0.02 * (i % 2) for i in range(20)]  # two distinct wake-up times
+    tasks = [asyncio.create_task(caller(t)) for t in targets]
+    doomed = asyncio.create_task(clock.until(t0))  # a caller that hangs up while waiting
+    await asyncio.sleep(0)
+    doomed.cancel()
+    await asyncio.gather(*tasks)
+    assert clock.timers == 2
+    assert sorted(t for t, _ in woke) == sorted(targets)
+    assert all(at >= target for target, at in woke)
+    assert doomed.cancelled()
+    await clock.until(loop.time() - 1)  # a target in the past returns at once
+    assert clock.timers == 2
