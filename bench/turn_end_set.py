@@ -3,6 +3,7 @@ pause, and how often the agent stops for something that was not an interruption.
 
     python -m bench.turn_end_set [--stack offline|cloud] [--voices kal,slt,...] [--seed N]
                                  [--rounds 2] [--concurrency 3] [--out FILE.json]
+    python -m bench.turn_end_set compare BEFORE.json AFTER.json
 
 ``slotline serve`` runs in a process of its own (``agent.bench.target.SubprocessSlotline``):
 its own offline stack by default, with ``--stack cloud`` Deepgram, ElevenLabs and the model on
@@ -366,6 +367,32 @@ def report_lines(data: dict[str, Any]) -> str:
     return "\n".join((head, table(data["summary"]), watch, verdict))
 
 
+def _row(data: dict[str, Any]) -> dict[str, str]:
+    summary, harness = data["summary"], data["harness"]
+    cut, stop, inter = summary["cut_off"], summary["false_stop"], summary["interruptions"]
+    rows = {
+        "commit / stack": f"{data['commit']} / {data['stack']}",
+        "callers cut off": f"{cut['cut']}/{cut['turns']} ({cut['pct']} %)",
+        "agent stopped by a non-interruption": f"{stop['stopped']}/{stop['events']} "
+                                               f"({stop['pct']} %)",
+        "interruptions that stopped the agent": f"{inter['stopped']}/{inter['events']}",
+        "barge-in p50 / p95 ms": f"{inter['bargein_ms']['p50']} / {inter['bargein_ms']['p95']}",
+    }
+    for kind, spread in summary["turn_latency_ms"].items():
+        rows[f"turn latency {kind} p50 / p95 ms"] = f"{spread['p50']} / {spread['p95']}"
+    rows["harness loop lag max ms"] = str(harness["loop_lag_max_ms"])
+    rows["valid"] = "yes" if data["valid"] else "no"
+    return rows
+
+
+def compare(paths: Sequence[Path]) -> str:
+    """Runs side by side (``python -m bench.turn_end_set compare A.json B.json ...``)."""
+    rows = [_row(json.loads(path.read_text())) for path in paths]
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    return "\n".join(f"{name:<40}" + "".join(f"{row.get(name, '-'):>26}" for row in rows)
+                     for name in names)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.turn_end_set",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -397,6 +424,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:
+        print(compare([Path(p) for p in argv[1:]]))
+        return 0
     args = parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     synth = Synth()

@@ -35,7 +35,7 @@ from bench.turn_end_score import (
     summarise,
     table,
 )
-from bench.turn_end_set import main, plan
+from bench.turn_end_set import compare, main, plan
 from slotline.audio.mulaw import decode_array
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,6 +213,22 @@ def test_the_summary_counts_rates_per_kind_and_per_pause_length() -> None:
     assert summary["interruptions"]["bargein_ms"]["p50"] == 180.0
     text = table(summary)
     assert "1 of 3" in text and "barge-in p50 180 ms" in text
+
+
+def test_two_runs_side_by_side(tmp_path: Path) -> None:
+    before = summarise([score_answer(Sent(_clip(PIECES), 100.0, 600.0), 106.0, [101.5], [])], [])
+    after = summarise([score_answer(Sent(_clip(PIECES), 100.0, 420.0), 106.0, [],
+                                    [Heard(102.5, "a", "date")])], [])
+    for name, summary, commit in (("a", before, "aaa"), ("b", after, "bbb")):
+        data = {"commit": commit, "stack": "offline", "summary": summary, "valid": True,
+                "harness": {"loop_lag_max_ms": 3.0}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    lines = compare([tmp_path / "a.json", tmp_path / "b.json"]).splitlines()
+    assert "aaa / offline" in lines[0] and "bbb / offline" in lines[0]
+    cut = next(line for line in lines if line.startswith("callers cut off"))
+    assert cut.index("1/1 (100.0 %)") < cut.index("0/1 (0.0 %)")
+    latency = next(line for line in lines if line.startswith("turn latency date"))
+    assert latency.split()[-6:] == ["None", "/", "None", "420.0", "/", "420.0"]
 
 
 # --- one short run against a real server --------------------------------------------------------
