@@ -10,6 +10,7 @@ from typing import Any
 _DESCRIPTION = """\
     slotline bench --calls 10 --duration 60 --profile cloud     # fixed load
     slotline bench --capacity --profile cloud                   # raise N until a budget breaks
+    slotline bench --conversation llm --profile cloud           # every agent line model-written
     slotline bench --target ws://host:port/path --calls 5       # any Twilio Media Streams server
     slotline bench compare A.json B.json                        # two results side by side
 
@@ -34,7 +35,9 @@ def add_parser(sub: Any) -> None:
     load.add_argument("--profile", default="cloud",
                       help="vendor latency: instant | cloud | real | a YAML file (default cloud)")
     load.add_argument("--conversation", default="booking",
-                      help="what callers say: booking | short | a YAML file (default booking)")
+                      help="what callers say: booking | short | llm (booking's caller, and "
+                           "every agent line written by the model) | a YAML file (default "
+                           "booking)")
     load.add_argument("--reply-timeout", type=float, default=15.0,
                       help="seconds a caller waits for a reply before it counts as failed")
     load.add_argument("--greeting-wait", type=float, default=None,

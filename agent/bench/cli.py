@@ -63,13 +63,18 @@ def _options(args: argparse.Namespace) -> Options:
     profile = load_profile(args.profile)
     if args.target and not profile.emulated:
         raise ConfigError("slotline bench", "--profile", "`real` applies to a started Slotline")
+    conversation = load_conversation(args.conversation)
+    if args.target and conversation.flow is not None:
+        raise ConfigError("slotline bench", "--conversation",
+                          f"{conversation.name!r} runs its own flow on a started Slotline; "
+                          "it cannot be used with --target")
     greeting_wait = args.greeting_wait
     if greeting_wait is None and args.target:
         greeting_wait = FOREIGN_GREETING_WAIT_S
     if greeting_wait is not None and not 0 <= greeting_wait < args.reply_timeout:
         raise ConfigError("slotline bench", "--greeting-wait",
                           "must be >= 0 and shorter than --reply-timeout")
-    return Options(plan, profile, load_conversation(args.conversation), args.target,
+    return Options(plan, profile, conversation, args.target,
                    args.target_pid, args.server, args.config, out, args.sample_interval,
                    args.reply_timeout, greeting_wait)
 
@@ -77,9 +82,11 @@ def _options(args: argparse.Namespace) -> Options:
 def make_target(options: Options, log_dir: Path) -> Target:
     if options.target_url is not None:
         return ForeignTarget(options.target_url, options.target_pid)
+    flow_env = options.conversation.server_env()  # `llm`: the flow whose lines the model writes
     if options.server == "inprocess":
-        return InProcessSlotline(options.profile, config_path=options.config)
-    return SubprocessSlotline(options.profile, log_dir=log_dir, config_path=options.config)
+        return InProcessSlotline(options.profile, config_path=options.config, env=flow_env)
+    return SubprocessSlotline(options.profile, log_dir=log_dir, config_path=options.config,
+                              env={**os.environ, **flow_env})
 
 
 class Progress:
