@@ -98,6 +98,7 @@ class EventOutcome:
     stopped: bool  # a clear came for it
     bargein_ms: float | None  # first voiced frame → clear
     became_turn: bool  # the server logged it as a caller turn
+    resumed: bool = False  # the agent went on after the stop (a forgiven false interruption)
 
 
 def score_answer(sent: Sent, window_end_s: float, media_s: Iterable[float],
@@ -129,7 +130,8 @@ def score_answer(sent: Sent, window_end_s: float, media_s: Iterable[float],
     )
 
 
-def score_event(sent: Sent, clears_s: Iterable[float], heard: Iterable[Heard]) -> EventOutcome:
+def score_event(sent: Sent, clears_s: Iterable[float], heard: Iterable[Heard], *,
+                resumed: bool = False) -> EventOutcome:
     labels = sent.clip.labels
     start = sent.start_s
     first_voiced = start + labels.pieces_ms[0][0] / 1000
@@ -142,7 +144,7 @@ def score_event(sent: Sent, clears_s: Iterable[float], heard: Iterable[Heard]) -
         clip=sent.clip.id, kind=sent.clip.kind, interruption=bool(labels.interruption),
         over_agent=sent.over_agent, stopped=bool(clears),
         bargein_ms=bargein if clears else None,
-        became_turn=any(h.at_s > start for h in heard),
+        became_turn=any(h.at_s > start for h in heard), resumed=resumed and bool(clears),
     )
 
 
@@ -207,6 +209,7 @@ def summarise(answers: Sequence[AnswerOutcome], events: Sequence[EventOutcome]) 
                             "pct": pct(sum(e.stopped for e in v), len(v))}
                         for k, v in sorted(by_event.items())},
             "became_turn": sum(e.became_turn for e in false),
+            "stopped_then_resumed": sum(e.resumed for e in false),
             "not_over_agent": sum(not e.over_agent for e in events),
         },
         "interruptions": {
@@ -252,8 +255,9 @@ def table(summary: dict[str, Any]) -> str:
     ]
     for kind, row in stop["by_kind"].items():
         lines.append(f"  {kind:<12} stopped {row['stopped']:>2}/{row['events']}")
-    lines.append(f"  logged as a caller turn: {stop['became_turn']}; not over the agent "
-                 f"(not counted): {stop['not_over_agent']}")
+    lines.append(f"  stopped, then resumed: {stop['stopped_then_resumed']}; logged as a caller "
+                 f"turn: {stop['became_turn']}; not over the agent (not counted): "
+                 f"{stop['not_over_agent']}")
     bargein = inter["bargein_ms"]
     lines.append(f"{'real interruptions stopped the agent':<44} {inter['stopped']:>3} of "
                  f"{inter['events']:<3}   barge-in p50 {_f(bargein['p50'], ' ms')} p95 "

@@ -242,7 +242,8 @@ async def one_call(call: PlannedCall, base_url: str, wall_minus_mono_s: float) -
     outcome = CallOutcome(call.name, report.call_sid, report.errors,
                           send_lateness_p99_ms=report.send_lateness.p99_ms)
     if call.event_after_ms is not None:
-        outcome.events = tuple(score_event(s, clears, heard) for s in sent)
+        resumed = any(t.get("resumed") for t in log.get("turns", []) if t["role"] == "agent")
+        outcome.events = tuple(score_event(s, clears, heard, resumed=resumed) for s in sent)
         return outcome
     ends = [s.start_s for s in sent[1:]] + [report.started_at_s + report.duration_s]
     outcome.answers = tuple(score_answer(s, end, media, heard) for s, end in zip(sent, ends,

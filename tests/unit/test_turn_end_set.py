@@ -197,7 +197,7 @@ def test_the_summary_counts_rates_per_kind_and_per_pause_length() -> None:
     over = Sent(_clip(((60, 500),), False, "cough"), 50.0, over_agent=True)
     late = Sent(_clip(((60, 500),), False, "noise"), 50.0, over_agent=False)
     real = Sent(_clip(((60, 1500),), True, "interruption"), 50.0, 0.0, 180.0, True)
-    events = [score_event(over, [50.3], []), score_event(late, [], []),
+    events = [score_event(over, [50.3], [], resumed=True), score_event(late, [], []),
               score_event(real, [50.24], [])]
     summary = summarise(answers, events)
     cut = summary["cut_off"]
@@ -210,6 +210,7 @@ def test_the_summary_counts_rates_per_kind_and_per_pause_length() -> None:
     stop = summary["false_stop"]
     assert (stop["events"], stop["stopped"], stop["pct"], stop["not_over_agent"]) == \
         (1, 1, 100.0, 1)
+    assert stop["stopped_then_resumed"] == 1
     assert summary["interruptions"]["bargein_ms"]["p50"] == 180.0
     text = table(summary)
     assert "1 of 3" in text and "barge-in p50 180 ms" in text
