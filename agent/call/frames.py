@@ -1,35 +1,132 @@
 """The per-frame inbound path, shared by the call session and the frame-cost benchmark.
 
-Every 20 ms of every call: decode mu-law, ask the VAD, hand the frame to the recogniser, feed the
-turn detector. Synchronous and allocation-light on purpose: it runs on the event loop.
+Every 20 ms of every call: decode mu-law, ask the VAD, hand the frame to the recogniser, tell
+whether a voiced frame is loud (``audio.loudness``), feed the turn detector. Synchronous and
+allocation-light on purpose: it runs on the event loop.
+
+    Twilio frame ─▶ mu-law → PCM ─▶ VAD ─▶ recogniser.push_audio
+                                     └──▶ loud? ─▶ TurnDetector.frame ─▶ event for the session
+                                                       │ Paused
+                                                       ├──▶ recogniser.pause()  (finish early)
+                                                       └──▶ the turn's audio ─▶ TurnEndModel
+    recogniser.events() ─▶ watch(): Heard ─▶ completeness ─▶ TurnDetector.heard
+                                    SpeechEnded ─────────▶ TurnDetector.stt_final
+    TurnEndModel verdict (watch's task) ─────────────────▶ TurnDetector.model_said
+
+``listen(action)`` sets, for the caller's next turn, the recogniser's hints, the detector's
+patience and the kind of answer the words are judged against (``agent.flow.completeness``).
 
 Recognisers with an endpointer of their own (Deepgram) also say when an utterance has ended;
 ``watch_endpoints`` turns those messages into ``TurnDetector.stt_final()`` calls, so the turn
 ends on VAD silence or STT finality, whichever comes first (rules in ``agent.call.turns``).
+
+The end-of-turn model (``TurnEndModel``, for open questions): the pipeline keeps the last
+``MODEL_AUDIO_MS`` of the caller's audio in a ring allocated once; at a pause it copies the
+turn's part out and hands it to ``watch``'s task, which awaits the model and tells the detector.
+Nothing of that runs in the frame path but the 320-byte copy into the ring.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
-from slotline.agent.call.turns import TurnDetector, TurnEvent
+from slotline.agent.call.responder import Listen
+from slotline.agent.call.turns import (
+    FRAME_MS,
+    Paused,
+    SpeechDropped,
+    SpeechStarted,
+    TurnDetector,
+    TurnEnded,
+    TurnEvent,
+)
+from slotline.agent.flow.completeness import Completeness, classify
+from slotline.audio.loudness import LoudFrames
 from slotline.audio.mulaw import ulaw_to_pcm16
 from slotline.audio.vad import Vad
 from slotline.providers.base import AudioChunk, SttStream
 from slotline.providers.stt import deepgram_wire
 
+log = logging.getLogger(__name__)
+
+MODEL_AUDIO_MS = 8_000  # what an end-of-turn model sees at most: the turn's last 8 s
+_PCM_BYTES_PER_MS = 16  # 8 kHz, 16-bit mono
+_RING_BYTES = MODEL_AUDIO_MS * _PCM_BYTES_PER_MS
+# Questions whose answer no extractor reads: the words cannot say the caller is done, the
+# end-of-turn model may.
+_OPEN_KINDS = frozenset(("", "text"))
+
+
+@runtime_checkable
+class Pausable(Protocol):
+    """A recogniser that can finish what it has heard so far without ending the turn
+    (``providers.base.SttStream.pause``)."""
+
+    def pause(self) -> None: ...
+
+
+class TurnEndModel(Protocol):
+    """An audio end-of-turn model (Smart Turn): whether the caller sounds finished."""
+
+    async def complete(self, pcm16_8k: bytes) -> float:
+        """The probability that the caller has finished their turn, given the turn's audio so
+        far (16-bit little-endian PCM at 8 kHz, at most the last ``MODEL_AUDIO_MS``). Must not
+        block the event loop (run inference elsewhere)."""
+        ...
+
 
 class FramePipeline:
-    # The three per-frame calls are bound once: attribute look-ups add up at 50 frames a
-    # second per call.
-    __slots__ = ("_is_speech", "_push", "_turn_frame", "turns")
+    # The per-frame calls are bound once: attribute look-ups add up at 50 frames a second per
+    # call.
+    __slots__ = (
+        "_is_loud",
+        "_is_speech",
+        "_kind",
+        "_loudness",
+        "_model",
+        "_pause",
+        "_pending",
+        "_push",
+        "_region",
+        "_ring",
+        "_ring_filled",
+        "_ring_pos",
+        "_stt",
+        "_text",
+        "_turn_frame",
+        "_wake",
+        "_words",
+        "turns",
+    )
 
-    def __init__(self, vad: Vad, stt: SttStream, turns: TurnDetector) -> None:
+    def __init__(
+        self,
+        vad: Vad,
+        stt: SttStream,
+        turns: TurnDetector,
+        turn_model: TurnEndModel | None = None,
+    ) -> None:
         self._is_speech = vad.is_speech
         self._push = stt.push_audio
         self._turn_frame = turns.frame
+        self._loudness = LoudFrames()
+        self._is_loud = self._loudness.loud
+        self._stt = stt
+        self._pause: Callable[[], None] | None = stt.pause if isinstance(stt, Pausable) else None
         self.turns = turns
+        self._kind = ""
+        self._region = "US"
+        self._text: str | None = None  # the words last judged, and how complete they were
+        self._words: Completeness = "unknown"
+        self._model = turn_model
+        self._ring = bytearray(_RING_BYTES if turn_model is not None else 0)
+        self._ring_pos = 0
+        self._ring_filled = 0  # bytes of the current turn in the ring
+        self._pending: tuple[Paused, bytes] | None = None  # a pause for the model to judge
+        self._wake = asyncio.Event()
 
     def process(self, ulaw: bytes, t_ms: int) -> tuple[bool, TurnEvent | None]:
         """One inbound frame that arrived at ``t_ms`` on the server's monotonic clock (never the
@@ -37,7 +134,87 @@ class FramePipeline:
         pcm16 = ulaw_to_pcm16(ulaw)
         voiced = self._is_speech(pcm16)
         self._push(AudioChunk(ulaw, pcm16, voiced))
-        return voiced, self._turn_frame(voiced, t_ms)
+        loud = voiced and self._is_loud(ulaw)
+        if self._model is not None:
+            self._record(pcm16)
+        event = self._turn_frame(voiced, t_ms, loud)
+        if event is not None:
+            self._on_event(event, t_ms)
+        return voiced, event
+
+    def listen(self, action: Listen) -> None:
+        """What the caller's next turn is expected to hold (the module docstring)."""
+        self._stt.set_hints(action.hints)
+        self.turns.patience = action.patience
+        self._kind = action.kind
+        self._region = action.region or "US"
+        self._text = None
+
+    def heard(self, text: str, final: bool) -> None:
+        """The recogniser's words of the current turn so far (``providers.base.Heard``)."""
+        if text != self._text:  # interims repeat themselves; judging costs tens of µs
+            self._text = text
+            self._words = classify(self._kind, text, region=self._region)
+        self.turns.heard(self._words, final)
+
+    async def judge_pauses(self) -> None:
+        """Run the end-of-turn model on each pause of an open question, until cancelled; a
+        verdict that comes after the caller went on is ignored (``TurnDetector.model_said``)."""
+        model = self._model
+        if model is None:
+            return
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._pending is None:
+                continue
+            paused, pcm = self._pending
+            self._pending = None
+            try:
+                probability = await model.complete(pcm)
+            except Exception as exc:  # a broken model costs speed, not the call: silence ends it
+                log.warning("end-of-turn model failed, the silence decides: %r", exc)
+                continue
+            self.turns.model_said(probability, paused)
+
+    def _on_event(self, event: TurnEvent, t_ms: int) -> None:
+        if isinstance(event, Paused):
+            if self._pause is not None:
+                self._pause()
+            if self._model is not None and self._kind in _OPEN_KINDS:
+                self._pending = (event, self._turn_audio())
+                self._wake.set()
+        elif isinstance(event, TurnEnded | SpeechDropped):
+            self._loudness.reset()  # a new utterance: loud against its own loudest frame
+            self._ring_filled = 0
+            self._pending = None
+            self._text = None
+            self._words = "unknown"
+        elif isinstance(event, SpeechStarted):  # the turn's audio began at its first voiced frame
+            turn_bytes = (t_ms - event.first_voiced_ms + FRAME_MS) * _PCM_BYTES_PER_MS
+            self._ring_filled = min(self._ring_filled, max(turn_bytes, 0))
+
+    def _record(self, pcm16: bytes) -> None:
+        """Copy one frame into the ring (no allocation: slice assignment of equal length)."""
+        ring, pos, size = self._ring, self._ring_pos, len(pcm16)
+        end = pos + size
+        if end <= _RING_BYTES:
+            ring[pos:end] = pcm16
+        else:  # wraps
+            head = _RING_BYTES - pos
+            ring[pos:] = pcm16[:head]
+            ring[: size - head] = pcm16[head:]
+            end -= _RING_BYTES
+        self._ring_pos = end % _RING_BYTES
+        self._ring_filled = min(self._ring_filled + size, _RING_BYTES)
+
+    def _turn_audio(self) -> bytes:
+        """The current turn's audio in the ring, oldest first (allocated once per pause)."""
+        filled, pos = self._ring_filled, self._ring_pos
+        start = pos - filled
+        if start >= 0:
+            return bytes(self._ring[start:pos])
+        return bytes(self._ring[start:]) + bytes(self._ring[:pos])
 
 
 @runtime_checkable

@@ -52,16 +52,20 @@ class Say:
 
 @dataclass(frozen=True, slots=True)
 class Listen:
-    """What to expect in the caller's next utterance: recogniser hints, and how long a pause
-    ends it (``patience``: "short" after a yes/no question, "long" while the caller spells an
-    e-mail or reads out a phone number; see ``agent.call.turns``)."""
+    """What to expect in the caller's next utterance: recogniser hints, how long a pause ends
+    it (``patience``: "short" after a yes/no question, "long" while the caller spells an e-mail
+    or reads out a phone number; see ``agent.call.turns``), and the extractor ``kind`` of the
+    answer ("" for an open question), by which the words so far are judged complete
+    (``agent.flow.completeness``; a phone number is read in ``region``, "" = the US)."""
 
     hints: SpeechHints
     patience: Patience = "normal"
+    kind: str = ""
+    region: str = ""
 
-    def expecting(self, kind: str) -> Listen:
-        """This Listen with the patience an answer of extractor ``kind`` needs."""
-        return Listen(self.hints, patience_for(kind))
+    def expecting(self, kind: str, *, region: str = "") -> Listen:
+        """This Listen waiting for an answer of extractor ``kind``, with the patience it needs."""
+        return Listen(self.hints, patience_for(kind), kind, region)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ PROTOCOL_CODES = (  # providers.telephony.twilio_media's codes, the socket's and
 )
 BOOKING_RESULTS = ("booked", "slot_taken", "rescheduled", "cancelled", "undone", "undo_failed",
                    "undo_retried")
-TURN_END_REASONS = ("silence", "stt_final", "max_turn")
+TURN_END_REASONS = ("silence", "stt_final", "complete_answer", "model_end", "max_turn")
 
 
 class LabelledCounter:
@@ -170,7 +170,8 @@ class Metrics:
             BOOKING_RESULTS, registry)
         self.turn_ends = LabelledCounter(
             "slotline_turn_ends_total",
-            "Caller turns by what ended them: silence, stt_final or max_turn.", "reason",
+            "Caller turns by what ended them: silence, stt_final, complete_answer, model_end or "
+            "max_turn.", "reason",
             TURN_END_REASONS, registry)
         self.cached_audio_turns = Count(
             "slotline_cached_audio_turns_total",

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from slotline.agent.call.frames import utterance_ended
 from slotline.agent.call.responder import Listen
 from slotline.agent.call.turns import (
     BargeIn,
+    EndReason,
     Patience,
+    Paused,
+    Rule,
     SpeechDropped,
     SpeechStarted,
     TurnConfig,
@@ -17,6 +22,7 @@ from slotline.agent.call.turns import (
     patience_for,
     transition_table,
 )
+from slotline.agent.server.metrics import TURN_END_REASONS
 from slotline.providers.base import SpeechHints
 from slotline.providers.stt import deepgram_wire as dw
 
@@ -25,21 +31,26 @@ CFG = TurnConfig(min_speech_ms=120, end_silence_ms=600, bargein_min_speech_ms=30
 
 
 def feed(det: TurnDetector, pattern: str, start_ms: int = 0) -> list[tuple[int, TurnEvent]]:
-    """'#' = voiced frame, '.' = silent frame; returns (frame time, event) pairs."""
+    """'#' = voiced and loud frame, '~' = voiced but not loud (the VAD's hang-over, a quiet
+    tail), '.' = silent frame; returns (frame time, event) pairs."""
     out = []
     for i, ch in enumerate(pattern):
         t = start_ms + i * 20
-        ev = det.frame(ch == "#", t)
+        ev = det.frame(ch != ".", t, ch == "#")
         if ev is not None:
             out.append((t, ev))
     return out
 
 
+def kinds(events: list[tuple[int, TurnEvent]]) -> list[type]:
+    return [type(e) for _, e in events]
+
+
 def test_turn_starts_after_min_speech_and_ends_after_silence() -> None:
     det = TurnDetector(CFG)
     events = feed(det, "." * 5 + "#" * 20 + "." * 40)
-    assert [type(e) for _, e in events] == [SpeechStarted, TurnEnded]
-    started, ended = events[0][1], events[1][1]
+    assert kinds(events) == [SpeechStarted, Paused, TurnEnded]  # Paused at speculate_ms
+    started, ended = events[0][1], events[2][1]
     assert isinstance(started, SpeechStarted) and started.first_voiced_ms == 100
     assert isinstance(ended, TurnEnded)
     assert ended.last_voiced_ms == 100 + 19 * 20
@@ -65,15 +76,14 @@ def test_gap_inside_onset_is_tolerated_but_long_gap_resets() -> None:
 def test_pause_shorter_than_end_silence_keeps_the_turn() -> None:
     det = TurnDetector(CFG)
     events = feed(det, "#" * 10 + "." * 25 + "#" * 10 + "." * 31)
-    assert [type(e) for _, e in events] == [SpeechStarted, TurnEnded]
+    assert kinds(events) == [SpeechStarted, Paused, Paused, TurnEnded]  # one Paused a pause
 
 
 def test_barge_in_only_while_agent_speaks_and_after_min_length() -> None:
     det = TurnDetector(CFG)
     det.agent_speaking = True
     events = feed(det, "#" * 20 + "." * 31)
-    kinds = [type(e) for _, e in events]
-    assert kinds == [SpeechStarted, BargeIn, TurnEnded]
+    assert kinds(events) == [SpeechStarted, BargeIn, Paused, TurnEnded]
     t_barge, barge = events[1]
     assert isinstance(barge, BargeIn) and barge.at_ms - barge.first_voiced_ms == 300
 
@@ -97,7 +107,7 @@ def test_table_lists_every_transition() -> None:
     rows = transition_table()
     assert ("listening", "speech reached min_speech_ms", "speaking") in rows
     assert ("speaking", "recogniser said final and silence reached its floor", "listening") in rows
-    assert len(rows) == 6
+    assert len(rows) == len(Rule)  # every rule fires in exactly one state
 
 
 def ended(events: list[tuple[int, TurnEvent]]) -> TurnEnded:
@@ -125,7 +135,7 @@ def test_long_patience_keeps_a_pause_between_spelled_groups_in_the_turn() -> Non
     det.patience = "long"
     # "j o h n" ... 1 s pause ... "at example dot com": one turn, not two
     events = feed(det, "#" * 15 + "." * 50 + "#" * 20 + "." * 61)
-    assert [type(e) for _, e in events] == [SpeechStarted, TurnEnded]
+    assert kinds(events) == [SpeechStarted, Paused, Paused, TurnEnded]
 
 
 def test_stt_final_ends_the_turn_once_the_floor_is_reached() -> None:
@@ -194,8 +204,9 @@ def test_patience_for_extractor_kinds_and_listen() -> None:
     assert patience_for("date") == "normal" and patience_for("name") == "normal"
     hints = SpeechHints(phrases=("yes", "no"))
     assert Listen(hints).patience == "normal"
-    assert Listen(hints).expecting("yes_no") == Listen(hints, "short")
+    assert Listen(hints).expecting("yes_no") == Listen(hints, "short", "yes_no")
     assert Listen(hints).expecting("email").hints is hints
+    assert Listen(hints).expecting("phone", region="GB") == Listen(hints, "long", "phone", "GB")
 
 
 def test_stt_floor_never_exceeds_the_profile_silence() -> None:
@@ -217,3 +228,214 @@ def test_which_recogniser_messages_end_an_utterance() -> None:
     assert not utterance_ended(results(" ", speech_final=True))  # a pause after no words
     assert utterance_ended(dw.UtteranceEnd(channel=(0, 1), last_word_end_s=1.2))
     assert not utterance_ended(dw.SpeechStarted(channel=(0,), timestamp_s=0.5))
+
+
+# ---- loud frames: silence counts from the words, not the VAD's hang-over ---------------------
+
+
+def test_silence_counts_from_the_last_loud_frame_not_the_vads_hang_over() -> None:
+    det = TurnDetector(CFG)
+    event = ended(feed(det, "#" * 20 + "~" * 5 + "." * 40))
+    assert event.last_loud_ms == 19 * 20 and event.last_voiced_ms == 24 * 20
+    assert event.at_ms - (event.last_loud_ms + 20) == 600  # the 100 ms hang-over did not count
+
+
+def test_a_quiet_line_without_a_loud_frame_ends_its_turn_on_the_vad() -> None:
+    det = TurnDetector(CFG)
+    event = ended(feed(det, "~" * 20 + "." * 40))
+    assert silence_before_end(event) == 600 and event.last_loud_ms == event.last_voiced_ms
+
+
+def test_quiet_voiced_frames_between_words_do_not_hold_the_turn_open() -> None:
+    det = TurnDetector(CFG)
+    # words, then 700 ms the VAD calls voiced but far below the words (breath, line hum)
+    events = feed(det, "#" * 20 + "~" * 35)
+    assert ended(events).reason == "silence" and ended(events).last_loud_ms == 19 * 20
+
+
+def test_a_loud_frame_cancels_stt_final_a_quiet_one_does_not() -> None:
+    det = TurnDetector(CFG)
+    feed(det, "#" * 20 + "." * 5)
+    assert det.stt_final()
+    event = ended(feed(det, "~" * 5, start_ms=25 * 20))  # hang-over: still the same pause
+    assert event.reason == "stt_final" and event.at_ms - (event.last_loud_ms + 20) == 200
+
+
+# ---- barge-in: confident, near-contiguous speech ---------------------------------------------
+
+BARGE = TurnConfig(min_speech_ms=60, end_silence_ms=600, bargein_min_speech_ms=80)
+
+
+def test_barge_in_after_80_ms_of_confident_speech() -> None:
+    det = TurnDetector(BARGE)
+    det.agent_speaking = True
+    events = feed(det, "#" * 10)
+    barge = [e for _, e in events if isinstance(e, BargeIn)]
+    assert len(barge) == 1 and barge[0].at_ms - barge[0].first_voiced_ms == 80
+
+
+def test_a_cough_is_not_a_barge_in() -> None:
+    det = TurnDetector(BARGE)
+    det.agent_speaking = True
+    # one loud 60 ms burst and its 200 ms quiet tail: voiced 260 ms, confident only 60 ms
+    events = feed(det, "###" + "~" * 10 + "." * 40)
+    assert kinds(events) == [SpeechStarted, SpeechDropped]
+
+
+def test_short_bursts_apart_do_not_add_up_to_a_barge_in() -> None:
+    det = TurnDetector(BARGE)
+    det.agent_speaking = True
+    # 60 ms loud, 80 ms quiet, 60 ms loud, 80 ms quiet, 60 ms loud: 180 ms loud, never 80 ms
+    # near-contiguous
+    events = feed(det, "###~~~~###....###" + "." * 40)
+    assert BargeIn not in kinds(events)
+
+
+def test_a_stop_consonant_inside_speech_does_not_restart_the_count() -> None:
+    det = TurnDetector(BARGE)
+    det.agent_speaking = True
+    events = feed(det, "##..##")  # 40 ms loud, a 40 ms gap, 40 ms loud
+    assert BargeIn in kinds(events)
+
+
+def test_voiced_frames_still_start_a_turn_without_being_loud() -> None:
+    det = TurnDetector(CFG)
+    feed(det, "#" + "~" * 6)  # 140 ms voiced: reaches min_speech_ms
+    assert det.state is TurnState.SPEAKING
+
+
+# ---- the pause: speculative finalize, once per pause -----------------------------------------
+
+
+def test_paused_once_per_pause_at_speculate_ms() -> None:
+    det = TurnDetector(CFG)
+    events = feed(det, "#" * 10 + "." * 15 + "#" * 5 + "." * 40)
+    pauses = [(t, e) for t, e in events if isinstance(e, Paused)]
+    assert len(pauses) == 2
+    (t1, p1), (t2, p2) = pauses
+    assert p1.at_ms - (p1.last_loud_ms + 20) == CFG.speculate_ms
+    assert p2.last_loud_ms == 29 * 20 and p2.first_voiced_ms == 0
+
+
+def test_no_pause_while_the_agent_holds_the_floor_until_a_barge_in() -> None:
+    det = TurnDetector(CFG)
+    det.agent_speaking = True
+    assert Paused not in kinds(feed(det, "#" * 10 + "." * 12))  # an "uh-huh"
+    det2 = TurnDetector(CFG)
+    det2.agent_speaking = True
+    assert Paused in kinds(feed(det2, "#" * 20 + "." * 12))  # an interruption: the caller's turn
+
+
+# ---- the words: complete answers end early, unfinished ones wait long ------------------------
+
+
+def test_complete_final_words_end_the_turn_after_complete_silence_ms() -> None:
+    det = TurnDetector(CFG)
+    feed(det, "#" * 20 + "." * 2)
+    assert det.heard("complete", final=True)
+    event = ended(feed(det, "." * 20, start_ms=22 * 20))
+    assert event.reason == "complete_answer"
+    assert silence_before_end(event) == CFG.complete_silence_ms
+
+
+def test_complete_words_not_final_keep_the_usual_silence() -> None:
+    det = TurnDetector(CFG)
+    feed(det, "#" * 20 + "." * 2)
+    det.heard("complete", final=False)  # an interim: may lag the caller by a word
+    event = ended(feed(det, "." * 40, start_ms=22 * 20))
+    assert event.reason == "silence" and silence_before_end(event) == 600
+
+
+def test_final_words_heard_while_the_caller_speaks_are_not_taken_as_final() -> None:
+    det = TurnDetector(CFG)
+    feed(det, "#" * 20)
+    det.heard("complete", final=True)  # settled words that speech has since followed
+    assert ended(feed(det, "." * 40, start_ms=400)).reason == "silence"
+
+
+def test_the_caller_going_on_after_complete_words_waits_for_new_words() -> None:
+    det = TurnDetector(CFG)
+    feed(det, "#" * 20 + "." * 3)
+    det.heard("complete", final=True)  # "next tuesday" ...
+    events = feed(det, "#" * 10 + "." * 40, start_ms=23 * 20)  # ... "at three"
+    assert ended(events).reason == "silence"
+
+
+def test_incomplete_words_wait_the_long_patience() -> None:
+    det = TurnDetector(CFG)
+    feed(det, "#" * 20 + "." * 2)
+    assert det.heard("incomplete", final=True)  # "my e-mail is john dot"
+    assert det.stt_final()  # the endpointer fires between spelled words: floor is long too
+    event = ended(feed(det, "." * 70, start_ms=22 * 20))
+    assert event.reason == "stt_final" and silence_before_end(event) == CFG.long_silence_ms // 2
+    det2 = TurnDetector(CFG)
+    feed(det2, "#" * 20 + "." * 2)
+    det2.heard("incomplete", final=False)
+    event2 = ended(feed(det2, "." * 70, start_ms=22 * 20))
+    assert event2.reason == "silence" and silence_before_end(event2) == CFG.long_silence_ms
+    assert event2.patience == "long"
+
+
+def test_unknown_words_change_nothing() -> None:
+    det = TurnDetector(CFG)
+    feed(det, "#" * 20 + "." * 2)
+    det.heard("unknown", final=True)
+    event = ended(feed(det, "." * 40, start_ms=22 * 20))
+    assert event.reason == "silence" and silence_before_end(event) == 600
+
+
+def test_words_outside_a_turn_are_ignored_and_forgotten_at_its_end() -> None:
+    det = TurnDetector(CFG)
+    assert not det.heard("complete", final=True)  # a late result of the turn before
+    feed(det, "#" * 20 + "." * 2)
+    det.heard("incomplete", final=False)
+    ended(feed(det, "." * 70, start_ms=22 * 20))
+    assert det.words == "unknown"  # the next turn starts with nothing heard
+
+
+def test_complete_words_never_end_speech_over_the_agent_before_a_barge_in() -> None:
+    det = TurnDetector(CFG)
+    det.agent_speaking = True
+    feed(det, "#" * 10 + "." * 2)  # "yes" over the agent
+    det.heard("complete", final=True)
+    events = feed(det, "." * 35, start_ms=12 * 20)
+    assert kinds(events) == [SpeechDropped]
+
+
+# ---- the end-of-turn model -------------------------------------------------------------------
+
+
+def paused(events: list[tuple[int, TurnEvent]]) -> Paused:
+    found = [e for _, e in events if isinstance(e, Paused)]
+    assert found
+    return found[-1]
+
+
+def test_model_says_done_during_the_pause_ends_the_turn() -> None:
+    det = TurnDetector(CFG)
+    pause = paused(feed(det, "#" * 20 + "." * 10))
+    assert not det.model_said(0.2, pause)  # below the threshold: the silence decides
+    assert det.model_said(0.9, pause)
+    event = ended(feed(det, ".", start_ms=30 * 20))
+    assert event.reason == "model_end" and silence_before_end(event) == 220
+
+
+def test_a_verdict_about_a_pause_the_caller_talked_through_is_ignored() -> None:
+    det = TurnDetector(CFG)
+    pause = paused(feed(det, "#" * 20 + "." * 10))
+    feed(det, "#" * 5 + "." * 3, start_ms=30 * 20)  # went on, and is silent again
+    assert not det.model_said(0.99, pause)
+    assert ended(feed(det, "." * 40, start_ms=38 * 20)).reason == "silence"
+
+
+def test_the_model_cannot_end_a_turn_whose_words_are_unfinished() -> None:
+    det = TurnDetector(CFG)
+    pause = paused(feed(det, "#" * 20 + "." * 10))
+    det.heard("incomplete", final=True)  # "... and"
+    assert det.model_said(0.9, pause)
+    event = ended(feed(det, "." * 70, start_ms=30 * 20))
+    assert event.reason == "silence" and event.patience == "long"
+
+
+def test_every_end_reason_is_a_metrics_label() -> None:
+    assert set(get_args(EndReason)) == set(TURN_END_REASONS)

@@ -1,0 +1,160 @@
+"""Whether the words heard so far already hold the answer a question waits for.
+
+The turn detector (``agent.call.turns``) ends a caller's turn after a fixed silence. A question
+knows more: after "what day suits you?", "next tuesday" is a whole answer and 200 ms of silence
+is enough; "next tuesday at" is plainly unfinished and deserves the long wait. ``classify``
+reads the recogniser's words for the extractor kind the question expects
+(``agent.flow.model.ExtractorKind``) and says one of:
+
+- ``"complete"``: the words hold a whole answer of that kind, read by the same extractors the
+  flow uses (``providers.llm.rules``), so a turn ended early is one the flow can read: a date, a
+  time, a yes or no, a first and last name, an e-mail address with its domain, a whole phone
+  number; or, for any kind, a plain refusal ("no thanks", "i'd rather not").
+- ``"incomplete"``: the caller stopped mid-phrase: the last word cannot end a sentence ("dot",
+  "at", "the", "and", "uh", "my e-mail is"), an e-mail address without its domain, a phone
+  number short of its digits.
+- ``"unknown"``: anything else (an open question, an answer the extractors do not read, a
+  number that may go on: "twenty" before "five"); the turn detector keeps its usual silence.
+
+Pure: no I/O, no clock, no shared state. Cheap checks (the last words) run first; the extractor
+runs only when they settle nothing (tens of microseconds; the detector asks once per new
+transcript, never per audio frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from slotline.providers.llm import rules
+from slotline.providers.llm.rules.normalize import FILLERS, TENS, UNITS, tokens
+
+Completeness = Literal["complete", "incomplete", "unknown"]
+
+# Words a sentence does not end on: articles, prepositions, conjunctions, hesitations, and the
+# symbols of a spelled address or number. "so", "like" and "well" (FILLERS) can end a sentence.
+_UNFINISHED_LAST = frozenset((
+    "a", "an", "the", "my", "your", "our", "his", "her", "their",
+    "at", "on", "in", "to", "for", "of", "with", "from", "by", "about", "around", "after",
+    "before", "until", "till", "between", "past",
+    "and", "or", "but", "because", "if", "than", "nor",
+    "uh", "um", "er", "erm", "ah", "hmm", "hm", "mm", "uhm",
+    "dot", "period", "point", "underscore", "dash", "hyphen", "plus", "double", "triple",
+    "i", "i'm", "it's", "that's", "its", "is", "was", "are", "am",
+))
+# "is" ends "yes it is" as well as "my e-mail is": only a lead-in word before it (below) says an
+# answer is still coming.
+_IS_WORDS = frozenset(("is", "was", "are", "am"))
+_LEAD_INS = frozenset((
+    "email", "mail", "address", "number", "phone", "cell", "mobile", "name", "surname", "date",
+    "day", "time", "one", "zone", "it", "that", "this", "answer", "best", "there",
+))
+# An utterance starting with one of these and ending "it is" confirms: whole.
+_CONFIRMING = frozenset(("yes", "yeah", "yep", "yup", "no", "nope", "correct", "right"))
+# Words after which a number may go on: "twenty" [five], "two hundred" [and fifty], "three oh"
+# [five]. An answer ending on one is not called complete.
+_MAY_GO_ON = frozenset((*TENS, "hundred", "thousand", "oh", "o"))
+# Refusals and closings, said alone (after fillers, before thanks): a whole answer to any
+# question, even one that waits for an e-mail address or a phone number.
+_REFUSALS = frozenset(
+    tuple(phrase.split())
+    for phrase in (
+        "no", "nope", "nah", "no no", "no i don't", "no i do not", "no i'm good", "i'm good",
+        "i'm fine", "no i'm fine", "not really", "not now", "no not now", "rather not",
+        "i'd rather not", "i would rather not", "no i'd rather not", "skip", "skip it",
+        "skip that", "never mind", "nevermind", "i don't have one", "i don't have an email",
+        "i don't have an e mail", "i don't have a phone", "i don't have a cell",
+        "i don't have one sorry", "none", "nothing", "nothing else", "that's all",
+        "that's it", "no that's all", "no that's it", "no that's everything", "that's everything",
+        "bye", "goodbye", "bye bye", "no bye",
+    )
+)
+_COURTESY = frozenset(("thanks", "thank", "you", "please", "sorry", "though", "anyway"))
+_OPEN_KINDS = frozenset(("", "text"))
+_DIGIT_WORDS = frozenset((*UNITS, "oh", "o", "double", "triple"))
+_MAX_PHONE_DIGITS = 15  # E.164's longest; fewer that no country dials: the caller reads on
+
+# The extractors read dates against a clock; completeness asks only whether a date was said,
+# so any fixed instant does.
+_NOW = datetime(2026, 1, 5, 12, 0)
+_ZONE = "UTC"
+
+
+def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
+    """How complete ``text`` (the caller's words so far) is as an answer of extractor ``kind``
+    ("" or "text": an open question). ``region`` is the ISO country a phone number is read in."""
+    toks = tokens(text)
+    if not toks:
+        return "unknown"
+    if _unfinished(toks):  # "uh" alone too: the caller is about to answer
+        return "incomplete"
+    while toks[0] in FILLERS:  # "well, no thanks"; the last word is not a hesitation (above)
+        toks = toks[1:]
+        if not toks:
+            return "unknown"
+    if _refusal(toks):
+        return "complete"
+    if kind in _OPEN_KINDS:
+        return "unknown"
+    if kind == "email":
+        return _email(text)
+    if kind == "phone":
+        return _phone(toks, text, region)
+    if toks[-1] in _MAY_GO_ON and kind != "yes_no":
+        return "unknown"
+    if kind == "choice":
+        return "unknown"  # the options are the flow's; the short patience already applies
+    found = rules.extract(kind, text, now=_NOW, timezone=_ZONE, region=region)
+    if found is None:
+        return "unknown"
+    if kind == "name" and len(found.value.split()) < 2:
+        return "unknown"  # a first name alone: the surname may follow
+    return "complete"
+
+
+def _unfinished(toks: Sequence[str]) -> bool:
+    last = toks[-1]
+    if last not in _UNFINISHED_LAST:
+        return False
+    if last not in _IS_WORDS:
+        return True
+    # "my e-mail is", "the number is": a lead-in, then "is". But "yes it is", "no that is":
+    # a confirmation, whole.
+    before = toks[-2] if len(toks) >= 2 else ""
+    first = next((t for t in toks if t not in FILLERS), "")
+    return before in _LEAD_INS and first not in _CONFIRMING
+
+
+def _refusal(toks: Sequence[str]) -> bool:
+    end = len(toks)
+    while end > 1 and toks[end - 1] in _COURTESY:
+        end -= 1
+    return tuple(toks[:end]) in _REFUSALS
+
+
+def _email(text: str) -> Completeness:
+    if rules.extract("email", text, now=_NOW, timezone=_ZONE) is not None:
+        return "complete"
+    # No address yet: the caller is spelling the part before "at", or the domain before its
+    # "dot com". Either way more is coming.
+    return "incomplete"
+
+
+def _phone(toks: Sequence[str], text: str, region: str) -> Completeness:
+    digits = sum(_digits_in(t) for t in toks)
+    if digits == 0:
+        return "unknown"
+    found = rules.extract("phone", text, now=_NOW, timezone=_ZONE, region=region)
+    if found is None:  # too few digits to dial (or too many: not a number we can read)
+        return "incomplete" if digits < _MAX_PHONE_DIGITS else "unknown"
+    # E.164 (confidence 0.8 or more): a number dialable as said. The digits alone (0.6): a
+    # local number without its area code, or an area code and more: it may go on.
+    return "complete" if found.confidence >= 0.8 else "unknown"
+
+
+def _digits_in(token: str) -> int:
+    """Roughly how many digits ``token`` says ("555-1234" seven, "five" one, "fifty" one)."""
+    if token[0].isdigit():
+        return sum(ch.isdigit() for ch in token)
+    return 1 if token in _DIGIT_WORDS or token in TENS else 0

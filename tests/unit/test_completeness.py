@@ -1,0 +1,161 @@
+"""Whether the words so far hold a whole answer: many phrasings per kind, as cloud and offline
+recognisers write them (lower-case words, numerals, punctuation, fillers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from slotline.agent.flow.completeness import Completeness, classify
+
+COMPLETE: list[tuple[str, str]] = [
+    ("date", "next tuesday"),
+    ("date", "Tuesday."),
+    ("date", "tomorrow please"),
+    ("date", "uh, tomorrow"),
+    ("date", "the fifth"),
+    ("date", "december twenty first"),
+    ("date", "how about friday"),
+    ("date", "the twelfth of march"),
+    ("date", "March 12th"),
+    ("date", "12/1"),
+    ("date", "monday would be great"),
+    ("time", "three p m"),
+    ("time", "at three"),
+    ("time", "ten in the morning"),
+    ("time", "noon"),
+    ("time", "3:30"),
+    ("time", "half past ten"),
+    ("time", "quarter to four"),
+    ("time_of_day", "in the afternoon"),
+    ("time_of_day", "mornings are best"),
+    ("yes_no", "yes"),
+    ("yes_no", "Yeah, sure."),
+    ("yes_no", "nope"),
+    ("yes_no", "that's right"),
+    ("yes_no", "correct"),
+    ("yes_no", "yes it is"),
+    ("yes_no", "uh yeah that is"),
+    ("yes_no", "no that is wrong"),
+    ("yes_no", "sounds good"),
+    ("name", "john smith"),
+    ("name", "my name is jane doe"),
+    ("name", "it's Mary Ann O'Brien"),
+    ("name", "this is sam taylor"),
+    ("email", "john at gmail dot com"),
+    ("email", "john dot smith at example dot com"),
+    ("email", "my email is j o h n at yahoo dot co dot uk"),
+    ("email", "john@gmail.com"),
+    ("email", "it's jane underscore doe at outlook dot com thanks"),
+    ("phone", "two one two five five five one two three four"),
+    ("phone", "my number is 212-555-1234"),
+    ("phone", "(212) 555 1234"),
+    ("phone", "plus four four two zero seven nine four six zero nine five eight"),
+    ("number", "four people"),
+    ("number", "just two"),
+    ("timezone", "pacific time"),
+    ("timezone", "new york"),
+    # a refusal or a closing answers any question
+    ("email", "no thanks"),
+    ("email", "No, thank you."),
+    ("email", "I'd rather not"),
+    ("phone", "i don't have one"),
+    ("date", "never mind"),
+    ("text", "no that's all thanks"),
+    ("text", "nope"),
+    ("", "that's it"),
+    ("name", "skip it"),
+]
+
+INCOMPLETE: list[tuple[str, str]] = [
+    ("email", "my email is john dot"),
+    ("email", "my e-mail is"),
+    ("email", "john at"),
+    ("email", "john at gmail"),
+    ("email", "john at gmail dot"),
+    ("email", "j o h n"),
+    ("email", "john dot smith"),
+    ("email", "it's john underscore"),
+    ("email", "john at gmail dot c"),
+    ("date", "on the"),
+    ("date", "next tuesday at"),
+    ("date", "monday or"),
+    ("date", "the"),
+    ("date", "uh"),
+    ("date", "um, let me see, uh"),
+    ("time", "half past"),
+    ("time", "quarter to"),
+    ("time", "around"),
+    ("time", "three and"),
+    ("yes_no", "yes but"),
+    ("yes_no", "uh"),
+    ("name", "my name is"),
+    ("name", "it's"),
+    ("name", "john and"),
+    ("phone", "five five five"),
+    ("phone", "my number is"),
+    ("phone", "five five five one two three"),
+    ("phone", "555"),
+    ("phone", "plus four four"),
+    ("phone", "two one two dash"),
+    ("phone", "oh seven seven double"),
+    ("text", "i'd like to book a haircut and"),
+    ("text", "i was wondering if"),
+    ("", "my"),
+    ("number", "for"),
+]
+
+UNKNOWN: list[tuple[str, str]] = [
+    ("date", "december"),  # the day may follow, or not
+    ("date", "december twenty"),  # "... first"?
+    ("time", "three oh"),  # "... five"
+    ("time", "three forty"),  # "... five"
+    ("time", "any time after three"),  # the extractor does not read it
+    ("number", "twenty"),
+    ("number", "two hundred"),
+    ("name", "john"),  # a surname may follow
+    ("name", "smith"),
+    ("phone", "five five five one two three four"),  # a local number, or more to come
+    ("text", "i'd like to book a haircut"),
+    ("text", "yes"),  # an open question: "yes, and ..." is common
+    ("", "well"),
+    ("date", ""),
+    ("choice", "the first one"),  # the options are the flow's
+    ("yes_no", "what do you mean"),
+]
+
+
+@pytest.mark.parametrize(("kind", "text"), COMPLETE)
+def test_complete(kind: str, text: str) -> None:
+    assert classify(kind, text) == "complete"
+
+
+@pytest.mark.parametrize(("kind", "text"), INCOMPLETE)
+def test_incomplete(kind: str, text: str) -> None:
+    assert classify(kind, text) == "incomplete"
+
+
+@pytest.mark.parametrize(("kind", "text"), UNKNOWN)
+def test_unknown(kind: str, text: str) -> None:
+    assert classify(kind, text) == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "expected"),
+    [
+        ("oh seven seven oh oh nine oh oh one two three", "GB", "complete"),
+        ("oh seven seven oh oh nine oh oh one two three", "US", "unknown"),
+        ("oh seven seven oh oh", "GB", "incomplete"),
+    ],
+)
+def test_phone_numbers_are_read_in_the_callers_region(
+    text: str, region: str, expected: Completeness
+) -> None:
+    assert classify("phone", text, region=region) == expected
+
+
+def test_an_answer_grows_from_incomplete_to_complete() -> None:
+    said = ["my", "my email is", "my email is john", "my email is john dot",
+            "my email is john dot smith at", "my email is john dot smith at example dot",
+            "my email is john dot smith at example dot com"]
+    assert [classify("email", s) for s in said] == ["incomplete"] * 6 + ["complete"]
+
