@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from slotline.agent.bench.cli import FOREIGN_GREETING_WAIT_S
 from slotline.agent.bench.report import validate
 from slotline.agent.cli import main
+from slotline.audio.framing import FRAME_MS
 from slotline.audio.mulaw import encode_array
 from slotline.providers.telephony.twilio_media import (
     InboundStream,
@@ -40,7 +41,6 @@ from tests.e2e.test_bench_smoke import (
     last_voiced,
 )
 
-FRAME_MS = 20
 REPLY_DELAY_MS = 300  # after the utterance's last voiced frame arrived
 REPLY_MS = 600
 

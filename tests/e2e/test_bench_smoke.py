@@ -27,6 +27,7 @@ from slotline.agent.bench.profiles import BUILTIN
 from slotline.agent.bench.report import SCHEMA, summary_table, validate
 from slotline.agent.bench.runner import LoadPlan
 from slotline.agent.cli import main
+from slotline.audio.framing import FRAME_MS
 from slotline.audio.mulaw import decode_array, encode_array
 from slotline.providers.telephony.twilio_media import (
     InboundStream,
@@ -38,8 +39,6 @@ from slotline.providers.telephony.twilio_media import (
     encode_media,
 )
 from tests.loopback import serving_ws
-
-FRAME_MS = 20
 
 
 def test_smoke_run_writes_a_complete_sane_report(tmp_path: Path) -> None:
