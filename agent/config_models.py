@@ -381,8 +381,16 @@ class TurnSettings(_Section):
     end_silence_ms: int = Field(default=600, gt=0)
     short_silence_ms: int = Field(default=400, gt=0)
     long_silence_ms: int = Field(default=1200, gt=0)
+    # silence that ends a turn whose final words already hold the answer the question waits
+    # for ("next tuesday", "john at gmail dot com"; agent.flow.completeness)
+    complete_silence_ms: int = Field(default=200, gt=0)
     min_speech_ms: int = Field(default=120, gt=0)
     bargein_min_speech_ms: int = Field(default=300, gt=0)
+    # silence inside a turn at which the recogniser is asked to finish early (and the
+    # end-of-turn model, if any, runs), so the words are there when the turn ends
+    speculate_ms: int = Field(default=200, gt=0)
+    # the end-of-turn model's probability at or above which an open answer is over
+    model_end_threshold: float = Field(default=0.5, gt=0, le=1)
     max_turn_s: int = Field(default=30, gt=0)
     outbound_lead_ms: int = Field(default=300, ge=0)
     # silence after speech before the reply's model request starts on the interim words
