@@ -51,6 +51,7 @@ from slotline.agent.flow.state import (
 from slotline.agent.flow.templates import render
 from slotline.providers.base import SpeechHints
 from slotline.providers.llm import rules
+from slotline.providers.llm.rules.region import region_for
 
 
 def said(ctx: Ctx, text: str) -> tuple[Say, ...]:
@@ -117,7 +118,8 @@ def conversation_hints(node: ConversationNode) -> tuple[SpeechHints, ...]:
 
 def listen_for(ctx: Ctx, node: ConversationNode) -> Listen:
     """What a conversation node listens for, every time it asks (again)."""
-    return ctx.listen(*conversation_hints(node)).expecting(node.extractor)
+    region = region_for(ctx.region, ctx.timezone)  # a phone number's completeness needs it
+    return ctx.listen(*conversation_hints(node)).expecting(node.extractor, region=region)
 
 
 def enter_conversation(ctx: Ctx, node: ConversationNode) -> Step:
