@@ -2,8 +2,9 @@
 
 While the caller pauses, the recogniser's interim transcript is usually already the final one.
 If the flow would hand those words to the model (the rules extractors read nothing, a branch
-judges them), the request can start during the end-of-turn silence instead of after it, hiding
-the model's time to first token behind the endpointing wait.
+judges them), or its next line is one the model writes (a node with a ``prompt``:
+``WriteLine``), the request can start during the end-of-turn silence instead of after it,
+hiding the model's time to first token behind the endpointing wait.
 
 Safe by construction: the question is put to a *fork* of the engine (``FlowEngine.fork``), so
 nothing changes, and only a model request is ever started early — never a booking, a webhook,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from slotline.agent.flow.engine import FlowEngine
 from slotline.agent.flow.llm import History, LlmStats
@@ -26,8 +28,8 @@ from slotline.agent.flow.messages import (
     JudgeConditions,
     Listen,
     ModelRequest,
-    ModelResult,
     Say,
+    WriteLine,
 )
 from slotline.agent.flow.state import LISTENING
 from slotline.providers.base import ChatMessage
@@ -38,7 +40,7 @@ from slotline.providers.errors import ProtocolError
 class Ahead:
     """The model request the caller's words would lead to, and the conversation it would see."""
 
-    request: ModelRequest
+    request: ModelRequest | WriteLine
     history: tuple[ChatMessage, ...]
 
 
@@ -56,7 +58,7 @@ def model_request_ahead(engine: FlowEngine, history: History, text: str) -> Ahea
     for action in actions:
         if isinstance(action, Say):
             heard.agent(action.text)  # said before the request, as the responder would
-        elif isinstance(action, AskModel | JudgeConditions):
+        elif isinstance(action, AskModel | JudgeConditions | WriteLine):
             return Ahead(action, heard.messages())
         elif not isinstance(action, Listen):
             return None
@@ -69,11 +71,15 @@ class Anticipation:
 
     text: str
     ahead: Ahead
-    task: asyncio.Task[ModelResult]
-    sentences: asyncio.Queue[str | None]
+    # a ModelResult for a ModelRequest, Written for a WriteLine: only the same kind of
+    # request ever adopts it (``matches``)
+    task: asyncio.Task[Any]
+    sentences: asyncio.Queue[str | None]  # (a line's clauses)
     stats: LlmStats = field(default_factory=LlmStats)  # counted as the call's once used
 
-    def matches(self, request: ModelRequest, history: tuple[ChatMessage, ...]) -> bool:
+    def matches(
+        self, request: ModelRequest | WriteLine, history: tuple[ChatMessage, ...]
+    ) -> bool:
         return self.ahead.request == request and self.ahead.history == history
 
     def cancel(self) -> None:

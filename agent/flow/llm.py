@@ -395,11 +395,14 @@ class LlmPerformer:
         speak: Callable[[str], None],
         *,
         call_sid: str = "",
+        stats: LlmStats | None = None,
     ) -> Written:
         """Have the model write ``line``; each clause goes to ``speak`` as soon as it is
         complete. Never raises but ``CancelledError`` (barge-in closes the stream): a failure,
-        a timeout or a line with no words is ``Written(finished=False)`` and reported."""
-        self.stats.lines += 1
+        a timeout or a line with no words is ``Written(finished=False)`` and reported.
+        ``stats``: where it is counted (default ``self.stats``), as in ``perform``."""
+        stats = self.stats if stats is None else stats
+        stats.lines += 1
         clauses = ClauseSplitter()
         spoken: list[str] = []
 
@@ -431,7 +434,7 @@ class LlmPerformer:
             log.info("call_sid=%s node %s: model wrote %d clauses", call_sid, line.node_id,
                      len(spoken))
             return Written(" ".join(spoken), finished=True)
-        self.stats.failures += 1
+        stats.failures += 1
         error = error or ProviderError(PROVIDER, "the model wrote no words")
         log.warning("call_sid=%s line at node %s failed after %d clauses: %s", call_sid,
                     line.node_id, len(spoken), error)

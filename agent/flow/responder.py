@@ -43,7 +43,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from slotline.agent.call.prompt_cache import flow_prompts
 from slotline.agent.call.responder import Action, CallEvent, CallStarted
@@ -222,18 +222,20 @@ class FlowResponder:
         request the flow would make for it, if it would make one first. True if started."""
         self.forget_anticipation()
         if (self._llm is None or self._queue or self._pending is not None
-                or self._thinking is not None):
+                or self._thinking is not None or self._writing is not None):
             return False
         ahead = model_request_ahead(self._engine, self._history, text)
         if ahead is None:
             return False
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         early_stats = LlmStats()
-        task = asyncio.create_task(
-            self._llm.perform(ahead.request, ahead.history, sentences.put_nowait,
-                              call_sid=self._engine.call_sid, stats=early_stats),
-            name=f"llm-early-{ahead.request.node_id}",
-        )
+        sid, request = self._engine.call_sid, ahead.request
+        job = (self._llm.write(request, ahead.history, sentences.put_nowait, call_sid=sid,
+                               stats=early_stats)
+               if isinstance(request, WriteLine) else
+               self._llm.perform(request, ahead.history, sentences.put_nowait, call_sid=sid,
+                                 stats=early_stats))
+        task: asyncio.Task[Any] = asyncio.create_task(job, name=f"llm-early-{request.node_id}")
         task.add_done_callback(lambda _: sentences.put_nowait(None))
         self._early = Anticipation(text, ahead, task, sentences, early_stats)
         self._stats.early_started += 1
@@ -245,7 +247,7 @@ class FlowResponder:
         if early is not None:
             early.cancel()
 
-    def _adopt(self, request: ModelRequest) -> Anticipation | None:
+    def _adopt(self, request: ModelRequest | WriteLine) -> Anticipation | None:
         """The early request, if it is exactly ``request`` asked now; else it is dropped."""
         early, self._early = self._early, None
         if early is None:
@@ -353,7 +355,7 @@ class FlowResponder:
                                  call_sid=self._engine.call_sid)
 
     async def _judged_early(self, early: Anticipation) -> ModelResult:
-        result = await early.task
+        result: ModelResult = await early.task
         self._stats.add(early.stats)
         return result
 
@@ -395,13 +397,19 @@ class FlowResponder:
             yield Say(line.fallback)
             return
         self._count_model_turn()
-        clauses: asyncio.Queue[str | None] = asyncio.Queue()
-        task = asyncio.create_task(
-            self._llm.write(line, self._history.messages(), clauses.put_nowait,
-                            call_sid=self._engine.call_sid),
-            name=f"llm-line-{line.node_id}",
-        )
-        task.add_done_callback(lambda _: clauses.put_nowait(None))
+        early = self._adopt(line)
+        task: asyncio.Task[Written]
+        if early is not None and isinstance(early.ahead.request, WriteLine):
+            task, clauses = early.task, early.sentences
+            self._stats.add(early.stats)
+        else:
+            clauses = asyncio.Queue()
+            task = asyncio.create_task(
+                self._llm.write(line, self._history.messages(), clauses.put_nowait,
+                                call_sid=self._engine.call_sid),
+                name=f"llm-line-{line.node_id}",
+            )
+            task.add_done_callback(lambda _: clauses.put_nowait(None))
         self._writing = task
         try:
             while (clause := await clauses.get()) is not None:

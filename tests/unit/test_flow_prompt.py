@@ -244,3 +244,32 @@ async def test_with_a_model_the_fallback_lines_are_not_cached_ahead(
     assert "May I have your name?" in responder().static_prompts()  # offline: it is the line
     cached = responder(model).static_prompts()
     assert "May I have your name?" not in cached and "Sorry, I didn't catch that." in cached
+
+
+async def test_a_line_is_started_on_the_interim_words_and_used_when_they_stay(
+    emulator: OpenAIEmulator, model: OpenAIChatModel
+) -> None:
+    r = responder(model)
+    await run(r, CallStarted("CA1"))
+    assert emulator.stats.requests == 2
+    assert r.anticipate("my name is jane doe")  # the caller pauses: the goodbye is written
+    await emulator.wait_until(lambda stats: stats.streams_completed == 3)
+    said = texts(await run(r, CallerSaid("my name is jane doe")))
+    assert said[0] == "Hi, thanks for calling the clinic," and emulator.stats.requests == 3
+    assert (r.llm_stats.early_started, r.llm_stats.early_used, r.llm_stats.lines) == (1, 1, 3)
+    assert "Jane Doe" in emulator.received[2]["messages"][0]["content"]
+
+
+async def test_a_line_started_on_words_the_caller_then_changed_is_dropped(
+    emulator: OpenAIEmulator, model: OpenAIChatModel
+) -> None:
+    emulator.latency = Latency(token_interval_ms=50)
+    r = responder(model)
+    await run(r, CallStarted("CA1"))
+    assert r.anticipate("my name is jane")
+    await emulator.wait_until(lambda stats: stats.streams_started == 3)
+    said = texts(await run(r, CallerSaid("my name is jane doe")))
+    await emulator.wait_until(lambda stats: stats.streams_cancelled == 1)
+    assert said[0] == "Hi, thanks for calling the clinic," and emulator.stats.requests == 4
+    assert "Jane Doe" in emulator.received[3]["messages"][0]["content"]
+    assert (r.llm_stats.early_used, r.llm_stats.lines) == (0, 3)
