@@ -81,6 +81,7 @@ ANSWERS: Mapping[str, tuple[Template, ...]] = {
         _t("email.three_groups", "email", "my email is", "{first} dot {last}",
            "at {domain} dot com"),
         _t("email.domain_split", "email", "{first} {last}", "at {domain}", "dot com"),
+        _t("email.slow_letters", "email", "{l1}", "{l2}", "{rest} at {domain} dot com"),
         _t("email.no", "email", "no thanks"),
     ),
     "date": (
@@ -210,7 +211,8 @@ def fill(template: Template, words: Mapping[str, str]) -> tuple[str, ...]:
 def caller_words(rng: random.Random, day: str, hour: str) -> dict[str, str]:
     first = rng.choice(_FIRST)
     return {"first": first, "last": rng.choice(_LAST), "domain": rng.choice(_DOMAINS),
-            "spelled": " ".join(first), "day": day, "hour": hour}
+            "spelled": " ".join(first), "l1": first[0], "l2": first[1],
+            "rest": " ".join(first[2:]), "day": day, "hour": hour}
 
 
 # --- noises (pure) ----------------------------------------------------------------------------

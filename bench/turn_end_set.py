@@ -365,7 +365,11 @@ def report_lines(data: dict[str, Any]) -> str:
              f"{harness['loop_lag_max_ms']} ms, caller frames p99 late (worst call) "
              f"{harness['send_lateness_p99_ms_worst_call']} ms")
     verdict = "VALID" if data["valid"] else "INVALID: " + "; ".join(data["invalid_because"])
-    return "\n".join((head, table(data["summary"]), watch, verdict))
+    cuts = [f"  cut: {a['clip']:<34} in a {a['cut_in_pause_ms']} ms pause ({a['evidence']}): "
+            f"{' | '.join(a['texts'])}" for a in data["answers"] if a["cut_off"]]
+    stops = [f"  stopped by: {e['clip']}" + (" (resumed)" if e["resumed"] else "")
+             for e in data["events"] if e["stopped"] and not e["interruption"]]
+    return "\n".join((head, table(data["summary"]), *cuts, *stops, watch, verdict))
 
 
 def _row(data: dict[str, Any]) -> dict[str, str]:
