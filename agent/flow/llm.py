@@ -8,7 +8,7 @@ responder hands the request to :class:`LlmPerformer` with the conversation so fa
   extractor's type (``{"user_email": {"type": "string", "format": "email"}}``); the values come
   back as text and the engine re-reads them (``agent.flow.llm_steps.accept``);
 - free answers (``answer_questions``): text the model writes instead of calling the tool is
-  spoken sentence by sentence while it streams, then the node asks its question again;
+  spoken clause by clause while it streams, then the node asks its question again;
 - described branch conditions: a tool ``judge_conditions`` with one boolean per condition;
 - lines (``WriteLine``, a node with a ``prompt``): the model writes the agent's line from the
   prompt, the conversation and the flow's variables; each clause is spoken as soon as it is
@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections import deque
 from collections.abc import Callable
 from contextlib import aclosing
@@ -68,7 +67,6 @@ PROVIDER = "llm"  # the metrics label of a request that ran out of our own time 
 RECORD_TOOL = "record_answer"
 JUDGE_TOOL = "judge_conditions"
 MAX_HISTORY = 16  # lines of conversation sent as context (a booking call has about a dozen)
-_SENTENCE_END = re.compile(r"[.!?](?=\s)")
 # Between two tokens of a line being spoken: a hosted model streams ~50 tokens a second, so a
 # gap this long is a stalled stream, and the caller is already hearing silence.
 LINE_STALL_S = 1.5
@@ -472,13 +470,13 @@ class Written:
 
 
 class _Sentences:
-    """Streamed text to whole sentences for ``speak`` (None: the text is not to be spoken)."""
+    """Streamed text to clauses for ``speak``, as a line is (None: the text is not spoken)."""
 
-    __slots__ = ("_buffer", "_said", "_speak")
+    __slots__ = ("_clauses", "_said", "_speak")
 
     def __init__(self, speak: Callable[[str], None] | None) -> None:
         self._speak = speak
-        self._buffer = ""
+        self._clauses = ClauseSplitter()
         self._said: list[str] = []
 
     @property
@@ -486,20 +484,15 @@ class _Sentences:
         return " ".join(self._said)
 
     def feed(self, text: str) -> None:
-        if self._speak is None:
-            return
-        self._buffer += text
-        while (end := _SENTENCE_END.search(self._buffer)) is not None:
-            self._say(self._buffer[: end.end()])
-            self._buffer = self._buffer[end.end():]
+        if self._speak is not None:
+            self._say(self._clauses.feed(text))
 
     def flush(self) -> None:
         if self._speak is not None:
-            self._say(self._buffer)
-        self._buffer = ""
+            self._say(self._clauses.flush())
 
-    def _say(self, text: str) -> None:
-        text = text.strip()
-        if text and self._speak is not None:
-            self._said.append(text)
-            self._speak(text)
+    def _say(self, clauses: list[str]) -> None:
+        assert self._speak is not None
+        for clause in clauses:
+            self._said.append(clause)
+            self._speak(clause)

@@ -14,7 +14,7 @@ makes the engine say is spoken, because the caller has not heard it yet.
 
 With a model (``llm``), the engine's ``AskModel``/``JudgeConditions`` go to
 :class:`agent.flow.llm.LlmPerformer` with the conversation as the caller heard it. A free
-answer is spoken sentence by sentence while the model streams. Barge-in closes an ``AskModel``
+answer is spoken clause by clause while the model streams. Barge-in closes an ``AskModel``
 generation at once (its tool calls never run; the engine hears ``cancelled`` and listens to
 the new words); a ``JudgeConditions`` speaks nothing and decides where the flow goes, so like a
 runner call it is shielded and awaited by the next reply.
