@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,23 +49,121 @@ class Transcript:
     confidence: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """The words of the caller's current turn so far: everything recognised since the last
+    ``finalize()``, joined across the recogniser's segments (so each ``Heard`` replaces the
+    previous one; nothing is a delta).
+
+    ``final`` is True when no word in ``text`` is a guess the recogniser may still revise and
+    the text covers every voiced frame pushed so far: the recogniser has caught up with the
+    caller at a pause (the answer to ``pause()``, or a vendor endpoint after the last voiced
+    frame). False for interim hypotheses, and for settled words that speech has since followed.
+    """
+
+    text: str
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    """The recogniser's own endpointer says the caller's utterance ended (Deepgram:
+    ``speech_final`` on a result with words, or ``UtteranceEnd``). Never caused by our own
+    ``pause()``/``finalize()`` flushes; a recogniser without an endpointer never sends it."""
+
+
+SttEvent = Heard | SpeechEnded
+
+
+@runtime_checkable
 class SttStream(Protocol):
-    """One recognition stream for the length of a call."""
+    """One recognition stream for the length of a call.
+
+    A turn is the audio pushed between two ``finalize()`` calls. Inside a turn the caller may
+    pause (``pause()``: the recogniser finishes what it has heard so far, early) and go on;
+    ``events()`` reports the words so far and the vendor's end-of-speech decisions, in a
+    vendor-neutral form, so nothing above this seam parses a vendor's messages.
+    """
 
     def push_audio(self, chunk: AudioChunk) -> None:
-        """Queue one frame. Must not block: called on the event loop every 20 ms."""
+        """Queue one frame. Must not block: called on the event loop every 20 ms.
+        ``chunk.voiced`` must be the VAD's decision: ``pause()``/``finalize()`` rely on it to
+        tell whether the caller spoke after a pause."""
 
     def set_hints(self, hints: SpeechHints) -> None:
         """Tell the recogniser what it should expect in the caller's next utterance."""
+
+    def pause(self) -> None:
+        """The caller has been silent for a moment inside a turn: finish recognising what was
+        heard so far now, without waiting for the turn to end. Non-blocking (called on the
+        event loop); the result arrives as ``Heard(final=True)`` on ``events()`` and is kept,
+        so a ``finalize()`` with no voiced frame pushed since returns it at once, and one with
+        more speech returns the kept words followed by the rest. A pause with nothing voiced
+        since the last pause or turn end does nothing; so does a pause while ``finalize()`` is
+        waiting."""
 
     async def finalize(self) -> Transcript:
         """The turn has ended: return the final transcript of the audio pushed since the
         previous ``finalize`` (empty text when nothing was recognised) and start afresh."""
 
+    def events(self) -> AsyncIterator[SttEvent]:
+        """``Heard`` and ``SpeechEnded`` events of the current turn until the stream closes.
+        No ``Heard`` is sent for a turn's final transcript (``finalize()`` returns it)."""
+
     def interim(self) -> AsyncIterator[Transcript]:
         """Interim (and final) results as they arrive, for barge-in and early starts."""
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PlainSttStream(Protocol):
+    """The recognition stream of plug-ins written before ``pause()`` and ``events()``
+    existed. ``with_events`` makes one a full ``SttStream``."""
+
+    def push_audio(self, chunk: AudioChunk) -> None: ...
+
+    def set_hints(self, hints: SpeechHints) -> None: ...
+
+    async def finalize(self) -> Transcript: ...
+
+    def interim(self) -> AsyncIterator[Transcript]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def with_events(stream: PlainSttStream) -> SttStream:
+    """``stream`` itself when it has ``pause()`` and ``events()``; otherwise a wrapper whose
+    ``pause()`` does nothing and whose ``events()`` turns the stream's interim transcripts
+    into ``Heard(final=False)`` (there is no ``SpeechEnded``: the turn then ends on silence).
+    Call it on every stream a provider opens, so an older plug-in keeps working."""
+    if isinstance(stream, SttStream):
+        return stream
+    return _PlainStreamEvents(stream)
+
+
+class _PlainStreamEvents:
+    """``with_events``'s wrapper: the plug-in's methods, plus safe ``pause``/``events``."""
+
+    __slots__ = ("_stream", "finalize", "interim", "push_audio", "set_hints")
+
+    def __init__(self, stream: PlainSttStream) -> None:
+        self._stream = stream
+        self.push_audio = stream.push_audio  # bound once: called every 20 ms
+        self.set_hints = stream.set_hints
+        self.finalize = stream.finalize
+        self.interim = stream.interim
+
+    def pause(self) -> None:
+        return None
+
+    async def events(self) -> AsyncIterator[SttEvent]:
+        async for transcript in self._stream.interim():
+            if not transcript.is_final:  # a final is finalize()'s answer, not an event
+                yield Heard(transcript.text, final=False)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class SpeechToText(Protocol):

@@ -16,13 +16,17 @@ One connection per call to ``{base_url}/v1/listen`` (wire format: ``deepgram_wir
 * Turns: the session's VAD ends the turn and calls ``finalize()``: we send ``Finalize``
   behind the audio pushed so far and wait for the result marked ``from_finalize``. The
   ``is_final`` segments received since the previous turn, joined, are the turn's text.
+  ``pause()`` (the caller silent ~200 ms inside the turn) sends that ``Finalize`` early, so
+  a turn that ends without more speech has its text already (``finalize()`` returns it with
+  no second round trip; rules in ``deepgram_turn``).
   Past ``finalize_timeout_s`` the turn returns what it has (finals + the latest interim,
   the ``ProviderTimeout`` reported to ``on_error``) or raises ``ProviderTimeout`` when it has
   nothing, and the connection is replaced (a stalled socket is not trusted again).
-* Interims: ``interim()`` yields the turn so far (finals + the current interim) with
-  ``is_final=False`` on every result, and the turn's final transcript at ``finalize()``.
-  ``events()`` yields the typed server messages (``speech_final``, ``UtteranceEnd``,
-  ``SpeechStarted``) for a turn detector that wants them.
+* Interims: ``events()`` yields ``Heard`` (the turn so far: finals + the current interim) and
+  ``SpeechEnded`` (``speech_final`` on words, ``UtteranceEnd``), vendor-neutral, for the turn
+  detector. ``interim()`` yields the turn so far as ``Transcript(is_final=False)`` on every
+  result, and the turn's final transcript at ``finalize()``; ``messages()`` the typed server
+  messages themselves.
 * Drops: audio is kept until a final result covers it (``start + duration`` on that
   connection's clock) or the turn is finalized, at most ``max_replay_s``. A dropped socket
   (or a server close we did not ask for) reconnects at once, then with backoff, and replays

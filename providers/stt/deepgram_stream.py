@@ -2,7 +2,8 @@
 
 ``DeepgramSttStream`` is the ``SttStream`` that ``DeepgramSpeechToText.open_stream`` returns;
 the behaviour (audio batching and keepalives, turns ended by ``Finalize``, interims, replay of
-unacknowledged audio on a reconnect, the errors) is described in ``providers/stt/deepgram.py``.
+unacknowledged audio on a reconnect, the errors) is described in ``providers/stt/deepgram.py``;
+what results mean for a turn (pauses, events) is the sans-I/O ``deepgram_turn.DeepgramTurn``.
 Audio offsets here are bytes of 8 kHz mu-law since the stream began.
 """
 
@@ -11,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from slotline.providers import tracing
-from slotline.providers.base import AudioChunk, SpeechHints, Transcript
+from slotline.providers.base import AudioChunk, SpeechHints, SttEvent, Transcript
 from slotline.providers.errors import ProtocolError, ProviderError, ProviderTimeout
 from slotline.providers.stt import deepgram_wire as wire
+from slotline.providers.stt._fanout import Fanout
+from slotline.providers.stt.deepgram_turn import DeepgramTurn
 
 if TYPE_CHECKING:
     from slotline.providers.stt.deepgram import DeepgramSpeechToText
@@ -36,37 +39,6 @@ _BACKOFF_S = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)  # first retry at once: the caller 
 _TICK_S = 0.1
 
 
-T = TypeVar("T")
-
-
-class _Fanout(Generic[T]):
-    """Every subscriber gets every item; ``close`` ends their iteration."""
-
-    def __init__(self) -> None:
-        self._queues: list[asyncio.Queue[T | None]] = []
-        self.closed = False
-
-    def publish(self, item: T) -> None:
-        for queue in self._queues:
-            queue.put_nowait(item)
-
-    def close(self) -> None:
-        self.closed = True
-        for queue in self._queues:
-            queue.put_nowait(None)
-
-    async def subscribe(self) -> AsyncIterator[T]:
-        if self.closed:
-            return
-        queue: asyncio.Queue[T | None] = asyncio.Queue()
-        self._queues.append(queue)
-        try:
-            while (item := await queue.get()) is not None:
-                yield item
-        finally:
-            self._queues.remove(queue)
-
-
 class DeepgramSttStream:
     """One call's recognition stream. Audio offsets are bytes since the stream began."""
 
@@ -80,12 +52,10 @@ class DeepgramSttStream:
         self._sent = 0  # offset up to which the current connection has the audio
         self._origin = 0  # offset of the current connection's audio time zero
         self._wake = asyncio.Event()  # the sender has something to do
-        self._finalize_at: int | None = None  # a Finalize belongs after this offset
-        self._finalize_sent = False
+        self._voiced_end = 0  # offset just after the last voiced frame pushed
+        self._turn = DeepgramTurn(call_sid)
         self._waiter: asyncio.Future[Transcript] | None = None
         self._finalize_lock = asyncio.Lock()
-        self._finals: list[wire.Results] = []  # this turn's is_final segments with words
-        self._interim = ""
         self._last_send_at = 0.0
         self._pushes = 0  # frames pushed so far (the housekeeping tick tells a stall by it)
         self._pushes_at_tick = 0
@@ -96,8 +66,9 @@ class DeepgramSttStream:
         self._failure: ProviderError | None = None
         self._close_requested = False
         self._closed = False
-        self._transcripts: _Fanout[Transcript] = _Fanout()
-        self._events: _Fanout[wire.ServerMessage] = _Fanout()
+        self._transcripts: Fanout[Transcript] = Fanout()
+        self._events: Fanout[SttEvent] = Fanout()
+        self._messages: Fanout[wire.ServerMessage] = Fanout()
         # Counters for tests, logs and the bench.
         self.connections = 0
         self.reconnects = 0
@@ -116,6 +87,8 @@ class DeepgramSttStream:
         self._pushes += 1
         unacked = self._unacked
         unacked += chunk.ulaw
+        if chunk.voiced:
+            self._voiced_end = self._unacked_base + len(unacked)
         if len(unacked) > self._max_replay_bytes:  # trim in 1 s steps, not every frame
             self._acknowledge(self._unacked_base + len(unacked) - self._max_replay_bytes
                               + BYTES_PER_S, lost=True)
@@ -135,16 +108,27 @@ class DeepgramSttStream:
             span.set_attribute("slotline.words", len(transcript.text.split()))
             return transcript
 
+    def pause(self) -> None:
+        """Send ``Finalize`` now, behind the audio pushed so far (rules: ``DeepgramTurn``)."""
+        if self._closed or self._failure is not None or self._runner is None:
+            return
+        if self._turn.pause(self._unacked_base + len(self._unacked), self._voiced_end):
+            self._wake.set()
+
     async def _finalize(self) -> Transcript:
         async with self._finalize_lock:
             if self._failure is not None:
                 raise self._failure
             if self._runner is None or self._closed:  # nothing was ever pushed, or too late
                 return Transcript(text="", is_final=True)
+            end = self._unacked_base + len(self._unacked)
+            ready = self._turn.finalize(end, self._voiced_end)
+            if ready is not None:  # a pause answered it already
+                self._acknowledge(min(end, self._sent))
+                self._transcripts.publish(ready)
+                return ready
             waiter: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
             self._waiter = waiter
-            self._finalize_at = self._unacked_base + len(self._unacked)
-            self._finalize_sent = False
             self._wake.set()
             try:
                 async with asyncio.timeout(self._owner.finalize_timeout_s):
@@ -160,8 +144,14 @@ class DeepgramSttStream:
         async for transcript in self._transcripts.subscribe():
             yield transcript
 
-    async def events(self) -> AsyncIterator[wire.ServerMessage]:
-        async for message in self._events.subscribe():
+    async def events(self) -> AsyncIterator[SttEvent]:
+        async for event in self._events.subscribe():
+            yield event
+
+    async def messages(self) -> AsyncIterator[wire.ServerMessage]:
+        """Deepgram's own messages, typed, for tools that study the vendor (not the call path:
+        that reads ``events()``)."""
+        async for message in self._messages.subscribe():
             yield message
 
     async def aclose(self) -> None:
@@ -184,6 +174,7 @@ class DeepgramSttStream:
             self._waiter.set_exception(ProviderError(PROVIDER, "stream closed"))
         self._transcripts.close()
         self._events.close()
+        self._messages.close()
         logger.info(
             "deepgram stream closed call_sid=%s connections=%d reconnects=%d protocol_errors=%d "
             "timeouts=%d keepalives=%d audio_sends=%d replayed_bytes=%d lost_bytes=%d",
@@ -195,36 +186,38 @@ class DeepgramSttStream:
     # ---- turns ---------------------------------------------------------------------------------
 
     def _on_message(self, message: wire.ServerMessage) -> None:
-        self._events.publish(message)
-        if not isinstance(message, wire.Results):
+        self._messages.publish(message)
+        if isinstance(message, wire.Results):
+            end = self._origin + round(message.end_s * BYTES_PER_S)
+            if message.is_final:
+                self._acknowledge(min(end, self._sent))
+            events, done = self._turn.on_results(message, end, self._voiced_end)
+            if done is not None:
+                self._turn_done(done)
+            else:
+                self._transcripts.publish(Transcript(text=self._turn.text(), is_final=False))
+        elif isinstance(message, wire.UtteranceEnd):
+            last_word_end = self._origin + round(message.last_word_end_s * BYTES_PER_S)
+            events = self._turn.on_utterance_end(last_word_end)
+        else:
             if isinstance(message, wire.UnknownMessage):
                 logger.debug("deepgram %s ignored call_sid=%s", message.type, self._call_sid)
             return
-        if not message.is_final:
-            self._interim = message.transcript
-        else:
-            end = self._origin + round(message.end_s * BYTES_PER_S)
-            self._acknowledge(min(end, self._sent))
-            self._interim = ""
-            if message.transcript:
-                self._finals.append(message)
-            if message.from_finalize:
-                self._turn_finalized()
-                return
-        text = " ".join([*(final.transcript for final in self._finals), self._interim]).strip()
-        self._transcripts.publish(Transcript(text=text, is_final=False))
+        for event in events:
+            self._events.publish(event)
 
-    def _turn_finalized(self) -> None:
+    def _turn_done(self, transcript: Transcript) -> None:
+        """The turn's last Finalize was answered: its audio is never replayed again."""
+        self._acknowledge(min(self._turn.ends_at, self._sent))
         waiter = self._waiter
-        if waiter is None or waiter.done():  # not ours to end: keep the words for the turn
-            logger.warning("unrequested from_finalize result call_sid=%s", self._call_sid)
-            return
-        waiter.set_result(self._end_turn(self._finals, ""))
+        if waiter is not None and not waiter.done():
+            waiter.set_result(transcript)
 
     def _finalize_timed_out(self) -> Transcript:
         """Return what the turn has, drop its audio and replace the (stalled) connection."""
         self.timeouts += 1
-        transcript = self._end_turn(self._finals, self._interim)
+        transcript = self._turn.timed_out()
+        self._acknowledge(self._turn.ends_at)  # not replayed: the connection is replaced
         error = ProviderTimeout(
             PROVIDER, f"no Finalize result within {self._owner.finalize_timeout_s:g} s"
         )
@@ -236,17 +229,6 @@ class DeepgramSttStream:
         self._report(error)
         self._transcripts.publish(transcript)
         return transcript
-
-    def _end_turn(self, finals: list[wire.Results], interim: str) -> Transcript:
-        """The turn's text; its audio (up to the Finalize) is never replayed again."""
-        texts = [final.transcript for final in finals]
-        confidence = sum(final.confidence for final in finals) / len(finals) if finals else None
-        self._finals, self._interim = [], ""
-        if self._finalize_at is not None:
-            self._acknowledge(self._finalize_at)
-        self._finalize_at, self._finalize_sent = None, False
-        text = " ".join([*texts, interim]).strip()
-        return Transcript(text=text, is_final=True, confidence=confidence)
 
     def _acknowledge(self, offset: int, *, lost: bool = False) -> None:
         """Audio before ``offset`` will never be replayed."""
@@ -303,8 +285,7 @@ class DeepgramSttStream:
         self.connections += 1
         self._ws = ws
         self._origin = self._sent = self._unacked_base
-        self._finalize_sent = False  # a Finalize in flight goes again, behind the replay
-        self._interim = ""
+        self._turn.reconnected()  # a Finalize in flight goes again, at its place in the replay
         replay = len(self._unacked)
         if self.connections > 1:
             self.replayed_bytes += replay
@@ -387,10 +368,10 @@ class DeepgramSttStream:
         """Send all pushed audio, with the Finalize (if any) at its place in it."""
         while True:
             end = self._unacked_base + len(self._unacked)
-            finalize_at = None if self._finalize_sent else self._finalize_at
+            finalize_at = self._turn.due()
             if finalize_at is not None and self._sent >= finalize_at:
+                self._turn.sent()  # before the await: an answer may come before it returns
                 await ws.send(wire.FINALIZE)
-                self._finalize_sent = True
                 continue
             limit = end if finalize_at is None else finalize_at
             if self._sent >= limit:
