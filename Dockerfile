@@ -11,10 +11,12 @@ COPY providers ./providers
 COPY audio ./audio
 COPY config ./config
 # `all`: every extra a deployment may use (cloud vendors, PostgreSQL, CalDAV, Google, silero,
-# otel, the emulators for `slotline bench`); the offline default alone is `pip install slotline`.
+# smartturn, otel, the emulators for `slotline bench`); the offline default alone is
+# `pip install slotline`. The model wheels (silero-vad, pipecat-ai for Smart Turn's onnx file)
+# are installed with --no-deps: only their model files are read.
 RUN pip install --no-cache-dir --upgrade pip \
  && pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt '.[all]' \
- && pip download --no-cache-dir --no-deps -c constraints.txt --dest /wheels silero-vad \
+ && pip download --no-cache-dir --no-deps -c constraints.txt --dest /wheels silero-vad pipecat-ai \
  && cp constraints.txt /wheels/
 
 FROM python:3.11-slim-bookworm AS runtime
@@ -27,7 +29,7 @@ RUN useradd --create-home --uid 10001 slotline \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels -c /wheels/constraints.txt \
       'slotline[all]' \
- && pip install --no-cache-dir --no-index --no-deps --find-links /wheels silero-vad \
+ && pip install --no-cache-dir --no-index --no-deps --find-links /wheels silero-vad pipecat-ai \
  && rm -rf /wheels
 # The flows and defaults ship inside the package; this copy is the file to edit or mount over
 # (flows beside it, in /etc/slotline/flows, are found before the shipped ones).

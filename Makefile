@@ -15,6 +15,8 @@ $(BIN)/slotline: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	# Silero's onnx model ships in this wheel; its torch dependency is not needed (onnxruntime runs it).
 	$(BIN)/pip install --quiet -c constraints.txt --no-deps silero-vad
+	# Smart Turn v3's onnx file ships in pipecat-ai; only the file is used (turn.smart_turn).
+	$(BIN)/pip install --quiet -c constraints.txt --no-deps pipecat-ai
 	touch $@
 
 install: $(BIN)/slotline

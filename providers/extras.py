@@ -10,6 +10,7 @@ everything else is an extra (pyproject.toml):
     emulators   jsonschema, websockets,       slotline emulate, slotline bench
                 google-auth, cryptography
     silero      onnxruntime                   vad.engine: silero
+    smartturn   onnxruntime                   turn.smart_turn (+ pip install --no-deps pipecat-ai)
     otel        opentelemetry-sdk, -exporter  OpenTelemetry traces
 
 A module that needs one raises ``MissingExtra`` (a ``ConfigError``: the settings asked for
