@@ -10,9 +10,11 @@
   only 8 kHz mono ``encoding=mulaw`` or ``linear16`` (anything else is a 400 saying so).
 * Binary frames are audio. WebRTC VAD segments it; each utterance is decoded by the offline
   recogniser (``LocalSpeechToText``, no hints → its domain LM). ``SpeechStarted`` on onset
-  (``vad_events``), interim ``Results`` every ``interim_every_ms`` of speech (re-decoding the
-  partial utterance, at most one decode in flight), a final with ``speech_final`` after
-  ``endpointing`` ms of silence, ``UtteranceEnd`` after ``utterance_end_ms`` without words.
+  (``vad_events``), interim ``Results`` every ``interim_every_ms`` of audio while speech goes
+  on and once ``interim_pause_ms`` of silence follow new words (re-decoding the partial
+  utterance; a periodic one is skipped while an interim decode runs), a final with
+  ``speech_final`` after ``endpointing`` ms of silence, ``UtteranceEnd`` after
+  ``utterance_end_ms`` without words (when spans are cut: ``deepgram_segmenter``).
   Word timings are spread evenly over the voiced span (pocketsphinx gives none here); the
   formatting options (punctuate, smart_format, ...) are accepted and not applied.
 * Text frames: ``KeepAlive``; ``Finalize`` → a final with ``from_finalize: true`` now (an empty
@@ -21,9 +23,11 @@
   documented code for client data it cannot use; what it does with bad *text* is unverified).
   No frame for ``idle_timeout_s`` → close 1011 ``NET-0001``.
 
-Knobs: ``finalize_delay_ms`` (Finalize → its result), ``result_delay_ms`` (audio → other
-results), ``jitter_ms`` (uniform, added to both), and :class:`Faults` for tests. ``cloud()``
-gives the realistic profile the bench uses.
+Knobs: ``finalize_delay_ms`` (Finalize → its result), ``result_delay_ms`` (audio → finals),
+``interim_delay_ms`` (audio → interims: how far the interim transcript trails the caller;
+default the same as finals), ``jitter_ms`` (uniform, added to all), and :class:`Faults` for
+tests. A result is sent once its decode is done and its delay (counted from the end of its
+audio) has passed, whichever is later. ``cloud()`` gives the realistic profile the bench uses.
 
 This module is the server (handshake, lifecycle, knobs); the pieces live beside it:
 ``deepgram_query`` (the spec's query table), ``deepgram_segmenter`` (audio → utterance spans,
@@ -80,8 +84,10 @@ class DeepgramEmulator(ResourceContext):
         recognizer: LocalSpeechToText | None = None,  # shared; else the emulator owns one
         finalize_delay_ms: float = 0.0,
         result_delay_ms: float = 0.0,
+        interim_delay_ms: float | None = None,  # None: result_delay_ms
         jitter_ms: float = 0.0,
-        interim_every_ms: int = 500,
+        interim_every_ms: int = 1000,  # Deepgram's documented cadence: about one a second
+        interim_pause_ms: int | None = 100,  # an interim this long into a pause; None: off
         idle_timeout_s: float = 10.0,
         record_messages: bool = False,
         seed: int = 0,
@@ -93,8 +99,12 @@ class DeepgramEmulator(ResourceContext):
         self.recognizer = recognizer or LocalSpeechToText()
         self.finalize_delay_s = finalize_delay_ms / 1000
         self.result_delay_s = result_delay_ms / 1000
+        self.interim_delay_s = (
+            self.result_delay_s if interim_delay_ms is None else interim_delay_ms / 1000
+        )
         self.jitter_s = jitter_ms / 1000
         self.interim_every_ms = interim_every_ms
+        self.interim_pause_ms = interim_pause_ms
         self.idle_timeout_s = idle_timeout_s
         self.random = random.Random(seed)
         self.stats = EmulatorStats()

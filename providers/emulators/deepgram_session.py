@@ -100,7 +100,7 @@ class ListenSession:
         self._params = params
         self._faults = faults
         self._loop = asyncio.get_running_loop()
-        self._segmenter = Segmenter(params, owner.interim_every_ms)
+        self._segmenter = Segmenter(params, owner.interim_every_ms, owner.interim_pause_ms)
         self._vad = WebRtcVad(aggressiveness=2)
         self._partial = bytearray()  # audio bytes short of a whole frame
         self._sha256 = hashlib.sha256()
@@ -195,19 +195,22 @@ class ListenSession:
                 self._loop.time() + self._owner.result_delay_s, None,
                 lambda _: self._utterance_end(event.last_voiced_end_ms),
             ))
-        elif event.is_final:
+        elif event.is_final or event.at_pause:
             self._queue_result(event, from_finalize=False)
         elif self._interim_decode is None or self._interim_decode.done():
-            # Interims re-decode the whole partial utterance; skip one while a decode runs.
+            # Interims re-decode the whole partial utterance; skip a periodic one while a
+            # decode runs (the one at a pause always goes: it carries the latest words).
             self._queue_result(event, from_finalize=False)
 
     def _queue_result(
         self, span: Span, *, from_finalize: bool, delay_s: float | None = None
     ) -> None:
         decode = None if span.pcm16 is None else self._submit(span.pcm16)
+        if delay_s is None:
+            delay_s = self._owner.result_delay_s
         if not span.is_final:
             self._interim_decode = decode
-        delay_s = self._owner.result_delay_s if delay_s is None else delay_s
+            delay_s = self._owner.interim_delay_s
         self._outbox.put_nowait(_Outgoing(
             self._loop.time() + delay_s, decode,
             lambda result: self._results(span, result, from_finalize), is_result=True,
