@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from slotline.audio.framing import SAMPLE_RATE_HZ
-from slotline.audio.mulaw import encode_array
+from slotline.audio.framing import FRAME_MS, SAMPLE_RATE_HZ, ULAW_FRAME_BYTES, ULAW_SILENCE
+from slotline.audio.loudness import VOICED_FLOOR_RMS, VOICED_WITHIN_DB
+from slotline.audio.mulaw import decode_array, encode_array
 from slotline.audio.resample import resample
 
 PAUSE_MS = (300, 900)  # the internal pauses the issue asks about (uniform, 10 ms steps)
@@ -171,6 +172,18 @@ def voiced_bounds(samples: npt.NDArray[np.int16]) -> tuple[int, int] | None:
     first = max(int(voiced[0]) - _TRIM_MARGIN_WINDOWS, 0)
     last = min(int(voiced[-1]) + 1 + _TRIM_MARGIN_WINDOWS, windows)
     return first * _WINDOW, last * _WINDOW
+
+
+def first_voiced_ms(ulaw: bytes) -> int:
+    """Where the simulated caller's first voiced 20 ms frame of ``ulaw`` starts (its rule: RMS
+    within ``VOICED_WITHIN_DB`` of the loudest frame and above ``VOICED_FLOOR_RMS``). The
+    caller reports when it sent that frame; this puts the clip's labels on its clock."""
+    padded = ulaw + bytes([ULAW_SILENCE]) * (-len(ulaw) % ULAW_FRAME_BYTES)
+    frames = decode_array(padded).astype(np.float64).reshape(-1, ULAW_FRAME_BYTES)
+    rms = np.sqrt(np.mean(frames * frames, axis=1))
+    threshold = max(float(rms.max()) * 10 ** (-VOICED_WITHIN_DB / 20), VOICED_FLOOR_RMS)
+    voiced = np.flatnonzero(rms >= threshold)
+    return int(voiced[0]) * FRAME_MS if voiced.size else 0
 
 
 def assemble(

@@ -58,6 +58,7 @@ from bench.turn_end_clips import (
     Synth,
     Synthesise,
     caller_words,
+    first_voiced_ms,
     noise_clip,
     said,
 )
@@ -77,7 +78,7 @@ from slotline.agent.bench.profiles import BUILTIN, Profile
 from slotline.agent.bench.sysstat import SystemSampler
 from slotline.agent.bench.target import SubprocessSlotline
 from slotline.agent.sim import caller as sim_caller
-from slotline.agent.sim.caller import CallerReport, run_caller, voiced_span
+from slotline.agent.sim.caller import CallerReport, run_caller
 from slotline.agent.sim.demo import fetch_stream
 from slotline.audio.framing import FRAME_MS
 from slotline.providers.errors import ProtocolError
@@ -217,10 +218,9 @@ def _sent(call: PlannedCall, report: CallerReport) -> list[Sent]:
     sent = []
     for turn in report.turns:
         clip = call.clips[turn.step_index]
-        span = voiced_span(clip.audio)
-        if turn.first_voiced_at_s is None or span is None:
+        if turn.first_voiced_at_s is None:
             continue
-        start_s = turn.first_voiced_at_s - span[0] * FRAME_MS / 1000
+        start_s = turn.first_voiced_at_s - first_voiced_ms(clip.audio) / 1000
         sent.append(Sent(clip, start_s, turn.turn_latency_ms, turn.bargein_ms, turn.barge_in))
     return sent
 

@@ -23,6 +23,7 @@ from bench.turn_end_clips import (
     assemble,
     cough,
     draw_pause_ms,
+    first_voiced_ms,
     line_noise,
     voiced_bounds,
 )
@@ -36,6 +37,7 @@ from bench.turn_end_score import (
     table,
 )
 from bench.turn_end_set import compare, main, plan
+from slotline.agent.sim.speech_frames import voiced_span
 from slotline.audio.mulaw import decode_array
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +74,14 @@ def test_pieces_are_trimmed_to_their_voice_and_the_pauses_are_exactly_the_silenc
     a, b = labels.pauses_ms[1]
     assert not samples[a * 8:b * 8].any()  # the labelled pause is digital silence
     assert np.abs(samples[labels.end_ms * 8 - 160:labels.end_ms * 8 - 80]).max() > 1000
+
+
+def test_the_clip_is_put_on_the_callers_clock_by_the_callers_own_voiced_rule() -> None:
+    for lead_ms in (0, 35, 210):
+        audio, _ = assemble([_tone(300, lead_ms), _tone(200)], [400])
+        span = voiced_span(audio)
+        assert span is not None and first_voiced_ms(audio) == span[0] * 20
+        assert 40 <= first_voiced_ms(audio) <= LEAD_IN_MS
 
 
 def test_a_silent_piece_or_a_missing_pause_is_refused() -> None:
