@@ -16,9 +16,11 @@ allocation-light on purpose: it runs on the event loop.
 ``listen(action)`` sets, for the caller's next turn, the recogniser's hints, the detector's
 patience and the kind of answer the words are judged against (``agent.flow.completeness``).
 
-Recognisers with an endpointer of their own (Deepgram) also say when an utterance has ended;
-``watch_endpoints`` turns those messages into ``TurnDetector.stt_final()`` calls, so the turn
-ends on VAD silence or STT finality, whichever comes first (rules in ``agent.call.turns``).
+``watch()`` (one task of the call) follows the recogniser's vendor-neutral events
+(``providers.base.SttEvent``): the words so far (``Heard``) are judged and handed to the
+detector, the vendor's own end of utterance (``SpeechEnded``) becomes
+``TurnDetector.stt_final()``, so the turn ends on silence, STT finality, a complete answer or the
+model, whichever comes first (rules in ``agent.call.turns``).
 
 The end-of-turn model (``TurnEndModel``, for open questions): the pipeline keeps the last
 ``MODEL_AUDIO_MS`` of the caller's audio in a ring allocated once; at a pause it copies the
@@ -47,8 +49,14 @@ from slotline.agent.flow.completeness import Completeness, classify
 from slotline.audio.loudness import LoudFrames
 from slotline.audio.mulaw import ulaw_to_pcm16
 from slotline.audio.vad import Vad
-from slotline.providers.base import AudioChunk, SttStream
-from slotline.providers.stt import deepgram_wire
+from slotline.providers.base import (
+    AudioChunk,
+    Heard,
+    PlainSttStream,
+    SpeechEnded,
+    SttEvent,
+    with_events,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +66,6 @@ _RING_BYTES = MODEL_AUDIO_MS * _PCM_BYTES_PER_MS
 # Questions whose answer no extractor reads: the words cannot say the caller is done, the
 # end-of-turn model may.
 _OPEN_KINDS = frozenset(("", "text"))
-
-
-@runtime_checkable
-class Pausable(Protocol):
-    """A recogniser that can finish what it has heard so far without ending the turn
-    (``providers.base.SttStream.pause``)."""
-
-    def pause(self) -> None: ...
 
 
 class TurnEndModel(Protocol):
@@ -105,17 +105,21 @@ class FramePipeline:
     def __init__(
         self,
         vad: Vad,
-        stt: SttStream,
+        stt: PlainSttStream,
         turns: TurnDetector,
         turn_model: TurnEndModel | None = None,
     ) -> None:
+        """``stt``: the call's recognition stream; one written before ``pause()`` and
+        ``events()`` is wrapped (``providers.base.with_events``): it never pauses, and its
+        interims are its words."""
+        stt = with_events(stt)
         self._is_speech = vad.is_speech
         self._push = stt.push_audio
         self._turn_frame = turns.frame
         self._loudness = LoudFrames()
         self._is_loud = self._loudness.loud
         self._stt = stt
-        self._pause: Callable[[], None] | None = stt.pause if isinstance(stt, Pausable) else None
+        self._pause = stt.pause
         self.turns = turns
         self._kind = ""
         self._region = "US"
@@ -157,6 +161,20 @@ class FramePipeline:
             self._words = classify(self._kind, text, region=self._region)
         self.turns.heard(self._words, final)
 
+    async def watch(self) -> None:
+        """Follow the recogniser's events, and judge pauses with the end-of-turn model, until
+        the stream ends or this task is cancelled (the session runs it for the whole call)."""
+        async with asyncio.TaskGroup() as tg:
+            judging = (tg.create_task(self.judge_pauses(), name="turn-model")
+                       if self._model is not None else None)
+            async for event in self._stt.events():
+                if isinstance(event, Heard):
+                    self.heard(event.text, event.final)
+                elif isinstance(event, SpeechEnded):
+                    self.turns.stt_final()
+            if judging is not None:
+                judging.cancel()
+
     async def judge_pauses(self) -> None:
         """Run the end-of-turn model on each pause of an open question, until cancelled; a
         verdict that comes after the caller went on is ignored (``TurnDetector.model_said``)."""
@@ -179,8 +197,7 @@ class FramePipeline:
 
     def _on_event(self, event: TurnEvent, t_ms: int) -> None:
         if isinstance(event, Paused):
-            if self._pause is not None:
-                self._pause()
+            self._pause()  # the recogniser finishes early: the words are there at the end
             if self._model is not None and self._kind in _OPEN_KINDS:
                 self._pending = (event, self._turn_audio())
                 self._wake.set()
@@ -217,24 +234,19 @@ class FramePipeline:
         return bytes(self._ring[start:]) + bytes(self._ring[:pos])
 
 
+# ---- the names the session used before ``watch()`` (kept until it calls ``watch()``) ------
+
+
 @runtime_checkable
 class EndpointingStream(Protocol):
-    """A recognition stream that also yields its vendor's own messages (``DeepgramSttStream``)."""
+    """A recognition stream with vendor-neutral events (every ``SttStream`` now)."""
 
-    def events(self) -> AsyncIterator[object]: ...
-
-
-def utterance_ended(message: object) -> bool:
-    """Whether a recogniser message says the caller's utterance is over: Deepgram's
-    ``speech_final`` on a result with words (its endpointer saw the pause after them), or
-    ``UtteranceEnd`` (no new word for ``utterance_end_ms``)."""
-    if isinstance(message, deepgram_wire.Results):
-        return message.speech_final and bool(message.transcript.strip())
-    return isinstance(message, deepgram_wire.UtteranceEnd)
+    def events(self) -> AsyncIterator[SttEvent]: ...
 
 
 async def watch_endpoints(stream: EndpointingStream, on_final: Callable[[], object]) -> None:
-    """Call ``on_final`` for every end of utterance ``stream`` reports, until it closes."""
-    async for message in stream.events():
-        if utterance_ended(message):
+    """Call ``on_final`` for every end of utterance ``stream`` reports, until it closes.
+    Superseded by ``FramePipeline.watch``, which also follows the words."""
+    async for event in stream.events():
+        if isinstance(event, SpeechEnded):
             on_final()

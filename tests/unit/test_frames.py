@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Never
 
 import numpy as np
 import pytest
@@ -16,7 +15,14 @@ from slotline.agent.call.turns import Paused, TurnConfig, TurnDetector, TurnEnde
 from slotline.agent.sim.caller import load_wav_ulaw
 from slotline.audio.mulaw import encode_array, ulaw_to_pcm16
 from slotline.audio.vad import WebRtcVad
-from slotline.providers.base import AudioChunk, SpeechHints, Transcript
+from slotline.providers.base import (
+    AudioChunk,
+    Heard,
+    SpeechEnded,
+    SpeechHints,
+    SttEvent,
+    Transcript,
+)
 
 ASSETS = "agent/assets/caller"
 FRAME = 160
@@ -24,12 +30,11 @@ SILENCE = b"\xff" * FRAME
 CFG = TurnConfig(min_speech_ms=120, end_silence_ms=600, long_silence_ms=1200)
 
 
-class Stream:
-    """A recogniser stand-in: counts the frames pushed and the pauses asked for, keeps hints."""
+class PlainStream:
+    """A recogniser plug-in written before ``pause()`` and ``events()``."""
 
     def __init__(self) -> None:
         self.pushed = 0
-        self.pauses = 0
         self.hints: list[SpeechHints] = []
 
     def push_audio(self, chunk: AudioChunk) -> None:
@@ -38,9 +43,6 @@ class Stream:
     def set_hints(self, hints: SpeechHints) -> None:
         self.hints.append(hints)
 
-    def pause(self) -> None:
-        self.pauses += 1
-
     async def finalize(self) -> Transcript:
         return Transcript("", is_final=True)
 
@@ -48,12 +50,25 @@ class Stream:
         return
         yield
 
-    async def events(self) -> AsyncIterator[Never]:
-        return
-        yield
-
     async def aclose(self) -> None:
         return None
+
+
+class Stream(PlainStream):
+    """A recogniser stand-in: counts the frames pushed and the pauses asked for, keeps hints,
+    says what the test puts in ``said``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pauses = 0
+        self.said: asyncio.Queue[SttEvent | None] = asyncio.Queue()  # None: the stream ends
+
+    def pause(self) -> None:
+        self.pauses += 1
+
+    async def events(self) -> AsyncIterator[SttEvent]:
+        while (event := await self.said.get()) is not None:
+            yield event
 
 
 class Model:
@@ -133,6 +148,16 @@ def test_a_pause_asks_the_recogniser_to_finish_once() -> None:
     assert len(pauses) >= 1 and stream.pauses == len(pauses)
 
 
+async def test_a_plug_in_that_cannot_pause_still_works() -> None:
+    stream = PlainStream()
+    pipeline = FramePipeline(WebRtcVad(2), stream, TurnDetector(CFG))
+    watching = asyncio.create_task(pipeline.watch())  # its interims (none here) are its words
+    events = run(pipeline, frames("yes"))
+    assert any(isinstance(e, Paused) for e in events) and turn_end(events).reason == "silence"
+    assert stream.pushed == len(frames("yes"))
+    await asyncio.wait_for(watching, 5)  # its interims ended
+
+
 def test_listen_sets_hints_patience_and_the_answer_it_waits_for() -> None:
     stream = Stream()
     turns = TurnDetector(CFG)
@@ -170,7 +195,7 @@ async def test_the_end_of_turn_model_judges_the_turns_audio_at_a_pause() -> None
     model = Model(0.9)
     pipeline = FramePipeline(WebRtcVad(2), Stream(), TurnDetector(CFG), model)
     pipeline.listen(Listen(SpeechHints()))  # an open question
-    judging = asyncio.create_task(pipeline.judge_pauses())
+    judging = asyncio.create_task(pipeline.watch())
     chunks = frames("yes", silence_ms=1000)
     ended = paused = None
     for i, chunk in enumerate(chunks):
@@ -194,7 +219,7 @@ async def test_the_model_keeps_out_of_answers_the_words_can_judge() -> None:
     model = Model(0.9)
     pipeline = FramePipeline(WebRtcVad(2), Stream(), TurnDetector(CFG), model)
     pipeline.listen(Listen(SpeechHints()).expecting("date"))
-    judging = asyncio.create_task(pipeline.judge_pauses())
+    judging = asyncio.create_task(pipeline.watch())
     events = []
     for i, chunk in enumerate(frames("yes")):
         _, event = pipeline.process(chunk, i * 20)
@@ -209,7 +234,7 @@ async def test_a_broken_model_leaves_the_turn_to_the_silence(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     pipeline = FramePipeline(WebRtcVad(2), Stream(), TurnDetector(CFG), BrokenModel())
-    judging = asyncio.create_task(pipeline.judge_pauses())
+    judging = asyncio.create_task(pipeline.watch())
     events = []
     for i, chunk in enumerate(frames("yes")):
         _, event = pipeline.process(chunk, i * 20)
@@ -224,7 +249,7 @@ async def test_a_broken_model_leaves_the_turn_to_the_silence(
 async def test_the_model_sees_at_most_the_last_eight_seconds() -> None:
     model = Model(0.1)  # not done: the silence ends the turn
     pipeline = FramePipeline(WebRtcVad(2), Stream(), TurnDetector(CFG), model)
-    judging = asyncio.create_task(pipeline.judge_pauses())
+    judging = asyncio.create_task(pipeline.watch())
     samples = np.random.default_rng(7).normal(0, 6000, 9_000 * 8)  # 9 s voiced, no pause
     noise = encode_array(samples.clip(-32000, 32000).astype(np.int16))
     chunks = [noise[i : i + FRAME] for i in range(0, len(noise), FRAME)] + [SILENCE] * 40
@@ -239,3 +264,48 @@ async def test_the_model_sees_at_most_the_last_eight_seconds() -> None:
     judging.cancel()
     (pcm,) = model.heard
     assert len(pcm) == MODEL_AUDIO_MS * 16 and fed.endswith(pcm)
+
+
+
+async def feed_live(
+    pipeline: FramePipeline, stream: Stream, chunks: list[bytes], on_pause: list[SttEvent]
+) -> list[TurnEvent]:
+    """Frames as a call gets them (the loop runs between them) until the turn ends; at the
+    first pause the recogniser says ``on_pause``."""
+    events = []
+    for i, chunk in enumerate(chunks):
+        _, event = pipeline.process(chunk, i * 20)
+        if isinstance(event, Paused) and on_pause:
+            for said in on_pause:
+                stream.said.put_nowait(said)
+            on_pause = []
+        await asyncio.sleep(0)
+        if event is not None:
+            events.append(event)
+        if isinstance(event, TurnEnded):
+            break
+    return events
+
+
+async def test_watch_judges_the_recognisers_words_for_the_expected_answer() -> None:
+    stream = Stream()
+    pipeline = FramePipeline(WebRtcVad(2), stream, TurnDetector(CFG))
+    pipeline.listen(Listen(SpeechHints()).expecting("date"))
+    watching = asyncio.create_task(pipeline.watch())
+    events = await feed_live(pipeline, stream, frames("day_tuesday"),
+                             [Heard("next", final=False), Heard("next tuesday", final=True)])
+    assert stream.pauses == 1 and turn_end(events).reason == "complete_answer"
+    stream.said.put_nowait(None)  # the stream closes: watch returns
+    await asyncio.wait_for(watching, 5)
+
+
+async def test_watch_passes_the_vendors_end_of_speech_to_the_detector() -> None:
+    stream = Stream()
+    pipeline = FramePipeline(WebRtcVad(2), stream, TurnDetector(CFG), Model(0.0))
+    watching = asyncio.create_task(pipeline.watch())
+    events = await feed_live(pipeline, stream, frames("yes"), [SpeechEnded()])
+    ended = turn_end(events)
+    assert ended.reason == "stt_final"
+    assert ended.at_ms - (ended.last_loud_ms + 20) == CFG.stt_final_min_silence_ms + 20
+    stream.said.put_nowait(None)
+    await asyncio.wait_for(watching, 5)  # and stops judging pauses with the model

@@ -4,7 +4,6 @@ from typing import get_args
 
 import pytest
 
-from slotline.agent.call.frames import utterance_ended
 from slotline.agent.call.responder import Listen
 from slotline.agent.call.turns import (
     BargeIn,
@@ -24,7 +23,6 @@ from slotline.agent.call.turns import (
 )
 from slotline.agent.server.metrics import TURN_END_REASONS
 from slotline.providers.base import SpeechHints
-from slotline.providers.stt import deepgram_wire as dw
 
 CFG = TurnConfig(min_speech_ms=120, end_silence_ms=600, bargein_min_speech_ms=300,
                  max_turn_ms=5_000)
@@ -214,20 +212,6 @@ def test_stt_floor_never_exceeds_the_profile_silence() -> None:
     assert cfg.stt_floor_ms("short") == 150
     assert cfg.stt_floor_ms("normal") == 200
     assert cfg.stt_floor_ms("long") == 600
-
-
-def results(transcript: str, *, speech_final: bool) -> dw.Results:
-    return dw.Results(channel_index=(0, 1), start_s=0.0, duration_s=1.0, is_final=True,
-                      speech_final=speech_final, from_finalize=False, transcript=transcript,
-                      confidence=0.9, words=(), request_id=None)
-
-
-def test_which_recogniser_messages_end_an_utterance() -> None:
-    assert utterance_ended(results("yes", speech_final=True))
-    assert not utterance_ended(results("yes", speech_final=False))  # is_final only: more may come
-    assert not utterance_ended(results(" ", speech_final=True))  # a pause after no words
-    assert utterance_ended(dw.UtteranceEnd(channel=(0, 1), last_word_end_s=1.2))
-    assert not utterance_ended(dw.SpeechStarted(channel=(0,), timestamp_s=0.5))
 
 
 # ---- loud frames: silence counts from the words, not the VAD's hang-over ---------------------
