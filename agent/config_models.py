@@ -375,6 +375,14 @@ class CallWebhookSettings(_Section):
     first_retry_s: float = Field(default=5.0, gt=0)  # doubles per attempt, capped at an hour
 
 
+def _on_off(value: object) -> object:
+    # YAML 1.1 reads a bare on/off as true/false
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+OnOffAuto = Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)]
+
+
 class TurnSettings(_Section):
     vad: Literal["webrtc", "silero"] = "webrtc"
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
@@ -391,6 +399,10 @@ class TurnSettings(_Section):
     speculate_ms: int = Field(default=200, gt=0)
     # the end-of-turn model's probability at or above which an open answer is over
     model_end_threshold: float = Field(default=0.5, gt=0, le=1)
+    # the audio end-of-turn model for open questions (Smart Turn v3, agent.call.smart_turn):
+    # auto = used when the `smartturn` extra and the pipecat-ai wheel are installed, on = they
+    # must be (start-up fails naming what to install), off = never
+    smart_turn: OnOffAuto = "off"
     max_turn_s: int = Field(default=30, gt=0)
     outbound_lead_ms: int = Field(default=300, ge=0)
     # silence after speech before the reply's model request starts on the interim words

@@ -17,8 +17,10 @@ from slotline.agent.booking.caller_bookings import BuiltInActions
 from slotline.agent.booking.runner import ServiceBookingRunner
 from slotline.agent.booking.service import BookingService
 from slotline.agent.booking.vendor_fields import check_flows
+from slotline.agent.call import smart_turn
 from slotline.agent.call.calllog import CallLog
 from slotline.agent.call.errors import ErrorReporter
+from slotline.agent.call.frames import TurnEndModel
 from slotline.agent.call.persist import fail_abandoned_calls
 from slotline.agent.call.responder import Action, CallEvent, Responder
 from slotline.agent.call.session import SessionDeps
@@ -288,6 +290,15 @@ def _llm(settings: Settings, secrets: Secrets) -> OpenAIChatModel | None:
         base_url=settings.llm.base_url or "https://api.openai.com/v1",
         model=settings.llm.model or "gpt-4o-mini",
     )
+
+
+def turn_model_factory(mode: str) -> Callable[[], TurnEndModel] | None:
+    """Each call's end-of-turn model per ``turn.smart_turn`` (None: none). The process's model
+    loads here, at start-up: ``on`` without the extra fails now, naming what to install."""
+    if mode == "off" or (mode == "auto" and not smart_turn.available()):
+        return None
+    smart_turn.load()
+    return smart_turn.SmartTurn
 
 
 def _utc_now() -> datetime:

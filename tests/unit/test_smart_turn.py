@@ -29,6 +29,7 @@ import pytest
 
 from slotline.agent.call import smart_turn
 from slotline.agent.call.smart_turn import SmartTurn
+from slotline.agent.server.wiring import turn_model_factory
 from slotline.agent.sim.caller import load_wav_ulaw
 from slotline.audio import mel
 from slotline.audio.mulaw import ulaw_to_pcm16
@@ -157,3 +158,12 @@ def test_a_missing_model_wheel_or_runtime_names_what_to_install(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingExtra, match=r"slotline\[smartturn\]"):
         smart_turn.load()
+
+
+def test_the_setting_decides_whether_calls_get_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert turn_model_factory("off") is None
+    assert turn_model_factory("auto") is SmartTurn and turn_model_factory("on") is SmartTurn
+    monkeypatch.setitem(sys.modules, "pipecat", None)  # the model wheel is not installed
+    assert turn_model_factory("auto") is None
+    with pytest.raises(MissingExtra, match="pipecat-ai"):
+        turn_model_factory("on")
