@@ -1,0 +1,202 @@
+"""What Smart Turn v3 (``agent.call.smart_turn``) costs per inference, what that does to calls
+per core, and how well it tells a pause inside an answer from the answer's end.
+
+Cost: ``--inferences`` requests through ``SmartTurn.complete`` one after another, each on a
+different 8 kHz turn of speech-like audio (8 s: the model always sees an 8 s window, so shorter
+turns cost the same but for the resampling of less audio). Reported: process CPU per inference
+(``time.process_time`` over the whole run, divided: every thread of the process, so it includes
+the event loop's share), the parts measured on their own in the calling thread (resampling +
+features, and the model run: ``thread_time`` each), wall time per request p50/p95, and the
+event loop's longest stall while requests ran (a 1 ms ticker: the work is on the model's thread,
+but numpy parts hold the GIL for short spells).
+
+Calls per core: one inference per pause of an open-question turn, ``--pauses-per-minute`` such
+pauses per call-minute (default 6: a caller talks about half the time and pauses every ~5 s of
+speech). CPU share of one core per call = pauses x CPU per inference / 60 s; with the server's
+own cost per call (``--base-calls-per-core``, from ``slotline bench --capacity``), calls per
+core fall from B to 1 / (1/B + share).
+
+Quality (``--quality``): the labelled turn-end clips (``bench.turn_end_clips``: the booking
+answers said in pieces with 300-900 ms pauses, flite's voices and espeak), each asked at every
+internal pause and at its real end, 200 ms into the silence (what a turn logic that asks at a
+200 ms pause would send). Reported per voice: internal pauses scored >= 0.5 (the model alone
+would cut the caller off there), ends scored < 0.5 (it would leave the wait to the silence
+timeout), and the AUC (chance that an end outscores a pause; 0.5 is a coin).
+
+    cd /work/main && .venv/bin/python -m bench.smart_turn_cost [--inferences 200] [--quality]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+
+import numpy as np
+import numpy.typing as npt
+
+from bench.turn_end_clips import ANSWERS, DEFAULT_VOICES, Clip, Synth, caller_words, said
+from slotline.agent.call import smart_turn
+from slotline.agent.call.smart_turn import SmartTurn
+from slotline.audio.mulaw import decode_array
+
+RATE_HZ = 8000
+ASK_AFTER_MS = 200  # silence before the model is asked, in the quality run
+
+
+def speech_like(seconds: float, seed: int) -> bytes:
+    """Harmonics of a gliding pitch under a syllable-rate envelope, noise underneath."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(RATE_HZ * seconds)) / RATE_HZ
+    f0 = rng.uniform(90, 220) * (1 + 0.1 * np.sin(2 * np.pi * 0.5 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE_HZ
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 16))
+    envelope = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t), 0, None)
+    signal = 5000 * envelope * voiced + rng.normal(0, 150, t.shape[0])
+    return np.clip(signal, -32768, 32767).astype("<i2").tobytes()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 1e6
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def _timed(turns: list[bytes]) -> tuple[list[float], float, float]:
+    """Wall ms per request, process CPU ms per request, the loop's longest stall in ms."""
+    model = SmartTurn()
+    await model.complete(turns[0])  # loaded and warm
+    stall_ms = 0.0
+    running = True
+
+    async def ticker() -> None:
+        nonlocal stall_ms
+        last = time.perf_counter()
+        while running:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            stall_ms = max(stall_ms, (now - last) * 1000 - 1.0)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    walls: list[float] = []
+    cpu0 = time.process_time()
+    for turn in turns:
+        t0 = time.perf_counter()
+        await model.complete(turn)
+        walls.append((time.perf_counter() - t0) * 1000)
+    cpu_ms = (time.process_time() - cpu0) * 1000 / len(turns)
+    running = False
+    await ticking
+    return walls, cpu_ms, stall_ms
+
+
+def _parts(turns: list[bytes]) -> tuple[float, float]:
+    """Median thread CPU ms of (resampling + features) and of the model run alone."""
+    smart_turn.load()
+    runtime = smart_turn._Shared.get()  # the bench may look inside: it measures the parts
+    features_ms, model_ms = [], []
+    for turn in turns:
+        t0 = time.thread_time()
+        features = smart_turn.features(turn)
+        t1 = time.thread_time()
+        runtime.session.run(None, {"input_features": features})
+        t2 = time.thread_time()
+        features_ms.append((t1 - t0) * 1000)
+        model_ms.append((t2 - t1) * 1000)
+    return statistics.median(features_ms), statistics.median(model_ms)
+
+
+def cost(args: argparse.Namespace) -> None:
+    turns = [speech_like(args.seconds, seed) for seed in range(args.inferences)]
+    walls, cpu_ms, stall_ms = asyncio.run(_timed(turns))
+    features_ms, model_ms = _parts(turns[: max(20, args.inferences // 4)])
+    share = args.pauses_per_minute * cpu_ms / 60_000
+    base = args.base_calls_per_core
+    print(f"Smart Turn v3, {args.inferences} requests of {args.seconds:g} s turns, one at a time")
+    print(f"  process CPU per inference   {cpu_ms:7.1f} ms   (all threads)")
+    print(f"    resample + features       {features_ms:7.1f} ms   (median, thread CPU)")
+    print(f"    model run                 {model_ms:7.1f} ms   (median, thread CPU)")
+    p50, p95 = _pct(walls, 50), _pct(walls, 95)
+    print(f"  wall per request            p50 {p50:.1f} ms  p95 {p95:.1f} ms")
+    print(f"  event loop's longest stall  {stall_ms:7.1f} ms")
+    print(f"  at {args.pauses_per_minute:g} pauses per call-minute: {share * 100:.2f} % of a core "
+          f"per call; Smart Turn alone saturates a core at {1 / share:.0f} concurrent calls")
+    print(f"  with a server at {base:g} calls per core without it: "
+          f"{1 / (1 / base + share):.1f} calls per core with it "
+          f"({(1 - 1 / (1 + base * share)) * 100:.1f} % fewer)")
+
+
+async def _scores(clips: list[Clip]) -> list[tuple[str, bool, float]]:
+    model = SmartTurn()
+    out = []
+    for clip in clips:
+        pcm = decode_array(clip.audio).astype("<i2")
+        per_ms = RATE_HZ // 1000
+        padded = np.concatenate([pcm, np.zeros(ASK_AFTER_MS * per_ms, "<i2")])
+        asks = [(start, False) for start, _ in clip.labels.pauses_ms]
+        asks.append((clip.labels.end_ms, True))
+        for at_ms, is_end in asks:
+            audio: npt.NDArray[np.int16] = padded[: (at_ms + ASK_AFTER_MS) * per_ms]
+            out.append((clip.voice, is_end, await model.complete(audio.tobytes())))
+    return out
+
+
+def _auc(ends: list[float], pauses: list[float]) -> float:
+    wins = sum((e > p) + 0.5 * (e == p) for e in ends for p in pauses)
+    return wins / (len(ends) * len(pauses))
+
+
+def quality(args: argparse.Namespace) -> None:
+    synth = Synth()
+    clips = []
+    try:
+        for v, voice in enumerate(DEFAULT_VOICES):
+            rng = random.Random(f"{args.seed}/{voice}")
+            for templates in ANSWERS.values():
+                for template in templates:
+                    words = caller_words(rng, "tuesday", "three")
+                    clips.append(said(synth, voice, template, words, rng, f"s{v}"))
+    finally:
+        synth.close()
+    scores = asyncio.run(_scores(clips))
+    print(f"\nQuality on the labelled clips (asked {ASK_AFTER_MS} ms into each pause and after "
+          f"each end; threshold 0.5; seed {args.seed})")
+    print(f"  {'voice':8} {'pauses':>6} {'pause>=0.5':>10} {'ends':>5} {'end<0.5':>8} {'AUC':>5}")
+    for voice in (*DEFAULT_VOICES, "all"):
+        mine = [(e, s) for v, e, s in scores if voice in (v, "all")]
+        pauses = [s for e, s in mine if not e]
+        ends = [s for e, s in mine if e]
+        early = sum(s >= 0.5 for s in pauses) / len(pauses) * 100
+        late = sum(s < 0.5 for s in ends) / len(ends) * 100
+        print(f"  {voice:8} {len(pauses):6} {early:9.0f}% {len(ends):5} {late:7.0f}% "
+              f"{_auc(ends, pauses):5.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--inferences", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each turn")
+    parser.add_argument("--pauses-per-minute", type=float, default=6.0)
+    parser.add_argument("--base-calls-per-core", type=float, default=50.0)
+    parser.add_argument("--quality", action="store_true", help="also score the labelled clips")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    import onnxruntime  # noqa: F401  (imported first, so the line below is the model's own)
+
+    before = _rss_mb()
+    smart_turn.load()
+    print(f"model loaded: resident memory +{_rss_mb() - before:.0f} MB in this process")
+    cost(args)
+    if args.quality:
+        quality(args)
+
+
+if __name__ == "__main__":
+    main()
