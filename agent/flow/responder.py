@@ -45,7 +45,6 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from slotline.agent.call.prompt_cache import flow_prompts
 from slotline.agent.call.responder import Action, CallEvent, CallStarted
 from slotline.agent.flow.anticipate import Anticipation, model_request_ahead
 from slotline.agent.flow.engine import FlowEngine
@@ -85,6 +84,7 @@ from slotline.agent.flow.messages import (
     WebhookFinished,
     WriteLine,
 )
+from slotline.agent.flow.state import REPROMPT_PREFIX
 from slotline.agent.logs import mask
 from slotline.providers.base import ChatModel
 from slotline.providers.errors import ProviderError, ProviderTimeout
@@ -201,17 +201,18 @@ class FlowResponder:
         return self._stats
 
     def static_prompts(self) -> tuple[str, ...]:
-        """The flow's fixed sentences, for the prompt cache. With a model, the ``say`` of a
-        node with a ``prompt`` is only its fallback: it is left out, so that a model's words
-        that happen to match it are synthesised like any other (as a real model's, new on
-        every call, would be) and the cache holds what is actually said."""
-        flow = self._engine.flow
-        if self._llm is not None:
-            nodes = {node_id: node.model_copy(update={"say": ""})
-                     if getattr(node, "prompt", "").strip() else node
-                     for node_id, node in flow.nodes.items()}
-            flow = flow.model_copy(update={"nodes": nodes})
-        return flow_prompts(flow)
+        """What the flow says from fixed text (``say``, ``reprompt``, the default reprompt's
+        prefix; templates), for the prompt cache. With a model, the ``say`` of a node with a
+        ``prompt`` is only its fallback: it is left out, so that a model's words that happen
+        to match it are synthesised like any other (as a real model's, new on every call,
+        would be) and the cache holds what is actually said."""
+        written = self._llm is not None
+        texts = [REPROMPT_PREFIX]
+        for node in self._engine.flow.nodes.values():
+            if not (written and getattr(node, "prompt", "").strip()):
+                texts.append(getattr(node, "say", ""))
+            texts.append(getattr(node, "reprompt", ""))
+        return tuple(text for text in dict.fromkeys(texts) if text)
 
     @property
     def can_anticipate(self) -> bool:

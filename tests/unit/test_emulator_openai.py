@@ -3,6 +3,7 @@ by it (checked here against the spec's own schemas), auth and injected faults.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +15,13 @@ import pytest
 from openai.types.chat import ChatCompletionToolParam
 
 from slotline.providers.base import ToolCall
-from slotline.providers.emulators.openai import DEFAULT_REPLY, OpenAIEmulator, Reply, spec_validator
+from slotline.providers.emulators.openai import (
+    DEFAULT_REPLY,
+    Latency,
+    OpenAIEmulator,
+    Reply,
+    spec_validator,
+)
 from slotline.providers.llm.sse import SseParser
 
 KEY = "sk-emu-test"
@@ -205,3 +212,36 @@ async def test_the_official_sdk_reads_the_scripted_stream(emulator: OpenAIEmulat
             reasons.append(chunk.choices[0].finish_reason)
     assert (text, arguments, reasons[-1]) == ("Noted.", call.arguments, "tool_calls")
     assert emulator.received[0]["tools"] == [TOOL]
+
+
+async def test_a_line_request_streams_its_example_at_the_configured_cadence(
+    http: aiohttp.ClientSession,
+) -> None:
+    """Slotline's request for an agent line (a system message, no tools) is one the spec
+    accepts; the emulated model writes the line's example back, word by word, its first token
+    after ``first_token_delay_ms`` and the others ``token_interval_ms`` apart."""
+    line = "Hi, thanks for calling. How can I help you today?"
+    system = f'Write the agent\'s next line.\nExample line: "{line}"'
+    body = {"model": "emulated-chat", "stream": True,
+            "messages": [{"role": "system", "content": system}]}
+    latency = Latency(first_token_delay_ms=120.0, token_interval_ms=25.0)
+    async with OpenAIEmulator(api_key=KEY, latency=latency) as emu:
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        arrivals: list[float] = []
+        raw = b""
+        async with http.post(f"{emu.base_url}/chat/completions", data=json.dumps(body),
+                             headers=AUTH) as response:
+            assert response.status == 200
+            async for piece in response.content.iter_any():
+                raw += piece
+                arrivals.append(loop.time())
+    chunks = chunks_of(raw)
+    validator = spec_validator("CreateChatCompletionStreamResponse")
+    for chunk in chunks:
+        validator.validate(chunk)
+    words = [c["choices"][0]["delta"]["content"] for c in chunks[1:-1]]
+    assert "".join(words) == line and len(words) == len(line.split())
+    # lower bounds only: a loaded machine may be slower, never faster than the profile
+    assert arrivals[0] - asked >= 0.12
+    assert arrivals[-1] - asked >= 0.12 + 0.025 * len(words)
