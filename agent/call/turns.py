@@ -379,7 +379,7 @@ class TurnDetector:
             return Rule.MAX_TURN
         held_back = self.agent_speaking and not self._bargein_sent  # not the caller's turn yet
         silence = self._silence_ms
-        patience: Patience = "long" if self._words == "incomplete" else self.patience
+        patience = self._patience(held_back)
         if silence >= cfg.silence_ms(patience):
             return Rule.DROP_BACKCHANNEL if held_back else Rule.END_OF_TURN
         if held_back:
@@ -395,6 +395,13 @@ class TurnDetector:
         if not self._paused and silence >= cfg.speculate_ms:
             return Rule.PAUSE
         return None
+
+    def _patience(self, held_back: bool) -> Patience:
+        """The question's patience, or the long one while the caller's own turn has words
+        plainly unfinished (speech over the agent is a backchannel until it barges in)."""
+        if self._words == "incomplete" and not held_back:
+            return "long"
+        return self.patience
 
     def _apply(self, rule: Rule, t_ms: int) -> TurnEvent:
         try:
@@ -412,7 +419,7 @@ class TurnDetector:
             return Paused(first_voiced_ms=first, last_loud_ms=self._last_loud_ms,
                           at_ms=t_ms + FRAME_MS)
         last_loud = self._last_loud_ms
-        patience: Patience = "long" if self._words == "incomplete" else self.patience
+        patience = self._patience(self.agent_speaking and not self._bargein_sent)
         self._reset_run()
         if rule is Rule.DROP_BACKCHANNEL:
             return SpeechDropped(first_voiced_ms=first, last_voiced_ms=last)

@@ -423,3 +423,12 @@ def test_the_model_cannot_end_a_turn_whose_words_are_unfinished() -> None:
 
 def test_every_end_reason_is_a_metrics_label() -> None:
     assert set(get_args(EndReason)) == set(TURN_END_REASONS)
+
+
+def test_unfinished_words_over_the_agent_do_not_delay_dropping_a_backchannel() -> None:
+    det = TurnDetector(CFG)
+    det.agent_speaking = True
+    feed(det, "#" * 10 + "." * 2)
+    det.heard("incomplete", final=False)  # "uh"
+    events = feed(det, "." * 31, start_ms=12 * 20)
+    assert kinds(events) == [SpeechDropped] and events[0][0] == (10 + 30 - 1) * 20
