@@ -24,8 +24,10 @@ from __future__ import annotations
 import random
 import subprocess
 import tempfile
+import uuid
 import wave
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -293,8 +295,17 @@ class Synth:
                 self._flite_say(voice, text)
         return self._memo[key]
 
+    def prefetch(self, said: Iterable[tuple[str, str]], workers: int = 4) -> None:
+        """Synthesise the flite lines of ``said`` (voice, text) several at a time (each is a
+        process of its own); espeak's stay for the calling thread, which owns the library."""
+        todo = sorted({key for key in said if key[0] != ESPEAK_VOICE and key not in self._memo})
+        with ThreadPoolExecutor(workers) as pool:
+            for key, samples in zip(todo, pool.map(lambda k: self._flite_say(*k), todo),
+                                    strict=True):
+                self._memo[key] = samples
+
     def _flite_say(self, voice: str, text: str) -> npt.NDArray[np.int16]:
-        wav = Path(self._folder.name) / f"{len(self._memo)}.wav"
+        wav = Path(self._folder.name) / f"{uuid.uuid4().hex}.wav"
         subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(wav)], check=True)
         return _read_wav(wav)
 
