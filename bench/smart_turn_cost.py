@@ -12,9 +12,9 @@ but numpy parts hold the GIL for short spells).
 
 Calls per core: one inference per pause of an open-question turn, ``--pauses-per-minute`` such
 pauses per call-minute (default 6: a caller talks about half the time and pauses every ~5 s of
-speech). CPU share of one core per call = pauses x CPU per inference / 60 s; with the server's
-own cost per call (``--base-calls-per-core``, from ``slotline bench --capacity``), calls per
-core fall from B to 1 / (1/B + share).
+speech). Smart Turn's CPU per call-second = pauses x CPU per inference / 60; beside the server's
+own (``--base-cpu-ms-per-call-s``, default 8.4 ms: README, ``slotline bench --profile cloud``,
+10 calls), calls per core go from 1000 / base to 1000 / (base + Smart Turn's).
 
 Quality (``--quality``): the labelled turn-end clips (``bench.turn_end_clips``: the booking
 answers said in pieces with 300-900 ms pauses, flite's voices and espeak), each asked at every
@@ -117,8 +117,8 @@ def cost(args: argparse.Namespace) -> None:
     turns = [speech_like(args.seconds, seed) for seed in range(args.inferences)]
     walls, cpu_ms, stall_ms = asyncio.run(_timed(turns))
     features_ms, model_ms = _parts(turns[: max(20, args.inferences // 4)])
-    share = args.pauses_per_minute * cpu_ms / 60_000
-    base = args.base_calls_per_core
+    per_call_s = args.pauses_per_minute * cpu_ms / 60  # ms of CPU per call-second
+    base = args.base_cpu_ms_per_call_s
     print(f"Smart Turn v3, {args.inferences} requests of {args.seconds:g} s turns, one at a time")
     print(f"  process CPU per inference   {cpu_ms:7.1f} ms   (all threads)")
     print(f"    resample + features       {features_ms:7.1f} ms   (median, thread CPU)")
@@ -126,11 +126,11 @@ def cost(args: argparse.Namespace) -> None:
     p50, p95 = _pct(walls, 50), _pct(walls, 95)
     print(f"  wall per request            p50 {p50:.1f} ms  p95 {p95:.1f} ms")
     print(f"  event loop's longest stall  {stall_ms:7.1f} ms")
-    print(f"  at {args.pauses_per_minute:g} pauses per call-minute: {share * 100:.2f} % of a core "
-          f"per call; Smart Turn alone saturates a core at {1 / share:.0f} concurrent calls")
-    print(f"  with a server at {base:g} calls per core without it: "
-          f"{1 / (1 / base + share):.1f} calls per core with it "
-          f"({(1 - 1 / (1 + base * share)) * 100:.1f} % fewer)")
+    print(f"  at {args.pauses_per_minute:g} pauses per call-minute: {per_call_s:.1f} ms of CPU "
+          f"per call-second ({per_call_s / 10:.2f} % of a core per call)")
+    print(f"  beside the server's {base:g} ms per call-second: {1000 / base:.0f} -> "
+          f"{1000 / (base + per_call_s):.0f} calls per core "
+          f"({per_call_s / (base + per_call_s) * 100:.0f} % fewer)")
 
 
 async def _scores(clips: list[Clip]) -> list[tuple[str, bool, float]]:
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--inferences", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each turn")
     parser.add_argument("--pauses-per-minute", type=float, default=6.0)
-    parser.add_argument("--base-calls-per-core", type=float, default=50.0)
+    parser.add_argument("--base-cpu-ms-per-call-s", type=float, default=8.4)
     parser.add_argument("--quality", action="store_true", help="also score the labelled clips")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
