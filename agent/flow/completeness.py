@@ -7,9 +7,10 @@ reads the recogniser's words for the extractor kind the question expects
 (``agent.flow.model.ExtractorKind``) and says one of:
 
 - ``"complete"``: the words hold a whole answer of that kind, read by the same extractors the
-  flow uses (``providers.llm.rules``), so a turn ended early is one the flow can read: a date, a
-  time, a yes or no, a first and last name, an e-mail address with its domain, a whole phone
-  number; or, for any kind, a plain refusal ("no thanks", "i'd rather not").
+  flow uses (``providers.llm.rules``), so a turn ended early is one the flow can read: a date or
+  a time said explicitly ("next tuesday", "three p m"; "three" may yet get its "p m"), a yes or
+  no, a first and last name, an e-mail address with its domain, a whole phone number; or, for
+  any kind, a plain refusal ("no thanks", "i'd rather not").
 - ``"incomplete"``: the caller stopped mid-phrase: the last word cannot end a sentence ("dot",
   "at", "the", "and", "uh", "my e-mail is"), an e-mail address without its domain, a phone
   number short of its digits.
@@ -72,6 +73,7 @@ _REFUSALS = frozenset(
 )
 _COURTESY = frozenset(("thanks", "thank", "you", "please", "sorry", "though", "anyway"))
 _OPEN_KINDS = frozenset(("", "text"))
+_EXPLICIT = 0.9  # providers.llm.rules.Extraction: the caller said the value explicitly
 _DIGIT_WORDS = frozenset((*UNITS, "oh", "o", "double", "triple"))
 _MAX_PHONE_DIGITS = 15  # E.164's longest; fewer that no country dials: the caller reads on
 
@@ -108,9 +110,11 @@ def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
     found = rules.extract(kind, text, now=_NOW, timezone=_ZONE, region=region)
     if found is None:
         return "unknown"
-    if kind == "name" and len(found.value.split()) < 2:
-        return "unknown"  # a first name alone: the surname may follow
-    return "complete"
+    if kind == "name":  # a first name alone: the surname may follow
+        return "complete" if len(found.value.split()) >= 2 else "unknown"
+    # Below "said explicitly" a heuristic filled something in ("three" without a m or p m, "the
+    # fifth" without its month): the caller may be about to say it.
+    return "complete" if found.confidence >= _EXPLICIT else "unknown"
 
 
 def _unfinished(toks: Sequence[str]) -> bool:

@@ -12,20 +12,17 @@ COMPLETE: list[tuple[str, str]] = [
     ("date", "Tuesday."),
     ("date", "tomorrow please"),
     ("date", "uh, tomorrow"),
-    ("date", "the fifth"),
     ("date", "december twenty first"),
     ("date", "how about friday"),
     ("date", "the twelfth of march"),
     ("date", "March 12th"),
-    ("date", "12/1"),
     ("date", "monday would be great"),
     ("time", "three p m"),
-    ("time", "at three"),
+    ("time", "at two in the afternoon"),
+    ("time", "half past ten in the morning"),
+    ("date", "december first"),
     ("time", "ten in the morning"),
     ("time", "noon"),
-    ("time", "3:30"),
-    ("time", "half past ten"),
-    ("time", "quarter to four"),
     ("time_of_day", "in the afternoon"),
     ("time_of_day", "mornings are best"),
     ("yes_no", "yes"),
@@ -108,6 +105,11 @@ UNKNOWN: list[tuple[str, str]] = [
     ("date", "december"),  # the day may follow, or not
     ("date", "december twenty"),  # "... first"?
     ("time", "three oh"),  # "... five"
+    ("time", "at three"),  # "... p m"
+    ("time", "3:30"),
+    ("time", "half past ten"),
+    ("date", "the fifth"),  # "... of january"
+    ("date", "12/1"),  # a numeric date: read by the region's order, a guess
     ("time", "three forty"),  # "... five"
     ("time", "any time after three"),  # the extractor does not read it
     ("number", "twenty"),
