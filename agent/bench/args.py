@@ -44,6 +44,9 @@ def add_parser(sub: Any) -> None:
                       help="seconds a caller waits for a greeting before it speaks first "
                            "(default: 2 with --target, for servers that wait to be spoken "
                            "to; a started Slotline greets, so it waits up to --reply-timeout)")
+    load.add_argument("--load-procs", type=int, default=1,
+                      help="processes the simulated callers run in (default 1: the bench's "
+                           "own); more when one process's loop cannot carry the calls")
     where = bench.add_argument_group("target")
     where.add_argument("--target", help="ws://HOST:PORT/PATH of any Twilio Media Streams server "
                                         "(default: start Slotline with vendors on emulators)")

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,6 +27,8 @@ from typing import Any, TextIO
 from slotline.agent.bench import capacity, html, report
 from slotline.agent.bench.compare import compare_text
 from slotline.agent.bench.conversation import Conversation, load_conversation
+from slotline.agent.bench.harness import LoopLagMonitor
+from slotline.agent.bench.load_procs import SplitLoad
 from slotline.agent.bench.profiles import Profile, load_profile
 from slotline.agent.bench.runner import LoadPlan, LoadRunner
 from slotline.agent.bench.sysstat import SystemSampler
@@ -51,6 +54,7 @@ class Options:
     sample_interval_s: float
     reply_timeout_s: float
     greeting_wait_s: float | None = None  # None: wait for a greeting (until the reply timeout)
+    load_procs: int = 1  # processes the callers run in (1: the bench's own)
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -74,9 +78,11 @@ def _options(args: argparse.Namespace) -> Options:
     if greeting_wait is not None and not 0 <= greeting_wait < args.reply_timeout:
         raise ConfigError("slotline bench", "--greeting-wait",
                           "must be >= 0 and shorter than --reply-timeout")
+    if args.load_procs < 1:
+        raise ConfigError("slotline bench", "--load-procs", "must be >= 1")
     return Options(plan, profile, conversation, args.target,
                    args.target_pid, args.server, args.config, out, args.sample_interval,
-                   args.reply_timeout, greeting_wait)
+                   args.reply_timeout, greeting_wait, args.load_procs)
 
 
 def make_target(options: Options, log_dir: Path) -> Target:
@@ -97,7 +103,8 @@ class Progress:
         self._tty = stream.isatty()
         self._last_print = 0.0
 
-    def show(self, runner: LoadRunner, sampler: SystemSampler | None, label: str = "") -> None:
+    def show(self, runner: LoadRunner | SplitLoad, sampler: SystemSampler | None,
+             label: str = "") -> None:
         now = time.monotonic()
         if not self._tty and now - self._last_print < 5:
             return
@@ -129,35 +136,49 @@ async def run_load(
 ) -> dict[str, Any]:
     """One fixed-load run against a fresh target: the result dict (schema slotline-bench/1)."""
     target = make_target(options, log_dir)
-    async with target as info:
+    async with target as info, AsyncExitStack() as stack:
         pids = {"bench": os.getpid()}
         if info.server_pid is not None and not info.shared_process:
             pids["server"] = info.server_pid
         if info.vendors_pid is not None:
             pids["vendors"] = info.vendors_pid
-        runner = LoadRunner(info, options.conversation, plan, stop=stop,
-                            reply_timeout_s=options.reply_timeout_s,
-                            greeting_wait_s=options.greeting_wait_s,
-                            api_token=os.environ.get("SLOTLINE_API_TOKEN"))
+        token = os.environ.get("SLOTLINE_API_TOKEN")
+        runner: LoadRunner | SplitLoad
+        if options.load_procs > 1:  # the callers in child processes (load-1 ... load-N)
+            log = stack.enter_context((log_dir / "load-procs.log").open("wb"))
+            runner = await stack.enter_async_context(SplitLoad(
+                info, options.conversation, plan, options.load_procs, stop=stop, log=log,
+                api_token=token, reply_timeout_s=options.reply_timeout_s,
+                greeting_wait_s=options.greeting_wait_s))
+            pids |= runner.pids
+        else:
+            runner = LoadRunner(info, options.conversation, plan, stop=stop,
+                                reply_timeout_s=options.reply_timeout_s,
+                                greeting_wait_s=options.greeting_wait_s, api_token=token)
         sampler = SystemSampler(pids, lambda: runner.active, interval_s=options.sample_interval_s)
         sampler.start(time.monotonic())
+        lag = LoopLagMonitor()  # the harness's own loop: late timers mean late frames
         async with asyncio.TaskGroup() as tasks:
             sampling = tasks.create_task(sampler.run(), name="bench-sampler")
             shown = tasks.create_task(_show(progress, runner, sampler, label), name="bench-show")
+            lagging = tasks.create_task(lag.run(), name="bench-loop-lag")
             run = await runner.run()
             sampler.sample()
-            sampling.cancel()
-            shown.cancel()
+            for task in (sampling, shown, lagging):
+                task.cancel()
         if progress is not None:
             progress.done()
     profile = options.profile.as_dict()
+    lags = {"bench": lag.summary(), **target.vendor_loop_lag()}
+    if isinstance(runner, SplitLoad):
+        lags |= runner.loop_lag_ms()
     return report.build_result(run, target=info, profile=profile, sampler=sampler,
                                vendor_stats=target.vendor_stats(),
-                               command=report.command_line())
+                               command=report.command_line(), loop_lag_ms=lags)
 
 
-async def _show(progress: Progress | None, runner: LoadRunner, sampler: SystemSampler,
-                label: str) -> None:
+async def _show(progress: Progress | None, runner: LoadRunner | SplitLoad,
+                sampler: SystemSampler, label: str) -> None:
     if progress is None:
         return
     while True:

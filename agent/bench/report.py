@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from slotline.agent.bench.harness import harness_section, summary_lines
 from slotline.agent.bench.metrics import (
     audio_summary,
     call_seconds,
@@ -94,6 +95,7 @@ def build_result(
     sampler: SystemSampler | None,
     vendor_stats: dict[str, int],
     command: list[str],
+    loop_lag_ms: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     records = turn_records(run)
     seconds = call_seconds(run.concurrency, run.wall_s)
@@ -109,6 +111,11 @@ def build_result(
         "bargein_ms_mean": round(1000 * bargein_sum / bargein_count, 2)
         if bargein_sum is not None and bargein_count else None,
     }
+    harness = harness_section(
+        processes, loop_lag_ms or {}, call_seconds=seconds,
+        send_lateness_p99_ms=audio.send_lateness_ms.get("p99"),
+        shared_process=target.shared_process,
+        stt_redecodes=vendor_stats.get("stt_redecodes", 0))
     return {
         "schema": SCHEMA,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -140,6 +147,7 @@ def build_result(
             "processes": processes,
         },
         "vendors": vendor_stats,
+        "harness": harness,
         "series": {
             "concurrency": [[round(t, 3), n] for t, n in run.concurrency],
             "samples": [
@@ -255,6 +263,7 @@ def summary_table(result: dict[str, Any]) -> str:
             f"{_fmt(proc.get('cpu_ms_per_call_second'), 2)} ms CPU per call-second; "
             f"RSS {proc['rss_mb_baseline']:.1f} -> {proc['rss_mb_peak']:.1f} MB "
             f"({_fmt(proc.get('rss_mb_per_call'), 3)} MB per call)")
+    lines += summary_lines(result.get("harness"))
     if result["errors"]["count"]:
         lines.append(f"errors {result['errors']['count']}: " + ", ".join(
             f"{k} x{n}" for k, n in list(result["errors"]["by_kind"].items())[:5]))

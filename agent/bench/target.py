@@ -64,6 +64,10 @@ class Target(Protocol):
         """What the emulated vendors were asked (empty without emulators)."""
         ...
 
+    def vendor_loop_lag(self) -> dict[str, dict[str, Any]]:
+        """``{"vendors": lag summary}`` when the emulators ran in a process of their own."""
+        ...
+
 
 class ForeignTarget:
     def __init__(self, url: str, pid: int | None = None) -> None:
@@ -80,6 +84,9 @@ class ForeignTarget:
         return None
 
     def vendor_stats(self) -> dict[str, int]:
+        return {}
+
+    def vendor_loop_lag(self) -> dict[str, dict[str, Any]]:
         return {}
 
 
@@ -132,6 +139,9 @@ class InProcessSlotline:
 
     def vendor_stats(self) -> dict[str, int]:
         return self._vendors.stats() if self._vendors is not None else {}
+
+    def vendor_loop_lag(self) -> dict[str, dict[str, Any]]:
+        return {}  # the emulators share the bench's loop: its lag is theirs
 
 
 def _open_log(path: Path) -> IO[bytes]:
@@ -198,6 +208,7 @@ class SubprocessSlotline:
         self._stack = AsyncExitStack()
         self._vendors: _Child | None = None
         self._stats: dict[str, int] = {}
+        self._loop_lag: dict[str, Any] | None = None
 
     async def __aenter__(self) -> TargetInfo:
         try:
@@ -238,8 +249,10 @@ class SubprocessSlotline:
     async def _stop_vendors(self) -> None:
         assert self._vendors is not None
         for line in (await self._vendors.stop()).splitlines():
-            with contextlib.suppress(ValueError):
-                self._stats = json.loads(line).get("stats", self._stats)
+            with contextlib.suppress(ValueError, AttributeError):
+                said = json.loads(line)
+                self._stats = said.get("stats", self._stats)
+                self._loop_lag = said.get("loop_lag_ms", self._loop_lag)
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -248,6 +261,9 @@ class SubprocessSlotline:
 
     def vendor_stats(self) -> dict[str, int]:
         return dict(self._stats)
+
+    def vendor_loop_lag(self) -> dict[str, dict[str, Any]]:
+        return {} if self._loop_lag is None else {"vendors": self._loop_lag}
 
 
 async def _wait_ready(url: str, process: asyncio.subprocess.Process) -> None:

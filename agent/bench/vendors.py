@@ -5,9 +5,13 @@ Deepgram (speech-to-text), an OpenAI-compatible LLM and ElevenLabs (speech) run 
 them. The emulators do real work (pocketsphinx decodes, espeak speaks), which on a small machine
 would compete with the server being measured. The bench caller says the same few utterances
 over and over, so decodes and syntheses are memoised: a repeat costs nothing and the vendor's
-delay is exactly the profile's. Run as ``python -m slotline.agent.bench.vendors PROFILE_JSON`` the
+delay is exactly the profile's (``stt_memo``: a span cut a little differently under load gets
+the known transcript; a real decode of a known utterance is counted, ``stt_redecodes``, and the
+report says so loudly). Run as ``python -m slotline.agent.bench.vendors PROFILE_JSON`` the
 emulators live in a process of their own (their CPU is then not the server's): it prints one
-JSON line ``{"env": {...}, "pid": N}`` and serves until its stdin closes. PROFILE may also be a
+JSON line ``{"env": {...}, "pid": N}`` and serves until its stdin closes; then it prints
+``{"stats": {...}, "loop_lag_ms": {...}}`` (what the vendors were asked; how late its event
+loop ran, for the report's harness section). PROFILE may also be a
 profile's name or YAML file (``python -m slotline.agent.bench.vendors cloud``), to point another
 server at the same emulators (README: Pipecat under the same harness).
 """
@@ -15,8 +19,8 @@ server at the same emulators (README: Pipecat under the same harness).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
+import logging
 import os
 import sys
 from collections import OrderedDict
@@ -24,13 +28,17 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
+from slotline.agent.bench.harness import LoopLagMonitor
 from slotline.agent.bench.profiles import Profile, load_profile
+from slotline.agent.bench.stt_memo import Key, TranscriptMemo, key_of
 from slotline.providers.base import SpeechHints
 from slotline.providers.emulators import elevenlabs as eleven_emu
 from slotline.providers.emulators import openai as openai_emu
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.stt._sphinx_wire import DecodeResult
 from slotline.providers.stt.local import LocalSpeechToText
+
+logger = logging.getLogger(__name__)
 
 # Keys the emulators accept; they only ever travel over loopback.
 KEYS = {"DEEPGRAM_API_KEY": "bench-dg", "OPENAI_API_KEY": "sk-bench",
@@ -40,36 +48,59 @@ _MEMO_ENTRIES = 4096  # distinct utterances (and their partial decodes) kept
 
 
 class _MemoRecognizer(LocalSpeechToText):
-    """The emulator's recogniser, remembering each distinct audio span's transcript."""
+    """The emulator's recogniser, remembering each distinct audio span's transcript
+    (``stt_memo``: exact, or a near cut of a known utterance)."""
 
     def __init__(self) -> None:
         super().__init__(workers=2)
-        self._memo: OrderedDict[bytes, DecodeResult] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+        self.memo: TranscriptMemo[DecodeResult] = TranscriptMemo(_MEMO_ENTRIES)
+        # Decodes under way, by exact key: the callers of a ramp say their first line at
+        # nearly the same time, and one decode serves them all.
+        self._pending: dict[bytes, asyncio.Future[DecodeResult]] = {}
 
     def submit(self, pcm16: bytes, hints: SpeechHints) -> asyncio.Future[DecodeResult] | None:
-        # The same utterance arrives with more or less digital silence around it (a Finalize
-        # cuts the span when it comes): silence does not change the words, so not the key.
-        key = hashlib.blake2b(pcm16.strip(b"\x00"), digest_size=16).digest()
-        cached = self._memo.get(key)
+        key = key_of(pcm16)
+        pending = self._pending.get(key.exact)
+        if pending is not None:
+            self.memo.counts["hit"] += 1
+            return _follow(pending)
+        found, cached = self.memo.lookup(key)
         if cached is not None:
-            self.hits += 1
             done: asyncio.Future[DecodeResult] = asyncio.get_running_loop().create_future()
             done.set_result(cached)
             return done
+        if found == "redecode":
+            logger.warning("deepgram emulator: a known utterance cut %d bytes differently is "
+                           "decoded for real (the harness's CPU, not the server's)", key.length)
         future = super().submit(pcm16, hints)
         if future is not None:
-            self.misses += 1
+            self._pending[key.exact] = future
             future.add_done_callback(lambda f: self._remember(key, f))
         return future
 
-    def _remember(self, key: bytes, future: asyncio.Future[DecodeResult]) -> None:
+    def _remember(self, key: Key, future: asyncio.Future[DecodeResult]) -> None:
+        self._pending.pop(key.exact, None)
         if future.cancelled() or future.exception() is not None:
             return
-        self._memo[key] = future.result()
-        while len(self._memo) > _MEMO_ENTRIES:
-            self._memo.popitem(last=False)
+        self.memo.remember(key, future.result())
+
+
+def _follow(source: asyncio.Future[DecodeResult]) -> asyncio.Future[DecodeResult]:
+    """A future of its own with ``source``'s outcome (cancelling it leaves ``source`` be)."""
+    copy: asyncio.Future[DecodeResult] = asyncio.get_running_loop().create_future()
+
+    def done(finished: asyncio.Future[DecodeResult]) -> None:
+        if copy.done():
+            return
+        if finished.cancelled():
+            copy.cancel()
+        elif (error := finished.exception()) is not None:
+            copy.set_exception(error)
+        else:
+            copy.set_result(finished.result())
+
+    source.add_done_callback(done)
+    return copy
 
 
 class _MemoElevenLabs(eleven_emu.ElevenLabsEmulator):
@@ -147,11 +178,14 @@ class EmulatedVendors:
 
     def stats(self) -> dict[str, int]:
         """What the vendors were asked (a zero says the server did not use that vendor)."""
+        counts = self._recognizer.memo.counts
         return {
             "stt_connections": self.deepgram.stats.connections,
             "stt_finalizes": self.deepgram.stats.finalizes,
-            "stt_decodes": self._recognizer.misses,
-            "stt_decodes_memoised": self._recognizer.hits,
+            "stt_decodes": counts["decode"] + counts["redecode"],  # real pocketsphinx decodes
+            "stt_decodes_memoised": counts["hit"],
+            "stt_decodes_near": counts["near"],  # a known utterance cut a little differently
+            "stt_redecodes": counts["redecode"],  # ... cut too differently: decoded for real
             "llm_requests": self.openai.stats.requests,
             "tts_connections": self.elevenlabs.counters.connections,
             "tts_contexts": self.elevenlabs.counters.contexts_opened,
@@ -162,8 +196,11 @@ async def _serve(profile: Profile) -> None:
     async with EmulatedVendors(profile) as vendors:
         print(json.dumps({"env": vendors.server_env(), "pid": os.getpid()}), flush=True)
         loop = asyncio.get_running_loop()
+        lag = LoopLagMonitor()
+        watching = asyncio.create_task(lag.run(), name="vendors-loop-lag")
         await loop.run_in_executor(None, sys.stdin.read)  # the parent closes it: stop
-        print(json.dumps({"stats": vendors.stats()}), flush=True)
+        watching.cancel()
+        print(json.dumps({"stats": vendors.stats(), "loop_lag_ms": lag.summary()}), flush=True)
 
 
 def _profile(arg: str) -> Profile:

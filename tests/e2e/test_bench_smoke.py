@@ -82,6 +82,12 @@ def test_smoke_run_writes_a_complete_sane_report(tmp_path: Path) -> None:
     assert server["rss_mb_peak"] > 0 and server["cpu_s"] > 0
     assert server["cpu_ms_per_call_second"] > 0
     assert result["vendors"]["stt_connections"] >= 2 and result["vendors"]["tts_contexts"] > 0
+    harness = result["harness"]  # the bench's own cost, each harness process's loop lag
+    assert set(harness["processes"]) == {"bench", "vendors"}
+    assert harness["cpu_ms_per_call_second"]["callers"] > 0
+    assert harness["cpu_ms_per_call_second"]["emulators"] > 0
+    assert all(p["loop_lag_ms"]["count"] > 0 for p in harness["processes"].values())
+    assert "ms CPU per call-second; loop lag p99 bench" in stdout.getvalue()
 
     page = (out / "report.html").read_text()
     assert page.count("<svg") == 5 and "Latency CDF per stage" in page
@@ -209,3 +215,29 @@ async def test_foreign_target_latency_is_the_servers_known_delay(tmp_path: Path)
     assert "caller turn_latency_ms" in summary_table(result)
     page = write_report(result, tmp_path).read_text()
     assert page.count("<svg") == 5 and "No server call log" in page
+
+
+async def test_load_procs_split_the_callers_and_merge_their_results(tmp_path: Path) -> None:
+    echo = EchoServer()
+    async with serving(echo) as url:
+        plan = LoadPlan(calls=2, duration_s=7.0, ramp_s=0.3)
+        options = Options(plan, BUILTIN["instant"], load_conversation("short"), url, None,
+                          "subprocess", None, tmp_path, 1.0, 5.0, load_procs=2)
+        result = await run_load(options, plan, asyncio.Event(), log_dir=tmp_path)
+    assert validate(result) == []
+    assert result["calls"]["failed"] == result["calls"]["dropped"] == 0
+    assert {c["slot"] for c in result["per_call"]} == {0, 1}  # one slot in each process
+    assert result["run"]["peak_calls"] == 2  # the processes' timelines add up
+    answered = [t["caller"]["turn_latency_ms"] for t in result["per_turn"]
+                if t["caller"]["turn_latency_ms"] is not None]
+    assert len(answered) == len(echo.replies) >= 2
+    # measured in the children as in the bench itself: never less than the server's delay,
+    # and at best that delay within a frame (on a loaded box two processes can each be late)
+    assert min(answered) >= REPLY_DELAY_MS - FRAME_MS, answered
+    assert abs(min(answered) - REPLY_DELAY_MS) <= FRAME_MS, answered
+    harness = result["harness"]
+    assert {"load-1", "load-2"} <= set(harness["processes"])
+    for name in ("load-1", "load-2"):
+        assert result["resources"]["processes"][name]["cpu_s"] > 0
+        assert harness["processes"][name]["loop_lag_ms"]["count"] > 0
+    assert harness["cpu_ms_per_call_second"]["callers"] > 0
