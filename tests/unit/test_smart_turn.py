@@ -105,17 +105,22 @@ def _turns(folder: Path, voice: str) -> tuple[bytes, bytes]:
     return cut.tobytes(), complete.tobytes()
 
 
+@pytest.fixture(scope="module")
+def rms_turns(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    return _turns(tmp_path_factory.mktemp("flite"), "rms")
+
+
 async def test_a_sentence_stopped_before_its_last_word_is_heard_as_unfinished(
-    tmp_path: Path,
+    rms_turns: tuple[bytes, bytes],
 ) -> None:
-    cut, complete = _turns(tmp_path, "rms")
+    cut, complete = rms_turns
     model = SmartTurn()
     p_cut, p_complete = await model.complete(cut), await model.complete(complete)
     assert p_cut < 0.2 < 0.5 < p_complete, (p_cut, p_complete)  # measured 0.05 and 0.67
 
 
-async def test_a_calls_requests_queue_off_the_event_loop(tmp_path: Path) -> None:
-    cut, complete = _turns(tmp_path, "rms")
+async def test_a_calls_requests_queue_off_the_event_loop(rms_turns: tuple[bytes, bytes]) -> None:
+    cut, complete = rms_turns
     model = SmartTurn()
     alone = [await model.complete(cut), await model.complete(complete)]
     ticks = 0
@@ -135,8 +140,8 @@ async def test_a_calls_requests_queue_off_the_event_loop(tmp_path: Path) -> None
     assert 0.0 <= await model.complete(b"") <= 1.0  # no audio: an answer (0.99), no error
 
 
-async def test_a_cancelled_request_leaves_the_call_usable(tmp_path: Path) -> None:
-    cut, _ = _turns(tmp_path, "rms")
+async def test_a_cancelled_request_leaves_the_call_usable(rms_turns: tuple[bytes, bytes]) -> None:
+    cut, _ = rms_turns
     model = SmartTurn()
     first = asyncio.create_task(model.complete(cut))
     second = asyncio.create_task(model.complete(cut))
