@@ -15,8 +15,9 @@ two reasons, each placed after the audio pushed so far:
   with no speech at all, sends nothing). Its answer makes ``Heard(final=True)`` and is kept.
 * ``finalize()``: the turn has ended. After a pause with no voiced frame since, nothing is
   sent: the turn's text is the kept one, returned at once when the pause has been answered,
-  or with that answer when it is still in flight. Otherwise a Finalize goes out and the
-  turn's text (kept words + the rest) comes with its answer.
+  or with that answer when it is still in flight (results Deepgram sends later about audio
+  before the turn's end are dropped: the VAD heard no speech there). Otherwise a Finalize
+  goes out and the turn's text (kept words + the rest) comes with its answer.
 
 Deepgram answers each Finalize with one ``from_finalize`` result (the emulator always does;
 the vendor's docs say "may": an unanswered one is caught by the stream's finalize timeout).
@@ -114,6 +115,10 @@ class DeepgramTurn:
         """``message`` covers audio up to offset ``end``: (events, the turn's transcript if
         this result ended a ``finalize()``)."""
         events: list[SttEvent] = []
+        if end <= self._start and not message.from_finalize:
+            # Audio of a turn that already ended: one finalize() returned at once after a
+            # pause, and Deepgram went on with the (unvoiced) audio before the turn's end.
+            return events, None
         if not message.is_final:
             self._interim = message.transcript
         else:

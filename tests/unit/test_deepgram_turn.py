@@ -43,6 +43,19 @@ def test_pause_then_finalize_with_no_new_speech_returns_at_once() -> None:
     assert turn.due() is None and not turn.finalizing
 
 
+def test_results_about_the_ended_turns_silence_stay_out_of_the_next_turn() -> None:
+    turn = DeepgramTurn()
+    turn.pause(1000 * MS, 800 * MS)
+    send_due(turn, 1000 * MS)
+    answer(turn, "yes", 1000 * MS, 800 * MS)
+    assert turn.finalize(1400 * MS, 800 * MS) == Transcript("yes", True, 0.9)
+    # Deepgram heard something in the unvoiced audio before the turn's end
+    events, _ = turn.on_results(result("um", speech_final=True), 1300 * MS, 800 * MS)
+    assert events == [] and turn.text() == ""
+    events, _ = turn.on_results(result("no", final=False), 1700 * MS, 1650 * MS)
+    assert events == [Heard("no", final=False)]
+
+
 def test_finalize_while_the_pause_is_in_flight_waits_for_its_answer() -> None:
     turn = DeepgramTurn()
     turn.pause(1000 * MS, 800 * MS)
