@@ -46,7 +46,13 @@ _DOT_SHAPES = {
 
 
 def detail(node: Node) -> str:
-    """One line saying what the node does, under its id in a diagram."""
+    """One line saying what the node does, under its id in a diagram (a node whose line the
+    model writes says so)."""
+    what = _what(node)
+    return f"{what}, line by the model" if getattr(node, "prompt", "").strip() else what
+
+
+def _what(node: Node) -> str:
     if isinstance(node, ConversationNode):
         also = f" or {node.or_collect.variable}" if node.or_collect else ""
         return f"collect {node.collect}{also} ({node.extractor})"

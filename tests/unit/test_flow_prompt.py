@@ -19,6 +19,7 @@ from slotline.agent.flow import (
     llm_warnings,
     parse_flow,
 )
+from slotline.agent.flow.graph import mermaid
 from slotline.agent.flow.llm import LlmPerformer, Written
 from slotline.agent.flow.messages import WriteLine
 from slotline.agent.flow.model import PROMPT_NEEDS_SAY
@@ -273,3 +274,9 @@ async def test_a_line_started_on_words_the_caller_then_changed_is_dropped(
     assert said[0] == "Hi, thanks for calling the clinic," and emulator.stats.requests == 4
     assert "Jane Doe" in emulator.received[3]["messages"][0]["content"]
     assert (r.llm_stats.early_used, r.llm_stats.lines) == (0, 3)
+
+
+def test_the_graph_shows_which_lines_the_model_writes() -> None:
+    drawn = mermaid(flow_of())
+    assert "hello<br/>greeting, line by the model" in drawn
+    assert "ask_name<br/>collect user_name (name), line by the model" in drawn
