@@ -80,6 +80,17 @@ def mel_filters() -> npt.NDArray[np.float64]:
 
 
 @functools.cache
+def _bands() -> tuple[tuple[int, int, npt.NDArray[np.float64]], ...]:
+    """Each band's non-zero span of bins and its weights there (1-14 bins of 201)."""
+    spans = []
+    for row in mel_filters():
+        (nonzero,) = np.nonzero(row)
+        low, high = int(nonzero[0]), int(nonzero[-1]) + 1
+        spans.append((low, high, row[low:high]))
+    return tuple(spans)
+
+
+@functools.cache
 def _hann() -> npt.NDArray[np.float64]:
     # Periodic (not symmetric) Hann, as torch.hann_window and the extractor use.
     n = np.arange(N_FFT, dtype=np.float64)
@@ -110,7 +121,12 @@ def log_mel(window: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[: N_FRAMES * HOP : HOP]
     spectrum = np.fft.rfft(frames * _hann(), axis=1)
     power = spectrum.real**2 + spectrum.imag**2  # (800, 201)
-    energy = mel_filters() @ power.T  # (80, 800)
+    # Band by band over its few bins, not one dense product: a (80 x 201) @ (201 x 800) product
+    # goes to the BLAS library, whose threads cost ~7x the CPU on a busy 2-core box (measured
+    # 5.3 vs 0.8 ms); the sums are the same to 1e-17.
+    energy = np.empty((N_MELS, N_FRAMES), np.float64)
+    for band, (low, high, weights) in enumerate(_bands()):
+        np.dot(power[:, low:high], weights, out=energy[band])
     logs = np.log10(np.maximum(energy, _ENERGY_FLOOR))
     logs = np.maximum(logs, logs.max() - _DYNAMIC_RANGE)
     features: npt.NDArray[np.float32] = ((logs + 4.0) / 4.0).astype(np.float32)
