@@ -400,9 +400,8 @@ class FlowResponder:
         self._count_model_turn()
         early = self._adopt(line)
         task: asyncio.Task[Written]
-        if early is not None and isinstance(early.ahead.request, WriteLine):
+        if early is not None:  # started on the interim words: the same line, asked now
             task, clauses = early.task, early.sentences
-            self._stats.add(early.stats)
         else:
             clauses = asyncio.Queue()
             task = asyncio.create_task(
@@ -421,6 +420,8 @@ class FlowResponder:
             if self._writing is task:  # (a reply closed late must not stop a newer line)
                 self._writing = None
             _stop(task, self._stats)
+        if early is not None:
+            self._stats.add(early.stats)
         if not written.finished:
             self._history.agent(line.fallback)
             yield Say(line.fallback)
