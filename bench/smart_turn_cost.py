@@ -160,7 +160,7 @@ def quality(args: argparse.Namespace) -> None:
     synth = Synth()
     clips = []
     try:
-        for v, voice in enumerate(DEFAULT_VOICES):
+        for v, voice in enumerate(args.voices):
             rng = random.Random(f"{args.seed}/{voice}")
             for templates in ANSWERS.values():
                 for template in templates:
@@ -172,7 +172,7 @@ def quality(args: argparse.Namespace) -> None:
     print(f"\nQuality on the labelled clips (asked {ASK_AFTER_MS} ms into each pause and after "
           f"each end; threshold 0.5; seed {args.seed})")
     print(f"  {'voice':8} {'pauses':>6} {'pause>=0.5':>10} {'ends':>5} {'end<0.5':>8} {'AUC':>5}")
-    for voice in (*DEFAULT_VOICES, "all"):
+    for voice in (*args.voices, "all"):
         mine = [(e, s) for v, e, s in scores if voice in (v, "all")]
         pauses = [s for e, s in mine if not e]
         ends = [s for e, s in mine if e]
@@ -190,6 +190,8 @@ def main() -> None:
     parser.add_argument("--base-cpu-ms-per-call-s", type=float, default=8.4)
     parser.add_argument("--quality", action="store_true", help="also score the labelled clips")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--voices", type=lambda text: tuple(text.split(",")),
+                        default=DEFAULT_VOICES, help="comma-separated (quality run)")
     args = parser.parse_args()
     import onnxruntime  # noqa: F401  (imported first, so the line below is the model's own)
 
