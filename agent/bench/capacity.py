@@ -10,7 +10,8 @@ issue's "within 50 ms of its 10-call value"); callers heard at most
 ``max_gaps_per_call_minute`` underruns. If the callers' own frames left late (p99 over
 ``max_send_lateness_ms``), or the emulated vendors answered later than their profile allows
 (p95 beyond delay + jitter + ``vendor_margin_ms``: they share the machine), the bench machine,
-not the server, is the limit: the search stops and says so rather than blame the server.
+not the server, is the limit: the search stops and says so rather than blame the server. So
+does a run the harness marked invalid (``harness.py``: a harness process lagged or saturated).
 
 ``calls_per_core``: a Slotline process runs its calls on one event loop, i.e. one core, so the
 last good N of one process is its calls per core; ``cpu_bound_calls_per_core`` extrapolates
@@ -67,6 +68,11 @@ def judge(
     client_limited = lateness > search.max_send_lateness_ms
     if client_limited:
         reasons.append(f"callers' own frames p99 {lateness:.1f} ms late: the bench is the limit")
+    harness = result.get("harness") or {}
+    lagged = [r for r in harness.get("invalid_reasons", []) if "frames left" not in r]
+    if lagged:  # the callers' lateness is said above; the rest only the harness knows
+        reasons.append("harness: " + "; ".join(lagged) + ": the bench is the limit")
+        client_limited = True
     slow = _slow_vendors(result, search.vendor_margin_ms)
     if slow:
         reasons.append(f"emulated vendors slower than their profile ({slow}): "

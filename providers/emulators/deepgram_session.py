@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 _FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
 _NO_HINTS = SpeechHints()
 _GONE = (1006, "")  # the client went away: nothing to send
+_MORE = (0, "")  # a frame handled, keep reading (compared by identity, like _GONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,37 +132,55 @@ class ListenSession:
             await self._ws.close(*close)
 
     async def _receive_loop(self) -> tuple[int, str] | None:
-        """Returns the close frame to send, or None after a CloseStream."""
+        """Returns the close frame to send, or None after a CloseStream.
+
+        One idle timer per ``idle_timeout_s``, not one per message (a call sends ~17 a
+        second): when it fires, the session is idle only if no frame came since it was set;
+        otherwise the wait starts again from the last frame. ``recv()`` is cancellation-safe
+        (websockets' asyncio API), so a timer that fires as a frame arrives loses nothing.
+        """
+        idle_s, loop = self._owner.idle_timeout_s, self._loop
+        last_frame_at = loop.time()
         while True:
             try:
-                async with asyncio.timeout(self._owner.idle_timeout_s):
-                    message = await self._ws.recv()
+                async with asyncio.timeout_at(last_frame_at + idle_s):
+                    while True:
+                        message = await self._ws.recv()
+                        last_frame_at = loop.time()
+                        outcome = self._on_message(message)
+                        if outcome is not _MORE:
+                            return outcome
             except TimeoutError:
-                return 1011, "NET-0001: no audio or text frame received within the timeout"
+                if loop.time() - last_frame_at >= idle_s:
+                    return 1011, "NET-0001: no audio or text frame received within the timeout"
             except ConnectionClosed:
                 return _GONE
-            if isinstance(message, bytes):
-                if not message:  # the legacy way of closing a stream
-                    self._close_stream()
-                    return None
-                self._audio(message)
-                continue
-            kind = _control_type(message)
-            if kind == "KeepAlive":
-                self._stats.keepalives += 1
-            elif kind == "Finalize":
-                self._stats.finalizes += 1
-                if self._faults is not None and self._faults.drop_on_finalize:
-                    self._stats.faults_fired += 1
-                    self._ws.transport.abort()
-                    return _GONE
-                span = self._segmenter.flush(speech_final=False)
-                self._queue_result(span, from_finalize=True, delay_s=self._owner.finalize_delay_s)
-            elif kind == "CloseStream":
+
+    def _on_message(self, message: str | bytes) -> tuple[int, str] | None:
+        """One client frame; ``_MORE`` to keep reading, else what ``_receive_loop`` returns."""
+        if isinstance(message, bytes):
+            if not message:  # the legacy way of closing a stream
                 self._close_stream()
                 return None
-            else:
-                return 1008, "DATA-0000: the text frame is not a known control message"
+            self._audio(message)
+            return _MORE
+        kind = _control_type(message)
+        if kind == "KeepAlive":
+            self._stats.keepalives += 1
+        elif kind == "Finalize":
+            self._stats.finalizes += 1
+            if self._faults is not None and self._faults.drop_on_finalize:
+                self._stats.faults_fired += 1
+                self._ws.transport.abort()
+                return _GONE
+            span = self._segmenter.flush(speech_final=False)
+            self._queue_result(span, from_finalize=True, delay_s=self._owner.finalize_delay_s)
+        elif kind == "CloseStream":
+            self._close_stream()
+            return None
+        else:
+            return 1008, "DATA-0000: the text frame is not a known control message"
+        return _MORE
 
     def _close_stream(self) -> None:
         self._stats.close_streams += 1

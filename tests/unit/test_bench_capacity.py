@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from slotline.agent.bench.capacity import Search, judge, search, summary
+from slotline.agent.bench.harness import harness_section
 from slotline.agent.bench.report import validate
 from tests.unit.bench_runs import result_of
 
@@ -77,3 +78,18 @@ async def test_stops_when_the_emulated_vendors_fall_behind_their_profile() -> No
     assert [s["ok"] for s in result["steps"]] == [True, False]
     assert result["capacity"]["last_good_calls"] == 10
     assert "stt_final_ms p95 2000 ms" in result["capacity"]["limited_by"]
+
+
+async def test_stops_when_the_harness_marked_the_run_invalid() -> None:
+    async def step(calls: int) -> dict[str, Any]:
+        result = step_result(calls, 1000.0)
+        lag = {"count": 10, "p50": 1.0, "p99": 45.0 if calls >= 20 else 2.0, "max": 60.0}
+        result["harness"] = harness_section({}, {"vendors": lag}, call_seconds=100.0,
+                                            send_lateness_p99_ms=1.0, shared_process=False)
+        return result
+
+    result = await search(step, Search(start_calls=10), asyncio.Event())
+    assert [s["calls"] for s in result["steps"]] == [10, 20]
+    assert result["capacity"]["last_good_calls"] == 10
+    assert "vendors process's event loop (emulators) lagged p99 45.0 ms" in \
+        result["capacity"]["limited_by"]
