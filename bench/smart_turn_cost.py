@@ -23,6 +23,12 @@ internal pause and at its real end, 200 ms into the silence (what a turn logic t
 would cut the caller off there), ends scored < 0.5 (it would leave the wait to the silence
 timeout), and the AUC (chance that an end outscores a pause; 0.5 is a coin).
 
+The labelled clips' pieces are synthesised one by one, so each piece ends with flite's
+sentence-final intonation: a poor test of what the model listens for. The second quality table
+uses whole sentences instead: "I would like to book an appointment for Tuesday." stopped at the
+quietest 20 ms near where "... appointment for" ends when said alone (``stopped``), against the
+whole sentence, both 200 ms into the following silence; five sentences, every voice.
+
     cd /work/main && .venv/bin/python -m bench.smart_turn_cost [--inferences 200] [--quality]
 """
 
@@ -40,10 +46,19 @@ import numpy.typing as npt
 from bench.turn_end_clips import ANSWERS, DEFAULT_VOICES, Clip, Synth, caller_words, said
 from slotline.agent.call import smart_turn
 from slotline.agent.call.smart_turn import SmartTurn
-from slotline.audio.mulaw import decode_array
+from slotline.audio.mulaw import decode_array, encode_array
 
 RATE_HZ = 8000
 ASK_AFTER_MS = 200  # silence before the model is asked, in the quality run
+_FRAME = RATE_HZ // 50  # 20 ms
+# (whole sentence, its beginning said alone): where the beginning ends, the sentence is stopped
+SENTENCES = (
+    ("I would like to book an appointment for Tuesday.", "I would like to book an appointment for"),
+    ("My name is John and my wife is Mary.", "My name is John and"),
+    ("Could you tell me if you have anything on Friday?", "Could you tell me if you have"),
+    ("I need to cancel my appointment.", "I need to"),
+    ("I was wondering whether you could help me.", "I was wondering whether"),
+)
 
 
 def speech_like(seconds: float, seed: int) -> bytes:
@@ -56,6 +71,38 @@ def speech_like(seconds: float, seed: int) -> bytes:
     envelope = np.clip(np.sin(2 * np.pi * rng.uniform(3, 5) * t), 0, None)
     signal = 5000 * envelope * voiced + rng.normal(0, 150, t.shape[0])
     return np.clip(signal, -32768, 32767).astype("<i2").tobytes()
+
+
+def _frame_rms(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
+    frames = samples[: samples.shape[0] // _FRAME * _FRAME].astype(np.float64)
+    rms: npt.NDArray[np.float64] = np.sqrt(np.mean(frames.reshape(-1, _FRAME) ** 2, axis=1))
+    return rms
+
+
+def _last_voiced_frame(samples: npt.NDArray[np.int16]) -> int:
+    rms = _frame_rms(samples)
+    return int(np.flatnonzero(rms > 0.05 * rms.max())[-1]) + 1
+
+
+def stopped(speak: Synth, voice: str, whole: str, beginning: str) -> tuple[bytes, bytes]:
+    """(stopped, whole) as 8 kHz 16-bit PCM through mu-law (a phone line): ``whole`` said in
+    ``voice``, stopped at the quietest 20 ms frame of the 240 ms before (and 60 ms after) where
+    ``beginning`` said alone ends; each with 300 ms of silence before and ``ASK_AFTER_MS``
+    after. Said alone, the beginning would end on a falling pitch the model rightly hears as
+    finished; cut out of the whole sentence it keeps the pitch of a sentence going on."""
+    said = speak(voice, whole)
+    end = _last_voiced_frame(speak(voice, beginning))
+    rms = _frame_rms(said)
+    start = max(end - 12, 1)
+    cut_at = start + int(np.argmin(rms[start : end + 3]))
+    before = np.zeros(300 * RATE_HZ // 1000, np.int16)
+    after = np.zeros(ASK_AFTER_MS * RATE_HZ // 1000, np.int16)
+
+    def phoned(samples: npt.NDArray[np.int16]) -> bytes:
+        line = decode_array(encode_array(np.concatenate([before, samples, after])))
+        return line.astype("<i2").tobytes()
+
+    return phoned(said[: cut_at * _FRAME]), phoned(said[: _last_voiced_frame(said) * _FRAME])
 
 
 def _rss_mb() -> float:
@@ -159,6 +206,7 @@ def _auc(ends: list[float], pauses: list[float]) -> float:
 def quality(args: argparse.Namespace) -> None:
     synth = Synth()
     clips = []
+    sentences: list[tuple[str, bool, bytes]] = []
     try:
         for v, voice in enumerate(args.voices):
             rng = random.Random(f"{args.seed}/{voice}")
@@ -166,13 +214,28 @@ def quality(args: argparse.Namespace) -> None:
                 for template in templates:
                     words = caller_words(rng, "tuesday", "three")
                     clips.append(said(synth, voice, template, words, rng, f"s{v}"))
+            for whole, beginning in SENTENCES:
+                cut, complete = stopped(synth, voice, whole, beginning)
+                sentences += [(voice, False, cut), (voice, True, complete)]
     finally:
         synth.close()
-    scores = asyncio.run(_scores(clips))
-    print(f"\nQuality on the labelled clips (asked {ASK_AFTER_MS} ms into each pause and after "
-          f"each end; threshold 0.5; seed {args.seed})")
+    _table(f"the labelled clips (asked {ASK_AFTER_MS} ms into each pause and after each end; "
+           f"seed {args.seed})", args.voices, asyncio.run(_scores(clips)))
+    _table(f"whole sentences, stopped before their last words or not ({len(SENTENCES)} each)",
+           args.voices, asyncio.run(_sentence_scores(sentences)))
+
+
+async def _sentence_scores(
+    sentences: list[tuple[str, bool, bytes]],
+) -> list[tuple[str, bool, float]]:
+    model = SmartTurn()
+    return [(voice, is_end, await model.complete(pcm)) for voice, is_end, pcm in sentences]
+
+
+def _table(title: str, voices: tuple[str, ...], scores: list[tuple[str, bool, float]]) -> None:
+    print(f"\nQuality on {title}; threshold 0.5")
     print(f"  {'voice':8} {'pauses':>6} {'pause>=0.5':>10} {'ends':>5} {'end<0.5':>8} {'AUC':>5}")
-    for voice in (*args.voices, "all"):
+    for voice in (*voices, "all"):
         mine = [(e, s) for v, e, s in scores if voice in (v, "all")]
         pauses = [s for e, s in mine if not e]
         ends = [s for e, s in mine if e]

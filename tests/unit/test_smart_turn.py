@@ -11,34 +11,29 @@ the complete sentence's audio stopped before its last word. Even so, flite's voi
 the human speech the model learnt from: over 11 voice settings, 3 trailing silences and 4 cut
 points the ordering "complete > cut" held for most but not all, and only the ``rms`` voice kept
 a wide margin everywhere (cut <= 0.11, complete >= 0.67 with 200-300 ms of trailing silence).
-That one, robust case is what the test asserts; the sweep is in the final report of issue 12's
-helper H3.
+That one, robust case is what the test asserts; ``python -m bench.smart_turn_cost --quality``
+scores every voice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
+from bench.smart_turn_cost import SENTENCES, stopped
+from bench.turn_end_clips import Synth
 from slotline.agent.call import smart_turn
 from slotline.agent.call.smart_turn import SmartTurn
 from slotline.agent.server.wiring import turn_model_factory
-from slotline.agent.sim.caller import load_wav_ulaw
 from slotline.audio import mel
-from slotline.audio.mulaw import ulaw_to_pcm16
 from slotline.providers.extras import MissingExtra
 from tests.unit import mel_signals
 
-FLITE = shutil.which("flite")
 _REFERENCE = Path(__file__).parent / "data" / "smart_turn_mel.npz"
-_FRAME = 160  # samples in 20 ms at 8 kHz
 
 
 def test_features_match_the_whisper_extractor() -> None:
@@ -71,43 +66,15 @@ def test_filters_cover_the_band_with_equal_area() -> None:
     assert (np.diff(peaks) >= 0).all()  # bands rise in frequency
 
 
-def _flite(folder: Path, voice: str, words: str) -> npt.NDArray[np.int16]:
-    assert FLITE is not None, "flite is needed (make tools installs it: apt-get install flite)"
-    wav = folder / "words.wav"
-    subprocess.run([FLITE, "-voice", voice, "-t", words, "-o", str(wav)], check=True)
-    return np.frombuffer(ulaw_to_pcm16(load_wav_ulaw(wav)), "<i2")  # as on a phone line
-
-
-def _frame_rms(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
-    frames = samples[: samples.shape[0] // _FRAME * _FRAME].astype(np.float64)
-    rms: npt.NDArray[np.float64] = np.sqrt(np.mean(frames.reshape(-1, _FRAME) ** 2, axis=1))
-    return rms
-
-
-def _last_voiced_frame(samples: npt.NDArray[np.int16]) -> int:
-    rms = _frame_rms(samples)
-    return int(np.flatnonzero(rms > 0.05 * rms.max())[-1]) + 1
-
-
-def _turns(folder: Path, voice: str) -> tuple[bytes, bytes]:
-    """(cut, complete): "I would like to book an appointment for Tuesday." stopped at the
-    quietest 20 ms frame near where "... appointment for" ends when said alone, and whole; each
-    with 300 ms of silence before and 200 ms after (a pause as the turn logic would see it)."""
-    whole = _flite(folder, voice, "I would like to book an appointment for Tuesday.")
-    phrase = _flite(folder, voice, "I would like to book an appointment for")
-    phrase_end = _last_voiced_frame(phrase)
-    rms = _frame_rms(whole)
-    start = max(phrase_end - 12, 1)
-    cut_at = start + int(np.argmin(rms[start : phrase_end + 3]))
-    before, after = np.zeros(300 * 8, np.int16), np.zeros(200 * 8, np.int16)
-    cut = np.concatenate([before, whole[: cut_at * _FRAME], after])
-    complete = np.concatenate([before, whole[: _last_voiced_frame(whole) * _FRAME], after])
-    return cut.tobytes(), complete.tobytes()
-
-
 @pytest.fixture(scope="module")
-def rms_turns(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
-    return _turns(tmp_path_factory.mktemp("flite"), "rms")
+def rms_turns() -> tuple[bytes, bytes]:
+    """(stopped, whole): "I would like to book an appointment for Tuesday." in flite's rms
+    voice over a phone line, stopped before "Tuesday" or whole (``bench.smart_turn_cost``)."""
+    synth = Synth()
+    try:
+        return stopped(synth, "rms", *SENTENCES[0])
+    finally:
+        synth.close()
 
 
 async def test_a_sentence_stopped_before_its_last_word_is_heard_as_unfinished(
