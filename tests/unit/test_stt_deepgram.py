@@ -172,15 +172,16 @@ async def test_socket_dropped_mid_turn_replays_the_callers_words(dg: DeepgramEmu
     dg.inject(Faults(drop_after_results=1))  # the first interim, mid-sentence
     stream = provider(dg, errors).open_stream(call_sid="CA8")
     frames = caller_frames("name_john", tail_ms=100)
-    # 400 ms of silence + 1.1 s of speech: past the first interim, a second into the speech
-    push(stream, frames[:75])
+    # 400 ms of silence + 1.4 s of the sentence: past the emulator's first interim (a second
+    # after its VAD's onset, 660 ms into the audio), before the sentence's end
+    push(stream, frames[:90])
     await until(lambda: stream.reconnects == 1)
-    push(stream, frames[75:])
+    push(stream, frames[90:])
     transcript = await stream.finalize()
     await stream.aclose()
     assert transcript.text == TEXTS["name_john"]
     assert dg.stats.faults_fired == 1 and dg.stats.connections == 2
-    assert stream.replayed_bytes >= 75 * FRAME_BYTES
+    assert stream.replayed_bytes >= 90 * FRAME_BYTES
     assert [error.retryable for error in errors] == [True]
 
 
