@@ -11,6 +11,7 @@ first unheard sentence, in their original order — instead of synthesizing them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -71,9 +72,10 @@ class Hold:
     cut: list[Chunk] = field(default_factory=list)
     replies: list[ReplyPlayback] = field(default_factory=list)
 
-    def add(self, chunks: list[Chunk], sending: ReplyPlayback | None = None) -> None:
+    def add(self, chunks: list[Chunk], sending: Sequence[ReplyPlayback] = ()) -> None:
+        """``chunks`` were cut; ``sending``: replies cut while still being sent."""
         self.cut.extend(chunks)
-        for reply in [*replies_of(chunks), *([sending] if sending is not None else [])]:
+        for reply in [*replies_of(chunks), *sending]:
             reply.cleared = True
             if reply not in self.replies:
                 self.replies.append(reply)

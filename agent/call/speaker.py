@@ -2,15 +2,19 @@
 socket, each sentence followed by a mark, and the bookkeeping barge-in needs.
 
 What was heard is known from marks: Twilio echoes a sentence's mark once its audio has played
-(``agent.call.playback``). A barge-in (``interrupt``) cuts everything not yet heard — what Twilio
-holds and the sentence still being sent — into a ``Hold`` and stops sending (the *floor* is taken
-from the agent). The session then decides, from the caller's words:
-- ``release``: a real interruption; the reply is cancelled and the turns in the call log say
-  what was heard;
-- ``resume``: a false one; the cut sentences are played again from the first unheard one, and
-  the held reply goes on, its current sentence from its start.
+(``agent.call.playback``). The speaker carries out the floor's commands (``agent.call.floor``) and
+decides nothing itself: ``interrupt`` (the floor's ``Clear`` and ``Hold``) cuts everything not yet
+heard — what Twilio holds and the sentences still being sent — into a ``Hold`` and stops sending;
+``release`` gives the floor back after a real interruption (the reply was cancelled);
+``resume`` plays the cut sentences again from the first unheard one, and ``unhold`` lets the
+held reply go on, its current sentence from its start.
 Audio sent before a ``clear`` is tagged with an *epoch* (barge-ins so far), so a sentence
 interrupted mid-send is sent again whole, never from the middle.
+
+Two ``say`` calls may overlap — an answer that is ready while a filler plays: the answer's
+first sentence is synthesized at once and goes out right after the sentence being sent (one
+sentence is delivered at a time, in the order they asked), never after the filler's mark.
+It reports whether agent audio is on its way or playing (``on_speaking``) when that changes.
 """
 
 from __future__ import annotations
@@ -46,12 +50,14 @@ class Speaker:
         self._record = record
         self._metrics = metrics
         self._playback = Playback()
-        self._current: ReplyPlayback | None = None  # the reply whose audio is being sent
+        self._sending: list[ReplyPlayback] = []  # replies whose audio is being sent
+        self._turn_lock = asyncio.Lock()  # one sentence delivered at a time
         self.hold: Hold | None = None  # an interruption waiting for the turn's transcript
         self._floor = asyncio.Event()  # clear while an interruption holds the agent's audio
         self._floor.set()
         self._epoch = 0
         self._replaying = False
+        self._reported = False  # the last ``speaking`` told ``on_speaking``
         self._turn_of: dict[int, Turn] = {}  # reply id -> its agent turn in the call log
         self._drained = asyncio.Event()  # set whenever no mark is pending (all audio played)
         self.last_was_filler = False
@@ -61,10 +67,13 @@ class Speaker:
         """Audio is playing or on its way (not while an interruption holds the floor)."""
         if self._playback.playing or self._replaying:
             return True
-        return self._current is not None and self._floor.is_set()
+        return bool(self._sending) and self._floor.is_set()
 
     def _changed(self) -> None:
-        self._on_speaking(self.speaking)
+        speaking = self.speaking
+        if speaking != self._reported:
+            self._reported = speaking
+            self._on_speaking(speaking)
 
     # ---- speaking --------------------------------------------------------------------------
 
@@ -78,9 +87,8 @@ class Speaker:
     ) -> None:
         """Speak ``text`` (its turn in the call log carries ``latency``);
         ``on_first_audio(synthesis_started_at)`` runs as its first audio leaves."""
-        loop = asyncio.get_running_loop()
         reply = self._playback.new_reply()
-        self._current = reply
+        self._sending.append(reply)
         self._changed()
         self.last_was_filler = filler
         turn = Turn(role="agent", text=text, latency=latency, filler=filler)
@@ -90,27 +98,55 @@ class Speaker:
             del self._turn_of[next(iter(self._turn_of))]
         try:
             for sentence in split_sentences(text):
-                synth_at = loop.time()
-                audio = bytearray()
-                sent, epoch = 0, self._epoch
-                async for piece in self._voice.synthesize(sentence):
-                    if not audio and on_first_audio is not None:
-                        on_first_audio(synth_at)
-                        on_first_audio = None
-                    audio += piece
-                    sent, epoch = await self._deliver(audio, sent, epoch)
-                sent, epoch = await self._deliver(audio, sent, epoch)
-                turn.cached_audio |= self._voice.from_cache
-                await self._socket.send_mark(
-                    self._playback.chunk_sent(reply, sentence, bytes(audio))
-                )
+                if filler and len(self._sending) > 1:
+                    break  # the answer is ready: the filler gives way after this sentence
+                await self._say_sentence(reply, sentence, turn, on_first_audio)
+                on_first_audio = None
         finally:
-            self._current = None  # sent; its marks say when it has been heard
+            self._sending.remove(reply)  # sent; its marks say when it has been heard
+            self._changed()
             turn.interrupted = reply.cleared
             if reply.cleared:
                 turn.heard_text = reply.heard_text
             if turn.cached_audio:
                 self._metrics.cached_audio_turns.inc()
+
+    async def _say_sentence(
+        self,
+        reply: ReplyPlayback,
+        sentence: str,
+        turn: Turn,
+        on_first_audio: Callable[[float], object] | None,
+    ) -> None:
+        """Synthesize and send one sentence, then its mark. While another sentence is going
+        out, the audio is synthesized ahead and sent once that sentence is done."""
+        synth_at = asyncio.get_running_loop().time()
+        audio = bytearray()
+        sent, epoch = 0, self._epoch
+        lock, owns = self._turn_lock, False
+        try:
+            async for piece in self._voice.synthesize(sentence):
+                audio += piece
+                if not owns:
+                    if lock.locked():
+                        continue  # another sentence is going out: keep synthesizing
+                    await lock.acquire()
+                    owns = True
+                if on_first_audio is not None:
+                    on_first_audio(synth_at)
+                    on_first_audio = None
+                sent, epoch = await self._deliver(audio, sent, epoch)
+            if not owns:
+                await lock.acquire()
+                owns = True
+                if on_first_audio is not None and audio:
+                    on_first_audio(synth_at)
+            sent, epoch = await self._deliver(audio, sent, epoch)
+            turn.cached_audio |= self._voice.from_cache
+            await self._socket.send_mark(self._playback.chunk_sent(reply, sentence, bytes(audio)))
+        finally:
+            if owns:
+                lock.release()
 
     async def _deliver(self, audio: bytearray, sent: int, epoch: int) -> tuple[int, int]:
         """Send the sentence's ``audio[sent:]``. While an interruption holds the floor, wait;
@@ -148,10 +184,6 @@ class Speaker:
             async with asyncio.timeout(timeout_s):
                 await self._drained.wait()
 
-    def reply_done(self) -> None:
-        self._current = None
-        self._changed()
-
     # ---- barge-in --------------------------------------------------------------------------
 
     def interrupt(self) -> None:
@@ -159,16 +191,16 @@ class Speaker:
         not yet heard."""
         self._epoch += 1
         self._floor.clear()
-        # the reply still being sent is cut too: its marks are not out yet
-        self.cut(self._playback.cleared(), self._current)
+        # the replies still being sent are cut too: their marks are not out yet
+        self.cut(self._playback.cleared(), self._sending)
         self._drained.set()
         self._changed()
 
-    def cut(self, chunks: list[Chunk], sending: ReplyPlayback | None = None) -> None:
+    def cut(self, chunks: list[Chunk], sending: list[ReplyPlayback] | None = None) -> None:
         """Add ``chunks`` (cleared, or never replayed) to the interruption being held."""
         if self.hold is None:
             self.hold = Hold()
-        self.hold.add(chunks, sending)
+        self.hold.add(chunks, sending or [])
         for reply in self.hold.replies:
             turn = self._turn_of.get(reply.reply_id)
             if turn is not None:
@@ -181,15 +213,14 @@ class Speaker:
     def release(self, hold: Hold) -> ReplyPlayback | None:
         """A real interruption, its reply cancelled: give the floor back; the last reply it
         cut (None: none)."""
-        self._current = None
         self._floor.set()
         self._changed()
         return hold.replies[-1] if hold.replies else None
 
     async def resume(self, hold: Hold) -> bool:
-        """A false interruption: play what it cut again and give the floor back. False when a
-        new barge-in stopped the replay (the chunks not replayed join that interruption).
-        Raises ``SocketClosed``."""
+        """A false interruption: play what it cut again (``unhold`` then lets the held reply
+        go on). False when a new barge-in stopped the replay (the chunks not replayed join
+        that interruption). Raises ``SocketClosed``."""
         Playback.resume(hold.replies)
         for reply in hold.replies:
             turn = self._turn_of.get(reply.reply_id)
@@ -199,13 +230,15 @@ class Speaker:
         self._replaying = True
         self._changed()
         try:
-            replayed = await self._replay(hold.cut)
+            return await self._replay(hold.cut)
         finally:
             self._replaying = False
-        if replayed:
-            self._floor.set()
             self._changed()
-        return replayed
+
+    def unhold(self) -> None:
+        """The held reply may send again."""
+        self._floor.set()
+        self._changed()
 
     async def _replay(self, chunks: list[Chunk]) -> bool:
         def may_send() -> bool:
