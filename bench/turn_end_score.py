@@ -87,6 +87,8 @@ class AnswerOutcome:
     server_turns: int
     texts: tuple[str, ...]
     turn_latency_ms: float | None  # clean turns only
+    logged_ms: tuple[float, ...] = ()  # when its turns were logged, from the clip's start
+    first_audio_ms: float | None = None  # the first agent audio after the clip's start
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +103,20 @@ class EventOutcome:
     resumed: bool = False  # the agent went on after the stop (a forgiven false interruption)
 
 
+def opened_s(sent: Sent) -> float:
+    """When a clip's window for logged turns opens: the end of its first piece. No turn of
+    this clip can have ended before (a turn ends on silence after speech), so a turn logged
+    earlier is a late one of the clip before (a slow recogniser: the caller heard a filler
+    and went on) and counts there. An answer's window closes where the next one's opens."""
+    return sent.start_s + sent.clip.labels.pieces_ms[0][1] / 1000
+
+
 def score_answer(sent: Sent, window_end_s: float, media_s: Iterable[float],
                  heard: Iterable[Heard]) -> AnswerOutcome:
     labels = sent.clip.labels
     start, end = sent.start_s, sent.start_s + labels.end_ms / 1000
     early_media = [t for t in media_s if start < t < end]
-    mine = [h for h in heard if start < h.at_s <= window_end_s]
+    mine = [h for h in heard if opened_s(sent) < h.at_s <= window_end_s]
     signs: list[tuple[float, str]] = []
     if early_media:
         signs.append((early_media[0], "agent audio"))
@@ -127,6 +137,8 @@ def score_answer(sent: Sent, window_end_s: float, media_s: Iterable[float],
         evidence="" if first is None else first[1], cut_in_pause_ms=cut_pause,
         server_turns=len(mine), texts=tuple(h.text for h in mine),
         turn_latency_ms=None if first is not None else sent.turn_latency_ms,
+        logged_ms=tuple(round((h.at_s - start) * 1000, 1) for h in mine),
+        first_audio_ms=next((round((t - start) * 1000, 1) for t in media_s if t > start), None),
     )
 
 

@@ -34,9 +34,11 @@ import hashlib
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,6 +72,7 @@ from bench.turn_end_score import (
     Heard,
     Sent,
     asked_kind,
+    opened_s,
     outcome_rows,
     score_answer,
     score_event,
@@ -81,7 +84,6 @@ from slotline.agent.bench.sysstat import SystemSampler
 from slotline.agent.bench.target import SubprocessSlotline
 from slotline.agent.sim import caller as sim_caller
 from slotline.agent.sim.caller import CallerReport, run_caller
-from slotline.agent.sim.demo import fetch_stream
 from slotline.audio.framing import FRAME_MS
 from slotline.providers.errors import ProtocolError
 from slotline.providers.telephony import twilio_media as tw
@@ -194,6 +196,23 @@ def tap_class(arrivals: list[tuple[float, str]]) -> type[aiohttp.ClientWebSocket
 
 # --- one call -------------------------------------------------------------------------------
 
+async def fetch_stream(http: aiohttp.ClientSession, base_url: str) -> tuple[str, dict[str, str]]:
+    """What Twilio does first: POST the voice webhook and read ``<Stream>``'s URL and
+    parameters. (``agent.sim.demo`` has the same; importing it pulls in the whole call
+    session, which the harness process has no use for and which older commits import in an
+    order of their own.)"""
+    form = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + secrets.token_hex(16),
+            "From": "+15005550006", "To": "+15005550001", "CallStatus": "ringing",
+            "Direction": "inbound"}
+    async with http.post(f"{base_url}/twilio/voice", data=form) as response:
+        response.raise_for_status()
+        stream = ET.fromstring(await response.text()).find("./Connect/Stream")
+    if stream is None:
+        raise aiohttp.ClientError("no <Connect><Stream> in the TwiML")
+    return stream.attrib["url"], {p.attrib["name"]: p.attrib["value"]
+                                  for p in stream.iter("Parameter")}
+
+
 @dataclass(slots=True)
 class CallOutcome:
     name: str
@@ -247,7 +266,7 @@ async def one_call(call: PlannedCall, base_url: str, wall_minus_mono_s: float) -
         resumed = any(t.get("resumed") for t in log.get("turns", []) if t["role"] == "agent")
         outcome.events = tuple(score_event(s, clears, heard, resumed=resumed) for s in sent)
         return outcome
-    ends = [s.start_s for s in sent[1:]] + [report.started_at_s + report.duration_s]
+    ends = [opened_s(s) for s in sent[1:]] + [report.started_at_s + report.duration_s]
     outcome.answers = tuple(score_answer(s, end, media, heard) for s, end in zip(sent, ends,
                                                                                    strict=True))
     return outcome

@@ -181,10 +181,11 @@ def test_an_answer_ended_inside_its_pause_is_a_cut_off(
 
 def test_turns_outside_the_answers_window_are_not_its_own() -> None:
     sent = Sent(_clip(PIECES), start_s=100.0, turn_latency_ms=500.0)
-    heard = [Heard(99.0, "earlier", "name"), Heard(102.4, "mine", "date"),
-             Heard(107.0, "next answer", "time")]
+    heard = [Heard(99.0, "earlier", "name"), Heard(100.5, "the answer before, late", "time"),
+             Heard(102.4, "mine", "date"), Heard(107.0, "next answer", "time")]
     outcome = score_answer(sent, 106.0, [], heard)
-    assert not outcome.cut_off and outcome.texts == ("mine",)
+    assert not outcome.cut_off and outcome.texts == ("mine",)  # its first piece ends at 100.7
+    assert outcome.logged_ms == (2400.0,)
 
 
 def test_a_clear_for_a_backchannel_is_a_false_stop_for_an_interruption_a_barge_in() -> None:
