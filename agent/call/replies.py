@@ -278,8 +278,7 @@ class Replies:
             call.snapshot()
 
     def _listen(self, action: Listen) -> None:
-        self._call.stt.set_hints(action.hints)
-        self._call.turns.patience = action.patience
+        self._call.frames.listen(action)  # hints, patience and the kind of answer expected
 
     async def _settle_ahead(self, ahead: asyncio.Task[Action | None]) -> None:
         """A reply cancelled while the responder was producing its next action: stop that;

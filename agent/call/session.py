@@ -42,7 +42,7 @@ from slotline.agent.call import floor as fl
 from slotline.agent.call.calllog import CallLog, CallRecord, now_iso
 from slotline.agent.call.early_start import Anticipating, EarlyStart
 from slotline.agent.call.errors import errors_of_this_call
-from slotline.agent.call.frames import EndpointingStream, FramePipeline, watch_endpoints
+from slotline.agent.call.frames import FramePipeline
 from slotline.agent.call.inbox import CallInbox, TurnDone
 from slotline.agent.call.media_socket import MediaSocket
 from slotline.agent.call.persist import CallPersister
@@ -66,7 +66,6 @@ from slotline.agent.call.turns import (
 from slotline.agent.call.turns import TurnEnded as DetectorTurnEnded
 from slotline.agent.server.metrics import Metrics
 from slotline.agent.store import Store
-from slotline.audio.loudness import LoudFrames
 from slotline.audio.vad import Vad
 from slotline.providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
 from slotline.providers.errors import ProtocolError, ProviderError
@@ -272,19 +271,14 @@ class LiveCall:
         self.hung_up = False  # the hang-up closed the call (its goodbye was heard)
         self._early: EarlyStart | None = None  # model requests on interim words
         self._stream_over = asyncio.Event()  # `stop` came, or the socket closed
-        self._last_voiced_at = 0.0  # when the caller's last loud frame came (audio.loudness)
-        self._loudness = LoudFrames()
         self._bargein_voiced_at = 0.0  # the first voiced frame of the barge-in being cleared
 
     async def run(self) -> bool:
         """Until stop (True) or the socket closes (False); the call's tasks are cancelled
         (the task group awaits them)."""
         tg = self.tg
-        if isinstance(self.stt, EndpointingStream):
-            self.background.append(tg.create_task(
-                watch_endpoints(self.stt, self.turns.stt_final),
-                name=f"endpoints-{self.sid}",
-            ))
+        # the recogniser's words and ends of utterance, and the end-of-turn model's verdicts
+        self.background.append(tg.create_task(self.frames.watch(), name=f"watch-{self.sid}"))
         self._start_early()
         converse = tg.create_task(self.replies.converse(), name=f"converse-{self.sid}")
         stopped = await self._receive()
@@ -420,21 +414,19 @@ class LiveCall:
     def _on_media(self, media: tw.Media) -> None:
         now = self._loop.time()  # the server's clock, never the client's timestamp
         voiced, event = self.frames.process(media.payload, int(now * 1000))
-        if voiced and self._loudness.loud(media.payload):  # the words, not the VAD's hangover
-            self._last_voiced_at = now
         early = self._early
         if early is not None and not self.turns.agent_speaking:
             early.frame(voiced)
         if event is None:
             return
         if isinstance(event, DetectorTurnEnded):
-            self._loudness.reset()
             if early is not None:
                 early.turn_ended()
             self.deps.metrics.turn_ends.inc(event.reason)
             self.tell(fl.TurnEnded())
-            if not self.inbox.put(TurnDone(self._last_voiced_at, now, event.reason,
-                                           event.patience)):
+            # the caller's words ended at their last loud frame, not the VAD's hang-over
+            last_ms = event.last_loud_ms if event.last_loud_ms >= 0 else event.last_voiced_ms
+            if not self.inbox.put(TurnDone(last_ms / 1000, now, event.reason, event.patience)):
                 log.warning("turn dropped call_sid=%s: the inbox is full", self.sid)
         elif isinstance(event, BargeIn):
             self._bargein_voiced_at = event.first_voiced_ms / 1000  # (server clock)
@@ -442,7 +434,6 @@ class LiveCall:
         elif isinstance(event, SpeechStarted):
             self.tell(fl.VoiceStarted())
         elif isinstance(event, SpeechDropped):
-            self._loudness.reset()
             self.tell(fl.VoiceDropped())
             # A backchannel ("uh-huh") while the agent talks: not a turn. Close the
             # recogniser's utterance now so it does not prefix the caller's next turn.

@@ -39,7 +39,8 @@ async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
     assert booking["provider"] == "local" and booking["attendee"]["name"] == "John Smith"
     assert "T15:00:00-05:00" in booking["start"] or booking["start"].endswith("T20:00:00+00:00")
     # every caller turn was answered with audio, and both sides measured the wait; the silence
-    # that ends a turn is the question's patience (yes/no answers are short)
+    # that ends a turn is the question's patience (yes/no answers are short), or a short one
+    # once the words hold the whole answer the question waits for
     turn = server.settings.turn
     silence_ms = {"short": turn.short_silence_ms, "normal": turn.end_silence_ms,
                   "long": turn.long_silence_ms}
@@ -48,7 +49,9 @@ async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
     assert len(answers) == len(heard) == len(DEMO_SCRIPT)
     assert [t.get("patience") for t in heard] == ["normal", "long", "normal", "normal", "short"]
     for caller_turn, said, reply in zip(report.turns, heard, answers, strict=True):
-        expected_ms = silence_ms[said["patience"]]
+        assert said["ended_by"] in ("silence", "complete_answer")
+        expected_ms = (turn.complete_silence_ms if said["ended_by"] == "complete_answer"
+                       else silence_ms[said["patience"]])
         assert caller_turn.turn_latency_ms is not None
         assert caller_turn.turn_latency_ms >= expected_ms  # the turn ends after the silence
         latency = reply["latency"]
