@@ -393,7 +393,12 @@ class TurnSettings(_Section):
     # for ("next tuesday", "john at gmail dot com"; agent.flow.completeness)
     complete_silence_ms: int = Field(default=200, gt=0)
     min_speech_ms: int = Field(default=120, gt=0)
-    bargein_min_speech_ms: int = Field(default=300, gt=0)
+    # caller speech over the agent that clears its audio and holds the reply at once; the
+    # caller's words then decide (no words or a backchannel: it resumes; agent.call.floor)
+    bargein_min_speech_ms: int = Field(default=80, gt=0)
+    # a reply that has said nothing this long after the caller's turn says a filler: past
+    # ~0.7 s a phone pause starts to sound like a dropped line
+    filler_after_ms: int = Field(default=700, ge=0)
     # silence inside a turn at which the recogniser is asked to finish early (and the
     # end-of-turn model, if any, runs), so the words are there when the turn ends
     speculate_ms: int = Field(default=200, gt=0)

@@ -67,6 +67,7 @@ def session_config(settings: Settings) -> SessionConfig:
         ),
         outbound_lead_ms=turn.outbound_lead_ms,
         early_llm_ms=turn.early_llm_ms,
+        filler_after_ms=turn.filler_after_ms,
         flow_name=settings.flow,
     )
 
