@@ -7,7 +7,8 @@ allocation-light on purpose: it runs on the event loop.
     Twilio frame ─▶ mu-law → PCM ─▶ VAD ─▶ recogniser.push_audio
                                      └──▶ loud? ─▶ TurnDetector.frame ─▶ event for the session
                                                        │ Paused
-                                                       ├──▶ recogniser.pause()  (finish early)
+                                                       ├──▶ recogniser.pause()  (finish early,
+                                                       │     where the early words are read)
                                                        └──▶ the turn's audio ─▶ TurnEndModel
     recogniser.events() ─▶ watch(): Heard ─▶ completeness ─▶ TurnDetector.heard
                                     SpeechEnded ─────────▶ TurnDetector.stt_final
@@ -21,6 +22,12 @@ patience and the kind of answer the words are judged against (``agent.flow.compl
 detector, the vendor's own end of utterance (``SpeechEnded``) becomes
 ``TurnDetector.stt_final()``, so the turn ends on silence, STT finality, a complete answer or the
 model, whichever comes first (rules in ``agent.call.turns``).
+
+The recogniser is asked to finish early only where something reads its early words: the answer
+to a question whose kind is judged, or an open question the end-of-turn model judges. A
+vendor's endpointer no longer says the utterance ended once its audio has been flushed (a
+Deepgram ``Finalize`` answers before its ``speech_final``), so for an open question with no
+model the pause would trade the endpointer's early end for the full silence.
 
 The end-of-turn model (``TurnEndModel``, for open questions): the pipeline keeps the last
 ``MODEL_AUDIO_MS`` of the caller's audio in a ring allocated once; at a pause it copies the
@@ -197,8 +204,10 @@ class FramePipeline:
 
     def _on_event(self, event: TurnEvent, t_ms: int) -> None:
         if isinstance(event, Paused):
-            self._pause()  # the recogniser finishes early: the words are there at the end
-            if self._model is not None and self._kind in _OPEN_KINDS:
+            open_question = self._kind in _OPEN_KINDS
+            if not open_question or self._model is not None:
+                self._pause()  # the recogniser finishes early: the words are there at the end
+            if open_question and self._model is not None:
                 self._pending = (event, self._turn_audio())
                 self._wake.set()
         elif isinstance(event, TurnEnded | SpeechDropped):
