@@ -17,6 +17,22 @@ dedicated thread per process, never on the event loop; onnxruntime uses one intr
 one inference occupies one core for its duration and calls on other cores are untouched. One
 onnxruntime session per process, loaded on first use (``load()`` loads it at start-up).
 
+Off by default (``turn.smart_turn: off``), from ``python -m bench.smart_turn_cost --quality``
+(December 2026, a 2-core AMD EPYC with AVX2 but no VNNI, shared with other work):
+
+* cost: 120-140 ms of CPU per inference (the int8 model ~92 %, resampling and features ~8 %),
+  whatever the turn's length (the window is always 8 s); at 6 pauses a call-minute that is
+  ~1.7x the server's whole CPU per call-second (README: 8.4 ms), so calls per core fall by
+  more than half if every pause ran it; +49 MB resident per process.
+* quality on our synthetic callers (flite's voices, espeak, over a phone line): no better
+  than chance. On the labelled turn-end clips it scored 76 % of internal pauses >= 0.5 (cut-offs,
+  were it to end turns) with an AUC of 0.39; on whole sentences stopped before their last word
+  against the whole, AUC 0.45. (The clips' pieces are synthesised one by one and end on a
+  falling pitch, which a prosody model hears as finished; no human recordings were available.)
+  It also scores silence alone 0.99.
+
+``auto`` uses it where it is installed, ``on`` requires it: for trials with human callers.
+
 Concurrency, per call: QUEUED. A call's inferences run one after another (a lock per
 ``SmartTurn``); a request made while the call's previous one still runs waits for it. A request
 whose awaiting task is cancelled (the silence timeout ended the turn first, or the caller spoke
