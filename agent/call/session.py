@@ -42,7 +42,7 @@ from slotline.agent.call import floor as fl
 from slotline.agent.call.calllog import CallLog, CallRecord, now_iso
 from slotline.agent.call.early_start import Anticipating, EarlyStart
 from slotline.agent.call.errors import errors_of_this_call
-from slotline.agent.call.frames import FramePipeline
+from slotline.agent.call.frames import FramePipeline, TurnEndModel
 from slotline.agent.call.inbox import CallInbox, TurnDone
 from slotline.agent.call.media_socket import MediaSocket
 from slotline.agent.call.persist import CallPersister
@@ -119,6 +119,8 @@ class SessionDeps:
     # the outbound dialer of this process (None: the server only answers)
     dialer: Dialer | None = None
     recordings: Recordings | None = None  # call recordings, when enabled
+    # each call's audio end-of-turn model (agent.server.wiring.turn_model_factory; None: none)
+    make_turn_model: Callable[[], TurnEndModel] | None = None
 
 
 class CallSession:
@@ -259,7 +261,8 @@ class LiveCall:
         self._loop = asyncio.get_running_loop()
         self.floor = fl.Floor()
         self.turns = TurnDetector(config.turn)
-        self.frames = FramePipeline(deps.make_vad(), stt, self.turns)
+        model = deps.make_turn_model() if deps.make_turn_model is not None else None
+        self.frames = FramePipeline(deps.make_vad(), stt, self.turns, model)
         self.voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts, self._tts_failed)
         self.speaker = Speaker(socket, self.voice, record, deps.metrics,
                                on_speaking=self._agent_speaking)
