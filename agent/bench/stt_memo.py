@@ -12,7 +12,9 @@ is decoded for real: the first hearing of an utterance (``decoded``), or a known
 much shorter or longer (``redecoded``: a real decode the bench reports loudly, since it is the
 harness, not the server, that then slows down).
 
-Sans-I/O: ``lookup`` and ``remember``; the recogniser that decodes lives in ``vendors``.
+Sans-I/O: ``lookup`` and ``remember``; ``entries``/``load`` let ``vendors`` keep the memo in a
+file between runs (the same recordings give the same spans run after run, so a warm bench
+decodes nothing); the recogniser that decodes lives in ``vendors``.
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ class TranscriptMemo(Generic[T]):
                 for length, exact in list(lengths.items()):
                     if exact == old:
                         del lengths[length]
+
+    def entries(self) -> list[tuple[Key, T]]:
+        """Every remembered span, oldest first (what ``load`` takes back)."""
+        keys = {exact: Key(exact, head, length) for head, lengths in self._heads.items()
+                for length, exact in lengths.items()}
+        return [(keys[exact], value) for exact, value in self._exact.items() if exact in keys]
+
+    def load(self, entries: list[tuple[Key, T]]) -> None:
+        for key, value in entries:
+            self.remember(key, value)
 
     def _count(self, found: Found) -> Found:
         self.counts[found] += 1

@@ -32,7 +32,7 @@ from typing import IO, Any, Literal, Protocol
 import aiohttp
 
 from slotline.agent.bench.profiles import Profile
-from slotline.agent.bench.vendors import EmulatedVendors
+from slotline.agent.bench.vendors import EmulatedVendors, memo_path
 from slotline.providers.errors import ConfigError
 
 _START_TIMEOUT_S = 60.0  # model loading on a cold machine
@@ -226,7 +226,7 @@ class SubprocessSlotline:
         if self._profile.emulated:
             log = self._stack.enter_context(_open_log(self._log_dir / "vendors.log"))
             argv = [sys.executable, "-m", "slotline.agent.bench.vendors",
-                    json.dumps(self._profile.as_dict())]
+                    json.dumps(self._profile.as_dict()), str(memo_path())]
             self._vendors = await _spawn("vendors", argv, env, log)
             self._stack.push_async_callback(self._stop_vendors)
             started = await self._vendors.first_line()

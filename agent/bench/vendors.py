@@ -11,20 +11,27 @@ report says so loudly). Run as ``python -m slotline.agent.bench.vendors PROFILE_
 emulators live in a process of their own (their CPU is then not the server's): it prints one
 JSON line ``{"env": {...}, "pid": N}`` and serves until its stdin closes; then it prints
 ``{"stats": {...}, "loop_lag_ms": {...}}`` (what the vendors were asked; how late its event
-loop ran, for the report's harness section). PROFILE may also be a
-profile's name or YAML file (``python -m slotline.agent.bench.vendors cloud``), to point another
-server at the same emulators (README: Pipecat under the same harness).
+loop ran, for the report's harness section). A second argument names a file the transcript
+memo is read from at start and written to at the end (the bench passes ``memo_path()``, so a
+warm bench decodes nothing). PROFILE may also be a profile's name or YAML file
+(``python -m slotline.agent.bench.vendors cloud``), to point another server at the same
+emulators (README: Pipecat under the same harness).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import pickle
 import sys
+import tempfile
 from collections import OrderedDict
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -120,13 +127,45 @@ class _MemoElevenLabs(eleven_emu.ElevenLabsEmulator):
         return audio
 
 
+def memo_path() -> Path:
+    """Where the bench keeps the emulator's transcripts between runs: a file per version of
+    the recogniser's code (its output may change with it), in the temporary directory."""
+    from slotline.providers.stt import _sphinx_worker, local
+
+    digest = hashlib.blake2b(digest_size=8)
+    for module in (local, _sphinx_worker):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return Path(tempfile.gettempdir()) / f"slotline-bench-stt-memo-{digest.hexdigest()}.pickle"
+
+
+def _read_memo(path: Path) -> list[tuple[Key, DecodeResult]]:
+    try:
+        entries = pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
+        return []  # no file yet, or one this code cannot read: start empty
+    return entries if isinstance(entries, list) else []
+
+
+def _write_memo(path: Path, entries: list[tuple[Key, DecodeResult]]) -> None:
+    scratch = path.with_suffix(f".{os.getpid()}.tmp")
+    with contextlib.suppress(OSError):
+        scratch.write_bytes(pickle.dumps(entries))
+        scratch.replace(path)  # whole or not at all, when two benches end at once
+
+
 class EmulatedVendors:
     """``async with EmulatedVendors(profile) as vendors: vendors.server_env()``."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, *, memo_path: Path | None = None) -> None:
         self.profile = profile
         self._stack = AsyncExitStack()
         self._recognizer = _MemoRecognizer()
+        self._memo_path = memo_path
+        self._memo_loaded = 0
+        if memo_path is not None:
+            entries = _read_memo(memo_path)
+            self._recognizer.memo.load(entries)
+            self._memo_loaded = len(entries)
         stt = profile.stt
         self.deepgram = DeepgramEmulator(
             api_key=KEYS["DEEPGRAM_API_KEY"], recognizer=self._recognizer,
@@ -162,6 +201,8 @@ class EmulatedVendors:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._stack.aclose()
+        if self._memo_path is not None:
+            _write_memo(self._memo_path, self._recognizer.memo.entries())
 
     def server_env(self) -> dict[str, str]:
         """Settings and keys that send a Slotline server's vendors here."""
@@ -186,14 +227,15 @@ class EmulatedVendors:
             "stt_decodes_memoised": counts["hit"],
             "stt_decodes_near": counts["near"],  # a known utterance cut a little differently
             "stt_redecodes": counts["redecode"],  # ... cut too differently: decoded for real
+            "stt_memo_loaded": self._memo_loaded,  # transcripts known from earlier runs
             "llm_requests": self.openai.stats.requests,
             "tts_connections": self.elevenlabs.counters.connections,
             "tts_contexts": self.elevenlabs.counters.contexts_opened,
         }
 
 
-async def _serve(profile: Profile) -> None:
-    async with EmulatedVendors(profile) as vendors:
+async def _serve(profile: Profile, memo: Path | None) -> None:
+    async with EmulatedVendors(profile, memo_path=memo) as vendors:
         print(json.dumps({"env": vendors.server_env(), "pid": os.getpid()}), flush=True)
         loop = asyncio.get_running_loop()
         lag = LoopLagMonitor()
@@ -211,4 +253,5 @@ def _profile(arg: str) -> Profile:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(_profile(sys.argv[1] if len(sys.argv) > 1 else "cloud")))
+    asyncio.run(_serve(_profile(sys.argv[1] if len(sys.argv) > 1 else "cloud"),
+                       Path(sys.argv[2]) if len(sys.argv) > 2 else None))

@@ -302,9 +302,12 @@ class _Call:
 
     def _tick(self, now: float, n: int) -> list[str]:
         """What to send for frame ``n``: mark echoes, then a digit and the frame, or ``stop``."""
-        self._echoes += self._playout.advance(now)
-        out = [tw.encode_mark_echo(self.stream_sid, self._next_seq(), m) for m in self._echoes]
-        self._echoes.clear()
+        out: list[str] = []
+        if self._playout.busy:
+            self._echoes += self._playout.advance(now)
+        if self._echoes:  # rare: most frames echo nothing
+            out = [tw.encode_mark_echo(self.stream_sid, self._next_seq(), m) for m in self._echoes]
+            self._echoes.clear()
         if now - self._started_s >= self._timeout_s:
             self._errors.append(f"timeout: call still running after {self._timeout_s} s")
             return out + [self._stop()]

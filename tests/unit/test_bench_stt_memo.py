@@ -51,3 +51,16 @@ def test_oldest_entries_go_first() -> None:
         memo.remember(key_of(span), str(i))
     assert memo.lookup(key_of(spans[0])) == ("decode", None)  # forgotten, head too
     assert memo.lookup(key_of(spans[2])) == ("hit", "2")
+
+
+def test_entries_load_into_a_new_memo_as_they_were() -> None:
+    memo: TranscriptMemo[str] = TranscriptMemo()
+    spans = [speech(2.0, seed=s) for s in range(3)]
+    for i, span in enumerate(spans):
+        memo.remember(key_of(span), str(i))
+    warm: TranscriptMemo[str] = TranscriptMemo()
+    warm.load(memo.entries())
+    assert [warm.lookup(key_of(span)) for span in spans] == [("hit", "0"), ("hit", "1"),
+                                                              ("hit", "2")]
+    assert warm.lookup(key_of(spans[1][:-3000]))[0] == "near"  # the heads came along
+    assert warm.entries() == memo.entries()
