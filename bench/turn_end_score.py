@@ -180,6 +180,9 @@ def _spread(values: Sequence[float]) -> dict[str, Any]:
 
 def summarise(answers: Sequence[AnswerOutcome], events: Sequence[EventOutcome]) -> dict[str, Any]:
     paused = [a for a in answers if a.pauses_ms]
+    # heard with the question they answer: a slow server's filler can put the caller out of
+    # step (the next answer said while the last is still being decoded); these are the fair set
+    in_step = [a for a in answers if a.asked == a.kind]
     by_kind: dict[str, list[AnswerOutcome]] = defaultdict(list)
     by_template: dict[str, list[AnswerOutcome]] = defaultdict(list)
     for answer in answers:
@@ -202,6 +205,8 @@ def summarise(answers: Sequence[AnswerOutcome], events: Sequence[EventOutcome]) 
         "cut_off": {
             "turns": len(answers), "cut": sum(a.cut_off for a in answers),
             "pct": pct(sum(a.cut_off for a in answers), len(answers)),
+            "in_step": {"turns": len(in_step), "cut": sum(a.cut_off for a in in_step),
+                        "pct": pct(sum(a.cut_off for a in in_step), len(in_step))},
             "turns_with_pauses": len(paused),
             "pct_of_turns_with_pauses": pct(sum(a.cut_off for a in paused), len(paused)),
             "by_kind": {k: {"turns": len(v), "cut": sum(a.cut_off for a in v),
@@ -250,6 +255,8 @@ def table(summary: dict[str, Any]) -> str:
         f"{'callers cut off (goal <= 2 %)':<44} {cut['cut']:>3} of {cut['turns']:<3} turns "
         f"{_f(cut['pct'], ' %'):>7}   (of turns with pauses: "
         f"{_f(cut['pct_of_turns_with_pauses'], ' %')})",
+        f"  heard with the question they answer: {cut['in_step']['cut']} of "
+        f"{cut['in_step']['turns']} cut ({_f(cut['in_step']['pct'], ' %')})",
     ]
     for kind, row in cut["by_kind"].items():
         lat = summary["turn_latency_ms"][kind]

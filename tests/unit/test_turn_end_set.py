@@ -214,6 +214,7 @@ def test_the_summary_counts_rates_per_kind_and_per_pause_length() -> None:
     cut = summary["cut_off"]
     assert (cut["turns"], cut["cut"], cut["pct"]) == (3, 1, 33.3)
     assert cut["pct_of_turns_with_pauses"] == 50.0
+    assert cut["in_step"] == {"turns": 1, "cut": 0, "pct": 0.0}  # the one heard as a date
     assert cut["by_pause"][1] == {"pause_ms": "500-700", "pauses": 2, "cut": 1, "cut_pct": 50.0}
     assert cut["by_template"] == {"t": {"turns": 3, "cut": 1}}
     assert cut["heard_with_another_question"] == 1 and cut["evidence"] == {"agent audio": 1}
