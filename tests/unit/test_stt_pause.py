@@ -69,7 +69,10 @@ class Events:
 
 
 def deepgram(dg: DeepgramEmulator) -> SttStream:
-    return DeepgramSpeechToText(KEY, base_url=dg.url).open_stream(call_sid="CApause")
+    # The emulator decodes with pocketsphinx: on a loaded machine an answer can take longer
+    # than the default 2 s, and a timed-out turn is not what these tests are about.
+    stt = DeepgramSpeechToText(KEY, base_url=dg.url, finalize_timeout_s=15.0)
+    return stt.open_stream(call_sid="CApause")
 
 
 def push(stream: SttStream, chunks: list[AudioChunk]) -> None:
