@@ -5,7 +5,8 @@ the caller interrupting the agent?". Every rule that moves state is in ``_TRANSI
 detector only measures (voiced, loud and silent run lengths) and looks rules up, so the
 behaviour can be read, tested and drawn from the table alone.
 
-    LISTENING ──speech ≥ min_speech_ms──▶ SPEAKING ──silence ≥ the profile's silence──▶ LISTENING
+    LISTENING ──speech ≥ min_speech_ms (over the agent: confident ≥ bargein_min_speech_ms)──▶
+              SPEAKING ──silence ≥ the profile's silence──▶ LISTENING
                                             │  │   or STT final ∧ silence ≥ its floor    [TurnEnded]
                                             │  │   or complete words ∧ complete_silence_ms
                                             │  │   or the end-of-turn model said done
@@ -374,7 +375,14 @@ class TurnDetector:
     def _rule(self) -> Rule | None:
         cfg = self._cfg
         if self.state is TurnState.LISTENING:
-            return Rule.SPEECH_ONSET if self._speech_ms >= cfg.min_speech_ms else None
+            # Over the agent, confident speech (voiced, loud, near-contiguous) starts the turn
+            # at the barge-in threshold rather than min_speech_ms: the interruption is then
+            # decided on the next frame, not only after a whole min_speech_ms.
+            if self._speech_ms >= cfg.min_speech_ms or (
+                self.agent_speaking and self._confident_ms >= cfg.bargein_min_speech_ms
+            ):
+                return Rule.SPEECH_ONSET
+            return None
         if self._elapsed_ms >= cfg.max_turn_ms:
             return Rule.MAX_TURN
         held_back = self.agent_speaking and not self._bargein_sent  # not the caller's turn yet

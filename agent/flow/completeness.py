@@ -44,6 +44,16 @@ _UNFINISHED_LAST = frozenset((
     "dot", "period", "point", "underscore", "dash", "hyphen", "plus", "double", "triple",
     "i", "i'm", "it's", "that's", "its", "is", "was", "are", "am",
 ))
+# A verb's particle ends a sentence ("wait, hold on"; "please go on"), unlike the same word as
+# a preposition ("on the", "in"). Without this, an interruption such as "wait sorry hold on"
+# read as unfinished and waited the long, spelling-length silence.
+_PHRASAL = frozenset((
+    ("hold", "on"), ("hang", "on"), ("go", "on"), ("come", "on"), ("carry", "on"),
+    ("move", "on"), ("keep", "on"), ("right", "on"), ("sign", "in"), ("log", "in"),
+    ("come", "in"), ("count", "in"), ("stand", "by"), ("come", "by"), ("drop", "by"),
+    ("stop", "by"), ("turn", "around"), ("come", "around"), ("look", "around"),
+    ("ask", "around"), ("get", "on"), ("going", "on"), ("holding", "on"), ("for", "it"),
+))
 # "is" ends "yes it is" as well as "my e-mail is": only a lead-in word before it (below) says an
 # answer is still coming.
 _IS_WORDS = frozenset(("is", "was", "are", "am"))
@@ -120,6 +130,8 @@ def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
 def _unfinished(toks: Sequence[str]) -> bool:
     last = toks[-1]
     if last not in _UNFINISHED_LAST:
+        return False
+    if len(toks) >= 2 and (toks[-2], last) in _PHRASAL:  # "hold on": the particle of a verb
         return False
     if last not in _IS_WORDS:
         return True

@@ -447,6 +447,7 @@ async def build_deps(
         on_ended=fan_out(dialer.on_session_ended, call_end),
         dialer=dialer,
         recordings=recordings,
+        make_turn_model=turn_model_factory(settings.turn.smart_turn),
     )
 
 

@@ -102,6 +102,9 @@ INCOMPLETE: list[tuple[str, str]] = [
 ]
 
 UNKNOWN: list[tuple[str, str]] = [
+    ("", "wait sorry hold on"),  # a verb's particle, not "on the ..."
+    ("date", "hang on"),
+    ("time", "okay go on"),
     ("date", "december"),  # the day may follow, or not
     ("date", "december twenty"),  # "... first"?
     ("time", "three oh"),  # "... five"

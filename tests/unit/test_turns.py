@@ -258,6 +258,23 @@ def test_barge_in_after_80_ms_of_confident_speech() -> None:
     assert len(barge) == 1 and barge[0].at_ms - barge[0].first_voiced_ms == 80
 
 
+def test_over_the_agent_the_barge_in_threshold_starts_the_turn_before_min_speech() -> None:
+    # the shipped shape: a turn needs 120 ms of speech, an interruption 80 ms of confident
+    # speech; over the agent the interruption must not wait for the longer onset
+    det = TurnDetector(TurnConfig(min_speech_ms=120, bargein_min_speech_ms=80))
+    det.agent_speaking = True
+    events = feed(det, "#" * 10)
+    barge = [e for _, e in events if isinstance(e, BargeIn)]
+    assert kinds(events)[:2] == [SpeechStarted, BargeIn]
+    assert barge[0].at_ms - barge[0].first_voiced_ms == 100  # onset at 80 ms, barge-in next
+
+
+def test_without_the_agent_talking_min_speech_still_starts_a_turn() -> None:
+    det = TurnDetector(TurnConfig(min_speech_ms=120, bargein_min_speech_ms=80))
+    feed(det, "#" * 5)  # 100 ms of loud speech: an interruption's worth, but nobody to cut
+    assert det.state is TurnState.LISTENING
+
+
 def test_a_cough_is_not_a_barge_in() -> None:
     det = TurnDetector(BARGE)
     det.agent_speaking = True
