@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -197,7 +198,8 @@ async def run_soak(calls: int, minutes: float, sample_s: float,
     duration_s = minutes * 60
     warmup_s = WARMUP_S if duration_s > 2 * WARMUP_S else duration_s / 4
     state = SoakState()
-    with tempfile.TemporaryDirectory(prefix="slotline-soak-") as folder:
+    folder = tempfile.mkdtemp(prefix="slotline-soak-")
+    try:
         async with (
             vendor_env(stack) as vendors,
             serve_subprocess(Path(folder), "soak", calendar_pool_env(calls) | vendors) as server,
@@ -213,6 +215,12 @@ async def run_soak(calls: int, minutes: float, sample_s: float,
                                       name=f"soak-caller-{i}")
             if not await server.alive():
                 state.calls.append(GenuineCall("-", False, [], ["server died"]))
+    finally:
+        if state.failed:  # the server's log and store explain them: keep both
+            print(f"kept the server's log and store in {folder} (failed calls: "
+                  + ", ".join(c.call_sid for c in state.failed[:10]) + ")", flush=True)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
     return state, warmup_s
 
 
