@@ -44,7 +44,6 @@ from typing import Protocol, runtime_checkable
 
 from slotline.agent.call.responder import Listen
 from slotline.agent.call.turns import (
-    FRAME_MS,
     Paused,
     SpeechDropped,
     SpeechStarted,
@@ -53,6 +52,7 @@ from slotline.agent.call.turns import (
     TurnEvent,
 )
 from slotline.agent.flow.completeness import Completeness, classify
+from slotline.audio.framing import FRAME_MS
 from slotline.audio.loudness import LoudFrames
 from slotline.audio.mulaw import ulaw_to_pcm16
 from slotline.audio.vad import Vad

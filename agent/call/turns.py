@@ -66,10 +66,11 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from slotline.audio.framing import FRAME_MS
+
 if TYPE_CHECKING:  # a type only: agent.flow imports this room
     from slotline.agent.flow.completeness import Completeness
 
-FRAME_MS = 20
 # A gap this short inside speech is a stop consonant or a breath, not the start of silence
 # that could reset a speech onset that has not reached min_speech_ms yet (nor the count of
 # confident speech towards a barge-in).

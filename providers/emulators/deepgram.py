@@ -46,6 +46,7 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from slotline.audio.framing import FRAME_MS
 from slotline.providers.base import ResourceContext
 from slotline.providers.emulators.deepgram_query import (
     QUERY_PARAMETERS,
@@ -53,7 +54,6 @@ from slotline.providers.emulators.deepgram_query import (
     ListenParams,
     parse_listen_query,
 )
-from slotline.providers.emulators.deepgram_segmenter import FRAME_MS
 from slotline.providers.emulators.deepgram_session import EmulatorStats, Faults, ListenSession
 from slotline.providers.stt.deepgram import RedactAuthorization
 from slotline.providers.stt.local import LocalSpeechToText

@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from slotline.audio.framing import FRAME_MS
 from slotline.providers.emulators.deepgram_query import ListenParams
 
-FRAME_MS = 20
 _ONSET_FRAMES = 2  # voiced frames in a row that start an utterance (one click is not speech)
 _PREROLL_FRAMES = 10  # 200 ms before the onset go into the utterance: the VAD decides late
 _IDLE_FINAL_MS = 3000  # Deepgram sends empty finals through long silences; so do we

@@ -48,6 +48,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from slotline.audio.framing import FRAME_MS
 from slotline.providers import tracing
 from slotline.providers.base import (
     AudioChunk,
@@ -65,7 +66,6 @@ from slotline.providers.stt._sphinx_queue import BYTES_PER_MS, PROVIDER, FairQue
 
 logger = logging.getLogger(__name__)
 
-FRAME_MS = 20
 _BYTES_PER_MS = BYTES_PER_MS  # 8 kHz x 16-bit
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # holds providers/ and audio/
 _BOOTSTRAP = (

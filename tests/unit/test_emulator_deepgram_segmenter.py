@@ -4,9 +4,9 @@ early at a pause, so the interim transcript is not a second behind the caller.""
 
 from __future__ import annotations
 
+from slotline.audio.framing import FRAME_MS
 from slotline.providers.emulators.deepgram_query import ListenParams
 from slotline.providers.emulators.deepgram_segmenter import (
-    FRAME_MS,
     GapElapsed,
     Segmenter,
     SegmentEvent,
