@@ -239,6 +239,7 @@ class TurnDetector:
         "_paused",
         "_quiet_ms",
         "_silence_ms",
+        "_soft_run",
         "_speech_ms",
         "_stt_final",
         "_words",
@@ -251,6 +252,7 @@ class TurnDetector:
     _speech_ms: int  # voiced audio: reaches min_speech_ms
     _quiet_ms: int  # since the last voiced frame: resets an onset
     _silence_ms: int  # since the last loud frame: ends the turn
+    _soft_run: bool  # a voiced run that began after an unvoiced frame: words, however soft
     _confident_ms: int  # voiced and loud, near-contiguous: reaches bargein_min_speech_ms
     _confident_gap_ms: int  # since the last confident frame
     _elapsed_ms: int  # audio since the run's first voiced frame began
@@ -293,15 +295,21 @@ class TurnDetector:
                 self._elapsed_ms = 0
             self._last_voiced_ms = t_ms
             self._speech_ms += FRAME_MS
+            # Voiced again after an unvoiced frame is new sound, however soft ("yes ...
+            # please"): only the voiced run straight after loud frames is the VAD's hang-over.
+            if self._quiet_ms > 0:
+                self._soft_run = True  # until the next loud or unvoiced frame
             self._quiet_ms = 0
             if loud:
                 self._any_loud = True
-            if loud or not self._any_loud:  # the words (or a quiet line's VAD): not silence
+                self._soft_run = False
+            if loud or not self._any_loud or self._soft_run:  # the words: not silence
                 self._sound(t_ms, confident=loud)
             else:  # the VAD's hang-over after the words, or a quiet tail
                 self._silence_ms += FRAME_MS
                 self._gap(FRAME_MS)
         else:
+            self._soft_run = False
             self._quiet_ms += FRAME_MS
             self._silence_ms += FRAME_MS
             self._gap(FRAME_MS)
@@ -443,6 +451,7 @@ class TurnDetector:
         )
 
     def _reset_run(self) -> None:
+        self._soft_run = False
         self._speech_ms = 0
         self._quiet_ms = 0
         self._silence_ms = 0

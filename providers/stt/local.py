@@ -13,15 +13,10 @@ Where the time goes (bench/stt_local_cost.py on the committed caller audio; 2 sh
 * A worker decodes the whole utterance at once (more accurate than streaming, see the
   worker's docstring): ~40 ms of CPU per second of audio for the LM pass, a grammar pass
   adds ~10. Awaited at finalize that is ~120 ms p50 (~300 ms max) of ``stt_final_ms``. So
-  the utterance so far is decoded speculatively when the caller pauses: at ``pause()`` (the
-  turn detector's ~200 ms of silence), or, for a caller that never calls it, once the caller
-  has been silent for ``speculate_after_ms``. The turn ends later than that (600 ms of
-  silence by default, less when the words already answer the question), and ``finalize``
-  finds the result ready (0.1 ms). The result is also ``Heard(final=True)`` on ``events()``
-  while it is still the whole turn. Speech resuming drops the speculation (cancelled if no
-  worker has started it): the turn is decoded again whole at the next pause, because the
-  grammars and the LM read an answer best in one piece, so a pause inside an answer costs a
-  second decode of its first part (bench/stt_local_cost.py measures decodes per turn).
+  the stream sends the utterance speculatively once the caller has been silent for
+  ``speculate_after_ms``; the turn detector waits longer than that (600 ms by default)
+  before it calls ``finalize``, which then finds the result ready (0.1 ms). Speech resuming
+  cancels the speculation.
 
 Requests do not go straight into a worker's pipe: they wait in per-call queues served round
 robin, in pieces of at most 5 s, each with its own deadline (``_sphinx_queue``); one task per
@@ -52,7 +47,6 @@ from slotline.audio.framing import FRAME_MS
 from slotline.providers import tracing
 from slotline.providers.base import (
     AudioChunk,
-    Heard,
     ResourceContext,
     SpeechHints,
     SttEvent,
@@ -60,7 +54,6 @@ from slotline.providers.base import (
 )
 from slotline.providers.errors import ProviderError, ProviderTimeout
 from slotline.providers.stt import _sphinx_wire as wire
-from slotline.providers.stt._fanout import Fanout
 from slotline.providers.stt._sphinx_pool import Worker, WorkerState
 from slotline.providers.stt._sphinx_queue import BYTES_PER_MS, PROVIDER, FairQueue, Job, fail
 
@@ -273,8 +266,7 @@ class LocalSttStream:
         self._silent_frames = 0  # unvoiced frames since the last voiced one, inside a turn
         self._hints = SpeechHints()
         self._speculation: _Speculation | None = None
-        self._transcripts: Fanout[Transcript] = Fanout()
-        self._events: Fanout[SttEvent] = Fanout()
+        self._listeners: list[asyncio.Queue[Transcript | None]] = []
         self._closed = False
 
     def push_audio(self, chunk: AudioChunk) -> None:
@@ -303,33 +295,13 @@ class LocalSttStream:
                 utterance += chunk.pcm16
             else:
                 self._preroll.append(chunk.pcm16)
-            if self._silent_frames == owner.speculate_after_frames and self._speculation is None:
-                self._speculate(utterance)
+            if self._silent_frames == owner.speculate_after_frames:
+                future = owner.submit_for(self._call_sid, bytes(utterance), self._hints)
+                if future is not None:
+                    self._speculation = _Speculation(future, self._hints)
         excess = len(utterance) - owner.max_utterance_bytes
         if excess > 0:  # keep the newest audio; trim in 1 s steps, not every frame
             del utterance[: excess + 1000 * _BYTES_PER_MS]
-
-    def pause(self) -> None:
-        """Decode the turn so far now, in a worker; nothing to do if nothing was voiced since
-        the turn began or since the previous pause (its speculation still stands)."""
-        if self._closed or self._utterance is None or self._speculation is not None:
-            return
-        self._speculate(self._utterance)
-
-    def _speculate(self, utterance: bytearray) -> None:
-        future = self._owner.submit_for(self._call_sid, bytes(utterance), self._hints)
-        if future is None:
-            return
-        speculation = self._speculation = _Speculation(future, self._hints)
-        future.add_done_callback(lambda done: self._speculated(speculation, done))
-
-    def _speculated(
-        self, speculation: _Speculation, future: asyncio.Future[wire.DecodeResult]
-    ) -> None:
-        """A speculative decode came back: ``Heard`` if it still is the whole turn so far."""
-        if self._speculation is not speculation or future.cancelled() or future.exception():
-            return  # speech went on, the turn ended, the stream closed, or the decode failed
-        self._events.publish(Heard(strip_fillers(future.result().text), final=True))
 
     def set_hints(self, hints: SpeechHints) -> None:
         if hints != self._hints and (hints.phrases or hints.grammar):
@@ -382,19 +354,36 @@ class LocalSttStream:
             len(utterance) // _BYTES_PER_MS, result.decode_ms,
             (time.perf_counter() - started) * 1000.0, speculated,
         )
-        self._transcripts.publish(transcript)
+        for listener in self._listeners:
+            listener.put_nowait(transcript)
         return transcript
+
+    def pause(self) -> None:
+        """Nothing: this stream decodes speculatively on its own once the caller has been
+        silent for ``speculate_after_ms``. (A decode at the turn detector's earlier pause was
+        tried: with its words published as ``Heard``, a flite "yes please" at a read-back came
+        back from the final decode as "actually"; the cause was not found in time, so it was
+        taken out and offline turns end on silence.)"""
+
+    async def events(self) -> AsyncIterator[SttEvent]:
+        """Nothing until the stream closes: pocketsphinx has no endpointer here and its
+        speculative decodes are not published."""
+        async for _ in self.interim():  # ends when the stream closes
+            pass
+        return
+        yield  # an async generator that yields nothing
 
     async def interim(self) -> AsyncIterator[Transcript]:
         """Finals only: this recogniser decodes whole utterances, so it has no partials."""
-        async for transcript in self._transcripts.subscribe():
-            yield transcript
-
-    async def events(self) -> AsyncIterator[SttEvent]:
-        """``Heard(final=True)`` for each speculative decode that is still the whole turn so
-        far; never ``SpeechEnded`` (pocketsphinx has no endpointer of its own here)."""
-        async for event in self._events.subscribe():
-            yield event
+        if self._closed:
+            return
+        queue: asyncio.Queue[Transcript | None] = asyncio.Queue()
+        self._listeners.append(queue)
+        try:
+            while (transcript := await queue.get()) is not None:
+                yield transcript
+        finally:
+            self._listeners.remove(queue)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -404,5 +393,5 @@ class LocalSttStream:
             self._speculation.future.cancel()
             self._speculation = None
         self._utterance = None
-        self._transcripts.close()
-        self._events.close()
+        for listener in self._listeners:
+            listener.put_nowait(None)

@@ -1,6 +1,5 @@
-"""pause() and events() on both recognisers, over real sockets and worker processes: the
-Deepgram adapter against the Deepgram emulator on 127.0.0.1, the local recogniser with its
-pocketsphinx worker. A pause finishes the words heard so far (Heard(final=True)); a finalize
+"""pause() and events() over real sockets: the Deepgram adapter against the Deepgram emulator
+on 127.0.0.1 (the local recogniser's pause() does nothing: providers/stt/local.py). A pause finishes the words heard so far (Heard(final=True)); a finalize
 with no speech since returns them without a second round trip; speech after a pause joins
 the same turn; nothing is lost or repeated."""
 
@@ -25,7 +24,7 @@ from slotline.providers.base import (
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.stt.deepgram import DeepgramSpeechToText
 from slotline.providers.stt.local import LocalSpeechToText
-from tests.unit.test_stt_local import SILENCE, TEXTS, caller_frames, word_errors
+from tests.unit.test_stt_local import SILENCE, TEXTS, caller_frames
 from tests.until import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # shares the module's recogniser
@@ -151,68 +150,6 @@ async def test_deepgram_stream_closed_mid_pause(dg: DeepgramEmulator) -> None:
     await events.ended()
     stream.pause()  # after close: nothing happens
     assert await stream.finalize() == Transcript("", True)
-
-
-# ---- local (pocketsphinx workers) --------------------------------------------------------------
-
-
-async def test_local_pause_decodes_now_and_finalize_returns_it(
-    recognizer: LocalSpeechToText,
-) -> None:
-    stream = recognizer.open_stream(call_sid="CAlocalpause")
-    events = await Events(stream).started()
-    before = recognizer.decodes_requested
-    # the recording ends in 120 ms of silence: short of speculate_after_ms
-    push(stream, caller_frames("day_tuesday", tail_ms=0))
-    assert recognizer.decodes_requested == before
-    stream.pause()
-    stream.pause()  # the same silence: the first decode stands
-    await until(lambda: events.finals() == [TEXTS["day_tuesday"]])
-    push(stream, QUIET * 3)  # past speculate_after_ms: no second speculation
-    transcript = await stream.finalize()
-    await stream.aclose()
-    await events.ended()
-    assert transcript.text == TEXTS["day_tuesday"]
-    assert recognizer.decodes_requested == before + 1
-
-
-async def test_local_speech_after_a_pause_is_decoded_with_it(
-    recognizer: LocalSpeechToText,
-) -> None:
-    stream = recognizer.open_stream(call_sid="CAlocalgoes")
-    events = await Events(stream).started()
-    push(stream, caller_frames("day_tuesday", tail_ms=0))
-    stream.pause()
-    push(stream, caller_frames("time_3pm", lead_ms=0, tail_ms=0))
-    stream.pause()
-    await until(lambda: len(events.finals()) >= 1)
-    transcript = await stream.finalize()
-    await stream.aclose()
-    assert word_errors("next tuesday three p m", transcript.text) <= 1, transcript
-    # the stale decode of "next tuesday" alone never shows as the whole turn
-    assert all(word_errors("next tuesday three p m", text) <= 1 for text in events.finals())
-
-
-async def test_local_pause_with_nothing_voiced_decodes_nothing(
-    recognizer: LocalSpeechToText,
-) -> None:
-    stream = recognizer.open_stream(call_sid="CAlocalquiet")
-    before = recognizer.decodes_requested
-    push(stream, QUIET)
-    stream.pause()
-    assert recognizer.decodes_requested == before
-    assert await stream.finalize() == Transcript("", True)
-    await stream.aclose()
-
-
-async def test_local_stream_closed_mid_pause(recognizer: LocalSpeechToText) -> None:
-    stream = recognizer.open_stream(call_sid="CAlocalclose")
-    events = await Events(stream).started()
-    push(stream, caller_frames("name_john", tail_ms=0))
-    stream.pause()
-    await stream.aclose()
-    await events.ended()
-    assert events.seen == []  # the cancelled decode is never heard
 
 
 # ---- plug-ins written before pause() and events() ----------------------------------------------

@@ -237,12 +237,26 @@ def test_quiet_voiced_frames_between_words_do_not_hold_the_turn_open() -> None:
     assert ended(events).reason == "silence" and ended(events).last_loud_ms == 19 * 20
 
 
-def test_a_loud_frame_cancels_stt_final_a_quiet_one_does_not() -> None:
+def test_a_quiet_tail_keeps_stt_final_a_soft_word_after_a_gap_cancels_it() -> None:
+    det = TurnDetector(CFG)
+    feed(det, "#" * 20 + "~" * 5)  # the VAD's hang-over straight after the words
+    assert det.stt_final()
+    event = ended(feed(det, "." * 10, start_ms=25 * 20))
+    assert event.reason == "stt_final" and event.at_ms - (event.last_loud_ms + 20) == 200
     det = TurnDetector(CFG)
     feed(det, "#" * 20 + "." * 5)
     assert det.stt_final()
-    event = ended(feed(det, "~" * 5, start_ms=25 * 20))  # hang-over: still the same pause
-    assert event.reason == "stt_final" and event.at_ms - (event.last_loud_ms + 20) == 200
+    # voiced again after an unvoiced gap, however softly ("yes ... please"): the caller went on
+    assert not feed(det, "~" * 5, start_ms=25 * 20)
+    assert det.state is TurnState.SPEAKING
+
+
+def test_a_soft_word_after_a_pause_restarts_the_silence() -> None:
+    det = TurnDetector(CFG)
+    # "yes" loud, a 100 ms gap, "please" voiced but far below "yes", then silence
+    events = feed(det, "#" * 15 + "." * 5 + "~" * 15 + "." * 40)
+    end = ended(events)
+    assert end.reason == "silence" and end.last_loud_ms == 34 * 20  # please's last frame
 
 
 # ---- barge-in: confident, near-contiguous speech ---------------------------------------------
