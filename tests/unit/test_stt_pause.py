@@ -1,7 +1,8 @@
 """pause() and events() over real sockets: the Deepgram adapter against the Deepgram emulator
-on 127.0.0.1 (the local recogniser's pause() does nothing: providers/stt/local.py). A pause finishes the words heard so far (Heard(final=True)); a finalize
-with no speech since returns them without a second round trip; speech after a pause joins
-the same turn; nothing is lost or repeated."""
+on 127.0.0.1 (the local recogniser's pause() does nothing: providers/stt/local.py). A pause
+finishes the words heard so far (Heard(final=True)); a finalize with no speech since returns
+them without a second round trip; speech after a pause joins the same turn; nothing is lost or
+repeated."""
 
 from __future__ import annotations
 
