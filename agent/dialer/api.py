@@ -9,7 +9,6 @@ campaign is created from JSON (``{"flow", "contacts": [...], …settings}``) or 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +22,7 @@ from slotline.agent.dialer.contacts import ContactList, ContactsError, parse_csv
 from slotline.agent.dialer.engine import Dialer
 from slotline.agent.dialer.spec import parse_spec, spec_from_query
 from slotline.agent.logs import mask
+from slotline.agent.server.app import api_guard
 from slotline.agent.store import Store
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a 100,000-row contacts file with a few columns
@@ -32,7 +32,6 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # a 100,000-row contacts file with a few co
 class DialerApi:
     store: Store
     dialer: Dialer
-    check_auth: Callable[[web.Request], None]
     region: str = "US"
 
 
@@ -41,29 +40,18 @@ DIALER_API: web.AppKey[DialerApi] = web.AppKey("slotline_dialer_api", DialerApi)
 
 def add_routes(app: web.Application, api: DialerApi) -> None:
     app[DIALER_API] = api
+    guarded = api_guard(DIALER_API)
     app.add_routes([
-        web.post("/api/calls", _guard(_place_call)),
-        web.post("/api/campaigns", _guard(_create)),
-        web.get("/api/campaigns", _guard(_list)),
-        web.get("/api/campaigns/{id}", _guard(_show)),
-        web.post("/api/campaigns/{id}/{verb:pause|resume|cancel}", _guard(_control)),
-        web.get("/api/campaigns/{id}/results.csv", _guard(_results)),
-        web.get("/api/dnc", _guard(_dnc_list)),
-        web.post("/api/dnc", _guard(_dnc_add)),
-        web.delete("/api/dnc/{phone}", _guard(_dnc_remove)),
+        web.post("/api/calls", guarded(_place_call)),
+        web.post("/api/campaigns", guarded(_create)),
+        web.get("/api/campaigns", guarded(_list)),
+        web.get("/api/campaigns/{id}", guarded(_show)),
+        web.post("/api/campaigns/{id}/{verb:pause|resume|cancel}", guarded(_control)),
+        web.get("/api/campaigns/{id}/results.csv", guarded(_results)),
+        web.get("/api/dnc", guarded(_dnc_list)),
+        web.post("/api/dnc", guarded(_dnc_add)),
+        web.delete("/api/dnc/{phone}", guarded(_dnc_remove)),
     ])
-
-
-Handler = Callable[[web.Request, DialerApi], Awaitable[web.StreamResponse]]
-
-
-def _guard(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        api = request.app[DIALER_API]
-        api.check_auth(request)
-        return await handler(request, api)
-
-    return guarded
 
 
 def _error(status: int, message: str) -> web.Response:

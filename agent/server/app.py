@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -36,6 +37,7 @@ from slotline.providers.telephony.twilio_webhook import (
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Part = TypeVar("Part")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +102,14 @@ def build_app(settings: Settings, secrets: Secrets, deps: SessionDeps) -> web.Ap
     if deps.dialer is not None and deps.store is not None:
         from slotline.agent.dialer.api import DialerApi, add_routes
 
-        add_routes(app, DialerApi(deps.store, deps.dialer, _check_api_auth,
-                                  region=settings.dialer.region))
+        add_routes(app, DialerApi(deps.store, deps.dialer, region=settings.dialer.region))
     if deps.store is not None:
         from slotline.agent.server.waitlist_api import WaitlistApi
         from slotline.agent.server.waitlist_api import add_routes as add_waitlist_routes
         from slotline.agent.waitlist import WaitlistEvents
 
         add_waitlist_routes(app, WaitlistApi(
-            deps.store, WaitlistEvents.from_settings(settings, secrets), _check_api_auth))
+            deps.store, WaitlistEvents.from_settings(settings, secrets)))
     from slotline.agent.console import add_console_routes  # here: the console imports this module
 
     add_console_routes(app)
@@ -334,6 +335,23 @@ def _check_api_auth(request: web.Request) -> None:
         raise web.HTTPUnauthorized(text="missing or wrong bearer token")
 
 
+def api_guard(
+    key: web.AppKey[Part],
+) -> Callable[[Callable[[web.Request, Part], Awaitable[web.StreamResponse]]], Handler]:
+    """Routes of a part of the ``/api`` kept in the application under ``key`` (the dialer's,
+    the waitlist's): each request passes ``_check_api_auth`` first, then the handler is given
+    the part with the request."""
+
+    def guard(handler: Callable[[web.Request, Part], Awaitable[web.StreamResponse]]) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            _check_api_auth(request)
+            return await handler(request, request.app[key])
+
+        return guarded
+
+    return guard
+
+
 def _from_this_machine(request: web.Request) -> bool:
     """Open only to this machine: asked from loopback, for a loopback name, with no proxy in
     between. A tunnel or reverse proxy on this machine connects from loopback too (it would
@@ -415,4 +433,5 @@ async def _get_booking(request: web.Request) -> web.Response:
     return web.json_response(booking.as_json())
 
 
-__all__ = ["CONTEXT", "AppContext", "CallLog", "Metrics", "build_app", "session_config"]
+__all__ = ["CONTEXT", "AppContext", "CallLog", "Metrics", "api_guard", "build_app",
+           "session_config"]

@@ -10,16 +10,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from slotline.agent.server.app import api_guard
 from slotline.agent.store import Store
 from slotline.agent.store.waitlist import NewWaitlistEntry
 from slotline.agent.waitlist import Waitlist, WaitlistEvents
 
-AuthCheck = Callable[[web.Request], None]
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _TEXT_FIELDS = ("action", "name", "phone", "email", "timezone", "preference", "notes")
 _MAX_CHARS = 500
@@ -27,10 +26,9 @@ _MAX_LIMIT = 1000
 
 
 class WaitlistApi:
-    def __init__(self, store: Store, events: WaitlistEvents, check_auth: AuthCheck) -> None:
+    def __init__(self, store: Store, events: WaitlistEvents) -> None:
         self.waitlist = Waitlist(store, events)
         self.store = store
-        self.check_auth = check_auth
 
 
 WAITLIST_API: web.AppKey[WaitlistApi] = web.AppKey("slotline_waitlist_api", WaitlistApi)
@@ -38,23 +36,12 @@ WAITLIST_API: web.AppKey[WaitlistApi] = web.AppKey("slotline_waitlist_api", Wait
 
 def add_routes(app: web.Application, api: WaitlistApi) -> None:
     app[WAITLIST_API] = api
+    guarded = api_guard(WAITLIST_API)
     app.add_routes([
-        web.get("/api/waitlist", _guard(_list)),
-        web.post("/api/waitlist", _guard(_add)),
-        web.delete("/api/waitlist/{entry_id}", _guard(_remove)),
+        web.get("/api/waitlist", guarded(_list)),
+        web.post("/api/waitlist", guarded(_add)),
+        web.delete("/api/waitlist/{entry_id}", guarded(_remove)),
     ])
-
-
-Handler = Callable[[web.Request, WaitlistApi], Awaitable[web.StreamResponse]]
-
-
-def _guard(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        api = request.app[WAITLIST_API]
-        api.check_auth(request)
-        return await handler(request, api)
-
-    return guarded
 
 
 def _int(request: web.Request, name: str, default: int, most: int) -> int:

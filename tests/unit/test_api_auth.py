@@ -81,6 +81,26 @@ async def test_with_a_token_the_bearer_decides_whatever_the_headers() -> None:
         await runner.cleanup()
 
 
+async def test_with_a_token_every_api_route_wants_the_bearer() -> None:
+    """The app's own routes, the dialer's and the waitlist's: every ``/api`` route, whatever
+    its method, answers 401 to no bearer and to a wrong one."""
+    runner, server = await running_server(secret_env={"SLOTLINE_API_TOKEN": API_TOKEN})
+    try:
+        routes = {(route.method, route.resource.canonical) for route in runner.app.router.routes()
+                  if route.resource is not None and route.resource.canonical.startswith("/api/")}
+        paths = {path for _, path in routes}
+        assert {"/api/calls", "/api/campaigns", "/api/dnc", "/api/waitlist"} <= paths
+        async with aiohttp.ClientSession() as http:
+            for method, path in sorted(routes):
+                url = server.url + re.sub(
+                    r"\{(\w+)\}", lambda m: "pause" if m[1] == "verb" else "x1", path)
+                for headers in ({}, {"Authorization": "Bearer nope"}):
+                    async with http.request(method, url, headers=headers) as response:
+                        assert response.status == 401, (method, path, headers)
+    finally:
+        await runner.cleanup()
+
+
 async def test_metrics_auth_puts_metrics_behind_the_api_token() -> None:
     runner, server = await running_server({"SLOTLINE_SERVER__METRICS_AUTH": "true"},
                                           {"SLOTLINE_API_TOKEN": API_TOKEN})
