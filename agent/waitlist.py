@@ -21,9 +21,14 @@ Three doors, one rule (``Waitlist.add``):
 (``agent.server.waitlist_api``);
 - each new entry is POSTed as the event ``waitlist.added`` to ``call_webhook.url`` (the receiver
   of ``call.ended``): ``X-Slotline-Event: waitlist.added``, ``Idempotency-Key: <entry id>``,
-  signed with ``SLOTLINE_WEBHOOK_SECRET`` as every Slotline webhook; body ``{"event":
-  "waitlist.added", "entry": {...}}``. Tried a few times at once; the outcome is kept on the
-  entry (``webhook_status``: ``sent``, ``failed: <reason>``, or ``off`` with no URL).
+  ``X-Slotline-Attempt``, signed with ``SLOTLINE_WEBHOOK_SECRET`` as every Slotline webhook;
+  body ``{"event": "waitlist.added", "entry": {...}}``. Durable as ``call.ended`` is: the event
+  is queued in the store with the entry (one transaction) and the call webhook's sender
+  (``agent.call.webhook``, one per server process, any number per database) claims it, POSTs it
+  and backs off between failed tries up to ``call_webhook.max_attempts``; a restart or a
+  receiver down for hours loses none, and a delivered event is not sent again. Each entry shows
+  where its event stands (``webhook_status``: ``pending``, ``sent``, ``failed: <reason>``, or
+  ``off`` with no URL; ``webhook``: attempts, next attempt, last error).
 
 Only a person's name, number and e-mail are kept; logs mask them.
 """
@@ -42,49 +47,30 @@ from slotline.agent.flow.responder import WebhookRunner
 from slotline.agent.logs import mask
 from slotline.agent.store import Store
 from slotline.agent.store.waitlist import NewWaitlistEntry, WaitlistEntry
-from slotline.providers import signing
-from slotline.providers.errors import ProviderError
-from slotline.providers.http import JsonHttpClient, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
 ACTION = "waitlist"  # the built-in flow action's name
 EVENT = "waitlist.added"
-_EVENT_RETRY = RetryPolicy(attempts=3, request_timeout_s=5.0, deadline_s=10.0)
 _PREFERENCE_PARTS = ("preferred_date", "time_of_day", "preferred_time")
 
 
-class WaitlistEvents:
-    """Sends ``waitlist.added`` (module doc); ``url`` "" = off."""
+def event_payload(entry: WaitlistEntry) -> str:
+    """The event's body, the same bytes on every attempt."""
+    return orjson.dumps({"event": EVENT, "entry": entry.details()}).decode()
 
-    def __init__(self, url: str, secret: str | None, retry: RetryPolicy = _EVENT_RETRY) -> None:
-        self.url = url
-        self._secret = secret
-        self._retry = retry
+
+class WaitlistEvents:
+    """Whether ``waitlist.added`` is sent: ``url`` "" = off. The call webhook's sender sends
+    it (to ``call_webhook.url``, signed with its secret)."""
+
+    def __init__(self, url: str) -> None:
+        self.on = bool(url)
 
     @classmethod
-    def from_settings(cls, settings: Settings, secrets: Secrets) -> WaitlistEvents:
-        secret = secrets.slotline_webhook_secret
-        return cls(str(settings.call_webhook.url or ""),
-                   secret.get_secret_value() if secret is not None else None)
-
-    async def added(self, entry: WaitlistEntry) -> str:
-        """The event's outcome, as kept on the entry."""
-        if not self.url:
-            return "off"
-        body = orjson.dumps({"event": EVENT, "entry": entry.as_json()})
-        headers = {"Content-Type": "application/json", "Idempotency-Key": entry.id,
-                   "X-Slotline-Event": EVENT}
-        if self._secret:
-            headers[signing.HEADER] = signing.signature(self._secret, body)
-        client = JsonHttpClient("waitlist", self.url, retry=self._retry)
-        try:
-            response = await client.request("POST", "", data=body, headers=headers)
-        except ProviderError as failed:
-            return f"failed: {failed.message}"[:300]
-        finally:
-            await client.aclose()
-        return "sent" if 200 <= response.status < 300 else f"failed: HTTP {response.status}"
+    def from_settings(cls, settings: Settings, secrets: Secrets | None = None) -> WaitlistEvents:
+        """``secrets``: unused here (the sender signs with ``SLOTLINE_WEBHOOK_SECRET``)."""
+        return cls(str(settings.call_webhook.url or ""))
 
 
 class Waitlist:
@@ -93,14 +79,15 @@ class Waitlist:
         self._events = events
 
     async def add(self, new: NewWaitlistEntry) -> tuple[WaitlistEntry, bool]:
-        """Keep the entry (once per call and action) and send the event for a new one."""
-        entry, created = await self._store.waitlist.add(new)
+        """Keep the entry (once per call and action), its event queued with a new one; this
+        process's sender is woken for it (another process's finds it at its next poll)."""
+        event = (EVENT, event_payload) if self._events.on else None
+        entry, created = await self._store.waitlist.add(new, event=event)
         if created:
-            status = await self._events.added(entry)
-            await self._store.waitlist.set_webhook_status(entry.id, status)
-            entry = await self._store.waitlist.get(entry.id) or entry
+            if event is not None:
+                self._store.call_webhooks.queued()
             logger.info("waitlist: %s added (%s, %s) for %r; event %s", entry.id,
-                        mask(entry.phone), mask(entry.email), entry.action, status)
+                        mask(entry.phone), mask(entry.email), entry.action, entry.webhook_status)
         return entry, created
 
 

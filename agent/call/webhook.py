@@ -8,12 +8,16 @@ id is the call sid: one webhook per call). From then on the job is the database'
 POSTs them until the receiver answers 2xx, backing off between attempts (``first_retry_s``,
 doubling, at most ``MAX_RETRY_S``) up to ``max_attempts``; a restart loses none.
 
+The same sender delivers every event of that outbox (``agent.store.call_webhooks``): the
+waitlist's ``waitlist.added`` (``agent.waitlist``) goes to the same URL the same way, with its
+entry's id as the key.
+
 The request (also in README, "End-of-call webhook")::
 
     POST <call_webhook.url>
     Content-Type: application/json
     Idempotency-Key: <call sid>            the same on every attempt: dedupe on it
-    X-Slotline-Event: call.ended
+    X-Slotline-Event: call.ended           (waitlist.added: Idempotency-Key is the entry's id)
     X-Slotline-Attempt: <1, 2, ...>
     X-Slotline-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>
 
@@ -194,6 +198,7 @@ class CallWebhookSender(ResourceContext):
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._unlisten: Callable[[], None] | None = None
 
     async def start(self) -> None:
         if self._task is not None:
@@ -201,6 +206,7 @@ class CallWebhookSender(ResourceContext):
         if not self._secret:
             log.warning("call_webhook: SLOTLINE_WEBHOOK_SECRET is not set; webhooks go unsigned")
         self._stopping = False
+        self._unlisten = self._store.call_webhooks.on_queued(self.wake)
         self._task = asyncio.create_task(self._run(), name=f"{self.worker_id}")
 
     def wake(self) -> None:
@@ -211,6 +217,9 @@ class CallWebhookSender(ResourceContext):
         task, self._task = self._task, None
         if task is None:
             return
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
         self._stopping = True
         self._wake.set()
         done, _ = await asyncio.wait({task}, timeout=CLOSE_GRACE_S)
@@ -227,7 +236,7 @@ class CallWebhookSender(ResourceContext):
         )
         async with asyncio.TaskGroup() as group:
             for job in jobs:
-                group.create_task(self._send(job), name=f"call-webhook-{job.call_sid}")
+                group.create_task(self._send(job), name=f"webhook-{job.event}-{job.id}")
         return len(jobs)
 
     async def _run(self) -> None:
@@ -254,25 +263,24 @@ class CallWebhookSender(ResourceContext):
 
     async def _send(self, job: CallWebhookJob) -> None:
         repo = self._store.call_webhooks
+        what = _subject(job)
         try:
             error = await self._post(job)
         except asyncio.CancelledError:  # shutting down mid-POST: hand the job back untried
-            await asyncio.shield(repo.release(job.call_sid, self.worker_id))
+            await asyncio.shield(repo.release(job.id, self.worker_id))
             raise
         if error is None:
-            await repo.mark_delivered(job.call_sid, self.worker_id)
-            log.info("call_sid=%s call webhook delivered (attempt %d)", job.call_sid,
-                     job.attempts)
+            await repo.mark_delivered(job.id, self.worker_id)
+            log.info("%s webhook delivered (attempt %d)", what, job.attempts)
         elif job.attempts >= self._settings.max_attempts:
-            await repo.give_up(job.call_sid, self.worker_id, error)
-            log.error("call_sid=%s call webhook given up after %d attempts: %s", job.call_sid,
-                      job.attempts, error)
+            await repo.give_up(job.id, self.worker_id, error)
+            log.error("%s webhook given up after %d attempts: %s", what, job.attempts, error)
         else:
             wait_s = retry_after_s(job.attempts, self._settings.first_retry_s)
-            await repo.retry_later(job.call_sid, self.worker_id,
+            await repo.retry_later(job.id, self.worker_id,
                                    at=self._clock() + timedelta(seconds=wait_s), error=error)
-            log.warning("call_sid=%s call webhook attempt %d failed (%s); retry in %.0f s",
-                        job.call_sid, job.attempts, error, wait_s)
+            log.warning("%s webhook attempt %d failed (%s); retry in %.0f s",
+                        what, job.attempts, error, wait_s)
 
     async def _post(self, job: CallWebhookJob) -> str | None:
         """One attempt; None when the receiver acknowledged it (2xx), else what went wrong."""
@@ -293,13 +301,18 @@ class CallWebhookSender(ResourceContext):
     def _headers(self, job: CallWebhookJob, body: bytes) -> Mapping[str, str]:
         headers = {
             "Content-Type": "application/json",
-            "Idempotency-Key": job.call_sid,
-            "X-Slotline-Event": EVENT,
+            "Idempotency-Key": job.id,
+            "X-Slotline-Event": job.event,
             "X-Slotline-Attempt": str(job.attempts),
         }
         if self._secret:
             headers[signing.HEADER] = signing.signature(self._secret, body)
         return headers
+
+
+def _subject(job: CallWebhookJob) -> str:
+    """A job in a log line: a call's by its sid, as every line of a call is."""
+    return f"call_sid={job.id} call" if job.event == EVENT else f"{job.event} {job.id}"
 
 
 def build_call_end(

@@ -1,4 +1,8 @@
-"""End-of-call webhook jobs: one per call (the row's id is the call's sid), sent until a 2xx.
+"""The webhook outbox: events POSTed to ``call_webhook.url``, one row each, sent until a 2xx.
+
+Two events use it, told apart by ``event``: ``call.ended``, one per call (the row's id is the
+call's sid), and ``waitlist.added``, one per waitlist entry (the row's id is the entry's id,
+inserted with the entry: ``agent.store.waitlist``). The id is the ``Idempotency-Key``.
 
 ``record_outcome`` writes the call's summary and outcome onto its ``calls`` row and, when a
 webhook is configured, inserts the job — in one transaction, so a call that has an outcome has
@@ -28,10 +32,19 @@ from slotline.agent.store.leases import claim_leased
 from slotline.agent.store.schema import call_webhook_jobs, calls
 from slotline.agent.store.upsert import upsert
 
+CALL_ENDED = "call.ended"
+
+
+def job_values(job_id: str, event: str, payload: str, now: datetime) -> dict[str, Any]:
+    """A new job's row: due at once, never tried."""
+    return {"id": job_id, "event": event, "payload": payload, "attempts": 0, "next_at": now,
+            "created_at": now, "last_error": ""}
+
 
 @dataclass(frozen=True, slots=True)
 class CallWebhookJob:
-    call_sid: str
+    id: str  # the call's sid (call.ended) or the waitlist entry's id; the Idempotency-Key
+    event: str  # call.ended | waitlist.added: the X-Slotline-Event header
     payload: str  # the JSON text POSTed, the same bytes on every attempt
     attempts: int  # claims so far, this one included
     next_at: datetime
@@ -46,6 +59,19 @@ class CallWebhookRepo:
     def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
         self._db = db
         self._clock = clock
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_queued(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Have ``listener`` (a sender's wake) called when this process queues a job through
+        ``queued``; returns the call that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def queued(self) -> None:
+        """A job was queued in this process (a waitlist entry's event): wake the listeners
+        rather than leave the job to their next poll."""
+        for listener in tuple(self._listeners):
+            listener()
 
     async def record_outcome(
         self, call_sid: str, *, outcome: str, summary: str, payload: str | None
@@ -60,8 +86,7 @@ class CallWebhookRepo:
             )
             if payload is None:
                 return False
-            values = {"id": call_sid, "payload": payload, "attempts": 0, "next_at": now,
-                      "created_at": now, "last_error": ""}
+            values = job_values(call_sid, CALL_ENDED, payload, now)
             added = await conn.execute(upsert(self._db.dialect, call_webhook_jobs, values, ["id"]))
             return added.rowcount == 1
 
@@ -77,35 +102,35 @@ class CallWebhookRepo:
                         jobs.next_at <= now),
             order_by=(jobs.next_at, jobs.id),
         )
-        return sorted((_to_job(row) for row in claimed), key=lambda j: (j.next_at, j.call_sid))
+        return sorted((_to_job(row) for row in claimed), key=lambda j: (j.next_at, j.id))
 
-    async def mark_delivered(self, call_sid: str, worker: str) -> bool:
+    async def mark_delivered(self, job_id: str, worker: str) -> bool:
         """The receiver answered 2xx; False if the claim was lost."""
-        return await self._settle(call_sid, worker, delivered_at=self._clock(), last_error="")
+        return await self._settle(job_id, worker, delivered_at=self._clock(), last_error="")
 
-    async def retry_later(self, call_sid: str, worker: str, *, at: datetime, error: str) -> bool:
+    async def retry_later(self, job_id: str, worker: str, *, at: datetime, error: str) -> bool:
         """Give the claimed job back, claimable again from ``at``; False if the claim was lost."""
         return await self._settle(
-            call_sid, worker, claimed_by=None, claimed_at=None, next_at=at, last_error=error
+            job_id, worker, claimed_by=None, claimed_at=None, next_at=at, last_error=error
         )
 
-    async def give_up(self, call_sid: str, worker: str, error: str) -> bool:
+    async def give_up(self, job_id: str, worker: str, error: str) -> bool:
         """Never send this job again (its attempts are spent); it stays, with ``error``."""
-        return await self._settle(call_sid, worker, failed_at=self._clock(), last_error=error)
+        return await self._settle(job_id, worker, failed_at=self._clock(), last_error=error)
 
-    async def release(self, call_sid: str, worker: str) -> bool:
+    async def release(self, job_id: str, worker: str) -> bool:
         """Give a claimed job back untried (shutting down mid-send): due at once, and the
         claim does not count as an attempt."""
         jobs = call_webhook_jobs.c
         return await self._settle(
-            call_sid, worker, claimed_by=None, claimed_at=None, attempts=jobs.attempts - 1
+            job_id, worker, claimed_by=None, claimed_at=None, attempts=jobs.attempts - 1
         )
 
-    async def _settle(self, call_sid: str, worker: str, **values: Any) -> bool:
+    async def _settle(self, job_id: str, worker: str, **values: Any) -> bool:
         jobs = call_webhook_jobs.c
         statement = (
             update(call_webhook_jobs)
-            .where(jobs.id == call_sid, jobs.claimed_by == worker,
+            .where(jobs.id == job_id, jobs.claimed_by == worker,
                    jobs.delivered_at.is_(None), jobs.failed_at.is_(None))
             .values(**values)
         )
@@ -124,8 +149,8 @@ class CallWebhookRepo:
             found: datetime | None = (await conn.execute(statement)).scalar()
             return found
 
-    async def get(self, call_sid: str) -> CallWebhookJob | None:
-        statement = select(call_webhook_jobs).where(call_webhook_jobs.c.id == call_sid)
+    async def get(self, job_id: str) -> CallWebhookJob | None:
+        statement = select(call_webhook_jobs).where(call_webhook_jobs.c.id == job_id)
         async with self._db.read() as conn:
             row = (await conn.execute(statement)).first()
             return None if row is None else _to_job(row)
@@ -133,7 +158,8 @@ class CallWebhookRepo:
 
 def _to_job(row: Row[Any]) -> CallWebhookJob:
     return CallWebhookJob(
-        call_sid=row.id,
+        id=row.id,
+        event=row.event,
         payload=row.payload,
         attempts=row.attempts,
         next_at=row.next_at,

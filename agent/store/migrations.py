@@ -333,6 +333,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE call_sid <> ''",
         ),
     ),
+    Migration(
+        13,
+        "call_webhook_jobs becomes the webhook outbox: each job names its event (call.ended, "
+        "waitlist.added), so a waitlist entry's event is retried as a call's is",
+        common=(
+            "ALTER TABLE call_webhook_jobs ADD COLUMN event TEXT NOT NULL DEFAULT 'call.ended'",
+        ),
+    ),
 )
 
 

@@ -205,7 +205,9 @@ do_not_call = Table(
 call_webhook_jobs = Table(
     "call_webhook_jobs",
     metadata,
-    Column("id", Text, primary_key=True),  # the call's sid: one end-of-call webhook per call
+    # the Idempotency-Key: the call's sid (one call.ended per call) or the waitlist entry's id
+    Column("id", Text, primary_key=True),
+    Column("event", Text, nullable=False),  # call.ended | waitlist.added (agent.call.webhook)
     Column("payload", Text, nullable=False),  # the exact JSON text POSTed on every attempt
     Column("attempts", Integer, nullable=False),  # claims so far (a claim is an attempt)
     Column("next_at", UtcDateTime, nullable=False),  # not claimable before (back-off)
@@ -248,5 +250,7 @@ waitlist = Table(
     Column("source", Text, nullable=False),  # voice | api
     Column("call_sid", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
-    Column("webhook_status", Text, nullable=False),  # "" | sent | failed: <reason> | off
+    # off: no webhook URL when added; "": its waitlist.added event is the call_webhook_jobs row
+    # of the same id (migration 13); sent | failed: <reason>: the outcome, before migration 13
+    Column("webhook_status", Text, nullable=False),
 )

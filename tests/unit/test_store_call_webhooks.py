@@ -103,5 +103,5 @@ async def test_concurrent_workers_split_the_jobs(store: Store) -> None:
     batches = await asyncio.gather(
         *(repo.claim_due(f"w{i}", limit=4, lease_s=60) for i in range(4))
     )
-    claimed = [job.call_sid for batch in batches for job in batch]
+    claimed = [job.id for batch in batches for job in batch]
     assert sorted(claimed) == sorted(sids)  # each claimed once, none left out
