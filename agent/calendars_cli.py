@@ -116,5 +116,7 @@ async def _calcom_event_types(settings: Settings, secrets: Secrets, base_url: st
     for item in found:
         asks = ", ".join(item.required_slugs)
         line = f"{item.event_type_id}  {item.title or '(no title)'}  {item.length_min} min"
+        if item.length_options_min:  # a variable length: duration_min picks one
+            line += f" (lengths {', '.join(str(m) for m in item.length_options_min)})"
         print(f"  {line}  asks: {asks}" if asks else f"  {line}")
     return 0

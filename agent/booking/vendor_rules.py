@@ -12,7 +12,10 @@ there; each is either applied on top (a slot must pass both) or refused at start
   made at the vendor: buffers before/after and a slot interval. Set them on the vendor's event
   type or calendar instead; the message says so;
 - the slot length is the vendor's (Cal.com event type, GHL calendar); a booking action's
-  ``duration_min`` that differs is reported at start-up and the vendor's length is used.
+  ``duration_min`` that differs is reported at start-up and the vendor's length is used. Where
+  the vendor offers several lengths (a Cal.com variable-length event type, ``LengthChooser``),
+  ``duration_min`` picks one: a length it does not offer is refused at start-up, naming the
+  lengths it does (guessing another length for the caller would book the wrong service).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from slotline.agent.booking.rules import BookingRules
 from slotline.agent.booking.zones import day_ranges_to_epoch_s
 from slotline.agent.config_models import Settings
 from slotline.providers.calendars.base import SlotSource
-from slotline.providers.calendars.vendor import VendorSettingsReader
+from slotline.providers.calendars.vendor import LengthChooser, VendorSettingsReader
 
 _SECONDS_PER_MINUTE = 60
 _SECONDS_PER_DAY = 86_400
@@ -88,7 +91,19 @@ def refusals(settings: Settings, adapters: Mapping[str, object]) -> list[str]:
                 f"{where}: slot_interval_min cannot apply to {calendars}, whose vendor spaces "
                 "the slots: set the interval at the vendor and remove it here"
             )
+        for calendar in vendor:
+            options = _length_options(adapters.get(calendar))
+            if options and action.duration_min not in options:
+                listed = ", ".join(str(item) for item in options)
+                problems.append(
+                    f"{where}: duration_min is {action.duration_min} but calendar {calendar!r} "
+                    f"offers {listed} min at its vendor: set duration_min to one of them"
+                )
     return problems
+
+
+def _length_options(adapter: object) -> tuple[int, ...]:
+    return adapter.length_options_min if isinstance(adapter, LengthChooser) else ()
 
 
 def length_notes(settings: Settings, adapters: Mapping[str, object]) -> list[str]:
@@ -97,8 +112,8 @@ def length_notes(settings: Settings, adapters: Mapping[str, object]) -> list[str
     for name, action in settings.booking_actions.items():
         for calendar in action.calendars:
             adapter = adapters.get(calendar)
-            if not isinstance(adapter, VendorSettingsReader):
-                continue
+            if not isinstance(adapter, VendorSettingsReader) or _length_options(adapter):
+                continue  # a vendor offering several lengths books the one asked (refusals)
             length = adapter.length_min
             if length is not None and length != action.duration_min:
                 notes.append(

@@ -4,8 +4,13 @@ reschedules.
 Cal.com owns the booking rules (hours, minimum notice, booking window, buffers, limits, team
 assignment), so this adapter is a ``SlotSource``: ``free_slots`` returns Cal.com's own slots
 (``GET /v2/slots``) and ``busy`` returns nothing — Cal.com's slots are authoritative and a
-busy list could only be a partial copy of its calendars. Slot length is the event type's; a
-``duration_min`` that differs is logged once (Cal.com would book the event type's length).
+busy list could only be a partial copy of its calendars. Slot length: a fixed-length event type
+books its own length, and a ``duration_min`` that differs is logged once (Cal.com would book the
+event type's length). A variable-length one (``lengthInMinutesOptions``, "multiple durations")
+books the length the booking action asks for: slots are searched with ``duration``, held with
+``slotDuration`` and booked with ``lengthInMinutes`` (the request's end minus its start); a
+length it does not offer is refused before any write (``ProviderError`` naming the options —
+start-up refuses such a booking action already, ``agent.booking.vendor_rules``).
 
 Write once (``create``), per request ``idempotency_key``:
 1. ``POST /v2/slots/reservations`` holds the time (5 min) so other bookers — Cal.com's own booking
@@ -25,8 +30,8 @@ Too soon / too far ahead / in the past → a non-retryable ``ProviderError`` say
 429/5xx on reads → retried, both by ``JsonHttpClient``.
 
 Before the first booking (at start-up: ``prepare``), the event type is read once
-(``GET /v2/event-types/{id}``, ``calcom_fields``): its length (slots and bookings are that long,
-whatever the booking action's ``duration_min``) and its custom booking questions. Each booking
+(``GET /v2/event-types/{id}``, ``calcom_fields``): its length or lengths (see above) and its
+custom booking questions. Each booking
 answers them in ``bookingFieldsResponses`` from the flow's variables of the same slug (or as the
 calendar's ``fields`` setting maps them), and a ``guests`` variable adds extra attendees
 (``guests``). ``required_variables`` tells start-up which variables a flow must be able to set.
@@ -146,8 +151,28 @@ class CalcomCalendar(HttpAdapter):
 
     @property
     def length_min(self) -> int | None:
-        """The event type's length, once ``prepare`` has read it."""
+        """The event type's (default) length, once ``prepare`` has read it."""
         return self._facts.length_min if self._facts is not None else None
+
+    @property
+    def length_options_min(self) -> tuple[int, ...]:
+        """The lengths a variable-length event type offers; () for a fixed-length one, or
+        before ``prepare`` has read it."""
+        return self._facts.length_options_min if self._facts is not None else ()
+
+    def _chosen_length(self, minutes: int) -> int | None:
+        """``minutes`` to send as the chosen length (variable-length types only), else None."""
+        options = self.length_options_min
+        if not options:
+            return None
+        if minutes not in options:
+            listed = ", ".join(str(item) for item in options)
+            raise ProviderError(
+                wire.PROVIDER,
+                f"event type {self.event_type_id} offers {listed} min, not {minutes}: set the "
+                "booking action's duration_min to one of them",
+            )
+        return minutes
 
     def required_variables(self) -> dict[str, str]:
         """Each required custom booking question (slug) → the flow variable that answers it.
@@ -168,9 +193,10 @@ class CalcomCalendar(HttpAdapter):
     async def free_slots(
         self, start: datetime, end: datetime, duration_min: int, timezone: str
     ) -> list[BusyInterval]:
+        length = self._chosen_length(duration_min)
         response = await self._call(
             "GET", "/v2/slots", wire.SLOTS_VERSION,
-            params=wire.slots_params(self.event_type_id, start, end, timezone),
+            params=wire.slots_params(self.event_type_id, start, end, timezone, length),
         )
         if response.status != 200:
             raise self._refused("GET /v2/slots", response)
@@ -189,11 +215,12 @@ class CalcomCalendar(HttpAdapter):
 
     async def create(self, request: BookingRequest) -> ProviderBooking:
         facts = await self.prepare()  # read once; before any hold is taken
+        length = self._chosen_length(round((request.end - request.start).total_seconds() / 60))
         key = request.idempotency_key
         looked_up = False
         hold = self._live_hold(key)
         if hold is None:
-            hold, booked = await self._reserve(request)
+            hold, booked = await self._reserve(request, length)
             if booked:  # maybe by us (a retried create); else Cal.com's booking check decides
                 looked_up = True
                 ours = await self._find_ours(request)
@@ -204,6 +231,7 @@ class CalcomCalendar(HttpAdapter):
             responses=event_types.field_responses(facts, request.fields, self.fields)
             if facts is not None else event_types.mapped_responses(request.fields, self.fields),
             guests=event_types.guest_emails(request.fields, request.attendee.email),
+            length_min=length,
         )
         try:
             response = await self._call(
@@ -238,12 +266,15 @@ class CalcomCalendar(HttpAdapter):
             raise self._taken(request, response)
         raise self._refused("POST /v2/bookings", response)
 
-    async def _reserve(self, request: BookingRequest) -> tuple[Reservation | None, bool]:
+    async def _reserve(
+        self, request: BookingRequest, length_min: int | None
+    ) -> tuple[Reservation | None, bool]:
         """(the hold or None, whether Cal.com says the time is already booked)."""
         try:
             response = await self._call(
                 "POST", "/v2/slots/reservations", wire.SLOTS_VERSION,
-                json=wire.reservation_body(self.event_type_id, request.start), retry=False,
+                json=wire.reservation_body(self.event_type_id, request.start, length_min),
+                retry=False,
             )
         except ProviderError as failed:
             if not failed.retryable:

@@ -7,6 +7,10 @@ Facts (shared/PROTOCOLS.md, Cal.com's own 2024-08-13 / 2024-09-04 input and outp
 - ``GET /v2/slots?format=range`` answers ``{"YYYY-MM-DD": [{"start", "end"}]}`` in ``timeZone``;
   an ``end`` at exactly 00:00:00 is widened by Cal.com to 23:59:59 of that day, so the slots are
   filtered to the asked window here;
+- a variable-length event type (``lengthInMinutesOptions``) takes the chosen length as
+  ``duration`` on ``GET /v2/slots``, ``slotDuration`` on a reservation and ``lengthInMinutes`` on
+  ``POST /v2/bookings``; a fixed-length one refuses all three (400), so they are sent only when
+  a length is chosen (``length_min``, None otherwise);
 - a booking's ``uid`` is its public id; ``metadata`` (≤ 50 keys of ≤ 40 chars, string values
   ≤ 500 chars) carries our idempotency key back to us on ``GET /v2/bookings``.
 
@@ -142,15 +146,19 @@ def _data(body: Any) -> Any:
 
 
 def slots_params(
-    event_type_id: int, start: datetime, end: datetime, timezone: str
+    event_type_id: int, start: datetime, end: datetime, timezone: str,
+    length_min: int | None = None,
 ) -> dict[str, str]:
-    return {
+    params = {
         "eventTypeId": str(event_type_id),
         "start": utc_iso(start),
         "end": utc_iso(end),
         "timeZone": timezone or "UTC",
         "format": "range",
     }
+    if length_min is not None:
+        params["duration"] = str(length_min)
+    return params
 
 
 def parse_slots(body: Any, start: datetime, end: datetime) -> list[BusyInterval]:
@@ -177,8 +185,13 @@ def parse_slots(body: Any, start: datetime, end: datetime) -> list[BusyInterval]
 # ---- reservations ----------------------------------------------------------------------------
 
 
-def reservation_body(event_type_id: int, start: datetime) -> dict[str, Any]:
-    return {"eventTypeId": event_type_id, "slotStart": utc_iso(start)}
+def reservation_body(
+    event_type_id: int, start: datetime, length_min: int | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"eventTypeId": event_type_id, "slotStart": utc_iso(start)}
+    if length_min is not None:
+        body["slotDuration"] = length_min
+    return body
 
 
 def parse_reservation(body: Any) -> Reservation:
@@ -211,9 +224,11 @@ def booking_body(
     *,
     responses: Mapping[str, Any] | None = None,
     guests: Sequence[str] = (),
+    length_min: int | None = None,
 ) -> dict[str, Any]:
     """``responses`` answer the event type's custom questions (``bookingFieldsResponses``);
-    ``guests`` are extra attendees' addresses (``calcom_fields``)."""
+    ``guests`` are extra attendees' addresses (``calcom_fields``); ``length_min`` is the chosen
+    length of a variable-length event type (``lengthInMinutes``)."""
     who = request.attendee
     attendee: dict[str, str] = {
         "name": who.name or "Caller",
@@ -234,6 +249,8 @@ def booking_body(
         body["bookingFieldsResponses"] = dict(responses)
     if guests:
         body["guests"] = list(guests)
+    if length_min is not None:
+        body["lengthInMinutes"] = length_min
     if reservation_uid:
         # Cal.com then refuses the booking if someone else reserved the time first (409).
         body["reservedSlotUid"] = reservation_uid

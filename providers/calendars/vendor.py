@@ -6,6 +6,10 @@ own slot length. An adapter that reads such settings is a ``VendorSettingsReader
 starts, so a wrong id or token stops start-up with the vendor's reason), ``length_min`` is the
 vendor's slot length and ``required_variables`` names the flow variable each required vendor field
 needs (``agent.booking.vendor_fields`` checks the flows against it before any call).
+
+A vendor calendar that offers several lengths to pick from (a Cal.com variable-length event type)
+is also a ``LengthChooser``: the booking action's ``duration_min`` picks one of
+``length_options_min`` (``agent.booking.vendor_rules`` refuses one it does not offer).
 """
 
 from __future__ import annotations
@@ -26,4 +30,12 @@ class VendorSettingsReader(Protocol):
 
     def required_variables(self) -> dict[str, str]:
         """Vendor field → the flow variable that must answer it on every booking."""
+        ...
+
+
+@runtime_checkable
+class LengthChooser(Protocol):
+    @property
+    def length_options_min(self) -> tuple[int, ...]:
+        """The lengths a booking may pick, once read; () when the length is fixed."""
         ...

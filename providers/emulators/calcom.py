@@ -6,8 +6,12 @@ Serves what Slotline's Cal.com adapter uses, in Cal.com's documented shapes and 
 - ``GET /v2/slots`` (``cal-api-version: 2024-09-04``): slots from the event type's rules
   (``calcom_rules``) minus live bookings and live reservations; ``format=range|time``, grouped
   by date in ``timeZone`` (default UTC); an ``end`` at 00:00:00 means the end of that day.
+  ``duration`` picks one length of a variable-length event type (``lengthInMinutesOptions``):
+  the slots are that long and step by it (unless a slot interval is set); a length it does not
+  offer → 400 (as does a ``duration`` other than the length of a fixed-length one).
 - ``POST /v2/slots/reservations`` (2024-09-04): a hold (default 5 min) → 201; 422 when the time is
-  booked or someone holds it already.
+  booked or someone holds it already. ``slotDuration`` holds one of a variable-length type's
+  lengths; on a fixed-length type, or a length not offered → 400 with Cal.com's texts.
 - ``POST /v2/bookings``, ``GET /v2/bookings`` (filters eventTypeId, afterStart ≤ start,
   end ≤ beforeEnd, status, attendeeEmail/Name, bookingUid, sortStart, take/skip),
   ``GET /v2/bookings/{uid}``, ``POST .../cancel``, ``POST .../reschedule`` (2024-08-13).
@@ -15,7 +19,10 @@ Serves what Slotline's Cal.com adapter uses, in Cal.com's documented shapes and 
   await between check and write, so of two concurrent creates on one slot exactly one gets 201,
   the other 400 "User either already has booking at this time or is not available").
   ``reservedSlotUid`` makes a create respect holds (409 when someone reserved first) and consumes
-  the hold; without it holds are ignored, as on Cal.com. A reschedule makes a new booking
+  the hold; without it holds are ignored, as on Cal.com. ``lengthInMinutes`` books one of a
+  variable-length type's lengths; Cal.com's ``validateBookingLengthInMinutes`` refuses it (400,
+  its texts) on a fixed-length type — even when equal to the length — and when not an option. A
+  reschedule keeps the booking's length. A reschedule makes a new booking
   (``rescheduledFromUid``) and cancels the old one (``rescheduledToUid``).
 - ``GET /v2/event-types`` and ``GET /v2/event-types/{id}`` (``cal-api-version: 2024-06-14``):
   the event types, each with its length,
@@ -79,6 +86,10 @@ OUT_OF_BOUNDS = (
 )
 _LIVE = ("accepted", "pending")
 _MAX_GUESTS = 30  # per booking, as Cal.com documents for POST /v2/bookings/{uid}/guests
+SINGLE_LENGTH = (
+    "Can't specify 'lengthInMinutes' because event type does not have multiple possible lengths. "
+    "Please, remove the 'lengthInMinutes' field from the request."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +110,9 @@ class Booking:
     def __init__(self, number: int, event: EventType, start: datetime, body: dict[str, Any],
                  status: str, now: datetime, host: int) -> None:
         self.id, self.uid, self.event = number, uuid.uuid4().hex[:22], event
-        self.start, self.end, self.status, self.host = start, start + event.length, status, host
+        self.length_min: int = body.get("lengthInMinutes") or event.length_min
+        self.start, self.status, self.host = start, status, host
+        self.end = start + timedelta(minutes=self.length_min)
         self.attendee: dict[str, Any] = dict(body["attendee"])
         self.metadata: dict[str, str] = dict(body.get("metadata") or {})
         self.fields: dict[str, Any] = dict(body.get("bookingFieldsResponses") or {})
@@ -130,7 +143,7 @@ class Booking:
                        "displayEmail": f"host{n}@example.com", "username": f"host{n}",
                        "timeZone": self.event.timezone}],
             "status": self.status, "start": _iso(self.start), "end": _iso(self.end),
-            "duration": self.event.length_min, "eventTypeId": self.event.id,
+            "duration": self.length_min, "eventTypeId": self.event.id,
             "eventType": {"id": self.event.id, "slug": self.event.slug},
             "location": self.event.meeting_link, "meetingUrl": self.event.meeting_link,
             "absentHost": False, "createdAt": _iso(self.created_at),
@@ -150,9 +163,10 @@ class Booking:
 
 
 class Hold:
-    def __init__(self, event: EventType, start: datetime, until: datetime, seq: int) -> None:
+    def __init__(self, event: EventType, start: datetime, until: datetime, seq: int,
+                 length_min: int) -> None:
         self.uid, self.event, self.start = str(uuid.uuid4()), event, start
-        self.end, self.until, self.seq = start + event.length, until, seq
+        self.end, self.until, self.seq = start + timedelta(minutes=length_min), until, seq
 
 
 class CalcomEmulator(HttpEmulator):
@@ -273,16 +287,21 @@ class CalcomEmulator(HttpEmulator):
         if end < start:
             raise ApiError(400, "Invalid time range given - check the 'start' and 'end' query "
                                 "parameters.")
-        if int(query.get("duration", event.length_min)) != event.length_min:
+        asked = int(query.get("duration", event.length_min))
+        if event.length_options_min and asked not in event.length_options_min:
+            raise ApiError(400, "Provided 'duration' is not one of the possible lengths for the "
+                                f"event type. The possible lengths are: {_listed(event)}")
+        if not event.length_options_min and asked != event.length_min:
             raise ApiError(400, "duration is not one of the event type's lengths")
+        sized = event.sized(asked)
         bookings = [b.span() for b in self.bookings.values() if b.live and b.event is event]
         holds = [Span(h.start, h.end) for h in self.live_holds() if h.event is event]
         days: dict[str, list[dict[str, str]]] = {}
-        for moment in free_starts(event, start, end, self.clock(), bookings, holds):
+        for moment in free_starts(sized, start, end, self.clock(), bookings, holds):
             text = local_iso(moment, zone)
             slot = {"start": text}
             if query.get("format", "time").lower() == "range":
-                slot["end"] = local_iso(moment + event.length, zone)
+                slot["end"] = local_iso(moment + sized.length, zone)
             days.setdefault(text[:10], []).append(slot)
         return 200, days
 
@@ -291,10 +310,15 @@ class CalcomEmulator(HttpEmulator):
         number = body["eventTypeId"]
         event = self._event(number, f"Event Type with ID={number} not found")
         start = schemas.time_of(body, "slotStart")
-        if body.get("slotDuration", event.length_min) != event.length_min:
+        length_min = body.get("slotDuration") or event.length_min
+        if "slotDuration" in body and not event.length_options_min:
             raise ApiError(400, "You passed 'slotDuration' but this event type is not a variable "
                                 "length event type.")
-        end = start + event.length
+        if length_min not in (event.length_options_min or (event.length_min,)):
+            raise ApiError(400, "Provided 'slotDuration' is not one of the possible lengths for "
+                                "the event type. The possible lengths for this variable length "
+                                f"event type are: {_listed(event)}")
+        end = start + timedelta(minutes=length_min)
         if overlapping(start, end, (b.span() for b in self.bookings.values()
                                     if b.live and b.event is event)):
             raise ApiError(422, "Can't reserve a slot if the event is already booked.")
@@ -304,16 +328,17 @@ class CalcomEmulator(HttpEmulator):
                                 "Please choose a different time.")
         minutes = body.get("reservationDuration", _HOLD_MIN)
         self._seq += 1
-        hold = Hold(event, start, self.clock() + timedelta(minutes=minutes), self._seq)
+        hold = Hold(event, start, self.clock() + timedelta(minutes=minutes), self._seq,
+                    length_min)
         self.holds[hold.uid] = hold
         return 201, {"eventTypeId": number, "slotStart": _iso(start), "slotEnd": _iso(end),
-                     "slotDuration": event.length_min, "reservationUid": hold.uid,
+                     "slotDuration": length_min, "reservationUid": hold.uid,
                      "reservationDuration": minutes, "reservationUntil": _iso(hold.until)}
 
     # ---- bookings -----------------------------------------------------------------------------
 
     def _admit(self, event: EventType, start: datetime, body: dict[str, Any],
-               moving: Booking | None = None) -> int:
+               moving: Booking | None = None, length_min: int | None = None) -> int:
         """Every check a new booking passes (no await inside); returns the free host's index."""
         now = self.clock()
         if start < now:
@@ -321,12 +346,13 @@ class CalcomEmulator(HttpEmulator):
         if not in_bounds(event, start, now):
             raise ApiError(400, OUT_OF_BOUNDS)
         taken_message = TAKEN_TEAM if event.hosts > 1 else TAKEN
-        if not within_hours(event, start):
+        sized = event.sized(length_min or event.length_min)
+        if not within_hours(sized, start):
             raise ApiError(400, taken_message)
         self._respect_holds(event, start, body.get("reservedSlotUid"), now)
         others = [b for b in self.bookings.values()
                   if b.live and b.event is event and b is not moving]
-        clashing = [b for b in others if overlapping_bookings(event, start, [b.span()])]
+        clashing = [b for b in others if overlapping_bookings(sized, start, [b.span()])]
         if len(clashing) >= event.hosts:
             raise ApiError(400, taken_message)
         busy_hosts = {b.host for b in clashing}
@@ -355,12 +381,15 @@ class CalcomEmulator(HttpEmulator):
         body = await schemas.check_body(schemas.BOOKING, request)
         number = body["eventTypeId"]
         event = self._event(number, f"Event type with id {number} not found.")
-        if body.get("lengthInMinutes", event.length_min) != event.length_min:
-            raise ApiError(400, "Can't specify 'lengthInMinutes' because event type does not "
-                                "have multiple possible lengths.")
+        length_min = body.get("lengthInMinutes")
+        if length_min and not event.length_options_min:
+            raise ApiError(400, SINGLE_LENGTH)
+        if length_min and length_min not in event.length_options_min:
+            raise ApiError(400, "Provided 'lengthInMinutes' is not one of the possible lengths "
+                                f"for the event type. The possible lengths are: {_listed(event)}")
         _check_responses(event, body.get("bookingFieldsResponses") or {})
         start = schemas.time_of(body, "start")
-        host = self._admit(event, start, body)
+        host = self._admit(event, start, body, length_min=length_min)
         return 201, self._store(event, start, body, host).json()
 
     async def _event_type_list(self, request: web.Request) -> Reply:
@@ -410,9 +439,10 @@ class CalcomEmulator(HttpEmulator):
             raise ApiError(400, f"Booking with uid={old.uid} is cancelled and can't be "
                                 "rescheduled.")
         start = schemas.time_of(body, "start")
-        host = self._admit(old.event, start, body, moving=old)
+        host = self._admit(old.event, start, body, moving=old, length_min=old.length_min)
         new = self._store(old.event, start, {"attendee": old.attendee, "metadata": old.metadata,
-                                             "bookingFieldsResponses": old.fields}, host)
+                                             "bookingFieldsResponses": old.fields,
+                                             "lengthInMinutes": old.length_min}, host)
         new.guests = list(old.guests)
         new.rescheduled_from = old.uid
         new.rescheduling_reason = body.get("reschedulingReason", "")
@@ -452,12 +482,18 @@ def _event_type_json(event: EventType) -> dict[str, Any]:
     return {
         "id": event.id, "slug": event.slug, "title": event.slug.replace("-", " ").title(),
         "lengthInMinutes": event.length_min, "description": "", "locations": locations,
+        **({"lengthInMinutesOptions": list(event.length_options_min)}
+           if event.length_options_min else {}),
         "bookingFields": [*_SYSTEM_FIELDS, *custom],
         "minimumBookingNotice": event.min_notice_min,
         "beforeEventBuffer": event.buffer_before_min, "afterEventBuffer": event.buffer_after_min,
         "slotInterval": event.slot_interval_min, "ownerId": 1, "hidden": False,
         "schedulingType": "roundRobin" if event.hosts > 1 else None,
     }
+
+
+def _listed(event: EventType) -> str:
+    return ", ".join(str(minutes) for minutes in event.length_options_min or (event.length_min,))
 
 
 def _check_responses(event: EventType, responses: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ one event type are at least ``buffer_after + buffer_before`` apart.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,6 +47,9 @@ class EventType:
     booking_fields: tuple[Mapping[str, Any], ...] = ()
     meeting_link: str = ""  # a ``link`` location ("" = Cal Video, no fixed link)
     team_id: int | None = None  # a team's event type: GET /v2/event-types/{id} does not know it
+    # A variable-length event type ("multiple durations"): the lengths a booker may pick, the
+    # default ``length_min`` among them; () = one fixed length.
+    length_options_min: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         source = f"calcom emulator event type {self.id}"
@@ -63,6 +66,14 @@ class EventType:
                     raise ConfigError(source, "hours", f"{begins}-{ends} is empty")
         if self.length_min < 1 or self.hosts < 1 or (self.slot_interval_min or 1) < 1:
             raise ConfigError(source, "length_min/hosts/slot_interval_min", "must be ≥ 1")
+        if self.length_options_min and self.length_min not in self.length_options_min:
+            raise ConfigError(source, "length_options_min",
+                              f"the default length {self.length_min} must be one of them")
+
+    def sized(self, length_min: int) -> EventType:
+        """The same event type booked ``length_min`` long (one of a variable-length type's
+        options): its slots step by that length unless a slot interval is set, as on Cal.com."""
+        return self if length_min == self.length_min else replace(self, length_min=length_min)
 
     @property
     def length(self) -> timedelta:
