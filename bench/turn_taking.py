@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from slotline.agent.call.calllog import CallRecord
-from slotline.agent.call.prompt_cache import PromptCache, flow_prompts
+from slotline.agent.call.prompt_cache import PromptCache, prompts_of
 from slotline.agent.call.responder import Action, CallEvent, Listen, Responder
 from slotline.agent.config import load_secrets, load_settings
 from slotline.agent.flow.model import BookingNode, ConversationNode, Flow, RescheduleNode
@@ -75,7 +75,7 @@ class Profiled:
         return self._inner.variables
 
     def static_prompts(self) -> tuple[str, ...]:
-        return flow_prompts(self._flow)
+        return prompts_of(self._inner)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -25,8 +25,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Protocol, runtime_checkable
 
-from slotline.agent.flow.model import Flow
-from slotline.agent.flow.state import REPROMPT_PREFIX
 from slotline.agent.flow.templates import TemplateError, render, template_variables
 from slotline.providers.base import TextToSpeech
 from slotline.providers.errors import ProtocolError, ProviderError
@@ -59,34 +57,20 @@ def static_sentences(template: str) -> list[str]:
     return found
 
 
-def flow_prompts(flow: Flow) -> tuple[str, ...]:
-    """Every static sentence a flow's nodes say (``say``, ``reprompt`` and the default
-    reprompt's prefix), without repeats."""
-    texts: list[str] = [REPROMPT_PREFIX]
-    for node in flow.nodes.values():
-        for attribute in ("say", "reprompt"):
-            value = getattr(node, attribute, "")
-            if isinstance(value, str) and value:
-                texts.append(value)
-    return tuple(dict.fromkeys(s for text in texts for s in static_sentences(text)))
-
-
 @runtime_checkable
 class StaticPrompts(Protocol):
-    """A responder that can list what it will say on every call (templates allowed)."""
+    """A responder that can list what it will say on every call (templates allowed), as
+    ``agent.flow.responder.FlowResponder`` does from its flow."""
 
     def static_prompts(self) -> Iterable[str]: ...
 
 
 def prompts_of(responder: object) -> tuple[str, ...]:
-    """The static sentences ``responder`` may say: its own list, or its flow's."""
-    if isinstance(responder, StaticPrompts):
-        texts = responder.static_prompts()
-        return tuple(dict.fromkeys(s for text in texts for s in static_sentences(text)))
-    flow = getattr(getattr(responder, "engine", None), "flow", None)  # FlowResponder
-    if isinstance(flow, Flow):
-        return flow_prompts(flow)
-    return ()
+    """The static sentences ``responder`` may say (none when it cannot tell)."""
+    if not isinstance(responder, StaticPrompts):
+        return ()
+    texts = responder.static_prompts()
+    return tuple(dict.fromkeys(s for text in texts for s in static_sentences(text)))
 
 
 def voice_key(tts: TextToSpeech) -> str:

@@ -10,7 +10,8 @@ reads the recogniser's words for the extractor kind the question expects
   flow uses (``providers.llm.rules``), so a turn ended early is one the flow can read: a date or
   a time said explicitly ("next tuesday", "three p m"; "three" may yet get its "p m"), a yes or
   no, a first and last name, an e-mail address with its domain, a whole phone number; or, for
-  any kind, a plain refusal ("no thanks", "i'd rather not").
+  any kind, a plain refusal ("no thanks", "i'd rather not") or a request to hold on said
+  alone ("sorry, one moment": ``providers.llm.rules.hold``).
 - ``"incomplete"``: the caller stopped mid-phrase: the last word cannot end a sentence ("dot",
   "at", "the", "and", "uh", "my e-mail is"), an e-mail address without its domain, a phone
   number short of its digits.
@@ -29,6 +30,7 @@ from datetime import datetime
 from typing import Literal
 
 from slotline.providers.llm import rules
+from slotline.providers.llm.rules.hold import is_hold_request
 from slotline.providers.llm.rules.normalize import FILLERS, TENS, UNITS, tokens
 
 Completeness = Literal["complete", "incomplete", "unknown"]
@@ -105,7 +107,7 @@ def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
         toks = toks[1:]
         if not toks:
             return "unknown"
-    if _refusal(toks):
+    if _refusal(toks) or is_hold_request(text):  # "no thanks"; "sorry, one moment"
         return "complete"
     if kind in _OPEN_KINDS:
         return "unknown"

@@ -21,7 +21,10 @@ book it?", a choice of offers):
 - a do-not-call request (``providers.llm.rules.vocab.OPT_OUT``: "take me off your list",
   "stop calling me", …) ends the call in every flow, with no flow configuration:
   ``OptOut``, a goodbye, ``Hangup("do_not_call")``, and ``opted_out`` = "yes";
-- a global intent of the flow jumps to the intent's node.
+- a global intent of the flow jumps to the intent's node;
+- a request to hold on, said alone ("wait", "sorry, one moment", ``providers.llm.rules.hold``),
+  is acknowledged (``HOLD_ACK``) and the agent goes on waiting where it was, its question,
+  attempts and offers unchanged.
 
 When both match, the do-not-call request wins unless the flow's intent claims every word the
 request was heard in, i.e. the flow declared those very words (an intent with the phrase
@@ -71,6 +74,7 @@ from slotline.agent.flow.messages import (
 from slotline.agent.flow.model import Flow, Intent, Node
 from slotline.agent.flow.state import (
     GIVE_UP,
+    HOLD_ACK,
     INTERNAL_ERROR,
     LISTENING,
     Ctx,
@@ -82,6 +86,7 @@ from slotline.agent.flow.state import (
 from slotline.agent.flow.table import edge_target
 from slotline.providers.errors import ProtocolError
 from slotline.providers.llm import rules
+from slotline.providers.llm.rules.hold import is_hold_request
 from slotline.providers.llm.rules.timezones import hint_phrases as zone_hint_phrases
 from slotline.providers.llm.rules.timezones import zone_stated
 from slotline.providers.llm.rules.vocab import OPT_OUT, OPT_OUT_HINTS
@@ -309,6 +314,10 @@ class FlowEngine:
             log.info("call_sid=%s do-not-call request at node %s", self._call_sid,
                      self._node_id)
             return steps.opt_out(self._ctx())
+        if is_hold_request(event.text):
+            log.info("call_sid=%s caller asked to hold at node %s", self._call_sid,
+                     self._node_id)
+            return Step((Say(HOLD_ACK),))  # and go on waiting for the answer, as it was
         return None
 
     def _zone_stated(self, event: FlowEvent) -> Step | None:

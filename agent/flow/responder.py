@@ -84,7 +84,7 @@ from slotline.agent.flow.messages import (
     WebhookFinished,
     WriteLine,
 )
-from slotline.agent.flow.state import REPROMPT_PREFIX
+from slotline.agent.flow.state import HOLD_ACK, REPROMPT_PREFIX
 from slotline.agent.logs import mask
 from slotline.providers.base import ChatModel
 from slotline.providers.errors import ProviderError, ProviderTimeout
@@ -202,12 +202,12 @@ class FlowResponder:
 
     def static_prompts(self) -> tuple[str, ...]:
         """What the flow says from fixed text (``say``, ``reprompt``, the default reprompt's
-        prefix; templates), for the prompt cache. With a model, the ``say`` of a node with a
-        ``prompt`` is only its fallback: it is left out, so that a model's words that happen
-        to match it are synthesised like any other (as a real model's, new on every call,
-        would be) and the cache holds what is actually said."""
+        prefix, the hold acknowledgement; templates), for the prompt cache. With a model, the
+        ``say`` of a node with a ``prompt`` is only its fallback: it is left out, so that a
+        model's words that happen to match it are synthesised like any other (as a real
+        model's, new on every call, would be) and the cache holds what is actually said."""
         written = self._llm is not None
-        texts = [REPROMPT_PREFIX]
+        texts = [REPROMPT_PREFIX, HOLD_ACK]
         for node in self._engine.flow.nodes.values():
             if not (written and getattr(node, "prompt", "").strip()):
                 texts.append(getattr(node, "say", ""))

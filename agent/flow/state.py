@@ -25,6 +25,8 @@ NO_VARIABLES: Mapping[str, str] = MappingProxyType({})
 # ones per node: `reprompt`, and a `fallback`/`failure` edge instead of GIVE_UP).
 REPROMPT_PREFIX = "Sorry, I didn't catch that."
 GIVE_UP = "I'm sorry, I'm having trouble understanding. Please call back later. Goodbye."
+# A caller who asks the agent to hold on ("wait", "one moment") hears this, then the agent waits.
+HOLD_ACK = "Sure, take your time."
 INTERNAL_ERROR = "I'm sorry, something went wrong on our side. Please call back later. Goodbye."
 # A do-not-call request ends every flow the same way: one sentence saying it is done (it is
 # recorded before this is spoken), then the hang-up whose reason the call log keeps.

@@ -8,6 +8,8 @@ import pytest
 from slotline.agent.flow.completeness import Completeness, classify
 
 COMPLETE: list[tuple[str, str]] = [
+    ("", "wait sorry hold on"),  # a request to hold said alone (providers.llm.rules.hold)
+    ("date", "hang on"),  # ... whatever the question (the particle of a verb, not "on the")
     ("date", "next tuesday"),
     ("date", "Tuesday."),
     ("date", "tomorrow please"),
@@ -102,8 +104,6 @@ INCOMPLETE: list[tuple[str, str]] = [
 ]
 
 UNKNOWN: list[tuple[str, str]] = [
-    ("", "wait sorry hold on"),  # a verb's particle, not "on the ..."
-    ("date", "hang on"),
     ("time", "okay go on"),
     ("date", "december"),  # the day may follow, or not
     ("date", "december twenty"),  # "... first"?

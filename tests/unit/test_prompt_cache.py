@@ -4,23 +4,25 @@ offline voice, and a call's voice falling back."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from slotline.agent.call.prompt_cache import (
     CallVoice,
     PromptCache,
-    flow_prompts,
     prompts_of,
     split_sentences,
     static_sentences,
 )
-from slotline.agent.flow.model import Flow
+from slotline.agent.flow.engine import FlowEngine
+from slotline.agent.flow.responder import FlowResponder
 from slotline.agent.flow.validate import load_flow
 from slotline.providers.errors import ProviderError
 from slotline.providers.tts.local import LocalTts
+from tests.unit.test_flow_responder import GatedCalendar, NoWebhooks
 
 FLOWS = Path(__file__).resolve().parents[2] / "config" / "flows"
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
 def test_static_sentences_leave_out_the_ones_with_variables() -> None:
@@ -31,26 +33,16 @@ def test_static_sentences_leave_out_the_ones_with_variables() -> None:
         "What day would you like the demo?", "Say {help} anytime."]
 
 
-@dataclass
-class Engine:
-    flow: Flow
-
-
-@dataclass
-class RunsTheFlow:  # the shape of FlowResponder
-    engine: Engine
-
-
-def test_flow_prompts_of_the_demo_flow() -> None:
-    flow = load_flow(FLOWS / "demo_booking.yaml")
-    prompts = flow_prompts(flow)
+def test_the_prompts_of_the_demo_flow_as_its_responder_lists_them() -> None:
+    engine = FlowEngine(load_flow(FLOWS / "demo_booking.yaml"), now=lambda: NOW)
+    prompts = prompts_of(FlowResponder(engine, booking=GatedCalendar(), webhooks=NoWebhooks()))
     assert "May I have your name?" in prompts
     assert "Let me check the calendar." in prompts
     assert "Sorry, I didn't catch that." in prompts  # the default reprompt's prefix
+    assert "Sure, take your time." in prompts  # said to "hold on" at any question
     assert not any("{" in p for p in prompts)
     assert len(prompts) == len(set(prompts))
-    assert prompts_of(RunsTheFlow(Engine(flow))) == prompts
-    assert prompts_of(object()) == ()
+    assert prompts_of(object()) == ()  # a responder that cannot tell: nothing is warmed
 
 
 def test_only_registered_sentences_are_stored_and_the_least_recent_go_first() -> None:
