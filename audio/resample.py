@@ -115,7 +115,7 @@ class Resampler:
 
 # Every live soxr stream. The binding (nanobind) reports each one still alive when the
 # interpreter exits as a leak, several lines on stderr; the espeak worker is a daemon thread
-# that keeps its resamplers for the life of the process. So let go of them at exit.
+# whose job in hand keeps its resampler when the process ends. So let go of them at exit.
 _streams: weakref.WeakSet[Resampler] = weakref.WeakSet()
 
 
