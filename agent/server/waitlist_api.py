@@ -1,10 +1,14 @@
 """``/api/waitlist``: the waitlist over HTTP, under the same bearer token as every ``/api`` route.
 
 - ``GET /api/waitlist[?action=&limit=&offset=]`` → ``{"waitlist": [entry, ...]}``, oldest first;
+  each entry with where its ``waitlist.added`` event stands: ``webhook_status`` (``pending``,
+  ``sent``, ``failed: <reason>``, ``off``) and ``webhook`` (``state``, ``attempts``,
+  ``next_attempt_at``, ``last_error``, ``delivered_at``, ``failed_at``; null when off);
 - ``POST /api/waitlist`` ``{"action", "name", "phone", "email", "timezone", "preference",
   "notes"}`` (a phone number or an e-mail required; the phone in E.164) → 201 and the entry; the
-  ``waitlist.added`` event goes out as for a caller (``agent.waitlist``);
-- ``DELETE /api/waitlist/{id}`` → 204, or 404 when there is no such entry.
+  ``waitlist.added`` event is queued as for a caller (``agent.waitlist``);
+- ``DELETE /api/waitlist/{id}`` → 204 (its event too, if not yet sent), or 404 when there is
+  no such entry.
 """
 
 from __future__ import annotations
