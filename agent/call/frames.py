@@ -23,11 +23,14 @@ detector, the vendor's own end of utterance (``SpeechEnded``) becomes
 ``TurnDetector.stt_final()``, so the turn ends on silence, STT finality, a complete answer or the
 model, whichever comes first (rules in ``agent.call.turns``).
 
-The recogniser is asked to finish early only where something reads its early words: the answer
-to a question whose kind is judged, or an open question the end-of-turn model judges. A
-vendor's endpointer no longer says the utterance ended once its audio has been flushed (a
-Deepgram ``Finalize`` answers before its ``speech_final``), so for an open question with no
-model the pause would trade the endpointer's early end for the full silence.
+The recogniser is asked to finish early at every pause, whatever the question: its early words
+are judged (a whole answer, a refusal, "hold on" end the turn after a short silence) and, when
+the turn ends on silence instead, they are its transcript at once. A vendor's endpointer no
+longer says the utterance ended once its audio has been flushed (a Deepgram ``Finalize``
+answers before its ``speech_final``), which costs little: the endpointer's ``speech_final``
+comes ~300 ms after the words plus the vendor's delay, about when the silence ends the turn,
+and that turn then waited for one more Finalize (``slotline bench``'s open-question turn:
+600 ms of silence + ~170 ms for the transcript before, 600 ms after).
 
 The end-of-turn model (``TurnEndModel``, for open questions): the pipeline keeps the last
 ``MODEL_AUDIO_MS`` of the caller's audio in a ring allocated once; at a pause it copies the
@@ -204,10 +207,8 @@ class FramePipeline:
 
     def _on_event(self, event: TurnEvent, t_ms: int) -> None:
         if isinstance(event, Paused):
-            open_question = self._kind in _OPEN_KINDS
-            if not open_question or self._model is not None:
-                self._pause()  # the recogniser finishes early: the words are there at the end
-            if open_question and self._model is not None:
+            self._pause()  # the recogniser finishes early: the words are there at the end
+            if self._kind in _OPEN_KINDS and self._model is not None:
                 self._pending = (event, self._turn_audio())
                 self._wake.set()
         elif isinstance(event, TurnEnded | SpeechDropped):
