@@ -1,4 +1,4 @@
-"""Fixtures shared by the store and booking-service tests."""
+"""Fixtures shared by the store, booking-service and session tests."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import pytest_asyncio
 
 from slotline.agent.store.scratch import scratch_store_url
 from slotline.agent.store.url import Dialect
 
 if TYPE_CHECKING:
+    from slotline.providers.stt.local import LocalSpeechToText
     from tests.radicale_server import RadicaleServer
 
 # The machine's PostgreSQL (trust auth); each test gets a scratch database dropped afterwards.
@@ -62,3 +64,13 @@ async def stack() -> AsyncIterator[AsyncExitStack]:
     """What a test opens (emulators, stores), closed after it."""
     async with AsyncExitStack() as opened:
         yield opened
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def recognizer() -> AsyncIterator[LocalSpeechToText]:
+    """The offline recogniser, one per test module (its tests run on the module's loop:
+    ``pytest.mark.asyncio(loop_scope="module")``); a module may define its own."""
+    from slotline.providers.stt.local import LocalSpeechToText
+
+    async with LocalSpeechToText() as provider:
+        yield provider

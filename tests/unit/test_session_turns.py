@@ -9,15 +9,12 @@ caller heard, counters), never how fast: the timing knobs are shrunk only to kee
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import numpy as np
 import pytest
-import pytest_asyncio
-from aiohttp import web
 
-from slotline.agent.call.calllog import CallLog, CallRecord
+from slotline.agent.call.calllog import CallLog
 from slotline.agent.call.prompt_cache import PromptCache
 from slotline.agent.call.responder import (
     Action,
@@ -28,110 +25,29 @@ from slotline.agent.call.responder import (
     Listen,
     Say,
 )
-from slotline.agent.call.session import SessionDeps
-from slotline.agent.call.turns import Patience, TurnConfig
-from slotline.agent.config import load_secrets, load_settings
-from slotline.agent.server.app import CONTEXT, build_app
+from slotline.agent.call.turns import Patience
 from slotline.agent.server.metrics import Metrics
-from slotline.agent.sim.caller import CallerReport, Speak, load_wav_ulaw, run_caller
-from slotline.audio.mulaw import encode_array
-from slotline.audio.vad import WebRtcVad
-from slotline.providers.base import SpeechHints, SpeechToText
+from slotline.agent.sim.caller import Speak, load_wav_ulaw
+from slotline.providers.base import SpeechHints
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.stt.deepgram import DeepgramSpeechToText
 from slotline.providers.stt.local import LocalSpeechToText
-from slotline.providers.tts.local import LocalTts
+from tests.unit.session_rig import (
+    FILLER,
+    TURN,
+    Scripted,
+    assert_forgiven_and_resumed,
+    call,
+    deps_for,
+    noise,
+    now_say,
+    talk_over_the_greeting,
+    tone,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # shares the module's recogniser
 
 ASSETS = "agent/assets/caller"
-# Snappy turns: these calls last a second or two.
-TURN = TurnConfig(min_speech_ms=60, end_silence_ms=250, bargein_min_speech_ms=100,
-                  short_silence_ms=150, long_silence_ms=400)
-FILLER = "Hm."
-
-
-def tone(ms: int) -> bytes:
-    """Voiced to the VAD, no words to the recogniser."""
-    t = np.arange(ms * 8) / 8000
-    return encode_array((8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16))
-
-
-def noise(ms: int) -> bytes:
-    """A burst of line noise: voiced to the VAD, no words to the recogniser."""
-    samples = np.random.default_rng(7).normal(0, 6000, ms * 8)
-    return encode_array(samples.clip(-32000, 32000).astype(np.int16))
-
-
-Handler = Callable[[CallEvent], AsyncIterator[Action]]
-
-
-class Scripted:
-    """A responder whose answers the test writes as an async generator of actions."""
-
-    def __init__(self, handler: Handler, prompts: Iterable[str] = ()) -> None:
-        self._handler = handler
-        self._prompts = tuple(prompts)
-
-    flow = "test"
-    node = ""
-    variables: Mapping[str, str] = {}
-
-    def handle(self, event: CallEvent) -> AsyncIterator[Action]:
-        return self._handler(event)
-
-    def static_prompts(self) -> tuple[str, ...]:
-        return self._prompts
-
-    async def aclose(self) -> None:
-        return None
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def recognizer() -> AsyncIterator[LocalSpeechToText]:
-    async with LocalSpeechToText() as provider:
-        yield provider
-
-
-def deps_for(
-    stt: SpeechToText, responder: Scripted, cache: PromptCache | None = None
-) -> SessionDeps:
-    return SessionDeps(
-        stt=stt,
-        tts=LocalTts(rate_wpm=300),
-        make_vad=lambda: WebRtcVad(2),
-        make_responder=lambda start: responder,
-        call_log=CallLog(),
-        metrics=Metrics(),
-        prompt_cache=PromptCache() if cache is None else cache,
-    )
-
-
-async def call(
-    deps: SessionDeps, script: list[Speak], *, turn: TurnConfig = TURN, agent_quiet_ms: int = 800
-) -> tuple[CallerReport, CallRecord]:
-    """One call to a real server built like ``slotline serve`` builds it, with ``turn``."""
-    app = build_app(load_settings(None, {}), load_secrets({}), deps)
-    context = app[CONTEXT]
-    config = replace(context.session_config, turn=turn, filler_after_ms=200, fillers=(FILLER,))
-    app[CONTEXT] = replace(context, session_config=config)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        url = f"ws://{host}:{port}/twilio/media"
-        report = await run_caller(url, script, agent_quiet_ms=agent_quiet_ms)
-    finally:
-        await runner.cleanup()
-    record = deps.call_log.get(report.call_sid)
-    assert record is not None
-    return report, record
-
-
-def now_say(audio: bytes, **options: int) -> Speak:
-    return Speak(audio, pause_ms=0, wait_for_agent=False, **options)
 
 
 async def test_each_listen_sets_the_patience_of_the_next_turn(
@@ -196,30 +112,15 @@ async def test_noise_over_the_agent_is_a_false_interruption_and_the_agent_resume
     recognizer: LocalSpeechToText,
 ) -> None:
     greeting = "One two three four. Five."
-
-    async def handler(event: CallEvent) -> AsyncIterator[Action]:
-        if isinstance(event, CallStarted):
-            yield Say(greeting)
-            yield Hangup()
-        else:
-            raise AssertionError(f"the responder must not hear {event}")
-
-    deps = deps_for(recognizer, Scripted(handler))
     # a 300 ms burst of noise as soon as the greeting starts playing
-    report, record = await call(deps, [now_say(noise(300), interrupt_after_ms=0)])
-    assert report.clears == 1 and deps.metrics.bargein.count == 1
-    assert deps.metrics.false_interruptions.value == 1
+    deps, report, record = await talk_over_the_greeting(recognizer, greeting, noise(300))
+    cut, resumed = assert_forgiven_and_resumed(deps, report, record, greeting)
     # the caller's log: the audio before the clear, then the greeting again from its first
     # unheard sentence (here the first), byte for byte, to the end
-    cut, resumed = report.agent_turns
-    assert cut.interrupted and not resumed.interrupted
-    assert resumed.audio.startswith(cut.audio) and len(resumed.audio) > len(cut.audio)
+    assert len(resumed.audio) > len(cut.audio)
     assert len(resumed.marks_heard) == 2  # both sentences reached the caller
-    # the server's log: one agent turn, heard in full; the noise is not a caller turn
-    (turn,) = record.turns
-    assert turn.role == "agent" and turn.text == greeting
-    assert not turn.interrupted and turn.heard_text is None and turn.resumed == 1
-    assert report.closed_by == "server" and record.status == "completed"
+    # the server's log: the one agent turn was heard in full
+    assert record.turns[0].heard_text is None
 
 
 async def test_a_slow_reply_gets_one_filler_from_the_cache(
