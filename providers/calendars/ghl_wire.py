@@ -7,7 +7,10 @@ What the adapter sends and how it reads the answers, kept apart so each rule is 
   count, each slot keeps its original string (GHL wants ``startTime`` back exactly as offered);
 - GHL has no idempotency key, so the Slotline key rides in the appointment ``description``
   (``Slotline ref: <key>``) and a lost answer is recovered by finding that line again;
-- error bodies are NestJS-shaped: ``{"statusCode": 400, "message": "..." | ["...", ...]}``.
+- error bodies are NestJS-shaped: ``{"statusCode": 400, "message": "..." | ["...", ...]}``;
+- an appointment's meeting location is its ``address`` (``AppointmentSchemaResponse`` and
+  ``CalendarEventDTO``: "Zoom", a street address, a phone number, or a link such as
+  ``https://meet.google.com/...``); only an http(s) link becomes the booking's ``meeting_url``.
 """
 
 from __future__ import annotations
@@ -153,8 +156,15 @@ def booking_of(
     if began is None or ended is None:
         raise ProviderError(PROVIDER, f"appointment {appointment['id']} has no usable times")
     return ProviderBooking(
-        appointment["id"], began, ended, status_of(appointment.get("appointmentStatus"))
+        appointment["id"], began, ended, status_of(appointment.get("appointmentStatus")),
+        meeting_link(appointment.get("address")),
     )
+
+
+def meeting_link(address: object) -> str:
+    """The appointment's ``address`` when it is a web link (a video meeting), else ""."""
+    text = address.strip() if isinstance(address, str) else ""
+    return text if text.lower().startswith(("https://", "http://")) and " " not in text else ""
 
 
 def busy_of(body: object) -> list[tuple[datetime, datetime]]:

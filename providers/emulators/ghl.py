@@ -8,7 +8,8 @@ appointments, whoever booked them), ``GET
 length, interval and minimum notice, minus live appointments; ranges over 31 days refused),
 ``GET /calendars/events``, ``POST /calendars/events/appointments`` and ``GET``/``PUT
 /calendars/events/appointments/{eventId}``; ``GET /calendars/?locationId=`` and ``GET
-/calendars/{calendarId}`` (the calendars' settings: name, slot length and interval); a contact's
+/calendars/{calendarId}`` (the calendars' settings: name, slot length and interval, and the
+meeting link as a ``custom`` ``locationConfigurations`` entry); a contact's
 ``customFields`` (by id) and ``POST /contacts/{contactId}/tags`` (tags added, kept once each).
 
 Every request is checked like GHL would: the bearer token (401 ``UnauthorizedDTO``), then path,
@@ -19,6 +20,9 @@ error: 422 ``UnprocessableDTO`` (``message`` a list) where the operation declare
 
 Booking a slot checks and inserts with no ``await`` between, so of concurrent creates on one
 slot exactly one wins; the others get 400 "The slot you have selected is no longer available.".
+An appointment's meeting location is its ``address`` (``AppointmentSchemaResponse``,
+``CalendarEventDTO``): the request's ``address`` (``meetingLocationType`` then defaults to
+``custom``, as documented), else the calendar's meeting link.
 Latency and faults (``fail_next``, ``drop_next``, ``stall_next``) come from ``HttpEmulator``.
 """
 
@@ -293,6 +297,8 @@ class GhlEmulator(HttpEmulator):
             "slotIntervalUnit": "mins", "allowBookingAfter": calendar.min_notice_min,
             "allowBookingAfterUnit": "mins", "autoConfirm": calendar.auto_confirm,
             "openHours": [],
+            "locationConfigurations": [{"kind": "custom", "location": calendar.meeting_link}]
+            if calendar.meeting_link else [],
         }
 
     async def _free_slots(self, call: _Call) -> tuple[object, int]:
@@ -370,9 +376,11 @@ class GhlEmulator(HttpEmulator):
             self._check_bookable(calendar, start, end, None)
         # No await between the check above and this insert: one winner per slot.
         now = stamp(self.clock())
+        address = body.get("address") or calendar.meeting_link
         item = Appointment(
             new_id(), calendar.id, body["contactId"], start, end, body.get("title", ""),
             body.get("description", ""), body.get("appointmentStatus", "new"), now, now,
+            address, body.get("meetingLocationType") or ("custom" if address else "default"),
         )
         self.appointments[item.id] = item
         return self._appointment(item), 200
@@ -397,6 +405,9 @@ class GhlEmulator(HttpEmulator):
         item.calendar_id, item.start, item.end, item.status = calendar.id, start, end, status
         item.title = body.get("title", item.title)
         item.description = body.get("description", item.description)
+        if "address" in body:
+            item.address = body["address"]
+            item.location_type = body.get("meetingLocationType") or "custom"
         item.updated = stamp(self.clock())
         return self._appointment(item), 200
 
@@ -411,12 +422,15 @@ class GhlEmulator(HttpEmulator):
             "startTime": item.start.astimezone(zone).isoformat(timespec="seconds"),
             "endTime": item.end.astimezone(zone).isoformat(timespec="seconds"),
             "appointmentStatus": item.status, "isRecurring": False,
+            "address": item.address, "meetingLocationType": item.location_type,
         }
 
     def _event(self, item: Appointment) -> dict[str, object]:
-        """``CalendarEventDTO``."""
+        """``CalendarEventDTO`` (its ``address`` is the meeting location; no location type)."""
+        shown = self._appointment(item)
+        del shown["meetingLocationType"]
         return {
-            **self._appointment(item), "groupId": "", "assignedUserId": "", "users": [],
+            **shown, "groupId": "", "assignedUserId": "", "users": [],
             "description": item.description, "notes": "", "dateAdded": item.added,
             "dateUpdated": item.updated,
         }

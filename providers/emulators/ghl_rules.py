@@ -34,6 +34,9 @@ class GhlCalendarRules:
     min_notice_min: int = 0
     name: str = ""
     auto_confirm: bool = True
+    # The calendar's meeting location, a "custom" location configuration holding a video link:
+    # each appointment booked on it carries it as its ``address`` ("" = none).
+    meeting_link: str = ""
 
 
 @dataclass(slots=True)
@@ -60,6 +63,8 @@ class Appointment:
     status: str
     added: str
     updated: str
+    address: str = ""  # the meeting location: a link, a street address or a phone number
+    location_type: str = "default"  # meetingLocationType
 
 
 class Refused(Exception):

@@ -2,7 +2,8 @@
 event type with a meeting link) through the booking service, confirmed through a real SMTP
 server (aiosmtpd on 127.0.0.1), parsed back with ``icalendar``: METHOD:REQUEST, the booking's
 UTC times, ORGANIZER and ATTENDEE, the meeting link, a UID stable per booking with a SEQUENCE
-that grows when the booking moves."""
+that grows when the booking moves. On GoHighLevel (its emulator over 127.0.0.1) the meeting link
+is the appointment's documented ``address``, when that is a link."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ from slotline.agent.notify.policy import NotificationPolicy
 from slotline.agent.server.calendars import build_calendars
 from slotline.agent.store import open_store
 from slotline.providers.calendars.base import Attendee
+from slotline.providers.calendars.ghl_wire import booking_of
 from slotline.providers.emulators.calcom import CalcomEmulator
 from slotline.providers.emulators.calcom_rules import EventType
+from slotline.providers.emulators.ghl import GhlCalendarRules, GhlEmulator
 from slotline.providers.notify.email import SmtpEmail
 from slotline.providers.notify.ics import Invitation, render
 
@@ -145,6 +148,58 @@ async def test_the_confirmation_carries_the_invitation_and_the_meeting_link(
         assert int(moved_event["SEQUENCE"]) > 0
         assert moved_event.decoded("DTSTART") == moved.bookings[0].start != record.start
         await adapters.aclose()
+
+
+async def test_a_ghl_appointments_meeting_link_reaches_the_invitation(
+    smtp: tuple[Mailbox, int], tmp_path: Path
+) -> None:
+    box, port = smtp
+    clock = Clock()
+    link = "https://meet.google.com/abc-defg-hij"
+    rules = GhlCalendarRules("ghl-intake", NY, 30, meeting_link=link)
+    async with (
+        GhlEmulator(token="pit-invite", location_id="loc-invite", calendars=(rules,),
+                    clock=clock) as ghl,
+        aiohttp.ClientSession() as http,
+        open_store(f"sqlite:///{tmp_path}/g.db", clock=clock) as store,
+    ):
+        conf = Settings.model_validate({
+            "calendars": {"cal": {"provider": "ghl", "timezone": NY, "base_url": ghl.base_url,
+                                  "calendar_id": "ghl-intake", "location_id": "loc-invite"}},
+            "booking_actions": {"intake": {"calendars": ["cal"], "min_notice_min": 0}},
+        })
+        adapters = build_calendars(conf, Secrets(ghl_api_token=SecretStr("pit-invite")), http)
+        await adapters.start()
+        service = BookingService.from_settings(conf, store, adapters.by_name, clock=clock)
+        found = await service.availability("intake", Preference(clock.now.date(), time(15),
+                                                                timezone=NY))
+        booked = await service.book("intake", found.proposals[0], BookingDetails(ANA, "CA3"))
+        assert isinstance(booked, Booked)
+        [record] = booked.bookings
+        [stored] = ghl.appointments.values()
+        assert (stored.address, stored.location_type) == (link, "custom")
+        assert record.fields["meeting_url"] == link
+
+        notifier = Notifier(store, None, SmtpEmail("127.0.0.1", port, SENDER), clock)
+        assert (await notifier.confirm(record.id, POLICY)).sent == ("email",)
+        [message] = box.received
+        assert link in text_part(message)
+        [vevent] = calendar_part(message).walk("VEVENT")
+        assert (str(vevent["LOCATION"]), str(vevent["URL"])) == (link, link)
+        await adapters.aclose()
+
+
+@pytest.mark.parametrize(("address", "link"), [
+    ("https://zoom.us/j/123456789", "https://zoom.us/j/123456789"),
+    ("Zoom", ""), ("12 Main St, Springfield", ""), ("+14455550132", ""), (None, ""),
+])
+def test_only_a_web_address_of_a_ghl_appointment_is_a_meeting_link(
+    address: str | None, link: str
+) -> None:
+    appointment = {"id": "apt-1", "startTime": "2026-12-01T10:00:00-05:00",
+                   "endTime": "2026-12-01T10:30:00-05:00", "appointmentStatus": "confirmed",
+                   "address": address}
+    assert booking_of(appointment).meeting_url == link
 
 
 def test_text_is_escaped_and_long_lines_fold_without_splitting_a_letter() -> None:
