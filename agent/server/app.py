@@ -37,7 +37,6 @@ from slotline.providers.telephony.twilio_webhook import (
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Part = TypeVar("Part")
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +332,9 @@ def _check_api_auth(request: web.Request) -> None:
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise web.HTTPUnauthorized(text="missing or wrong bearer token")
+
+
+Part = TypeVar("Part")
 
 
 def api_guard(
