@@ -400,8 +400,9 @@ class TurnSettings(_Section):
     # ~0.7 s a phone pause starts to sound like a dropped line
     filler_after_ms: int = Field(default=700, ge=0)
     # silence inside a turn at which the recogniser is asked to finish early (and the
-    # end-of-turn model, if any, runs), so the words are there when the turn ends
-    speculate_ms: int = Field(default=200, gt=0)
+    # end-of-turn model, if any, runs), so the words are there when the turn ends: the
+    # vendor's flush (~150 ms) then lands before complete_silence_ms has passed
+    speculate_ms: int = Field(default=120, gt=0)
     # the end-of-turn model's probability at or above which an open answer is over
     model_end_threshold: float = Field(default=0.5, gt=0, le=1)
     # the audio end-of-turn model for open questions (Smart Turn v3, agent.call.smart_turn):

@@ -9,6 +9,7 @@ behaviour can be read, tested and drawn from the table alone.
               SPEAKING ──silence ≥ the profile's silence──▶ LISTENING
                                             │  │   or STT final ∧ silence ≥ its floor    [TurnEnded]
                                             │  │   or complete words ∧ complete_silence_ms
+                                            │  │   or final words ∧ final_words_silence_ms
                                             │  │   or the end-of-turn model said done
                                             │  │   or max_turn_ms reached
                                             │  └─ silence ≥ speculate_ms, once per pause
@@ -44,8 +45,11 @@ The words so far (``heard``, from the recogniser as the turn goes, judged by
 ``agent.flow.completeness`` for the answer the question expects): a final transcript that holds
 a whole answer ends the turn after ``complete_silence_ms``; words plainly unfinished ("my e-mail
 is john dot", "on the") make the patience long for both the silence and the STT floor; anything
-else changes nothing. Only a *final* transcript (the recogniser has caught up with the caller)
-ends a turn early: an interim may lag the audio by a word that changes the answer.
+else ends the turn after ``final_words_silence_ms`` (at least the STT floor below) once the
+words are final: the recogniser flushed at the pause (``Paused``), so its own endpointer will
+not speak for that audio, and the flush's answer stands for it. Only a *final* transcript (the
+recogniser has caught up with the caller) ends a turn early: an interim may lag the audio by a
+word that changes the answer.
 
 STT finality: a recogniser with its own endpointer (Deepgram's ``speech_final`` and
 ``UtteranceEnd``) may end the turn before the VAD silence is reached — it has heard the words
@@ -105,6 +109,7 @@ class Rule(enum.Enum):
     END_OF_TURN = "silence reached the profile's end silence"
     STT_FINAL = "recogniser said final and silence reached its floor"
     COMPLETE_ANSWER = "final words hold a whole answer and silence reached complete_silence_ms"
+    WORDS_FINAL = "final words, not unfinished, and silence reached final_words_silence_ms"
     MODEL_END = "the end-of-turn model said done during this pause"
     DROP_BACKCHANNEL = "agent talking, speech ended before bargein_min_speech_ms"
     MAX_TURN = "turn reached max_turn_ms"
@@ -160,6 +165,7 @@ _TRANSITIONS: dict[tuple[TurnState, Rule], TurnState] = {
     (TurnState.SPEAKING, Rule.END_OF_TURN): TurnState.LISTENING,
     (TurnState.SPEAKING, Rule.STT_FINAL): TurnState.LISTENING,
     (TurnState.SPEAKING, Rule.COMPLETE_ANSWER): TurnState.LISTENING,
+    (TurnState.SPEAKING, Rule.WORDS_FINAL): TurnState.LISTENING,
     (TurnState.SPEAKING, Rule.MODEL_END): TurnState.LISTENING,
     (TurnState.SPEAKING, Rule.DROP_BACKCHANNEL): TurnState.LISTENING,
     (TurnState.SPEAKING, Rule.MAX_TURN): TurnState.LISTENING,
@@ -168,6 +174,7 @@ _END_REASON: dict[Rule, EndReason] = {
     Rule.END_OF_TURN: "silence",
     Rule.STT_FINAL: "stt_final",
     Rule.COMPLETE_ANSWER: "complete_answer",
+    Rule.WORDS_FINAL: "stt_final",
     Rule.MODEL_END: "model_end",
     Rule.MAX_TURN: "max_turn",
 }
@@ -195,8 +202,15 @@ class TurnConfig:
     complete_silence_ms: int = 200
     # Silence inside a turn at which the recogniser is asked to finish early (and the end-of-turn
     # model runs): the final words are then there when the turn ends. At most
-    # complete_silence_ms, or a complete answer waits for the words it needs.
-    speculate_ms: int = 200
+    # complete_silence_ms, or a complete answer waits for the words it needs; well below it, so
+    # that a vendor's flush (Deepgram's Finalize, ~150 ms) is answered by then. 120 ms: a
+    # stop consonant's closure (< 100 ms) inside a word is not a pause.
+    speculate_ms: int = 120
+    # Silence that ends a turn whose words the recogniser finalised at a pause, when they are
+    # not plainly unfinished: the flush (``SttStream.pause()``) stands for the vendor's own
+    # endpointer, which no longer fires for audio already flushed. Deepgram's, as we
+    # configure it (``endpointing=300``), would have said the same after this much silence.
+    final_words_silence_ms: int = 300
     # The end-of-turn model's probability at or above which the caller is taken to be done.
     model_end_threshold: float = 0.5
 
@@ -407,6 +421,9 @@ class TurnDetector:
             return Rule.STT_FINAL
         if self._words_final and self._words == "complete" and silence >= cfg.complete_silence_ms:
             return Rule.COMPLETE_ANSWER
+        if (self._words_final and self._words == "unknown"
+                and silence >= max(cfg.final_words_silence_ms, cfg.stt_floor_ms(patience))):
+            return Rule.WORDS_FINAL
         if self._model_done and self._words != "incomplete":
             return Rule.MODEL_END
         if not self._paused and silence >= cfg.speculate_ms:

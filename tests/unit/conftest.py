@@ -74,3 +74,18 @@ async def recognizer() -> AsyncIterator[LocalSpeechToText]:
 
     async with LocalSpeechToText() as provider:
         yield provider
+
+
+async def warm(provider: LocalSpeechToText) -> None:
+    """Decode one utterance, as a running server's recogniser has after its first call.
+    pocketsphinx decodes an utterance differently depending on what its worker decoded before
+    (its live cepstral mean, and more): a fresh worker heard the bundled "yes", flushed
+    ~120 ms after its last sound, as "net", and so did the module's shared one after some
+    other tests' calls; after "my name is john smith" alone, as "yes". A test asserting the
+    words of a short, cut utterance uses a recogniser of its own, warmed with this."""
+    from slotline.agent.sim.caller import load_wav_ulaw
+    from slotline.audio.mulaw import ulaw_to_pcm16
+    from slotline.providers.base import SpeechHints
+
+    john = Path(__file__).parents[2] / "agent" / "assets" / "caller" / "name_john.wav"
+    await provider.decode(ulaw_to_pcm16(load_wav_ulaw(john)), SpeechHints())

@@ -32,6 +32,7 @@ from slotline.providers.base import SpeechHints
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.stt.deepgram import DeepgramSpeechToText
 from slotline.providers.stt.local import LocalSpeechToText
+from tests.unit.conftest import warm
 from tests.unit.session_rig import (
     FILLER,
     TURN,
@@ -84,15 +85,17 @@ async def test_each_listen_sets_the_patience_of_the_next_turn(
     assert record.status == "completed" and record.errors == [] and report.errors == ()
 
 
-async def test_stt_finality_ends_the_turn_before_the_vad_silence(
-    recognizer: LocalSpeechToText,
-) -> None:
+async def test_stt_finality_ends_the_turn_before_the_vad_silence() -> None:
     async def handler(event: CallEvent) -> AsyncIterator[Action]:
         if isinstance(event, CallerSaid):
             yield Say("Bye.")
             yield Hangup()
 
-    async with DeepgramEmulator(api_key="dg-key", recognizer=recognizer) as deepgram:
+    async with (
+        LocalSpeechToText() as recognizer,  # its own: see tests.unit.conftest.warm
+        DeepgramEmulator(api_key="dg-key", recognizer=recognizer) as deepgram,
+    ):
+        await warm(recognizer)
         stt = DeepgramSpeechToText("dg-key", base_url=deepgram.url)
         deps = deps_for(stt, Scripted(handler))
         patient = replace(TURN, end_silence_ms=2000)  # the VAD alone would wait 2 s

@@ -391,12 +391,27 @@ def test_incomplete_words_wait_the_long_patience() -> None:
     assert event2.patience == "long"
 
 
-def test_unknown_words_change_nothing() -> None:
+def test_unknown_words_end_the_turn_once_final_as_the_endpointer_would() -> None:
     det = TurnDetector(CFG)
     feed(det, "#" * 20 + "." * 2)
-    det.heard("unknown", final=True)
+    det.heard("unknown", final=False)  # an interim: nothing changes
     event = ended(feed(det, "." * 40, start_ms=22 * 20))
     assert event.reason == "silence" and silence_before_end(event) == 600
+    feed(det, "#" * 20 + "." * 2, start_ms=70 * 20)
+    det.heard("unknown", final=True)  # the flush at the pause answered: the words are in
+    event = ended(feed(det, "." * 40, start_ms=92 * 20))
+    assert event.reason == "stt_final"
+    assert silence_before_end(event) == CFG.final_words_silence_ms
+
+
+def test_final_words_wait_at_least_the_long_floor_for_spelled_answers() -> None:
+    det = TurnDetector(CFG)
+    det.patience = "long"
+    feed(det, "#" * 20 + "." * 2)
+    det.heard("unknown", final=True)
+    event = ended(feed(det, "." * 80, start_ms=22 * 20))
+    assert event.reason == "stt_final"
+    assert silence_before_end(event) == CFG.stt_floor_ms("long") > CFG.final_words_silence_ms
 
 
 def test_words_outside_a_turn_are_ignored_and_forgotten_at_its_end() -> None:
