@@ -58,6 +58,7 @@ from slotline.agent.flow.completeness import Completeness, classify
 from slotline.audio.framing import FRAME_MS
 from slotline.audio.loudness import LoudFrames
 from slotline.audio.mulaw import ulaw_to_pcm16
+from slotline.audio.pitch import pitched as pitched_frame
 from slotline.audio.vad import Vad
 from slotline.providers.base import (
     AudioChunk,
@@ -151,7 +152,9 @@ class FramePipeline:
         loud = voiced and self._is_loud(ulaw)
         if self._model is not None:
             self._record(pcm16)
-        event = self._turn_frame(voiced, t_ms, loud)
+        # the pitch decides only a barge-in: measured on loud frames over the agent (~20 µs)
+        pitched = not self.turns.agent_speaking or (loud and pitched_frame(pcm16))
+        event = self._turn_frame(voiced, t_ms, loud, pitched)
         if event is not None:
             self._on_event(event, t_ms)
         return voiced, event

@@ -29,7 +29,8 @@ the words (its hang-over); ``audio.loudness`` says whether a voiced frame is one
 the better judge of *whether* someone speaks; the silence that ends a turn counts from the last
 loud frame, so the hang-over no longer delays the end (until a run has had a loud frame, a
 voiced frame counts as loud: a very quiet line still ends its turns on the VAD). Barge-in counts
-only confident speech (voiced and loud), and only near-contiguous: a gap over ``_ONSET_GAP_MS``
+only confident speech (voiced and loud, some of it pitched: ``_BARGEIN_PITCHED_MS``), and only
+near-contiguous: a gap over ``_ONSET_GAP_MS``
 starts the count again, so a cough (one short loud burst, then its quieter tail) or two clicks
 never add up to an interruption.
 
@@ -79,6 +80,14 @@ if TYPE_CHECKING:  # a type only: agent.flow imports this room
 # that could reset a speech onset that has not reached min_speech_ms yet (nor the count of
 # confident speech towards a barge-in).
 _ONSET_GAP_MS = 60
+# Of the confident speech that makes a barge-in, at least this much must have a voice's pitch
+# (``audio.pitch``): a cough or line crackle is loud and passes the VAD, but has none, while
+# words do within a frame or two of their first vowel. Measured over flite and espeak voices
+# (``python -m bench.turn_end_set``; the set's coughs and noise bursts): 40 ms stopped the agent
+# for 0 of 20 coughs and 2 of 20 noise bursts (all of both without it), and delayed
+# interruptions that start with a vowel, a nasal or "w" by 0-20 ms; those starting with an
+# unvoiced consonant ("sorry", "stop") by up to 160 ms.
+_BARGEIN_PITCHED_MS = 40
 
 Patience = Literal["short", "normal", "long"]
 EndReason = Literal["silence", "stt_final", "complete_answer", "model_end", "max_turn"]
@@ -245,6 +254,7 @@ class TurnDetector:
         "_cfg",
         "_confident_gap_ms",
         "_confident_ms",
+        "_pitched_ms",
         "_elapsed_ms",
         "_first_voiced_ms",
         "_last_loud_ms",
@@ -269,6 +279,7 @@ class TurnDetector:
     _soft_run: bool  # a voiced run that began after an unvoiced frame: words, however soft
     _confident_ms: int  # voiced and loud, near-contiguous: reaches bargein_min_speech_ms
     _confident_gap_ms: int  # since the last confident frame
+    _pitched_ms: int  # of the confident speech, frames with a voice's pitch
     _elapsed_ms: int  # audio since the run's first voiced frame began
     _first_voiced_ms: int  # frame stamps (t_ms), -1 before any
     _last_voiced_ms: int
@@ -297,10 +308,14 @@ class TurnDetector:
         """How complete the caller's words so far are (``heard``); "unknown" between turns."""
         return self._words
 
-    def frame(self, voiced: bool, t_ms: int, loud: bool = True) -> TurnEvent | None:
+    def frame(
+        self, voiced: bool, t_ms: int, loud: bool = True, pitched: bool = True
+    ) -> TurnEvent | None:
         """One 20 ms frame, stamped ``t_ms`` (milliseconds on any clock; events carry it).
         ``loud``: whether the frame is loud for its utterance (``audio.loudness``); it matters
-        only for a voiced frame, and a caller without a loudness measure leaves it True."""
+        only for a voiced frame, and a caller without a loudness measure leaves it True.
+        ``pitched``: whether a loud frame has a voice's pitch (``audio.pitch``); it matters only
+        for a barge-in, and a caller that does not measure it leaves it True."""
         if self._first_voiced_ms >= 0:
             self._elapsed_ms += FRAME_MS
         if voiced:
@@ -318,7 +333,7 @@ class TurnDetector:
                 self._any_loud = True
                 self._soft_run = False
             if loud or not self._any_loud or self._soft_run:  # the words: not silence
-                self._sound(t_ms, confident=loud)
+                self._sound(t_ms, confident=loud, pitched=pitched)
             else:  # the VAD's hang-over after the words, or a quiet tail
                 self._silence_ms += FRAME_MS
                 self._gap(FRAME_MS)
@@ -375,7 +390,7 @@ class TurnDetector:
         self.state = TurnState.LISTENING
         self._reset_run()
 
-    def _sound(self, t_ms: int, *, confident: bool) -> None:
+    def _sound(self, t_ms: int, *, confident: bool, pitched: bool) -> None:
         """A frame of the caller's words: silence starts again; anything that was about the
         pause before it (an endpoint, a model verdict, words final then) no longer holds."""
         self._last_loud_ms = t_ms
@@ -387,6 +402,8 @@ class TurnDetector:
         if confident:
             self._confident_ms += FRAME_MS
             self._confident_gap_ms = 0
+            if pitched:
+                self._pitched_ms += FRAME_MS
         else:
             self._gap(FRAME_MS)
 
@@ -394,6 +411,7 @@ class TurnDetector:
         self._confident_gap_ms += ms
         if self._confident_gap_ms > _ONSET_GAP_MS:
             self._confident_ms = 0
+            self._pitched_ms = 0
 
     def _rule(self) -> Rule | None:
         cfg = self._cfg
@@ -414,7 +432,8 @@ class TurnDetector:
         if silence >= cfg.silence_ms(patience):
             return Rule.DROP_BACKCHANNEL if held_back else Rule.END_OF_TURN
         if held_back:
-            return Rule.BARGE_IN if self._confident_ms >= cfg.bargein_min_speech_ms else None
+            return Rule.BARGE_IN if (self._confident_ms >= cfg.bargein_min_speech_ms
+                                     and self._pitched_ms >= _BARGEIN_PITCHED_MS) else None
         if silence == 0:
             return None
         if self._stt_final and silence >= cfg.stt_floor_ms(patience):
@@ -474,6 +493,7 @@ class TurnDetector:
         self._silence_ms = 0
         self._confident_ms = 0
         self._confident_gap_ms = 0
+        self._pitched_ms = 0
         self._elapsed_ms = 0
         self._first_voiced_ms = -1
         self._last_voiced_ms = -1

@@ -30,11 +30,12 @@ CFG = TurnConfig(min_speech_ms=120, end_silence_ms=600, bargein_min_speech_ms=30
 
 def feed(det: TurnDetector, pattern: str, start_ms: int = 0) -> list[tuple[int, TurnEvent]]:
     """'#' = voiced and loud frame, '~' = voiced but not loud (the VAD's hang-over, a quiet
-    tail), '.' = silent frame; returns (frame time, event) pairs."""
+    tail), '*' = voiced and loud without a voice's pitch (noise, an "s"), '.' = silent frame;
+    returns (frame time, event) pairs."""
     out = []
     for i, ch in enumerate(pattern):
         t = start_ms + i * 20
-        ev = det.frame(ch != ".", t, ch == "#")
+        ev = det.frame(ch != ".", t, ch in "#*", ch != "*")
         if ev is not None:
             out.append((t, ev))
     return out
@@ -295,6 +296,22 @@ def test_a_cough_is_not_a_barge_in() -> None:
     # one loud 60 ms burst and its 200 ms quiet tail: voiced 260 ms, confident only 60 ms
     events = feed(det, "###" + "~" * 10 + "." * 40)
     assert kinds(events) == [SpeechStarted, SpeechDropped]
+
+
+def test_loud_noise_without_pitch_is_not_a_barge_in() -> None:
+    det = TurnDetector(BARGE)
+    det.agent_speaking = True
+    # 300 ms of loud, voiced-to-the-VAD crackle: confident enough, but no voice in it
+    events = feed(det, "*" * 15 + "." * 40)
+    assert kinds(events) == [SpeechStarted, SpeechDropped]
+
+
+def test_an_interruption_starting_unvoiced_barges_in_at_its_second_pitched_frame() -> None:
+    det = TurnDetector(BARGE)
+    det.agent_speaking = True
+    events = feed(det, "*" * 6 + "#" * 5)  # "s..." then "orry"
+    (barge,) = [e for _, e in events if isinstance(e, BargeIn)]
+    assert barge.at_ms - barge.first_voiced_ms == (6 + 2) * 20  # 80 ms confident, 40 pitched
 
 
 def test_short_bursts_apart_do_not_add_up_to_a_barge_in() -> None:
