@@ -45,6 +45,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
+from slotline.agent.call.floor import is_backchannel
 from slotline.agent.call.responder import Listen
 from slotline.agent.call.turns import (
     Paused,
@@ -172,7 +173,12 @@ class FramePipeline:
         if text != self._text:  # interims repeat themselves; judging costs tens of µs
             self._text = text
             self._words = classify(self._kind, text, region=self._region)
-        self.turns.heard(self._words, final)
+        words = self._words
+        if self.turns.interrupting and is_backchannel(text):
+            # "uh-huh" over the agent: a whole turn, soon over, so the floor resumes the reply
+            # after the short silence of a complete answer, not the question's long one
+            words = "complete"
+        self.turns.heard(words, final)
 
     async def watch(self) -> None:
         """Follow the recogniser's events, and judge pauses with the end-of-turn model, until

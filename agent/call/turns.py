@@ -349,6 +349,11 @@ class TurnDetector:
             return None
         return self._apply(rule, t_ms)
 
+    @property
+    def interrupting(self) -> bool:
+        """The caller's turn in progress began as a barge-in over the agent."""
+        return self.state is TurnState.SPEAKING and self._bargein_sent
+
     def stt_final(self) -> bool:
         """The recogniser says the utterance has ended. Counts only inside a turn while the
         caller is silent (a late result about a pause they have talked through is ignored);

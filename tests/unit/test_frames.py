@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -320,3 +321,26 @@ async def test_watch_passes_the_vendors_end_of_speech_to_the_detector() -> None:
     assert ended.at_ms - (ended.last_loud_ms + 20) == CFG.stt_final_min_silence_ms
     stream.said.put_nowait(None)
     await asyncio.wait_for(watching, 5)  # and stops judging pauses with the model
+
+
+@pytest.mark.parametrize(("over_agent", "reason", "silence_ms"), [
+    (True, "complete_answer", CFG.complete_silence_ms),  # resumed soon
+    (False, "stt_final", CFG.final_words_silence_ms),  # "uh huh" to "what day?": no answer
+])
+def test_a_backchannel_over_the_agent_is_a_whole_turn(
+    over_agent: bool, reason: str, silence_ms: int
+) -> None:
+    turns = TurnDetector(replace(CFG, bargein_min_speech_ms=80))
+    pipeline = FramePipeline(WebRtcVad(2), Stream(), turns)
+    pipeline.listen(Listen(SpeechHints()).expecting("date"))
+    turns.agent_speaking = over_agent
+    ended = None
+    for i, chunk in enumerate(frames("backchannel")):
+        _, event = pipeline.process(chunk, i * 20)
+        if isinstance(event, Paused):  # the recogniser's answer to pause()
+            pipeline.heard("uh huh", final=True)
+        if isinstance(event, TurnEnded):
+            ended = event
+            break
+    assert ended is not None and ended.reason == reason
+    assert ended.at_ms - (ended.last_loud_ms + 20) == silence_ms
