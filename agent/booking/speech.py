@@ -9,6 +9,10 @@ When the caller's zone is not the business's, the business's clock is named besi
 ("2 pm your time, that's 5 pm Eastern time": ``speak_elsewhere``), whenever the two clocks read
 differently at that instant — so a London caller and a New York business hear a 5-hour gap,
 or 4 hours in the weeks between the US and the EU clock changes.
+
+An e-mail address is read back the way a person reads one on the phone (``speak_email``): the
+local part spelled letter by letter ("j o h n dot s m i t h"), the domain's well-known names
+said as words ("at gmail dot com"), any other name spelled ("at x k c d dot org").
 """
 
 from __future__ import annotations
@@ -37,6 +41,19 @@ _ZONE_NAMES: Mapping[str, str] = {
     "America/Halifax": "Atlantic", "Europe/London": "UK", "UTC": "UTC", "Etc/UTC": "UTC",
     "Asia/Kolkata": "India",
 }  # fmt: skip
+
+# How the symbols of an address are said.
+_EMAIL_SYMBOLS: Mapping[str, str] = {
+    ".": "dot", "@": "at", "_": "underscore", "-": "dash", "+": "plus",
+}  # fmt: skip
+# Domain labels said as words: the names callers say as words (the e-mail grammar's domains,
+# ``providers.llm.rules.vocab.EMAIL_DOMAINS``, and a few more) and the top-level domains read
+# as a word; any other label is spelled ("aol" is "a o l", "io" is "i o").
+_DOMAIN_WORDS = frozenset((
+    "gmail", "googlemail", "yahoo", "hotmail", "outlook", "example", "icloud", "mail", "proton",
+    "protonmail", "live", "comcast", "company", "me", "mac", "fastmail", "zoho", "verizon",
+    "com", "net", "org", "edu", "gov", "info", "biz", "mil",
+))
 
 
 def ordinal(number: int) -> str:
@@ -129,3 +146,20 @@ def speak_elsewhere(start: datetime, tz: str, other: str) -> str:
     day = "" if there.date() == start.astimezone(load_zone(tz)).date() else (
         f" on {_WEEKDAYS[there.weekday()]}")
     return f"that's {speak_clock(there)} {spoken_zone(other)} time{day}"
+
+
+def speak_email(address: str) -> str:
+    """``address`` as read back on the phone: "john.smith@gmail.com" -> "j o h n dot s m i t h
+    at gmail dot com". Every letter and digit of the local part is spelled (that is what the
+    caller checks), the domain's well-known labels are said as words, any other label spelled;
+    ".", "_", "-" and "+" are said as "dot", "underscore", "dash" and "plus"."""
+    local, _, domain = address.strip().lower().rpartition("@")
+    if not local:
+        return _spell(domain)
+    labels = [label if label in _DOMAIN_WORDS else _spell(label) for label in domain.split(".")]
+    return f"{_spell(local)} at {' dot '.join(labels)}"
+
+
+def _spell(text: str) -> str:
+    """Each character on its own, symbols as their words: "j.s-1" -> "j dot s dash 1"."""
+    return " ".join(_EMAIL_SYMBOLS.get(char, char) for char in text if not char.isspace())

@@ -26,7 +26,8 @@ At the read-back ("Shall I go ahead?") and at the offers the caller may change o
 starting over (:mod:`agent.flow.corrections`): "no, Wednesday" or a time not on offer checks the
 calendar again for it (the other wishes kept), "no, later" / "earlier" asks about the nearest
 offer on that side or checks again an hour away, "actually my name is …" sets ``user_name`` and
-asks the same question again.
+asks the same question again. An e-mail address the caller gave is read back with the slot, and
+corrected there (:mod:`agent.flow.read_back`).
 
 Offers are found and spoken in the caller's zone (``Ctx.timezone``: the ``user_timezone`` the
 call started with or the caller stated since, :mod:`agent.flow.zone_steps`). When the business's
@@ -41,7 +42,15 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from slotline.agent.booking.speech import clocks_differ, speak_elsewhere, speak_times
-from slotline.agent.flow.corrections import LATER, Change, correction_hints, heard_change
+from slotline.agent.flow import read_back
+from slotline.agent.flow.corrections import (
+    LATER,
+    Change,
+    correction_hints,
+    email_correction_hints,
+    heard_change,
+    heard_email,
+)
 from slotline.agent.flow.messages import (
     Attendee,
     AvailabilityReady,
@@ -117,7 +126,7 @@ def enter_booking(ctx: Ctx, node: BookingLike) -> Step:
     if isinstance(node, RescheduleNode) and found is None:
         return _not_booked(ctx, "no_lookup")
     intro = said(ctx, node.say)
-    if node.confirm:
+    if _confirms(ctx, node):
         check = CheckAvailability(ctx.node_id, node.action, preferences(ctx), found)
         return Step((*intro, check), phase=Phase.CHECKING)
     return Step((*intro, _run(ctx, node, "")), phase=Phase.BOOKING)
@@ -163,6 +172,9 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     assert ctx.candidate is not None
     text = event.text.strip()
     others = tuple(offer for offer in ctx.offers if offer != ctx.candidate)
+    email = heard_email(ctx, text, read_back=read_back.read_back_address(ctx)) if text else None
+    if email is not None:
+        return _email_changed(ctx, email, ctx.candidate, others)
     named = pick_offer(ctx, text, (ctx.candidate, *others))  # the candidate wins a tie
     if named is not None and named != ctx.candidate:
         return ask_confirm(ctx, named, (*others, ctx.candidate))
@@ -172,8 +184,10 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     answer = ctx.read("yes_no", text) if text else None
     if answer == "yes":
         return _book(ctx, node, ctx.candidate)
+    if answer == "no" and read_back.read_back_address(ctx):
+        return read_back.ask_which(ctx, read_back.WHICH)
     if answer == "no":
-        return offer_times(ctx, others, "No problem.") if others else _not_booked(ctx, "declined")
+        return _declined(ctx, others)
     again = f"Sorry, shall I book {ctx.candidate.spoken}? Please say yes or no."
     return _retry(ctx, node, again, Phase.CONFIRM)
 
@@ -186,7 +200,9 @@ def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
         picked = ctx.offers[0]
     if picked is not None:
         others = tuple(offer for offer in ctx.offers if offer != picked)
-        return ask_confirm(ctx, picked, others) if node.confirm else _book(ctx, node, picked)
+        if _confirms(ctx, node):
+            return ask_confirm(ctx, picked, others)
+        return _book(ctx, node, picked)
     change = heard_change(ctx, text, None) if text else None
     if change is not None:
         return _changed(ctx, node, change, None, ctx.offers)
@@ -197,15 +213,91 @@ def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     return _retry(ctx, node, again, Phase.CHOOSE)
 
 
+def amend_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
+    """After "should I change the time, or the email address?" (a "no" to a read-back with an
+    address): another address is read back, "the email" asks for it, "the time" offers the
+    others (as a "no" does), a change of day or time is made."""
+    assert ctx.candidate is not None
+    text = event.text.strip()
+    others = tuple(offer for offer in ctx.offers if offer != ctx.candidate)
+    address = read_back.read_back_address(ctx)
+    email = heard_email(ctx, text, read_back=address) if text else None
+    if email is not None and email.email:
+        return _email_changed(ctx, email, ctx.candidate, others)
+    which = ctx.read("choice", text, read_back.AMEND_CHOICES) if text else None
+    if which == read_back.ADDRESS or email is not None:
+        return read_back.ask_email(ctx, read_back.ASK_EMAIL)
+    if which == read_back.TIME:
+        return _declined(ctx, others)
+    change = heard_change(ctx, text, ctx.candidate) if text else None
+    if change is not None:
+        return _changed(ctx, node, change, ctx.candidate, others)
+    if ctx.attempts + 1 >= node.max_attempts:
+        return _declined(ctx, others)
+    return read_back.ask_which(ctx, read_back.WHICH_AGAIN, ctx.attempts + 1)
+
+
+def email_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
+    """After "what's the right email address?": the address heard is read back with the slot;
+    "no thanks" books without one; not understood ``max_attempts`` times, it is dropped."""
+    assert ctx.candidate is not None
+    text = event.text.strip()
+    others = tuple(offer for offer in ctx.offers if offer != ctx.candidate)
+    address = ctx.read("email", text) if text else None
+    if address is not None:
+        return _email_changed(ctx, Change(email=address), ctx.candidate, others)
+    if text and ctx.read("yes_no", text) == "no":
+        return _without_email(ctx, ctx.candidate, others, "No problem.")
+    if ctx.attempts + 1 >= node.max_attempts:
+        return _without_email(ctx, ctx.candidate, others, read_back.DROPPED)
+    return read_back.ask_email(ctx, read_back.ASK_EMAIL_AGAIN, ctx.attempts + 1)
+
+
 # ---- the steps the dialogue is made of -------------------------------------------------------
 
 
 def ask_confirm(ctx: Ctx, candidate: SlotOffer, others: Sequence[SlotOffer]) -> Step:
-    question = Say(f"I can book {_with_home_time(ctx, candidate)}. Shall I go ahead?")
-    listen = ctx.listen(rules.hints("yes_no"), correction_hints()).expecting("yes_no")
+    email = read_back.email_to_read(ctx)
+    question = Say(read_back.confirm_question(_with_home_time(ctx, candidate), email))
+    hints = [rules.hints("yes_no"), correction_hints()]
+    if email:  # "no, it's ... at gmail dot com", "no, the email is wrong"
+        hints += [email_correction_hints(), rules.hints("email")]
+    listen = ctx.listen(*hints).expecting("yes_no")
     return Step(
         (question, listen), phase=Phase.CONFIRM, offers=(candidate, *others), candidate=candidate
     )
+
+
+def _confirms(ctx: Ctx, node: BookingLike) -> bool:
+    """Whether the slot is read back before booking: the node says so, or there is an address
+    the caller gave to read back (never booked unread)."""
+    return node.confirm or bool(read_back.email_to_read(ctx))
+
+
+def _declined(ctx: Ctx, others: Sequence[SlotOffer]) -> Step:
+    """The caller said no to the slot read back: the other offers, else not booked."""
+    return offer_times(ctx, others, "No problem.") if others else _not_booked(ctx, "declined")
+
+
+def _email_changed(
+    ctx: Ctx, change: Change, candidate: SlotOffer, others: Sequence[SlotOffer]
+) -> Step:
+    """Another address for the one read back: the same slot read back with it; or, with none
+    heard (``email_again``), the address asked for again."""
+    if change.email_again:
+        return read_back.ask_email(ctx, read_back.ASK_EMAIL)
+    asked = ask_confirm(read_back.with_email(ctx, change.email), candidate, others)
+    return replace(asked, variables={read_back.EMAIL: change.email},
+                   heard=read_back.EMAIL_VARIABLES)
+
+
+def _without_email(
+    ctx: Ctx, candidate: SlotOffer, others: Sequence[SlotOffer], prefix: str
+) -> Step:
+    """The address read back is dropped: the slot read back without one."""
+    asked = ask_confirm(read_back.with_email(ctx, ""), candidate, others)
+    return replace(asked, actions=(Say(prefix), *asked.actions),
+                   variables={read_back.EMAIL: ""}, confirmed=read_back.EMAIL_VARIABLES)
 
 
 def _changed(
@@ -261,7 +353,9 @@ def _check_again(ctx: Ctx, node: BookingLike, day: str, clock: str) -> Step:
 
 
 def _book(ctx: Ctx, node: BookingLike, slot: SlotOffer) -> Step:
-    return Step((_run(ctx, node, slot.start),), phase=Phase.BOOKING, candidate=slot)
+    """Book ``slot``; an address read back with it is now the caller's confirmed one."""
+    return Step((_run(ctx, node, slot.start),), phase=Phase.BOOKING, candidate=slot,
+                confirmed=read_back.EMAIL_VARIABLES)
 
 
 def offer_times(ctx: Ctx, offers: Sequence[SlotOffer], prefix: str) -> Step:

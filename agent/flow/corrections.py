@@ -5,6 +5,11 @@ ahead?"), without starting the booking over.
     "no, three pm" (a time not on offer)              -> another time on the same day
     "no, later" / "anything earlier?"                 -> the next time after / before
     "actually my name is Anna Kowalczyk"              -> the name, then the same question
+    "no, it's sarah miller at outlook dot com"        -> the e-mail, then the same question
+    "no, the email is wrong"                          -> the e-mail asked for again
+
+An e-mail address is read back with the slot when the caller gave one (``booking_steps``);
+:func:`heard_email` reads a correction of it.
 
 :func:`heard_change` only reads the utterance (pure, no state); ``booking_steps`` decides what
 to do with a :class:`Change` (ask about a known offer, or check the calendar again). Times the
@@ -31,6 +36,9 @@ _WORDS = re.compile(r"[a-z']+")
 _LATER = frozenset(("later", "after"))
 _EARLIER = frozenset(("earlier", "before", "sooner"))
 _NAME_WORDS = frozenset(("name", "name's"))
+_EMAIL_WORDS = frozenset(("email", "mail", "address", "email's"))  # "e-mail": "e", "mail"
+# said of the address read back: it is not the one ("no", too, read by the yes/no reader)
+_WRONG = frozenset(("wrong", "not", "isn't", "incorrect", "mistake", "change", "different"))
 # "no, Wednesday": the "no" refuses the read-back, it does not negate the day that follows
 _REFUSAL = re.compile(r"^(?:\s*(?:no|nope|nah|actually|oh|um|uh|well|sorry)\b[\s,.]*)+")
 
@@ -45,6 +53,8 @@ class Change:
     time: str = ""  # "HH:MM"
     shift: int = 0
     unclear: bool = False
+    email: str = ""  # the address the caller gave instead of the one read back
+    email_again: bool = False  # the address read back is wrong, and no other was heard
 
 
 def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None:
@@ -79,6 +89,30 @@ def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None
     if later != earlier:
         return Change(shift=LATER if later else EARLIER)
     return None
+
+
+def heard_email(ctx: Ctx, text: str, *, read_back: str) -> Change | None:
+    """The e-mail correction in ``text``, said after the address ``read_back`` ("" when none
+    was read back): another address, or the one read back called wrong; None for neither (the
+    same address again is no correction)."""
+    address = ctx.read("email", _REFUSAL.sub("", text.lower()))  # not "actually" in the address
+    if address is not None:
+        return Change(email=address) if address != read_back else None
+    words = set(_WORDS.findall(text.lower()))
+    if read_back and words & _EMAIL_WORDS and (
+        words & _WRONG or ctx.read("yes_no", text) == "no"
+    ):
+        return Change(email_again=True)
+    return None
+
+
+def email_correction_hints() -> SpeechHints:
+    """Phrases a caller may correct an address read back with."""
+    return SpeechHints(phrases=(
+        "no the email is wrong", "the email is wrong", "that's the wrong email",
+        "no the email address is wrong", "wrong email", "no that's not my email",
+        "the email", "the email address", "the time", "the day",
+    ))
 
 
 def correction_hints() -> SpeechHints:

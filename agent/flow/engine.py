@@ -127,6 +127,8 @@ _ON_EVENT: Mapping[tuple[Phase, type[Any]], Callable[[Ctx, Any, Any], Step]] = {
     (Phase.ANSWER, CallerSaid): steps.answer,
     (Phase.CONFIRM, CallerSaid): booking_steps.confirm_answer,
     (Phase.CHOOSE, CallerSaid): booking_steps.choose_answer,
+    (Phase.AMEND, CallerSaid): booking_steps.amend_answer,
+    (Phase.EMAIL, CallerSaid): booking_steps.email_answer,
     (Phase.CHECKING, AvailabilityReady): booking_steps.availability_ready,
     (Phase.BOOKING, BookingFinished): booking_steps.booking_finished,
     (Phase.CANCELLING, CancelFinished): steps.cancel_finished,
@@ -212,6 +214,7 @@ class FlowEngine:
         self._questions = 0
         self._offers: tuple[SlotOffer, ...] = ()
         self._candidate: SlotOffer | None = None
+        self._unread: frozenset[str] = frozenset()
         self._path: list[str] = []
         self._interruptions: list[ReplyInterrupted] = []
         self._call_sid = ""
@@ -361,6 +364,7 @@ class FlowEngine:
         while True:
             actions.extend(step.actions)
             self._variables.update(step.variables)
+            self._unread = (self._unread | step.heard) - step.confirmed
             if step.phase is not None:
                 self._phase = step.phase
                 self._attempts = step.attempts
@@ -414,4 +418,5 @@ class FlowEngine:
             questions=self._questions,
             region=self._region,
             home_timezone=self._timezone,
+            unread=self._unread,
         )

@@ -34,6 +34,9 @@ OPT_OUT_GOODBYE = (
     "Understood. I've taken your number off our list, and we won't call you again. Goodbye."
 )
 DO_NOT_CALL = "do_not_call"  # the Hangup reason
+# Answers of these extractor kinds are often misheard (a probe read 2 of 12 spelled e-mails
+# exactly): one heard from the caller is read back before it is used (``Ctx.unread``).
+READ_BACK_KINDS = frozenset(("email",))
 OPTED_OUT = "opted_out"  # the variable set to "yes", for the call log and the dialer
 
 
@@ -46,6 +49,8 @@ class Phase(enum.Enum):
     BOOKING = "booking"  # booking, reschedule: waiting for BookingFinished
     CONFIRM = "confirm"  # booking: asked "shall I book <candidate>?"
     CHOOSE = "choose"  # booking: offered `offers`, waiting for a pick
+    AMEND = "amend"  # booking: "no" to a read-back with an e-mail: the time or the address?
+    EMAIL = "email"  # booking: the e-mail read back was wrong, asked for it again
     CANCELLING = "cancelling"  # cancel: waiting for CancelFinished
     WEBHOOK = "webhook"  # webhook: waiting for WebhookFinished
     THINKING = "thinking"  # conversation: waiting for ModelAnswered
@@ -53,7 +58,7 @@ class Phase(enum.Enum):
     ENDED = "ended"  # hung up or transferred
 
 
-LISTENING = frozenset((Phase.ANSWER, Phase.CONFIRM, Phase.CHOOSE))
+LISTENING = frozenset((Phase.ANSWER, Phase.CONFIRM, Phase.CHOOSE, Phase.AMEND, Phase.EMAIL))
 """Phases where the caller is expected to speak (and a global intent may fire)."""
 
 
@@ -91,6 +96,8 @@ class Ctx:
     questions: int = 0  # free answers given so far at this conversation node
     region: str = ""  # ISO country numbers and numeric dates are read in ("" = the zone's)
     home_timezone: str = ""  # the business's zone ("" = ``timezone``): named beside the caller's
+    # variables heard from the caller (``READ_BACK_KINDS``) that no read-back has confirmed yet
+    unread: frozenset[str] = frozenset()
 
     def read(self, kind: str, text: str, choices: Choices = ()) -> str | None:
         """The canonical value of ``kind`` in ``text``, or None."""
@@ -120,6 +127,8 @@ class Step:
     offers: tuple[SlotOffer, ...] = ()
     candidate: SlotOffer | None = None
     questions: int = 0
+    heard: frozenset[str] = frozenset()  # variables set here that are to be read back
+    confirmed: frozenset[str] = frozenset()  # variables the caller confirmed at a read-back
 
 
 def merge_hints(*hints: SpeechHints) -> SpeechHints:

@@ -23,6 +23,7 @@ from slotline.agent.flow.messages import (
     Say,
     SendSms,
     Transfer,
+    Wanted,
     WebhookFinished,
     WriteLine,
 )
@@ -43,6 +44,7 @@ from slotline.agent.flow.state import (
     DO_NOT_CALL,
     OPT_OUT_GOODBYE,
     OPTED_OUT,
+    READ_BACK_KINDS,
     REPROMPT_PREFIX,
     Ctx,
     Phase,
@@ -138,11 +140,18 @@ def answer(ctx: Ctx, node: ConversationNode, event: CallerSaid) -> Step:
         for want in llm_steps.wanted(node):
             value = ctx.read(want.kind, text, want.choices)
             if value is not None:  # the rules read it: the model is skipped
-                return Step(variables={want.variable: value}, edge="next")
+                return collected(want, value)
     if text and ctx.llm is not None:
         ask = llm_steps.ask(ctx, node, text, ctx.llm)
         return Step((ask,), phase=Phase.THINKING, attempts=ctx.attempts, questions=ctx.questions)
     return not_understood(ctx, node)
+
+
+def collected(want: Wanted, value: str) -> Step:
+    """``value`` collected into ``want``'s variable: go on. A kind often misheard (an e-mail
+    address) is marked heard, so a booking reads it back before it is used."""
+    heard = frozenset((want.variable,)) if want.kind in READ_BACK_KINDS else frozenset()
+    return Step(variables={want.variable: value}, edge="next", heard=heard)
 
 
 def model_answered(ctx: Ctx, node: ConversationNode, event: ModelAnswered) -> Step:
@@ -156,7 +165,7 @@ def model_answered(ctx: Ctx, node: ConversationNode, event: ModelAnswered) -> St
         proposed = event.values.get(want.variable, "")
         value = llm_steps.accept(ctx, want, proposed) if proposed else None
         if value is not None:
-            return Step(variables={want.variable: value}, edge="next")
+            return collected(want, value)
     if event.spoken:
         listen = listen_for(ctx, node)
         return Step((*said(ctx, node.say), listen), phase=Phase.ANSWER, attempts=ctx.attempts,

@@ -416,4 +416,5 @@ def test_transition_table_lists_every_rule() -> None:
     rows = transition_table()
     assert ("idle", "CallStarted", "started") in rows
     assert ("choose", "CallerSaid", "choose_answer") in rows
-    assert len(rows) == len(set(rows)) == 10  # + the two model results
+    assert ("email", "CallerSaid", "email_answer") in rows  # an address read back, re-asked
+    assert len(rows) == len(set(rows)) == 12  # + the two model results

@@ -290,7 +290,10 @@ async def test_demo_booking_with_proposals_and_confirmation() -> None:
                               "Tuesday, December 1st.")
     assert call.variables["time_preference"] == "afternoon"
     confirm = await call.say("the second one")
-    assert confirm == "I can book Tuesday, December 1st at 2 pm. Shall I go ahead?"
+    assert confirm == (  # the address heard is read back with the slot, before it is used
+        "I can book Tuesday, December 1st at 2 pm, and send the details to "
+        "j o h n dot s m i t h at example dot com. Shall I go ahead?"
+    )
     assert call.calendar.bookings == {}  # nothing is booked before the caller says yes
     booked = await call.say("yes")
     assert booked.startswith("You're all set for Tuesday, December 1st at 2 pm.")
@@ -330,8 +333,8 @@ async def test_demo_booking_free_exact_time_is_confirmed_directly() -> None:
     await call.say("it's j smith at example dot org")
     await call.say("next tuesday")
     assert await call.say("ten thirty in the morning") == (
-        "Let me check the calendar. I can book Tuesday, December 1st at 10:30 am. "
-        "Shall I go ahead?"
+        "Let me check the calendar. I can book Tuesday, December 1st at 10:30 am, and send "
+        "the details to j s m i t h at example dot org. Shall I go ahead?"
     )
     assert "all set" in await call.say("yes")
 
@@ -362,7 +365,12 @@ async def test_sales_demo_team_books_and_solo_gets_a_trial_text() -> None:
     assert call.variables["lead_id"] == "L-17"
     assert "Which day" in await call.say("mary at acme dental dot com")
     await call.say("next tuesday")
-    done = await call.say("three p m")
+    # the booking node does not confirm, but the address heard is read back before it is used
+    asked = await call.say("three p m")
+    assert asked.endswith("I can book Tuesday, December 1st at 3 pm, and send the details to "
+                          "m a r y at a c m e d e n t a l dot com. Shall I go ahead?")
+    assert call.calendar.bookings == {}
+    done = await call.say("yes")
     assert "your demo is on Tuesday, December 1st at 3 pm" in done and call.hung_up
     [booking] = call.calendar.bookings.values()
     assert booking.action == "sales" and booking.fields["company"] == "acme dental"
