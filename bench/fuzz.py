@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import io
 import math
 import os
@@ -38,6 +39,7 @@ import aiohttp
 from yarl import URL
 
 from bench.fuzz_cases import RawText, fuzz_session, webhook_case
+from slotline.agent.server.workers import exit_with_parent
 from slotline.agent.sim.caller import run_caller
 from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from slotline.agent.store import Store, open_store
@@ -156,9 +158,11 @@ async def serve_subprocess(
     log_path = folder / f"{name}.log"
     slotline = Path(sys.executable).with_name("slotline")
     with log_path.open("wb") as log_file:
+        # exits with this process even when it is killed (SIGKILL runs no finally below)
         process = await asyncio.create_subprocess_exec(
             str(slotline), "serve", stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file, stderr=log_file, env=child_env)
+            stdout=log_file, stderr=log_file, env=child_env,
+            preexec_fn=functools.partial(exit_with_parent, os.getpid()))
     server = ServerProcess(process, f"http://127.0.0.1:{port}", store_url, log_path)
     try:
         deadline_s = time.monotonic() + STARTUP_TIMEOUT_S
