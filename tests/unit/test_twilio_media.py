@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -327,3 +328,77 @@ def test_stream_tolerates_a_missing_connected_and_a_stop_before_start() -> None:
     unstarted = InboundStream()
     assert isinstance(unstarted.receive(STOP), Stop)
     assert unstarted.stopped and unstarted.start is None
+
+
+# Twilio's own documented example puts streamSid last; a started stream reads both layouts by
+# slicing them, and must agree with the generic parser on every message, good or bad.
+MEDIA_SID_LAST = _fill(
+    '{"event":"media","sequenceNumber":"4","media":{"track":"inbound","chunk":"2",'
+    '"timestamp":"5","payload":"<base64 mu-law>"},"streamSid":"MZ.."}'
+)
+
+
+def _verdict(receive: Callable[[str], object], data: str) -> object:
+    try:
+        return receive(data)
+    except ProtocolError as exc:
+        return exc.code
+
+
+def _generic(data: str) -> object:
+    """What a started stream must answer: the generic parser, then the stream's own check."""
+    verdict = _verdict(parse_inbound, data)
+    if isinstance(verdict, Media | Dtmf | MarkEcho | Stop) and verdict.stream_sid != SID:
+        return "stream_mismatch"
+    return "duplicate_start" if isinstance(verdict, Start) else verdict
+
+
+def _started() -> InboundStream:
+    stream = InboundStream()
+    stream.receive(START)
+    return stream
+
+
+def _media_variants() -> list[str]:
+    variants: list[str] = []
+    for fixture in (MEDIA, MEDIA_SID_LAST):
+        variants += [fixture[:cut] for cut in range(len(fixture))]
+        variants += [fixture[:i] + chr(ord(c) ^ 0x55) + fixture[i + 1 :]
+                     for i, c in enumerate(fixture)]
+        variants += [
+            fixture.replace('"4"', '"0004"'),  # leading zeros
+            fixture.replace('"4"', '"' + "9" * 18 + '"'),
+            fixture.replace('"4"', '"' + "9" * 19 + '"'),  # past _MAX_DIGITS
+            fixture.replace('"4"', '"\u0664"'),  # an Arabic-Indic four: not ASCII
+            fixture.replace('"4"', "4"),  # a JSON integer
+            fixture.replace('"5"', '"-5"'),
+            fixture.replace('"5"', '""'),
+            fixture.replace('"inbound"', '"outbound"'),
+            fixture.replace('"inbound"', '"inbound_track"'),
+            fixture.replace('"inbound"', '"in\\u0062ound"'),  # an escape: the same string
+            fixture.replace(FRAME_B64, FRAME_B64.replace("/", "\\/")),  # an escaped slash
+            fixture.replace(FRAME_B64, FRAME_B64[:-4]),  # 157 bytes
+            fixture.replace(FRAME_B64, FRAME_B64 + "AAAA"),  # 163 bytes
+            fixture.replace(FRAME_B64, FRAME_B64[:-1] + "="),  # bad padding
+            fixture.replace(FRAME_B64, FRAME_B64 + "="),
+            fixture.replace(FRAME_B64, FRAME_B64[:8] + "\n" + FRAME_B64[8:]),
+            fixture.replace(",", ", "),  # spaces
+            fixture.replace("{", "{ "),
+            fixture + " ",
+            fixture.replace('"event":"media"', '"event":"media","event":"stop"'),
+            fixture.replace('"media":{', '"extra":1,"media":{'),
+            fixture.replace(SID, "MZ00000000000000000000000000000000"),  # another stream
+        ]
+    return variants
+
+
+def test_a_started_stream_reads_media_in_both_documented_layouts() -> None:
+    stream = _started()
+    assert stream.receive(MEDIA) == Media(4, SID, "inbound", 2, 5, FRAME)
+    assert stream.receive(MEDIA_SID_LAST) == Media(4, SID, "inbound", 2, 5, FRAME)
+    assert parse_inbound(MEDIA_SID_LAST) == parse_inbound(MEDIA)
+
+
+def test_a_started_stream_answers_every_media_variant_as_the_generic_parser() -> None:
+    for data in _media_variants():
+        assert _verdict(_started().receive, data) == _generic(data), data
