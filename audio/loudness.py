@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from slotline.audio.mulaw import decode_array
+from slotline.audio.mulaw import decode_array, ulaw_to_pcm16
 
 VOICED_WITHIN_DB = 35.0  # frames this close to the loudest frame count as speech
 VOICED_FLOOR_RMS = 32.8  # -60 dBFS: below this a frame is silence however quiet the rest is
@@ -30,6 +30,15 @@ def rms(ulaw: bytes) -> float:
     return math.sqrt(float(_SQUARES[np.frombuffer(ulaw, np.uint8)].mean()))
 
 
+def rms_pcm16(pcm16: bytes) -> float:
+    """``rms`` of the same frame decoded (16-bit little-endian PCM), bit for bit: the squares
+    and their sum are whole numbers far below 2**53, exact in any order. A third of ``rms``'s
+    cost (one conversion and a dot product instead of a gather and a mean): the frame path
+    has the decoded frame anyway."""
+    samples = np.frombuffer(pcm16, "<i2").astype(np.float64)
+    return math.sqrt(float(samples.dot(samples)) / samples.shape[0])
+
+
 class LoudFrames:
     """Tells, frame by frame, whether a frame of the current utterance is loud (module doc)."""
 
@@ -39,7 +48,11 @@ class LoudFrames:
         self._loudest = 0.0
 
     def loud(self, ulaw: bytes) -> bool:
-        level = rms(ulaw)
+        return self.loud_pcm16(ulaw_to_pcm16(ulaw))
+
+    def loud_pcm16(self, pcm16: bytes) -> bool:
+        """``loud`` of the decoded frame (16-bit little-endian PCM)."""
+        level = rms_pcm16(pcm16)
         if level > self._loudest:
             self._loudest = level
         return level >= VOICED_FLOOR_RMS and level >= self._loudest * _WITHIN

@@ -129,7 +129,7 @@ class FramePipeline:
         self._push = stt.push_audio
         self._turn_frame = turns.frame
         self._loudness = LoudFrames()
-        self._is_loud = self._loudness.loud
+        self._is_loud = self._loudness.loud_pcm16
         self._stt = stt
         self._pause = stt.pause
         self.turns = turns
@@ -150,7 +150,7 @@ class FramePipeline:
         pcm16 = ulaw_to_pcm16(ulaw)
         voiced = self._is_speech(pcm16)
         self._push(AudioChunk(ulaw, pcm16, voiced))
-        loud = voiced and self._is_loud(ulaw)
+        loud = voiced and self._is_loud(pcm16)
         if self._model is not None:
             self._record(pcm16)
         # the pitch decides only a barge-in: measured on loud frames over the agent (~20 µs)

@@ -9,8 +9,8 @@ import pytest
 from slotline.agent.sim.caller import voiced_span
 from slotline.agent.sim.demo import caller_wav
 from slotline.audio.framing import ULAW_FRAME_BYTES, ULAW_SILENCE
-from slotline.audio.loudness import VOICED_FLOOR_RMS, LoudFrames, rms
-from slotline.audio.mulaw import encode_array
+from slotline.audio.loudness import VOICED_FLOOR_RMS, LoudFrames, rms, rms_pcm16
+from slotline.audio.mulaw import encode_array, ulaw_to_pcm16
 
 STEMS = ("name_john", "day_tuesday", "time_3pm", "yes", "email_john", "backchannel", "urgent")
 
@@ -43,3 +43,14 @@ def test_a_new_utterance_forgets_the_last_ones_loudest_frame() -> None:
     assert loudness.loud(loud) and not loudness.loud(quiet)
     loudness.reset()
     assert loudness.loud(quiet)
+
+
+def test_the_decoded_frames_rms_is_the_mu_law_frames_bit_for_bit() -> None:
+    """The frame path measures the decoded frame (``rms_pcm16``): the same number, so the same
+    loud frames, as the mu-law frame's ``rms`` on every frame of the caller recordings."""
+    every_code = bytes(range(256))
+    checked = [every_code[:160], every_code[96:], bytes([ULAW_SILENCE]) * ULAW_FRAME_BYTES]
+    for stem in STEMS:
+        checked += frames(caller_wav(stem).audio)
+    for frame in checked:
+        assert rms_pcm16(ulaw_to_pcm16(frame)) == rms(frame)
