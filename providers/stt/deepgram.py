@@ -31,6 +31,8 @@ One connection per call to ``{base_url}/v1/listen`` (wire format: ``deepgram_wir
   connection's clock) or the turn is finalized, at most ``max_replay_s``. A dropped socket
   (or a server close we did not ask for) reconnects at once, then with backoff, and replays
   the unacknowledged audio first, re-sending a pending ``Finalize`` at its place in the audio.
+  When and how often is ``reconnect`` (``providers/reconnect.py``, ``DEEPGRAM`` by default);
+  past its failures in a row the stream fails.
 * Errors: HTTP 401/403 on the upgrade → ``ProviderAuthError`` (never retried); other
   upgrade failures → ``ProviderError`` (retryable for 429/5xx and network errors). Errors
   handled here (drops, malformed messages, timeouts answered with a partial turn) are
@@ -54,10 +56,12 @@ This module opens the connections; ``deepgram_stream.DeepgramSttStream`` is the 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 
 from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderError
 from slotline.providers.extras import missing
+from slotline.providers.reconnect import DEEPGRAM, ReconnectPolicy, retryable_status
 from slotline.providers.stt import deepgram_wire as wire
 
 try:  # websockets, here and in deepgram_stream
@@ -100,7 +104,8 @@ class DeepgramSpeechToText:
         batch_ms: int = 60,
         finalize_timeout_s: float = 2.0,
         connect_timeout_s: float = 5.0,
-        max_reconnect_attempts: int = 5,
+        reconnect: ReconnectPolicy = DEEPGRAM,
+        seed: int | None = None,
         max_replay_s: float = 30.0,
         smart_format: bool = True,
         punctuate: bool = True,
@@ -121,7 +126,8 @@ class DeepgramSpeechToText:
         self.batch_bytes = max(1, batch_ms * BYTES_PER_S // 1000)
         self.finalize_timeout_s = finalize_timeout_s
         self.connect_timeout_s = connect_timeout_s
-        self.max_reconnect_attempts = max_reconnect_attempts
+        self.reconnect = reconnect
+        self.random = random.Random(seed).random  # the reconnect policy's jitter
         self.max_replay_bytes = int(max_replay_s * BYTES_PER_S)
         self.on_error = on_error
 
@@ -145,8 +151,9 @@ class DeepgramSpeechToText:
             detail = exc.response.headers.get("dg-error") or exc.response.reason_phrase
             if status in (401, 403):
                 raise ProviderAuthError(PROVIDER, f"HTTP {status}: {detail}") from None
-            retryable = status == 429 or status >= 500
-            raise ProviderError(PROVIDER, f"HTTP {status}: {detail}", retryable=retryable) from None
+            raise ProviderError(
+                PROVIDER, f"HTTP {status}: {detail}", retryable=retryable_status(status)
+            ) from None
         except InvalidURI as exc:
             raise ProviderError(PROVIDER, f"bad base_url: {exc}", retryable=False) from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:

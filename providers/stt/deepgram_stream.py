@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 PROVIDER = "stt-deepgram"
 BYTES_PER_S = 8000  # 8 kHz mu-law, one byte a sample
 _MAX_FRAME_BYTES = 8000  # replayed audio goes out in frames of at most 1 s
-_BACKOFF_S = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)  # first retry at once: the caller is talking
 # How often the sender looks at the clock (KeepAlive due, a partial batch stalled). Audio goes
 # out when a whole batch is pushed, not on this tick: a stalled partial batch (the session
 # stopped pushing mid-batch) waits one to two ticks.
@@ -254,18 +253,20 @@ class DeepgramSttStream:
             self._fail(ProviderError(PROVIDER, f"internal error: {type(exc).__name__}"))
 
     async def _connect_and_serve(self) -> None:
-        """Owns the socket for the stream's life: connect, serve, reconnect on a drop."""
-        failures = 0
+        """Owns the socket for the stream's life: connect, serve, reconnect on a drop (when,
+        and how often: the owner's ``ReconnectPolicy``)."""
+        policy = self._owner.reconnect
+        failures = 0  # attempts in a row that came to nothing (a refused or silent socket)
         while not self._close_requested:
             try:
                 ws = await self._owner.connect()
             except ProviderError as exc:
                 failures += 1
-                if not exc.retryable or failures > self._owner.max_reconnect_attempts:
+                if not policy.retries(exc, failures):
                     self._fail(exc)
                     return
                 self._report(exc)
-                await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
+                await asyncio.sleep(policy.delay_s(failures, self._owner.random))
                 continue
             # one span per connection; its parent is the call (this task was started in it)
             connection = {"slotline.connection": self.connections + 1}
@@ -274,11 +275,11 @@ class DeepgramSttStream:
             if self._close_requested:
                 return
             failures = 0 if heard_back else failures + 1
-            if failures > self._owner.max_reconnect_attempts:
+            if policy.gives_up(failures):
                 self._fail(ProviderError(PROVIDER, "connection keeps dropping", retryable=True))
                 return
             self.reconnects += 1
-            await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
+            await asyncio.sleep(policy.delay_s(failures, self._owner.random))
 
     async def _serve(self, ws: ClientConnection) -> bool:
         """Run one connection until it ends; True if the server sent anything on it."""

@@ -19,9 +19,11 @@ after the close), as the service counts it.
 
 Failures raise ``ProviderError`` (``ProviderAuthError`` for a refused key, ``ProviderTimeout``
 when audio stalls) or ``ProtocolError`` for a malformed vendor message; a dropped socket
-fails the replies on it and the next reply opens a new one. When no socket can be opened the
-reply goes over ``POST /v1/text-to-speech/{voice_id}/stream`` (no alignment there), and
-WebSockets are not tried again for ``ws_retry_after_s``. The API key is never logged.
+fails the replies on it and the next reply opens a new one (a pooled socket that fails as a
+reply opens it gets one more try at once, on another socket). When no socket can be opened
+the reply goes over ``POST /v1/text-to-speech/{voice_id}/stream`` (no alignment there), and
+WebSockets are not tried again for the ``reconnect`` policy's delay (``providers/reconnect.py``,
+``ELEVENLABS``: 10 s). The API key is never logged.
 
 Why not the ``elevenlabs`` SDK (v2; tests/contract/test_elevenlabs_sdk.py runs it against our
 emulator): it has no asyncio client for either WebSocket route (multi-stream-input has message
@@ -42,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from contextlib import aclosing
 from urllib.parse import quote, urlencode
@@ -50,6 +53,7 @@ import aiohttp
 
 from slotline.providers import tracing
 from slotline.providers.errors import ProviderAuthError, ProviderError, ProviderTimeout
+from slotline.providers.reconnect import ELEVENLABS, ReconnectPolicy, retryable_status
 from slotline.providers.tts.elevenlabs_socket import (
     BYTES_PER_MS,
     INACTIVITY_TIMEOUT_S,
@@ -123,7 +127,8 @@ class ElevenLabsTts:
         first_audio_timeout_s: float = 5.0,
         stall_timeout_s: float = 3.0,
         close_grace_s: float = 2.0,
-        ws_retry_after_s: float = 10.0,
+        reconnect: ReconnectPolicy = ELEVENLABS,
+        seed: int | None = None,
         max_sockets: int = 32,
     ) -> None:
         self._api_key = api_key
@@ -137,7 +142,8 @@ class ElevenLabsTts:
         self._first_audio_timeout_s = first_audio_timeout_s
         self._stall_timeout_s = stall_timeout_s
         self._close_grace_s = close_grace_s
-        self._ws_retry_after_s = ws_retry_after_s
+        self._reconnect = reconnect
+        self._random = random.Random(seed).random  # the reconnect policy's jitter
         self._max_sockets = max_sockets
         root = base_url.rstrip("/")
         path = f"/v1/text-to-speech/{quote(voice_id, safe='')}"
@@ -150,6 +156,7 @@ class ElevenLabsTts:
         self._sockets: list[ContextSocket] = []
         self._connect_lock = asyncio.Lock()
         self._ws_down_until = 0.0
+        self._connect_failures = 0  # handshakes failed in a row
 
     async def start(self) -> None:
         """Open the HTTP session (unless one was passed in) and a warm socket. A refused key
@@ -213,7 +220,8 @@ class ElevenLabsTts:
         """A context on a socket with room (opened with its first message)."""
         if asyncio.get_running_loop().time() < self._ws_down_until:
             raise ProviderError(PROVIDER, "WebSocket recently unreachable", retryable=True)
-        for attempt in range(2):  # a pooled socket may have died unnoticed: one more try
+        failures = 0  # a pooled socket may have died unnoticed: it counts as one that worked
+        while True:
             socket = self._pick() or await self._grow()
             context_id = ""
             try:
@@ -226,17 +234,20 @@ class ElevenLabsTts:
                         chunk_length_schedule=self._schedule,
                     )
                 )
-            except ProviderError:
+            except ProviderError as exc:
                 socket.retired = True
                 socket.stop_listening(context_id)
-                if attempt:
+                if not self._reconnect.retries(exc, failures):
                     raise
+                delay_s = self._reconnect.delay_s(failures, self._random)
+                if delay_s:  # the first retry goes at once (ELEVENLABS allows no second)
+                    await asyncio.sleep(delay_s)
+                failures += 1  # the next socket has not proven itself yet
                 continue
             except BaseException:  # cancelled mid-send: free the slot
                 socket.stop_listening(context_id)
                 raise
             return socket, context_id
-        raise AssertionError("unreachable")
 
     def _pick(self) -> ContextSocket | None:
         for socket in self._sockets:
@@ -257,8 +268,11 @@ class ElevenLabsTts:
             except ProviderAuthError:
                 raise
             except ProviderError:
-                self._ws_down_until = asyncio.get_running_loop().time() + self._ws_retry_after_s
+                self._connect_failures += 1
+                delay_s = self._reconnect.delay_s(self._connect_failures, self._random)
+                self._ws_down_until = asyncio.get_running_loop().time() + delay_s
                 raise
+            self._connect_failures = 0
             self._sockets.append(socket)
             return socket
 
@@ -341,5 +355,4 @@ async def _single(text: str) -> AsyncGenerator[str, None]:
 def _status_error(status: int, what: str) -> ProviderError:
     if status in (401, 403):
         return ProviderAuthError(PROVIDER, f"{what}: the API key was refused (HTTP {status})")
-    retryable = status == 429 or status >= 500
-    return ProviderError(PROVIDER, f"{what}: HTTP {status}", retryable=retryable)
+    return ProviderError(PROVIDER, f"{what}: HTTP {status}", retryable=retryable_status(status))
