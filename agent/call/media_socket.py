@@ -102,8 +102,9 @@ class MediaSocket:
             await self.close()
             return None
 
-    async def receive(self) -> tw.InboundMessage | None:
-        """The next valid Twilio message; None when the socket is done (or was cut off)."""
+    async def receive(self) -> bytes | tw.InboundMessage | None:
+        """The next valid Twilio message, media as its 20 ms of mu-law alone (``bytes``: no
+        object per frame); None when the socket is done (or was cut off)."""
         loop = self._loop
         while not self.cut_off:
             msg = await self._ws.receive()
@@ -120,9 +121,9 @@ class MediaSocket:
                 self.closed = True
                 return None
             try:
-                message = self._stream.receive(data, int(loop.time() * 1000))
-                if self.tap is not None and isinstance(message, tw.Media):
-                    self.tap.caller_frame(loop.time(), message.timestamp_ms, message.payload)
+                message = self._stream.receive_audio(data, int(loop.time() * 1000))
+                if self.tap is not None and type(message) is bytes:
+                    self.tap.caller_frame(loop.time(), self._stream.last_timestamp_ms, message)
                 return message
             except ProtocolError as exc:
                 self.reject(exc)

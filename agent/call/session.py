@@ -403,7 +403,7 @@ class LiveCall:
             if message is None:
                 self.speaker.stream_ended()
                 return False
-            if isinstance(message, tw.Media):
+            if type(message) is bytes:  # media: its 20 ms of mu-law
                 self._on_media(message)
             elif isinstance(message, tw.MarkEcho):
                 self.speaker.mark_echoed(message.name)
@@ -414,9 +414,9 @@ class LiveCall:
             elif isinstance(message, tw.Stop):
                 return True
 
-    def _on_media(self, media: tw.Media) -> None:
+    def _on_media(self, ulaw: bytes) -> None:
         now = self._loop.time()  # the server's clock, never the client's timestamp
-        voiced, event = self.frames.process(media.payload, int(now * 1000))
+        voiced, event = self.frames.process(ulaw, int(now * 1000))
         early = self._early
         if early is not None and not self.turns.agent_speaking:
             early.frame(voiced)

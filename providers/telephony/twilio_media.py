@@ -384,25 +384,36 @@ class _MediaLayout:
     that is not one frame of strict base64) returns None: the generic parser decides.
     """
 
-    __slots__ = ("_sid_first", "_sid_last", "_stream_sid")
+    __slots__ = ("_sid_first", "_sid_last", "_stream_sid", "match")
 
     def __init__(self, stream_sid: str) -> None:
         self._stream_sid = stream_sid
+        self.match: re.Match[str] | None = None  # the fields of the last message read
         sid = re.escape(orjson.dumps(stream_sid).decode())
         self._sid_first = re.compile(f'{_MEDIA_SEQUENCE}"streamSid":{sid},{_MEDIA_BODY}\\}}')
         self._sid_last = re.compile(f'{_MEDIA_SEQUENCE}{_MEDIA_BODY},"streamSid":{sid}\\}}')
 
-    def parse(self, data: str) -> Media | None:
+    def payload(self, data: str) -> bytes | None:
+        """The frame of a media message in this layout (None: the generic parser decides); its
+        other fields are in ``match`` until the next call."""
         match = self._sid_first.fullmatch(data) or self._sid_last.fullmatch(data)
         if match is None:
             return None
-        sequence, track, chunk, timestamp, b64 = match.groups()
         try:
-            payload = binascii.a2b_base64(b64, strict_mode=True)
+            payload = binascii.a2b_base64(match[5], strict_mode=True)
         except ValueError:
             return None
         if len(payload) != ULAW_FRAME_BYTES:
             return None
+        self.match = match
+        return payload
+
+    def parse(self, data: str) -> Media | None:
+        payload = self.payload(data)
+        match = self.match
+        if payload is None or match is None:
+            return None
+        sequence, track, chunk, timestamp, _ = match.groups()
         return Media(int(sequence), self._stream_sid, track, int(chunk), int(timestamp), payload)
 
 
@@ -469,6 +480,26 @@ class InboundStream:
         else:
             self.connected = msg
         return msg
+
+    def receive_audio(self, data: str | bytes, now_ms: int | None = None) -> bytes | InboundMessage:
+        """``receive``, but media comes back as its 20 ms of mu-law alone, its timestamp in
+        ``last_timestamp_ms``: the server's per-frame path, which needs nothing else of it,
+        builds no object per frame."""
+        if self.stopped:
+            raise ProtocolError("after_stop", "the stream has stopped")
+        layout = self._media
+        if layout is not None and type(data) is str:
+            payload = layout.payload(data)
+            if payload is not None and layout.match is not None:
+                self._check_time(int(layout.match[4]), now_ms)
+                return payload
+        message = self.receive(data, now_ms)
+        return message.payload if isinstance(message, Media) else message
+
+    @property
+    def last_timestamp_ms(self) -> int:
+        """The timestamp of the latest media accepted (0 before any)."""
+        return self._last_timestamp_ms
 
     def _check_time(self, timestamp_ms: int, now_ms: int | None) -> None:
         """Accept one media frame's time, or raise (the state is then unchanged)."""

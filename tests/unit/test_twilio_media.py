@@ -402,3 +402,26 @@ def test_a_started_stream_reads_media_in_both_documented_layouts() -> None:
 def test_a_started_stream_answers_every_media_variant_as_the_generic_parser() -> None:
     for data in _media_variants():
         assert _verdict(_started().receive, data) == _generic(data), data
+
+
+def test_the_servers_receive_gives_media_as_its_frame_and_the_rest_typed() -> None:
+    stream = InboundStream()
+    assert stream.receive_audio(CONNECTED) == Connected("Call", "1.0.0")
+    assert isinstance(stream.receive_audio(START), Start)
+    assert stream.receive_audio(MEDIA_SID_LAST, 0) == FRAME
+    assert stream.last_timestamp_ms == 5
+    later = MEDIA.replace('"timestamp":"5"', '"timestamp":"0065"')
+    assert stream.receive_audio(later, 60) == FRAME and stream.last_timestamp_ms == 65
+    assert stream.receive_audio(later.replace(",", ", "), 60) == FRAME  # the generic parser's
+    assert _verdict(stream.receive_audio, MEDIA) == "timestamp_backwards"
+    assert stream.last_timestamp_ms == 65
+    assert stream.receive_audio(DTMF) == Dtmf(5, SID, "inbound_track", "1")
+    assert isinstance(stream.receive_audio(STOP), Stop)
+    assert _verdict(stream.receive_audio, MEDIA) == "after_stop"
+
+
+def test_the_servers_receive_answers_every_media_variant_as_the_generic_parser() -> None:
+    for data in _media_variants():
+        expected = _generic(data)
+        verdict = _verdict(_started().receive_audio, data)
+        assert verdict == (expected.payload if isinstance(expected, Media) else expected), data
