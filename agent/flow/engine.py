@@ -125,6 +125,7 @@ _ENTER: Mapping[str, Callable[[Ctx, Any], Step]] = {
 _ON_EVENT: Mapping[tuple[Phase, type[Any]], Callable[[Ctx, Any, Any], Step]] = {
     (Phase.IDLE, CallStarted): started,
     (Phase.ANSWER, CallerSaid): steps.answer,
+    (Phase.VERIFY, CallerSaid): steps.verify_answer,
     (Phase.CONFIRM, CallerSaid): booking_steps.confirm_answer,
     (Phase.CHOOSE, CallerSaid): booking_steps.choose_answer,
     (Phase.AMEND, CallerSaid): booking_steps.amend_answer,

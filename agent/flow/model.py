@@ -140,6 +140,13 @@ class ConversationNode(_Prompted):
     max_attempts: int = Field(
         default=2, ge=1, le=5, description="Answers heard before the `fallback` edge."
     )
+    read_back: bool = Field(
+        default=False,
+        description="Read an e-mail address back as heard (\"That's j o h n at gmail dot com. "
+        "Is that right?\") and go on only once the caller says it is: for an address used "
+        "before a booking (which reads back one not yet confirmed with the slot). Only with "
+        "the email extractor.",
+    )
     answer_questions: bool = Field(
         default=False,
         description="With a model provider: a question from the caller (\"do you have "
@@ -153,6 +160,12 @@ class ConversationNode(_Prompted):
     fallback: NodeId | None = Field(
         default=None, description="Where to go when no answer was understood; none = end politely."
     )
+
+    @model_validator(mode="after")
+    def _read_back_email(self) -> ConversationNode:
+        if self.read_back and self.extractor != "email":
+            raise FieldError("read_back", "read_back is for the email extractor only")
+        return self
 
     @model_validator(mode="after")
     def _choices_match_kind(self) -> ConversationNode:
@@ -237,7 +250,11 @@ class BookingNode(_Node):
     type: Literal["booking"]
     action: str = Field(min_length=1, description="A name in `booking_actions` of the config.")
     say: Template = Field(default="", description='Said on entering ("Let me check.").')
-    confirm: bool = Field(default=False, description="Ask yes/no before booking a slot.")
+    confirm: bool = Field(
+        default=False,
+        description="Ask yes/no before booking a slot. Asked anyway while an e-mail address "
+        "the caller gave is not yet confirmed: it is read back in the same question.",
+    )
     max_attempts: int = Field(default=2, ge=1, le=5)
     success: NodeId
     failure: NodeId | None = None

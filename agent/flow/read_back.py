@@ -20,6 +20,12 @@ At EMAIL a new address is read back again; "no thanks" books without one; an add
 understood ``max_attempts`` times is dropped ("I'll book it without an email address"), never
 kept unread. A booking node without ``confirm`` still asks when there is an address to read
 back. The steps here only build what is said and listened for; ``booking_steps`` decides.
+
+Where the address is used before any booking (consultation's deposit request goes to it), the
+question that asks for it reads it back on its own (``read_back: true`` on the conversation
+node, ``steps.verify_answer``): "That's s a r a h m i l l e r at outlook dot com. Is that
+right?" — yes goes on (and the booking does not read it again), another address is read back
+instead, "no" asks the question again with the address cleared.
 """
 
 from __future__ import annotations
@@ -67,6 +73,12 @@ def confirm_question(when: str, email_spoken: str = "") -> str:
     if not email_spoken:
         return f"I can book {when}. Shall I go ahead?"
     return f"I can book {when}, and send the details to {email_spoken}. Shall I go ahead?"
+
+
+def verify_question(email_spoken: str) -> str:
+    """A conversation node's read-back (``read_back: true``): "That's <address>. Is that
+    right?"."""
+    return f"That's {email_spoken}. Is that right?"
 
 
 def with_email(ctx: Ctx, address: str) -> Ctx:

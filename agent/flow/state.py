@@ -45,6 +45,7 @@ class Phase(enum.Enum):
 
     IDLE = "idle"  # before CallStarted
     ANSWER = "answer"  # conversation: waiting for the caller's answer
+    VERIFY = "verify"  # conversation: read the answer back (``read_back``), is it right?
     CHECKING = "checking"  # booking: waiting for AvailabilityReady
     BOOKING = "booking"  # booking, reschedule: waiting for BookingFinished
     CONFIRM = "confirm"  # booking: asked "shall I book <candidate>?"
@@ -58,7 +59,9 @@ class Phase(enum.Enum):
     ENDED = "ended"  # hung up or transferred
 
 
-LISTENING = frozenset((Phase.ANSWER, Phase.CONFIRM, Phase.CHOOSE, Phase.AMEND, Phase.EMAIL))
+LISTENING = frozenset(
+    (Phase.ANSWER, Phase.VERIFY, Phase.CONFIRM, Phase.CHOOSE, Phase.AMEND, Phase.EMAIL)
+)
 """Phases where the caller is expected to speak (and a global intent may fire)."""
 
 

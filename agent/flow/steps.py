@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from slotline.agent.flow import llm_steps
+from slotline.agent.booking.speech import speak_email
+from slotline.agent.flow import llm_steps, read_back
+from slotline.agent.flow.corrections import email_correction_hints, heard_email
 from slotline.agent.flow.messages import (
     CallerSaid,
     CallWebhook,
@@ -140,18 +142,55 @@ def answer(ctx: Ctx, node: ConversationNode, event: CallerSaid) -> Step:
         for want in llm_steps.wanted(node):
             value = ctx.read(want.kind, text, want.choices)
             if value is not None:  # the rules read it: the model is skipped
-                return collected(want, value)
+                return collected(ctx, node, want, value)
     if text and ctx.llm is not None:
         ask = llm_steps.ask(ctx, node, text, ctx.llm)
         return Step((ask,), phase=Phase.THINKING, attempts=ctx.attempts, questions=ctx.questions)
     return not_understood(ctx, node)
 
 
-def collected(want: Wanted, value: str) -> Step:
+def collected(ctx: Ctx, node: ConversationNode, want: Wanted, value: str) -> Step:
     """``value`` collected into ``want``'s variable: go on. A kind often misheard (an e-mail
-    address) is marked heard, so a booking reads it back before it is used."""
-    heard = frozenset((want.variable,)) if want.kind in READ_BACK_KINDS else frozenset()
-    return Step(variables={want.variable: value}, edge="next", heard=heard)
+    address) is marked heard, so a booking reads it back before it is used; a node with
+    ``read_back`` reads it back itself first."""
+    if want.kind not in READ_BACK_KINDS:
+        return Step(variables={want.variable: value}, edge="next")
+    if node.read_back:
+        return _verify(ctx, want.variable, value, ctx.attempts)
+    return Step(variables={want.variable: value}, edge="next",
+                heard=frozenset((want.variable,)))
+
+
+def _verify(ctx: Ctx, variable: str, value: str, attempts: int) -> Step:
+    """Read ``value`` back and ask whether it is right (VERIFY); it is set, not yet confirmed."""
+    question = Say(read_back.verify_question(speak_email(value)))
+    listen = ctx.listen(rules.hints("yes_no"), email_correction_hints(), rules.hints("email"))
+    return Step((question, listen.expecting("yes_no")), variables={variable: value},
+                heard=frozenset((variable,)), phase=Phase.VERIFY, attempts=attempts,
+                questions=ctx.questions)
+
+
+def verify_answer(ctx: Ctx, node: ConversationNode, event: CallerSaid) -> Step:
+    """After "That's <address>. Is that right?": yes goes on with it confirmed; another
+    address is read back instead; "no" clears it and asks the question again; an answer not
+    understood asks again for a yes or no. Out of attempts, the address is cleared (never kept
+    unconfirmed) and the node's fallback taken."""
+    text = event.text.strip()
+    current = ctx.var(node.collect)
+    change = heard_email(ctx, text, read_back=current) if text else None
+    if change is not None and change.email:
+        return _verify(ctx, node.collect, change.email, ctx.attempts)
+    answer = ctx.read("yes_no", text) if text else None
+    if answer == "yes" and change is None:
+        return Step(edge="next", confirmed=frozenset((node.collect,)))
+    attempts = ctx.attempts + 1
+    if attempts >= node.max_attempts:
+        return Step(variables={node.collect: ""}, edge="fallback")
+    if answer == "no" or change is not None:
+        again = f"Sorry about that. {node.reprompt or node.say}"
+        return Step((*said(ctx, again), listen_for(ctx, node)), variables={node.collect: ""},
+                    phase=Phase.ANSWER, attempts=attempts, questions=ctx.questions)
+    return _verify(ctx, node.collect, current, attempts)
 
 
 def model_answered(ctx: Ctx, node: ConversationNode, event: ModelAnswered) -> Step:
@@ -165,7 +204,7 @@ def model_answered(ctx: Ctx, node: ConversationNode, event: ModelAnswered) -> St
         proposed = event.values.get(want.variable, "")
         value = llm_steps.accept(ctx, want, proposed) if proposed else None
         if value is not None:
-            return collected(want, value)
+            return collected(ctx, node, want, value)
     if event.spoken:
         listen = listen_for(ctx, node)
         return Step((*said(ctx, node.say), listen), phase=Phase.ANSWER, attempts=ctx.attempts,

@@ -131,8 +131,12 @@ async def test_consultation_takes_the_deposit_before_booking_a_new_client(
     server, actions = examples
     _, log, bookings = await call(
         server, "consultation",
-        ["name_john", "estate", "no", "email_john", "day_tuesday", "time_3pm", "yes"],
+        ["name_john", "estate", "no", "email_john", "yes", "day_tuesday", "time_3pm", "yes"],
     )
+    # the address is read back before the deposit request goes to it, and not again at booking
+    agent = [turn["text"] for turn in log["turns"] if turn["role"] == "agent"]
+    assert "That's j o h n dot s m i t h at example dot com. Is that right?" in agent, agent
+    assert not any("send the details to" in text for text in agent), agent
     variables = log["variables"]
     assert variables["topic"] == "estate" and variables["returning_client"] == "no"
     assert variables["user_email"] == "john.smith@example.com"

@@ -19,6 +19,7 @@ from slotline.agent.flow import (
     RunBooking,
 )
 from slotline.agent.flow.read_back import confirm_question
+from slotline.agent.flow.validate import FlowInvalid
 from tests.unit.test_flow_engine import AT_10, AT_14, AT_16, BOOKING_NODES, engine, says
 
 SPOKEN = [
@@ -209,3 +210,61 @@ def test_yes_with_the_same_address_again_is_a_yes() -> None:
     e = asked_email()
     read_back(e)
     assert booked(e, "yes, ann at gmail dot com").attendee.email == "ann@gmail.com"
+
+
+# ---- read back at the question itself (``read_back: true``: used before any booking) ---------
+
+VERIFIED = {**ASK_EMAIL, "read_back": True, "optional": False, "max_attempts": 3}
+
+
+def verifying(**ask: Any) -> FlowEngine:
+    book = {**BOOKING_NODES["book"], "confirm": True}
+    e = engine({"ask": {**VERIFIED, **ask}, **BOOKING_NODES, "book": book}, variables=KNOWN)
+    e.handle(CallStarted("CA1"))
+    return e
+
+
+def test_a_read_back_question_asks_before_going_on_and_the_booking_does_not_ask_again() -> None:
+    e = verifying()
+    assert says(e.handle(CallerSaid("ann at gmail dot com"))) == [
+        f"That's {HEARD}. Is that right?"
+    ]
+    assert e.phase is Phase.VERIFY and e.node_id == "ask"
+    [_, check] = e.handle(CallerSaid("yes that's right"))
+    assert isinstance(check, CheckAvailability)
+    assert says(e.handle(AvailabilityReady("book", AT_14, ()))) == [PLAIN]  # confirmed once
+    assert booked(e).attendee.email == "ann@gmail.com"
+
+
+def test_another_address_at_the_question_read_back_is_read_back_in_its_place() -> None:
+    e = verifying()
+    e.handle(CallerSaid("ann at gmail dot com"))
+    assert says(e.handle(CallerSaid("no, it's anna at gmail dot com"))) == [
+        "That's a n n a at gmail dot com. Is that right?"
+    ]
+    e.handle(CallerSaid("yes"))
+    assert e.node_id == "book" and e.variables["user_email"] == "anna@gmail.com"
+
+
+def test_no_at_the_question_read_back_clears_the_address_and_asks_again() -> None:
+    e = verifying(reprompt="Sorry, your email again?")
+    e.handle(CallerSaid("ann at gmail dot com"))
+    assert says(e.handle(CallerSaid("no"))) == ["Sorry about that. Sorry, your email again?"]
+    assert e.phase is Phase.ANSWER and e.variables["user_email"] == ""
+    e.handle(CallerSaid("anna at gmail dot com"))
+    e.handle(CallerSaid("yes"))
+    assert e.variables["user_email"] == "anna@gmail.com" and e.node_id == "book"
+
+
+def test_out_of_attempts_the_address_is_cleared_and_the_fallback_taken() -> None:
+    e = verifying(max_attempts=2)  # fallback: book
+    e.handle(CallerSaid("ann at gmail dot com"))
+    assert says(e.handle(CallerSaid("purple elephants"))) == [f"That's {HEARD}. Is that right?"]
+    e.handle(CallerSaid("purple elephants"))
+    assert e.node_id == "book" and e.variables["user_email"] == ""
+    assert says(e.handle(AvailabilityReady("book", AT_14, ()))) == [PLAIN]
+
+
+def test_read_back_is_for_an_email_question_only() -> None:
+    with pytest.raises(FlowInvalid, match="read_back is for the email extractor only"):
+        engine({"ask": {**VERIFIED, "extractor": "name"}, **BOOKING_NODES})

@@ -424,10 +424,14 @@ async def test_consultation_new_client_pays_deposit_before_booking() -> None:
     await call.say("my name is susan clark")
     await call.say("estate planning")
     await call.say("no")
-    await call.say("susan at example dot com")
+    # read back before the deposit request goes to it (and not read again at the booking)
+    assert await call.say("susan at example dot com") == (
+        "That's s u s a n at example dot com. Is that right?"
+    )
+    assert "Which day" in await call.say("yes")
     await call.say("december first")
     asked = await call.say("two p m")
-    assert "fifty dollar deposit" in asked and "I can book Tuesday, December 1st at 2 pm" in asked
+    assert "fifty dollar deposit" in asked and "I can book Tuesday, December 1st at 2 pm." in asked
     assert payments.calls[0].variables == {
         "user_name": "Susan Clark", "user_email": "susan@example.com", "topic": "estate"
     }
@@ -440,7 +444,7 @@ async def test_consultation_new_client_pays_deposit_before_booking() -> None:
 async def test_consultation_failed_deposit_books_nothing() -> None:
     call = Call(example("consultation"), CalendarRunner(tz="America/Chicago"), Webhooks())
     await call.start()
-    for answer in ("my name is susan clark", "taxes", "no", "susan at example dot com",
+    for answer in ("my name is susan clark", "taxes", "no", "susan at example dot com", "yes",
                    "december first"):
         await call.say(answer)
     said = await call.say("in the morning")
