@@ -1,4 +1,5 @@
-"""One call's Twilio media WebSocket: typed messages in, paced audio out.
+"""One call's Twilio media WebSocket: typed messages in (media as its bare 20 ms of mu-law, no
+object per frame), paced audio out.
 
 Inbound, bad messages (binary frames, malformed JSON, unknown events, oversized messages, media
 whose timestamps jump or that comes faster than real time) are reported to ``on_error`` and
