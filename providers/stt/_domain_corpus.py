@@ -201,6 +201,23 @@ _TEMPLATES = (
     "thank you goodbye", "thanks bye", "goodbye", "bye", "bye bye", "thank you", "thanks",
     "thank you very much", "have a nice day", "that's all", "that's all thanks",
 )
+
+
+def _words_of(*values: Sequence[str]) -> frozenset[str]:
+    return frozenset(word for seq in values for value in seq for word in value.split())
+
+
+# The words an answer rests on, by kind of value: what the extractors read a name, a date or a
+# time from. A language-model answer that holds one of the kinds a question expects is only as
+# good as that word (``_sphinx_worker.SphinxEngine`` asks again when the decoder doubts it).
+ANSWER_WORDS: dict[str, frozenset[str]] = {
+    "name": _words_of(FIRST_NAMES, LAST_NAMES),
+    "weekday": _words_of(WEEKDAYS),
+    "month": _words_of(MONTHS),
+    "ordinal": _words_of(ORDINALS),
+    "number": _words_of(HOURS, MINUTES, DIGITS) - {"o", "oh", "o'clock", "zero"},
+    "part": _words_of(DAY_PARTS),
+}
 _SLOTS: dict[str, Sequence[str]] = {
     "service": SERVICES, "kind": KINDS, "topic": TOPICS, "first": FIRST_NAMES,
     "last": LAST_NAMES, "weekday": WEEKDAYS,
