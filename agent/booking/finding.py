@@ -1,11 +1,12 @@
 """The caller's bookings wherever they were made: Slotline's store and every vendor calendar.
 
 A caller may have booked through Cal.com's own page, GoHighLevel, a receptionist or another
-channel: only the vendor knows those. ``find_bookings`` asks the store (by phone) and, at the
-same time, every calendar that is a ``BookingFinder`` (by phone and e-mail), each within
-``timeout_s``; a vendor that fails or is slow is reported and left out, never the whole answer.
-One booking counts once: a vendor booking the store already holds (same calendar and vendor id)
-is the store's.
+channel: only the vendor knows those. ``find_bookings`` asks the store and, at the same time,
+every calendar that is a ``BookingFinder``, each by phone and e-mail (a caller calling from
+another phone is found by the e-mail they give), the vendors each within ``timeout_s``; a vendor
+that fails or is slow is reported and left out, never the whole answer. One booking counts once:
+one the store finds by both phone and e-mail is listed once, and a vendor booking the store
+already holds (same calendar and vendor id) is the store's.
 
 A booking only the vendor has is *adopted* before it is moved or cancelled: written to the store
 under its vendor id (key ``found:<calendar>:<vendor id>``, so adopting twice writes once) with
@@ -70,13 +71,16 @@ async def find_bookings(
     finders = {name: handle for name, handle in calendars.items()
                if isinstance(handle.provider, BookingFinder)}
     async with asyncio.TaskGroup() as group:
-        stored = group.create_task(store.bookings.for_phone(phone, ending_after=now)) if phone \
-            else None
+        by_phone = group.create_task(store.bookings.for_phone(phone, ending_after=now),
+                                     name="find-bookings-store-phone")
+        by_email = group.create_task(store.bookings.for_email(email, ending_after=now),
+                                     name="find-bookings-store-email")
         asked = {name: group.create_task(
                      _ask(name, handle, now, phone, email, timeout_s, on_error),
                      name=f"find-bookings-{name}")
                  for name, handle in finders.items()}
-    found = [FoundBooking.stored(r) for r in (stored.result() if stored else [])]
+    stored = {r.id: r for r in [*by_phone.result(), *by_email.result()]}  # each once
+    found = [FoundBooking.stored(r) for r in stored.values()]
     known = {(r.calendar, r.provider_booking_id) for r in found}
     for name, task in asked.items():
         for booking in task.result():

@@ -13,6 +13,7 @@ from slotline.agent.store.records import (
     ReminderJob,
     SlotHold,
     StoredCall,
+    email_key,
     phone_key,
 )
 from slotline.agent.store.reminders import ReminderRepo
@@ -31,6 +32,7 @@ __all__ = [
     "SlotHold",
     "Store",
     "StoredCall",
+    "email_key",
     "new_booking_id",
     "open_store",
     "phone_key",

@@ -26,6 +26,7 @@ from slotline.agent.store.records import (
     NewBooking,
     attendee_from_json,
     attendee_json,
+    email_key,
     phone_key,
 )
 from slotline.agent.store.schema import bookings
@@ -92,6 +93,7 @@ class BookingRepo:
             "status": "confirmed",
             "attendee": attendee_json(new.attendee),
             "phone_key": phone_key(new.attendee.phone),
+            "email_key": email_key(new.attendee.email),
             "call_sid": new.call_sid,
             "fields": dict(new.fields),
             "idempotency_key": new.idempotency_key,
@@ -115,6 +117,7 @@ class BookingRepo:
             "provider_booking_id": new.provider_booking_id or existing.provider_booking_id,
             "attendee": attendee_json(attendee),
             "phone_key": phone_key(attendee.phone),
+            "email_key": email_key(attendee.email),
             "fields": {**existing.fields, **new.fields},
             "updated_at": self._clock(),
         }
@@ -129,7 +132,12 @@ class BookingRepo:
         statement = (
             update(bookings)
             .where(bookings.c.id == booking_id, bookings.c.status == "confirmed")
-            .values(attendee=attendee_json(attendee), updated_at=self._clock())
+            .values(
+                attendee=attendee_json(attendee),
+                phone_key=phone_key(attendee.phone),
+                email_key=email_key(attendee.email),
+                updated_at=self._clock(),
+            )
             .returning(bookings)
         )
         async with self._db.write() as conn:
@@ -247,6 +255,18 @@ class BookingRepo:
             return []
         return await self._many(
             bookings.c.phone_key == key,
+            bookings.c.status == "confirmed",
+            bookings.c.end_utc > ending_after,
+        )
+
+    async def for_email(self, email: str, *, ending_after: datetime) -> list[BookingRecord]:
+        """Confirmed bookings of the attendee with this e-mail (any case, spaces around it
+        ignored) still to come, soonest first."""
+        key = email_key(email)
+        if not key:
+            return []
+        return await self._many(
+            bookings.c.email_key == key,
             bookings.c.status == "confirmed",
             bookings.c.end_utc > ending_after,
         )

@@ -341,6 +341,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE call_webhook_jobs ADD COLUMN event TEXT NOT NULL DEFAULT 'call.ended'",
         ),
     ),
+    Migration(
+        14,
+        "bookings: the attendee's e-mail as a key (trimmed, lower-cased), so a caller is found "
+        "by e-mail as by phone; back-filled from the attendee of the bookings before it",
+        common=(
+            "ALTER TABLE bookings ADD COLUMN email_key TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX bookings_email ON bookings (email_key, start_utc)",
+        ),
+        # records.email_key in SQL: str.strip()'s ASCII whitespace, then lower()
+        postgresql=(
+            "UPDATE bookings SET email_key = lower(btrim(attendee ->> 'email', "
+            "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))) "
+            "WHERE attendee ->> 'email' IS NOT NULL",
+        ),
+        sqlite=(
+            "UPDATE bookings SET email_key = lower(trim(json_extract(attendee, '$.email'), "
+            "' ' || char(9, 10, 11, 12, 13))) "
+            "WHERE json_extract(attendee, '$.email') IS NOT NULL",
+        ),
+    ),
 )
 
 

@@ -28,6 +28,12 @@ def phone_key(phone: str) -> str:
     return _NOT_DIGITS.sub("", phone)[-_PHONE_KEY_DIGITS:]
 
 
+def email_key(email: str) -> str:
+    """The form a booking is found by its e-mail: " Ana@Example.com " and "ana@example.com"
+    match (migration 14 back-fills older rows the same way in SQL)."""
+    return email.strip().lower()
+
+
 def _require_aware(name: str, value: datetime) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")

@@ -89,6 +89,7 @@ bookings = Table(
     Column("status", Text, nullable=False),
     Column("attendee", _json(), nullable=False),
     Column("phone_key", Text, nullable=False),
+    Column("email_key", Text, nullable=False),  # records.email_key of the attendee's e-mail
     Column("call_sid", Text, nullable=False),
     Column("fields", _json(), nullable=False),
     Column("idempotency_key", Text, nullable=False, unique=True),
