@@ -135,5 +135,7 @@ def _listed(offers: Sequence[SlotOffer], more: int = 0) -> str:
     """ "Tuesday, December 8th at 3 pm, or Thursday, December 10th at 10 am" (+ how many
     more were found than read out)."""
     said = [offer.spoken for offer in offers]
+    if not said:  # none found: nothing to read out (the flow says so)
+        return ""
     listed = said[0] if len(said) < 2 else ", ".join(said[:-1]) + ", or " + said[-1]
     return listed + (f" (and {more} more after those)" if more > 0 else "")

@@ -150,3 +150,14 @@ async def test_found_by_email_the_caller_picks_one_and_it_is_moved(
     assert now.start == datetime.combine(wednesday.date(), time(14), NY)
     other = await store.bookings.get(thursday.id)
     assert other is not None and other.start == THURSDAY_10AM  # the other one untouched
+
+
+async def test_an_email_that_finds_nothing_is_told_so_and_offered_a_new_booking(
+    service: BookingService,
+) -> None:
+    await booked(service, TUESDAY_3PM, OMAR)  # someone else's
+    async with aiohttp.ClientSession() as session:
+        call = Call(service, session)
+        heard = await call.start_by_email("cancel please")
+        assert "I couldn't find an appointment under those details" in heard, heard
+        assert call.runner.bookings.found == []
