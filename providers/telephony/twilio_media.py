@@ -366,10 +366,17 @@ def parse_outbound(data: str | bytes) -> OutboundMessage:
 # A media message's fields after its streamSid, compact: the known tracks, decimal strings of at
 # most _MAX_DIGITS, a base64 payload (strictly checked by binascii afterwards).
 _MEDIA_BODY: Final = (
-    r'"media":\{"track":"(inbound|outbound)","chunk":"([0-9]{1,18})",'
-    r'"timestamp":"([0-9]{1,18})","payload":"([A-Za-z0-9+/]*={0,2})"\}'
+    r'"media":\{"track":"(?P<track>inbound|outbound)","chunk":"(?P<chunk>[0-9]{1,18})",'
+    r'"timestamp":"(?P<timestamp>[0-9]{1,18})","payload":"(?P<payload>[A-Za-z0-9+/]*={0,2})"\}'
 )
-_MEDIA_SEQUENCE: Final = r'\{"event":"media","sequenceNumber":"([0-9]{1,18})",'
+_MEDIA_SEQUENCE: Final = r'\{"event":"media","sequenceNumber":"(?P<sequence>[0-9]{1,18})",'
+# The streamSid as a JSON string without escapes (one with escapes goes to the generic parser),
+# compared with the stream's own after the match. Not a pattern per stream: ``re.compile`` keeps
+# every pattern in its module cache, so each ended call left ~4.9 KB there (up to 512 patterns,
+# pushing out every other module's).
+_MEDIA_SID: Final = r'(?P<sid>"[^"\\]*")'
+_SID_FIRST: Final = re.compile(f'{_MEDIA_SEQUENCE}"streamSid":{_MEDIA_SID},{_MEDIA_BODY}\\}}')
+_SID_LAST: Final = re.compile(f'{_MEDIA_SEQUENCE}{_MEDIA_BODY},"streamSid":{_MEDIA_SID}\\}}')
 
 
 class _MediaLayout:
@@ -384,23 +391,21 @@ class _MediaLayout:
     that is not one frame of strict base64) returns None: the generic parser decides.
     """
 
-    __slots__ = ("_sid_first", "_sid_last", "_stream_sid", "match")
+    __slots__ = ("_sid_json", "_stream_sid", "match")
 
     def __init__(self, stream_sid: str) -> None:
         self._stream_sid = stream_sid
+        self._sid_json = orjson.dumps(stream_sid).decode()  # as the wire has it, quoted
         self.match: re.Match[str] | None = None  # the fields of the last message read
-        sid = re.escape(orjson.dumps(stream_sid).decode())
-        self._sid_first = re.compile(f'{_MEDIA_SEQUENCE}"streamSid":{sid},{_MEDIA_BODY}\\}}')
-        self._sid_last = re.compile(f'{_MEDIA_SEQUENCE}{_MEDIA_BODY},"streamSid":{sid}\\}}')
 
     def payload(self, data: str) -> bytes | None:
         """The frame of a media message in this layout (None: the generic parser decides); its
         other fields are in ``match`` until the next call."""
-        match = self._sid_first.fullmatch(data) or self._sid_last.fullmatch(data)
-        if match is None:
+        match = _SID_FIRST.fullmatch(data) or _SID_LAST.fullmatch(data)
+        if match is None or match["sid"] != self._sid_json:
             return None
         try:
-            payload = binascii.a2b_base64(match[5], strict_mode=True)
+            payload = binascii.a2b_base64(match["payload"], strict_mode=True)
         except ValueError:
             return None
         if len(payload) != ULAW_FRAME_BYTES:
@@ -413,8 +418,8 @@ class _MediaLayout:
         match = self.match
         if payload is None or match is None:
             return None
-        sequence, track, chunk, timestamp, _ = match.groups()
-        return Media(int(sequence), self._stream_sid, track, int(chunk), int(timestamp), payload)
+        return Media(int(match["sequence"]), self._stream_sid, match["track"],
+                     int(match["chunk"]), int(match["timestamp"]), payload)
 
 
 # --- stream order -----------------------------------------------------------------------------
@@ -491,7 +496,7 @@ class InboundStream:
         if layout is not None and type(data) is str:
             payload = layout.payload(data)
             if payload is not None and layout.match is not None:
-                self._check_time(int(layout.match[4]), now_ms)
+                self._check_time(int(layout.match["timestamp"]), now_ms)
                 return payload
         message = self.receive(data, now_ms)
         return message.payload if isinstance(message, Media) else message
