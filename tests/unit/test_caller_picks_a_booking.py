@@ -142,7 +142,9 @@ async def test_the_first_one_is_moved_and_a_pick_that_fits_none_is_not_guessed(
     await call.event(CallStarted("CA-pick", {"user_phone": CALLER.phone}))
     await call.say("move it please")
     await call.say("by email")
-    listed = await call.say("dana dot whitfield at example dot org")
+    read_back = await call.say("dana dot whitfield at example dot org")
+    assert "d a n a dot w h i t f i e l d at example dot org" in read_back, read_back
+    listed = await call.say("yes")  # the address the look-up uses is read back first
     assert "I see 2 appointments" in listed, listed
     picked = await call.say("the first one")
     assert "at 3 pm." in picked and "Which day would you like to move it to?" in picked, picked
