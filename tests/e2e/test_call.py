@@ -53,7 +53,9 @@ async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
         expected_ms = (turn.complete_silence_ms if said["ended_by"] == "complete_answer"
                        else silence_ms[said["patience"]])
         assert caller_turn.turn_latency_ms is not None
-        assert caller_turn.turn_latency_ms >= expected_ms  # the turn ends after the silence
+        # the turn ends after the silence (counted from the server's last loud frame, which the
+        # caller's last voiced frame may follow by part of a frame: 1199.7 ms for 1200 seen)
+        assert caller_turn.turn_latency_ms >= expected_ms - 20
         latency = reply["latency"]
         assert latency["endpoint_ms"] >= expected_ms - 20  # frames arrive with jitter
         assert latency["turn_latency_ms"] >= latency["endpoint_ms"]
