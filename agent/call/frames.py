@@ -164,6 +164,7 @@ class FramePipeline:
         """What the caller's next turn is expected to hold (the module docstring)."""
         self._stt.set_hints(action.hints)
         self.turns.patience = action.patience
+        self.turns.open_question = action.kind in _OPEN_KINDS
         self._kind = action.kind
         self._region = action.region or "US"
         self._text = None

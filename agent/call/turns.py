@@ -46,11 +46,13 @@ The words so far (``heard``, from the recogniser as the turn goes, judged by
 ``agent.flow.completeness`` for the answer the question expects): a final transcript that holds
 a whole answer ends the turn after ``complete_silence_ms``; words plainly unfinished ("my e-mail
 is john dot", "on the") make the patience long for both the silence and the STT floor; anything
-else ends the turn after ``final_words_silence_ms`` (at least the STT floor below) once the
-words are final: the recogniser flushed at the pause (``Paused``), so its own endpointer will
-not speak for that audio, and the flush's answer stands for it. Only a *final* transcript (the
-recogniser has caught up with the caller) ends a turn early: an interim may lag the audio by a
-word that changes the answer.
+else changes nothing at a question whose answer is judged (a first name alone may get its
+surname: the turn-end set cut 7 of 24 callers in 300-500 ms pauses when it did); at an open
+question (``open_question``) final words end the turn after ``final_words_silence_ms`` (at least
+the STT floor below): the recogniser flushed at the pause (``Paused``), so its own endpointer
+will not speak for that audio, and the flush's answer stands for it. Only a *final* transcript
+(the recogniser has caught up with the caller) ends a turn early: an interim may lag the audio
+by a word that changes the answer.
 
 STT finality: a recogniser with its own endpointer (Deepgram's ``speech_final`` and
 ``UtteranceEnd``) may end the turn before the VAD silence is reached — it has heard the words
@@ -118,7 +120,7 @@ class Rule(enum.Enum):
     END_OF_TURN = "silence reached the profile's end silence"
     STT_FINAL = "recogniser said final and silence reached its floor"
     COMPLETE_ANSWER = "final words hold a whole answer and silence reached complete_silence_ms"
-    WORDS_FINAL = "final words, not unfinished, and silence reached final_words_silence_ms"
+    WORDS_FINAL = "open question, final words and silence reached final_words_silence_ms"
     MODEL_END = "the end-of-turn model said done during this pause"
     DROP_BACKCHANNEL = "agent talking, speech ended before bargein_min_speech_ms"
     MAX_TURN = "turn reached max_turn_ms"
@@ -269,6 +271,7 @@ class TurnDetector:
         "_words",
         "_words_final",
         "agent_speaking",
+        "open_question",
         "patience",
         "state",
     )
@@ -296,6 +299,9 @@ class TurnDetector:
         self._cfg = config
         self.state = TurnState.LISTENING
         self.agent_speaking = False
+        # the question has no kind of answer to judge the words by (``heard`` says "unknown"
+        # for any words): final words then end the turn as the vendor's endpointer would
+        self.open_question = True
         self.patience: Patience = "normal"
         self._reset_run()
 
@@ -445,7 +451,7 @@ class TurnDetector:
             return Rule.STT_FINAL
         if self._words_final and self._words == "complete" and silence >= cfg.complete_silence_ms:
             return Rule.COMPLETE_ANSWER
-        if (self._words_final and self._words == "unknown"
+        if (self._words_final and self._words == "unknown" and self.open_question
                 and silence >= max(cfg.final_words_silence_ms, cfg.stt_floor_ms(patience))):
             return Rule.WORDS_FINAL
         if self._model_done and self._words != "incomplete":

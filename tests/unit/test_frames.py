@@ -325,7 +325,8 @@ async def test_watch_passes_the_vendors_end_of_speech_to_the_detector() -> None:
 
 @pytest.mark.parametrize(("over_agent", "reason", "silence_ms"), [
     (True, "complete_answer", CFG.complete_silence_ms),  # resumed soon
-    (False, "stt_final", CFG.final_words_silence_ms),  # "uh huh" to "what day?": no answer
+    (False, "silence", CFG.end_silence_ms),  # "uh huh" to "what day?": no answer, the caller
+                                             # may go on: the question's silence
 ])
 def test_a_backchannel_over_the_agent_is_a_whole_turn(
     over_agent: bool, reason: str, silence_ms: int

@@ -421,6 +421,15 @@ def test_unknown_words_end_the_turn_once_final_as_the_endpointer_would() -> None
     assert silence_before_end(event) == CFG.final_words_silence_ms
 
 
+def test_at_a_judged_question_unknown_final_words_wait_the_silence() -> None:
+    det = TurnDetector(CFG)
+    det.open_question = False  # "what day?": "it's peter" may yet get its surname
+    feed(det, "#" * 20 + "." * 2)
+    det.heard("unknown", final=True)
+    event = ended(feed(det, "." * 40, start_ms=22 * 20))
+    assert event.reason == "silence" and silence_before_end(event) == 600
+
+
 def test_final_words_wait_at_least_the_long_floor_for_spelled_answers() -> None:
     det = TurnDetector(CFG)
     det.patience = "long"
