@@ -81,8 +81,9 @@ async def test_a_failed_model_request_is_recorded() -> None:
                "SLOTLINE_LLM__MODEL": "gpt-4o-mini"}
         runner, server = await running_server(env, {"OPENAI_API_KEY": "sk-test"})
         try:
-            # not a name: the rules cannot read it, so the turn asks the model
-            report = await run_caller(server.media_url, [caller_wav("issue_sync")])
+            # not a name, and heard clearly (an answer the recogniser doubts is asked again
+            # without the model): the rules cannot read it, so the turn asks the model
+            report = await run_caller(server.media_url, [caller_wav("book")])
             record = server.deps.call_log.get(report.call_sid)
         finally:
             await runner.cleanup()
