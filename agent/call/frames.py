@@ -153,8 +153,11 @@ class FramePipeline:
         loud = voiced and self._is_loud(pcm16)
         if self._model is not None:
             self._record(pcm16)
-        # the pitch decides only a barge-in: measured on loud frames over the agent (~20 µs)
-        pitched = not self.turns.agent_speaking or (loud and pitched_frame(pcm16))
+        # the pitch decides only a barge-in: measured on loud frames over the agent (~20 µs),
+        # until the barge-in is sent
+        turns = self.turns
+        pitched = (not turns.agent_speaking or turns.interrupting
+                   or (loud and pitched_frame(pcm16)))
         event = self._turn_frame(voiced, t_ms, loud, pitched)
         if event is not None:
             self._on_event(event, t_ms)
