@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from importlib import resources
 
+from bench.null_stt import NullStream
 from slotline.agent.call.frames import FramePipeline
 from slotline.agent.call.turns import TurnConfig, TurnDetector
 from slotline.agent.sim.caller import load_wav_ulaw
@@ -27,35 +28,11 @@ from slotline.audio.framing import FRAME_MS, ULAW_FRAME_BYTES, ULAW_SILENCE
 from slotline.audio.loudness import LoudFrames
 from slotline.audio.mulaw import ulaw_to_pcm16
 from slotline.audio.vad import WebRtcVad
-from slotline.providers.base import AudioChunk, SpeechHints, Transcript
 from slotline.providers.telephony import twilio_media as tw
 
 STREAM_SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
 ACCOUNT_SID = "AC25e16e9a716a4a1786a7c83f58e30482"
 CALL_SID = "CA2f8b5c14c95e6f5e2fcb8f2b8c5d2f0a"
-
-
-class _Sink:
-    """A recogniser that only keeps the audio (the pipeline's push, nothing of a vendor's)."""
-
-    def __init__(self) -> None:
-        self.frames = 0
-
-    def push_audio(self, chunk: AudioChunk) -> None:
-        self.frames += 1
-
-    def set_hints(self, hints: SpeechHints) -> None:
-        return None
-
-    async def finalize(self) -> Transcript:
-        return Transcript(text="", is_final=True)
-
-    async def interim(self) -> AsyncIterator[Transcript]:
-        return
-        yield
-
-    async def aclose(self) -> None:
-        return None
 
 
 def caller_frames() -> list[bytes]:
@@ -143,7 +120,7 @@ def main() -> None:
         def run(lap: Callable[[int], None]) -> None:
             turns = TurnDetector(TurnConfig())
             turns.agent_speaking = agent_speaking
-            process = FramePipeline(WebRtcVad(2), _Sink(), turns).process
+            process = FramePipeline(WebRtcVad(2), NullStream(), turns).process
             for i, f in enumerate(frames):
                 process(f, i * FRAME_MS)
                 lap(i)
@@ -154,7 +131,7 @@ def main() -> None:
         stream = tw.InboundStream()
         stream.receive(start, 0)
         receive = stream.receive_audio
-        process = FramePipeline(WebRtcVad(2), _Sink(), TurnDetector(TurnConfig())).process
+        process = FramePipeline(WebRtcVad(2), NullStream(), TurnDetector(TurnConfig())).process
         for i, m in enumerate(messages):
             ulaw = receive(m, i * FRAME_MS)
             assert type(ulaw) is bytes

@@ -19,12 +19,13 @@ import multiprocessing.queues
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from slotline.providers.base import AudioChunk, SpeechHints, SttStream, Transcript  # noqa: E402
+from bench.null_stt import NullStream  # noqa: E402
+from slotline.providers.base import AudioChunk, SttStream  # noqa: E402
 from slotline.providers.stt.deepgram import DeepgramSpeechToText  # noqa: E402
 
 FRAME = 160
@@ -46,26 +47,6 @@ def _sink(ready: multiprocessing.queues.Queue[int]) -> None:
             await asyncio.get_running_loop().create_future()
 
     asyncio.run(main())
-
-
-class _NullStream:
-    """The driver alone: takes frames, sends nothing."""
-
-    def push_audio(self, chunk: AudioChunk) -> None:
-        del chunk
-
-    def set_hints(self, hints: SpeechHints) -> None:
-        del hints
-
-    async def finalize(self) -> Transcript:
-        return Transcript(text="", is_final=True)
-
-    async def interim(self) -> AsyncIterator[Transcript]:
-        return
-        yield
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _frames() -> list[bytes]:
@@ -100,7 +81,7 @@ async def _drive(streams: Sequence[SttStream], seconds: float) -> tuple[float, i
 async def _measure(args: argparse.Namespace, port: int) -> None:
     stt = DeepgramSpeechToText("bench", base_url=f"ws://127.0.0.1:{port}",
                                batch_ms=args.batch_ms)
-    null_cpu, null_frames = await _drive([_NullStream() for _ in range(args.calls)],
+    null_cpu, null_frames = await _drive([NullStream() for _ in range(args.calls)],
                                          args.seconds)
     streams = [stt.open_stream(call_sid=f"CA{i}") for i in range(args.calls)]
     await _drive(streams, 1.0)  # connect and warm up
