@@ -5,8 +5,9 @@ then one 160-byte mu-law frame every 20 ms for the whole call (scheduled at ``t0
 on the monotonic clock, so it never drifts; lateness of each frame is recorded), speaking the
 script's utterances and digits when their turn comes and silence (0xFF) otherwise. Frames
 are prepared once per recording (``speech_frames``) and many callers share their 20 ms timers
-(``frame_clock``: ``t0`` is put on a 2 ms grid), so a frame costs a string concatenation and a
-send. The server's
+(``frame_clock``: ``t0`` is put on a 2 ms grid); each frame is sent straight from that timer
+(``ws_send``: no task switch or coroutine per frame), so a frame costs a string concatenation
+and a write. The server's
 audio goes into a playout buffer that drains at 8 bytes/ms; a server ``mark`` is echoed when
 playout reaches it and ``clear`` empties the buffer and echoes every pending mark at once (the
 echo goes out with the next frame, so its resolution is one 20 ms frame, as on a phone line).
@@ -57,6 +58,7 @@ from slotline.agent.sim.speech_frames import (
     prepare,
     voiced_span,
 )
+from slotline.agent.sim.ws_send import TextSender, sync_sender
 from slotline.audio.framing import FRAME_MS, SAMPLE_RATE_HZ
 from slotline.audio.mulaw import encode_array
 from slotline.audio.resample import resample
@@ -201,6 +203,24 @@ class _Speech:
     next_frame: int = 0
 
 
+class _Frames:
+    """A caller's frames sent from the clock's timers: where they start and how they end."""
+
+    __slots__ = ("done", "send", "stopped", "t0_s")
+
+    def __init__(self, send: TextSender, t0_s: float, done: asyncio.Future[None]) -> None:
+        self.send, self.t0_s, self.done = send, t0_s, done
+        self.stopped = False
+
+    def finish(self, error: BaseException | None) -> None:
+        self.stopped = True
+        if not self.done.done():
+            if error is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(error)
+
+
 class _Call:
     """One simulated call: the tick (every 20 ms) decides what to send; the receiver keeps the
     playout and the turn bookkeeping up to date. Both run on one loop, so no locks."""
@@ -256,6 +276,7 @@ class _Call:
         self._greeting_wait_s = greeting_wait_s
         self._streaming_since_s: float | None = None  # ``start`` sent: the line is open
         self._spoke_first = False
+        self._frames: _Frames | None = None  # set when frames go out from the clock's timers
 
     async def run(self, ws: aiohttp.ClientWebSocketResponse) -> CallerReport:
         async with asyncio.TaskGroup() as tasks:
@@ -280,25 +301,65 @@ class _Call:
                 custom_parameters=self._custom_parameters,
             )
             await ws.send_str(start)
-            clock = self._clock
-            t0_s = clock.align(time.monotonic())
+            t0_s = self._clock.align(time.monotonic())
             self._streaming_since_s = t0_s
-            n = 0
-            while not self._server_closed:
-                target_s = t0_s + n * _FRAME_S
-                await clock.until(target_s)
-                now = time.monotonic()
-                if self._server_closed:
-                    return
-                for text in self._tick(now, n):
-                    await ws.send_str(text)
-                if self._hanging_up:
-                    await ws.close()
-                    return
-                self._lateness_ms.append((now - target_s) * 1000)
-                n += 1
+            send = sync_sender(ws)
+            if send is None:
+                await self._frames_awaited(ws, t0_s)
+            else:
+                await self._frames_called(send, t0_s)
+            if self._hanging_up:
+                await ws.close()
         except ConnectionError:  # the server went away mid-send; the receiver records it
             logger.debug("send failed, socket closing call_sid=%s", self.call_sid)
+
+    async def _frames_awaited(self, ws: aiohttp.ClientWebSocketResponse, t0_s: float) -> None:
+        """Frame ``n`` at ``t0 + n * 20 ms`` until hang-up, each send awaited."""
+        clock, n = self._clock, 0
+        while not self._server_closed:
+            target_s = t0_s + n * _FRAME_S
+            await clock.until(target_s)
+            now = time.monotonic()
+            if self._server_closed:
+                return
+            for text in self._tick(now, n):
+                await ws.send_str(text)
+            if self._hanging_up:
+                return
+            self._lateness_ms.append((now - target_s) * 1000)
+            n += 1
+
+    async def _frames_called(self, send: TextSender, t0_s: float) -> None:
+        """The same frames, each sent from the shared clock's timer (``_frame``) with no task
+        switch; returns at hang-up (or raises what a send raised)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        frames = self._frames = _Frames(send, t0_s, done)
+        self._clock.call_at(t0_s, self._frame, 0)
+        try:
+            await done
+        finally:
+            frames.stopped = True  # cancelled: the next timer sends nothing
+
+    def _frame(self, n: int) -> None:
+        frames = self._frames
+        if frames is None or frames.stopped:
+            return
+        target_s = frames.t0_s + n * _FRAME_S
+        now = time.monotonic()
+        try:
+            if self._server_closed:
+                frames.finish(None)
+                return
+            for text in self._tick(now, n):
+                frames.send(text)
+        except Exception as exc:  # handed to the send task, which raises it
+            frames.finish(exc)
+            return
+        if self._hanging_up:
+            frames.finish(None)
+            return
+        self._lateness_ms.append((now - target_s) * 1000)
+        self._clock.call_at(target_s + _FRAME_S, self._frame, n + 1)
 
     def _tick(self, now: float, n: int) -> list[str]:
         """What to send for frame ``n``: mark echoes, then a digit and the frame, or ``stop``."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from slotline.agent.sim.frame_clock import FrameClock
 from slotline.agent.sim.speech_frames import (
@@ -15,6 +17,7 @@ from slotline.agent.sim.speech_frames import (
     prepare,
     voiced_span,
 )
+from slotline.agent.sim.ws_send import sync_sender
 from slotline.providers.telephony.twilio_media import Media, encode_inbound_media, parse_inbound
 from tests.unit.test_caller import UTTERANCE, tone
 
@@ -68,3 +71,62 @@ async def test_frame_clock_wakes_many_callers_with_one_timer_per_grid_point() ->
     assert doomed.cancelled()
     await clock.until(loop.time() - 1)  # a target in the past returns at once
     assert clock.timers == 2
+
+
+async def test_frame_clock_calls_functions_from_the_grid_points_timer() -> None:
+    clock = FrameClock(grid_ms=5)
+    loop = asyncio.get_running_loop()
+    t0 = clock.align(loop.time() + 0.03)
+    called: list[tuple[int, float]] = []
+    finished = loop.create_future()
+
+    def frame(n: int) -> None:
+        called.append((n, loop.time()))
+        if n < 3:  # each call schedules the next, as a caller's frames do
+            clock.call_at(t0 + 0.02 * (n + 1), frame, n + 1)
+        elif not finished.done():
+            finished.set_result(None)
+
+    for _ in range(10):  # ten callers on one phase: one timer per frame for all of them
+        clock.call_at(t0, frame, 0)
+    await finished
+    await asyncio.sleep(0.03)
+    assert sorted(n for n, _ in called) == [n for n in range(4) for _ in range(10)]
+    assert clock.timers == 4
+    assert all(at >= t0 + 0.02 * n - 1e-6 for n, at in called)
+    past: list[int] = []
+    clock.call_at(loop.time() - 1, past.append, 7)  # a target in the past: soon, no timer
+    await asyncio.sleep(0)
+    assert past == [7] and clock.timers == 4
+
+
+async def test_sync_sender_writes_frames_the_server_reads_in_order() -> None:
+    received: list[str] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            received.append(message.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    texts = ["a", "é" * 100, "x" * 70000]  # short, two-byte and 8-byte lengths, masked
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            send = sync_sender(ws)
+            assert send is not None
+            for text in texts:
+                send(text)
+            await ws.close()
+            with pytest.raises(ConnectionError):
+                send("after close")
+    finally:
+        await runner.cleanup()
+    assert received == texts
