@@ -411,11 +411,10 @@ class TurnSettings(_Section):
     smart_turn: OnOffAuto = "off"
     max_turn_s: int = Field(default=30, gt=0)
     outbound_lead_ms: int = Field(default=300, ge=0)
-    # silence after speech before the reply's model request starts on the interim words
-    # (used only if the final words are the same; 0: never start early). Off by default: on
-    # the emulated Deepgram the interim words at such a pause are rarely the final ones yet
-    # (bench/early_llm.py), so the early request is mostly dropped.
-    early_llm_ms: int = Field(default=0, ge=0)
+    # silence after speech from which the reply's model request may start on the pause's
+    # settled words (the recogniser's early finish, agent.call.early_start); used only if the
+    # turn's final words are the same, cancelled if the caller goes on (0: never start early)
+    early_llm_ms: int = Field(default=100, ge=0)
 
 
 def _upper(value: object) -> object:

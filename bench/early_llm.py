@@ -1,5 +1,5 @@
 """What starting the model early saves: the caller's wait on a turn the model answers, with the
-request started on the interim words (``turn.early_llm_ms``) and without (``0``).
+request started on the pause's settled words (``turn.early_llm_ms``) and without (``0``).
 
 Each call is the demo flow on the cloud emulators (Deepgram, an OpenAI-compatible model with
 ~300 ms to first token, ElevenLabs), through the Twilio protocol in real time. The caller answers
@@ -8,7 +8,7 @@ answers it (a free answer, then the question again); then gives the name and han
 that turn's latency from the caller's side, the server's ``llm_ttft_ms`` for it (time from the
 turn's final transcript to the model's first sentence), and how many early requests were used.
 
-    .venv/bin/python -m bench.early_llm [--calls 10] [--early-ms 250]
+    .venv/bin/python -m bench.early_llm [--calls 10] [--early-ms 100]
 
 Not a test: the numbers depend on the machine.
 """
@@ -97,6 +97,6 @@ async def main(calls: int, early_ms: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=10)
-    parser.add_argument("--early-ms", type=int, default=250)
+    parser.add_argument("--early-ms", type=int, default=100)
     args = parser.parse_args()
     asyncio.run(main(args.calls, args.early_ms))

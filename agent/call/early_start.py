@@ -1,16 +1,21 @@
 """When to start the reply's model request before the caller's turn has ended.
 
-A turn ends after ``end_silence_ms`` of silence (or the recogniser's endpoint), and only then
-is the final transcript asked for; a model request started after that adds its whole time to
-first token to the caller's wait. Most pauses of ``after_ms`` are the end of the turn, and by
-then the interim transcript holds the words, so the request can start on those
+A turn ends after ``end_silence_ms`` of silence (or once the final words hold a whole answer),
+and only then does the reply ask the model; a request started then adds its whole time to
+first token to the caller's wait. At every pause the recogniser is asked to finish early
+(``turn.speculate_ms``), so a little after the pause begins its words are *settled*: no word
+is a guess it may revise, and they cover every voiced frame (``providers.base.Heard.final``).
+Most such pauses are the end of the turn, so the request can start on those words
 (``Anticipating.anticipate``). Safety is the responder's: it uses the early request only if the
 final words ask exactly the same (``agent.flow.anticipate``).
 
+Interim words are not used: they trail the caller (Deepgram sends them about once a second of
+audio), so a request on them was almost always dropped and paid for twice.
+
 Rules, per caller turn (only while the caller holds the floor — frames over the agent's voice
 are barge-in's business):
-- after speech, ``after_ms`` of silence with words heard: anticipate those words;
-- words changing later in the same pause (a late interim): anticipate the new words;
+- after speech, at least ``after_ms`` of silence and settled words: anticipate those words;
+- other settled words later in the same pause (a late result): anticipate the new words;
 - speech again: forget the anticipation (the caller went on talking);
 - the turn ended: start afresh (the final transcript's reply adopts or drops it).
 Sans-I/O and allocation-free per frame: one counter and two comparisons.
@@ -39,7 +44,8 @@ class Anticipating(Protocol):
 
 
 class EarlyStart:
-    __slots__ = ("_after", "_anticipate", "_forget", "_silent", "_spoke", "_started", "words")
+    __slots__ = ("_after", "_anticipate", "_forget", "_settled", "_silent", "_spoke", "_started",
+                 "words")
 
     def __init__(
         self, after_ms: int, anticipate: Callable[[str], bool], forget: Callable[[], None]
@@ -50,13 +56,14 @@ class EarlyStart:
         self._silent = 0
         self._spoke = False  # this turn has had speech
         self._started = ""  # the words anticipated in this pause ("" for none)
-        self.words = ""  # the interim transcript of this turn so far
+        self._settled = False  # ``words`` cover every voiced frame and will not change
+        self.words = ""  # the recogniser's words of this turn so far
 
     def frame(self, voiced: bool) -> None:
         if voiced:
             if not self._spoke:
-                self._spoke, self.words = True, ""  # a late interim of the last turn is stale
-            self._silent = 0
+                self._spoke, self.words = True, ""  # late words of the last turn are stale
+            self._silent, self._settled = 0, False
             if self._started:
                 self._started = ""
                 self._forget()
@@ -67,16 +74,18 @@ class EarlyStart:
         if self._silent == self._after:
             self._start()
 
-    def heard(self, words: str) -> None:
-        """The recogniser's interim transcript of this turn so far."""
-        self.words = words
-        if self._spoke and self._silent >= self._after and words != self._started:
+    def heard(self, words: str, settled: bool) -> None:
+        """The recogniser's words of this turn so far; ``settled``: ``Heard.final``."""
+        self.words, self._settled = words, settled
+        if settled and self._spoke and self._silent >= self._after and words != self._started:
             self._start()
 
     def turn_ended(self) -> None:
-        self._spoke, self._silent, self._started = False, 0, ""
+        self._spoke, self._silent, self._started, self._settled = False, 0, "", False
 
     def _start(self) -> None:
         words = self.words.strip()
+        if not self._settled:
+            return
         if words and self._anticipate(words):
             self._started = self.words

@@ -67,7 +67,14 @@ from slotline.agent.call.turns import TurnEnded as DetectorTurnEnded
 from slotline.agent.server.metrics import Metrics
 from slotline.agent.store import Store
 from slotline.audio.vad import Vad
-from slotline.providers.base import AsyncResource, SpeechToText, SttStream, TextToSpeech
+from slotline.providers.base import (
+    AsyncResource,
+    Heard,
+    SpeechToText,
+    SttStream,
+    TextToSpeech,
+    with_events,
+)
 from slotline.providers.errors import ProtocolError, ProviderError
 from slotline.providers.telephony import twilio_media as tw
 
@@ -272,7 +279,7 @@ class LiveCall:
         self.replies = Replies(self)
         self.background: list[asyncio.Task[Any]] = []
         self.hung_up = False  # the hang-up closed the call (its goodbye was heard)
-        self._early: EarlyStart | None = None  # model requests on interim words
+        self._early: EarlyStart | None = None  # model requests on a pause's words
         self._stream_over = asyncio.Event()  # `stop` came, or the socket closed
         self._bargein_voiced_at = 0.0  # the first voiced frame of the barge-in being cleared
 
@@ -299,8 +306,8 @@ class LiveCall:
             self.record.status = "failed"
 
     def _start_early(self) -> None:
-        """Let the responder start its model request on the interim words
-        (``agent.call.early_start``) when it has a model and the recogniser has interim words."""
+        """Let the responder start its model request on the settled words of a pause
+        (``agent.call.early_start``) when it has a model."""
         responder, stt = self.responder, self.stt
         if (self.cfg.early_llm_ms <= 0 or not isinstance(responder, Anticipating)
                 or not responder.can_anticipate):
@@ -310,10 +317,11 @@ class LiveCall:
         self._early = early
 
         async def follow() -> None:
-            async for transcript in stt.interim():
-                early.heard(transcript.text)
+            async for event in with_events(stt).events():
+                if isinstance(event, Heard):
+                    early.heard(event.text, event.final)
 
-        self.background.append(self.tg.create_task(follow(), name=f"interim-{self.sid}"))
+        self.background.append(self.tg.create_task(follow(), name=f"early-{self.sid}"))
 
     def snapshot(self) -> None:
         """Mirror the responder's node, path, variables, bookings and model use into the call log.

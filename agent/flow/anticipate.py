@@ -1,6 +1,7 @@
 """Early model requests: what the flow would ask the model if the caller's turn ended now.
 
-While the caller pauses, the recogniser's interim transcript is usually already the final one.
+While the caller pauses, the recogniser's words of the pause (its early finish) are usually
+already the turn's final ones.
 If the flow would hand those words to the model (the rules extractors read nothing, a branch
 judges them), or its next line is one the model writes (a node with a ``prompt``:
 ``WriteLine``), the request can start during the end-of-turn silence instead of after it,

@@ -297,7 +297,7 @@ class LlmStats:
     failures: int = 0  # requests that failed or timed out
     cancelled: int = 0  # generations cut off by barge-in
     lines: int = 0  # WriteLine requests (agent lines the model wrote)
-    early_started: int = 0  # requests started on a stable interim transcript
+    early_started: int = 0  # requests started on the settled words of a pause
     early_used: int = 0  # ... whose final transcript said the same (the answer was used)
 
     @property

@@ -167,7 +167,7 @@ class FlowResponder:
         self._history = History()
         self._thinking: tuple[AskModel, asyncio.Task[ModelResult]] | None = None
         self._writing: asyncio.Task[Written] | None = None  # a line being written (WriteLine)
-        self._early: Anticipation | None = None  # a model request started on interim words
+        self._early: Anticipation | None = None  # a model request started on a pause's words
         self._turn_asked = True  # whether this caller turn has asked the model yet
         self._opt_out = opt_out
         self._on_provider_error = on_provider_error
@@ -219,7 +219,7 @@ class FlowResponder:
         return self._llm is not None
 
     def anticipate(self, text: str) -> bool:
-        """The caller is pausing after ``text`` (a stable interim transcript): start the model
+        """The caller is pausing after ``text`` (the recogniser's settled words): start the model
         request the flow would make for it, if it would make one first. True if started."""
         self.forget_anticipation()
         if (self._llm is None or self._queue or self._pending is not None
@@ -257,7 +257,7 @@ class FlowResponder:
             early.cancel()
             return None
         self._stats.early_used += 1
-        log.info("call_sid=%s model request at node %s started early, on the interim words",
+        log.info("call_sid=%s model request at node %s started early, on the words of the pause",
                  self._engine.call_sid, request.node_id)
         return early
 
@@ -400,7 +400,7 @@ class FlowResponder:
         self._count_model_turn()
         early = self._adopt(line)
         task: asyncio.Task[Written]
-        if early is not None:  # started on the interim words: the same line, asked now
+        if early is not None:  # started on the pause's words: the same line, asked now
             task, clauses = early.task, early.sentences
         else:
             clauses = asyncio.Queue()

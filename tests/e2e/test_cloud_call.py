@@ -58,6 +58,29 @@ async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> Non
     assert call_tasks() == []
 
 
+async def test_the_model_starts_on_the_words_of_the_pause_before_the_turn_ends() -> None:
+    """An answer the rules cannot read ("my calendar stopped syncing", at the name question)
+    goes to the model; its request starts on the recogniser's early finish at the pause, and
+    the reply uses it because the turn's final words are the same."""
+    async with DeepgramEmulator.cloud(api_key="dg-key") as deepgram, ElevenLabsEmulator(
+        api_key="xi-key", latency=LATENCY_PROFILES["cloud"]
+    ) as eleven, OpenAIEmulator(api_key="sk-test", latency=LLM_LATENCY["cloud"]) as llm:
+        env = {**_cloud_env(deepgram, eleven), "SLOTLINE_LLM__PROVIDER": "openai",
+               "SLOTLINE_LLM__BASE_URL": llm.base_url, "SLOTLINE_LLM__MODEL": "gpt-4o-mini"}
+        runner, server = await running_server(env=env, secret_env=SECRETS)
+        try:
+            report = await run_caller(server.media_url,
+                                      [caller_wav("issue_sync"), caller_wav("name_john")])
+            record = server.deps.call_log.get(report.call_sid)
+        finally:
+            await runner.cleanup()
+    assert record is not None and report.errors == () and record.errors == []
+    assert record.variables["user_name"] == "John Smith"
+    assert record.llm["free_answers"] == 1  # the sync question, answered by the model
+    assert record.llm["early_used"] == 1 and record.llm["early_started"] >= 1
+    assert call_tasks() == []
+
+
 async def test_a_failing_cloud_voice_hands_over_to_the_offline_one() -> None:
     async with DeepgramEmulator(api_key="dg-key") as deepgram, ElevenLabsEmulator(
         api_key="xi-key"
