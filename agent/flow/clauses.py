@@ -7,8 +7,12 @@ waits. :class:`ClauseSplitter` instead hands out each clause as soon as its end 
 - a sentence end: ``.``, ``?`` or ``!`` (closing quotes or brackets may follow) and then
   whitespace — the whitespace is what makes it certain ("3.5" and "example.com" go on);
 - a ``;``;
-- a ``,`` followed by whitespace once the clause holds at least ``min_words`` words ("Sure, "
-  alone would be a choppy TTS request; "I can book that for you, " is worth starting).
+- a ``,`` followed by whitespace once the clause holds at least ``min_words`` words ("so, "
+  mid-line would be a choppy TTS request; "I can book that for you, " is worth starting) —
+  except in a line's first clause, which the caller is waiting for in silence: there
+  ``first_min_words`` (1) is enough, so an opener ("Sure, ", "Thank you, ") is spoken while the
+  rest is written, ~100 ms sooner than the whole first clause at 50 tokens a second. Later
+  clauses are heard while the opener plays, so they can wait for their words.
 
 A period after a title or an initial is no sentence end ("Dr. Smith", "J. Smith", "e.g. this",
 "3 p.m. on Tuesday"). Sans-I/O: text in, clauses out; no clock, no tasks.
@@ -18,8 +22,10 @@ from __future__ import annotations
 
 import re
 
-# How many words before a comma a clause needs to be spoken on its own.
+# How many words before a comma a clause needs to be spoken on its own (the first clause of a
+# line: FIRST_MIN_WORDS).
 DEFAULT_MIN_WORDS = 4
+FIRST_MIN_WORDS = 1
 
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s)")
 _SEMICOLON = re.compile(r";")
@@ -52,12 +58,17 @@ class ClauseSplitter:
     """``feed(delta) -> [clause, ...]`` as the text streams; ``flush()`` the rest at its end.
     Clauses are stripped and never empty; joined with spaces they are the text's words."""
 
-    __slots__ = ("_buffer", "_min_words")
+    __slots__ = ("_buffer", "_later_min_words", "_min_words")
 
-    def __init__(self, min_words: int = DEFAULT_MIN_WORDS) -> None:
-        if min_words < 1:
+    def __init__(
+        self, min_words: int = DEFAULT_MIN_WORDS, first_min_words: int | None = FIRST_MIN_WORDS
+    ) -> None:
+        """``first_min_words``: the first clause's (None: ``min_words`` for every clause)."""
+        first = min_words if first_min_words is None else first_min_words
+        if min(min_words, first) < 1:
             raise ValueError("min_words must be at least 1")
-        self._min_words = min_words
+        self._min_words = first
+        self._later_min_words = min_words
         self._buffer = ""  # a clause is short: rescanning it per token costs nothing
 
     @property
@@ -73,6 +84,7 @@ class ClauseSplitter:
             self._buffer = self._buffer[end:].lstrip()
             if clause:
                 found.append(clause)
+                self._min_words = self._later_min_words
         return found
 
     def flush(self) -> list[str]:

@@ -37,7 +37,7 @@ async def test_a_prompt_nodes_line_is_heard_while_the_model_still_writes_it(
 ) -> None:
     flow = tmp_path / "prompted.yaml"
     flow.write_text(yaml.safe_dump(FLOW))
-    # the greeting is 24 words: ~1.4 s of writing, the first clause after the 6th word
+    # the greeting is 24 words: ~1.4 s of writing, the first clause after the 1st word
     latency = Latency(first_token_delay_ms=100.0, token_interval_ms=60.0)
     async with OpenAIEmulator(api_key=KEY, latency=latency) as model:
         env = {"SLOTLINE_FLOW": str(flow), "SLOTLINE_LLM__PROVIDER": "openai",
@@ -60,10 +60,10 @@ async def test_a_prompt_nodes_line_is_heard_while_the_model_still_writes_it(
         assert report.first_agent_audio_at_s is not None
         assert report.first_agent_audio_at_s < written[0]  # heard before it was all written
         agent = [t.text for t in record.turns if t.role == "agent"]
-        assert agent[:3] == ["Hi, thanks for calling the clinic.",
+        assert agent[:4] == ["Hi,", "thanks for calling the clinic.",
                              "This is Ava, and I can book a visit for you in under a minute,",
                              "any day of the week."]
-        assert agent[-2:] == ["Thank you, John Smith.", "Goodbye!"]
+        assert agent[-3:] == ["Thank you,", "John Smith.", "Goodbye!"]
         assert record.node == "bye" and report.closed_by == "server"
         assert record.llm["lines"] == 3 and record.llm["failures"] == 0
     assert call_tasks() == []

@@ -10,10 +10,13 @@ import pytest
 from slotline.agent.flow.clauses import ClauseSplitter
 
 
-def split(text: str, pieces: str = "tokens", min_words: int = 4) -> list[str]:
+def split(
+    text: str, pieces: str = "tokens", min_words: int = 4, first_min_words: int | None = None
+) -> list[str]:
     """The clauses of ``text`` fed as model tokens (words with their leading space), one
-    character at a time, or all at once; then flushed."""
-    splitter = ClauseSplitter(min_words)
+    character at a time, or all at once; then flushed. Every clause needs ``min_words``
+    before a comma unless ``first_min_words`` is given."""
+    splitter = ClauseSplitter(min_words, first_min_words)
     if pieces == "tokens":
         chunks = re.findall(r"\s*\S+\s*$|\s*\S+", text)
     elif pieces == "chars":
@@ -72,11 +75,23 @@ def test_a_clause_leaves_as_soon_as_its_end_is_certain() -> None:
     assert splitter.flush() == ["then"] and splitter.flush() == []
 
 
+def test_a_lines_opener_is_spoken_at_once_later_commas_wait_for_words() -> None:
+    assert split("Sure, I can help, no problem.", first_min_words=1) == [
+        "Sure,", "I can help, no problem."]
+    assert split("Thank you, John, lovely to meet you.", pieces="chars", first_min_words=1) == [
+        "Thank you,", "John, lovely to meet you."]
+    splitter = ClauseSplitter()  # the default: a line's opener goes alone
+    assert splitter.feed("Great, ") == ["Great,"]
+    assert splitter.feed("so, ") == []
+
+
 def test_words_before_a_comma_is_a_setting() -> None:
     assert split("Okay, so, here we go.", min_words=1) == ["Okay,", "so,", "here we go."]
     assert split("Okay, so, here we go.", min_words=3) == ["Okay, so, here we go."]
     with pytest.raises(ValueError):
         ClauseSplitter(0)
+    with pytest.raises(ValueError):
+        ClauseSplitter(4, first_min_words=0)
 
 
 def test_clauses_keep_every_word() -> None:
