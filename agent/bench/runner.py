@@ -197,6 +197,7 @@ class LoadRunner:
                 reply_timeout_s=self._reply_timeout_s, greeting_wait_s=self._greeting_wait_s,
                 on_turn_latency=self.live_latencies_ms.append,
                 timeout_s=self._plan.duration_s + _CALL_TIMEOUT_MARGIN_S, clock=self._clock,
+                keep_audio=False,  # the report uses the timings, not the agent's audio
             )
         except aiohttp.ClientResponseError as exc:  # the voice webhook said no
             return self._ended(slot, started, "failed", f"webhook: HTTP {exc.status}")

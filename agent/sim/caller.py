@@ -180,6 +180,15 @@ def last_voiced_frame(ulaw: bytes) -> int | None:
     return None if span is None else span[1]
 
 
+def _b64_size(text: str) -> int | None:
+    """How many bytes the base64 ``text`` holds, from its length; None when it is not plain
+    padded base64 inside a JSON string (then the full parser decides, and says what is wrong).
+    The characters are not checked one by one (``keep_audio`` decodes them all)."""
+    if len(text) % 4 or '"' in text or "\\" in text:
+        return None
+    return len(text) // 4 * 3 - (text[-2:].count("=") if text else 0)
+
+
 def _sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)  # Twilio SIDs: two letters + 32 hex digits
 
@@ -238,6 +247,7 @@ class _Call:
         call_sid: str | None = None,
         greeting_wait_s: float | None = None,
         clock: FrameClock | None = None,
+        keep_audio: bool = True,
     ) -> None:
         self.stream_sid, self.account_sid = _sid("MZ"), account_sid
         self.call_sid = call_sid or _sid("CA")
@@ -245,12 +255,15 @@ class _Call:
         self._speeches = [_Speech(prepare(s.audio)) if isinstance(s, Speak) else None
                           for s in script]
         self._media = MediaText(self.stream_sid)
+        self._media_prefix = tw.encode_media(self.stream_sid, b"")[: -len('"}}')]
+        self._keep_audio = keep_audio
         self._clock = clock or FrameClock()
         self._custom_parameters = dict(custom_parameters)
         self._quiet_s = agent_quiet_ms / 1000
         self._reply_timeout_s = reply_timeout_s
         self._timeout_s = timeout_s
         self._started_s = time.monotonic()
+        self._deadline_s = self._started_s + timeout_s
         self._playout = Playout(self._started_s)
         self._seq = 0
         self._next_step = 0
@@ -364,25 +377,31 @@ class _Call:
     def _tick(self, now: float, n: int) -> list[str]:
         """What to send for frame ``n``: mark echoes, then a digit and the frame, or ``stop``."""
         out: list[str] = []
-        if self._playout.busy:
-            self._echoes += self._playout.advance(now)
+        playout = self._playout
+        if playout.busy:
+            self._echoes += playout.advance(now)
         if self._echoes:  # rare: most frames echo nothing
             out = [tw.encode_mark_echo(self.stream_sid, self._next_seq(), m) for m in self._echoes]
             self._echoes.clear()
-        if now - self._started_s >= self._timeout_s:
+        if now >= self._deadline_s:
             self._errors.append(f"timeout: call still running after {self._timeout_s} s")
             return out + [self._stop()]
         if self._hangup is not None and self._hangup.is_set():
             self._hung_up_early = True
             return out + [self._stop()]
-        if self._speech is None:
-            step = self._script[self._next_step] if self._next_step < len(self._script) else None
-            if self._ready(step, now):
-                if step is None:
-                    return out + [self._stop()]
-                out += self._begin(step, now)
-            elif self._gave_up(step, now):
+        speech = self._speech
+        if speech is not None:  # speaking: the next frame of the utterance
+            self._seq += 1
+            out.append(self._media.frame(self._seq, n + 1, n * FRAME_MS,
+                                         self._speech_frame(speech, now)))
+            return out
+        step = self._script[self._next_step] if self._next_step < len(self._script) else None
+        if self._ready(step, now):
+            if step is None:
                 return out + [self._stop()]
+            out += self._begin(step, now)
+        elif self._gave_up(step, now):
+            return out + [self._stop()]
         speech = self._speech
         payload = SILENCE_PAYLOAD if speech is None else self._speech_frame(speech, now)
         out.append(self._media.frame(self._next_seq(), n + 1, n * FRAME_MS, payload))
@@ -484,6 +503,13 @@ class _Call:
             logger.info("server closed the stream call_sid=%s", self.call_sid)
 
     def _on_text(self, data: str, now: float) -> None:
+        if not self._keep_audio and data.startswith(self._media_prefix) and data.endswith('"}}'):
+            # this stream's media, its audio counted, not decoded (most messages)
+            size = _b64_size(data[len(self._media_prefix) : -3])
+            if size is not None:
+                self._echoes += self._playout.advance(now)
+                self._on_agent_audio(b"", size, now)
+                return
         try:
             msg = tw.parse_outbound(data)
         except ProtocolError as exc:
@@ -494,7 +520,7 @@ class _Call:
             return
         self._echoes += self._playout.advance(now)
         if isinstance(msg, tw.OutboundMedia):
-            self._on_agent_audio(msg.payload, now)
+            self._on_agent_audio(msg.payload if self._keep_audio else b"", len(msg.payload), now)
         elif isinstance(msg, tw.OutboundMark):
             current = self._agent_turns[-1] if self._agent_turns else None
             if self._playout.push_mark(msg.name, current):
@@ -506,8 +532,9 @@ class _Call:
             if interruption is not None and interruption.first_voiced_at_s is not None:
                 interruption.bargein_ms = (now - interruption.first_voiced_at_s) * 1000
 
-    def _on_agent_audio(self, payload: bytes, now: float) -> None:
-        if not payload:
+    def _on_agent_audio(self, payload: bytes, size: int, now: float) -> None:
+        """``size`` bytes of agent audio (``payload``: them, or nothing when not kept)."""
+        if not size:
             return
         awaiting = self._reply_for
         if awaiting is not None or not self._agent_turns:
@@ -520,7 +547,8 @@ class _Call:
             if self._on_turn_latency is not None:
                 self._on_turn_latency(awaiting.latency_ms)
         turn.audio += payload
-        self._playout.push_audio(turn, len(payload), now)
+        turn.audio_bytes += size
+        self._playout.push_audio(turn, size, now)
         self._last_audio_s = now
         if self._first_audio_s is None:
             self._first_audio_s = now
@@ -591,6 +619,7 @@ async def run_caller(
     call_sid: str | None = None,
     greeting_wait_s: float | None = None,
     clock: FrameClock | None = None,
+    keep_audio: bool = True,
 ) -> CallerReport:
     """Phone ``url`` (a Twilio Media Streams WebSocket), play ``script``, hang up, report.
 
@@ -603,6 +632,9 @@ async def run_caller(
     ``greeting_wait_s``: speak first when no agent audio came this long after ``start`` (None:
     wait for a greeting until ``reply_timeout_s``, then fail). ``clock``: share one
     ``FrameClock`` between many callers on a loop (their frames then share timers).
+    ``keep_audio=False``: the agent's audio is counted, not kept (``AgentTurn.audio`` empty,
+    ``audio_bytes`` and the timings as ever), and this stream's media messages are read by
+    their known layout without decoding the base64 (the benchmark's callers).
     Failing to connect raises ``aiohttp.ClientError``; everything after is in the report.
     """
     call = _Call(
@@ -617,6 +649,7 @@ async def run_caller(
         call_sid,
         greeting_wait_s,
         clock,
+        keep_audio,
     )
     owned = session is None
     http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))

@@ -52,12 +52,8 @@ class FrameClock:
 
     def call_at(self, target_s: float, function: Callable[[Any], object], arg: Any) -> None:
         """Call ``function(arg)`` at ``target_s`` (loop time, best on the grid) from the grid
-        point's one timer; soon, if it has passed."""
-        loop = asyncio.get_running_loop()
-        if target_s <= loop.time():
-            loop.call_soon(function, arg)
-        else:
-            self._add(loop, target_s, function, arg)
+        point's one timer; soon, if it has passed (the loop runs timers that are due)."""
+        self._add(asyncio.get_running_loop(), target_s, function, arg)
 
     def _add(self, loop: asyncio.AbstractEventLoop, target_s: float,
              function: Callable[[Any], object], arg: Any) -> None:

@@ -26,25 +26,28 @@ GAP_MIN_MS = 1.0
 class AgentTurn:
     """Agent audio between two caller turns, and what became of it."""
 
-    audio: bytes  # every mu-law byte the server sent in this turn
+    audio: bytes  # every mu-law byte the server sent in this turn (empty when not kept)
     heard_ms: float  # how much of it played before a clear or the end of the call
     marks_heard: tuple[str, ...]  # echoed because playout reached them
     marks_unheard: tuple[str, ...]  # echoed because a clear dropped the audio before them
     interrupted: bool  # a clear dropped some of this turn's audio
     gaps_ms: tuple[float, ...] = ()  # underruns (silence mid-sentence), in order
     pauses_ms: tuple[float, ...] = ()  # silences after a mark, between sentences
+    audio_bytes: int | None = None  # how many bytes the server sent (None: ``len(audio)``)
 
     @property
     def audio_ms(self) -> float:
-        return len(self.audio) / BYTES_PER_MS
+        size = len(self.audio) if self.audio_bytes is None else self.audio_bytes
+        return size / BYTES_PER_MS
 
 
 class AgentTurnLog:
-    __slots__ = ("audio", "played_bytes", "marks_heard", "marks_unheard", "interrupted",
-                 "gaps_ms", "pauses_ms")
+    __slots__ = ("audio", "audio_bytes", "played_bytes", "marks_heard", "marks_unheard",
+                 "interrupted", "gaps_ms", "pauses_ms")
 
     def __init__(self) -> None:
         self.audio = bytearray()
+        self.audio_bytes = 0
         self.played_bytes = 0
         self.marks_heard: list[str] = []
         self.marks_unheard: list[str] = []
@@ -61,6 +64,7 @@ class AgentTurnLog:
             self.interrupted,
             tuple(self.gaps_ms),
             tuple(self.pauses_ms),
+            self.audio_bytes,
         )
 
 

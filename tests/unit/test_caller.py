@@ -161,7 +161,8 @@ def caller_tasks() -> list[str]:
     return [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("caller-")]
 
 
-async def test_conversation_pacing_marks_latency_and_dtmf() -> None:
+@pytest.mark.parametrize("keep_audio", [True, False])  # False: the bench's counted audio
+async def test_conversation_pacing_marks_latency_and_dtmf(keep_audio: bool) -> None:
     agent = FakeAgent(greeting=[("audio", 200), ("mark", "greeting")])
     async with serve(agent) as url:
         report = await run_caller(
@@ -171,6 +172,7 @@ async def test_conversation_pacing_marks_latency_and_dtmf() -> None:
             headers={"X-Test": "1"},
             agent_quiet_ms=100,
             timeout_s=20,
+            keep_audio=keep_audio,
         )
     assert report.errors == ()
     assert report.closed_by == "caller"
@@ -206,6 +208,7 @@ async def test_conversation_pacing_marks_latency_and_dtmf() -> None:
     for turn, (turn_end_s, reply_sent_s) in zip(report.turns, agent.replies, strict=True):
         assert turn.reply is not None and not turn.barge_in
         assert turn.reply.audio_ms == 300 and turn.reply.heard_ms == 300
+        assert len(turn.reply.audio) == (300 * 8 if keep_audio else 0)
         assert turn.reply.marks_heard == (f"reply-{turn.step_index + 1}",)
         assert turn.reply.marks_unheard == () and not turn.reply.interrupted
         # the caller's measurement matches what the server really did, within scheduling slack
