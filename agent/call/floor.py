@@ -30,7 +30,9 @@ and holds the reply there and then, without waiting for words. The caller's tran
 afterwards: real words (or a keypress) are an interruption — the reply is cancelled and the
 caller's turn answered; no words (a cough, line noise) or only a backchannel are not — the cut
 sentences play again from the first unheard one and the held reply goes on. The caller hears a
-short pause, not a lost sentence.
+short pause, not a lost sentence. A backchannel is judged by what the words hold for the
+question asked (``agent.flow.backchannel``), not by a list of words: a recogniser hears "mm
+hmm" as "m m a trim".
 
 Fillers: the reply reports when it has been slow (``ReplyStalled``); a filler is said only in
 silence — never over the agent's or the caller's voice, never twice in a row, never while an
@@ -43,8 +45,9 @@ speech shorter than the barge-in threshold is dropped and longer speech is a bar
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
+
+from slotline.agent.flow.backchannel import is_backchannel
 
 
 class FloorState(enum.Enum):
@@ -86,9 +89,13 @@ class TurnEnded:
 
 @dataclass(frozen=True, slots=True)
 class WordsHeard:
-    """The recogniser's final transcript of an ended turn (may be empty)."""
+    """The recogniser's final transcript of an ended turn (may be empty); ``kind``: the
+    extractor of the question the caller was last asked ("" for none), ``region``: where a
+    phone number is read; both judge whether words over the agent were a backchannel."""
 
     text: str
+    kind: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,28 +209,14 @@ class Rule(enum.Enum):
     STREAM_STOPPED = "stream stopped"
 
 
-# Said alone over the agent, these words acknowledge it; they do not take the floor.
-# "yes" is not one: over a question it is usually the answer.
-BACKCHANNELS = frozenset({
-    "uh", "huh", "uh-huh", "uhhuh", "mhm", "mm", "hmm", "mm-hmm", "okay", "ok", "yeah", "right",
-    "sure",
-})
-_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
-
-
-def is_backchannel(text: str) -> bool:
-    """``text`` holds words, all of them backchannels ("uh huh", "okay", "yeah right")."""
-    words = _WORD.findall(text.lower())
-    return bool(words) and all(word in BACKCHANNELS for word in words)
-
-
 def rule_of(event: FloorEvent) -> Rule:
     """The rule an event proposes (a transcript is classified by its words)."""
     match event:
-        case WordsHeard(text=text):
+        case WordsHeard(text=text, kind=kind, region=region):
             if not text.strip():
                 return Rule.NO_WORDS
-            return Rule.BACKCHANNEL if is_backchannel(text) else Rule.WORDS
+            backchannel = is_backchannel(text, kind=kind, region=region)
+            return Rule.BACKCHANNEL if backchannel else Rule.WORDS
         case ResumeEnded(replayed=replayed):
             return Rule.RESUMED if replayed else Rule.RESUME_CUT
         case ReplyStalled(after_filler=after):

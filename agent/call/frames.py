@@ -45,7 +45,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol, runtime_checkable
 
-from slotline.agent.call.floor import is_backchannel
 from slotline.agent.call.responder import Listen
 from slotline.agent.call.turns import (
     Paused,
@@ -55,6 +54,7 @@ from slotline.agent.call.turns import (
     TurnEnded,
     TurnEvent,
 )
+from slotline.agent.flow.backchannel import is_backchannel
 from slotline.agent.flow.completeness import Completeness, classify
 from slotline.audio.framing import FRAME_MS
 from slotline.audio.loudness import LoudFrames
@@ -94,6 +94,7 @@ class FramePipeline:
     # The per-frame calls are bound once: attribute look-ups add up at 50 frames a second per
     # call.
     __slots__ = (
+        "_backchannel",
         "_is_loud",
         "_is_speech",
         "_kind",
@@ -137,6 +138,7 @@ class FramePipeline:
         self._region = "US"
         self._text: str | None = None  # the words last judged, and how complete they were
         self._words: Completeness = "unknown"
+        self._backchannel: tuple[str, bool] = ("", False)  # words judged over the agent
         self._model = turn_model
         self._ring = bytearray(_RING_BYTES if turn_model is not None else 0)
         self._ring_pos = 0
@@ -171,6 +173,17 @@ class FramePipeline:
         self._kind = action.kind
         self._region = action.region or "US"
         self._text = None
+        self._backchannel = ("", False)
+
+    @property
+    def answer_kind(self) -> str:
+        """The extractor kind the caller's turn is judged against ("" for an open question)."""
+        return self._kind
+
+    @property
+    def answer_region(self) -> str:
+        """Where a phone number in the caller's turn is read (ISO country)."""
+        return self._region
 
     def heard(self, text: str, final: bool) -> None:
         """The recogniser's words of the current turn so far (``providers.base.Heard``)."""
@@ -178,11 +191,19 @@ class FramePipeline:
             self._text = text
             self._words = classify(self._kind, text, region=self._region)
         words = self._words
-        if self.turns.interrupting and is_backchannel(text):
-            # "uh-huh" over the agent: a whole turn, soon over, so the floor resumes the reply
-            # after the short silence of a complete answer, not the question's long one
+        if self.turns.interrupting and self._only_backchannel(text):
+            # "uh-huh" over the agent (or what the recogniser made of it: "the", "m m a
+            # trim"): a whole turn, soon over, so the floor resumes the reply after the short
+            # silence of a complete answer, not the question's long one
             words = "complete"
         self.turns.heard(words, final)
+
+    def _only_backchannel(self, text: str) -> bool:
+        judged, backchannel = self._backchannel
+        if text != judged:  # interims repeat themselves
+            backchannel = is_backchannel(text, kind=self._kind, region=self._region)
+            self._backchannel = (text, backchannel)
+        return backchannel
 
     async def watch(self) -> None:
         """Follow the recogniser's events, and judge pauses with the end-of-turn model, until

@@ -7,10 +7,10 @@ own task (the responder's actions: speak, listen, hang up), so that a barge-in c
 without cancelling it:
 - words (or a keypress) after a barge-in: a real interruption. The reply is cancelled with
   everything below it, and the responder hears ``ReplyInterrupted`` with only what was heard;
-- no words (a cough, a door, line noise) or only a backchannel ("uh-huh", "okay"): not an
-  interruption. The sentences the ``clear`` cut are played again from the first unheard one
-  (their audio is kept until heard), then the held reply goes on, its current sentence from
-  its start.
+- no words (a cough, a door, line noise) or only a backchannel ("uh-huh", "okay", or words
+  that hold nothing for the question: ``agent.flow.backchannel``): not an interruption. The
+  sentences the ``clear`` cut are played again from the first unheard one (their audio is
+  kept until heard), then the held reply goes on, its current sentence from its start.
 
 Fillers: when the caller's turn has ended and the responder has not produced anything to say
 within ``filler_after_ms`` (a slow availability lookup, a slow model), the reply tells the floor;
@@ -125,8 +125,11 @@ class Replies:
         final_at = self._loop.time()
         turn.set_attribute("slotline.turn.words", len(text.split()))
         turn.set_attribute("slotline.turn.ended_by", item.reason)
-        commands = call.tell(fl.WordsHeard(text))
+        frames = call.frames
+        commands = call.tell(fl.WordsHeard(text, frames.answer_kind, frames.answer_region))
         if not await self._decided(commands):
+            if fl.Resume() in commands and text:
+                log.debug("forgiven call_sid=%s: %r", call.sid, text)
             tracing.end_turn(turn, noise=fl.Resume() in commands)
             return
         call.record.add_turn(Turn(role="caller", text=text, ended_by=item.reason,

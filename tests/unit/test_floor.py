@@ -31,7 +31,6 @@ from slotline.agent.call.floor import (
     VoiceDropped,
     VoiceStarted,
     WordsHeard,
-    is_backchannel,
     rule_of,
     transition_table,
 )
@@ -172,13 +171,31 @@ def test_impossible_pairs_raise(key: tuple[FloorState, Rule]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "backchannel"),
-    [("uh huh", True), ("Uh-huh.", True), ("mhm", True), ("okay", True), ("Yeah, right.", True),
-     ("sure", True), ("mm hmm", True), ("", False), ("yes", False), ("okay wait", False),
-     ("right now please", False), ("no", False)],
+    ("heard", "rule"),
+    [(WordsHeard("uh huh"), Rule.BACKCHANNEL), (WordsHeard("Yeah, right."), Rule.BACKCHANNEL),
+     # what a recogniser made of "mm hmm" and "uh huh": nothing anyone can use
+     (WordsHeard("m m a trim", "date"), Rule.BACKCHANNEL), (WordsHeard("the"), Rule.BACKCHANNEL),
+     # a real short answer, a request to hold, a question: the caller's turn
+     (WordsHeard("yes", "yes_no"), Rule.WORDS), (WordsHeard("no"), Rule.WORDS),
+     (WordsHeard("tuesday", "name"), Rule.WORDS), (WordsHeard("hold on"), Rule.WORDS),
+     (WordsHeard("okay wait"), Rule.WORDS), (WordsHeard("what was that"), Rule.WORDS),
+     # a surname alone answers the name question, and means nothing at another
+     (WordsHeard("lopez", "name"), Rule.WORDS), (WordsHeard("lopez", "date"), Rule.BACKCHANNEL)],
+    ids=lambda v: repr(v.text) + "@" + v.kind if isinstance(v, WordsHeard) else v.name,
 )
-def test_backchannels_are_only_acknowledgements_said_alone(text: str, backchannel: bool) -> None:
-    assert is_backchannel(text) is backchannel
+def test_words_are_a_backchannel_by_what_they_hold_for_the_question(
+    heard: WordsHeard, rule: Rule
+) -> None:
+    assert rule_of(heard) is rule
+
+
+def test_a_misheard_backchannel_over_the_agent_is_forgiven_and_an_answer_is_not() -> None:
+    forgiven = floor_in(S.PAUSED)
+    assert forgiven.handle(WordsHeard("i'm m a trim m", "time")) == (Resume(),)
+    assert forgiven.state is S.RESUMING
+    answered = floor_in(S.PAUSED)
+    assert answered.handle(WordsHeard("two pm", "date")) == (CancelReply(), StartReply())
+    assert answered.state is S.LISTENING
 
 
 def test_agent_speaking_and_may_reply_follow_the_state() -> None:

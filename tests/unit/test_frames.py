@@ -323,23 +323,28 @@ async def test_watch_passes_the_vendors_end_of_speech_to_the_detector() -> None:
     await asyncio.wait_for(watching, 5)  # and stops judging pauses with the model
 
 
-@pytest.mark.parametrize(("over_agent", "reason", "silence_ms"), [
-    (True, "complete_answer", CFG.complete_silence_ms),  # resumed soon
-    (False, "silence", CFG.end_silence_ms),  # "uh huh" to "what day?": no answer, the caller
-                                             # may go on: the question's silence
+@pytest.mark.parametrize(("over_agent", "words", "kind", "reason", "silence_ms"), [
+    (True, "uh huh", "date", "complete_answer", CFG.complete_silence_ms),  # resumed soon
+    # what a recogniser made of "mm hmm": nothing the question can use, resumed as soon
+    (True, "m m a trim", "date", "complete_answer", CFG.complete_silence_ms),
+    # a surname alone at the name question: an answer the caller may finish
+    (True, "lopez", "name", "silence", CFG.end_silence_ms),
+    # "uh huh" to "what day?" not over the agent: no answer, the caller may go on: the
+    # question's silence
+    (False, "uh huh", "date", "silence", CFG.end_silence_ms),
 ])
 def test_a_backchannel_over_the_agent_is_a_whole_turn(
-    over_agent: bool, reason: str, silence_ms: int
+    over_agent: bool, words: str, kind: str, reason: str, silence_ms: int
 ) -> None:
     turns = TurnDetector(replace(CFG, bargein_min_speech_ms=80))
     pipeline = FramePipeline(WebRtcVad(2), Stream(), turns)
-    pipeline.listen(Listen(SpeechHints()).expecting("date"))
+    pipeline.listen(Listen(SpeechHints()).expecting(kind))
     turns.agent_speaking = over_agent
     ended = None
     for i, chunk in enumerate(frames("backchannel")):
         _, event = pipeline.process(chunk, i * 20)
         if isinstance(event, Paused):  # the recogniser's answer to pause()
-            pipeline.heard("uh huh", final=True)
+            pipeline.heard(words, final=True)
         if isinstance(event, TurnEnded):
             ended = event
             break
