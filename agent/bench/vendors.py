@@ -129,11 +129,13 @@ class _MemoElevenLabs(eleven_emu.ElevenLabsEmulator):
 
 def memo_path() -> Path:
     """Where the bench keeps the emulator's transcripts between runs: a file per version of
-    the recogniser's code (its output may change with it), in the temporary directory."""
+    the recogniser's code (its output may change with it) and of the memo's keys, in the
+    temporary directory."""
+    from slotline.agent.bench import stt_memo
     from slotline.providers.stt import _sphinx_worker, local
 
     digest = hashlib.blake2b(digest_size=8)
-    for module in (local, _sphinx_worker):
+    for module in (local, _sphinx_worker, stt_memo):
         digest.update(Path(module.__file__ or "").read_bytes())
     return Path(tempfile.gettempdir()) / f"slotline-bench-stt-memo-{digest.hexdigest()}.pickle"
 

@@ -64,3 +64,15 @@ def test_entries_load_into_a_new_memo_as_they_were() -> None:
                                                               ("hit", "2")]
     assert warm.lookup(key_of(spans[1][:-3000]))[0] == "near"  # the heads came along
     assert warm.entries() == memo.entries()
+
+
+def test_the_same_words_after_more_or_less_quiet_lead_in_get_the_known_words() -> None:
+    memo: TranscriptMemo[str] = TranscriptMemo()
+    rng = np.random.default_rng(5)
+    lead_in = rng.integers(-200, 200, 1600, dtype=np.int16).tobytes()  # 0.1 s, quiet
+    words = speech(1.5)
+    memo.remember(key_of(SILENCE + lead_in + words), "three p m")
+    assert memo.lookup(key_of(lead_in + words)) == ("hit", "three p m")
+    for cut in (640, 1920, len(lead_in)):  # the pre-roll began later in the lead-in
+        assert memo.lookup(key_of(SILENCE + lead_in[cut:] + words)) == ("near", "three p m")
+    assert memo.lookup(key_of(lead_in + speech(1.5, seed=3)))[0] == "decode"  # other words
