@@ -54,6 +54,9 @@ def add_parser(sub: Any) -> None:
     where.add_argument("--server", choices=("subprocess", "inprocess"), default="subprocess",
                        help="where the started Slotline runs (default: its own process)")
     where.add_argument("--config", type=Path, help="a Slotline config file for the server")
+    where.add_argument("--server-cpus", metavar="LIST",
+                       help="pin the started server to these CPUs (e.g. 0) and the callers "
+                            "and emulators to the others, to measure calls per core")
     out = bench.add_argument_group("output")
     out.add_argument("--out", type=Path, help="output folder (default bench-results/<time>)")
     out.add_argument("--sample-interval", type=float, default=1.0, help="seconds between "

@@ -55,6 +55,7 @@ class Options:
     reply_timeout_s: float
     greeting_wait_s: float | None = None  # None: wait for a greeting (until the reply timeout)
     load_procs: int = 1  # processes the callers run in (1: the bench's own)
+    server_cpus: frozenset[int] = frozenset()  # pin the started server here, the harness apart
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -80,9 +81,33 @@ def _options(args: argparse.Namespace) -> Options:
                           "must be >= 0 and shorter than --reply-timeout")
     if args.load_procs < 1:
         raise ConfigError("slotline bench", "--load-procs", "must be >= 1")
+    server_cpus = _server_cpus(args.server_cpus, started=not args.target
+                               and args.server == "subprocess")
     return Options(plan, profile, conversation, args.target,
                    args.target_pid, args.server, args.config, out, args.sample_interval,
-                   args.reply_timeout, greeting_wait, args.load_procs)
+                   args.reply_timeout, greeting_wait, args.load_procs, server_cpus)
+
+
+def _server_cpus(spec: str | None, *, started: bool) -> frozenset[int]:
+    """``--server-cpus 0`` or ``0,1``: CPUs of this process's allowed set, leaving at least
+    one to the harness."""
+    if not spec:
+        return frozenset()
+    if not started:
+        raise ConfigError("slotline bench", "--server-cpus",
+                          "pins a Slotline the bench starts in its own process; not with "
+                          "--target or --server inprocess")
+    try:
+        cpus = frozenset(int(part) for part in spec.split(","))
+    except ValueError:
+        raise ConfigError("slotline bench", "--server-cpus",
+                          f"{spec!r}: a comma-separated list of CPU numbers") from None
+    allowed = os.sched_getaffinity(0)
+    if not cpus <= allowed or cpus == allowed:
+        raise ConfigError("slotline bench", "--server-cpus",
+                          f"{spec!r}: must be some, not all, of this process's CPUs "
+                          f"{sorted(allowed)} (the rest carry the callers and emulators)")
+    return cpus
 
 
 def make_target(options: Options, log_dir: Path) -> Target:
@@ -92,7 +117,7 @@ def make_target(options: Options, log_dir: Path) -> Target:
     if options.server == "inprocess":
         return InProcessSlotline(options.profile, config_path=options.config, env=flow_env)
     return SubprocessSlotline(options.profile, log_dir=log_dir, config_path=options.config,
-                              env={**os.environ, **flow_env})
+                              env={**os.environ, **flow_env}, server_cpus=options.server_cpus)
 
 
 class Progress:

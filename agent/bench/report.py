@@ -221,7 +221,10 @@ def summary_table(result: dict[str, Any]) -> str:
     lines = [
         f"slotline bench: {cfg['calls']} calls, {cfg['duration_s']:g} s (ramp {cfg['ramp_s']:g} s),"
         f" profile {cfg['profile']['name']}, conversation {cfg['conversation']},"
-        f" target {cfg['target']['kind']}" + ("  [stopped early]" if run["stopped_early"] else ""),
+        f" target {cfg['target']['kind']}"
+        + (f" pinned to CPU {','.join(map(str, pinned))}, harness on the others"
+           if (pinned := cfg["target"].get("server_cpus")) else "")
+        + ("  [stopped early]" if run["stopped_early"] else ""),
         f"calls  {calls['started']} started: {calls['completed']} completed, "
         f"{calls['ended_by_server']} ended by server, {calls['cut']} cut at the end, "
         f"{calls['failed']} failed, {calls['dropped']} dropped; peak {run['peak_calls']} at once"

@@ -46,11 +46,12 @@ class TargetInfo:
     server_pid: int | None  # a process on this machine to sample
     vendors_pid: int | None
     shared_process: bool  # the server runs inside the bench process
+    server_cpus: tuple[int, ...] = ()  # the server pinned to these CPUs, the harness to the rest
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "media_url": self.media_url, "http_url": self.http_url,
                 "server_pid": self.server_pid, "vendors_pid": self.vendors_pid,
-                "shared_process": self.shared_process}
+                "shared_process": self.shared_process, "server_cpus": list(self.server_cpus)}
 
 
 class Target(Protocol):
@@ -199,9 +200,16 @@ async def _spawn(name: str, argv: list[str], env: dict[str, str], log: IO[bytes]
 
 
 class SubprocessSlotline:
+    """Slotline started as ``slotline serve`` in its own process (vendors on emulators in
+    another). ``server_cpus``: pin the server to these CPUs and the bench with every other
+    process it starts (vendors, load processes) to the remaining ones, so the server's core
+    carries nothing but the server (Linux ``sched_setaffinity``)."""
+
     def __init__(self, profile: Profile, *, log_dir: Path, config_path: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None,
+                 server_cpus: frozenset[int] = frozenset()) -> None:
         self._profile = profile
+        self._server_cpus = server_cpus
         self._log_dir = log_dir
         self._config_path = config_path
         self._env = dict(os.environ if env is None else env)
@@ -222,6 +230,10 @@ class SubprocessSlotline:
         folder = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="slotline-bench-"))
         env = _scratch_env(folder, self._env)
         env["SLOTLINE_LOG__LEVEL"] = env.get("SLOTLINE_LOG__LEVEL", "WARNING")
+        if self._server_cpus:  # the harness leaves the server's CPUs (its children inherit it)
+            everything = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, everything - self._server_cpus)
+            self._stack.callback(os.sched_setaffinity, 0, everything)
         vendors_pid = None
         if self._profile.emulated:
             log = self._stack.enter_context(_open_log(self._log_dir / "vendors.log"))
@@ -240,11 +252,13 @@ class SubprocessSlotline:
         log = self._stack.enter_context(_open_log(self._log_dir / "server.log"))
         server = await _spawn("server", argv, env, log)
         self._stack.push_async_callback(server.stop)
+        if self._server_cpus:
+            os.sched_setaffinity(server.process.pid, self._server_cpus)
         url = f"http://127.0.0.1:{port}"
         await _wait_ready(url, server.process)
         media = f"ws://127.0.0.1:{port}/twilio/media"
         return TargetInfo("slotline-subprocess", media, url, server.process.pid, vendors_pid,
-                          False)
+                          False, tuple(sorted(self._server_cpus)))
 
     async def _stop_vendors(self) -> None:
         assert self._vendors is not None
