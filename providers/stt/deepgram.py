@@ -7,10 +7,14 @@ One connection per call to ``{base_url}/v1/listen`` (wire format: ``deepgram_wir
   use to acknowledge audio all run on audio time, and Twilio delivers inbound audio all call
   long (the agent speaking included), so silence costs nothing extra to decide. ``KeepAlive``
   goes out only when no audio has been sent for ``keepalive_s`` (the session stopped pushing:
-  before the first media frame, on hold). Frames are sent in batches of ``batch_ms`` (60 ms,
-  three frames: each send is most of this path's CPU, and Deepgram takes any chunk size); the
-  batch is flushed at once when a turn is finalized, so batching never delays a final, and a
-  partial batch the session stopped adding to goes out within 0.2 s. No permessage-deflate:
+  before the first media frame, on hold). Frames are sent in batches of ``batch_ms`` (200 ms,
+  ten frames: each send is most of this path's CPU, and Deepgram asks for 20-250 ms a
+  message); the batch is flushed at once at every pause and when a turn is finalized, so
+  batching never delays a final, and a partial batch the session stopped adding to goes out
+  within 0.2 s. From 60 to 200 ms (``slotline bench --profile cloud --calls 50 --server-cpus
+  0``): server 7.19 -> 6.86 ms CPU per call-second, the emulated Deepgram 2.37 -> 1.72 (the
+  harness's), turn latency p50/p95 402/537 -> 401/538 ms; ``bench/stt_forward_cost.py``:
+  0.90 -> 0.39 ms per call-second. No permessage-deflate:
   mu-law barely compresses, and zlib cost more CPU per send than the rest of it
   (bench/stt_forward_cost.py).
 * Turns: the session's VAD ends the turn and calls ``finalize()``: we send ``Finalize``
@@ -101,7 +105,7 @@ class DeepgramSpeechToText:
         endpointing_ms: int = 300,
         utterance_end_ms: int = 1000,
         keepalive_s: float = 4.0,
-        batch_ms: int = 60,
+        batch_ms: int = 200,
         finalize_timeout_s: float = 2.0,
         connect_timeout_s: float = 5.0,
         reconnect: ReconnectPolicy = DEEPGRAM,
