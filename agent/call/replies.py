@@ -42,6 +42,7 @@ from slotline.agent.call.responder import (
     Hangup,
     Listen,
     ReplyInterrupted,
+    ReportsQuestion,
     Say,
 )
 from slotline.providers.errors import ProviderError
@@ -125,8 +126,7 @@ class Replies:
         final_at = self._loop.time()
         turn.set_attribute("slotline.turn.words", len(text.split()))
         turn.set_attribute("slotline.turn.ended_by", item.reason)
-        frames = call.frames
-        commands = call.tell(fl.WordsHeard(text, frames.answer_kind, frames.answer_region))
+        commands = call.tell(self._words_heard(text))
         if not await self._decided(commands):
             if fl.Resume() in commands and text:
                 log.debug("forgiven call_sid=%s: %r", call.sid, text)
@@ -146,6 +146,16 @@ class Replies:
             event = ReplyInterrupted(interrupted.heard_text, interrupted.unheard_text)
             self._queued.append((event, None, None, None))
         self._queued.append((CallerSaid(text), (item.last_voiced_at, latency), decided_at, turn))
+
+    def _words_heard(self, text: str) -> fl.WordsHeard:
+        """The transcript for the floor, with the question it may answer: the one the held
+        reply is asking (``ReportsQuestion``), else the one the caller was last asked."""
+        call = self._call
+        responder = call.responder
+        asking = responder.asking if isinstance(responder, ReportsQuestion) else None
+        if asking is not None:
+            return fl.WordsHeard(text, asking.kind, asking.region)
+        return fl.WordsHeard(text, call.frames.answer_kind, call.frames.answer_region)
 
     async def _cancel_reply(self) -> None:
         """The held interruption was real: cancel the held reply; the responder will hear

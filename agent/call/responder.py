@@ -126,3 +126,15 @@ class ReportsPath(Protocol):
     def path(self) -> Sequence[str]:
         """Every node entered, in order; a node entered twice is listed twice."""
 
+
+@runtime_checkable
+class ReportsQuestion(Protocol):
+    """A responder that knows which question the words being spoken ask, before the reply
+    yields that question's ``Listen`` (it comes after them). A barge-in's words are judged
+    against it (``agent.flow.backchannel``): "john smith" over "May I have your name?" is an
+    answer, the same words over "Hi, thanks for calling" are not yet."""
+
+    @property
+    def asking(self) -> Listen | None:
+        """The ``Listen`` next in line behind the ``Say`` last yielded: the question the words
+        being spoken ask; None when the reply has more to say first, or nothing to ask."""

@@ -196,6 +196,12 @@ class FlowResponder:
         return self._engine.path
 
     @property
+    def asking(self) -> Listen | None:
+        """``ReportsQuestion``: the Listen queued right behind the Say being spoken."""
+        head = self._queue[0] if self._queue else None
+        return head if isinstance(head, Listen) else None
+
+    @property
     def llm_stats(self) -> LlmStats:
         """This call's use of the model (turns that skipped it, failures, …)."""
         return self._stats

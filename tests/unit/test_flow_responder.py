@@ -15,6 +15,7 @@ from slotline.agent.call.responder import (
     Hangup,
     Listen,
     ReplyInterrupted,
+    ReportsQuestion,
     Responder,
     Say,
 )
@@ -210,3 +211,15 @@ async def test_aclose_waits_for_an_interrupted_booking() -> None:
     calendar.gate.set()
     await r.aclose()
     assert len(calendar.booked) == 1
+
+
+async def test_asking_is_the_question_the_words_being_spoken_ask() -> None:
+    nodes = {"greet": {"type": "greeting", "say": "Hi there.", "next": "ask"}, **NODES}
+    r = responder(GatedCalendar(), nodes)
+    assert isinstance(r, ReportsQuestion)
+    asked: list[tuple[str, str | None]] = []
+    async for action in r.handle(CallStarted("CA1")):
+        if isinstance(action, Say):  # while it is spoken: which question it asks
+            asked.append((action.text, None if r.asking is None else r.asking.kind))
+    assert asked == [("Hi there.", None), ("Name?", "name")]
+    assert r.asking is None  # the Listen has been given: the frame path knows the question
