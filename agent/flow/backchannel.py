@@ -9,7 +9,8 @@ is not enough: a recogniser hears "mm hmm" as "m m a trim", "uh huh" as "the", "
   correction or refusal ("no", "actually", "not"), a question ("what", "can you ..."), a
   command ("cancel", "repeat", "talk to a person") — or when they answer: a yes or no said
   with more than an acknowledgement ("yes", "correct"), a number, a day or a time, or anything
-  the extractor of the question being answered reads (a name at a name question);
+  the extractor of the question being answered reads (a name at a name question), or a piece
+  of an address at an e-mail question ("at yahoo dot com");
 - **a backchannel** when they are short (at most ``MAX_WORDS``) and hold none of that: only
   acknowledgements ("uh huh", "yeah right"), or words nothing can use ("the", "m m a trim").
 
@@ -70,6 +71,9 @@ _ANY_QUESTION = ("yes_no", "date", "time")
 # Kinds whose extractor cannot be run here (a choice needs its options) or reads anything
 # ("text"): only the checks above apply.
 _UNREADABLE = frozenset(("", "text", "choice"))
+# The spoken symbols of an address: at an e-mail question, words with one of these are (part
+# of) an answer, whole or not ("at yahoo dot com" after a pause cut the caller off).
+_ADDRESS_WORDS = frozenset(("dot", "underscore", "dash", "hyphen", "@"))
 # The extractors read dates against a clock; only whether something was read matters here.
 _NOW = datetime(2026, 1, 5, 12, 0)
 _ZONE = "UTC"
@@ -123,6 +127,8 @@ def _takes_the_floor(toks: Sequence[str]) -> bool:
 
 def _answers(rest: Sequence[str], kind: str, region: str) -> bool:
     if any(tok in _NUMBERS or tok[0].isdigit() for tok in rest):
+        return True
+    if kind == "email" and any(tok in _ADDRESS_WORDS for tok in rest):
         return True
     text = " ".join(rest)
     kinds = _ANY_QUESTION if kind in _UNREADABLE or kind in _ANY_QUESTION \

@@ -36,7 +36,7 @@ def test_words_nothing_can_use_are_backchannels(text: str) -> None:
     ("tuesday", ""), ("next tuesday", "name"), ("the fifth", "date"),  # a day
     ("two pm", ""), ("at three", "date"), ("five", ""), ("the second one", "choice"),
     ("john smith", "name"), ("lopez", "name"),  # what the question's own extractor reads
-    ("anna at gmail dot com", "email"),
+    ("anna at gmail dot com", "email"), ("at yahoo dot com", "email"),  # an address, or its end
 ])
 def test_a_short_answer_is_a_turn(text: str, kind: str) -> None:
     assert not is_backchannel(text, kind=kind)
@@ -63,3 +63,8 @@ def test_nothing_said_is_not_a_backchannel() -> None:
     assert not is_backchannel("")
     assert not is_backchannel(" . ")
     assert not is_acknowledgement("")
+
+
+def test_a_piece_of_an_address_is_a_turn_only_at_the_email_question() -> None:
+    assert not is_backchannel("at yahoo dot com", kind="email")
+    assert is_backchannel("at yahoo dot com", kind="date")  # "dot com" answers no day
