@@ -14,8 +14,10 @@ with the reasons when the harness was the bottleneck:
   (one asyncio loop is one core: it was saturated);
 * the callers' own frames leaving more than ``MAX_SEND_LATENESS_P99_MS`` late (p99).
 
-Real speech decodes the Deepgram emulator fell back to for audio it had transcribed before
-under another cut (``stt_redecodes``) are not the server's doing either: they are warnings.
+Real speech decodes the Deepgram emulator fell back to are not the server's doing either: they
+are warnings — every one (``stt_decodes``: spans its transcript memo did not know; a warm memo
+and the built-in conversations need none), and loudest those of audio it had transcribed before
+under another cut (``stt_redecodes``).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def harness_section(
     send_lateness_p99_ms: float | None,
     shared_process: bool,
     stt_redecodes: int = 0,
+    stt_decodes: int = 0,
 ) -> dict[str, Any]:
     """The report's ``harness`` section from sysstat's per-process summary and each harness
     process's loop lag."""
@@ -119,6 +122,10 @@ def harness_section(
     per_second["total"] = round(sum(known), 3) if known else None
     lags = [lag["p99"] for lag in loop_lag_ms.values() if lag.get("p99") is not None]
     warnings = []
+    if stt_decodes > stt_redecodes:
+        warnings.append(f"the Deepgram emulator decoded {stt_decodes - stt_redecodes} spans "
+                        "for real that its transcript memo did not know (pocketsphinx in the "
+                        "emulators' process tree, counted in their CPU; a warm memo needs none)")
     if stt_redecodes:
         warnings.append(f"the Deepgram emulator decoded {stt_redecodes} spans for real that it "
                         "had transcribed before under another cut: STT results were late by a "

@@ -115,7 +115,8 @@ def build_result(
         processes, loop_lag_ms or {}, call_seconds=seconds,
         send_lateness_p99_ms=audio.send_lateness_ms.get("p99"),
         shared_process=target.shared_process,
-        stt_redecodes=vendor_stats.get("stt_redecodes", 0))
+        stt_redecodes=vendor_stats.get("stt_redecodes", 0),
+        stt_decodes=vendor_stats.get("stt_decodes", 0))
     return {
         "schema": SCHEMA,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

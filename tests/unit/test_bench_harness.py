@@ -44,13 +44,15 @@ def test_a_lagging_loop_a_saturated_process_or_late_frames_make_the_run_invalid(
     harness = harness_section({"bench": proc(1.0, at_peak=97.0), "vendors": proc(1.0)},
                               {"bench": CALM, "vendors": late}, call_seconds=100.0,
                               send_lateness_p99_ms=31.0, shared_process=False,
-                              stt_redecodes=3)
+                              stt_redecodes=3, stt_decodes=5)
     assert not harness["valid"]
     reasons = " | ".join(harness["invalid_reasons"])
     assert "bench process (callers) used 97% of a core" in reasons
     assert "vendors process's event loop (emulators) lagged p99 25.0 ms" in reasons
     assert "frames left p99 31.0 ms late" in reasons
     assert any("decoded 3 spans for real" in w for w in harness["warnings"])
+    assert any("decoded 2 spans for real that its transcript memo did not know" in w
+               for w in harness["warnings"])
     lines = summary_lines(harness)
     assert any(line.startswith("harness INVALID RUN") for line in lines)
     assert any(line.startswith("harness WARNING: the Deepgram emulator") for line in lines)
