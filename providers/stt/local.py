@@ -14,9 +14,11 @@ Where the time goes (bench/stt_local_cost.py on the committed caller audio; 2 sh
   worker's docstring): ~40 ms of CPU per second of audio for the LM pass, a grammar pass
   adds ~10. Awaited at finalize that is ~120 ms p50 (~300 ms max) of ``stt_final_ms``. So
   the stream sends the utterance speculatively once the caller has been silent for
-  ``speculate_after_ms``; the turn detector waits longer than that (600 ms by default)
-  before it calls ``finalize``, which then finds the result ready (0.1 ms). Speech resuming
-  cancels the speculation.
+  ``speculate_after_ms``; its words are published as ``Heard(final=True)`` (they cover
+  every voiced frame, and they are the words ``finalize`` returns unless the caller speaks
+  again), so the turn detector can end a turn that already holds a whole answer ("next
+  tuesday", "no thanks") instead of waiting its full silence, and ``finalize`` finds the
+  result ready (0.1 ms). Speech resuming cancels the speculation and its words.
 
 Requests do not go straight into a worker's pipe: they wait in per-call queues served round
 robin, in pieces of at most 5 s, each with its own deadline (``_sphinx_queue``); one task per
@@ -47,6 +49,7 @@ from slotline.audio.framing import FRAME_MS
 from slotline.providers import tracing
 from slotline.providers.base import (
     AudioChunk,
+    Heard,
     ResourceContext,
     SpeechHints,
     SttEvent,
@@ -267,6 +270,7 @@ class LocalSttStream:
         self._hints = SpeechHints()
         self._speculation: _Speculation | None = None
         self._listeners: list[asyncio.Queue[Transcript | None]] = []
+        self._event_listeners: list[asyncio.Queue[SttEvent | None]] = []
         self._closed = False
 
     def push_audio(self, chunk: AudioChunk) -> None:
@@ -298,7 +302,9 @@ class LocalSttStream:
             if self._silent_frames == owner.speculate_after_frames:
                 future = owner.submit_for(self._call_sid, bytes(utterance), self._hints)
                 if future is not None:
-                    self._speculation = _Speculation(future, self._hints)
+                    speculation = self._speculation = _Speculation(future, self._hints)
+                    if self._event_listeners:
+                        future.add_done_callback(lambda _: self._speculated(speculation))
         excess = len(utterance) - owner.max_utterance_bytes
         if excess > 0:  # keep the newest audio; trim in 1 s steps, not every frame
             del utterance[: excess + 1000 * _BYTES_PER_MS]
@@ -358,20 +364,42 @@ class LocalSttStream:
             listener.put_nowait(transcript)
         return transcript
 
+    def _speculated(self, speculation: _Speculation) -> None:
+        """A speculative decode is back: its words are the turn's so far, settled, unless the
+        caller spoke again or the question changed meanwhile (then they are not published).
+        No words (a tone, a cough) are not published either: silence decides those turns."""
+        future = speculation.future
+        if (self._speculation is not speculation or speculation.hints != self._hints
+                or future.cancelled() or future.exception() is not None):
+            return
+        text = strip_fillers(future.result().text)
+        if not text:
+            return
+        heard = Heard(text, final=True)
+        for listener in self._event_listeners:
+            listener.put_nowait(heard)
+
     def pause(self) -> None:
         """Nothing: this stream decodes speculatively on its own once the caller has been
-        silent for ``speculate_after_ms``. (A decode at the turn detector's earlier pause was
-        tried: with its words published as ``Heard``, a flite "yes please" at a read-back came
-        back from the final decode as "actually"; the cause was not found in time, so it was
-        taken out and offline turns end on silence.)"""
+        silent for ``speculate_after_ms``, and publishes those words (``events``). (A second
+        decode at the turn detector's earlier pause was tried: a flite "yes please" at a
+        read-back came back from the final decode as "actually" — decodes on one worker
+        depend on what it decoded before — so there is one decode per pause, and the words
+        published are the words ``finalize`` returns.)"""
 
     async def events(self) -> AsyncIterator[SttEvent]:
-        """Nothing until the stream closes: pocketsphinx has no endpointer here and its
-        speculative decodes are not published."""
-        async for _ in self.interim():  # ends when the stream closes
-            pass
-        return
-        yield  # an async generator that yields nothing
+        """``Heard(final=True)`` with each speculative decode's words, until the stream closes.
+        There are no partials (whole utterances are decoded) and no endpointer
+        (``SpeechEnded``): the turn detector's silence is the fallback."""
+        if self._closed:
+            return
+        queue: asyncio.Queue[SttEvent | None] = asyncio.Queue()
+        self._event_listeners.append(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            self._event_listeners.remove(queue)
 
     async def interim(self) -> AsyncIterator[Transcript]:
         """Finals only: this recogniser decodes whole utterances, so it has no partials."""
@@ -395,3 +423,5 @@ class LocalSttStream:
         self._utterance = None
         for listener in self._listeners:
             listener.put_nowait(None)
+        for events in self._event_listeners:
+            events.put_nowait(None)

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 
 from slotline.audio.mulaw import decode_array, pcm16_to_ulaw
-from slotline.providers.base import AudioChunk, SpeechHints, Transcript
+from slotline.providers.base import AudioChunk, Heard, SpeechHints, SttEvent, Transcript
 from slotline.providers.errors import ProviderTimeout
 from slotline.providers.llm.rules.vocab import OPT_OUT_HINTS
 from slotline.providers.stt import _sphinx_wire as wire
@@ -259,6 +259,52 @@ async def test_speech_after_a_pause_joins_the_same_turn(stt: LocalSpeechToText) 
     transcript = await stream.finalize()
     assert word_errors("next tuesday three p m", transcript.text) <= 1, transcript
     await stream.aclose()
+
+
+@SHARED_LOOP
+async def test_a_pauses_decode_is_published_as_settled_words_and_is_the_final(
+    stt: LocalSpeechToText,
+) -> None:
+    """The speculative decode at a pause is the turn's words so far (``Heard(final=True)``),
+    so the turn detector can end a whole answer early; ``finalize`` returns those words
+    without a second decode. Speech resuming before it is back publishes nothing; a pause
+    with no words (a tone) publishes nothing."""
+    stream = stt.open_stream(call_sid="CAheard")
+    stream.set_hints(SpeechHints(phrases=QUESTIONS["date"][1]))
+    events: asyncio.Queue[SttEvent] = asyncio.Queue()
+
+    async def follow() -> None:
+        async for event in stream.events():
+            events.put_nowait(event)
+
+    listener = asyncio.create_task(follow())
+    await asyncio.sleep(0)
+    before = stt.decodes_requested
+    for chunk in caller_frames("day_tuesday", tail_ms=400):  # > speculate_after_ms of silence
+        stream.push_audio(chunk)
+    heard = await asyncio.wait_for(events.get(), timeout=30)
+    assert heard == Heard(TEXTS["day_tuesday"], final=True)
+    assert (await stream.finalize()).text == TEXTS["day_tuesday"]
+    assert stt.decodes_requested == before + 1  # the final is the pause's decode
+
+    # the caller goes on at once: that pause's decode is stale, its words never published
+    for chunk in caller_frames("day_tuesday", tail_ms=400):
+        stream.push_audio(chunk)
+    for chunk in caller_frames("time_3pm", lead_ms=0, tail_ms=0):
+        stream.push_audio(chunk)
+    await asyncio.sleep(0.5)
+    assert events.empty()
+    await stream.finalize()
+
+    tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(400 * 8) / 8000)).astype(np.int16)
+    frames = [AudioChunk(pcm16_to_ulaw(tone[i : i + 160].tobytes()), tone[i : i + 160].tobytes(),
+                         True) for i in range(0, len(tone), 160)]
+    for chunk in [*frames, *caller_frames("day_tuesday", lead_ms=0)[-20:]]:
+        stream.push_audio(chunk)
+    await asyncio.sleep(0.5)
+    assert events.empty()  # no words in a tone: silence decides that turn
+    await stream.aclose()
+    await listener
 
 
 @SHARED_LOOP
