@@ -217,6 +217,7 @@ ANSWER_WORDS: dict[str, frozenset[str]] = {
     "ordinal": _words_of(ORDINALS),
     "number": _words_of(HOURS, MINUTES, DIGITS) - {"o", "oh", "o'clock", "zero"},
     "part": _words_of(DAY_PARTS),
+    "relative day": frozenset(("today", "tomorrow", "tonight")),
 }
 _SLOTS: dict[str, Sequence[str]] = {
     "service": SERVICES, "kind": KINDS, "topic": TOPICS, "first": FIRST_NAMES,
