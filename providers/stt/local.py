@@ -57,6 +57,7 @@ from slotline.providers.base import (
 )
 from slotline.providers.errors import ProviderError, ProviderTimeout
 from slotline.providers.stt import _sphinx_wire as wire
+from slotline.providers.stt._fanout import Fanout
 from slotline.providers.stt._sphinx_pool import Worker, WorkerState
 from slotline.providers.stt._sphinx_queue import BYTES_PER_MS, PROVIDER, FairQueue, Job, fail
 
@@ -269,8 +270,8 @@ class LocalSttStream:
         self._silent_frames = 0  # unvoiced frames since the last voiced one, inside a turn
         self._hints = SpeechHints()
         self._speculation: _Speculation | None = None
-        self._listeners: list[asyncio.Queue[Transcript | None]] = []
-        self._event_listeners: list[asyncio.Queue[SttEvent | None]] = []
+        self._finals: Fanout[Transcript] = Fanout()
+        self._events: Fanout[SttEvent] = Fanout()
         self._closed = False
 
     def push_audio(self, chunk: AudioChunk) -> None:
@@ -303,8 +304,7 @@ class LocalSttStream:
                 future = owner.submit_for(self._call_sid, bytes(utterance), self._hints)
                 if future is not None:
                     speculation = self._speculation = _Speculation(future, self._hints)
-                    if self._event_listeners:
-                        future.add_done_callback(lambda _: self._speculated(speculation))
+                    future.add_done_callback(lambda _: self._speculated(speculation))
         excess = len(utterance) - owner.max_utterance_bytes
         if excess > 0:  # keep the newest audio; trim in 1 s steps, not every frame
             del utterance[: excess + 1000 * _BYTES_PER_MS]
@@ -360,8 +360,7 @@ class LocalSttStream:
             len(utterance) // _BYTES_PER_MS, result.decode_ms,
             (time.perf_counter() - started) * 1000.0, speculated,
         )
-        for listener in self._listeners:
-            listener.put_nowait(transcript)
+        self._finals.publish(transcript)
         return transcript
 
     def _speculated(self, speculation: _Speculation) -> None:
@@ -375,9 +374,7 @@ class LocalSttStream:
         text = strip_fillers(future.result().text)
         if not text:
             return
-        heard = Heard(text, final=True)
-        for listener in self._event_listeners:
-            listener.put_nowait(heard)
+        self._events.publish(Heard(text, final=True))
 
     def pause(self) -> None:
         """Nothing: this stream decodes speculatively on its own once the caller has been
@@ -391,27 +388,13 @@ class LocalSttStream:
         """``Heard(final=True)`` with each speculative decode's words, until the stream closes.
         There are no partials (whole utterances are decoded) and no endpointer
         (``SpeechEnded``): the turn detector's silence is the fallback."""
-        if self._closed:
-            return
-        queue: asyncio.Queue[SttEvent | None] = asyncio.Queue()
-        self._event_listeners.append(queue)
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            self._event_listeners.remove(queue)
+        async for event in self._events.subscribe():
+            yield event
 
     async def interim(self) -> AsyncIterator[Transcript]:
         """Finals only: this recogniser decodes whole utterances, so it has no partials."""
-        if self._closed:
-            return
-        queue: asyncio.Queue[Transcript | None] = asyncio.Queue()
-        self._listeners.append(queue)
-        try:
-            while (transcript := await queue.get()) is not None:
-                yield transcript
-        finally:
-            self._listeners.remove(queue)
+        async for transcript in self._finals.subscribe():
+            yield transcript
 
     async def aclose(self) -> None:
         if self._closed:
@@ -421,7 +404,5 @@ class LocalSttStream:
             self._speculation.future.cancel()
             self._speculation = None
         self._utterance = None
-        for listener in self._listeners:
-            listener.put_nowait(None)
-        for events in self._event_listeners:
-            events.put_nowait(None)
+        self._finals.close()
+        self._events.close()

@@ -4,13 +4,18 @@ for the flow, ElevenLabs for speech."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
 from slotline.agent.sim.caller import run_caller
 from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
 from slotline.providers.emulators.deepgram import DeepgramEmulator
 from slotline.providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator, Fault
 from slotline.providers.emulators.openai import LATENCY_PROFILES as LLM_LATENCY
 from slotline.providers.emulators.openai import OpenAIEmulator
-from tests.e2e.conftest import call_tasks, running_server
+from tests.e2e.conftest import Server, call_tasks, running_server
 
 SECRETS = {"DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key",
            "OPENAI_API_KEY": "sk-test"}
@@ -27,13 +32,20 @@ def _cloud_env(deepgram: DeepgramEmulator, eleven: ElevenLabsEmulator) -> dict[s
     }
 
 
-async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> None:
+@contextlib.asynccontextmanager
+async def _cloud_call_server() -> AsyncIterator[tuple[web.AppRunner, Server, ElevenLabsEmulator]]:
+    """A server on the Deepgram, OpenAI and ElevenLabs emulators (cloud latency profile)."""
     async with DeepgramEmulator.cloud(api_key="dg-key") as deepgram, ElevenLabsEmulator(
         api_key="xi-key", latency=LATENCY_PROFILES["cloud"]
     ) as eleven, OpenAIEmulator(api_key="sk-test", latency=LLM_LATENCY["cloud"]) as llm:
         env = {**_cloud_env(deepgram, eleven), "SLOTLINE_LLM__PROVIDER": "openai",
                "SLOTLINE_LLM__BASE_URL": llm.base_url, "SLOTLINE_LLM__MODEL": "gpt-4o-mini"}
         runner, server = await running_server(env=env, secret_env=SECRETS)
+        yield runner, server, eleven
+
+
+async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> None:
+    async with _cloud_call_server() as (runner, server, eleven):
         try:
             report = await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
             record = server.deps.call_log.get(report.call_sid)
@@ -62,12 +74,7 @@ async def test_the_model_starts_on_the_words_of_the_pause_before_the_turn_ends()
     """An answer the rules cannot read ("my calendar stopped syncing", at the name question)
     goes to the model; its request starts on the recogniser's early finish at the pause, and
     the reply uses it because the turn's final words are the same."""
-    async with DeepgramEmulator.cloud(api_key="dg-key") as deepgram, ElevenLabsEmulator(
-        api_key="xi-key", latency=LATENCY_PROFILES["cloud"]
-    ) as eleven, OpenAIEmulator(api_key="sk-test", latency=LLM_LATENCY["cloud"]) as llm:
-        env = {**_cloud_env(deepgram, eleven), "SLOTLINE_LLM__PROVIDER": "openai",
-               "SLOTLINE_LLM__BASE_URL": llm.base_url, "SLOTLINE_LLM__MODEL": "gpt-4o-mini"}
-        runner, server = await running_server(env=env, secret_env=SECRETS)
+    async with _cloud_call_server() as (runner, server, _):
         try:
             report = await run_caller(server.media_url,
                                       [caller_wav("issue_sync"), caller_wav("name_john")])
