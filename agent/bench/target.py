@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -33,6 +34,7 @@ import aiohttp
 
 from slotline.agent.bench.profiles import Profile
 from slotline.agent.bench.vendors import EmulatedVendors, memo_path
+from slotline.agent.server.workers import exit_with_parent
 from slotline.providers.errors import ConfigError
 
 _START_TIMEOUT_S = 60.0  # model loading on a cold machine
@@ -192,9 +194,12 @@ class _Child:
 
 
 async def _spawn(name: str, argv: list[str], env: dict[str, str], log: IO[bytes]) -> _Child:
+    """``argv`` in a session of its own; it exits with this process even when this one is
+    killed with SIGKILL (no clean-up runs then: a killed turn-end set left its server up)."""
     process = await asyncio.create_subprocess_exec(
         *argv, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=log, start_new_session=True,
+        preexec_fn=functools.partial(exit_with_parent, os.getpid()),
     )
     return _Child(name, process)
 

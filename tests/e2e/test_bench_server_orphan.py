@@ -1,6 +1,7 @@
-"""A benchmark's server (``bench.fuzz.serve_subprocess``, used by the fuzz and the soak) exits
-with the benchmark even when the benchmark is killed with SIGKILL, which runs no clean-up: a
-killed 60-minute soak used to leave its server running."""
+"""A benchmark's server (``bench.fuzz.serve_subprocess``, used by the fuzz and the soak; and
+``slotline bench``'s, ``agent.bench.target.SubprocessSlotline``, used by the turn-end set too,
+with its vendor emulators) exits with the benchmark even when the benchmark is killed with
+SIGKILL, which runs no clean-up: a killed 60-minute soak used to leave its server running."""
 
 from __future__ import annotations
 
@@ -21,6 +22,19 @@ CHILD = textwrap.dedent("""
     async def main() -> None:
         async with serve_subprocess(Path(sys.argv[1]), "orphan") as server:
             print(server.process.pid, flush=True)
+            await asyncio.Event().wait()
+
+    asyncio.run(main())
+""")
+BENCH_CHILD = textwrap.dedent("""
+    import asyncio, sys
+    from pathlib import Path
+    from slotline.agent.bench.profiles import load_profile
+    from slotline.agent.bench.target import SubprocessSlotline
+
+    async def main() -> None:
+        async with SubprocessSlotline(load_profile("instant"), log_dir=Path(sys.argv[1])) as info:
+            print(info.server_pid, info.vendors_pid, flush=True)
             await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -49,3 +63,16 @@ async def test_the_server_exits_when_the_benchmark_is_killed(tmp_path: Path) -> 
     os.kill(bench.pid, signal.SIGKILL)
     await bench.wait()
     await until(lambda: not alive(server_pid), 20)  # TimeoutError: it outlived the benchmark
+
+
+async def test_slotline_bench_servers_exit_when_the_bench_is_killed(tmp_path: Path) -> None:
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", BENCH_CHILD, str(tmp_path), cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.PIPE)
+    assert bench.stdout is not None
+    line = await asyncio.wait_for(bench.stdout.readline(), 120)
+    pids = [int(pid) for pid in line.split()]
+    assert len(pids) == 2 and all(alive(pid) for pid in pids)  # the server and the vendors
+    os.kill(bench.pid, signal.SIGKILL)
+    await bench.wait()
+    await until(lambda: not any(alive(pid) for pid in pids), 20)
