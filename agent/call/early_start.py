@@ -84,8 +84,8 @@ class EarlyStart:
         self._spoke, self._silent, self._started, self._settled = False, 0, "", False
 
     def _start(self) -> None:
-        words = self.words.strip()
         if not self._settled:
             return
+        words = self.words.strip()
         if words and self._anticipate(words):
             self._started = self.words
