@@ -202,6 +202,11 @@ async def test_a_flow_with_no_time_free_puts_the_caller_on_the_waitlist(
         said, ended = await send(CallerSaid("Yes please."))
         assert "You're on the list, Maria Lopez." in said and ended
         await until(lambda: len(receiver.events) == 1)  # the sender, woken by the add
+
+        async def delivered() -> bool:  # marked once the receiver's answer is back
+            return [e.webhook_status for e in await store.waitlist.entries()] == ["sent"]
+
+        await until(delivered)
         [entry] = await store.waitlist.entries()
     assert (entry.name, entry.phone, entry.source, entry.call_sid) == (
         "Maria Lopez", "+15550109999", "voice", sid)
