@@ -191,7 +191,9 @@ def dials_per_number(emulator: TwilioEmulator) -> Counter[str]:
 CPS = 5.0
 CONCURRENCY = 4
 SPAN = 5
-JITTER_S = 0.05  # claim-to-create latency varies by this much between two dials at most
+# claim-to-create latency varies by this much between two dials at most (0.05 s measured alone;
+# CI runs three test workers on two cores, and one gap read 0.146 s at 5 calls a second)
+JITTER_S = 0.1
 
 
 async def attempts_by_worker(store_url: str) -> dict[str, int]:

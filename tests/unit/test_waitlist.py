@@ -120,6 +120,13 @@ async def test_the_api_adds_lists_and_removes_behind_the_token(receiver: Receive
                 added = await response.json()
             assert added["webhook_status"] in ("pending", "sent")  # queued with the entry
             await until(lambda: receiver.acknowledged(added["id"]) == 1)
+
+            async def marked_sent() -> bool:  # once the receiver's answer is back
+                async with http.get(api, headers=bearer, params={"action": "demo"}) as response:
+                    listing = (await response.json())["waitlist"]
+                return [e["webhook_status"] for e in listing] == ["sent"]
+
+            await until(marked_sent)
             for bad in ({"name": "No Way To Reach"}, {"phone": "555 0102"}, {"colour": "red"}):
                 async with http.post(api, json=bad, headers=bearer) as response:
                     assert response.status == 400, bad
