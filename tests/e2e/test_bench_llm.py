@@ -40,6 +40,8 @@ def test_llm_conversation_has_the_model_write_every_line(tmp_path: Path) -> None
     # caller's "wait sorry hold on" over the greeting, which the hold rule answers at once
     for turn in (t for t in result["per_turn"] if t["server"] is not None):
         if not turn["barge_in"]:
-            assert turn["server"]["llm_ttft_ms"] >= FIRST_TOKEN_MS
+            # (the request may start in the pause on its settled words, turn.early_llm_ms: a
+            # little before the final transcript this is counted from)
+            assert turn["server"]["llm_ttft_ms"] >= FIRST_TOKEN_MS - 50
         else:
             assert turn["server"]["llm_ttft_ms"] < FIRST_TOKEN_MS  # "Sure, take your time."
