@@ -138,7 +138,7 @@ class FramePipeline:
         self._region = "US"
         self._text: str | None = None  # the words last judged, and how complete they were
         self._words: Completeness = "unknown"
-        self._backchannel: tuple[str, bool] = ("", False)  # words judged over the agent
+        self._backchannel: bool | None = None  # whether ``_text`` is one (None: not judged)
         self._model = turn_model
         self._ring = bytearray(_RING_BYTES if turn_model is not None else 0)
         self._ring_pos = 0
@@ -173,7 +173,6 @@ class FramePipeline:
         self._kind = action.kind
         self._region = action.region or "US"
         self._text = None
-        self._backchannel = ("", False)
 
     @property
     def answer_kind(self) -> str:
@@ -190,6 +189,7 @@ class FramePipeline:
         if text != self._text:  # interims repeat themselves; judging costs tens of µs
             self._text = text
             self._words = classify(self._kind, text, region=self._region)
+            self._backchannel = None  # judged only over the agent, when asked
         words = self._words
         if self.turns.interrupting and self._only_backchannel(text):
             # "uh-huh" over the agent (or what the recogniser made of it: "the", "m m a
@@ -199,11 +199,10 @@ class FramePipeline:
         self.turns.heard(words, final)
 
     def _only_backchannel(self, text: str) -> bool:
-        judged, backchannel = self._backchannel
-        if text != judged:  # interims repeat themselves
-            backchannel = is_backchannel(text, kind=self._kind, region=self._region)
-            self._backchannel = (text, backchannel)
-        return backchannel
+        """Whether ``text`` (the words last judged, ``_text``) is only a backchannel."""
+        if self._backchannel is None:
+            self._backchannel = is_backchannel(text, kind=self._kind, region=self._region)
+        return self._backchannel
 
     async def watch(self) -> None:
         """Follow the recogniser's events, and judge pauses with the end-of-turn model, until
