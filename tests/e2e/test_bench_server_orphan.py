@@ -52,27 +52,27 @@ def alive(pid: int) -> bool:
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def test_the_server_exits_when_the_benchmark_is_killed(tmp_path: Path) -> None:
+async def kill_after_start(child: str, tmp_path: Path) -> list[int]:
+    """Run ``child`` (a benchmark that prints its children's pids once they run), SIGKILL it
+    then, and return those pids, each checked alive before the kill."""
     bench = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, str(tmp_path), cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.PIPE)
-    assert bench.stdout is not None
-    line = await asyncio.wait_for(bench.stdout.readline(), 120)
-    server_pid = int(line)
-    assert alive(server_pid)
-    os.kill(bench.pid, signal.SIGKILL)
-    await bench.wait()
-    await until(lambda: not alive(server_pid), 20)  # TimeoutError: it outlived the benchmark
-
-
-async def test_slotline_bench_servers_exit_when_the_bench_is_killed(tmp_path: Path) -> None:
-    bench = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", BENCH_CHILD, str(tmp_path), cwd=ROOT,
+        sys.executable, "-c", child, str(tmp_path), cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.PIPE)
     assert bench.stdout is not None
     line = await asyncio.wait_for(bench.stdout.readline(), 120)
     pids = [int(pid) for pid in line.split()]
-    assert len(pids) == 2 and all(alive(pid) for pid in pids)  # the server and the vendors
+    assert pids and all(alive(pid) for pid in pids)
     os.kill(bench.pid, signal.SIGKILL)
     await bench.wait()
+    return pids
+
+
+async def test_the_server_exits_when_the_benchmark_is_killed(tmp_path: Path) -> None:
+    [server_pid] = await kill_after_start(CHILD, tmp_path)
+    await until(lambda: not alive(server_pid), 20)  # TimeoutError: it outlived the benchmark
+
+
+async def test_slotline_bench_servers_exit_when_the_bench_is_killed(tmp_path: Path) -> None:
+    pids = await kill_after_start(BENCH_CHILD, tmp_path)
+    assert len(pids) == 2  # the server and the vendors
     await until(lambda: not any(alive(pid) for pid in pids), 20)
