@@ -46,6 +46,7 @@ from slotline.agent.flow import read_back
 from slotline.agent.flow.corrections import (
     LATER,
     Change,
+    asks_to_book,
     correction_hints,
     email_correction_hints,
     heard_change,
@@ -182,6 +183,8 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     if change is not None:
         return _changed(ctx, node, change, ctx.candidate, others)
     answer = ctx.read("yes_no", text) if text else None
+    if answer == "no" and asks_to_book(text):
+        answer = None  # "no ... book it": the halves disagree (a misheard "go ahead"), ask again
     if answer == "yes":
         return _book(ctx, node, ctx.candidate)
     if answer == "no" and read_back.read_back_address(ctx):

@@ -40,7 +40,10 @@ _EMAIL_WORDS = frozenset(("email", "mail", "address", "email's"))  # "e-mail": "
 # said of the address read back: it is not the one ("no", too, read by the yes/no reader)
 _WRONG = frozenset(("wrong", "not", "isn't", "incorrect", "mistake", "change", "different"))
 # "no, Wednesday": the "no" refuses the read-back, it does not negate the day that follows
-_REFUSAL = re.compile(r"^(?:\s*(?:no|nope|nah|actually|oh|um|uh|well|sorry)\b[\s,.]*)+")
+# ("no one" alone is the pronoun, or too little to read a time from: not "no" + 1 pm)
+_REFUSAL = re.compile(
+    r"^(?:\s*(?:no(?![\s,.]+one[\s,.]*$)|nope|nah|actually|oh|um|uh|well|sorry)\b[\s,.]*)+"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,20 @@ def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None
     if later != earlier:
         return Change(shift=LATER if later else EARLIER)
     return None
+
+
+# Within three words before "book", these make it a refusal ("no, don't book it")
+_NOT_BOOK = frozenset(("not", "don't", "dont", "won't", "can't", "cannot", "never", "rather"))
+
+
+def asks_to_book(text: str) -> bool:
+    """Whether ``text`` asks, in so many words, for the booking ("go ahead and book it"):
+    "book" without a negation just before it."""
+    words = _WORDS.findall(text.lower())
+    return any(
+        word == "book" and not _NOT_BOOK.intersection(words[max(0, i - 3) : i])
+        for i, word in enumerate(words)
+    )
 
 
 def heard_email(ctx: Ctx, text: str, *, read_back: str) -> Change | None:

@@ -129,6 +129,8 @@ NOT_CHANGES = [
     ("yes tuesday is fine", "yes"),  # the day read back itself
     ("no", "no"),
     ("no thanks", "no"),
+    ("nope not at one", "no"),  # a time ruled out is no time asked for
+    ("no one", "no"),  # the pronoun, not "no" and then 1 pm
 ]
 
 
@@ -163,3 +165,17 @@ def test_the_reader_alone() -> None:
     assert heard_change(ctx, "earlier or later", AT_14) is None  # both: not understood
     assert heard_change(ctx, "my name is ann lee", AT_14) is None  # the name it has
     assert heard_change(ctx, "no wednesday", AT_14) == Change(date="2026-12-02")
+
+
+@pytest.mark.parametrize("said", ["no at i book at", "no book it"])
+def test_a_no_that_asks_to_book_is_asked_again(said: str) -> None:
+    # "go ahead and book it" misheard as "no at i book at": neither booked nor declined
+    e = at_read_back(AT_16)
+    actions = e.handle(CallerSaid(said))
+    assert says(actions) == [f"Sorry, shall I book {AT_14.spoken}? Please say yes or no."]
+    assert not any(isinstance(a, RunBooking) for a in actions) and e.phase is Phase.CONFIRM
+
+
+@pytest.mark.parametrize("said", ["no don't book it", "no i'd rather not book"])
+def test_a_no_to_booking_is_still_a_no(said: str) -> None:
+    assert says(at_read_back(AT_16).handle(CallerSaid(said)))[0].startswith("No problem.")

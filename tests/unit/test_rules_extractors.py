@@ -178,6 +178,10 @@ NOT_DATES = [
     "in the afternoon please", "twenty five", "99999999999999 weeks from today",
     "may two of us come",
     "december first twenty ninety",
+    # a unit counts right after its number: misheard words around a number are no offset
+    "i'm three on the week ben really",
+    # a weekday ruled out
+    "any day except wednesday", "i can't do friday", "not on monday",
 ]
 
 
@@ -225,6 +229,8 @@ TIMES = [
     ("between nine and ten in the evening", "21:00-22:00"),
     ("from ten thirty to eleven thirty", "10:30-11:30"), ("between eleven and one", "11:00-13:00"),
     ("from ten to two p m", "10:00-14:00"),
+    # a time the caller rules out is not the one asked for
+    ("not at one, at three", "15:00"), ("six in the afternoon", "18:00"),
 ]
 
 
@@ -236,6 +242,10 @@ def test_time(text: str, expected: str) -> None:
 NOT_TIMES = [
     "in the afternoon", "next tuesday", "december first", "i don't know", "whenever works",
     "the twenty third", "in ten minutes", "yes", "", "twenty five hundred",
+    # ruled out, not asked for
+    "not at one", "i can't do two", "never at nine",
+    # "afternoon" with an hour it cannot hold: one of the two was misheard
+    "eight in the afternoon", "in the afternoon at ten",
 ]
 
 

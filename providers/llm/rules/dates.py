@@ -48,6 +48,8 @@ _UNIT_WORDS = frozenset(("day", "days", "week", "weeks", "month", "months"))
 _EDGE_WORDS = frozenset(("on", "the", "of", "and", "a", "an", "after"))
 _NOT_A_DAY_AFTER = frozenset(("available", "opening", "slot", "one", "thing", "time", "step"))
 DayAndConfidence = tuple[date, float]
+# Within two words before a weekday, these make it a day the caller rules out
+_RULED_OUT_BY = frozenset(("not", "except", "excluding", "can't", "cannot", "don't", "won't"))
 
 
 def extract_date(text: str, ctx: Context) -> Extraction | None:
@@ -220,9 +222,18 @@ def _weeks_before(toks: Sequence[str], anchor: str) -> int:
     return 0
 
 
+def _ruled_out(toks: Sequence[str], i: int) -> bool:
+    """ "not monday", "no monday", "any day except wednesday", "i can't do friday" (but in
+    "not tuesday wednesday" only Tuesday is)."""
+    before = toks[i - 1] if i else ""
+    if before == "no" or before in _RULED_OUT_BY:
+        return True
+    return i > 1 and toks[i - 2] in _RULED_OUT_BY and before not in WEEKDAYS
+
+
 def _weekday(toks: Sequence[str], today: date) -> DayAndConfidence | None:
     for i, token in enumerate(toks):
-        if token not in WEEKDAYS or (i and toks[i - 1] in ("not", "no")):
+        if token not in WEEKDAYS or _ruled_out(toks, i):
             continue
         wanted = WEEKDAYS.index(token)
         before = toks[max(0, i - 2) : i]
@@ -298,8 +309,11 @@ def _worth_parsing(run: Sequence[str]) -> bool:
     Bare numbers ("10 30", "5 5 5 1 2 3 4") are clock times or digits, not dates."""
     if not run or len(run) > _MAX_DATEPARSER_TOKENS or not any(t[:1].isdigit() for t in run):
         return False
+    # a unit counts right after its number ("3 weeks"; "three on the week" is no date)
     return any(
-        "/" in t or "-" in t or t in _UNIT_WORDS or _month_of(t) is not None for t in run
+        "/" in t or "-" in t or _month_of(t) is not None
+        or t in _UNIT_WORDS and i > 0 and run[i - 1][:1].isdigit()
+        for i, t in enumerate(run)
     )
 
 

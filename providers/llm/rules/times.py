@@ -66,6 +66,10 @@ _DAY_PART_PHRASES = (  # most specific first; "am" alone is the verb, so only "a
     ("late", "evening"),
 )
 _NEGATIONS = frozenset(("not", "no", "don't", "can't", "cannot", "never"))
+# Within two words before a clock, these make it one the caller rules out ("not at one", "i
+# can't do two"), not one they ask for. ("no" is not: "no, at three" asks for three.)
+_RULED_OUT_BY = frozenset(("not", "don't", "can't", "cannot", "never", "won't", "isn't"))
+_AFTERNOON_HOURS = range(12, 19)  # "in the afternoon" with an hour outside: not understood
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,8 @@ def extract_time(text: str, ctx: Context) -> Extraction | None:
     for i in range(len(toks)):
         if i and (toks[i - 1] in _NOT_BEFORE_CLOCK or toks[i - 1] in NUMBER_WORDS):
             continue  # "the one", or the middle of "twenty five hundred"
+        if any(t in _RULED_OUT_BY for t in toks[max(0, i - 2) : i]):
+            continue  # "not at one"
         parsed = _clock_at(toks, i, minutes_to=True)
         if parsed is None:
             continue
@@ -102,6 +108,8 @@ def extract_time(text: str, ctx: Context) -> Extraction | None:
     minutes = _minutes_of_day(clock, day_part)
     if minutes is None:
         return None
+    if "afternoon" in toks and minutes // 60 not in _AFTERNOON_HOURS:
+        return None  # "eight in the afternoon": one of the two is misheard
     confidence = 0.95 if clock.meridiem or day_part or clock.hour == 0 or clock.hour > 12 else 0.8
     return Extraction(value=_format(minutes), confidence=confidence)
 
