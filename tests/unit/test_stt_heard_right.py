@@ -37,6 +37,9 @@ FIXED = [
     # grammar pass heard as another value of its kind needed posterior 0.8
     ("kal", Case("name", "my name is sarah connor")),  # was "Sarah Com" ("com" 0.85)
     ("slt", Case("date", "sometime later this month")),  # was the 9th ("ninth" 0.71; "eighth")
+    # ... and this (--set fresh) before a grammar answer's listed name that the language model
+    # pass did not hear was doubted
+    ("rms", Case("name", "my name is peter okafor")),  # was "Peter Baker" (LM: "okay for")
 ]
 # ... and these are still understood
 KEPT = [
