@@ -26,9 +26,8 @@ microseconds).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
-from slotline.providers.llm import rules
+from slotline.agent.flow.completeness import said_value
 from slotline.providers.llm.rules.hold import is_hold_request
 from slotline.providers.llm.rules.normalize import (
     FILLERS,
@@ -74,17 +73,6 @@ _UNREADABLE = frozenset(("", "text", "choice"))
 # The spoken symbols of an address: at an e-mail question, words with one of these are (part
 # of) an answer, whole or not ("at yahoo dot com" after a pause cut the caller off).
 _ADDRESS_WORDS = frozenset(("dot", "underscore", "dash", "hyphen", "@"))
-# The extractors read dates against a clock; only whether something was read matters here.
-_NOW = datetime(2026, 1, 5, 12, 0)
-_ZONE = "UTC"
-
-
-def is_acknowledgement(text: str) -> bool:
-    """``text`` holds words, all of them acknowledgements ("uh huh", "okay", "yeah right")."""
-    toks = tokens(text)
-    return bool(toks) and not _content(toks)
-
-
 def is_backchannel(text: str, *, kind: str = "", region: str = "") -> bool:
     """``text``, said over the agent, was only a backchannel (the module docstring): short,
     taking no floor and answering nothing; ``kind`` is the extractor of the question the
@@ -138,7 +126,6 @@ def _answers(rest: Sequence[str], kind: str, region: str) -> bool:
 
 def _reads(kind: str, text: str, region: str) -> bool:
     try:
-        found = rules.extract(kind, text, now=_NOW, timezone=_ZONE, region=region)
+        return said_value(kind, text, region=region) is not None
     except ValueError:  # a kind this build does not know: nothing read
         return False
-    return found is not None

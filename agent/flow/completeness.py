@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Literal
 
 from slotline.providers.llm import rules
+from slotline.providers.llm.rules.extraction import Extraction
 from slotline.providers.llm.rules.hold import is_hold_request
 from slotline.providers.llm.rules.normalize import FILLERS, TENS, UNITS, tokens
 
@@ -95,6 +96,12 @@ _NOW = datetime(2026, 1, 5, 12, 0)
 _ZONE = "UTC"
 
 
+def said_value(kind: str, text: str, *, region: str = "") -> Extraction | None:
+    """What extractor ``kind`` reads in ``text`` where only whether (and how surely) a value
+    was said matters, not which day it is: dates are read against a fixed instant."""
+    return rules.extract(kind, text, now=_NOW, timezone=_ZONE, region=region)
+
+
 def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
     """How complete ``text`` (the caller's words so far) is as an answer of extractor ``kind``
     ("" or "text": an open question). ``region`` is the ISO country a phone number is read in."""
@@ -119,7 +126,7 @@ def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
         return "unknown"
     if kind == "choice":
         return "unknown"  # the options are the flow's; the short patience already applies
-    found = rules.extract(kind, text, now=_NOW, timezone=_ZONE, region=region)
+    found = said_value(kind, text, region=region)
     if found is None:
         return "unknown"
     if kind == "name":  # a first name alone: the surname may follow
@@ -152,7 +159,7 @@ def _refusal(toks: Sequence[str]) -> bool:
 
 
 def _email(text: str) -> Completeness:
-    if rules.extract("email", text, now=_NOW, timezone=_ZONE) is not None:
+    if said_value("email", text) is not None:
         return "complete"
     # No address yet: the caller is spelling the part before "at", or the domain before its
     # "dot com". Either way more is coming.
@@ -163,7 +170,7 @@ def _phone(toks: Sequence[str], text: str, region: str) -> Completeness:
     digits = sum(_digits_in(t) for t in toks)
     if digits == 0:
         return "unknown"
-    found = rules.extract("phone", text, now=_NOW, timezone=_ZONE, region=region)
+    found = said_value("phone", text, region=region)
     if found is None:  # too few digits to dial (or too many: not a number we can read)
         return "incomplete" if digits < _MAX_PHONE_DIGITS else "unknown"
     # E.164 (confidence 0.8 or more): a number dialable as said. The digits alone (0.6): a
