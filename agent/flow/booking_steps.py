@@ -78,6 +78,8 @@ COULD_NOT_CHECK = "I'm sorry, I couldn't check the calendar just now."
 COULD_NOT_BOOK = "I'm sorry, I couldn't complete the booking just now."
 # a calendar or the store failed (agent.booking.runner), or the service call itself raised or
 # ran out of time (agent.flow.responder)
+# ``rules.extract_yes_no`` gives 0.8 and up to an answer of one polarity, 0.6 to "no wait yes"
+SURE_YES_NO = 0.8
 FAILED = frozenset({"calendar_error", "database_error", "error", "timeout"})
 
 BookingLike = BookingNode | RescheduleNode
@@ -182,7 +184,9 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     change = heard_change(ctx, text, ctx.candidate) if text and named is None else None
     if change is not None:
         return _changed(ctx, node, change, ctx.candidate, others)
-    answer = ctx.read("yes_no", text) if text else None
+    # a yes and a no in one answer ("no that works", "yes no at") is not enough to book or
+    # to drop the time on: asked again
+    answer = ctx.read("yes_no", text, min_confidence=SURE_YES_NO) if text else None
     if answer == "no" and asks_to_book(text):
         answer = None  # "no ... book it": the halves disagree (a misheard "go ahead"), ask again
     if answer == "yes":

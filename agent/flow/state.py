@@ -102,11 +102,14 @@ class Ctx:
     # variables heard from the caller (``READ_BACK_KINDS``) that no read-back has confirmed yet
     unread: frozenset[str] = frozenset()
 
-    def read(self, kind: str, text: str, choices: Choices = ()) -> str | None:
-        """The canonical value of ``kind`` in ``text``, or None."""
+    def read(
+        self, kind: str, text: str, choices: Choices = (), *, min_confidence: float = 0.0
+    ) -> str | None:
+        """The canonical value of ``kind`` in ``text``, or None (also when read less surely
+        than ``min_confidence``)."""
         found = self.extract(kind, text, now=self.now, timezone=self.timezone, choices=choices,
                              region=self.region)
-        return None if found is None else found.value
+        return None if found is None or found.confidence < min_confidence else found.value
 
     def var(self, name: str | None) -> str:
         return "" if name is None else self.variables.get(name, "")

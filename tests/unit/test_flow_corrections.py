@@ -167,9 +167,11 @@ def test_the_reader_alone() -> None:
     assert heard_change(ctx, "no wednesday", AT_14) == Change(date="2026-12-02")
 
 
-@pytest.mark.parametrize("said", ["no at i book at", "no book it"])
-def test_a_no_that_asks_to_book_is_asked_again(said: str) -> None:
-    # "go ahead and book it" misheard as "no at i book at": neither booked nor declined
+@pytest.mark.parametrize("said", [
+    "no at i book at", "no book it",  # "go ahead and book it" misheard
+    "no that works", "yes no at", "no wait yes",  # a yes and a no: neither is sure
+])
+def test_an_answer_that_is_yes_and_no_is_asked_again(said: str) -> None:
     e = at_read_back(AT_16)
     actions = e.handle(CallerSaid(said))
     assert says(actions) == [f"Sorry, shall I book {AT_14.spoken}? Please say yes or no."]

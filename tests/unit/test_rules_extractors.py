@@ -117,6 +117,7 @@ def test_every_caller_utterance_is_covered() -> None:
 
 DATES = [
     ("december first", "2026-12-01"),
+    ("nope monday, wednesday is fine", "2026-11-25"),  # the day ruled out is not the one
     ("next tuesday", "2026-12-01"),  # today is a Tuesday: the one after today
     ("tuesday", "2026-12-01"),
     ("on tuesday", "2026-12-01"),
@@ -231,6 +232,9 @@ TIMES = [
     ("from ten to two p m", "10:00-14:00"),
     # a time the caller rules out is not the one asked for
     ("not at one, at three", "15:00"), ("six in the afternoon", "18:00"),
+    # a bare hour in the words callers put around it
+    ("could we do eleven instead", "11:00"), ("four o'clock would be ideal", "16:00"),
+    ("half past ten if you have it", "10:30"),
 ]
 
 
@@ -400,6 +404,7 @@ YES_NO = [
     ("okay", "yes"), ("uh huh", "yes"), ("no thanks", "no"), ("not really", "no"),
     ("nope", "no"), ("i don't think so", "no"), ("no", "no"), ("not great", "no"),
     ("that's not right", "no"), ("that doesn't work for me", "no"), ("no wait yes", "yes"),
+    ("hmm actually no", "no"),  # "hmm" hesitates, it does not hedge
     ("nah i'm good", "no"), ("go for it", "yes"), ("mm hmm", "yes"),
 ]
 

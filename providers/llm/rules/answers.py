@@ -49,8 +49,8 @@ _YES_NO_TABLE: tuple[tuple[str, str, float], ...] = (
     *((p, "unsure", 0.0) for p in (
         "maybe", "perhaps", "possibly", "probably", "not sure", "i'm not sure", "i don't know",
         "don't know", "dunno", "depends", "it depends", "let me think", "let me check",
-        "unsure", "not certain", "i'm unsure", "hmm",
-    )),
+        "unsure", "not certain", "i'm unsure",
+    )),  # ("hmm" is a hesitation: "hmm, actually no" is a no)
 )
 _YesNoEntry = tuple[tuple[str, ...], str, float]
 _YES_NO_BY_FIRST_WORD: dict[str, list[_YesNoEntry]] = {}

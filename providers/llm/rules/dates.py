@@ -226,7 +226,7 @@ def _ruled_out(toks: Sequence[str], i: int) -> bool:
     """ "not monday", "no monday", "any day except wednesday", "i can't do friday" (but in
     "not tuesday wednesday" only Tuesday is)."""
     before = toks[i - 1] if i else ""
-    if before == "no" or before in _RULED_OUT_BY:
+    if before in ("no", "nope", "nah") or before in _RULED_OUT_BY:
         return True
     return i > 1 and toks[i - 2] in _RULED_OUT_BY and before not in WEEKDAYS
 

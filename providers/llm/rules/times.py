@@ -51,7 +51,8 @@ _AROUND_BARE_CLOCK = frozenset((
     "be", "okay", "ok", "yes", "yeah", "sure", "how", "let's", "do", "um", "uh", "then",
     "perfect", "o'clock", "thanks", "thank", "you", "oh", "well", "so", "can", "we", "i'd",
     "like", "prefer", "it", "best", "better", "if", "possible", "no", "actually", "today",
-    "tomorrow", "on", "one", "sounds", "the", "then", *WEEKDAYS,
+    "tomorrow", "on", "one", "sounds", "the", "then", "could", "instead", "ideal", "suits",
+    "have", "you've", "got", *WEEKDAYS,
 ))
 _DAY_PARTS = {
     "morning": "morning", "mornings": "morning", "afternoon": "afternoon",
