@@ -74,7 +74,8 @@ from bench/stt_local_cost.py):
   "sounds good" ("don't" 0.78, no grammar answer to dispute it). On phrasings never tuned on
   (--set fresh, flite and espeak-ng) these rules barely help: correct/re-asked/wrong
   48/133/11 -> 47/135/10 of 192 (left: grammar surnames the LM did not hear, "peter baker"
-  for "peter okafor"; sure LM snaps, "no" 0.87-0.96 for "go" in "go ahead and book it").
+  for "peter okafor", caught since by the rule below; sure LM snaps, "no" 0.87-0.96 for "go"
+  in "go ahead and book it", which the flow now asks again when "book" follows).
 * The passes must agree on the answer: a grammar answer that lacks an answer word the LM heard
   ("my name is robert brown" against the LM's "robert johnson", "this is mary" against
   "this is mary jones") gives way to the LM's answer, judged as above. And a name: a grammar
