@@ -248,8 +248,10 @@ class _Call:
         greeting_wait_s: float | None = None,
         clock: FrameClock | None = None,
         keep_audio: bool = True,
+        awaited_sends: bool = False,
     ) -> None:
         self.stream_sid, self.account_sid = _sid("MZ"), account_sid
+        self._awaited_sends = awaited_sends
         self.call_sid = call_sid or _sid("CA")
         self._script = tuple(script)
         self._speeches = [_Speech(prepare(s.audio)) if isinstance(s, Speak) else None
@@ -316,7 +318,7 @@ class _Call:
             await ws.send_str(start)
             t0_s = self._clock.align(time.monotonic())
             self._streaming_since_s = t0_s
-            send = sync_sender(ws)
+            send = None if self._awaited_sends else sync_sender(ws)
             if send is None:
                 await self._frames_awaited(ws, t0_s)
             else:
@@ -620,6 +622,7 @@ async def run_caller(
     greeting_wait_s: float | None = None,
     clock: FrameClock | None = None,
     keep_audio: bool = True,
+    awaited_sends: bool = False,
 ) -> CallerReport:
     """Phone ``url`` (a Twilio Media Streams WebSocket), play ``script``, hang up, report.
 
@@ -635,6 +638,9 @@ async def run_caller(
     ``keep_audio=False``: the agent's audio is counted, not kept (``AgentTurn.audio`` empty,
     ``audio_bytes`` and the timings as ever), and this stream's media messages are read by
     their known layout without decoding the base64 (the benchmark's callers).
+    ``awaited_sends``: each frame awaits aiohttp's ``send_str`` from the call's own task, as
+    where the writer cannot be reached (``ws_send.sync_sender`` None), instead of being written
+    from the shared clock's timer.
     Failing to connect raises ``aiohttp.ClientError``; everything after is in the report.
     """
     call = _Call(
@@ -650,6 +656,7 @@ async def run_caller(
         greeting_wait_s,
         clock,
         keep_audio,
+        awaited_sends,
     )
     owned = session is None
     http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))

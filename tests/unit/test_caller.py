@@ -161,8 +161,13 @@ def caller_tasks() -> list[str]:
     return [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("caller-")]
 
 
-@pytest.mark.parametrize("keep_audio", [True, False])  # False: the bench's counted audio
-async def test_conversation_pacing_marks_latency_and_dtmf(keep_audio: bool) -> None:
+# keep_audio False: the bench's counted audio; awaited_sends: frames sent from the call's task
+# (where aiohttp's writer cannot be reached), not from the shared clock's timer
+@pytest.mark.parametrize(("keep_audio", "awaited_sends"), [(True, False), (False, False),
+                                                           (True, True)])
+async def test_conversation_pacing_marks_latency_and_dtmf(
+    keep_audio: bool, awaited_sends: bool
+) -> None:
     agent = FakeAgent(greeting=[("audio", 200), ("mark", "greeting")])
     async with serve(agent) as url:
         report = await run_caller(
@@ -173,6 +178,7 @@ async def test_conversation_pacing_marks_latency_and_dtmf(keep_audio: bool) -> N
             agent_quiet_ms=100,
             timeout_s=20,
             keep_audio=keep_audio,
+            awaited_sends=awaited_sends,
         )
     assert report.errors == ()
     assert report.closed_by == "caller"
