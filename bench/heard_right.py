@@ -42,7 +42,7 @@ import tempfile
 import wave
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -77,6 +77,9 @@ OFFERS = (  # what booking_steps._choices makes of three offers on one day
 )
 CANDIDATE = SlotOffer("2026-12-08T10:00:00-05:00", "Tuesday, December 8th", "10 am")
 OTHERS = (SlotOffer("2026-12-08T14:00:00-05:00", "Tuesday, December 8th", "2 pm"),)
+# the offers OFFERS reads out, as the flow holds them ("choice" cases are read by the flow)
+THREE_OFFERS = (CANDIDATE, *OTHERS,
+                SlotOffer("2026-12-08T16:30:00-05:00", "Tuesday, December 8th", "4:30 pm"))
 NODE = BookingNode(type="booking", action="demo", confirm=True, success="done")
 LEAD_S = 0.3  # silence around the answer, as the stream's pre-roll and end of turn keep
 TAIL_S = 0.5
@@ -254,8 +257,26 @@ class Heard:
 def read(case: Case, text: str) -> str | None:
     if case.kind == "read_back":
         return read_back(text)
+    if case.kind == "choice" and case.choices == OFFERS:
+        return chosen(text)
     found = rules.extract(case.kind, text, now=NOW, timezone=ZONE, choices=case.choices)
     return None if found is None else found.value
+
+
+def _offers_ctx() -> Ctx:
+    return replace(_read_back_ctx(), offers=THREE_OFFERS, candidate=None)
+
+
+def chosen(text: str) -> str | None:
+    """What the flow makes of ``text`` when the three offers were read out (``OFFERS``): the
+    offer it reads back, a new search ("check ..."), or None when it asks again."""
+    step = booking_steps.choose_answer(_offers_ctx(), NODE, CallerSaid(text))
+    if step.phase is Phase.CONFIRM and step.candidate is not None:
+        return step.candidate.spoken
+    if any(isinstance(a, CheckAvailability) for a in step.actions):
+        return "check " + ",".join(f"{k}={v}" for k, v in sorted(step.variables.items()))
+    said = " ".join(a.text for a in step.actions if isinstance(a, Say))
+    return None if said.startswith("Sorry") else said
 
 
 def _read_back_ctx() -> Ctx:
@@ -282,6 +303,9 @@ def read_back(text: str) -> str | None:
 
 
 def hints_for(case: Case) -> SpeechHints:
+    if case.kind == "choice" and case.choices == OFFERS:  # as the flow listens at its offers
+        offered = booking_steps.offer_times(_offers_ctx(), THREE_OFFERS, "")
+        return next(a.hints for a in offered.actions if isinstance(a, Listen))
     if case.kind != "read_back":
         return rules.hints(case.kind, choices=case.choices)
     ctx = _read_back_ctx()

@@ -16,7 +16,7 @@ import pocketsphinx
 import pytest
 
 from slotline.providers.llm.rules import KINDS, Extraction, extract, hints
-from slotline.providers.llm.rules.normalize import MAX_INPUT_CHARS
+from slotline.providers.llm.rules.normalize import MAX_INPUT_CHARS, spell_numerals
 from slotline.providers.llm.rules.vocab import ESCAPES as GRAMMAR_ESCAPES
 
 NOW = datetime(2026, 11, 24, 10, 0)
@@ -234,7 +234,10 @@ TIMES = [
     ("not at one, at three", "15:00"), ("six in the afternoon", "18:00"),
     # a bare hour in the words callers put around it
     ("could we do eleven instead", "11:00"), ("four o'clock would be ideal", "16:00"),
-    ("half past ten if you have it", "10:30"),
+    ("half past ten if you have it", "10:30"), ("let's go with two", "14:00"),
+    # "the" before a clock that says am/pm or its minutes: an offer named by its time
+    ("the two p m one", "14:00"), ("the four thirty slot", "16:30"),
+    ("the two o'clock one sounds good", "14:00"),
 ]
 
 
@@ -432,6 +435,8 @@ CHOICES = [
     ("blow dry", "styling"), ("the second one", "coloring"), ("colouring", "coloring"),
     ("hair cut", "haircut"), ("not the haircut the coloring", "coloring"),
     ("option three", "styling"), ("the last one", "styling"), ("Haircut.", "haircut"),
+    ("the middle one", "coloring"), ("whichever is first", "haircut"),
+    ("the earliest one", "haircut"), ("the latest one", "styling"),
 ]
 
 
@@ -440,7 +445,8 @@ def test_choice(text: str, expected: str) -> None:
     assert value("choice", text, choices=SALON) == expected
 
 
-@pytest.mark.parametrize("text", ["i don't know", "haircut or coloring", "something else", ""])
+@pytest.mark.parametrize("text", ["i don't know", "haircut or coloring", "something else", "",
+                                  "the one", "in the middle of it"])
 def test_not_a_choice(text: str) -> None:
     assert run("choice", text, choices=SALON) is None
 
@@ -654,3 +660,13 @@ def test_token_soup_gives_well_formed_values_or_none(seed: int) -> None:
             assert 0.0 < found.confidence <= 1.0
             if kind == "date":
                 assert found.value >= "2026-11-24"
+
+
+@pytest.mark.parametrize(("text", "spoken"), [
+    ("10 am", "ten am"), ("Tuesday, December 8th at 2 pm", "Tuesday, December eighth at two pm"),
+    ("the 1st", "the first"), ("22nd of May", "twenty second of May"), ("3RD", "third"),
+    ("123 Main St", "123 Main St"),  # 100 and up are left alone
+])
+def test_hint_phrases_spell_numbers_and_ordinals(text: str, spoken: str) -> None:
+    # the recogniser's hints for an offer read back ("December 8th"): "eightth" is no word
+    assert spell_numerals(text) == spoken

@@ -60,8 +60,14 @@ for _phrase, _polarity, _confidence in sorted(_YES_NO_TABLE, key=lambda e: -len(
 _NEGATORS = frozenset(("not", "don't", "doesn't", "isn't", "wasn't", "won't", "can't", "never"))
 _PICKS = {
     "first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1,
-    "one": 0, "two": 1, "three": 2, "four": 3, "five": 4,
+    "one": 0, "two": 1, "three": 2, "four": 3, "five": 4, "earliest": 0, "latest": -1,
 }
+_ORDINAL_PICKS = frozenset((
+    "first", "second", "third", "fourth", "fifth", "last", "earliest", "latest",
+))
+# Before an ordinal that picks by position: "the first", "whichever is first", "whichever's
+# earliest"
+_BEFORE_ORDINAL_PICK = frozenset(("the", "is", "whichever's", "whatever's"))
 _DECIMAL_RE = re.compile(r"\d+\.\d+")
 _FUZZY_MIN_RATIO = 0.8  # "colouring"/"coloring", "hair cut"/"haircut"; "cut" vs "color" is 0.25
 
@@ -117,12 +123,14 @@ def _picked_by_position(
 ) -> Extraction | None:
     """ "the first one", "the second", "option two", "number three", "the last one"."""
     for i, token in enumerate(toks):
-        if token not in _PICKS:
-            continue
         before = toks[i - 1] if i else ""
         after = toks[i + 1] if i + 1 < len(toks) else ""
-        is_ordinal = token in ("first", "second", "third", "fourth", "fifth", "last")
-        if is_ordinal and (before == "the" or after in ("one", "option")) or (
+        if token == "middle" and after in ("one", "option") and len(options) % 2 == 1:
+            return Extraction(value=options[len(options) // 2].value, confidence=0.8)
+        if token not in _PICKS:
+            continue
+        is_ordinal = token in _ORDINAL_PICKS
+        if is_ordinal and (before in _BEFORE_ORDINAL_PICK or after in ("one", "option")) or (
             before in ("option", "number") and not is_ordinal
         ):
             index = _PICKS[token]

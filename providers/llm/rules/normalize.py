@@ -165,11 +165,16 @@ def spoken_ordinal(value: int) -> str:
 
 
 def spell_numerals(text: str) -> str:
-    """Digits in ``text`` as words ("10 am" -> "ten am"), for hint phrases built from
-    configuration; numbers above 99 are left alone."""
+    """Digits in ``text`` as words ("10 am" -> "ten am", "December 8th" -> "December
+    eighth"), for hint phrases built from configuration; numbers above 99 are left alone."""
 
     def words(match: re.Match[str]) -> str:
-        value = int(match.group(0))
-        return spoken_cardinal(value) if value < 100 else match.group(0)
+        value = int(match.group(1))
+        if value >= 100:
+            return match.group(0)
+        return spoken_ordinal(value) if match.group(2) else spoken_cardinal(value)
 
-    return re.sub(r"\d+", words, text)
+    return _NUMERAL_RE.sub(words, text)
+
+
+_NUMERAL_RE = re.compile(r"(\d+)(?:(st|nd|rd|th)\b)?", re.IGNORECASE)

@@ -52,7 +52,7 @@ _AROUND_BARE_CLOCK = frozenset((
     "perfect", "o'clock", "thanks", "thank", "you", "oh", "well", "so", "can", "we", "i'd",
     "like", "prefer", "it", "best", "better", "if", "possible", "no", "actually", "today",
     "tomorrow", "on", "one", "sounds", "the", "then", "could", "instead", "ideal", "suits",
-    "have", "you've", "got", *WEEKDAYS,
+    "have", "you've", "got", "slot", "let's", "go", "with", "take", "i'll", *WEEKDAYS,
 ))
 _DAY_PARTS = {
     "morning": "morning", "mornings": "morning", "afternoon": "afternoon",
@@ -88,14 +88,18 @@ def extract_time(text: str, ctx: Context) -> Extraction | None:
         return found
     best: tuple[int, _Clock, int, int] | None = None
     for i in range(len(toks)):
-        if i and (toks[i - 1] in _NOT_BEFORE_CLOCK or toks[i - 1] in NUMBER_WORDS):
-            continue  # "the one", or the middle of "twenty five hundred"
+        if i and toks[i - 1] in NUMBER_WORDS:
+            continue  # the middle of "twenty five hundred"
         if any(t in _RULED_OUT_BY for t in toks[max(0, i - 2) : i]):
             continue  # "not at one"
         parsed = _clock_at(toks, i, minutes_to=True)
         if parsed is None:
             continue
         clock, end = parsed
+        if i and toks[i - 1] in _NOT_BEFORE_CLOCK and not (
+            clock.meridiem or clock.minute or "o'clock" in toks[i + 1 : end + 1]
+        ):  # "the one"; but "the two p m one", "the four thirty slot", "the two o'clock one"
+            continue
         score = 2 * bool(clock.meridiem) + (i > 0 and toks[i - 1] in _HINT_WORDS)
         if best is None or score > best[0]:
             best = (score, clock, i, end)
