@@ -265,12 +265,15 @@ def _offers_ctx() -> Ctx:
 
 def chosen(text: str) -> str | None:
     """What the flow makes of ``text`` when the three offers were read out (``OFFERS``): the
-    offer it reads back, a new search ("check ..."), or None when it asks again."""
+    offer it reads back, a new search ("check ..."), none of them ("declined ..."), or None
+    when it asks again."""
     step = booking_steps.choose_answer(_offers_ctx(), NODE, CallerSaid(text))
     if step.phase is Phase.CONFIRM and step.candidate is not None:
         return step.candidate.spoken
     if any(isinstance(a, CheckAvailability) for a in step.actions):
         return "check " + ",".join(f"{k}={v}" for k, v in sorted(step.variables.items()))
+    if step.edge is not None:  # none of them: the booking node ends ("failure")
+        return f"declined {step.variables.get('booking_error', '')}".strip()
     said = " ".join(a.text for a in step.actions if isinstance(a, Say))
     return None if said.startswith("Sorry") else said
 

@@ -408,6 +408,7 @@ YES_NO = [
     ("nope", "no"), ("i don't think so", "no"), ("no", "no"), ("not great", "no"),
     ("that's not right", "no"), ("that doesn't work for me", "no"), ("no wait yes", "yes"),
     ("hmm actually no", "no"),  # "hmm" hesitates, it does not hedge
+    ("none of those work for me", "no"), ("neither", "no"),  # to offers
     ("nah i'm good", "no"), ("go for it", "yes"), ("mm hmm", "yes"),
 ]
 

@@ -43,6 +43,7 @@ _YES_NO_TABLE: tuple[tuple[str, str, float], ...] = (
         "no", "nope", "nah", "negative", "not really", "i don't think so", "no thanks",
         "no thank you", "not at all", "doesn't work", "does not work", "won't work", "wrong",
         "incorrect", "never mind", "nevermind", "no way", "uh uh", "rather not",
+        "none of those", "none of them", "neither",
     )),
     *((p, "no", 0.8) for p in ("i'm good", "i'm all set")),  # declining an offer
     *((p, "no", 0.8) for p in ("not", "don't", "can't", "cannot", "never", "i can't")),
