@@ -27,6 +27,7 @@ from slotline.agent.flow.messages import SlotOffer
 from slotline.agent.flow.state import Ctx
 from slotline.providers.base import SpeechHints
 from slotline.providers.llm import rules
+from slotline.providers.llm.rules.normalize import NEGATORS, negated
 from slotline.providers.llm.rules.vocab import WEEKDAYS
 
 LATER = 1
@@ -95,7 +96,7 @@ def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None
 
 
 # Within three words before "book", these make it a refusal ("no, don't book it")
-_NOT_BOOK = frozenset(("not", "don't", "dont", "won't", "can't", "cannot", "never", "rather"))
+_NOT_BOOK = NEGATORS | {"rather"}
 
 
 def asks_to_book(text: str) -> bool:
@@ -103,7 +104,7 @@ def asks_to_book(text: str) -> bool:
     "book" without a negation just before it."""
     words = _WORDS.findall(text.lower())
     return any(
-        word == "book" and not _NOT_BOOK.intersection(words[max(0, i - 3) : i])
+        word == "book" and not negated(words, i, within=3, by=_NOT_BOOK)
         for i, word in enumerate(words)
     )
 

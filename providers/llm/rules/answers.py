@@ -14,10 +14,12 @@ from .extraction import ChoiceOption, Context, Extraction
 from .normalize import (
     FILLERS,
     MAX_INPUT_CHARS,
+    NEGATORS,
     TEENS,
     TENS,
     UNITS,
     find_phrase,
+    negated,
     parse_cardinal,
     parse_ordinal,
     spell_numerals,
@@ -58,7 +60,7 @@ _YES_NO_BY_FIRST_WORD: dict[str, list[_YesNoEntry]] = {}
 for _phrase, _polarity, _confidence in sorted(_YES_NO_TABLE, key=lambda e: -len(e[0].split())):
     _words = tuple(_phrase.split())
     _YES_NO_BY_FIRST_WORD.setdefault(_words[0], []).append((_words, _polarity, _confidence))
-_NEGATORS = frozenset(("not", "don't", "doesn't", "isn't", "wasn't", "won't", "can't", "never"))
+_NOT_THIS_ONE = NEGATORS | {"no"}  # "not the haircut", "no, not haircut"
 _PICKS = {
     "first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1,
     "one": 0, "two": 1, "three": 2, "four": 3, "five": 4, "earliest": 0, "latest": -1,
@@ -81,7 +83,7 @@ def extract_yes_no(text: str, ctx: Context) -> Extraction | None:
         for phrase, polarity, confidence in _YES_NO_BY_FIRST_WORD.get(toks[i], ()):
             if tuple(toks[i : i + len(phrase)]) != phrase:
                 continue
-            if polarity == "yes" and i and toks[i - 1] in _NEGATORS and signals:
+            if polarity == "yes" and i and toks[i - 1] in NEGATORS and signals:
                 signals[-1] = ("no", 0.9)  # "not great", "don't think that works"
             else:
                 signals.append((polarity, confidence))
@@ -109,8 +111,7 @@ def extract_choice(text: str, ctx: Context) -> Extraction | None:
         for phrase in option.phrases:
             words = tokens(phrase)
             at = find_phrase(toks, words)
-            negated = at > 0 and any(t in _NEGATORS or t == "no" for t in toks[max(0, at - 2) : at])
-            if at >= 0 and not negated:
+            if at >= 0 and not negated(toks, at, by=_NOT_THIS_ONE):
                 said[option.value] = max(said.get(option.value, 0), len(words))
     if said:
         longest = max(said.values())

@@ -31,7 +31,7 @@ from slotline.providers.base import SpeechHints
 
 from . import jsgf
 from .extraction import Context, Extraction
-from .normalize import has_phrase, parse_cardinal, parse_ordinal, tokens
+from .normalize import NEGATORS, has_phrase, negated, parse_cardinal, parse_ordinal, tokens
 from .region import date_order
 from .vocab import DAY_ORDINALS, MONTH_ABBREVIATIONS, MONTHS, WEEKDAYS
 
@@ -49,7 +49,7 @@ _EDGE_WORDS = frozenset(("on", "the", "of", "and", "a", "an", "after"))
 _NOT_A_DAY_AFTER = frozenset(("available", "opening", "slot", "one", "thing", "time", "step"))
 DayAndConfidence = tuple[date, float]
 # Within two words before a weekday, these make it a day the caller rules out
-_RULED_OUT_BY = frozenset(("not", "except", "excluding", "can't", "cannot", "don't", "won't"))
+_RULED_OUT_BY = NEGATORS | {"except", "excluding"}
 
 
 def extract_date(text: str, ctx: Context) -> Extraction | None:
@@ -226,9 +226,9 @@ def _ruled_out(toks: Sequence[str], i: int) -> bool:
     """ "not monday", "no monday", "any day except wednesday", "i can't do friday" (but in
     "not tuesday wednesday" only Tuesday is)."""
     before = toks[i - 1] if i else ""
-    if before in ("no", "nope", "nah") or before in _RULED_OUT_BY:
+    if before in ("no", "nope", "nah"):
         return True
-    return i > 1 and toks[i - 2] in _RULED_OUT_BY and before not in WEEKDAYS
+    return negated(toks, i, within=1 if before in WEEKDAYS else 2, by=_RULED_OUT_BY)
 
 
 def _weekday(toks: Sequence[str], today: date) -> DayAndConfidence | None:

@@ -49,6 +49,17 @@ ORDINAL_TENS = {
 }
 NUMBER_WORDS = frozenset((*UNITS, *TEENS, *TENS, "hundred", *_SCALES))
 FILLERS = frozenset(("uh", "um", "er", "erm", "hmm", "hm", "mm", "ah", "oh", "like", "so", "well"))
+# Words that negate what follows ("not great", "not at one", "i can't do friday"); "no" is not
+# one of them: "no, at three" asks for three.
+NEGATORS = frozenset((
+    "not", "don't", "dont", "doesn't", "isn't", "wasn't", "won't", "can't", "cannot", "never",
+))
+
+
+def negated(toks: Sequence[str], i: int, *, within: int = 2,
+            by: frozenset[str] = NEGATORS) -> bool:
+    """Whether one of ``by`` is among the ``within`` words before ``toks[i]``."""
+    return not by.isdisjoint(toks[max(0, i - within) : i])
 
 _ORDINAL_NUMERAL_RE = re.compile(r"(\d+)(?:st|nd|rd|th)")
 _NUMBER_NAMES = {value: word for word, value in (*UNITS.items(), *TEENS.items(), *TENS.items())}
@@ -164,6 +175,9 @@ def spoken_ordinal(value: int) -> str:
     return f"{_NUMBER_NAMES[value - value % 10]} {_ORDINAL_NAMES[value % 10]}"
 
 
+_NUMERAL_RE = re.compile(r"(\d+)(?:(st|nd|rd|th)\b)?", re.IGNORECASE)  # "8", "8th"
+
+
 def spell_numerals(text: str) -> str:
     """Digits in ``text`` as words ("10 am" -> "ten am", "December 8th" -> "December
     eighth"), for hint phrases built from configuration; numbers above 99 are left alone."""
@@ -176,5 +190,3 @@ def spell_numerals(text: str) -> str:
 
     return _NUMERAL_RE.sub(words, text)
 
-
-_NUMERAL_RE = re.compile(r"(\d+)(?:(st|nd|rd|th)\b)?", re.IGNORECASE)

@@ -18,11 +18,13 @@ from slotline.providers.base import SpeechHints
 from . import jsgf
 from .extraction import Context, Extraction
 from .normalize import (
+    NEGATORS,
     NUMBER_WORDS,
     TEENS,
     TENS,
     UNITS,
     find_phrase,
+    negated,
     parse_cardinal,
     parse_ordinal,
     tokens,
@@ -66,10 +68,7 @@ _DAY_PART_PHRASES = (  # most specific first; "am" alone is the verb, so only "a
     ("a m", "morning"), ("p m", "afternoon"), ("pm", "afternoon"), ("early", "morning"),
     ("late", "evening"),
 )
-_NEGATIONS = frozenset(("not", "no", "don't", "can't", "cannot", "never"))
-# Within two words before a clock, these make it one the caller rules out ("not at one", "i
-# can't do two"), not one they ask for. ("no" is not: "no, at three" asks for three.)
-_RULED_OUT_BY = frozenset(("not", "don't", "can't", "cannot", "never", "won't", "isn't"))
+_NEGATIONS = NEGATORS | {"no"}  # before a part of the day: "no, not the morning"
 _AFTERNOON_HOURS = range(12, 19)  # "in the afternoon" with an hour outside: not understood
 
 
@@ -90,8 +89,8 @@ def extract_time(text: str, ctx: Context) -> Extraction | None:
     for i in range(len(toks)):
         if i and toks[i - 1] in NUMBER_WORDS:
             continue  # the middle of "twenty five hundred"
-        if any(t in _RULED_OUT_BY for t in toks[max(0, i - 2) : i]):
-            continue  # "not at one"
+        if negated(toks, i):
+            continue  # a clock the caller rules out: "not at one", "i can't do two"
         parsed = _clock_at(toks, i, minutes_to=True)
         if parsed is None:
             continue
@@ -126,14 +125,14 @@ def extract_time_of_day(text: str, ctx: Context) -> Extraction | None:
         part = _DAY_PARTS.get(token)
         if part is None or (i and toks[i - 1] == "good"):
             continue
-        if any(t in _NEGATIONS for t in toks[max(0, i - 3) : i]):
+        if negated(toks, i, within=3, by=_NEGATIONS):
             continue
         said.append(part)
     if said:
         return Extraction(value=said[0], confidence=0.9 if len(set(said)) == 1 else 0.5)
     for phrase, part in _DAY_PART_PHRASES:
         at = find_phrase(toks, phrase.split())
-        if at >= 0 and not any(t in _NEGATIONS for t in toks[max(0, at - 3) : at]):
+        if at >= 0 and not negated(toks, at, within=3, by=_NEGATIONS):
             return Extraction(value=part, confidence=0.8)
     clock_time = extract_time(text, ctx)
     if clock_time is None:
