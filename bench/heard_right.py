@@ -273,7 +273,7 @@ def chosen(text: str) -> str | None:
     if any(isinstance(a, CheckAvailability) for a in step.actions):
         return "check " + ",".join(f"{k}={v}" for k, v in sorted(step.variables.items()))
     if step.edge is not None:  # none of them: the booking node ends ("failure")
-        return f"declined {step.variables.get('booking_error', '')}".strip()
+        return "declined"
     said = " ".join(a.text for a in step.actions if isinstance(a, Say))
     return None if said.startswith("Sorry") else said
 

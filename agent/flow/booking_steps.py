@@ -78,9 +78,9 @@ COULD_NOT_CHECK = "I'm sorry, I couldn't check the calendar just now."
 COULD_NOT_BOOK = "I'm sorry, I couldn't complete the booking just now."
 # a calendar or the store failed (agent.booking.runner), or the service call itself raised or
 # ran out of time (agent.flow.responder)
+FAILED = frozenset({"calendar_error", "database_error", "error", "timeout"})
 # ``rules.extract_yes_no`` gives 0.8 and up to an answer of one polarity, 0.6 to "no wait yes"
 SURE_YES_NO = 0.8
-FAILED = frozenset({"calendar_error", "database_error", "error", "timeout"})
 
 BookingLike = BookingNode | RescheduleNode
 

@@ -289,7 +289,6 @@ class SphinxEngine:
         audio = upsample_linear(np.frombuffer(request.pcm16, dtype="<i2")).tobytes()
         lm_text, lm_confidence = self._run(hints.lm, audio, self._decoder)
         lm_words = _segments(self._decoder)
-        lm_heard = set(lm_text.split())
         source: Literal["grammar", "lm"] = "lm"
         text, confidence = lm_text, lm_confidence
         disputed: set[str] = set()
@@ -303,15 +302,13 @@ class SphinxEngine:
                 audio, _segments(self._grammars)
             ):
                 text, confidence, source = grammar_text, grammar_confidence, "grammar"
-            heard = set(grammar_text.split())
+            heard, lm_heard = set(grammar_text.split()), set(lm_text.split())
             disputed = _disputed(lm_text, grammar_text)
-            if source == "grammar" and any(
-                word in hints.answers and word not in heard for word in lm_text.split()
-            ):  # the passes disagree on the answer ("robert brown" / "robert johnson")
+            if source == "grammar" and (lm_heard - heard) & hints.answers:
+                # the passes disagree on the answer ("robert brown" / "robert johnson")
                 text, confidence, source = lm_text, lm_confidence, "lm"
-            elif source == "grammar" and hints.names and any(
-                word in hints.answers and word not in lm_heard for word in grammar_text.split()
-            ):  # a listed name the LM, which knows it too, did not hear ("peter baker" /
+            elif source == "grammar" and hints.names and (heard - lm_heard) & hints.answers:
+                # a listed name the LM, which knows it too, did not hear ("peter baker" /
                 # "peter oh prefer"): a name outside the list, snapped to one in it
                 text, confidence = "", None
         if source == "lm" and _unsure(lm_words, hints, disputed):
