@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -84,6 +85,9 @@ class MediaSocket:
         self.closed = False  # by us, by the peer, or by an error
         self.cut_off = False  # the error budget is spent: the next receive closes the socket
         self.tap: CallTimeline | None = None  # records both sides (agent.call.recording)
+        self._on_media: Callable[[bytes], None] | None = None  # media handled where parsed
+        self._context: contextvars.Context | None = None  # ...in the receiver's context
+        self._failure: Exception | None = None  # what ``_on_media`` raised, for ``receive``
 
     # ---- inbound ---------------------------------------------------------------------------
 
@@ -109,6 +113,9 @@ class MediaSocket:
         loop = self._loop
         while not self.cut_off:
             msg = await self._ws.receive()
+            if self._failure is not None:  # raised by the media handler, where parsed
+                failure, self._failure = self._failure, None
+                raise failure
             if msg.type is WSMsgType.TEXT:
                 data: str | bytes = msg.data
             elif msg.type is WSMsgType.BINARY:
@@ -131,6 +138,41 @@ class MediaSocket:
         await self._ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many bad messages")
         self.closed = True
         return None
+
+    def media_direct(self, on_media: Callable[[bytes], None] | None) -> bool:
+        """Hand the stream's well-formed media frames to ``on_media`` as the socket parses them,
+        not through ``receive`` (None: stop). Everything else — other messages, bad or unusual
+        media — still comes from ``receive``, in order. False where the socket cannot
+        (``agent.server.direct_ws``): ``receive`` then returns media as before.
+
+        ``on_media`` runs in a copy of the caller's context, as it would in the receiving task
+        (the call's error sink and trace live there: ``agent.call.errors``), not in the
+        transport's. What it raises is raised by the next ``receive``, as if it had been called
+        after it."""
+        direct = getattr(self._ws, "direct", None)
+        self._on_media = on_media
+        self._context = contextvars.copy_context() if on_media is not None else None
+        return direct is not None and bool(direct(self._offered if on_media else None))
+
+    def _offered(self, text: str) -> bool:
+        """A text message, straight from the parser: handled (True) if it is a media frame the
+        stream accepts, else left for ``receive``."""
+        on_media, context = self._on_media, self._context
+        if on_media is None or context is None or self.cut_off or self._failure is not None:
+            return False
+        now = self._loop.time()
+        stream = self._stream
+        ulaw = stream.accept_media(text, int(now * 1000))
+        if ulaw is None:
+            return False
+        if self.tap is not None:
+            self.tap.caller_frame(now, stream.last_timestamp_ms, ulaw)
+        try:
+            context.run(on_media, ulaw)
+        except Exception as exc:  # the session's to handle: queue this message to wake it
+            self._failure = exc
+            return False
+        return True
 
     def reject(self, exc: ProtocolError) -> None:
         """Report a bad message (the session's own rejections too, e.g. a flood of keypresses)

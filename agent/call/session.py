@@ -406,6 +406,14 @@ class LiveCall:
 
     async def _receive(self) -> bool:
         """Run until stop (True) or the socket closes (False)."""
+        socket = self._socket
+        socket.media_direct(self._on_media)  # media frames never wait for this loop
+        try:
+            return await self._receive_messages()
+        finally:
+            socket.media_direct(None)
+
+    async def _receive_messages(self) -> bool:
         while True:
             message = await self._socket.receive()
             if message is None:

@@ -16,9 +16,10 @@ import logging
 from collections import deque
 from typing import Final
 
-from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType
 
 from slotline.agent.call.media_socket import START_TIMEOUT_S
+from slotline.agent.server.direct_ws import DirectWebSocket, Sink
 from slotline.agent.server.metrics import Metrics
 from slotline.agent.server.stream_token import PARAMETER, StreamTokens, UsedNonces
 from slotline.providers.errors import ProtocolError
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGES_BEFORE_START: Final = 8
 
 
-class ReplayingWebSocket(web.WebSocketResponse):
+class ReplayingWebSocket(DirectWebSocket):
     """A media socket whose first messages were read before the session took it over."""
 
     def __init__(self, *, max_msg_size: int) -> None:
@@ -43,6 +44,10 @@ class ReplayingWebSocket(web.WebSocketResponse):
         if self.replay:
             return self.replay.popleft()
         return await super().receive(timeout)
+
+    def direct(self, sink: Sink | None) -> bool:
+        # not while messages wait to be replayed: the sink would take later ones before them
+        return not (sink is not None and self.replay) and super().direct(sink)
 
     async def read_ahead(self) -> WSMessage:
         """The peer's next message, not one waiting to be replayed."""

@@ -501,6 +501,24 @@ class InboundStream:
         message = self.receive(data, now_ms)
         return message.payload if isinstance(message, Media) else message
 
+    def accept_media(self, data: str, now_ms: int) -> bytes | None:
+        """The 20 ms of mu-law of a media message in this stream's compact layout, its time
+        accepted as ``receive_audio`` would; None for anything else — another message, another
+        layout, a frame whose time is refused — leaving the state as it was, for
+        ``receive_audio`` to decide (and report)."""
+        layout = self._media
+        if layout is None or self.stopped:
+            return None
+        payload = layout.payload(data)
+        match = layout.match
+        if payload is None or match is None:
+            return None
+        try:
+            self._check_time(int(match["timestamp"]), now_ms)
+        except ProtocolError:
+            return None
+        return payload
+
     @property
     def last_timestamp_ms(self) -> int:
         """The timestamp of the latest media accepted (0 before any)."""
