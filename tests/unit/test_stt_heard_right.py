@@ -62,14 +62,6 @@ KEPT = [
 NOW_RIGHT = [
     ("kal", Case("name", "my name is robert johnson")),
 ]
-# A refusal at the read-back the yes/no grammar could not hear (it had "that works for me",
-# not "that won't work for me"), so the language model's garbling was read as a yes and the
-# declined time would have been booked: "that book works for me" (--set heldout)
-READ_BACKS = [
-    ("awb", Case("read_back", "that won't work for me")),
-    ("rms", Case("read_back", "that won't work for me")),  # was "that want to works for me"
-    ("kal", Case("read_back", "yeah that works for me")),  # and the yes is still a yes
-]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +69,7 @@ def heard(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], str
     assert FLITE is not None, "flite is needed (make test installs it: apt-get install flite)"
     folder = tmp_path_factory.mktemp("heard")
     results = {}
-    for voice, case in [*FIXED, *KEPT, *NOW_RIGHT, *READ_BACKS]:
+    for voice, case in [*FIXED, *KEPT, *NOW_RIGHT]:
         [one] = asyncio.run(run((voice,), (case,), Path(folder)))
         results[(voice, case.said)] = one.outcome
     return results
@@ -99,13 +91,6 @@ def test_an_answer_said_as_expected_is_still_read(
 
 @pytest.mark.parametrize(("voice", "case"), NOW_RIGHT)
 def test_the_language_model_answer_is_taken_when_the_passes_disagree_on_it(
-    heard: dict[tuple[str, str], str], voice: str, case: Case
-) -> None:
-    assert heard[(voice, case.said)] == "correct"
-
-
-@pytest.mark.parametrize(("voice", "case"), READ_BACKS)
-def test_a_refusal_at_the_read_back_is_heard_and_a_yes_still_is(
     heard: dict[tuple[str, str], str], voice: str, case: Case
 ) -> None:
     assert heard[(voice, case.said)] == "correct"

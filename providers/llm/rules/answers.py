@@ -228,15 +228,12 @@ def yes_no_hints() -> SpeechHints:
 
     rules = (
         ("yes", said("yes")), ("no", said("no")), ("unsure", said("unsure")),
-        # "that works for me" was in the grammar and "that won't work for me" was not, so the
-        # grammar pass could not hear the refusal that differs from it by one word
-        ("lead", jsgf.alt(("that", "it", "this", "oh", "well", "um", "uh"))),
         ("tail", jsgf.alt(("that works", "that's fine", "thanks", "thank you", "please",
-                           "that's right", "sounds good", "for me"))),
+                           "that's right", "sounds good"))),
     )
     phrases = ("yes", "yes that works", "yeah sure", "sounds good", "correct", "no",
-               "no thanks", "not really", "nope", "i don't think so", "that won't work for me")
-    grammar = jsgf.grammar("yes_no", "[ <lead> ] ( <yes> | <no> | <unsure> ) [ <tail> ]", rules)
+               "no thanks", "not really", "nope", "i don't think so")
+    grammar = jsgf.grammar("yes_no", "( <yes> | <no> | <unsure> ) [ <tail> ]", rules)
     return SpeechHints(phrases=phrases, grammar=grammar)
 
 
