@@ -85,8 +85,8 @@ class MediaSocket:
         self.closed = False  # by us, by the peer, or by an error
         self.cut_off = False  # the error budget is spent: the next receive closes the socket
         self.tap: CallTimeline | None = None  # records both sides (agent.call.recording)
-        self._on_media: Callable[[bytes], None] | None = None  # media handled where parsed
-        self._context: contextvars.Context | None = None  # ...in the receiver's context
+        # media handled where parsed, and the receiver's context it runs in
+        self._direct: tuple[Callable[[bytes], None], contextvars.Context] | None = None
         self._failure: Exception | None = None  # what ``_on_media`` raised, for ``receive``
 
     # ---- inbound ---------------------------------------------------------------------------
@@ -150,16 +150,16 @@ class MediaSocket:
         transport's. What it raises is raised by the next ``receive``, as if it had been called
         after it."""
         direct = getattr(self._ws, "direct", None)
-        self._on_media = on_media
-        self._context = contextvars.copy_context() if on_media is not None else None
+        self._direct = None if on_media is None else (on_media, contextvars.copy_context())
         return direct is not None and bool(direct(self._offered if on_media else None))
 
     def _offered(self, text: str) -> bool:
         """A text message, straight from the parser: handled (True) if it is a media frame the
         stream accepts, else left for ``receive``."""
-        on_media, context = self._on_media, self._context
-        if on_media is None or context is None or self.cut_off or self._failure is not None:
+        handler = self._direct
+        if handler is None or self.cut_off or self._failure is not None:
             return False
+        on_media, context = handler
         now = self._loop.time()
         stream = self._stream
         ulaw = stream.accept_media(text, int(now * 1000))

@@ -17,13 +17,10 @@ before.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
-
-log = logging.getLogger(__name__)
 
 Sink = Callable[[str], bool]  # True: the text message was handled (it is not received)
 

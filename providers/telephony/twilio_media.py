@@ -492,12 +492,9 @@ class InboundStream:
         builds no object per frame."""
         if self.stopped:
             raise ProtocolError("after_stop", "the stream has stopped")
-        layout = self._media
-        if layout is not None and type(data) is str:
-            payload = layout.payload(data)
-            if payload is not None and layout.match is not None:
-                self._check_time(int(layout.match["timestamp"]), now_ms)
-                return payload
+        payload = self._compact_media(data, now_ms)
+        if payload is not None:
+            return payload
         message = self.receive(data, now_ms)
         return message.payload if isinstance(message, Media) else message
 
@@ -506,17 +503,24 @@ class InboundStream:
         accepted as ``receive_audio`` would; None for anything else — another message, another
         layout, a frame whose time is refused — leaving the state as it was, for
         ``receive_audio`` to decide (and report)."""
+        if self.stopped:
+            return None
+        try:
+            return self._compact_media(data, now_ms)
+        except ProtocolError:
+            return None
+
+    def _compact_media(self, data: str | bytes, now_ms: int | None) -> bytes | None:
+        """The frame of a media message in this stream's compact layout, its time accepted
+        (``ProtocolError`` if refused, the state unchanged); None for anything else."""
         layout = self._media
-        if layout is None or self.stopped:
+        if layout is None or type(data) is not str:
             return None
         payload = layout.payload(data)
         match = layout.match
         if payload is None or match is None:
             return None
-        try:
-            self._check_time(int(match["timestamp"]), now_ms)
-        except ProtocolError:
-            return None
+        self._check_time(int(match["timestamp"]), now_ms)
         return payload
 
     @property
