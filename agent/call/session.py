@@ -188,12 +188,13 @@ class CallSession:
         finally:
             if socket.tap is not None and deps.recordings is not None:
                 deps.recordings.finish(start.call_sid, socket.tap)  # written later
-            # the stream is over: the socket is let go now, not after the post-call work below
-            # (a caller's close would wait on it, a burst of hang-ups would hold their sockets)
-            await socket.close()
             record.ended_at = now_iso()
             if record.status == "in-progress":
                 record.status = "failed"
+            # the stream is over: the socket is let go now, not after the post-call work below
+            # (a caller's close would wait on it, a burst of hang-ups would hold their sockets);
+            # the record's status is final by then
+            await socket.close()
             deps.metrics.call_ended(record.direction, record.status)
             if persister is not None:
                 await persister.finish()  # the final write, after any other

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from slotline.agent.call.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_ERRORS
+from slotline.agent.call.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_ERRORS, CallRecord
 from slotline.agent.call.inbox import MAX_PENDING_DTMF
 from slotline.agent.sim.caller import CallerReport, run_caller
 from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
@@ -93,6 +93,18 @@ async def _misbehave(
         return Misbehaved(closed.result() - started, sent, ws.close_code)
 
 
+async def _ended(server: Server, call_sid: str) -> CallRecord | None:
+    """The call's record once the call has ended. A cut-off closes the socket at once; the
+    call's end (recogniser and responder closed, final status) follows a moment later."""
+    deadline = time.monotonic() + CUT_OFF_WITHIN_S
+    while time.monotonic() < deadline:
+        record = server.deps.call_log.get(call_sid)
+        if record is not None and record.ended_at is not None:
+            return record
+        await asyncio.sleep(0.01)
+    return server.deps.call_log.get(call_sid)
+
+
 async def _genuine_call(server: Server) -> CallerReport:
     return await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
 
@@ -111,11 +123,11 @@ async def test_a_misbehaving_call_is_cut_off_alone_while_a_genuine_call_books(
     assert bad.cut_off_after_s is not None, f"never cut off after {bad.messages_sent} messages"
     assert bad.cut_off_after_s < 5.0
     assert bad.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+    record = await _ended(server, BAD_CALL_SID)
     metrics = server.deps.metrics
     assert metrics.protocol_errors.values["too_many_errors"] == 1
     for code in ("timestamp_ahead", "bad_dtmf_digit", "invalid_json", "unknown_event"):
         assert metrics.protocol_errors.values[code] >= 1, code
-    record = server.deps.call_log.get(BAD_CALL_SID)
     assert record is not None and record.status == "failed"
     assert any("too_many_errors" in e["message"] for e in record.errors)
     assert len(record.errors) <= MAX_ERRORS and len(record.dtmf) <= MAX_DTMF
@@ -150,10 +162,10 @@ async def test_a_keypad_flood_is_refused_and_cut_off(server: Server) -> None:
     bad = await _misbehave(server.media_url, _keypad_round, rounds=2000)
     assert bad.cut_off_after_s is not None, f"never cut off after {bad.messages_sent} messages"
     assert bad.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+    record = await _ended(server, BAD_CALL_SID)
     metrics = server.deps.metrics
     assert metrics.protocol_errors.values["dtmf_overflow"] >= 1
     assert metrics.protocol_errors.values["too_many_errors"] == 1
-    record = server.deps.call_log.get(BAD_CALL_SID)
     assert record is not None and record.status == "failed"
     # the flow heard what the inbox took, not the flood
     assert len(record.dtmf) < 4 * MAX_PENDING_DTMF and record.dtmf_dropped == 0
