@@ -14,7 +14,8 @@ counted as
 * ``re-asked``: it read nothing (empty or unreadable transcript: the flow asks again);
 * ``wrong``: it read another value, which the caller would hear read back as if understood.
 
-The target is 0 wrong. Voices: flite's kal, kal16, awb, rms, slt (``flite -lv``), and for the
+The target is 0 wrong, and above all 0 "booked without a yes": a read-back answer that, as
+written, is not a yes but was read as one (a misheard refusal books a time the caller declined). Voices: flite's kal, kal16, awb, rms, slt (``flite -lv``), and for the
 fresh set espeak-ng too; the audio goes through what a phone line does (8 kHz mu-law) before
 the recogniser.
 
@@ -25,6 +26,7 @@ the recogniser.
     cd /work/main && .venv/bin/python -m bench.heard_right --set fresh  # 32 more
     cd /work/main && .venv/bin/python -m bench.heard_right --set unseen  # 32 never tuned on
     cd /work/main && .venv/bin/python -m bench.heard_right --set heldout  # 31, after all rules
+    cd /work/main && .venv/bin/python -m bench.heard_right --set consent  # 29 read-back answers
 
 Each decode's time in the recogniser's worker (``decode_ms``: every pass it ran for that turn)
 is printed as p50 / p90 / max and kept in the JSON.
@@ -259,11 +261,27 @@ HELDOUT_CASES = tuple(
     )
     for said in sentences
 )
+# A sixth, the read-back alone (``--set consent``), written on 2026-12-06 (evening) before the
+# read-back's polarity rule and before any run of it: refusals, hesitations and yeses said in
+# ways no rule was written from. Never to be tuned on.
+CONSENT_CASES = tuple(
+    Case("read_back", said)
+    for said in (
+        "that doesn't work for me", "no that time is no good", "i'd rather not",
+        "that's not going to work", "hold on that's not right", "no thank you",
+        "i don't think so", "wait no", "please don't book that", "nope",
+        "i can't make that", "actually no", "that isn't what i wanted", "not that one",
+        "yes go ahead", "that's perfect", "sounds great thanks", "yes please do", "go for it",
+        "that works", "correct", "yeah book that", "that's fine by me",
+        "please go ahead and book it", "yes thank you", "okay", "definitely",
+        "could you make it the afternoon instead", "yes but make it two p m",
+    )
+)
 SETS = {"main": CASES, "more": MORE_CASES, "all": CASES + MORE_CASES, "fresh": FRESH_CASES,
-        "unseen": UNSEEN_CASES, "heldout": HELDOUT_CASES}
+        "unseen": UNSEEN_CASES, "heldout": HELDOUT_CASES, "consent": CONSENT_CASES}
 ESPEAK = "espeak"  # espeak-ng's en-us, male variant, through the library the offline TTS uses
 SET_VOICES = {"fresh": (*VOICES, ESPEAK), "unseen": (*VOICES, ESPEAK),
-              "heldout": (*VOICES, ESPEAK)}  # others: VOICES
+              "heldout": (*VOICES, ESPEAK), "consent": (*VOICES, ESPEAK)}  # others: VOICES
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +293,12 @@ class Heard:
     read: str | None
     decode_ms: float = 0.0
     source: str = ""
+
+    @property
+    def booked_unasked(self) -> bool:
+        """A booking the caller did not agree to: the read-back booked on an answer that, as
+        written, is not a yes. The worst outcome there is."""
+        return self.case.kind == "read_back" and self.read == "book" and self.expected != "book"
 
     @property
     def outcome(self) -> str:
@@ -415,6 +439,9 @@ def report(heard: list[Heard], *, verbose: bool) -> Counter[str]:
               f"wrong {c['wrong']:3}")
     print(f"all    correct {counts['correct']:3}  re-asked {counts['re-asked']:3}  "
           f"wrong {counts['wrong']:3}  of {len(heard)}")
+    unasked = [h for h in heard if h.booked_unasked]
+    print(f"booked without a yes: {len(unasked)}"
+          + "".join(f"\n  {h.voice} {h.case.said!r} -> {h.transcript!r}" for h in unasked))
     times = decode_times(heard)
     print(f"decode_ms per turn  p50 {times['p50']:.0f}  p90 {times['p90']:.0f}  "
           f"max {times['max']:.0f}  mean {times['mean']:.0f}")
@@ -431,6 +458,7 @@ def write_json(heard: list[Heard], path: Path) -> None:
     counts = Counter(h.outcome for h in heard)
     path.write_text(json.dumps({
         "counts": {k: counts[k] for k in ("correct", "re-asked", "wrong")},
+        "booked_without_a_yes": sum(h.booked_unasked for h in heard),
         "decode_ms": decode_times(heard),
         "decodes": [
             {"voice": h.voice, "kind": h.case.kind, "said": h.case.said,
