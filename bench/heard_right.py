@@ -15,9 +15,9 @@ counted as
 * ``wrong``: it read another value, which the caller would hear read back as if understood.
 
 The target is 0 wrong, and above all 0 "booked without a yes": a read-back answer that, as
-written, is not a yes but was read as one (a misheard refusal books a time the caller declined). Voices: flite's kal, kal16, awb, rms, slt (``flite -lv``), and for the
-fresh set espeak-ng too; the audio goes through what a phone line does (8 kHz mu-law) before
-the recogniser.
+written, is not a yes but was read as one (a misheard refusal books a time the caller declined).
+Voices: flite's kal, kal16, awb, rms, slt (``flite -lv``), and for the fresh set espeak-ng too;
+the audio goes through what a phone line does (8 kHz mu-law) before the recogniser.
 
     cd /work/main && .venv/bin/python -m bench.heard_right            # every voice
     cd /work/main && .venv/bin/python -m bench.heard_right --voices kal,slt -v
@@ -277,11 +277,31 @@ CONSENT_CASES = tuple(
         "could you make it the afternoon instead", "yes but make it two p m",
     )
 )
+# A seventh, the read-back again (``--set consent2``), written on 2026-12-06 (evening) after the
+# polarity rule that ``consent`` led to and before any run of it: the honest measure of that
+# rule. Never to be tuned on.
+CONSENT2_CASES = tuple(
+    Case("read_back", said)
+    for said in (
+        "no that's too early for me", "i'm afraid that won't do", "hmm no i have a meeting then",
+        "that clashes with something", "sorry i'm busy then", "no i need something later",
+        "not at that time", "that's a bit early", "let's not do that", "no don't do that",
+        "i'm not free then", "it doesn't suit me", "i can't come at ten", "definitely not",
+        "no way that's too late",
+        "yes that'd be great", "sure thing", "yeah that's good for me", "please do thanks",
+        "yes i'll take it", "great book me in", "alright go ahead", "yep perfect",
+        "that sounds fine", "of course", "yes lock it in",
+        "could we do a bit later", "is there anything on friday instead",
+        "yes but can you make it the evening",
+    )
+)
 SETS = {"main": CASES, "more": MORE_CASES, "all": CASES + MORE_CASES, "fresh": FRESH_CASES,
-        "unseen": UNSEEN_CASES, "heldout": HELDOUT_CASES, "consent": CONSENT_CASES}
+        "unseen": UNSEEN_CASES, "heldout": HELDOUT_CASES, "consent": CONSENT_CASES,
+        "consent2": CONSENT2_CASES}
 ESPEAK = "espeak"  # espeak-ng's en-us, male variant, through the library the offline TTS uses
 SET_VOICES = {"fresh": (*VOICES, ESPEAK), "unseen": (*VOICES, ESPEAK),
-              "heldout": (*VOICES, ESPEAK), "consent": (*VOICES, ESPEAK)}  # others: VOICES
+              "heldout": (*VOICES, ESPEAK), "consent": (*VOICES, ESPEAK),
+              "consent2": (*VOICES, ESPEAK)}  # others: VOICES
 
 
 @dataclass(frozen=True, slots=True)

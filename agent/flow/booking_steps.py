@@ -68,6 +68,7 @@ from slotline.agent.flow.messages import (
 from slotline.agent.flow.model import BookingNode, RescheduleNode
 from slotline.agent.flow.state import Ctx, Phase, Step
 from slotline.agent.flow.steps import lookup, said
+from slotline.providers.base import SpeechHints
 from slotline.providers.llm import rules
 
 MAX_OFFERS = 3  # more than three times in one sentence is more than a caller can hold
@@ -189,6 +190,8 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     answer = ctx.read("yes_no", text, min_confidence=SURE_YES_NO) if text else None
     if answer == "no" and asks_to_book(text):
         answer = None  # "no ... book it": the halves disagree (a misheard "go ahead"), ask again
+    if answer == "yes" and _wants_otherwise(ctx, text, ctx.candidate):
+        answer = None  # "good ... the afternoon instead": not a yes to this time, ask again
     if answer == "yes":
         return _book(ctx, node, ctx.candidate)
     if answer == "no" and read_back.read_back_address(ctx):
@@ -197,6 +200,17 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
         return _declined(ctx, others)
     again = f"Sorry, shall I book {ctx.candidate.spoken}? Please say yes or no."
     return _retry(ctx, node, again, Phase.CONFIRM)
+
+
+def _wants_otherwise(ctx: Ctx, text: str, candidate: SlotOffer) -> bool:
+    """Whether a yes at the read-back asks for another part of the day than the time read back
+    ("good you make at the afternoon instead" to 10 am). Not "instead" alone: the offline
+    recogniser hears "go ahead" as "call instead"."""
+    part = ctx.read("time_of_day", text)
+    hour = candidate.local_start.hour
+    return part is not None and part != (
+        "morning" if hour < 12 else "afternoon" if hour < 17 else "evening"
+    )
 
 
 def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
@@ -266,13 +280,19 @@ def email_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
 def ask_confirm(ctx: Ctx, candidate: SlotOffer, others: Sequence[SlotOffer]) -> Step:
     email = read_back.email_to_read(ctx)
     question = Say(read_back.confirm_question(_with_home_time(ctx, candidate), email))
-    hints = [rules.hints("yes_no"), correction_hints()]
+    hints = [_consent(), correction_hints()]
     if email:  # "no, it's ... at gmail dot com", "no, the email is wrong"
         hints += [email_correction_hints(), rules.hints("email")]
     listen = ctx.listen(*hints).expecting("yes_no")
     return Step(
         (question, listen), phase=Phase.CONFIRM, offers=(candidate, *others), candidate=candidate
     )
+
+
+def _consent() -> SpeechHints:
+    """The read-back's yes/no hints: its yes books, so the recogniser gives one only when sure
+    (``SpeechHints.consent``)."""
+    return rules.consent_hints()
 
 
 def _confirms(ctx: Ctx, node: BookingLike) -> bool:
@@ -368,7 +388,10 @@ def _book(ctx: Ctx, node: BookingLike, slot: SlotOffer) -> Step:
 def offer_times(ctx: Ctx, offers: Sequence[SlotOffer], prefix: str) -> Step:
     shown = _chronological(offers[:MAX_OFFERS])
     text = f"{prefix} {offer_sentence(shown)}{_your_time(ctx, shown)}. {WHICH}".strip()
-    listen = ctx.listen(rules.hints("choice", choices=_choices(shown))).expecting("choice")
+    choices = rules.hints("choice", choices=_choices(shown))
+    if len(shown) == 1:  # "yes" takes the one offer, and may book it at once
+        choices = replace(choices, consent=True)
+    listen = ctx.listen(choices).expecting("choice")
     return Step((Say(text), listen), phase=Phase.CHOOSE, offers=shown)
 
 
@@ -376,7 +399,7 @@ def _retry(ctx: Ctx, node: BookingLike, again: str, phase: Phase) -> Step:
     attempts = ctx.attempts + 1
     if attempts >= node.max_attempts:
         return _not_booked(ctx, "not_understood", ctx.offers)
-    hints = rules.hints("yes_no") if phase is Phase.CONFIRM else rules.hints(
+    hints = _consent() if phase is Phase.CONFIRM else rules.hints(
         "choice", choices=_choices(ctx.offers)
     )
     return Step(

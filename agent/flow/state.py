@@ -143,4 +143,4 @@ def merge_hints(*hints: SpeechHints) -> SpeechHints:
     for anything a grammar does not cover, helped by the phrases)."""
     grammar = next((h.grammar for h in hints if h.grammar), None)
     phrases = tuple(dict.fromkeys(p for h in hints for p in h.phrases))
-    return SpeechHints(phrases=phrases, grammar=grammar)
+    return SpeechHints(phrases=phrases, grammar=grammar, consent=any(h.consent for h in hints))

@@ -159,7 +159,8 @@ class Worker:
         """Send ``job``'s next piece and record the reply; True if the process must go."""
         end = job.next_piece_end(self._max_piece_bytes)
         request = wire.DecodeRequest(
-            next(self._request_ids), job.pcm16[job.offset_bytes : end], job.phrases, job.grammar
+            next(self._request_ids), job.pcm16[job.offset_bytes : end], job.phrases, job.grammar,
+            job.consent,
         )
         try:
             async with asyncio.timeout(self._wedged_after_s):

@@ -55,6 +55,7 @@ class Job:
     confidence_bytes: int = 0
     decode_ms: float = 0.0
     source: Literal["grammar", "lm", "none"] = "none"
+    consent: bool = False  # ``SpeechHints.consent``
 
     @property
     def finished(self) -> bool:

@@ -29,6 +29,7 @@ class DecodeRequest:
     pcm16: bytes
     phrases: tuple[str, ...] = ()
     grammar: str | None = None
+    consent: bool = False  # ``SpeechHints.consent``
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +65,10 @@ def encode(message: Message) -> bytes:
     """One complete frame for ``message``."""
     payload = b""
     match message:
-        case DecodeRequest(request_id, pcm16, phrases, grammar):
+        case DecodeRequest(request_id, pcm16, phrases, grammar, consent):
             body: dict[str, object] = {
                 "t": "request", "id": request_id, "phrases": list(phrases), "grammar": grammar,
+                "consent": consent,
             }
             payload = pcm16
         case DecodeResult(request_id, text, confidence, source, decode_ms):
@@ -104,6 +106,7 @@ def decode(body: bytes, payload: bytes) -> Message:
                 pcm16=payload,
                 phrases=tuple(str(phrase) for phrase in fields["phrases"]),
                 grammar=None if grammar is None else str(grammar),
+                consent=fields.get("consent") is True,
             )
         if kind == "result":
             source = fields["source"]

@@ -191,7 +191,7 @@ class LocalSpeechToText(ResourceContext):
         self.decodes_requested += 1
         call_key = call_key or f"-{self.decodes_requested}"
         job = Job(call_key, pcm16, hints.phrases, hints.grammar, future,
-                  loop.time() + self._request_timeout_s)
+                  loop.time() + self._request_timeout_s, consent=hints.consent)
         refused = self._queue.push(job)
         if refused is not None:
             logger.warning("decode refused call_sid=%s: %s", call_key, refused.message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from slotline.agent.call.responder import CallStarted
+from slotline.agent.call.responder import CallStarted, Listen
 from slotline.agent.flow import Phase
 from slotline.agent.flow.corrections import EARLIER, LATER, Change, heard_change
 from slotline.agent.flow.engine import FlowEngine
@@ -181,3 +181,26 @@ def test_an_answer_that_is_yes_and_no_is_asked_again(said: str) -> None:
 @pytest.mark.parametrize("said", ["no don't book it", "no i'd rather not book"])
 def test_a_no_to_booking_is_still_a_no(said: str) -> None:
     assert says(at_read_back(AT_16).handle(CallerSaid(said)))[0].startswith("No problem.")
+
+
+@pytest.mark.parametrize("said", [
+    "good you make at the morning instead",  # a misheard "could you make it the morning ..."
+    "sounds good the evening instead", "yes in the morning",  # AT_14 is 2 pm
+])
+def test_a_yes_that_asks_for_another_time_is_asked_again(said: str) -> None:
+    e = at_read_back(AT_16)
+    actions = e.handle(CallerSaid(said))
+    assert says(actions) == [f"Sorry, shall I book {AT_14.spoken}? Please say yes or no."]
+    assert not any(isinstance(a, RunBooking) for a in actions) and e.phase is Phase.CONFIRM
+
+
+@pytest.mark.parametrize("said", ["yes the afternoon is fine", "yes please", "sounds good"])
+def test_a_yes_to_the_time_read_back_books(said: str) -> None:
+    actions = at_read_back(AT_16).handle(CallerSaid(said))
+    assert any(isinstance(a, RunBooking) for a in actions)
+
+
+def test_the_read_back_asks_the_recogniser_for_a_sure_yes() -> None:
+    actions = at_read_back(AT_16).handle(CallerSaid("hmm"))  # asked again
+    [listen] = [a for a in actions if isinstance(a, Listen)]
+    assert listen.hints.consent and "<refusal>" in (listen.hints.grammar or "")

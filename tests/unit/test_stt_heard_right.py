@@ -41,8 +41,20 @@ FIXED = [
     # pass did not hear was doubted
     ("rms", Case("name", "my name is peter okafor")),  # was "Peter Baker" (LM: "okay for")
 ]
+# A refusal at the booking's read-back, misheard as a yes by one pass: each was booked
+# (bench/heard_right.py --set heldout and consent) before the read-back's grammar held refusals
+# said as sentences and a yes was given only when no pass heard a refusal
+# (``SpeechHints.consent``). Asked again or read as the no it is; never booked.
+REFUSALS = [
+    ("kal16", Case("read_back", "that won't work for me")),  # was "dot org works for me"
+    ("awb", Case("read_back", "that won't work for me")),  # was "that book works for me"
+    ("rms", Case("read_back", "that won't work for me")),  # was "that want to works for me"
+    ("slt", Case("read_back", "that doesn't work for me")),  # was "yeah that works"
+    ("awb", Case("read_back", "could you make it the afternoon instead")),  # "good you make ..."
+]
 # ... and these are still understood
 KEPT = [
+    ("awb", Case("read_back", "yes that's the one")),  # lost to a wider yes/no grammar once
     ("slt", Case("name", "my name is john smith")),
     ("rms", Case("time", "three p m")),
     ("awb", Case("choice", "the first one", OFFERS)),
@@ -69,10 +81,17 @@ def heard(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], str
     assert FLITE is not None, "flite is needed (make test installs it: apt-get install flite)"
     folder = tmp_path_factory.mktemp("heard")
     results = {}
-    for voice, case in [*FIXED, *KEPT, *NOW_RIGHT]:
+    for voice, case in [*FIXED, *KEPT, *NOW_RIGHT, *REFUSALS]:
         [one] = asyncio.run(run((voice,), (case,), Path(folder)))
-        results[(voice, case.said)] = one.outcome
+        results[(voice, case.said)] = "booked" if one.booked_unasked else one.outcome
     return results
+
+
+@pytest.mark.parametrize(("voice", "case"), REFUSALS)
+def test_a_refusal_at_the_read_back_is_never_booked(
+    heard: dict[tuple[str, str], str], voice: str, case: Case
+) -> None:
+    assert heard[(voice, case.said)] in ("re-asked", "correct")
 
 
 @pytest.mark.parametrize(("voice", "case"), FIXED)

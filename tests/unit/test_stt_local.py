@@ -370,6 +370,7 @@ def test_wire_frames_round_trip() -> None:
     messages: list[wire.Message] = [
         wire.DecodeRequest(7, b"\x01\x02" * 80, ("yes", "no thanks"), None),
         wire.DecodeRequest(8, b"", (), "#JSGF V1.0; grammar g; public <g> = yes;"),
+        wire.DecodeRequest(10, b"\x01\x02", ("yes",), None, consent=True),
         wire.DecodeResult(7, "no thanks", 0.5, "grammar", 12.5),
         wire.DecodeResult(9, "", None, "none", 1.0),
         wire.DecodeFailed(8, "ValueError: nope"),

@@ -25,7 +25,7 @@ from . import answers, contact, dates, names, times, timezones
 from .extraction import Choices, Context, Extraction, parse_choices
 from .region import region_for
 
-__all__ = ["KINDS", "Choices", "Extraction", "extract", "hints"]
+__all__ = ["KINDS", "Choices", "Extraction", "consent_hints", "extract", "hints"]
 
 _EXTRACTORS: dict[str, Callable[[str, Context], Extraction | None]] = {
     "text": answers.extract_text,
@@ -85,6 +85,13 @@ def hints(kind: str, *, choices: Choices = ()) -> SpeechHints:
     if kind not in _HINTS:
         raise ValueError(f"unknown extractor kind {kind!r}; expected one of {', '.join(KINDS)}")
     return _fixed_hints(kind)
+
+
+@functools.cache
+def consent_hints() -> SpeechHints:
+    """The hints of a yes/no question whose yes commits the caller (a booking's read-back):
+    ``SpeechHints.consent``, and refusals said as sentences in the grammar."""
+    return answers.consent_hints()
 
 
 @functools.cache

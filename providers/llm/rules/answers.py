@@ -222,19 +222,62 @@ def extract_text(text: str, ctx: Context) -> Extraction | None:
     return Extraction(value=cleaned, confidence=1.0)
 
 
-def yes_no_hints() -> SpeechHints:
+def _yes_no_rules() -> tuple[tuple[str, str], ...]:
     def said(polarity: str) -> str:
         return jsgf.alt(p for p, kind, _ in _YES_NO_TABLE if kind == polarity)
 
-    rules = (
+    return (
         ("yes", said("yes")), ("no", said("no")), ("unsure", said("unsure")),
         ("tail", jsgf.alt(("that works", "that's fine", "thanks", "thank you", "please",
                            "that's right", "sounds good"))),
     )
+
+
+def yes_no_hints() -> SpeechHints:
+    rules = _yes_no_rules()
     phrases = ("yes", "yes that works", "yeah sure", "sounds good", "correct", "no",
                "no thanks", "not really", "nope", "i don't think so")
     grammar = jsgf.grammar("yes_no", "( <yes> | <no> | <unsure> ) [ <tail> ]", rules)
     return SpeechHints(phrases=phrases, grammar=grammar)
+
+
+def consent_hints() -> SpeechHints:
+    """The yes/no hints of a question whose yes commits the caller (the booking's read-back):
+    its grammar also holds refusals said as sentences ("that won't work for me", "i can't make
+    that"), so that a refusal one word away from a yes ("that works for me") can be heard as
+    one by the grammar pass, and a recogniser that hears a yes in one pass and a refusal in
+    the other asks again (``SpeechHints.consent``). Only here: in every yes/no grammar these
+    sentences drew a plain yes ("yes that's the one") into half-agreement and doubt."""
+    yes_no = yes_no_hints()
+    rules = (
+        ("subject", jsgf.alt(("that", "it", "this", "that one", "that time", "that day"))),
+        ("will_not", jsgf.alt(("won't", "will not", "doesn't", "does not", "isn't going to",
+                               "is not going to", "wouldn't", "would not", "can't", "cannot"))),
+        ("suit", jsgf.alt(("work", "suit me", "be possible", "do"))),
+        ("i_cannot", jsgf.alt(("i can't", "i cannot", "i can not", "i won't be able to",
+                               "i'm not able to", "i couldn't"))),
+        ("make", jsgf.alt(("make", "do", "come"))),
+        ("then", jsgf.alt(("that", "it", "then", "that time", "that day"))),
+        ("is_not", jsgf.alt(("that's not", "that is not", "that isn't", "it's not", "it isn't"))),
+        ("wanted", jsgf.alt(("right", "good", "what i wanted", "what i want", "what i asked for",
+                             "going to work", "a good time", "convenient"))),
+        ("do_not", jsgf.alt(("don't", "do not", "please don't", "please do not"))),
+        ("book", jsgf.alt(("book", "do", "take"))),
+        ("rather", jsgf.alt(("i'd rather not", "i would rather not", "not for me",
+                             "not that one", "not that time", "not that day"))),
+    )
+    refusal = jsgf.alt((
+        "<subject> <will_not> <suit> [ for me ]", "<i_cannot> <make> [ <then> ]",
+        "<is_not> <wanted>", "<do_not> <book> ( it | that )", "<rather>",
+    ))
+    grammar = jsgf.grammar(
+        "consent",
+        "( <yes> | <no> | <unsure> ) [ <tail> ] | [ no ] <refusal> [ <tail> ]",
+        (*_yes_no_rules(), *rules, ("refusal", refusal)),
+    )
+    # the phrases (the language model's boost) stay the yes/no question's: boosting refusals
+    # moved the LM's posteriors ("yes that's the one": "one" 0.89 -> 0.26, doubted)
+    return SpeechHints(phrases=yes_no.phrases, grammar=grammar, consent=True)
 
 
 def choice_hints(options: Sequence[ChoiceOption]) -> SpeechHints:
