@@ -11,7 +11,10 @@ TTS round trip (150 ms and more with a cloud voice) on the critical path of a tu
   rendered with a caller's name or e-mail never lands in a cache that outlives the call.
 * ``warm`` synthesizes the registered sentences that are missing, one at a time, in the
   background; a sentence spoken before it was warmed is stored when it is first spoken.
-* ``CallVoice`` is how a call speaks a sentence: cache, the call's TTS, its fallback.
+* ``CallVoice`` is how a call speaks a sentence: cache, the call's TTS, its fallback. It can
+  also synthesize a sentence the call will likely say soon (``prepare``: a booking's
+  confirmation while the caller answers the read-back), kept for that call only, so saying it
+  later costs no TTS round trip.
 
 The session owns the policy (when to warm, which voice); this module does no I/O of its own
 except through the ``TextToSpeech`` it is handed.
@@ -19,6 +22,7 @@ except through the ``TextToSpeech`` it is handed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections import OrderedDict
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 FILLERS = ("Let me check that for you.", "One moment.")
 # 8 MiB of mu-law is ~17 minutes of speech: every prompt of dozens of flows, several voices.
 DEFAULT_MAX_BYTES = 8 << 20
+# Sentences a call keeps synthesized ahead (``CallVoice.prepare``); the oldest gives way
+MAX_AHEAD = 2
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -165,7 +171,9 @@ class CallVoice:
         tts: TextToSpeech,
         fallback: TextToSpeech | None,
         on_failure: Callable[[ProviderError], None],
+        on_ahead: Callable[[str], object] | None = None,
     ) -> None:
+        self._on_ahead = on_ahead  # hears "made" and "used" (``prepare``)
         self._cache = cache
         self._tts = tts
         self._fallback = fallback
@@ -174,10 +182,61 @@ class CallVoice:
         self._fallback_voice = "" if fallback is None else voice_key(fallback)
         self.failed = False  # the call's TTS failed: the fallback speaks from now on
         self.from_cache = False  # the last sentence came from the cache
+        # sentences synthesized ahead (``prepare``), this call's only: text -> complete audio
+        self._ahead: dict[str, asyncio.Future[bytes]] = {}
+
+    async def prepare(self, text: str) -> None:
+        """Synthesize ``text`` now with the call's TTS, for ``synthesize`` to play at once when
+        the call says it. Nothing when it is cached already, being prepared, or the TTS has
+        failed in this call; a failing TTS here is only logged (the call finds out, and
+        reports it, if it says the sentence). Cancelled with the call's other tasks."""
+        cache = self._cache
+        if self.failed or text in self._ahead or (
+            cache.cacheable(text) and (self.voice, text) in cache
+        ):
+            return
+        while len(self._ahead) >= MAX_AHEAD:
+            self._ahead.pop(next(iter(self._ahead))).cancel()  # the oldest gives way
+        ready: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._ahead[text] = ready
+        try:
+            audio = b"".join([part async for part in self._tts.synthesize(text)])
+        except (ProviderError, ProtocolError) as exc:
+            log.info("synthesis ahead failed: %s", exc)
+            ready.cancel()
+            return
+        except BaseException:
+            ready.cancel()
+            raise
+        finally:
+            if ready.cancelled() and self._ahead.get(text) is ready:
+                del self._ahead[text]
+        if not ready.done():
+            ready.set_result(audio)
+            if self._on_ahead is not None:
+                self._on_ahead("made")
+
+    async def _prepared(self, text: str) -> bytes | None:
+        """``text``'s audio synthesized ahead (waited for if still under way), or None."""
+        ready = self._ahead.pop(text, None)
+        if ready is None or self.failed:
+            return None
+        if not ready.done():
+            await asyncio.wait([ready])
+        if ready.cancelled() or not ready.result():
+            return None
+        if self._on_ahead is not None:
+            self._on_ahead("used")
+        return ready.result()
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         cache, fallback = self._cache, self._fallback
         self.from_cache = False
+        if self._ahead:
+            prepared = await self._prepared(text)
+            if prepared is not None:
+                yield prepared
+                return
         if cache.cacheable(text):
             voices = [self.voice]
             if self.failed and fallback is not None:

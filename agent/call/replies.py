@@ -33,6 +33,7 @@ from slotline.agent.call.calllog import Latency, Turn
 from slotline.agent.call.inbox import TurnDone
 from slotline.agent.call.media_socket import SocketClosed
 from slotline.agent.call.playback import ReplyPlayback
+from slotline.agent.call.prompt_cache import split_sentences
 from slotline.agent.call.responder import (
     Action,
     CallerSaid,
@@ -41,6 +42,7 @@ from slotline.agent.call.responder import (
     DtmfPressed,
     Hangup,
     Listen,
+    Prepare,
     ReplyInterrupted,
     ReportsQuestion,
     Say,
@@ -267,6 +269,8 @@ class Replies:
                 elif isinstance(action, Hangup):
                     hangup = True
                     call.record.status = "completed"
+                elif isinstance(action, Prepare):
+                    self._prepare(action.text)
             if filler is not None:
                 await filler  # the goodbye's wait for the last mark must see it
             if hangup:
@@ -292,6 +296,22 @@ class Replies:
 
     def _listen(self, action: Listen) -> None:
         self._call.frames.listen(action)  # hints, patience and the kind of answer expected
+
+    def _prepare(self, text: str) -> None:
+        """Have the voice synthesize the first sentence of a likely next line now, beside the
+        reply (``Prepare``): the rest of the line is synthesized while that sentence plays."""
+        call = self._call
+        sentences = split_sentences(text)
+        if not sentences:
+            return
+
+        async def ahead() -> None:
+            try:
+                await call.voice.prepare(sentences[0])
+            except Exception:  # an optimisation: it must never end the call
+                log.exception("synthesis ahead failed call_sid=%s", call.sid)
+
+        call.background.append(call.tg.create_task(ahead(), name=f"tts-ahead-{call.sid}"))
 
     async def _settle_ahead(self, ahead: asyncio.Task[Action | None]) -> None:
         """A reply cancelled while the responder was producing its next action: stop that;

@@ -5,7 +5,8 @@ yields. A responder does no I/O of its own on the call: it may await a model or 
 it never touches the socket, so it can be driven by text in tests. The flow engine's
 (``agent.flow.responder.FlowResponder``) is the one the calls run.
 
-Events are past tense (``CallerSaid``); actions are imperative (``Say``, ``Listen``, ``Hangup``).
+Events are past tense (``CallerSaid``); actions are imperative (``Say``, ``Listen``, ``Hangup``,
+``Prepare``).
 """
 
 from __future__ import annotations
@@ -73,7 +74,17 @@ class Hangup:
     reason: str = "completed"
 
 
-Action = Say | Listen | Hangup
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    """A sentence the agent will likely say after the caller's next answer (a booking's
+    confirmation while the caller answers its read-back): the call's voice may synthesize it
+    now, so that saying it later costs no wait. Never spoken by itself; a ``Say`` of the very
+    same sentence uses it, anything else leaves it unused."""
+
+    text: str
+
+
+Action = Say | Listen | Hangup | Prepare
 
 
 class Responder(Protocol):

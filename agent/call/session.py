@@ -274,7 +274,8 @@ class LiveCall:
         self.turns = TurnDetector(config.turn)
         model = deps.make_turn_model() if deps.make_turn_model is not None else None
         self.frames = FramePipeline(deps.make_vad(), stt, self.turns, model)
-        self.voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts, self._tts_failed)
+        self.voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts, self._tts_failed,
+                               on_ahead=deps.metrics.tts_ahead.inc)
         self.speaker = Speaker(socket, self.voice, record, deps.metrics,
                                on_speaking=self._agent_speaking)
         self.inbox = CallInbox()  # bounded: agent.call.inbox

@@ -260,6 +260,11 @@ class FlowEngine:
     def interruptions(self) -> tuple[ReplyInterrupted, ...]:
         return tuple(self._interruptions)
 
+    @property
+    def candidate(self) -> SlotOffer | None:
+        """The time read back ("Shall I go ahead?"), or being booked; None otherwise."""
+        return self._candidate
+
     def fork(self) -> FlowEngine:
         """A twin in this very state, to ask "what would this event do?" without doing it
         (``FlowResponder.anticipate``); events given to it leave this engine as it is."""

@@ -30,6 +30,10 @@ as they stream (the first ``Say`` leaves as soon as the first clause is complete
 closes the generation (the next event cancels it if the reply was cut between two clauses); a
 failed or stalled line keeps what was spoken and the node's ``say`` ends it.
 
+While the caller answers a question whose yes books (a read-back, a lone offer), the line the
+booking's success will say comes right after the ``Listen`` as ``Prepare``
+(``agent.flow.foresee``), for the call's voice to synthesize ahead.
+
 ``anticipate(text)`` starts the model request the caller's words would lead to while they are
 still pausing (``agent.flow.anticipate``: a fork of the engine says what it would be; only a
 model request ever starts early). The final transcript's reply uses it when it asks the very
@@ -45,9 +49,10 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from slotline.agent.call.responder import Action, CallEvent, CallStarted
+from slotline.agent.call.responder import Action, CallEvent, CallStarted, Prepare
 from slotline.agent.flow.anticipate import Anticipation, model_request_ahead
 from slotline.agent.flow.engine import FlowEngine
+from slotline.agent.flow.foresee import line_after_yes
 from slotline.agent.flow.llm import (
     DEFAULT_LLM_TIMEOUT_S,
     History,
@@ -312,7 +317,11 @@ class FlowResponder:
             if isinstance(action, Say):
                 self._history.agent(action.text)
                 yield action
-            elif isinstance(action, Listen | Hangup):
+            elif isinstance(action, Listen):
+                yield action
+                if not self._queue and (line := line_after_yes(self._engine)) is not None:
+                    yield Prepare(line)  # a yes would book: its confirmation, synthesized now
+            elif isinstance(action, Hangup):
                 yield action
             elif isinstance(action, OptOut):
                 await self._record_opt_out()

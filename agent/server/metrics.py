@@ -176,6 +176,11 @@ class Metrics:
         self.cached_audio_turns = Count(
             "slotline_cached_audio_turns_total",
             "Agent turns that played prompt audio from the cache.", registry)
+        self.tts_ahead = LabelledCounter(
+            "slotline_tts_ahead_total",
+            "Sentences synthesized before they were said (a booking's confirmation while the "
+            "caller answers its read-back): made, and used (said).", "outcome",
+            ("made", "used"), registry)
         self.fillers = Count(
             "slotline_fillers_total", "Fillers said while a reply was slow to start.", registry)
         self.false_interruptions = Count(

@@ -61,6 +61,10 @@ async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
         assert latency["turn_latency_ms"] >= latency["endpoint_ms"]
     # nobody interrupted: every agent turn played to the end
     assert not any(t.interrupted for t in report.agent_turns)
+    # the confirmation was synthesized while the caller answered the read-back, and said
+    booked_line = next(t["text"] for t in call["turns"] if t["text"].startswith("You're all set"))
+    assert booked_line == "You're all set for Tuesday, December 8th at 3 pm."
+    assert server.deps.metrics.tts_ahead.values == {"made": 1, "used": 1}
     assert call_tasks() == []
 
 

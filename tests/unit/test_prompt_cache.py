@@ -3,11 +3,14 @@ offline voice, and a call's voice falling back."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from slotline.agent.call.prompt_cache import (
+    MAX_AHEAD,
     CallVoice,
     PromptCache,
     prompts_of,
@@ -89,3 +92,84 @@ async def test_call_voice_caches_and_falls_back() -> None:
     assert second == first and voice.from_cache  # the fallback voice's audio, cached
     assert b"".join([a async for a in voice.synthesize("Hi John.")]) and not voice.from_cache
     assert len(cache) == 1
+
+
+class CountingTts:
+    """The offline voice, counting its requests; ``gate`` holds each until it is set."""
+
+    def __init__(self) -> None:
+        self.voice = LocalTts()
+        self.asked: list[str] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        self.asked.append(text)
+        await self.gate.wait()
+        async for audio in self.voice.synthesize(text):
+            yield audio
+
+
+LINE = "You're all set for Tuesday, December 8th at 10 am."
+
+
+async def test_a_sentence_prepared_ahead_is_said_without_asking_the_tts_again() -> None:
+    tts, heard = CountingTts(), Counter[str]()
+    voice = CallVoice(PromptCache(), tts, None, lambda exc: None,
+                      on_ahead=lambda outcome: heard.update((outcome,)))
+    await voice.prepare(LINE)
+    assert tts.asked == [LINE] and heard == {"made": 1}
+    said = b"".join([a async for a in voice.synthesize(LINE)])
+    assert said and tts.asked == [LINE] and heard == {"made": 1, "used": 1}
+    again = b"".join([a async for a in voice.synthesize(LINE)])  # used once: asked anew
+    assert abs(len(again) - len(said)) <= 80 and tts.asked == [LINE, LINE]
+
+
+async def test_a_sentence_said_while_it_is_prepared_waits_for_it() -> None:
+    tts = CountingTts()
+    tts.gate.clear()
+    voice = CallVoice(PromptCache(), tts, None, lambda exc: None)
+    ahead = asyncio.create_task(voice.prepare(LINE))
+    await asyncio.sleep(0)
+    said = asyncio.create_task(_said(voice, LINE))
+    await asyncio.sleep(0.01)
+    assert not said.done()
+    tts.gate.set()
+    await ahead
+    assert await said and tts.asked == [LINE]  # one synthesis, used by the sentence
+
+
+async def test_a_prepared_sentence_never_said_is_dropped_and_others_are_unaffected() -> None:
+    tts = CountingTts()
+    voice = CallVoice(PromptCache(), tts, None, lambda exc: None)
+    for n in range(MAX_AHEAD + 1):
+        await voice.prepare(f"Line {n}.")
+    assert await _said(voice, "Something else.")
+    assert await _said(voice, "Line 0.")  # the oldest gave way: synthesized again
+    assert tts.asked.count("Line 0.") == 2 and tts.asked.count(f"Line {MAX_AHEAD}.") == 1
+    assert await _said(voice, f"Line {MAX_AHEAD}.") and tts.asked.count(f"Line {MAX_AHEAD}.") == 1
+
+
+async def test_a_failed_synthesis_ahead_leaves_the_sentence_to_the_fallback() -> None:
+    failures: list[ProviderError] = []
+    voice = CallVoice(PromptCache(), BrokenTts(), LocalTts(), failures.append)
+    await voice.prepare(LINE)  # logged only: the call reports it if it says the line
+    assert failures == []
+    assert await _said(voice, LINE) and voice.failed and len(failures) == 1
+
+
+async def test_a_cancelled_synthesis_ahead_leaves_the_sentence_to_the_tts() -> None:
+    tts = CountingTts()
+    tts.gate.clear()
+    voice = CallVoice(PromptCache(), tts, None, lambda exc: None)
+    ahead = asyncio.create_task(voice.prepare(LINE))
+    await asyncio.sleep(0)
+    said = asyncio.create_task(_said(voice, LINE))
+    await asyncio.sleep(0)
+    ahead.cancel()  # the call's end cancels its tasks
+    tts.gate.set()
+    assert await said and tts.asked == [LINE, LINE]
+
+
+async def _said(voice: CallVoice, text: str) -> bytes:
+    return b"".join([a async for a in voice.synthesize(text)])
