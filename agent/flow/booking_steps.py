@@ -75,10 +75,17 @@ MAX_OFFERS = 3  # more than three times in one sentence is more than a caller ca
 TAKEN = "Sorry, that time was just taken."
 UNAVAILABLE = "Sorry, that time isn't available."
 WHICH = "Which works best for you?"
+WHICH_AGAIN = "Sorry, which one would you like?"
 COULD_NOT_CHECK = "I'm sorry, I couldn't check the calendar just now."
 COULD_NOT_BOOK = "I'm sorry, I couldn't complete the booking just now."
 # a calendar or the store failed (agent.booking.runner), or the service call itself raised or
 # ran out of time (agent.flow.responder)
+# What a booking node says in fixed words, for the prompt cache (as sentences): "Sorry, that time
+# was just taken." opens the reply to a lost race without a TTS round trip
+FIXED_SENTENCES = (
+    TAKEN, UNAVAILABLE, WHICH, WHICH_AGAIN, COULD_NOT_CHECK, COULD_NOT_BOOK, read_back.WHICH,
+    read_back.WHICH_AGAIN, read_back.ASK_EMAIL, read_back.ASK_EMAIL_AGAIN, read_back.DROPPED,
+)
 FAILED = frozenset({"calendar_error", "database_error", "error", "timeout"})
 # ``rules.extract_yes_no`` gives 0.8 and up to an answer of one polarity, 0.6 to "no wait yes"
 SURE_YES_NO = 0.8
@@ -229,7 +236,7 @@ def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
         return _changed(ctx, node, change, None, ctx.offers)
     if answer == "no":
         return _not_booked(ctx, "declined", ctx.offers)
-    again = f"Sorry, which one would you like? {offer_sentence(ctx.offers)}"
+    again = f"{WHICH_AGAIN} {offer_sentence(ctx.offers)}"
     again += f"{_your_time(ctx, ctx.offers)}."
     return _retry(ctx, node, again, Phase.CHOOSE)
 

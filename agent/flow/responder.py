@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 from slotline.agent.call.responder import Action, CallEvent, CallStarted, Prepare
 from slotline.agent.flow.anticipate import Anticipation, model_request_ahead
+from slotline.agent.flow.booking_steps import FIXED_SENTENCES
 from slotline.agent.flow.engine import FlowEngine
 from slotline.agent.flow.foresee import line_after_yes
 from slotline.agent.flow.llm import (
@@ -89,6 +90,7 @@ from slotline.agent.flow.messages import (
     WebhookFinished,
     WriteLine,
 )
+from slotline.agent.flow.model import BookingNode, RescheduleNode
 from slotline.agent.flow.state import HOLD_ACK, REPROMPT_PREFIX
 from slotline.agent.logs import mask
 from slotline.providers.base import ChatModel
@@ -219,7 +221,10 @@ class FlowResponder:
         model's, new on every call, would be) and the cache holds what is actually said."""
         written = self._llm is not None
         texts = [REPROMPT_PREFIX, HOLD_ACK]
-        for node in self._engine.flow.nodes.values():
+        nodes = self._engine.flow.nodes.values()
+        if any(isinstance(node, BookingNode | RescheduleNode) for node in nodes):
+            texts += FIXED_SENTENCES  # what the booking steps say in fixed words
+        for node in nodes:
             if not (written and getattr(node, "prompt", "").strip()):
                 texts.append(getattr(node, "say", ""))
             texts.append(getattr(node, "reprompt", ""))

@@ -43,6 +43,9 @@ def test_the_prompts_of_the_demo_flow_as_its_responder_lists_them() -> None:
     assert "Let me check the calendar." in prompts
     assert "Sorry, I didn't catch that." in prompts  # the default reprompt's prefix
     assert "Sure, take your time." in prompts  # said to "hold on" at any question
+    # the booking steps' fixed words: a lost race's reply starts from the cache
+    assert "Sorry, that time was just taken." in prompts and "Which works best for you?" in prompts
+    assert "Or say no thanks." in prompts
     assert not any("{" in p for p in prompts)
     assert len(prompts) == len(set(prompts))
     assert prompts_of(object()) == ()  # a responder that cannot tell: nothing is warmed
