@@ -261,39 +261,40 @@ HELDOUT_CASES = tuple(
     )
     for said in sentences
 )
+
+
+def _read_backs(*said: str) -> tuple[Case, ...]:
+    """Answers to the booking's read-back ("Shall I go ahead?")."""
+    return tuple(Case("read_back", sentence) for sentence in said)
+
+
 # A sixth, the read-back alone (``--set consent``), written on 2026-12-06 (evening) before the
 # read-back's polarity rule and before any run of it: refusals, hesitations and yeses said in
 # ways no rule was written from. Never to be tuned on.
-CONSENT_CASES = tuple(
-    Case("read_back", said)
-    for said in (
-        "that doesn't work for me", "no that time is no good", "i'd rather not",
-        "that's not going to work", "hold on that's not right", "no thank you",
-        "i don't think so", "wait no", "please don't book that", "nope",
-        "i can't make that", "actually no", "that isn't what i wanted", "not that one",
-        "yes go ahead", "that's perfect", "sounds great thanks", "yes please do", "go for it",
-        "that works", "correct", "yeah book that", "that's fine by me",
-        "please go ahead and book it", "yes thank you", "okay", "definitely",
-        "could you make it the afternoon instead", "yes but make it two p m",
-    )
+CONSENT_CASES = _read_backs(
+    "that doesn't work for me", "no that time is no good", "i'd rather not",
+    "that's not going to work", "hold on that's not right", "no thank you",
+    "i don't think so", "wait no", "please don't book that", "nope",
+    "i can't make that", "actually no", "that isn't what i wanted", "not that one",
+    "yes go ahead", "that's perfect", "sounds great thanks", "yes please do", "go for it",
+    "that works", "correct", "yeah book that", "that's fine by me",
+    "please go ahead and book it", "yes thank you", "okay", "definitely",
+    "could you make it the afternoon instead", "yes but make it two p m",
 )
 # A seventh, the read-back again (``--set consent2``), written on 2026-12-06 (evening) after the
 # polarity rule that ``consent`` led to and before any run of it: the honest measure of that
 # rule. Never to be tuned on.
-CONSENT2_CASES = tuple(
-    Case("read_back", said)
-    for said in (
-        "no that's too early for me", "i'm afraid that won't do", "hmm no i have a meeting then",
-        "that clashes with something", "sorry i'm busy then", "no i need something later",
-        "not at that time", "that's a bit early", "let's not do that", "no don't do that",
-        "i'm not free then", "it doesn't suit me", "i can't come at ten", "definitely not",
-        "no way that's too late",
-        "yes that'd be great", "sure thing", "yeah that's good for me", "please do thanks",
-        "yes i'll take it", "great book me in", "alright go ahead", "yep perfect",
-        "that sounds fine", "of course", "yes lock it in",
-        "could we do a bit later", "is there anything on friday instead",
-        "yes but can you make it the evening",
-    )
+CONSENT2_CASES = _read_backs(
+    "no that's too early for me", "i'm afraid that won't do", "hmm no i have a meeting then",
+    "that clashes with something", "sorry i'm busy then", "no i need something later",
+    "not at that time", "that's a bit early", "let's not do that", "no don't do that",
+    "i'm not free then", "it doesn't suit me", "i can't come at ten", "definitely not",
+    "no way that's too late",
+    "yes that'd be great", "sure thing", "yeah that's good for me", "please do thanks",
+    "yes i'll take it", "great book me in", "alright go ahead", "yep perfect",
+    "that sounds fine", "of course", "yes lock it in",
+    "could we do a bit later", "is there anything on friday instead",
+    "yes but can you make it the evening",
 )
 SETS = {"main": CASES, "more": MORE_CASES, "all": CASES + MORE_CASES, "fresh": FRESH_CASES,
         "unseen": UNSEEN_CASES, "heldout": HELDOUT_CASES, "consent": CONSENT_CASES,

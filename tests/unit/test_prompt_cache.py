@@ -128,7 +128,8 @@ async def test_a_sentence_prepared_ahead_is_said_without_asking_the_tts_again() 
     assert abs(len(again) - len(said)) <= 80 and tts.asked == [LINE, LINE]
 
 
-async def test_a_sentence_said_while_it_is_prepared_waits_for_it() -> None:
+async def _said_while_prepared() -> tuple[CountingTts, asyncio.Task[None], asyncio.Task[bytes]]:
+    """LINE being prepared (held at the TTS) and being said."""
     tts = CountingTts()
     tts.gate.clear()
     voice = CallVoice(PromptCache(), tts, None, lambda exc: None)
@@ -136,6 +137,11 @@ async def test_a_sentence_said_while_it_is_prepared_waits_for_it() -> None:
     await asyncio.sleep(0)
     said = asyncio.create_task(_said(voice, LINE))
     await asyncio.sleep(0.01)
+    return tts, ahead, said
+
+
+async def test_a_sentence_said_while_it_is_prepared_waits_for_it() -> None:
+    tts, ahead, said = await _said_while_prepared()
     assert not said.done()
     tts.gate.set()
     await ahead
@@ -162,13 +168,7 @@ async def test_a_failed_synthesis_ahead_leaves_the_sentence_to_the_fallback() ->
 
 
 async def test_a_cancelled_synthesis_ahead_leaves_the_sentence_to_the_tts() -> None:
-    tts = CountingTts()
-    tts.gate.clear()
-    voice = CallVoice(PromptCache(), tts, None, lambda exc: None)
-    ahead = asyncio.create_task(voice.prepare(LINE))
-    await asyncio.sleep(0)
-    said = asyncio.create_task(_said(voice, LINE))
-    await asyncio.sleep(0)
+    tts, ahead, said = await _said_while_prepared()
     ahead.cancel()  # the call's end cancels its tasks
     tts.gate.set()
     assert await said and tts.asked == [LINE, LINE]
