@@ -160,6 +160,38 @@ class PromptCache:
         return stored
 
 
+class _AbandonedError(ProviderError):
+    """A synthesis ahead stopped by its call's end, not by the TTS."""
+
+
+_ABANDONED = _AbandonedError("tts", "synthesis ahead abandoned")
+
+
+class _Ahead:
+    """One sentence being synthesized ahead: its audio so far, and how it ended."""
+
+    __slots__ = ("_more", "error", "parts", "running")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.running = True
+        self.error: ProviderError | ProtocolError | None = None  # how it failed
+        self._more = asyncio.Event()
+
+    def add(self, part: bytes) -> None:
+        self.parts.append(part)
+        self._more.set()
+
+    def end(self, error: ProviderError | ProtocolError | None) -> None:
+        self.running, self.error = False, error
+        self._more.set()
+
+    async def more(self) -> None:
+        """Until more audio comes, or the synthesis ends."""
+        self._more.clear()
+        await self._more.wait()
+
+
 class CallVoice:
     """One call's voice: the prompt cache first, then the call's TTS, then — once that has
     failed in this call — the fallback TTS (the sentence that failed is spoken again in full:
@@ -182,13 +214,13 @@ class CallVoice:
         self._fallback_voice = "" if fallback is None else voice_key(fallback)
         self.failed = False  # the call's TTS failed: the fallback speaks from now on
         self.from_cache = False  # the last sentence came from the cache
-        # sentences synthesized ahead (``prepare``), this call's only: text -> complete audio
-        self._ahead: dict[str, asyncio.Future[bytes]] = {}
+        # sentences synthesized ahead (``prepare``), this call's only
+        self._ahead: dict[str, _Ahead] = {}
 
     async def prepare(self, text: str) -> None:
-        """Synthesize ``text`` now with the call's TTS, for ``synthesize`` to play at once when
-        the call says it. Nothing when it is cached already, being prepared, or the TTS has
-        failed in this call; a failing TTS here is only logged (the call finds out, and
+        """Synthesize ``text`` now with the call's TTS, for ``synthesize`` to play as it comes
+        when the call says it. Nothing when it is cached already, being prepared, or the TTS
+        has failed in this call; a failing TTS here is only logged (the call finds out, and
         reports it, if it says the sentence). Cancelled with the call's other tasks."""
         cache = self._cache
         if self.failed or text in self._ahead or (
@@ -196,47 +228,52 @@ class CallVoice:
         ):
             return
         while len(self._ahead) >= MAX_AHEAD:
-            self._ahead.pop(next(iter(self._ahead))).cancel()  # the oldest gives way
-        ready: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._ahead[text] = ready
+            del self._ahead[next(iter(self._ahead))]  # the oldest gives way (left to finish)
+        ahead = self._ahead[text] = _Ahead()
         try:
-            audio = b"".join([part async for part in self._tts.synthesize(text)])
+            async for part in self._tts.synthesize(text):
+                ahead.add(part)
         except (ProviderError, ProtocolError) as exc:
             log.info("synthesis ahead failed: %s", exc)
-            ready.cancel()
+            ahead.end(exc)
             return
         except BaseException:
-            ready.cancel()
+            ahead.end(_ABANDONED)
             raise
         finally:
-            if ready.cancelled() and self._ahead.get(text) is ready:
+            if ahead.error is not None and self._ahead.get(text) is ahead:
                 del self._ahead[text]
-        if not ready.done():
-            ready.set_result(audio)
-            if self._on_ahead is not None:
-                self._on_ahead("made")
-
-    async def _prepared(self, text: str) -> bytes | None:
-        """``text``'s audio synthesized ahead (waited for if still under way), or None."""
-        ready = self._ahead.pop(text, None)
-        if ready is None or self.failed:
-            return None
-        if not ready.done():
-            await asyncio.wait([ready])
-        if ready.cancelled() or not ready.result():
-            return None
+        ahead.end(None)
         if self._on_ahead is not None:
-            self._on_ahead("used")
-        return ready.result()
+            self._on_ahead("made")
+
+    async def _from_ahead(self, ahead: _Ahead, text: str) -> AsyncIterator[bytes]:
+        """``text``'s audio synthesized ahead, as it comes. Raises what its synthesis raised (as
+        if the TTS failed now); abandoned before any audio (the call ending), it is asked for
+        afresh."""
+        sent = 0
+        while True:
+            while sent < len(ahead.parts):
+                sent += 1
+                yield ahead.parts[sent - 1]
+            if not ahead.running:
+                break
+            await ahead.more()
+        if ahead.error is None:
+            if self._on_ahead is not None:
+                self._on_ahead("used")
+            return
+        if ahead.error is not _ABANDONED:
+            raise ahead.error
+        if sent:
+            raise ProviderError("tts", "synthesis ahead stopped mid-sentence")
+        async for audio in self._tts.synthesize(text):
+            yield audio
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         cache, fallback = self._cache, self._fallback
         self.from_cache = False
-        if self._ahead:
-            prepared = await self._prepared(text)
-            if prepared is not None:
-                yield prepared
-                return
+        ahead = self._ahead.pop(text, None) if self._ahead else None
         if cache.cacheable(text):
             voices = [self.voice]
             if self.failed and fallback is not None:
@@ -249,8 +286,10 @@ class CallVoice:
                     return
         if not self.failed or fallback is None:
             parts: list[bytes] = []
+            source = (self._tts.synthesize(text) if ahead is None or self.failed
+                      else self._from_ahead(ahead, text))
             try:
-                async for audio in self._tts.synthesize(text):
+                async for audio in source:
                     parts.append(audio)
                     yield audio
             except (ProviderError, ProtocolError) as exc:

@@ -176,3 +176,52 @@ async def test_a_cancelled_synthesis_ahead_leaves_the_sentence_to_the_tts() -> N
 
 async def _said(voice: CallVoice, text: str) -> bytes:
     return b"".join([a async for a in voice.synthesize(text)])
+
+
+class ChunkedTts:
+    """Two chunks, the second held until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.asked = 0
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        self.asked += 1
+        yield b"first"
+        await self.gate.wait()
+        yield b"second"
+
+
+async def test_a_sentence_prepared_ahead_plays_as_it_comes() -> None:
+    tts, heard = ChunkedTts(), Counter[str]()
+    voice = CallVoice(PromptCache(), tts, None, lambda exc: None,
+                      on_ahead=lambda outcome: heard.update((outcome,)))
+    ahead = asyncio.create_task(voice.prepare(LINE))
+    await asyncio.sleep(0)
+    said = aiter(voice.synthesize(LINE))
+    assert await anext(said) == b"first"  # before the synthesis has finished
+    tts.gate.set()
+    assert [part async for part in said] == [b"second"]
+    await ahead
+    assert tts.asked == 1 and heard == {"made": 1, "used": 1}
+
+
+class FailingLateTts:
+    """One chunk, then the vendor fails."""
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        yield b"first"
+        await asyncio.sleep(0.01)
+        raise ProviderError("tts", "dropped")
+
+
+async def test_a_synthesis_ahead_failing_mid_sentence_fails_over_as_a_live_one_would() -> None:
+    failures: list[ProviderError] = []
+    voice = CallVoice(PromptCache(), FailingLateTts(), LocalTts(), failures.append)
+    ahead = asyncio.create_task(voice.prepare(LINE))
+    await asyncio.sleep(0)
+    said = [part async for part in voice.synthesize(LINE)]
+    await ahead
+    # what was said stands; the fallback says the sentence again in full
+    assert said[0] == b"first" and len(said) > 2 and voice.failed
+    assert [f.message for f in failures] == ["dropped"]
