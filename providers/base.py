@@ -39,8 +39,8 @@ class SpeechHints:
     phrases: tuple[str, ...] = ()
     grammar: str | None = None
     # A yes to this question commits the caller (the booking's "Shall I go ahead?"): a
-    # recogniser that can judge its own words gives a yes only when sure of every word, and
-    # nothing (so the question is asked again) when it is not. A no is never held back.
+    # recogniser that decodes in several passes gives nothing (so the question is asked again)
+    # when one pass heard a refusal and its answer holds none. A no is never held back.
     consent: bool = False
 
 

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
+from slotline.agent.booking.proposal import part_of_day
 from slotline.agent.booking.speech import clocks_differ, speak_elsewhere, speak_times
 from slotline.agent.flow import read_back
 from slotline.agent.flow.corrections import (
@@ -68,7 +69,6 @@ from slotline.agent.flow.messages import (
 from slotline.agent.flow.model import BookingNode, RescheduleNode
 from slotline.agent.flow.state import Ctx, Phase, Step
 from slotline.agent.flow.steps import lookup, said
-from slotline.providers.base import SpeechHints
 from slotline.providers.llm import rules
 
 MAX_OFFERS = 3  # more than three times in one sentence is more than a caller can hold
@@ -214,10 +214,8 @@ def _wants_otherwise(ctx: Ctx, text: str, candidate: SlotOffer) -> bool:
     ("good you make at the afternoon instead" to 10 am). Not "instead" alone: the offline
     recogniser hears "go ahead" as "call instead"."""
     part = ctx.read("time_of_day", text)
-    hour = candidate.local_start.hour
-    return part is not None and part != (
-        "morning" if hour < 12 else "afternoon" if hour < 17 else "evening"
-    )
+    local = candidate.local_start
+    return part is not None and part != part_of_day(local.hour * 60 + local.minute)
 
 
 def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
@@ -287,19 +285,13 @@ def email_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
 def ask_confirm(ctx: Ctx, candidate: SlotOffer, others: Sequence[SlotOffer]) -> Step:
     email = read_back.email_to_read(ctx)
     question = Say(read_back.confirm_question(_with_home_time(ctx, candidate), email))
-    hints = [_consent(), correction_hints()]
+    hints = [rules.consent_hints(), correction_hints()]
     if email:  # "no, it's ... at gmail dot com", "no, the email is wrong"
         hints += [email_correction_hints(), rules.hints("email")]
     listen = ctx.listen(*hints).expecting("yes_no")
     return Step(
         (question, listen), phase=Phase.CONFIRM, offers=(candidate, *others), candidate=candidate
     )
-
-
-def _consent() -> SpeechHints:
-    """The read-back's yes/no hints: its yes books, so the recogniser gives one only when sure
-    (``SpeechHints.consent``)."""
-    return rules.consent_hints()
 
 
 def _confirms(ctx: Ctx, node: BookingLike) -> bool:
@@ -406,7 +398,7 @@ def _retry(ctx: Ctx, node: BookingLike, again: str, phase: Phase) -> Step:
     attempts = ctx.attempts + 1
     if attempts >= node.max_attempts:
         return _not_booked(ctx, "not_understood", ctx.offers)
-    hints = _consent() if phase is Phase.CONFIRM else rules.hints(
+    hints = rules.consent_hints() if phase is Phase.CONFIRM else rules.hints(
         "choice", choices=_choices(ctx.offers)
     )
     return Step(

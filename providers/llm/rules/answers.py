@@ -233,12 +233,13 @@ def _yes_no_rules() -> tuple[tuple[str, str], ...]:
     )
 
 
+_YES_NO_PHRASES = ("yes", "yes that works", "yeah sure", "sounds good", "correct", "no",
+                   "no thanks", "not really", "nope", "i don't think so")
+
+
 def yes_no_hints() -> SpeechHints:
-    rules = _yes_no_rules()
-    phrases = ("yes", "yes that works", "yeah sure", "sounds good", "correct", "no",
-               "no thanks", "not really", "nope", "i don't think so")
-    grammar = jsgf.grammar("yes_no", "( <yes> | <no> | <unsure> ) [ <tail> ]", rules)
-    return SpeechHints(phrases=phrases, grammar=grammar)
+    grammar = jsgf.grammar("yes_no", "( <yes> | <no> | <unsure> ) [ <tail> ]", _yes_no_rules())
+    return SpeechHints(phrases=_YES_NO_PHRASES, grammar=grammar)
 
 
 def consent_hints() -> SpeechHints:
@@ -248,7 +249,6 @@ def consent_hints() -> SpeechHints:
     one by the grammar pass, and a recogniser that hears a yes in one pass and a refusal in
     the other asks again (``SpeechHints.consent``). Only here: in every yes/no grammar these
     sentences drew a plain yes ("yes that's the one") into half-agreement and doubt."""
-    yes_no = yes_no_hints()
     rules = (
         ("subject", jsgf.alt(("that", "it", "this", "that one", "that time", "that day"))),
         ("will_not", jsgf.alt(("won't", "will not", "doesn't", "does not", "isn't going to",
@@ -277,7 +277,7 @@ def consent_hints() -> SpeechHints:
     )
     # the phrases (the language model's boost) stay the yes/no question's: boosting refusals
     # moved the LM's posteriors ("yes that's the one": "one" 0.89 -> 0.26, doubted)
-    return SpeechHints(phrases=yes_no.phrases, grammar=grammar, consent=True)
+    return SpeechHints(phrases=_YES_NO_PHRASES, grammar=grammar, consent=True)
 
 
 def choice_hints(options: Sequence[ChoiceOption]) -> SpeechHints:
