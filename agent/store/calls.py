@@ -9,6 +9,7 @@ row once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import Row, select, update
 from slotline.agent.store.db import Database
 from slotline.agent.store.records import StoredCall
 from slotline.agent.store.schema import bookings, calls
-from slotline.agent.store.upsert import upsert
+from slotline.agent.store.upsert import replace_row
 
 IN_PROGRESS = "in-progress"
 
@@ -33,6 +34,33 @@ class LiveRow:
     started_at: datetime
 
 
+def _row(call: StoredCall, written_at: datetime) -> dict[str, Any]:
+    return {
+        "call_sid": call.call_sid,
+        "stream_sid": call.stream_sid,
+        "status": call.status,
+        "flow": call.flow,
+        "node": call.node,
+        "variables": dict(call.variables),
+        "turns": [dict(turn) for turn in call.turns],
+        "errors": [dict(error) for error in call.errors],
+        "dtmf": list(call.dtmf),
+        "llm": dict(call.llm),
+        "direction": call.direction,
+        "campaign_id": call.campaign_id,
+        "contact_id": call.contact_id,
+        "phone": call.phone,
+        "started_at": call.started_at,
+        "ended_at": call.ended_at,
+        "writer": call.writer,
+        "written_at": written_at,
+        "outcome": call.outcome,
+        "summary": call.summary,
+        "path": list(call.path),
+        "dropped": dict(call.dropped),
+    }
+
+
 class CallRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -40,33 +68,16 @@ class CallRepo:
     async def save(self, call: StoredCall) -> None:
         """Insert or replace the call's row (``bookings`` is derived, not stored here);
         ``written_at`` is now."""
-        values = {
-            "call_sid": call.call_sid,
-            "stream_sid": call.stream_sid,
-            "status": call.status,
-            "flow": call.flow,
-            "node": call.node,
-            "variables": dict(call.variables),
-            "turns": [dict(turn) for turn in call.turns],
-            "errors": [dict(error) for error in call.errors],
-            "dtmf": list(call.dtmf),
-            "llm": dict(call.llm),
-            "direction": call.direction,
-            "campaign_id": call.campaign_id,
-            "contact_id": call.contact_id,
-            "phone": call.phone,
-            "started_at": call.started_at,
-            "ended_at": call.ended_at,
-            "writer": call.writer,
-            "written_at": datetime.now(UTC),
-            "outcome": call.outcome,
-            "summary": call.summary,
-            "path": list(call.path),
-            "dropped": dict(call.dropped),
-        }
-        changed = {key: value for key, value in values.items() if key != "call_sid"}
+        await self.save_many([call])
+
+    async def save_many(self, many: Sequence[StoredCall]) -> None:
+        """``save`` for several calls in one transaction (all or none)."""
+        if not many:
+            return
+        now = datetime.now(UTC)
+        rows = [_row(call, now) for call in many]
         async with self._db.write() as conn:
-            await conn.execute(upsert(self._db.dialect, calls, values, ["call_sid"], changed))
+            await conn.execute(replace_row(self._db.dialect, calls, ("call_sid",)), rows)
 
     async def get(self, call_sid: str) -> StoredCall | None:
         """The call with the ids of the bookings it made (from the bookings table)."""
