@@ -45,9 +45,11 @@ spells an e-mail or reads out a phone number (pauses between groups of digits ar
 The words so far (``heard``, from the recogniser as the turn goes, judged by
 ``agent.flow.completeness`` for the answer the question expects): a final transcript that holds
 a whole answer ends the turn after ``complete_silence_ms``; words plainly unfinished ("my e-mail
-is john dot", "on the") make the patience long for both the silence and the STT floor; anything
-else changes nothing at a question whose answer is judged (a first name alone may get its
-surname: the turn-end set cut 7 of 24 callers in 300-500 ms pauses when it did); at an open
+is john dot", "on the") make the patience long for both the silence and the STT floor; final
+words that answer nothing yet ("i'd like to book" to a date question, or no words at all) make
+both ``unanswered_silence_ms``: the caller pauses mid-sentence. Anything else changes nothing
+at a question whose answer is judged (a first name alone may get its surname: the turn-end set
+cut 7 of 24 callers in 300-500 ms pauses when it did); at an open
 question (``open_question``) final words end the turn after ``final_words_silence_ms`` (at least
 the STT floor below): the recogniser flushed at the pause (``Paused``), so its own endpointer
 will not speak for that audio, and the flush's answer stands for it. Only a *final* transcript
@@ -222,6 +224,10 @@ class TurnConfig:
     # endpointer, which no longer fires for audio already flushed. Deepgram's, as we
     # configure it (``endpointing=300``), would have said the same after this much silence.
     final_words_silence_ms: int = 300
+    # Silence that ends a turn whose final words answer nothing yet at a question that waits for
+    # a typed value ("i'd like to book ..." to "what day suits you?"): the caller pauses inside
+    # their sentence. Never shorter than the question's own patience.
+    unanswered_silence_ms: int = 1000
     # The end-of-turn model's probability at or above which the caller is taken to be done.
     model_end_threshold: float = 0.5
 
@@ -440,14 +446,18 @@ class TurnDetector:
         held_back = self.agent_speaking and not self._bargein_sent  # not the caller's turn yet
         silence = self._silence_ms
         patience = self._patience(held_back)
-        if silence >= cfg.silence_ms(patience):
+        end_ms, floor_ms = cfg.silence_ms(patience), cfg.stt_floor_ms(patience)
+        if self._words_final and self._words == "unanswered" and not held_back:
+            # no answer yet: the caller pauses mid-sentence, whatever an endpointer thinks
+            end_ms = floor_ms = max(end_ms, cfg.unanswered_silence_ms)
+        if silence >= end_ms:
             return Rule.DROP_BACKCHANNEL if held_back else Rule.END_OF_TURN
         if held_back:
             return Rule.BARGE_IN if (self._confident_ms >= cfg.bargein_min_speech_ms
                                      and self._pitched_ms >= _BARGEIN_PITCHED_MS) else None
         if silence == 0:
             return None
-        if self._stt_final and silence >= cfg.stt_floor_ms(patience):
+        if self._stt_final and silence >= floor_ms:
             return Rule.STT_FINAL
         if self._words_final and self._words == "complete" and silence >= cfg.complete_silence_ms:
             return Rule.COMPLETE_ANSWER

@@ -15,6 +15,14 @@ reads the recogniser's words for the extractor kind the question expects
 - ``"incomplete"``: the caller stopped mid-phrase: the last word cannot end a sentence ("dot",
   "at", "the", "and", "uh", "my e-mail is"), an e-mail address without its domain, a phone
   number short of its digits.
+- ``"unanswered"``: a question that waits for a typed value (a date, a time, a name, a yes or
+  no, a phone number), and the words hold no value any of the flow's extractors reads, no
+  number and no refusal ("i'd like to book", "what do you mean"), or no words at all (an "um"
+  the recogniser made nothing of). The caller has not answered yet and most likely pauses to go
+  on, so the turn detector waits ``unanswered_silence_ms`` (longer than the question's
+  patience). A caller who asks something instead ("what times do you have?") waits that much
+  longer for the reply; so does one whose answer the extractors cannot read, which the flow
+  would have to ask again anyway.
 - ``"unknown"``: anything else (an open question, an answer the extractors do not read, a
   number that may go on: "twenty" before "five"); the turn detector keeps its usual silence.
 
@@ -34,7 +42,7 @@ from slotline.providers.llm.rules.extraction import Extraction
 from slotline.providers.llm.rules.hold import is_hold_request
 from slotline.providers.llm.rules.normalize import FILLERS, TENS, UNITS, tokens
 
-Completeness = Literal["complete", "incomplete", "unknown"]
+Completeness = Literal["complete", "incomplete", "unanswered", "unknown"]
 
 # Words a sentence does not end on: articles, prepositions, conjunctions, hesitations, and the
 # symbols of a spelled address or number. "so", "like" and "well" (FILLERS) can end a sentence.
@@ -106,8 +114,8 @@ def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
     """How complete ``text`` (the caller's words so far) is as an answer of extractor ``kind``
     ("" or "text": an open question). ``region`` is the ISO country a phone number is read in."""
     toks = tokens(text)
-    if not toks:
-        return "unknown"
+    if not toks:  # a sound without words ("um", a cough): no answer yet at a typed question
+        return "unknown" if kind in _OPEN_KINDS or kind == "choice" else "unanswered"
     if _unfinished(toks):  # "uh" alone too: the caller is about to answer
         return "incomplete"
     while toks[0] in FILLERS:  # "well, no thanks"; the last word is not a hesitation (above)
@@ -127,13 +135,25 @@ def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
     if kind == "choice":
         return "unknown"  # the options are the flow's; the short patience already applies
     found = said_value(kind, text, region=region)
-    if found is None:
-        return "unknown"
+    if found is None:  # a name the extractor cannot read is asked again anyway
+        return "unanswered" if _holds_nothing(toks, text) else "unknown"
     if kind == "name":  # a first name alone: the surname may follow
         return "complete" if len(found.value.split()) >= 2 else "unknown"
     # Below "said explicitly" a heuristic filled something in ("three" without a m or p m, "the
     # fifth" without its month): the caller may be about to say it.
     return "complete" if found.confidence >= _EXPLICIT else "unknown"
+
+
+# What "holds nothing" looks for beside the question's own kind: a caller answering another
+# question than the one asked ("no, wednesday" at a read-back) has answered.
+_ANY_VALUE = ("date", "time", "yes_no", "name")
+
+
+def _holds_nothing(toks: Sequence[str], text: str) -> bool:
+    """No number (a time, a date, a phone number may be on its way) and no value of any kind."""
+    if any(_digits_in(t) for t in toks):
+        return False
+    return all(said_value(kind, text) is None for kind in _ANY_VALUE)
 
 
 def _unfinished(toks: Sequence[str]) -> bool:
@@ -169,7 +189,7 @@ def _email(text: str) -> Completeness:
 def _phone(toks: Sequence[str], text: str, region: str) -> Completeness:
     digits = sum(_digits_in(t) for t in toks)
     if digits == 0:
-        return "unknown"
+        return "unanswered" if _holds_nothing(toks, text) else "unknown"
     found = said_value("phone", text, region=region)
     if found is None:  # too few digits to dial (or too many: not a number we can read)
         return "incomplete" if digits < _MAX_PHONE_DIGITS else "unknown"

@@ -105,7 +105,6 @@ INCOMPLETE: list[tuple[str, str]] = [
 
 UNKNOWN: list[tuple[str, str]] = [
     ("time", "okay go on"),
-    ("date", "december"),  # the day may follow, or not
     ("date", "december twenty"),  # "... first"?
     ("time", "three oh"),  # "... five"
     ("time", "at three"),  # "... p m"
@@ -123,9 +122,21 @@ UNKNOWN: list[tuple[str, str]] = [
     ("text", "i'd like to book a haircut"),
     ("text", "yes"),  # an open question: "yes, and ..." is common
     ("", "well"),
-    ("date", ""),
     ("choice", "the first one"),  # the options are the flow's
+    ("text", ""),
+]
+
+# A typed question, and words that answer nothing yet: the caller pauses mid-sentence.
+UNANSWERED: list[tuple[str, str]] = [
+    ("date", "i'd like to book"),
+    ("date", "i would like an appointment"),
+    ("date", "december"),  # the day may follow
+    ("time", "what times do you have"),  # a question back: it waits longer for its reply
     ("yes_no", "what do you mean"),
+    ("phone", "why do you need that"),
+    ("name", "i'd like to book"),
+    ("date", ""),  # a sound the recogniser made no words of
+    ("yes_no", ""),
 ]
 
 
@@ -137,6 +148,18 @@ def test_complete(kind: str, text: str) -> None:
 @pytest.mark.parametrize(("kind", "text"), INCOMPLETE)
 def test_incomplete(kind: str, text: str) -> None:
     assert classify(kind, text) == "incomplete"
+
+
+@pytest.mark.parametrize(("kind", "text"), UNANSWERED)
+def test_unanswered(kind: str, text: str) -> None:
+    assert classify(kind, text) == "unanswered"
+
+
+def test_an_answer_to_another_question_is_not_unanswered() -> None:
+    assert classify("yes_no", "no wednesday") == "complete"  # a correction at a read-back
+    assert classify("date", "at three") == "unknown"  # a time to a date question: a number
+    assert classify("date", "wednesday or") == "incomplete"  # unfinished wins
+    assert classify("time", "hmm let me think") == "complete"  # a request to hold on
 
 
 @pytest.mark.parametrize(("kind", "text"), UNKNOWN)

@@ -430,6 +430,36 @@ def test_at_a_judged_question_unknown_final_words_wait_the_silence() -> None:
     assert event.reason == "silence" and silence_before_end(event) == 600
 
 
+def test_final_words_that_answer_nothing_yet_wait_the_unanswered_silence() -> None:
+    det = TurnDetector(CFG)
+    det.open_question = False  # "what day suits you?" ...
+    feed(det, "#" * 20 + "." * 2)
+    det.heard("unanswered", final=True)  # ... "i'd like to book" (a pause) "next tuesday"
+    assert det.stt_final()  # an endpointer heard the sentence stop: not an answer yet
+    assert not any(isinstance(e, TurnEnded) for _, e in feed(det, "." * 45, start_ms=22 * 20))
+    event = ended(feed(det, "." * 10, start_ms=67 * 20))
+    assert event.reason == "silence"
+    assert silence_before_end(event) == CFG.unanswered_silence_ms > CFG.end_silence_ms
+
+
+def test_unanswered_words_not_final_keep_the_usual_silence() -> None:
+    det = TurnDetector(CFG)
+    det.open_question = False
+    feed(det, "#" * 20 + "." * 2)
+    det.heard("unanswered", final=False)  # an interim may lag the answer just said
+    event = ended(feed(det, "." * 40, start_ms=22 * 20))
+    assert silence_before_end(event) == CFG.end_silence_ms
+
+
+def test_the_unanswered_silence_never_shortens_a_longer_patience() -> None:
+    det = TurnDetector(TurnConfig(long_silence_ms=1200, unanswered_silence_ms=1000))
+    det.open_question, det.patience = False, "long"
+    feed(det, "#" * 20 + "." * 2)
+    det.heard("unanswered", final=True)
+    event = ended(feed(det, "." * 70, start_ms=22 * 20))
+    assert silence_before_end(event) == 1200
+
+
 def test_final_words_wait_at_least_the_long_floor_for_spelled_answers() -> None:
     det = TurnDetector(CFG)
     det.patience = "long"
