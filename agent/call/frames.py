@@ -55,7 +55,7 @@ from slotline.agent.call.turns import (
     TurnEvent,
 )
 from slotline.agent.flow.backchannel import is_backchannel
-from slotline.agent.flow.completeness import Completeness, classify
+from slotline.agent.flow.completeness import Completeness, Expected, classify, expected
 from slotline.audio.framing import FRAME_MS
 from slotline.audio.loudness import LoudFrames
 from slotline.audio.mulaw import ulaw_to_pcm16
@@ -95,6 +95,7 @@ class FramePipeline:
     # call.
     __slots__ = (
         "_backchannel",
+        "_expected",
         "_is_loud",
         "_is_speech",
         "_kind",
@@ -136,6 +137,7 @@ class FramePipeline:
         self.turns = turns
         self._kind = ""
         self._region = "US"
+        self._expected: Expected = {}  # the question's hint phrases (completeness.expected)
         self._text: str | None = None  # the words last judged, and how complete they were
         self._words: Completeness = "unknown"
         self._backchannel: bool | None = None  # whether ``_text`` is one (None: not judged)
@@ -172,6 +174,7 @@ class FramePipeline:
         self.turns.open_question = action.kind in _OPEN_KINDS
         self._kind = action.kind
         self._region = action.region or "US"
+        self._expected = expected(action.hints.phrases)
         self._text = None
 
     @property
@@ -188,7 +191,8 @@ class FramePipeline:
         """The recogniser's words of the current turn so far (``providers.base.Heard``)."""
         if text != self._text:  # interims repeat themselves; judging costs tens of µs
             self._text = text
-            self._words = classify(self._kind, text, region=self._region)
+            self._words = classify(self._kind, text, region=self._region,
+                                   listening_for=self._expected)
             self._backchannel = None  # judged only over the agent, when asked
         words = self._words
         if self.turns.interrupting and self._only_backchannel(text):

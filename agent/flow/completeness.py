@@ -33,7 +33,8 @@ transcript, never per audio frame).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -43,6 +44,10 @@ from slotline.providers.llm.rules.hold import is_hold_request
 from slotline.providers.llm.rules.normalize import FILLERS, TENS, UNITS, tokens
 
 Completeness = Literal["complete", "incomplete", "unanswered", "unknown"]
+# The phrases a question listens for (its hints: its own answers, the flow's intents such as
+# "cancel my appointment"), as token tuples by their first token (``expected``).
+Expected = Mapping[str, tuple[tuple[str, ...], ...]]
+_NOTHING_EXPECTED: Expected = {}
 
 # Words a sentence does not end on: articles, prepositions, conjunctions, hesitations, and the
 # symbols of a spelled address or number. "so", "like" and "well" (FILLERS) can end a sentence.
@@ -110,9 +115,23 @@ def said_value(kind: str, text: str, *, region: str = "") -> Extraction | None:
     return rules.extract(kind, text, now=_NOW, timezone=_ZONE, region=region)
 
 
-def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
+@functools.lru_cache(maxsize=64)
+def expected(phrases: tuple[str, ...]) -> Expected:
+    """``phrases`` (a ``Listen``'s hints) indexed for ``classify``; built once per hint set."""
+    index: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in phrases:
+        toks = tuple(tokens(phrase))
+        if toks:
+            index.setdefault(toks[0], []).append(toks)
+    return {first: tuple(found) for first, found in index.items()}
+
+
+def classify(kind: str, text: str, *, region: str = "US",
+             listening_for: Expected = _NOTHING_EXPECTED) -> Completeness:
     """How complete ``text`` (the caller's words so far) is as an answer of extractor ``kind``
-    ("" or "text": an open question). ``region`` is the ISO country a phone number is read in."""
+    ("" or "text": an open question). ``region`` is the ISO country a phone number is read in;
+    ``listening_for`` the question's expected phrases (``expected``): words that say one of
+    them (an intent such as "cancel my appointment") are never "unanswered"."""
     toks = tokens(text)
     if not toks:  # a sound without words ("um", a cough): no answer yet at a typed question
         return "unknown" if kind in _OPEN_KINDS or kind == "choice" else "unanswered"
@@ -129,14 +148,15 @@ def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
     if kind == "email":
         return _email(text)
     if kind == "phone":
-        return _phone(toks, text, region)
+        return _phone(toks, text, region, listening_for)
     if toks[-1] in _MAY_GO_ON and kind != "yes_no":
         return "unknown"
     if kind == "choice":
         return "unknown"  # the options are the flow's; the short patience already applies
     found = said_value(kind, text, region=region)
     if found is None:  # a name the extractor cannot read is asked again anyway
-        return "unanswered" if _holds_nothing(toks, text) else "unknown"
+        nothing = _holds_nothing(toks, text) and not _says_one(toks, listening_for)
+        return "unanswered" if nothing else "unknown"
     if kind == "name":  # a first name alone: the surname may follow
         return "complete" if len(found.value.split()) >= 2 else "unknown"
     # Below "said explicitly" a heuristic filled something in ("three" without a m or p m, "the
@@ -146,7 +166,7 @@ def classify(kind: str, text: str, *, region: str = "US") -> Completeness:
 
 # What "holds nothing" looks for beside the question's own kind: a caller answering another
 # question than the one asked ("no, wednesday" at a read-back) has answered.
-_ANY_VALUE = ("date", "time", "yes_no", "name")
+_ANY_VALUE = ("date", "time", "time_of_day", "yes_no", "name", "email", "timezone")
 
 
 def _holds_nothing(toks: Sequence[str], text: str) -> bool:
@@ -154,6 +174,15 @@ def _holds_nothing(toks: Sequence[str], text: str) -> bool:
     if any(_digits_in(t) for t in toks):
         return False
     return all(said_value(kind, text) is None for kind in _ANY_VALUE)
+
+
+def _says_one(toks: Sequence[str], listening_for: Expected) -> bool:
+    """Whether ``toks`` hold one of the expected phrases, word for word."""
+    for i, tok in enumerate(toks):
+        for phrase in listening_for.get(tok, ()):
+            if tuple(toks[i:i + len(phrase)]) == phrase:
+                return True
+    return False
 
 
 def _unfinished(toks: Sequence[str]) -> bool:
@@ -186,10 +215,11 @@ def _email(text: str) -> Completeness:
     return "incomplete"
 
 
-def _phone(toks: Sequence[str], text: str, region: str) -> Completeness:
+def _phone(toks: Sequence[str], text: str, region: str, listening_for: Expected) -> Completeness:
     digits = sum(_digits_in(t) for t in toks)
     if digits == 0:
-        return "unanswered" if _holds_nothing(toks, text) else "unknown"
+        nothing = _holds_nothing(toks, text) and not _says_one(toks, listening_for)
+        return "unanswered" if nothing else "unknown"
     found = said_value("phone", text, region=region)
     if found is None:  # too few digits to dial (or too many: not a number we can read)
         return "incomplete" if digits < _MAX_PHONE_DIGITS else "unknown"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from slotline.agent.flow.completeness import Completeness, classify
+from slotline.agent.flow.completeness import Completeness, classify, expected
 
 COMPLETE: list[tuple[str, str]] = [
     ("", "wait sorry hold on"),  # a request to hold said alone (providers.llm.rules.hold)
@@ -155,7 +155,18 @@ def test_unanswered(kind: str, text: str) -> None:
     assert classify(kind, text) == "unanswered"
 
 
+def test_a_phrase_the_question_listens_for_is_an_answer() -> None:
+    listening = expected(("cancel my appointment", "reschedule", "stop calling me"))
+    assert classify("name", "cancel my appointment", listening_for=listening) == "unknown"
+    assert classify("phone", "please reschedule", listening_for=listening) == "unknown"
+    assert classify("name", "cancel my appointment") == "unanswered"  # not listened for
+    assert classify("name", "can my appointment", listening_for=listening) == "unanswered"
+    assert expected(("reschedule",)) is expected(("reschedule",))  # built once per hint set
+
+
 def test_an_answer_to_another_question_is_not_unanswered() -> None:
+    assert classify("time", "around in the afternoon") == "unknown"  # a part of the day
+    assert classify("name", "my email is anna at example dot com") == "unknown"
     assert classify("yes_no", "no wednesday") == "complete"  # a correction at a read-back
     assert classify("date", "at three") == "unknown"  # a time to a date question: a number
     assert classify("date", "wednesday or") == "incomplete"  # unfinished wins
