@@ -6,7 +6,7 @@ unvoiced frames: a caller pausing mid-answer; 0: one recording), then 600 ms of 
 frames are pushed in real time (20 ms apart), so a speculative decode races the caller as on
 a call. Modes:
 
-* ``auto``: no ``pause()`` call; the stream speculates on its own after ``speculate_after_ms``
+* ``auto``: no ``pause()`` call; the stream speculates on its own after 250 ms of silence
   (what every call did before ``pause()`` existed);
 * ``pause``: ``pause()`` after 200 ms of silence, as the turn detector does.
 

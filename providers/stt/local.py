@@ -14,11 +14,7 @@ Where the time goes (bench/stt_local_cost.py on the committed caller audio; 2 sh
   worker's docstring): ~40 ms of CPU per second of audio for the LM pass, a grammar pass
   adds ~10. Awaited at finalize that is ~120 ms p50 (~300 ms max) of ``stt_final_ms``. So
   the stream sends the utterance speculatively once the caller has been silent for
-  ``speculate_after_ms`` (150 ms: at 250 the words came after the turn detector's 600 ms
-  too often to judge the answer by, and the labelled turn-end set cut 11 of 62 callers off
-  against 8 of 65; the price is a second decode when the caller talks on after a 150-250 ms
-  pause, ~285 against ~210 ms of worker CPU for such a turn, ``bench/stt_pause_cost.py``);
-  its words are published as ``Heard(final=True)`` (they cover
+  ``speculate_after_ms``; its words are published as ``Heard(final=True)`` (they cover
   every voiced frame, and they are the words ``finalize`` returns unless the caller speaks
   again), so the turn detector can end a turn that already holds a whole answer ("next
   tuesday", "no thanks") instead of waiting its full silence, and ``finalize`` finds the
@@ -100,7 +96,7 @@ class LocalSpeechToText(ResourceContext):
         workers: int = 1,
         preroll_ms: int = 300,
         max_gap_ms: int = 500,
-        speculate_after_ms: int | None = 150,
+        speculate_after_ms: int | None = 250,
         max_utterance_s: float = 30.0,
         request_timeout_s: float = 15.0,
         startup_timeout_s: float = 30.0,
