@@ -62,6 +62,10 @@ CALL_TIMEOUT_S = 300.0  # a whole call; a normal one is 30-90 s
 REPLY_TIMEOUT_S = 30.0  # an overloaded worker answers late; the caller waits this long
 RECORD_WAIT_S = 20.0  # records are written when a call ends: give the last ones time
 KILL_POLL_S = 0.25  # how often the killer looks for the first booking: mid-race, not after it
+# A call that fails to connect this soon after the kill was held or queued by the killed
+# worker: its listening socket's queue dies with it (SO_REUSEPORT; Linux migrates it only
+# with net.ipv4.tcp_migrate_req=1). A loaded client may see the reset a little late.
+KILL_RESET_S = 1.0
 START_GAP_S = 0.2  # between call starts, so one wave does not arrive in a single instant
 _SERVING = re.compile(r"http://127\.0\.0\.1:(\d+) with (\d+) workers")
 
@@ -84,6 +88,7 @@ class CallOutcome:
     server: int
     report: CallerReport | None  # None: the call never connected
     error: str = ""
+    failed_at_s: float | None = None  # when it failed to connect, from the race's start
 
     @property
     def answered(self) -> bool:
@@ -106,6 +111,10 @@ class RaceResult:
     stray_bookings: list[str] = field(default_factory=list)  # not made by one of our calls
     answered: int = 0
     connect_failures: int = 0
+    # of those, calls whose connection the killed worker held or had queued: they failed within
+    # KILL_RESET_S of the kill (with SO_REUSEPORT the kernel resets a dead listener's queue)
+    connect_failures_at_kill: int = 0
+    connect_errors: list[str] = field(default_factory=list)  # "at 35.4 s: ClientOSError: ..."
     cut_calls: int = 0
     caller_errors: int = 0  # calls whose caller saw an error (timeouts, resets)
     truth_violations: list[str] = field(default_factory=list)
@@ -235,7 +244,7 @@ def live_sockets(pids: Sequence[int], port: int) -> dict[int, int]:
 
 async def place_call(index: int, server: ServerProcess, http: aiohttp.ClientSession,
                      script: Sequence[Speak], gate: asyncio.Semaphore,
-                     live: Counter[str]) -> CallOutcome:
+                     live: Counter[str], began_s: float) -> CallOutcome:
     """One caller: the voice webhook like Twilio, then the media stream with ``script``."""
     sid = "CA" + secrets.token_hex(16)
     async with gate:
@@ -247,7 +256,8 @@ async def place_call(index: int, server: ServerProcess, http: aiohttp.ClientSess
                                       call_sid=sid, timeout_s=CALL_TIMEOUT_S,
                                       reply_timeout_s=REPLY_TIMEOUT_S)
         except (aiohttp.ClientError, OSError) as exc:
-            return CallOutcome(index, sid, server.index, None, f"{type(exc).__name__}: {exc}")
+            return CallOutcome(index, sid, server.index, None, f"{type(exc).__name__}: {exc}",
+                               time.monotonic() - began_s)
         finally:
             live["now"] -= 1
     return CallOutcome(index, sid, server.index, report)
@@ -302,7 +312,7 @@ async def run_races(cfg: RaceConfig, folder: Path) -> RaceResult:
             calls = []
             for i in range(cfg.calls):
                 calls.append(tg.create_task(
-                    place_call(i, servers[i % len(servers)], http, script, gate, live),
+                    place_call(i, servers[i % len(servers)], http, script, gate, live, began_s),
                     name=f"races-call-{i}"))
                 await asyncio.sleep(START_GAP_S)
             outcomes = [await c for c in calls]
@@ -343,6 +353,12 @@ async def judge(store: Store, outcomes: Sequence[CallOutcome], result: RaceResul
     result.stray_bookings = [b.id for b in booked if b.call_sid not in sids]
     result.answered = len(answered)
     result.connect_failures = sum(o.report is None for o in outcomes)
+    killed_at = result.killed_at_s
+    result.connect_failures_at_kill = 0 if killed_at is None else sum(
+        o.report is None and o.failed_at_s is not None
+        and killed_at <= o.failed_at_s <= killed_at + KILL_RESET_S for o in outcomes)
+    result.connect_errors = [f"at {o.failed_at_s or 0:.1f} s: {o.error}" for o in outcomes
+                             if o.report is None]
     result.cut_calls = sum(o.cut for o in answered)
     result.caller_errors = sum(bool(o.report and o.report.errors) for o in outcomes)
     nodes: Counter[str] = Counter()
@@ -383,8 +399,11 @@ def print_summary(result: RaceResult) -> None:
     cfg = result.config
     print(f"{cfg.calls} calls, {cfg.servers} servers x {cfg.workers} workers, {cfg.slots} slots, "
           f"at most {cfg.max_live} live (peak {result.peak_live}); wall {result.wall_s:.0f} s")
-    print(f"answered {result.answered}, connect failures {result.connect_failures}, "
+    print(f"answered {result.answered}, connect failures {result.connect_failures} "
+          f"({result.connect_failures_at_kill} at the kill), "
           f"cut by the kill {result.cut_calls}, caller errors {result.caller_errors}")
+    for error in result.connect_errors:
+        print(f"  connect failure {error}")
     print(f"killed pid {result.killed_pid} at {result.killed_at_s or 0:.1f} s holding "
           f"{result.killed_live_sockets} connections; replaced: {result.replaced}")
     print(f"confirmed bookings {result.bookings}, overlaps {len(result.overlaps)}, "

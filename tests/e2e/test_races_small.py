@@ -24,7 +24,10 @@ async def test_callers_racing_for_two_slots_through_a_worker_kill(tmp_path: Path
     # the kill happened mid-race, hit calls in progress, and the supervisor replaced the worker
     assert result.killed_pid is not None and result.replaced is True
     assert result.cut_calls >= 1, "the killed worker carried no call: the race was not tested"
-    assert result.connect_failures == 0  # the surviving worker took every new call
+    # the surviving worker took every new call; only a call the killed worker held or had
+    # queued at the moment of the kill may fail to connect
+    assert result.connect_failures == result.connect_failures_at_kill <= 1, (
+        result.killed_at_s, result.connect_errors)
     # the store: exactly the slots there were, once each, all to our callers
     assert result.bookings == config.slots
     assert result.overlaps == [] and result.stray_bookings == []
