@@ -393,7 +393,7 @@ class TurnSettings(_Section):
     # for ("next tuesday", "john at gmail dot com"; agent.flow.completeness)
     complete_silence_ms: int = Field(default=200, gt=0)
     # ... once the final words answer nothing yet at a question waiting for a date, a time, a
-    # yes/no or a phone number ("i'd like to book ..."): the caller pauses mid-sentence
+    # name, a yes/no or a phone number ("i'd like to book ..."): the caller pauses mid-sentence
     unanswered_silence_ms: int = Field(default=1000, gt=0)
     min_speech_ms: int = Field(default=120, gt=0)
     # caller speech over the agent that clears its audio and holds the reply at once; the

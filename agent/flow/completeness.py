@@ -155,8 +155,7 @@ def classify(kind: str, text: str, *, region: str = "US",
         return "unknown"  # the options are the flow's; the short patience already applies
     found = said_value(kind, text, region=region)
     if found is None:  # a name the extractor cannot read is asked again anyway
-        nothing = _holds_nothing(toks, text) and not _says_one(toks, listening_for)
-        return "unanswered" if nothing else "unknown"
+        return _unanswered_or_unknown(toks, text, listening_for)
     if kind == "name":  # a first name alone: the surname may follow
         return "complete" if len(found.value.split()) >= 2 else "unknown"
     # Below "said explicitly" a heuristic filled something in ("three" without a m or p m, "the
@@ -167,6 +166,14 @@ def classify(kind: str, text: str, *, region: str = "US",
 # What "holds nothing" looks for beside the question's own kind: a caller answering another
 # question than the one asked ("no, wednesday" at a read-back) has answered.
 _ANY_VALUE = ("date", "time", "time_of_day", "yes_no", "name", "email", "timezone")
+
+
+def _unanswered_or_unknown(toks: Sequence[str], text: str, listening_for: Expected) -> Completeness:
+    """Words that hold no value of the question's kind: "unanswered" when they hold nothing
+    else either (no value, no number, no expected phrase), else "unknown"."""
+    if _holds_nothing(toks, text) and not _says_one(toks, listening_for):
+        return "unanswered"
+    return "unknown"
 
 
 def _holds_nothing(toks: Sequence[str], text: str) -> bool:
@@ -218,8 +225,7 @@ def _email(text: str) -> Completeness:
 def _phone(toks: Sequence[str], text: str, region: str, listening_for: Expected) -> Completeness:
     digits = sum(_digits_in(t) for t in toks)
     if digits == 0:
-        nothing = _holds_nothing(toks, text) and not _says_one(toks, listening_for)
-        return "unanswered" if nothing else "unknown"
+        return _unanswered_or_unknown(toks, text, listening_for)
     found = said_value("phone", text, region=region)
     if found is None:  # too few digits to dial (or too many: not a number we can read)
         return "incomplete" if digits < _MAX_PHONE_DIGITS else "unknown"
