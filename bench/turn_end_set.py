@@ -13,7 +13,10 @@ in real time with the simulated caller (``agent.sim.caller``), over real sockets
 * booking calls answer the demo flow's questions (name, e-mail, date, time, "Shall I go
   ahead?") with labelled clips said in pieces (``bench.turn_end_clips``), so each answer is
   heard with the endpointing its question asks for; a second kind of call says "cancel my
-  appointment" and reads a phone number in digit groups;
+  appointment" and reads a phone number in digit groups. The caller answers the question it
+  was asked, as a person does: it follows the agent's lines in the live call log
+  (``GET /api/calls/{sid}``) and plays the clip of that kind, a spare one (another phrasing)
+  when the question is asked again, and hangs up when it is asked a third time;
 * event calls play one backchannel, cough, noise burst or real interruption over the greeting.
 
 What came back is scored by ``bench.turn_end_score`` from the agent audio and ``clear``
@@ -61,6 +64,7 @@ from bench.turn_end_clips import (
     Clip,
     Synth,
     Synthesise,
+    Template,
     caller_words,
     first_voiced_ms,
     noise_clip,
@@ -91,6 +95,7 @@ from slotline.providers.telephony import twilio_media as tw
 ROOT = Path(__file__).resolve().parents[1]
 EVENT_AFTER_MS = (600, 1400)  # how much of the greeting plays before an event starts
 REPLY_TIMEOUT_S = 15.0
+QUESTION_POLL_S = 0.1  # how often a booking call reads the live call log for the question
 # The caller's speech step; its class is being renamed from Say to Speak (issue 12: no two
 # classes named Say), and the harness must run on commits from both sides of the rename.
 SPEECH_STEP: Callable[..., Any] = getattr(sim_caller, "Speak", None) or sim_caller.__dict__["Say"]
@@ -101,14 +106,28 @@ SPEECH_STEP: Callable[..., Any] = getattr(sim_caller, "Speak", None) or sim_call
 @dataclass(frozen=True, slots=True)
 class PlannedCall:
     name: str
-    clips: tuple[Clip, ...]
+    clips: tuple[Clip, ...]  # the answers in the flow's order, then the spares
     event_after_ms: int | None = None  # an event call: the clip is played over the greeting
+    spares: int = 0  # the last ``spares`` clips: said only when a question is asked again
 
     def steps(self) -> list[Any]:
         if self.event_after_ms is not None:
             return [SPEECH_STEP(self.clips[0].audio, pause_ms=0,
                                 interrupt_after_ms=self.event_after_ms)]
         return [SPEECH_STEP(clip.audio) for clip in self.clips]
+
+    def choose(self, asked: str, unplayed: Sequence[int]) -> int | None:
+        """The clip to say when the agent's last line asked for ``asked`` (a kind of
+        ``asked_kind``): the first unplayed one of that kind; when it asks for a kind this call
+        answers and none is left, None (hang up); for any other line the next answer in the
+        flow's order (the greeting, an offer of slots), None when all have been said."""
+        for index in unplayed:
+            if self.clips[index].kind == asked:
+                return index
+        if any(clip.kind == asked for clip in self.clips):
+            return None
+        answers = len(self.clips) - self.spares
+        return next((index for index in unplayed if index < answers), None)
 
 
 def plan(speak: Synthesise, voices: Sequence[str], rounds: int, seed: int,
@@ -127,15 +146,19 @@ def plan(speak: Synthesise, voices: Sequence[str], rounds: int, seed: int,
             name = f"booking/{voice}/r{r}"
             if keep(name):
                 rng = random.Random(f"{seed}/{name}")
-                calls.append(PlannedCall(name, tuple(
-                    said(speak, voice, ANSWERS[kind][(v + r) % len(ANSWERS[kind])], words, rng,
-                         f"r{r}") for kind in BOOKING_KINDS)))
+                answers = [said(speak, voice, _nth(kind, v + r), words, rng, f"r{r}")
+                           for kind in BOOKING_KINDS]
+                spares = [said(speak, voice, _nth(kind, v + r + 1), words, rng, f"r{r}.again")
+                          for kind in BOOKING_KINDS]
+                calls.append(PlannedCall(name, (*answers, *spares), spares=len(spares)))
             name = f"phone/{voice}/r{r}"
             if keep(name):
                 rng = random.Random(f"{seed}/{name}")
-                phone = ANSWERS["phone"][(v + r) % len(ANSWERS["phone"])]
-                calls.append(PlannedCall(name, (said(speak, voice, CANCEL, words, rng, f"r{r}"),
-                                                said(speak, voice, phone, words, rng, f"r{r}"))))
+                calls.append(PlannedCall(name, (
+                    said(speak, voice, CANCEL, words, rng, f"r{r}"),
+                    said(speak, voice, _nth("phone", v + r), words, rng, f"r{r}"),
+                    said(speak, voice, _nth("phone", v + r + 1), words, rng, f"r{r}.again")),
+                    spares=1))
     for voice in voices:
         for template in (*BACKCHANNELS, *INTERRUPTIONS, "cough", "noise"):
             tag = template if isinstance(template, str) else template.id
@@ -148,6 +171,11 @@ def plan(speak: Synthesise, voices: Sequence[str], rounds: int, seed: int,
             after = 10 * rng.randint(EVENT_AFTER_MS[0] // 10, EVENT_AFTER_MS[1] // 10)
             calls.append(PlannedCall(name, (clip,), after))
     return calls
+
+
+def _nth(kind: str, n: int) -> Template:
+    """The answers of ``kind`` in rotation: each voice and round starts at its own."""
+    return ANSWERS[kind][n % len(ANSWERS[kind])]
 
 
 # --- watching the harness ---------------------------------------------------------------------
@@ -196,12 +224,13 @@ def tap_class(arrivals: list[tuple[float, str]]) -> type[aiohttp.ClientWebSocket
 
 # --- one call -------------------------------------------------------------------------------
 
-async def fetch_stream(http: aiohttp.ClientSession, base_url: str) -> tuple[str, dict[str, str]]:
+async def fetch_stream(http: aiohttp.ClientSession, base_url: str,
+                       call_sid: str) -> tuple[str, dict[str, str]]:
     """What Twilio does first: POST the voice webhook and read ``<Stream>``'s URL and
     parameters. (``agent.sim.demo`` has the same; importing it pulls in the whole call
     session, which the harness process has no use for and which older commits import in an
     order of their own.)"""
-    form = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + secrets.token_hex(16),
+    form = {"CallSid": call_sid, "AccountSid": "AC" + secrets.token_hex(16),
             "From": "+15005550006", "To": "+15005550001", "CallStatus": "ringing",
             "Direction": "inbound"}
     async with http.post(f"{base_url}/twilio/voice", data=form) as response:
@@ -246,15 +275,40 @@ def _sent(call: PlannedCall, report: CallerReport) -> list[Sent]:
     return sent
 
 
+async def follow_questions(http: aiohttp.ClientSession, log_url: str, asked: list[str]) -> None:
+    """Keep ``asked[0]`` at the kind of the agent's latest line in the live call log."""
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, ValueError):
+            async with http.get(log_url) as response:
+                if response.status == 200:
+                    lines = [turn["text"] for turn in (await response.json()).get("turns", [])
+                             if turn["role"] == "agent"]
+                    if lines:
+                        asked[0] = asked_kind(lines[-1])
+        await asyncio.sleep(QUESTION_POLL_S)
+
+
 async def one_call(call: PlannedCall, base_url: str, wall_minus_mono_s: float) -> CallOutcome:
     arrivals: list[tuple[float, str]] = []
     timeout = aiohttp.ClientTimeout(total=None, connect=10)
     tap = tap_class(arrivals)
+    call_sid = "CA" + secrets.token_hex(16)
+    log_url = f"{base_url}/api/calls/{call_sid}"
     async with aiohttp.ClientSession(timeout=timeout, ws_response_class=tap) as http:
-        url, parameters = await fetch_stream(http, base_url)
-        report = await run_caller(url, call.steps(), custom_parameters=parameters, session=http,
-                                  reply_timeout_s=REPLY_TIMEOUT_S, timeout_s=180)
-        async with http.get(f"{base_url}/api/calls/{report.call_sid}") as response:
+        url, parameters = await fetch_stream(http, base_url, call_sid)
+        asked = ["?"]
+        follower = asyncio.create_task(follow_questions(http, log_url, asked))
+        try:
+            report = await run_caller(
+                url, call.steps(), custom_parameters=parameters, session=http,
+                reply_timeout_s=REPLY_TIMEOUT_S, timeout_s=180, call_sid=call_sid,
+                choose_step=None if call.event_after_ms is not None else
+                lambda unplayed: call.choose(asked[0], unplayed))
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        async with http.get(log_url) as response:
             log = await response.json() if response.status == 200 else {}
     heard = _heard(log, wall_minus_mono_s)
     media = [t for t, kind in arrivals if kind == "media"]

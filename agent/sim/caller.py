@@ -17,10 +17,12 @@ buffer empty and no new agent audio for ``agent_quiet_ms``, then a human ``pause
 playout drained. A server that does not speak first is met like a person would meet silence on
 the line: with ``greeting_wait_s`` set, the caller speaks its first step once the stream has been
 up that long without any agent audio (``CallerReport.spoke_first``). A step with
-``interrupt_after_ms`` barges in once that much of the reply has played. ``turn_latency_ms``
-runs from sending the caller's last voiced frame to the arrival of the first agent audio after
-it; a frame is voiced when its RMS is within ``VOICED_WITHIN_DB`` of the utterance's loudest
-frame and above ``VOICED_FLOOR_RMS`` (-60 dBFS).
+``interrupt_after_ms`` barges in once that much of the reply has played. ``choose_step`` makes
+the caller answer what it was asked: when a step is due it picks which of the steps not yet
+played comes now (or None: hang up), as a person picks the answer to the question they heard.
+``turn_latency_ms`` runs from sending the caller's last voiced frame to the arrival of the
+first agent audio after it; a frame is voiced when its RMS is within ``VOICED_WITHIN_DB`` of the
+utterance's loudest frame and above ``VOICED_FLOOR_RMS`` (-60 dBFS).
 
 For the benchmark it also records what a person on the line would notice: ``bargein_ms`` (the
 interruption's first voiced frame sent → ``clear`` received), underruns of the agent's audio
@@ -249,6 +251,7 @@ class _Call:
         clock: FrameClock | None = None,
         keep_audio: bool = True,
         awaited_sends: bool = False,
+        choose_step: Callable[[Sequence[int]], int | None] | None = None,
     ) -> None:
         self.stream_sid, self.account_sid = _sid("MZ"), account_sid
         self._awaited_sends = awaited_sends
@@ -268,7 +271,8 @@ class _Call:
         self._deadline_s = self._started_s + timeout_s
         self._playout = Playout(self._started_s)
         self._seq = 0
-        self._next_step = 0
+        self._unplayed = list(range(len(self._script)))  # step indices, in the script's order
+        self._choose_step = choose_step
         self._speech: _Speech | None = None
         self._speech_end_s = self._started_s
         self._turns: list[_CallerTurnLog] = []
@@ -397,11 +401,12 @@ class _Call:
             out.append(self._media.frame(self._seq, n + 1, n * FRAME_MS,
                                          self._speech_frame(speech, now)))
             return out
-        step = self._script[self._next_step] if self._next_step < len(self._script) else None
+        step = self._script[self._unplayed[0]] if self._unplayed else None
         if self._ready(step, now):
-            if step is None:
+            index = self._chosen() if step is not None else None
+            if index is None:
                 return out + [self._stop()]
-            out += self._begin(step, now)
+            out += self._begin(index, now)
         elif self._gave_up(step, now):
             return out + [self._stop()]
         speech = self._speech
@@ -454,13 +459,23 @@ class _Call:
         self._errors.append(f"no agent reply within {self._reply_timeout_s} s")
         return True
 
-    def _begin(self, step: Step, now: float) -> list[str]:
+    def _chosen(self) -> int | None:
+        """The step due now: the script's next, or ``choose_step``'s pick of those unplayed."""
+        if self._choose_step is None:
+            return self._unplayed[0]
+        index = self._choose_step(tuple(self._unplayed))
+        if index is not None and index not in self._unplayed:
+            raise ValueError(f"choose_step picked step {index}, not one of {self._unplayed}")
+        return index
+
+    def _begin(self, index: int, now: float) -> list[str]:
+        step = self._script[index]
         kind: Literal["say", "dtmf"] = "say" if isinstance(step, Speak) else "dtmf"
-        turn = _CallerTurnLog(self._next_step, kind, barge_in=self._playout.busy)
+        turn = _CallerTurnLog(index, kind, barge_in=self._playout.busy)
         self._turns.append(turn)
         self._bargein = None
-        self._speech = self._speeches[self._next_step]
-        self._next_step += 1
+        self._speech = self._speeches[index]
+        self._unplayed.remove(index)
         if self._speech is not None:
             self._speech.turn = turn
             return []
@@ -623,6 +638,7 @@ async def run_caller(
     clock: FrameClock | None = None,
     keep_audio: bool = True,
     awaited_sends: bool = False,
+    choose_step: Callable[[Sequence[int]], int | None] | None = None,
 ) -> CallerReport:
     """Phone ``url`` (a Twilio Media Streams WebSocket), play ``script``, hang up, report.
 
@@ -640,7 +656,8 @@ async def run_caller(
     their known layout without decoding the base64 (the benchmark's callers).
     ``awaited_sends``: each frame awaits aiohttp's ``send_str`` from the call's own task, as
     where the writer cannot be reached (``ws_send.sync_sender`` None), instead of being written
-    from the shared clock's timer.
+    from the shared clock's timer. ``choose_step``: given the indices of the steps not played
+    yet (in script order), the one to play now, or None to hang up (default: the first).
     Failing to connect raises ``aiohttp.ClientError``; everything after is in the report.
     """
     call = _Call(
@@ -657,6 +674,7 @@ async def run_caller(
         clock,
         keep_audio,
         awaited_sends,
+        choose_step,
     )
     owned = session is None
     http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))

@@ -12,6 +12,7 @@ import contextlib
 import re
 import time
 import wave
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,6 +228,34 @@ async def test_conversation_pacing_marks_latency_and_dtmf(
     # catch up on late frames), then waits 120 ms
     assert 120 - 2 <= say_latency <= 120 + 20 + 100
     assert caller_tasks() == []
+
+
+async def test_choose_step_plays_the_picked_steps_and_hangs_up_on_none() -> None:
+    agent = FakeAgent(greeting=[("audio", 100)])
+    offered: list[tuple[int, ...]] = []
+
+    def choose(unplayed: Sequence[int]) -> int | None:
+        offered.append(tuple(unplayed))
+        return {3: 2, 2: 0}.get(len(unplayed))  # the third step, then the first, then hang up
+
+    async with serve(agent) as url:
+        report = await run_caller(
+            url, [PressDigit("1", pause_ms=20), PressDigit("2", pause_ms=20),
+                  PressDigit("3", pause_ms=20)],
+            agent_quiet_ms=60, timeout_s=20, choose_step=choose)
+    assert report.errors == () and report.closed_by == "caller"
+    assert offered == [(0, 1, 2), (0, 1), (1,)]  # the last pick: None, so step 1 never plays
+    assert [t.step_index for t in report.turns] == [2, 0]
+    assert [d for d, _ in agent.digits] == ["3", "1"]
+
+
+async def test_choose_step_must_pick_an_unplayed_step() -> None:
+    agent = FakeAgent(greeting=[("audio", 100)])
+    async with serve(agent) as url:
+        with pytest.raises(ExceptionGroup) as caught:
+            await run_caller(url, [PressDigit("1", pause_ms=20)], agent_quiet_ms=60,
+                             timeout_s=20, choose_step=lambda unplayed: 5)
+    assert caught.group_contains(ValueError, match="picked step 5")
 
 
 async def test_clear_echoes_every_pending_mark_at_once() -> None:

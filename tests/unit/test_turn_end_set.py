@@ -127,6 +127,27 @@ def test_the_plan_is_the_same_for_a_seed_and_leaving_calls_out_changes_no_other(
     assert len(set(slots)) == len(slots)  # every booking call asks for its own time
 
 
+def test_a_booking_call_answers_the_question_asked_once_more_with_a_spare_then_hangs_up() -> None:
+    call = next(c for c in plan(_tones, ["kal"], 1, seed=5) if c.name == "booking/kal/r0")
+    kinds = [k.kind for k in call.clips]
+    assert kinds == ["name", "email", "date", "time", "yes_no"] * 2 and call.spares == 5
+    assert call.clips[0].template != call.clips[5].template  # the spare is said another way
+    unplayed = list(range(10))
+
+    def say(asked: str) -> int | None:
+        index = call.choose(asked, unplayed)
+        if index is not None:
+            unplayed.remove(index)
+        return index
+
+    assert say("?") == 0  # the greeting: the flow's first answer
+    assert say("date") == 2  # asked out of order: the answer to that question
+    assert say("date") == 7  # asked again: the spare
+    assert say("date") is None  # a third time: the caller gives up
+    assert say("choice") == 1  # a line asking nothing the call answers: the next answer
+    assert [say("?"), say("?"), say("?")] == [3, 4, None]  # the spares are only for re-asks
+
+
 # --- the question each clip is heard with ------------------------------------------------------
 
 def test_every_prompt_of_the_booking_flow_maps_to_its_extractor_kind() -> None:
