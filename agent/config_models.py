@@ -395,6 +395,8 @@ class TurnSettings(_Section):
     # ... once the final words answer nothing yet at a question waiting for a date, a time, a
     # name, a yes/no or a phone number ("i'd like to book ..."): the caller pauses mid-sentence
     unanswered_silence_ms: int = Field(default=1000, gt=0)
+    # ... once the final words hold half an answer ("my name is kate", "at three")
+    partial_silence_ms: int = Field(default=1000, gt=0)
     min_speech_ms: int = Field(default=120, gt=0)
     # caller speech over the agent that clears its audio and holds the reply at once; the
     # caller's words then decide (no words or a backchannel: it resumes; agent.call.floor)

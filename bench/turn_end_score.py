@@ -89,6 +89,7 @@ class AnswerOutcome:
     turn_latency_ms: float | None  # clean turns only
     logged_ms: tuple[float, ...] = ()  # when its turns were logged, from the clip's start
     first_audio_ms: float | None = None  # the first agent audio after the clip's start
+    ended_by: tuple[str, ...] = ()  # what ended each of its turns, as the server logged it
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ def score_answer(sent: Sent, window_end_s: float, media_s: Iterable[float],
         turn_latency_ms=None if first is not None else sent.turn_latency_ms,
         logged_ms=tuple(round((h.at_s - start) * 1000, 1) for h in mine),
         first_audio_ms=next((round((t - start) * 1000, 1) for t in media_s if t > start), None),
+        ended_by=tuple(h.ended_by or "?" for h in mine),
     )
 
 

@@ -47,9 +47,10 @@ The words so far (``heard``, from the recogniser as the turn goes, judged by
 a whole answer ends the turn after ``complete_silence_ms``; words plainly unfinished ("my e-mail
 is john dot", "on the") make the patience long for both the silence and the STT floor; final
 words that answer nothing yet ("i'd like to book" to a date question, or no words at all) make
-both ``unanswered_silence_ms``: the caller pauses mid-sentence. Anything else changes nothing
-at a question whose answer is judged (a first name alone may get its surname: the turn-end set
-cut 7 of 24 callers in 300-500 ms pauses when it did); at an open
+both ``unanswered_silence_ms``: the caller pauses mid-sentence; final words that hold a part of
+the answer (a first name alone, "at three" without a.m. or p.m.) make both
+``partial_silence_ms``: the rest is most likely on its way. Anything else changes nothing
+at a question whose answer is judged; at an open
 question (``open_question``) final words end the turn after ``final_words_silence_ms`` (at least
 the STT floor below): the recogniser flushed at the pause (``Paused``), so its own endpointer
 will not speak for that audio, and the flush's answer stands for it. Only a *final* transcript
@@ -228,6 +229,10 @@ class TurnConfig:
     # a typed value ("i'd like to book ..." to "what day suits you?"): the caller pauses inside
     # their sentence. Never shorter than the question's own patience.
     unanswered_silence_ms: int = 1000
+    # Silence that ends a turn whose final words hold a part of the answer the extractors
+    # completed by a guess (a first name alone, a time without a.m. or p.m.: completeness'
+    # "partial"). Never shorter than the question's own patience.
+    partial_silence_ms: int = 1000
     # The end-of-turn model's probability at or above which the caller is taken to be done.
     model_end_threshold: float = 0.5
 
@@ -447,9 +452,13 @@ class TurnDetector:
         silence = self._silence_ms
         patience = self._patience(held_back)
         end_ms, floor_ms = cfg.silence_ms(patience), cfg.stt_floor_ms(patience)
-        if self._words_final and self._words == "unanswered" and not held_back:
-            # no answer yet: the caller pauses mid-sentence, whatever an endpointer thinks
-            end_ms = floor_ms = max(end_ms, cfg.unanswered_silence_ms)
+        if self._words_final and not held_back:
+            # no answer yet, or half of one: the caller pauses mid-sentence, whatever an
+            # endpointer thinks
+            if self._words == "unanswered":
+                end_ms = floor_ms = max(end_ms, cfg.unanswered_silence_ms)
+            elif self._words == "partial":
+                end_ms = floor_ms = max(end_ms, cfg.partial_silence_ms)
         if silence >= end_ms:
             return Rule.DROP_BACKCHANNEL if held_back else Rule.END_OF_TURN
         if held_back:

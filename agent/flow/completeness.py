@@ -23,6 +23,11 @@ reads the recogniser's words for the extractor kind the question expects
   patience). A caller who asks something instead ("what times do you have?") waits that much
   longer for the reply; so does one whose answer the extractors cannot read, which the flow
   would have to ask again anyway.
+- ``"partial"``: a value the extractors read only by filling something in, which the caller
+  most likely goes on to say: a first name alone ("my name is kate" before "garcia"), a time
+  without its a.m. or p.m. ("at three" before "p m"), a day of the month without its month.
+  The turn detector waits ``partial_silence_ms``: a caller who meant "kate" alone waits that
+  much longer, one who goes on is not cut off with half an answer.
 - ``"unknown"``: anything else (an open question, an answer the extractors do not read, a
   number that may go on: "twenty" before "five"); the turn detector keeps its usual silence.
 
@@ -43,7 +48,7 @@ from slotline.providers.llm.rules.extraction import Extraction
 from slotline.providers.llm.rules.hold import is_hold_request
 from slotline.providers.llm.rules.normalize import FILLERS, TENS, UNITS, tokens
 
-Completeness = Literal["complete", "incomplete", "unanswered", "unknown"]
+Completeness = Literal["complete", "incomplete", "unanswered", "partial", "unknown"]
 # The phrases a question listens for (its hints: its own answers, the flow's intents such as
 # "cancel my appointment"), as token tuples by their first token (``expected``).
 Expected = Mapping[str, tuple[tuple[str, ...], ...]]
@@ -134,7 +139,7 @@ def classify(kind: str, text: str, *, region: str = "US",
     them (an intent such as "cancel my appointment") are never "unanswered"."""
     toks = tokens(text)
     if not toks:  # a sound without words ("um", a cough): no answer yet at a typed question
-        return "unknown" if kind in _OPEN_KINDS or kind == "choice" else "unanswered"
+        return "unknown" if kind in _OPEN_KINDS else "unanswered"
     if _unfinished(toks):  # "uh" alone too: the caller is about to answer
         return "incomplete"
     while toks[0] in FILLERS:  # "well, no thanks"; the last word is not a hesitation (above)
@@ -157,10 +162,10 @@ def classify(kind: str, text: str, *, region: str = "US",
     if found is None:  # a name the extractor cannot read is asked again anyway
         return _unanswered_or_unknown(toks, text, listening_for)
     if kind == "name":  # a first name alone: the surname may follow
-        return "complete" if len(found.value.split()) >= 2 else "unknown"
+        return "complete" if len(found.value.split()) >= 2 else "partial"
     # Below "said explicitly" a heuristic filled something in ("three" without a m or p m, "the
     # fifth" without its month): the caller may be about to say it.
-    return "complete" if found.confidence >= _EXPLICIT else "unknown"
+    return "complete" if found.confidence >= _EXPLICIT else "partial"
 
 
 # What "holds nothing" looks for beside the question's own kind: a caller answering another

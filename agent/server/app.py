@@ -64,6 +64,7 @@ def session_config(settings: Settings) -> SessionConfig:
             max_turn_ms=turn.max_turn_s * 1000,
             complete_silence_ms=turn.complete_silence_ms,
             unanswered_silence_ms=turn.unanswered_silence_ms,
+            partial_silence_ms=turn.partial_silence_ms,
             speculate_ms=turn.speculate_ms,
             model_end_threshold=turn.model_end_threshold,
         ),

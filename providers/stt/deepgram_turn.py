@@ -129,8 +129,9 @@ class DeepgramTurn:
                 if self._sent == 0:  # not ours: the words stay in the turn
                     logger.warning("unrequested from_finalize result call_sid=%s",
                                    self._call_sid)
-                else:
-                    self._pending.popleft()
+                else:  # everything before the Finalize is flushed, whatever span the
+                    # result names (an empty one may name none): its words cover that much
+                    end = max(end, self._pending.popleft())
                     self._sent -= 1
                     if self.finalizing and not self._pending:
                         return events, self._end_turn()

@@ -107,23 +107,28 @@ UNKNOWN: list[tuple[str, str]] = [
     ("time", "okay go on"),
     ("date", "december twenty"),  # "... first"?
     ("time", "three oh"),  # "... five"
-    ("time", "at three"),  # "... p m"
-    ("time", "3:30"),
-    ("time", "half past ten"),
-    ("date", "the fifth"),  # "... of january"
-    ("date", "12/1"),  # a numeric date: read by the region's order, a guess
     ("time", "three forty"),  # "... five"
     ("time", "any time after three"),  # the extractor does not read it
     ("number", "twenty"),
     ("number", "two hundred"),
-    ("name", "john"),  # a surname may follow
-    ("name", "smith"),
     ("phone", "five five five one two three four"),  # a local number, or more to come
     ("text", "i'd like to book a haircut"),
     ("text", "yes"),  # an open question: "yes, and ..." is common
     ("", "well"),
     ("choice", "the first one"),  # the options are the flow's
     ("text", ""),
+]
+
+# A value the extractors complete by a guess: the rest is most likely on its way.
+PARTIAL: list[tuple[str, str]] = [
+    ("time", "at three"),  # "... p m"
+    ("time", "3:30"),
+    ("time", "half past ten"),
+    ("date", "the fifth"),  # "... of january"
+    ("date", "12/1"),  # a numeric date: read by the region's order, a guess
+    ("name", "john"),  # a surname may follow
+    ("name", "smith"),
+    ("name", "my name is kate"),
 ]
 
 # A typed question, and words that answer nothing yet: the caller pauses mid-sentence.
@@ -137,6 +142,7 @@ UNANSWERED: list[tuple[str, str]] = [
     ("name", "i'd like to book"),
     ("date", ""),  # a sound the recogniser made no words of
     ("yes_no", ""),
+    ("choice", ""),  # "um" before picking one
 ]
 
 
@@ -153,6 +159,11 @@ def test_incomplete(kind: str, text: str) -> None:
 @pytest.mark.parametrize(("kind", "text"), UNANSWERED)
 def test_unanswered(kind: str, text: str) -> None:
     assert classify(kind, text) == "unanswered"
+
+
+@pytest.mark.parametrize(("kind", "text"), PARTIAL)
+def test_partial(kind: str, text: str) -> None:
+    assert classify(kind, text) == "partial"
 
 
 def test_a_phrase_the_question_listens_for_is_an_answer() -> None:

@@ -100,6 +100,14 @@ def test_pause_with_no_words_is_heard_as_empty_and_final() -> None:
     assert turn.finalize(900 * MS, 400 * MS) == Transcript("", True, None)
 
 
+def test_a_pause_answer_covers_the_audio_before_its_finalize_whatever_span_it_names() -> None:
+    turn = DeepgramTurn()
+    turn.pause(1000 * MS, 700 * MS)  # "um": voiced, and the recogniser makes no words of it
+    send_due(turn, 1000 * MS)
+    events, _ = answer(turn, "", 0, 700 * MS)  # an empty result names no span of audio
+    assert events == [Heard("", final=True)]
+
+
 def test_pause_without_speech_since_the_turn_began_sends_nothing() -> None:
     turn = DeepgramTurn()
     assert not turn.pause(600 * MS, voiced_end=0)

@@ -327,8 +327,8 @@ async def test_watch_passes_the_vendors_end_of_speech_to_the_detector() -> None:
     (True, "uh huh", "date", "complete_answer", CFG.complete_silence_ms),  # resumed soon
     # what a recogniser made of "mm hmm": nothing the question can use, resumed as soon
     (True, "m m a trim", "date", "complete_answer", CFG.complete_silence_ms),
-    # a surname alone at the name question: an answer the caller may finish
-    (True, "lopez", "name", "silence", CFG.end_silence_ms),
+    # a surname alone at the name question: half an answer, the rest may follow
+    (True, "lopez", "name", "silence", CFG.partial_silence_ms),
     # "uh huh" to "what day?" not over the agent: no answer, the caller may go on: the
     # question's silence
     (False, "uh huh", "date", "silence", CFG.end_silence_ms),

@@ -21,6 +21,7 @@ from slotline.agent.call.turns import (
     patience_for,
     transition_table,
 )
+from slotline.agent.flow.completeness import Completeness
 from slotline.agent.server.metrics import TURN_END_REASONS
 from slotline.providers.base import SpeechHints
 
@@ -430,16 +431,24 @@ def test_at_a_judged_question_unknown_final_words_wait_the_silence() -> None:
     assert event.reason == "silence" and silence_before_end(event) == 600
 
 
-def test_final_words_that_answer_nothing_yet_wait_the_unanswered_silence() -> None:
-    det = TurnDetector(CFG)
-    det.open_question = False  # "what day suits you?" ...
+# "what day suits you?": "i'd like to book" (a pause) "next tuesday" is unanswered at the pause;
+# "what's your name?": "my name is kate" (a pause) "garcia" is partial
+@pytest.mark.parametrize(("words", "cfg"), [
+    ("unanswered", TurnConfig(unanswered_silence_ms=1000, partial_silence_ms=800)),
+    ("partial", TurnConfig(unanswered_silence_ms=800, partial_silence_ms=1000)),
+])
+def test_final_words_without_the_whole_answer_wait_their_own_silence(
+    words: Completeness, cfg: TurnConfig
+) -> None:
+    det = TurnDetector(cfg)
+    det.open_question = False
     feed(det, "#" * 20 + "." * 2)
-    det.heard("unanswered", final=True)  # ... "i'd like to book" (a pause) "next tuesday"
-    assert det.stt_final()  # an endpointer heard the sentence stop: not an answer yet
+    det.heard(words, final=True)
+    assert det.stt_final()  # an endpointer heard the sentence stop: not the whole answer yet
     assert not any(isinstance(e, TurnEnded) for _, e in feed(det, "." * 45, start_ms=22 * 20))
     event = ended(feed(det, "." * 10, start_ms=67 * 20))
     assert event.reason == "silence"
-    assert silence_before_end(event) == CFG.unanswered_silence_ms > CFG.end_silence_ms
+    assert silence_before_end(event) == 1000 > cfg.end_silence_ms
 
 
 def test_unanswered_words_not_final_keep_the_usual_silence() -> None:
