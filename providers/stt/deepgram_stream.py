@@ -20,7 +20,6 @@ from websockets.exceptions import ConnectionClosed
 from slotline.providers import tracing
 from slotline.providers.base import AudioChunk, SpeechHints, SttEvent, Transcript
 from slotline.providers.errors import ProtocolError, ProviderError, ProviderTimeout
-from slotline.providers.shared_tick import shared_tick
 from slotline.providers.stt import deepgram_wire as wire
 from slotline.providers.stt._fanout import Fanout
 from slotline.providers.stt.deepgram_turn import DeepgramTurn
@@ -60,6 +59,7 @@ class DeepgramSttStream:
         self._pushes = 0  # frames pushed so far (the housekeeping tick tells a stall by it)
         self._pushes_at_tick = 0
         self._keepalive_due = False
+        self._tick: asyncio.TimerHandle | None = None
         self._ws: ClientConnection | None = None
         self._runner: asyncio.Task[None] | None = None
         self._failure: ProviderError | None = None
@@ -322,12 +322,11 @@ class DeepgramSttStream:
     async def _send_loop(self, ws: ClientConnection) -> None:
         """Sends what ``push_audio``, ``finalize`` and ``aclose`` ask for. Waking happens once
         per whole batch; everything time-driven (a stalled partial batch, KeepAlive) is left to
-        the housekeeping tick the process's streams share (``providers.shared_tick``), so
-        neither a batch nor a connection costs a timer of its own."""
+        one housekeeping timer per connection, so a batch costs no timer of its own."""
         loop = asyncio.get_running_loop()
+        tick_s = min(_TICK_S, self._owner.keepalive_s / 2)
         self._keepalive_due = False
-        tick = shared_tick(min(_TICK_S, self._owner.keepalive_s / 2))
-        tick.add(self._on_tick)
+        self._tick = loop.call_later(tick_s, self._on_tick, loop, tick_s)
         try:
             while True:
                 await self._send_pending(ws)
@@ -346,18 +345,19 @@ class DeepgramSttStream:
         except ConnectionClosed:
             pass  # the receive side sees the same close and handles it
         finally:
-            tick.discard(self._on_tick)
+            self._tick.cancel()
 
-    def _on_tick(self) -> None:
+    def _on_tick(self, loop: asyncio.AbstractEventLoop, tick_s: float) -> None:
         """Housekeeping: flush a partial batch no frame has joined since the last tick (the
         caller's audio stalled), and ask for a KeepAlive when nothing went out for a while."""
         if self._has_pending():
             if self._pushes == self._pushes_at_tick:
                 self._wake.set()
-        elif self._keepalive_owed(asyncio.get_running_loop()):
+        elif self._keepalive_owed(loop):
             self._keepalive_due = True
             self._wake.set()
         self._pushes_at_tick = self._pushes
+        self._tick = loop.call_later(tick_s, self._on_tick, loop, tick_s)
 
     def _keepalive_owed(self, loop: asyncio.AbstractEventLoop) -> bool:
         return loop.time() - self._last_send_at >= self._owner.keepalive_s
