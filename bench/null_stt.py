@@ -27,6 +27,9 @@ class NullStream:
     def pause(self) -> None:
         return None
 
+    def words_pending(self) -> bool:
+        return False
+
     async def events(self) -> AsyncIterator[SttEvent]:
         return
         yield

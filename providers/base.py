@@ -106,6 +106,12 @@ class SttStream(Protocol):
         since the last pause or turn end does nothing; so does a pause while ``finalize()`` is
         waiting."""
 
+    def words_pending(self) -> bool:
+        """Whether words about audio already pushed are on their way as ``Heard(final=True)``
+        (a pause's flush or decode in flight). The turn detector lets a silence that would end
+        the turn wait for them a little: the reply needs those words anyway, and they may say
+        the caller is not done. Cheap: asked at most once per frame, and only in a pause."""
+
     async def finalize(self) -> Transcript:
         """The turn has ended: return the final transcript of the audio pushed since the
         previous ``finalize`` (empty text when nothing was recognised) and start afresh."""
@@ -160,6 +166,9 @@ class _PlainStreamEvents:
 
     def pause(self) -> None:
         return None
+
+    def words_pending(self) -> bool:
+        return False  # a plain stream publishes no pause answers
 
     async def events(self) -> AsyncIterator[SttEvent]:
         async for transcript in self._stream.interim():

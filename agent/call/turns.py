@@ -73,6 +73,7 @@ verdict (``model_said``) ends the turn if it comes while the caller is still sil
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -233,6 +234,10 @@ class TurnConfig:
     # completed by a guess (a first name alone, a time without a.m. or p.m.: completeness'
     # "partial"). Never shorter than the question's own patience.
     partial_silence_ms: int = 1000
+    # How much longer than its silence a turn waits for words the recogniser owes about a
+    # pause (``words_pending``): the reply waits for them anyway, and they may be half an
+    # answer ("kate" before "lewis", then ``partial_silence_ms`` applies).
+    words_wait_ms: int = 400
     # The end-of-turn model's probability at or above which the caller is taken to be done.
     model_end_threshold: float = 0.5
 
@@ -250,6 +255,10 @@ class TurnConfig:
         if patience == "long":
             floor = max(floor, self.long_silence_ms // 2)
         return min(floor, self.silence_ms(patience))
+
+
+def _nothing_pending() -> bool:
+    return False
 
 
 class TurnDetector:
@@ -285,6 +294,7 @@ class TurnDetector:
         "open_question",
         "patience",
         "state",
+        "words_pending",
     )
     # per run of speech (``_reset_run``); milliseconds unless said otherwise
     _speech_ms: int  # voiced audio: reaches min_speech_ms
@@ -314,6 +324,9 @@ class TurnDetector:
         # for any words): final words then end the turn as the vendor's endpointer would
         self.open_question = True
         self.patience: Patience = "normal"
+        # whether the recogniser owes words about the current pause (``SttStream.words_pending``;
+        # asked only when a silence would end the turn)
+        self.words_pending: Callable[[], bool] = _nothing_pending
         self._reset_run()
 
     @property
@@ -460,7 +473,12 @@ class TurnDetector:
             elif self._words == "partial":
                 end_ms = floor_ms = max(end_ms, cfg.partial_silence_ms)
         if silence >= end_ms:
-            return Rule.DROP_BACKCHANNEL if held_back else Rule.END_OF_TURN
+            if held_back:
+                return Rule.DROP_BACKCHANNEL
+            if (not self._words_final and silence < end_ms + cfg.words_wait_ms
+                    and self.words_pending()):
+                return None  # the pause's words are on their way: the reply needs them anyway
+            return Rule.END_OF_TURN
         if held_back:
             return Rule.BARGE_IN if (self._confident_ms >= cfg.bargein_min_speech_ms
                                      and self._pitched_ms >= _BARGEIN_PITCHED_MS) else None

@@ -114,6 +114,9 @@ class DeepgramSttStream:
         if self._turn.pause(self._unacked_base + len(self._unacked), self._voiced_end):
             self._wake.set()
 
+    def words_pending(self) -> bool:
+        return self._failure is None and self._turn.owes_words()
+
     async def _finalize(self) -> Transcript:
         async with self._finalize_lock:
             if self._failure is not None:

@@ -71,6 +71,10 @@ class DeepgramTurn:
         self._pending.append(end)
         return True
 
+    def owes_words(self) -> bool:
+        """A pause's Finalize not answered yet, while no ``finalize()`` waits."""
+        return bool(self._pending) and not self.finalizing
+
     @property
     def ends_at(self) -> int:
         """Where the turn being finalized (or the last one) ends."""

@@ -232,10 +232,11 @@ class LocalSpeechToText(ResourceContext):
             self._queue.fail_all(error)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Speculation:
     future: asyncio.Future[wire.DecodeResult]
     hints: SpeechHints
+    answered: bool = False  # its done callback ran (its words, if any, were published)
 
 
 # Hesitations the grammars and the domain LM allow around an answer. Left out of transcripts,
@@ -368,6 +369,7 @@ class LocalSttStream:
         caller spoke again or the question changed meanwhile (then they are not published).
         No words (a tone, a cough) are not published either: silence decides those turns."""
         future = speculation.future
+        speculation.answered = True
         if (self._speculation is not speculation or speculation.hints != self._hints
                 or future.cancelled() or future.exception() is not None):
             return
@@ -383,6 +385,11 @@ class LocalSttStream:
         read-back came back from the final decode as "actually" — decodes on one worker
         depend on what it decoded before — so there is one decode per pause, and the words
         published are the words ``finalize`` returns.)"""
+
+    def words_pending(self) -> bool:
+        """A speculative decode of the pause in flight."""
+        speculation = self._speculation
+        return speculation is not None and not speculation.answered
 
     async def events(self) -> AsyncIterator[SttEvent]:
         """``Heard(final=True)`` with each speculative decode's words, until the stream closes.

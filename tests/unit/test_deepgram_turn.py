@@ -108,6 +108,19 @@ def test_a_pause_answer_covers_the_audio_before_its_finalize_whatever_span_it_na
     assert events == [Heard("", final=True)]
 
 
+def test_words_are_owed_from_a_pause_until_its_answer_and_not_once_finalize_waits() -> None:
+    turn = DeepgramTurn()
+    assert not turn.owes_words()
+    turn.pause(600 * MS, 400 * MS)
+    assert turn.owes_words()  # due, not even sent yet: the flush is on its way
+    send_due(turn, 600 * MS)
+    answer(turn, "kate", 600 * MS, 400 * MS)
+    assert not turn.owes_words()
+    turn.pause(1200 * MS, 1000 * MS)
+    turn.finalize(1300 * MS, 1000 * MS)
+    assert not turn.owes_words()  # the turn has ended: its words go to finalize()
+
+
 def test_pause_without_speech_since_the_turn_began_sends_nothing() -> None:
     turn = DeepgramTurn()
     assert not turn.pause(600 * MS, voiced_end=0)

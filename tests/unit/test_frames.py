@@ -67,6 +67,9 @@ class Stream(PlainStream):
     def pause(self) -> None:
         self.pauses += 1
 
+    def words_pending(self) -> bool:
+        return False
+
     async def events(self) -> AsyncIterator[SttEvent]:
         while (event := await self.said.get()) is not None:
             yield event

@@ -23,6 +23,7 @@ from slotline.providers.llm.rules.vocab import OPT_OUT_HINTS
 from slotline.providers.stt import _sphinx_wire as wire
 from slotline.providers.stt._sphinx_worker import normalize_phrase
 from slotline.providers.stt.local import LocalSpeechToText, LocalSttStream
+from tests.until import until
 
 SHARED_LOOP = pytest.mark.asyncio(loop_scope="module")  # the tests sharing the `stt` fixture
 
@@ -280,10 +281,13 @@ async def test_a_pauses_decode_is_published_as_settled_words_and_is_the_final(
     listener = asyncio.create_task(follow())
     await asyncio.sleep(0)
     before = stt.decodes_requested
+    assert not stream.words_pending()
     for chunk in caller_frames("day_tuesday", tail_ms=400):  # > speculate_after_ms of silence
         stream.push_audio(chunk)
+    assert stream.words_pending()  # the pause's decode is on its way
     heard = await asyncio.wait_for(events.get(), timeout=30)
     assert heard == Heard(TEXTS["day_tuesday"], final=True)
+    assert not stream.words_pending()
     assert (await stream.finalize()).text == TEXTS["day_tuesday"]
     assert stt.decodes_requested == before + 1  # the final is the pause's decode
 
@@ -301,8 +305,9 @@ async def test_a_pauses_decode_is_published_as_settled_words_and_is_the_final(
                          True) for i in range(0, len(tone), 160)]
     for chunk in [*frames, *caller_frames("day_tuesday", lead_ms=0)[-20:]]:
         stream.push_audio(chunk)
-    await asyncio.sleep(0.5)
-    assert events.empty()  # no words in a tone: silence decides that turn
+    await until(lambda: not stream.words_pending(), timeout_s=30)  # its decode is back ...
+    await asyncio.sleep(0)
+    assert events.empty()  # ... with no words in a tone: silence decides that turn
     await stream.aclose()
     await listener
 
