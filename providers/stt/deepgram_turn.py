@@ -69,6 +69,7 @@ class DeepgramTurn:
             return False  # nothing said since the turn began or since the last pause
         self._paused_to = end
         self._pending.append(end)
+        self._heard = None  # its answer is news even when it says what was last said ("")
         return True
 
     def owes_words(self) -> bool:

@@ -121,6 +121,16 @@ def test_words_are_owed_from_a_pause_until_its_answer_and_not_once_finalize_wait
     assert not turn.owes_words()  # the turn has ended: its words go to finalize()
 
 
+def test_a_pause_answer_is_heard_even_when_it_repeats_the_last_words() -> None:
+    turn = DeepgramTurn()
+    events, _ = turn.on_results(result(""), 300 * MS, 0)  # Deepgram's results about silence
+    assert events == [Heard("", final=True)]
+    turn.pause(900 * MS, 700 * MS)  # "um": voiced, no words
+    send_due(turn, 900 * MS)
+    events, _ = answer(turn, "", 900 * MS, 700 * MS)
+    assert events == [Heard("", final=True)]  # the pause's answer: the turn detector needs it
+
+
 def test_pause_without_speech_since_the_turn_began_sends_nothing() -> None:
     turn = DeepgramTurn()
     assert not turn.pause(600 * MS, voiced_end=0)
