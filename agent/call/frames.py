@@ -134,7 +134,6 @@ class FramePipeline:
         self._is_loud = self._loudness.loud_pcm16
         self._stt = stt
         self._pause = stt.pause
-        turns.words_pending = stt.words_pending
         self.turns = turns
         self._kind = ""
         self._region = "US"

@@ -271,7 +271,7 @@ class LiveCall:
         self._persister = persister
         self._loop = asyncio.get_running_loop()
         self.floor = fl.Floor()
-        self.turns = TurnDetector(config.turn)
+        self.turns = TurnDetector(config.turn, words_pending=stt.words_pending)
         model = deps.make_turn_model() if deps.make_turn_model is not None else None
         self.frames = FramePipeline(deps.make_vad(), stt, self.turns, model)
         self.voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts, self._tts_failed,

@@ -49,7 +49,9 @@ is john dot", "on the") make the patience long for both the silence and the STT 
 words that answer nothing yet ("i'd like to book" to a date question, or no words at all) make
 both ``unanswered_silence_ms``: the caller pauses mid-sentence; final words that hold a part of
 the answer (a first name alone, "at three" without a.m. or p.m.) make both
-``partial_silence_ms``: the rest is most likely on its way. Anything else changes nothing
+``partial_silence_ms``: the rest is most likely on its way. A silence that would end the turn
+while the recogniser still owes the words of the pause (``words_pending``) waits for them, at
+most ``words_wait_ms`` longer: the reply needs them anyway. Anything else changes nothing
 at a question whose answer is judged; at an open
 question (``open_question``) final words end the turn after ``final_words_silence_ms`` (at least
 the STT floor below): the recogniser flushed at the pause (``Paused``), so its own endpointer
@@ -316,7 +318,8 @@ class TurnDetector:
     _words: Completeness
     _words_final: bool
 
-    def __init__(self, config: TurnConfig) -> None:
+    def __init__(self, config: TurnConfig,
+                 words_pending: Callable[[], bool] = _nothing_pending) -> None:
         self._cfg = config
         self.state = TurnState.LISTENING
         self.agent_speaking = False
@@ -326,7 +329,7 @@ class TurnDetector:
         self.patience: Patience = "normal"
         # whether the recogniser owes words about the current pause (``SttStream.words_pending``;
         # asked only when a silence would end the turn)
-        self.words_pending: Callable[[], bool] = _nothing_pending
+        self.words_pending = words_pending
         self._reset_run()
 
     @property

@@ -452,10 +452,9 @@ def test_final_words_without_the_whole_answer_wait_their_own_silence(
 
 
 def test_words_owed_about_the_pause_hold_the_silence_until_they_come() -> None:
-    det = TurnDetector(CFG)
-    det.open_question = False  # "what's your name?": "kate" (a pause) "lewis"
     pending = [True]
-    det.words_pending = lambda: pending[0]
+    det = TurnDetector(CFG, words_pending=lambda: pending[0])
+    det.open_question = False  # "what's your name?": "kate" (a pause) "lewis"
     feed(det, "#" * 20 + "." * 2)
     # the 600 ms are up, but the recogniser's words about the pause are still on their way
     assert not any(isinstance(e, TurnEnded) for _, e in feed(det, "." * 33, start_ms=22 * 20))
@@ -467,18 +466,16 @@ def test_words_owed_about_the_pause_hold_the_silence_until_they_come() -> None:
 
 
 def test_words_owed_wait_no_longer_than_words_wait_ms() -> None:
-    det = TurnDetector(CFG)
-    det.words_pending = lambda: True  # a decode that never answers
+    det = TurnDetector(CFG, words_pending=lambda: True)  # a decode that never answers
     event = ended(feed(det, "#" * 20 + "." * 60))
     assert event.reason == "silence"
     assert silence_before_end(event) == CFG.end_silence_ms + CFG.words_wait_ms
 
 
 def test_words_already_final_are_not_waited_for_again() -> None:
-    det = TurnDetector(CFG)
-    det.open_question = False  # judged words: "unknown" keeps the question's silence
     asked: list[int] = []
-    det.words_pending = lambda: asked.append(1) or True
+    det = TurnDetector(CFG, words_pending=lambda: asked.append(1) or True)
+    det.open_question = False  # judged words: "unknown" keeps the question's silence
     feed(det, "#" * 20 + "." * 2)
     det.heard("unknown", final=True)
     event = ended(feed(det, "." * 40, start_ms=22 * 20))
