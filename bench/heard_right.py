@@ -296,13 +296,29 @@ CONSENT2_CASES = _read_backs(
     "could we do a bit later", "is there anything on friday instead",
     "yes but can you make it the evening",
 )
+# An eighth (``--set consent3``), written on 2026-12-07 before the rule that asks "did you say
+# ...?" about a day or time heard without a word of correction, and before any run of it:
+# yeses, refusals and corrections (a day, a time, a shift, a name) in new words. Never to be
+# tuned on.
+CONSENT3_CASES = _read_backs(
+    "that suits me fine", "go on then", "yes that's spot on", "mm yes please",
+    "sounds lovely book it", "okay do it", "yes please go ahead with that",
+    "that's great thank you", "right that works", "sure why not",
+    "no that's no use to me", "i'd prefer not", "sorry no", "that's not convenient",
+    "no i'm working then", "can't do that one", "that won't suit", "no thanks not then",
+    "i'll pass on that", "that doesn't suit me at all",
+    "can we make it thursday", "how about monday instead", "i'd prefer the morning",
+    "maybe something earlier", "four o'clock would be better",
+    "actually my name is rachel green", "could it be wednesday at eleven",
+    "no the twelfth would be better", "later in the day please", "is friday possible",
+)
 SETS = {"main": CASES, "more": MORE_CASES, "all": CASES + MORE_CASES, "fresh": FRESH_CASES,
         "unseen": UNSEEN_CASES, "heldout": HELDOUT_CASES, "consent": CONSENT_CASES,
-        "consent2": CONSENT2_CASES}
+        "consent2": CONSENT2_CASES, "consent3": CONSENT3_CASES}
 ESPEAK = "espeak"  # espeak-ng's en-us, male variant, through the library the offline TTS uses
 SET_VOICES = {"fresh": (*VOICES, ESPEAK), "unseen": (*VOICES, ESPEAK),
               "heldout": (*VOICES, ESPEAK), "consent": (*VOICES, ESPEAK),
-              "consent2": (*VOICES, ESPEAK)}  # others: VOICES
+              "consent2": (*VOICES, ESPEAK), "consent3": (*VOICES, ESPEAK)}  # others: VOICES
 
 
 @dataclass(frozen=True, slots=True)

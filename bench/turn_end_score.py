@@ -102,6 +102,7 @@ class EventOutcome:
     bargein_ms: float | None  # first voiced frame → clear
     became_turn: bool  # the server logged it as a caller turn
     resumed: bool = False  # the agent went on after the stop (a forgiven false interruption)
+    silence_ms: float | None = None  # stopped: its clear → the agent's next audio (None: none)
 
 
 def opened_s(sent: Sent) -> float:
@@ -145,7 +146,7 @@ def score_answer(sent: Sent, window_end_s: float, media_s: Iterable[float],
 
 
 def score_event(sent: Sent, clears_s: Iterable[float], heard: Iterable[Heard], *,
-                resumed: bool = False) -> EventOutcome:
+                resumed: bool = False, media_s: Iterable[float] = ()) -> EventOutcome:
     labels = sent.clip.labels
     start = sent.start_s
     first_voiced = start + labels.pieces_ms[0][0] / 1000
@@ -154,11 +155,16 @@ def score_event(sent: Sent, clears_s: Iterable[float], heard: Iterable[Heard], *
     bargein = sent.bargein_ms
     if bargein is None and clears:
         bargein = (clears[0] - first_voiced) * 1000
+    # a clear empties Twilio's buffer, so the next audio to arrive plays at once: the caller
+    # hears silence from the clear until then (the pause a forgiven stop costs)
+    after = [t for t in media_s if clears and t > clears[0]]
+    silence = (min(after) - clears[0]) * 1000 if after else None
     return EventOutcome(
         clip=sent.clip.id, kind=sent.clip.kind, interruption=bool(labels.interruption),
         over_agent=sent.over_agent, stopped=bool(clears),
         bargein_ms=bargein if clears else None,
         became_turn=any(h.at_s > start for h in heard), resumed=resumed and bool(clears),
+        silence_ms=silence,
     )
 
 
@@ -229,6 +235,10 @@ def summarise(answers: Sequence[AnswerOutcome], events: Sequence[EventOutcome]) 
                         for k, v in sorted(by_event.items())},
             "became_turn": sum(e.became_turn for e in false),
             "stopped_then_resumed": sum(e.resumed for e in false),
+            # what a stop cost the caller: the reply lost, or a pause before it went on
+            "lost": sum(e.stopped and not e.resumed for e in false),
+            "silence_after_stop_ms": _spread([e.silence_ms for e in false
+                                              if e.resumed and e.silence_ms is not None]),
             "not_over_agent": sum(not e.over_agent for e in events),
         },
         "interruptions": {
@@ -279,6 +289,9 @@ def table(summary: dict[str, Any]) -> str:
     lines.append(f"  stopped, then resumed: {stop['stopped_then_resumed']}; logged as a caller "
                  f"turn: {stop['became_turn']}; not over the agent (not counted): "
                  f"{stop['not_over_agent']}")
+    silence = stop["silence_after_stop_ms"]
+    lines.append(f"  replies lost: {stop['lost']}; silence before a resumed reply went on: p50 "
+                 f"{_f(silence['p50'], ' ms')} p95 {_f(silence['p95'], ' ms')}")
     bargein = inter["bargein_ms"]
     lines.append(f"{'real interruptions stopped the agent':<44} {inter['stopped']:>3} of "
                  f"{inter['events']:<3}   barge-in p50 {_f(bargein['p50'], ' ms')} p95 "

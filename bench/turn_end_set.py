@@ -318,7 +318,8 @@ async def one_call(call: PlannedCall, base_url: str, wall_minus_mono_s: float) -
                           send_lateness_p99_ms=report.send_lateness.p99_ms)
     if call.event_after_ms is not None:
         resumed = any(t.get("resumed") for t in log.get("turns", []) if t["role"] == "agent")
-        outcome.events = tuple(score_event(s, clears, heard, resumed=resumed) for s in sent)
+        outcome.events = tuple(score_event(s, clears, heard, resumed=resumed, media_s=media)
+                               for s in sent)
         return outcome
     ends = [opened_s(s) for s in sent[1:]] + [report.started_at_s + report.duration_s]
     outcome.answers = tuple(score_answer(s, end, media, heard) for s, end in zip(sent, ends,

@@ -219,6 +219,15 @@ def test_a_clear_for_a_backchannel_is_a_false_stop_for_an_interruption_a_barge_i
     assert outcome.bargein_ms == pytest.approx(250.0)  # from its first voiced frame
 
 
+def test_a_stop_costs_the_silence_from_its_clear_to_the_next_agent_audio() -> None:
+    backchannel = Sent(_clip(((60, 500),), False, "backchannel"), 50.0, over_agent=True)
+    resumed = score_event(backchannel, [50.2], [], resumed=True, media_s=[49.9, 50.1, 50.95])
+    assert resumed.silence_ms == pytest.approx(750.0)  # audio before the clear does not count
+    lost = score_event(backchannel, [50.2], [], media_s=[49.9])
+    assert lost.stopped and not lost.resumed and lost.silence_ms is None
+    assert score_event(backchannel, [], [], media_s=[50.5]).silence_ms is None  # never stopped
+
+
 def test_the_summary_counts_rates_per_kind_and_per_pause_length() -> None:
     answers = [
         score_answer(Sent(_clip(PIECES), 100.0, 600.0), 106.0, [101.5], []),  # cut in 600
@@ -229,8 +238,8 @@ def test_the_summary_counts_rates_per_kind_and_per_pause_length() -> None:
     over = Sent(_clip(((60, 500),), False, "cough"), 50.0, over_agent=True)
     late = Sent(_clip(((60, 500),), False, "noise"), 50.0, over_agent=False)
     real = Sent(_clip(((60, 1500),), True, "interruption"), 50.0, 0.0, 180.0, True)
-    events = [score_event(over, [50.3], [], resumed=True), score_event(late, [], []),
-              score_event(real, [50.24], [])]
+    events = [score_event(over, [50.3], [], resumed=True, media_s=[50.9]),
+              score_event(late, [], []), score_event(real, [50.24], [])]
     summary = summarise(answers, events)
     cut = summary["cut_off"]
     assert (cut["turns"], cut["cut"], cut["pct"]) == (3, 1, 33.3)
@@ -243,7 +252,8 @@ def test_the_summary_counts_rates_per_kind_and_per_pause_length() -> None:
     stop = summary["false_stop"]
     assert (stop["events"], stop["stopped"], stop["pct"], stop["not_over_agent"]) == \
         (1, 1, 100.0, 1)
-    assert stop["stopped_then_resumed"] == 1
+    assert stop["stopped_then_resumed"] == 1 and stop["lost"] == 0
+    assert stop["silence_after_stop_ms"] == {"n": 1, "p50": 600.0, "p95": 600.0}
     assert summary["interruptions"]["bargein_ms"]["p50"] == 180.0
     text = table(summary)
     assert "1 of 3" in text and "barge-in p50 180 ms" in text
