@@ -386,6 +386,8 @@ def read_back(text: str) -> str | None:
         return "book"
     if any(isinstance(a, CheckAvailability) for a in step.actions):
         return f"check {names}"
+    if step.phase is Phase.CHANGE:
+        return None  # "did you want Friday instead?": asked about, nothing searched or booked
     if step.phase is Phase.CONFIRM and step.candidate not in (None, CANDIDATE):
         return f"ask {step.candidate.spoken if step.candidate else ''}"
     if names and "user_name" in step.variables:

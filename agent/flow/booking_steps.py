@@ -24,10 +24,11 @@ when there is only one.
 
 At the read-back ("Shall I go ahead?") and at the offers the caller may change one thing without
 starting over (:mod:`agent.flow.corrections`): "no, Wednesday" or a time not on offer checks the
-calendar again for it (the other wishes kept), "no, later" / "earlier" asks about the nearest
-offer on that side or checks again an hour away, "actually my name is …" sets ``user_name`` and
-asks the same question again. An e-mail address the caller gave is read back with the slot, and
-corrected there (:mod:`agent.flow.read_back`).
+calendar again for it (the other wishes kept; a day or time said without a word of change is
+asked about first, CHANGE: "Did you want Wednesday, December 9th instead?"), "no, later" /
+"earlier" asks about the nearest offer on that side or checks again an hour away, "actually my
+name is …" sets ``user_name`` and asks the same question again. An e-mail address the caller
+gave is read back with the slot, and corrected there (:mod:`agent.flow.read_back`).
 
 Offers are found and spoken in the caller's zone (``Ctx.timezone``: the ``user_timezone`` the
 call started with or the caller stated since, :mod:`agent.flow.zone_steps`). When the business's
@@ -42,7 +43,13 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from slotline.agent.booking.proposal import part_of_day
-from slotline.agent.booking.speech import clocks_differ, speak_elsewhere, speak_times
+from slotline.agent.booking.speech import (
+    clocks_differ,
+    speak_clock,
+    speak_date,
+    speak_elsewhere,
+    speak_times,
+)
 from slotline.agent.flow import read_back
 from slotline.agent.flow.corrections import (
     LATER,
@@ -199,6 +206,8 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
         answer = None  # "no ... book it": the halves disagree (a misheard "go ahead"), ask again
     if answer == "yes" and _wants_otherwise(ctx, text, ctx.candidate):
         answer = None  # "good ... the afternoon instead": not a yes to this time, ask again
+    if answer == "yes" and rules.stray_negation(text):
+        answer = None  # "that doesn't suit me ... that's fine": half of it refuses, ask again
     if answer == "yes":
         return _book(ctx, node, ctx.candidate)
     if answer == "no" and read_back.read_back_address(ctx):
@@ -222,7 +231,8 @@ def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     text = event.text.strip()
     picked = pick_offer(ctx, text, ctx.offers)
     answer = ctx.read("yes_no", text) if text and picked is None else None
-    if picked is None and answer == "yes" and len(ctx.offers) == 1:
+    if (picked is None and answer == "yes" and len(ctx.offers) == 1
+            and not rules.stray_negation(text)):
         picked = ctx.offers[0]
     if picked is not None:
         others = tuple(offer for offer in ctx.offers if offer != picked)
@@ -363,7 +373,62 @@ def _changed(
     if len(on_day) == 1:  # "no, Wednesday" with one Wednesday offer: that one
         rest = tuple(o for o in (*others, *known) if o != on_day[0])
         return ask_confirm(ctx, on_day[0], tuple(dict.fromkeys(rest)))
+    if change.unsure:  # maybe a misheard yes: asked about before the calendar is searched
+        return _ask_change(ctx, candidate, day if change.date else "", change.time)
     return _check_again(ctx, node, day, change.time or ctx.var("preferred_time"))
+
+
+def _ask_change(ctx: Ctx, candidate: SlotOffer | None, day: str, clock: str,
+                attempts: int = 0, prefix: str = "") -> Step:
+    """ "Did you want Friday, December 11th instead?" about a day (ISO; "" = the day read back)
+    and/or a time ("HH:MM") heard without a word of change (CHANGE)."""
+    when = _spoken_wish(ctx, day, clock)
+    hints = [rules.consent_hints(), correction_hints()]
+    listen = ctx.listen(*hints).expecting("yes_no")
+    return Step((Say(f"{prefix}Did you want {when} instead?"), listen), phase=Phase.CHANGE,
+                attempts=attempts, offers=ctx.offers, candidate=candidate,
+                asked_about=(day, clock))
+
+
+def _spoken_wish(ctx: Ctx, day: str, clock: str) -> str:
+    """ "Friday, December 11th at 1 pm", "Friday, December 11th" or "1 pm"."""
+    parts = []
+    if day:
+        parts.append(speak_date(date.fromisoformat(day), ctx.now.date()))
+    if clock:
+        hour, minute = (int(part) for part in clock.split(":"))
+        parts.append(speak_clock(datetime(2000, 1, 1, hour, minute)))
+    return " at ".join(parts)
+
+
+def change_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
+    """After "did you want Friday instead?": yes checks the calendar for it; no asks the
+    question before it again (the read-back, or the offers); another day, time, name or "later"
+    is taken as said; anything else asks again, and after ``max_attempts`` goes back."""
+    day, clock = ctx.asked_about
+    candidate = ctx.candidate
+    others = tuple(offer for offer in ctx.offers if offer != candidate)
+    text = event.text.strip()
+    change = heard_change(ctx, text, candidate) if text else None
+    if change is not None and (change.date or change.time):
+        if (change.date, change.time) != (day or change.date, clock or change.time):
+            # the caller answered the question with another day or time: a wish said twice
+            return _changed(ctx, node, replace(change, unsure=False), candidate, others)
+        change = None  # "yes, Friday": the day asked about
+    if change is not None:
+        return _changed(ctx, node, change, candidate, others)
+    answer = ctx.read("yes_no", text, min_confidence=SURE_YES_NO) if text else None
+    if answer == "yes":
+        known = candidate or (ctx.offers[0] if ctx.offers else None)
+        wanted = day or (_day_of(known) if known is not None else ctx.var("preferred_date"))
+        return _check_again(ctx, node, wanted, clock or ctx.var("preferred_time"))
+    if answer == "no" or ctx.attempts + 1 >= node.max_attempts:
+        prefix = "Sorry, my mistake." if answer == "no" else "Sorry, I didn't catch that."
+        if candidate is not None:
+            asked = ask_confirm(ctx, candidate, others)
+            return replace(asked, actions=(Say(prefix), *asked.actions))
+        return offer_times(ctx, ctx.offers, prefix)
+    return _ask_change(ctx, candidate, day, clock, ctx.attempts + 1, "Sorry. ")
 
 
 def _day_of(offer: SlotOffer) -> str:

@@ -8,6 +8,12 @@ ahead?"), without starting the booking over.
     "no, it's sarah miller at outlook dot com"        -> the e-mail, then the same question
     "no, the email is wrong"                          -> the e-mail asked for again
 
+A day or time heard without any word that asks for a change ("the fourth", "friday", where the
+caller may have said "of course" or "i'm afraid that won't do" to a recogniser that heard
+otherwise) is ``unsure``: ``booking_steps`` asks "Did you want Friday, December 11th instead?"
+before it searches the calendar again. With a word of change ("no", "instead", "how about",
+"could we", "is ... possible", "would be better") it searches at once.
+
 An e-mail address is read back with the slot when the caller gave one (``booking_steps``);
 :func:`heard_email` reads a correction of it.
 
@@ -47,10 +53,21 @@ _REFUSAL = re.compile(
 )
 
 
+# Words that make a day or time said at a read-back a change of it: a refusal, a request, a
+# preference ("no, Friday", "Friday instead", "how about Friday", "could we do Friday", "is Friday
+# possible", "Friday would be better", "maybe Friday", "do you have Friday")
+_CHANGE_CUES = NEGATORS | frozenset((
+    "no", "nope", "nah", "actually", "instead", "rather", "prefer", "better", "possible",
+    "available", "about", "how's", "what's", "can", "could", "make", "move", "change",
+    "another", "different", "else", "try", "maybe", "perhaps", "have", "free", "open",
+))
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One correction; unset fields are not changed. ``shift``: ``LATER``, ``EARLIER`` or 0.
-    ``unclear``: the caller gave a name that could not be read (never taken for a yes)."""
+    ``unclear``: the caller gave a name that could not be read (never taken for a yes).
+    ``unsure``: a day or time heard without a word of change (asked about before searching)."""
 
     name: str = ""
     date: str = ""  # ISO date
@@ -59,6 +76,7 @@ class Change:
     unclear: bool = False
     email: str = ""  # the address the caller gave instead of the one read back
     email_again: bool = False  # the address read back is wrong, and no other was heard
+    unsure: bool = False
 
 
 def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None:
@@ -88,7 +106,7 @@ def heard_change(ctx: Ctx, text: str, anchor: SlotOffer | None) -> Change | None
         if clock == f"{local.hour:02d}:{local.minute:02d}":
             clock = None
     if day or clock:
-        return Change(date=day or "", time=clock or "")
+        return Change(date=day or "", time=clock or "", unsure=not words & _CHANGE_CUES)
     later, earlier = bool(words & _LATER), bool(words & _EARLIER)
     if later != earlier:
         return Change(shift=LATER if later else EARLIER)

@@ -129,6 +129,7 @@ _ON_EVENT: Mapping[tuple[Phase, type[Any]], Callable[[Ctx, Any, Any], Step]] = {
     (Phase.CONFIRM, CallerSaid): booking_steps.confirm_answer,
     (Phase.CHOOSE, CallerSaid): booking_steps.choose_answer,
     (Phase.AMEND, CallerSaid): booking_steps.amend_answer,
+    (Phase.CHANGE, CallerSaid): booking_steps.change_answer,
     (Phase.EMAIL, CallerSaid): booking_steps.email_answer,
     (Phase.CHECKING, AvailabilityReady): booking_steps.availability_ready,
     (Phase.BOOKING, BookingFinished): booking_steps.booking_finished,
@@ -215,6 +216,7 @@ class FlowEngine:
         self._questions = 0
         self._offers: tuple[SlotOffer, ...] = ()
         self._candidate: SlotOffer | None = None
+        self._asked_about = ("", "")
         self._unread: frozenset[str] = frozenset()
         self._path: list[str] = []
         self._interruptions: list[ReplyInterrupted] = []
@@ -377,6 +379,7 @@ class FlowEngine:
                 self._questions = step.questions
                 self._offers = step.offers
                 self._candidate = step.candidate
+                self._asked_about = step.asked_about
                 return
             target = step.goto
             if step.edge is not None:
@@ -397,7 +400,7 @@ class FlowEngine:
             self._node_id = target
             self._path.append(target)
             self._phase, self._attempts, self._offers, self._candidate = Phase.IDLE, 0, (), None
-            self._questions = 0
+            self._questions, self._asked_about = 0, ("", "")
             node = self._node()
             log.debug("call_sid=%s -> %s (%s)", self._call_sid, target, node.type)
             step = _ENTER[node.type](self._ctx(), node)
@@ -425,4 +428,5 @@ class FlowEngine:
             region=self._region,
             home_timezone=self._timezone,
             unread=self._unread,
+            asked_about=self._asked_about,
         )

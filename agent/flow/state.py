@@ -51,6 +51,7 @@ class Phase(enum.Enum):
     CONFIRM = "confirm"  # booking: asked "shall I book <candidate>?"
     CHOOSE = "choose"  # booking: offered `offers`, waiting for a pick
     AMEND = "amend"  # booking: "no" to a read-back with an e-mail: the time or the address?
+    CHANGE = "change"  # booking: a day or time heard without a word of change: "did you want ..."
     EMAIL = "email"  # booking: the e-mail read back was wrong, asked for it again
     CANCELLING = "cancelling"  # cancel: waiting for CancelFinished
     WEBHOOK = "webhook"  # webhook: waiting for WebhookFinished
@@ -60,7 +61,8 @@ class Phase(enum.Enum):
 
 
 LISTENING = frozenset(
-    (Phase.ANSWER, Phase.VERIFY, Phase.CONFIRM, Phase.CHOOSE, Phase.AMEND, Phase.EMAIL)
+    (Phase.ANSWER, Phase.VERIFY, Phase.CONFIRM, Phase.CHOOSE, Phase.AMEND, Phase.EMAIL,
+     Phase.CHANGE)
 )
 """Phases where the caller is expected to speak (and a global intent may fire)."""
 
@@ -101,6 +103,7 @@ class Ctx:
     home_timezone: str = ""  # the business's zone ("" = ``timezone``): named beside the caller's
     # variables heard from the caller (``READ_BACK_KINDS``) that no read-back has confirmed yet
     unread: frozenset[str] = frozenset()
+    asked_about: tuple[str, str] = ("", "")  # CHANGE: the (ISO date, "HH:MM") asked about
 
     def read(
         self, kind: str, text: str, choices: Choices = (), *, min_confidence: float = 0.0
@@ -135,6 +138,7 @@ class Step:
     questions: int = 0
     heard: frozenset[str] = frozenset()  # variables set here that are to be read back
     confirmed: frozenset[str] = frozenset()  # variables the caller confirmed at a read-back
+    asked_about: tuple[str, str] = ("", "")  # with ``phase`` CHANGE: the day and time asked
 
 
 def merge_hints(*hints: SpeechHints) -> SpeechHints:

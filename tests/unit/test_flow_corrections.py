@@ -11,6 +11,7 @@ from slotline.agent.flow.corrections import EARLIER, LATER, Change, heard_change
 from slotline.agent.flow.engine import FlowEngine
 from slotline.agent.flow.messages import (
     AvailabilityReady,
+    BookingFinished,
     CallerSaid,
     CheckAvailability,
     RunBooking,
@@ -170,6 +171,7 @@ def test_the_reader_alone() -> None:
 @pytest.mark.parametrize("said", [
     "no at i book at", "no book it",  # "go ahead and book it" misheard
     "no that works", "yes no at", "no wait yes",  # a yes and a no: neither is sure
+    "that doesn't suit me that's fine", "that won't be a problem",  # a negation the yes lacks
 ])
 def test_an_answer_that_is_yes_and_no_is_asked_again(said: str) -> None:
     e = at_read_back(AT_16)
@@ -194,7 +196,8 @@ def test_a_yes_that_asks_for_another_time_is_asked_again(said: str) -> None:
     assert not any(isinstance(a, RunBooking) for a in actions) and e.phase is Phase.CONFIRM
 
 
-@pytest.mark.parametrize("said", ["yes the afternoon is fine", "yes please", "sounds good"])
+@pytest.mark.parametrize("said", ["yes the afternoon is fine", "yes please", "sounds good",
+                                  "why not", "i don't mind", "yes that's not a problem"])
 def test_a_yes_to_the_time_read_back_books(said: str) -> None:
     actions = at_read_back(AT_16).handle(CallerSaid(said))
     assert any(isinstance(a, RunBooking) for a in actions)
@@ -204,3 +207,92 @@ def test_the_read_back_asks_the_recogniser_for_a_sure_yes() -> None:
     actions = at_read_back(AT_16).handle(CallerSaid("hmm"))  # asked again
     [listen] = [a for a in actions if isinstance(a, Listen)]
     assert listen.hints.consent and "<refusal>" in (listen.hints.grammar or "")
+
+
+# a day or time heard at the read-back without a word of change (a recogniser's "the fourth"
+# for "of course") -> asked about, nothing searched yet
+UNSURE = [
+    ("the fourth", "Did you want Friday, December 4th instead?", "2026-12-04", "15:00"),
+    ("thursday", "Did you want Thursday, December 3rd instead?", "2026-12-03", "15:00"),
+    ("that's of april eighth", "Did you want Thursday, April 8th instead?", "2027-04-08",
+     "15:00"),
+    ("at three pm", "Did you want 3 pm instead?", "2026-12-01", "15:00"),
+    ("friday at ten a m", "Did you want Friday, December 4th at 10 am instead?", "2026-12-04",
+     "10:00"),
+]
+
+
+@pytest.mark.parametrize(("said", "question", "day", "clock"), UNSURE)
+def test_a_day_heard_without_a_word_of_change_is_asked_about_first(
+    said: str, question: str, day: str, clock: str
+) -> None:
+    e = at_read_back()
+    assert says(e.handle(CallerSaid(said))) == [question]
+    assert e.phase is Phase.CHANGE and e.variables["preferred_date"] == "2026-12-01"
+    check = checked(e.handle(CallerSaid("yes please")))
+    assert (check.preferences.date, check.preferences.time) == (day, clock)
+
+
+def test_no_to_the_day_asked_about_goes_back_to_the_read_back_and_yes_books() -> None:
+    e = at_read_back(AT_16)
+    e.handle(CallerSaid("the fourth"))
+    assert says(e.handle(CallerSaid("no"))) == [
+        "Sorry, my mistake.", "I can book Tuesday, December 1st at 2 pm. Shall I go ahead?"]
+    assert e.phase is Phase.CONFIRM
+    [run] = e.handle(CallerSaid("yes"))
+    assert isinstance(run, RunBooking) and run.slot_start == AT_14.start
+
+
+def test_another_day_said_to_the_question_is_searched_and_a_muddle_is_asked_again() -> None:
+    e = at_read_back()
+    e.handle(CallerSaid("the fourth"))
+    assert says(e.handle(CallerSaid("um"))) == ["Sorry. Did you want Friday, December 4th "
+                                                "instead?"]
+    check = checked(e.handle(CallerSaid("no the seventh")))
+    assert check.preferences.date == "2026-12-07"
+    e = at_read_back()
+    e.handle(CallerSaid("the fourth"))
+    assert checked(e.handle(CallerSaid("yes the fourth"))).preferences.date == "2026-12-04"
+
+
+def test_answers_never_understood_go_back_to_the_read_back_not_to_a_search() -> None:
+    e = at_read_back()
+    e.handle(CallerSaid("the fourth"))
+    for _ in range(5):
+        said = says(e.handle(CallerSaid("banana")))
+        if e.phase is not Phase.CHANGE:
+            break
+    assert said == ["Sorry, I didn't catch that.",
+                    "I can book Tuesday, December 1st at 2 pm. Shall I go ahead?"]
+    assert e.phase is Phase.CONFIRM
+
+
+def test_a_yes_with_a_stray_negation_does_not_take_a_lone_offer() -> None:
+    e = booking_engine()
+    e.handle(CallStarted("CA1"))
+    e.handle(BookingFinished("book", False, alternatives=(AT_16,), reason="unavailable"))
+    actions = e.handle(CallerSaid("that doesn't suit me that's fine"))
+    assert not any(isinstance(a, RunBooking) for a in actions) and e.phase is Phase.CHOOSE
+    assert any(isinstance(a, RunBooking) for a in e.handle(CallerSaid("that's fine")))
+
+
+def test_at_the_offers_a_bare_day_is_asked_about_and_no_offers_them_again() -> None:
+    e = booking_engine(confirm=True)
+    e.handle(CallStarted("CA1"))
+    e.handle(AvailabilityReady("book", None, (AT_10, AT_16)))
+    assert says(e.handle(CallerSaid("the ninth"))) == [
+        "Did you want Wednesday, December 9th instead?"]
+    again = says(e.handle(CallerSaid("no")))
+    assert again[0].startswith("Sorry, my mistake. I have 10 am and 4 pm")
+    assert e.phase is Phase.CHOOSE
+
+
+@pytest.mark.parametrize("said", ["no, the fourth", "can we do the fourth", "the fourth instead",
+                                  "how about the fourth", "is the fourth possible",
+                                  "maybe the fourth"])
+def test_a_day_with_a_word_of_change_is_searched_at_once(said: str) -> None:
+    ctx = Ctx("book", {"user_name": "Ann Lee"}, NOW, "America/New_York", rules.extract)
+    assert heard_change(ctx, said, AT_14) == Change(date="2026-12-04")
+    assert heard_change(ctx, said.replace("the fourth", "friday"), AT_14) == \
+        Change(date="2026-12-04")
+    assert heard_change(ctx, "friday", AT_14) == Change(date="2026-12-04", unsure=True)

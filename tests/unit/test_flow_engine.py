@@ -417,4 +417,5 @@ def test_transition_table_lists_every_rule() -> None:
     assert ("idle", "CallStarted", "started") in rows
     assert ("choose", "CallerSaid", "choose_answer") in rows
     assert ("email", "CallerSaid", "email_answer") in rows  # an address read back, re-asked
-    assert len(rows) == len(set(rows)) == 13  # + the two model results
+    assert ("change", "CallerSaid", "change_answer") in rows  # "did you want Friday instead?"
+    assert len(rows) == len(set(rows)) == 14  # + the two model results

@@ -15,6 +15,7 @@ from pathlib import Path
 import pocketsphinx
 import pytest
 
+from slotline.providers.llm import rules
 from slotline.providers.llm.rules import KINDS, Extraction, extract, hints
 from slotline.providers.llm.rules.normalize import MAX_INPUT_CHARS, spell_numerals
 from slotline.providers.llm.rules.vocab import ESCAPES as GRAMMAR_ESCAPES
@@ -410,7 +411,18 @@ YES_NO = [
     ("hmm actually no", "no"),  # "hmm" hesitates, it does not hedge
     ("none of those work for me", "no"), ("neither", "no"),  # to offers
     ("nah i'm good", "no"), ("go for it", "yes"), ("mm hmm", "yes"),
+    ("definitely not", "no"), ("absolutely not", "no"), ("of course not", "no"),
+    ("of course", "yes"),
 ]
+
+
+@pytest.mark.parametrize(("text", "stray"), [
+    ("that doesn't suit me that's fine", True), ("that won't be a problem", True),
+    ("why not", False), ("i don't mind", False), ("yes that's not a problem", False),
+    ("yes please", False),
+])
+def test_a_negation_no_yes_phrase_holds_is_stray(text: str, stray: bool) -> None:
+    assert rules.stray_negation(text) is stray
 
 
 @pytest.mark.parametrize(("text", "expected"), YES_NO)

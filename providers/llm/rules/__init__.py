@@ -25,7 +25,9 @@ from . import answers, contact, dates, names, times, timezones
 from .extraction import Choices, Context, Extraction, parse_choices
 from .region import region_for
 
-__all__ = ["KINDS", "Choices", "Extraction", "consent_hints", "extract", "hints"]
+__all__ = [
+    "KINDS", "Choices", "Extraction", "consent_hints", "extract", "hints", "stray_negation",
+]
 
 _EXTRACTORS: dict[str, Callable[[str, Context], Extraction | None]] = {
     "text": answers.extract_text,
@@ -92,6 +94,12 @@ def consent_hints() -> SpeechHints:
     """The hints of a yes/no question whose yes commits the caller (a booking's read-back):
     ``SpeechHints.consent``, and refusals said as sentences in the grammar."""
     return answers.consent_hints()
+
+
+def stray_negation(text: str) -> bool:
+    """Whether ``text`` holds a negation no yes phrase holds ("that doesn't suit me ... that's
+    fine"): a yes that commits the caller is asked again then."""
+    return answers.stray_negation(text)
 
 
 @functools.cache

@@ -46,6 +46,7 @@ _YES_NO_TABLE: tuple[tuple[str, str, float], ...] = (
         "no thank you", "not at all", "doesn't work", "does not work", "won't work", "wrong",
         "incorrect", "never mind", "nevermind", "no way", "uh uh", "rather not",
         "none of those", "none of them", "neither",
+        "definitely not", "absolutely not", "certainly not", "of course not",
     )),
     *((p, "no", 0.8) for p in ("i'm good", "i'm all set")),  # declining an offer
     *((p, "no", 0.8) for p in ("not", "don't", "can't", "cannot", "never", "i can't")),
@@ -73,6 +74,26 @@ _ORDINAL_PICKS = frozenset((
 _BEFORE_ORDINAL_PICK = frozenset(("the", "is", "whichever's", "whatever's"))
 _DECIMAL_RE = re.compile(r"\d+\.\d+")
 _FUZZY_MIN_RATIO = 0.8  # "colouring"/"coloring", "hair cut"/"haircut"; "cut" vs "color" is 0.25
+
+
+# Yes phrases that hold a negation ("why not", "i don't mind"): the negation is the yes's own.
+_YES_WITH_NEGATION = tuple(
+    tuple(phrase.split()) for phrase, polarity, _ in _YES_NO_TABLE
+    if polarity == "yes" and NEGATORS & set(phrase.split())
+)
+
+
+def stray_negation(text: str) -> bool:
+    """Whether ``text`` holds a negation ("not", "doesn't", "won't", ...) that no yes phrase
+    holds: "that doesn't suit me ... that's fine" reads as a yes, but half of it refuses. Used
+    where a yes commits the caller (a booking), so that such an answer is asked again."""
+    toks = tokens(text)
+    covered: set[int] = set()
+    for phrase in _YES_WITH_NEGATION:
+        for i in range(len(toks) - len(phrase) + 1):
+            if tuple(toks[i : i + len(phrase)]) == phrase:
+                covered.update(range(i, i + len(phrase)))
+    return any(tok in NEGATORS and i not in covered for i, tok in enumerate(toks))
 
 
 def extract_yes_no(text: str, ctx: Context) -> Extraction | None:
