@@ -5,7 +5,7 @@ day, then the name, or asks for a later time; the call goes on from there (no qu
 again but the read-back) and the store's booking has what the caller said last.
 
 The caller is flite's slt voice (the bundled recordings are kal), in phrasings no other test
-uses.
+uses. A bare day at the read-back ("friday": maybe a misheard yes) is asked about first.
 """
 
 from __future__ import annotations
@@ -59,3 +59,21 @@ async def test_later_at_the_read_back_books_a_later_time_that_day(
     start = booking.start.astimezone(NEW_YORK)
     assert start.date() == coming(2) and start.time() > time(10), start
     assert booking.attendee.name == "John Smith"
+
+
+async def test_a_bare_day_at_the_read_back_is_asked_about_before_it_is_searched(
+    server: Server, tmp_path: Path
+) -> None:
+    script = await spoken(tmp_path, VOICE, [*START, "friday", "yes", "yes please"])
+    _, agent, booking = await booked_call(server, script)
+    friday = coming(2) + timedelta(days=2)  # the Friday after that Wednesday
+    asked = [text for text in agent if text.startswith("Did you want")]
+    assert asked == [f"Did you want Friday, {friday:%B} {_ordinal(friday.day)} instead?"], agent
+    first, second = read_backs(agent)
+    assert first.startswith("I can book Wednesday,") and second.startswith("I can book Friday,")
+    assert booking.start == datetime.combine(friday, time(10), NEW_YORK)
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
