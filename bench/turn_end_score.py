@@ -103,6 +103,7 @@ class EventOutcome:
     became_turn: bool  # the server logged it as a caller turn
     resumed: bool = False  # the agent went on after the stop (a forgiven false interruption)
     silence_ms: float | None = None  # stopped: its clear → the agent's next audio (None: none)
+    after_end_ms: float | None = None  # stopped: the event's labelled end → the next audio
 
 
 def opened_s(sent: Sent) -> float:
@@ -159,12 +160,13 @@ def score_event(sent: Sent, clears_s: Iterable[float], heard: Iterable[Heard], *
     # hears silence from the clear until then (the pause a forgiven stop costs)
     after = [t for t in media_s if clears and t > clears[0]]
     silence = (min(after) - clears[0]) * 1000 if after else None
+    after_end = (min(after) - start - labels.end_ms / 1000) * 1000 if after else None
     return EventOutcome(
         clip=sent.clip.id, kind=sent.clip.kind, interruption=bool(labels.interruption),
         over_agent=sent.over_agent, stopped=bool(clears),
         bargein_ms=bargein if clears else None,
         became_turn=any(h.at_s > start for h in heard), resumed=resumed and bool(clears),
-        silence_ms=silence,
+        silence_ms=silence, after_end_ms=after_end,
     )
 
 
@@ -239,6 +241,9 @@ def summarise(answers: Sequence[AnswerOutcome], events: Sequence[EventOutcome]) 
             "lost": sum(e.stopped and not e.resumed for e in false),
             "silence_after_stop_ms": _spread([e.silence_ms for e in false
                                               if e.resumed and e.silence_ms is not None]),
+            # of that silence, how much came after the caller's sound had ended
+            "resumed_after_end_ms": _spread([e.after_end_ms for e in false
+                                             if e.resumed and e.after_end_ms is not None]),
             "not_over_agent": sum(not e.over_agent for e in events),
         },
         "interruptions": {
@@ -290,8 +295,11 @@ def table(summary: dict[str, Any]) -> str:
                  f"turn: {stop['became_turn']}; not over the agent (not counted): "
                  f"{stop['not_over_agent']}")
     silence = stop["silence_after_stop_ms"]
+    after_end = stop["resumed_after_end_ms"]
     lines.append(f"  replies lost: {stop['lost']}; silence before a resumed reply went on: p50 "
-                 f"{_f(silence['p50'], ' ms')} p95 {_f(silence['p95'], ' ms')}")
+                 f"{_f(silence['p50'], ' ms')} p95 {_f(silence['p95'], ' ms')}; after the "
+                 f"caller's sound ended: p50 {_f(after_end['p50'], ' ms')} p95 "
+                 f"{_f(after_end['p95'], ' ms')}")
     bargein = inter["bargein_ms"]
     lines.append(f"{'real interruptions stopped the agent':<44} {inter['stopped']:>3} of "
                  f"{inter['events']:<3}   barge-in p50 {_f(bargein['p50'], ' ms')} p95 "

@@ -223,6 +223,7 @@ def test_a_stop_costs_the_silence_from_its_clear_to_the_next_agent_audio() -> No
     backchannel = Sent(_clip(((60, 500),), False, "backchannel"), 50.0, over_agent=True)
     resumed = score_event(backchannel, [50.2], [], resumed=True, media_s=[49.9, 50.1, 50.95])
     assert resumed.silence_ms == pytest.approx(750.0)  # audio before the clear does not count
+    assert resumed.after_end_ms == pytest.approx(450.0)  # the clip ended at 50.5
     lost = score_event(backchannel, [50.2], [], media_s=[49.9])
     assert lost.stopped and not lost.resumed and lost.silence_ms is None
     assert score_event(backchannel, [], [], media_s=[50.5]).silence_ms is None  # never stopped
@@ -254,6 +255,7 @@ def test_the_summary_counts_rates_per_kind_and_per_pause_length() -> None:
         (1, 1, 100.0, 1)
     assert stop["stopped_then_resumed"] == 1 and stop["lost"] == 0
     assert stop["silence_after_stop_ms"] == {"n": 1, "p50": 600.0, "p95": 600.0}
+    assert stop["resumed_after_end_ms"] == {"n": 1, "p50": 400.0, "p95": 400.0}
     assert summary["interruptions"]["bargein_ms"]["p50"] == 180.0
     text = table(summary)
     assert "1 of 3" in text and "barge-in p50 180 ms" in text
