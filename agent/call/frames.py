@@ -195,10 +195,11 @@ class FramePipeline:
                                    listening_for=self._expected)
             self._backchannel = None  # judged only over the agent, when asked
         words = self._words
-        if self.turns.interrupting and self._only_backchannel(text):
+        if self.turns.interrupting and (not text or self._only_backchannel(text)):
             # "uh-huh" over the agent (or what the recogniser made of it: "the", "m m a
-            # trim"): a whole turn, soon over, so the floor resumes the reply after the short
-            # silence of a complete answer, not the question's long one
+            # trim"), or no words at all (a cough): a whole turn, soon over, so the floor
+            # resumes the reply after the short silence of a complete answer, not the
+            # question's long one
             words = "complete"
         self.turns.heard(words, final)
 

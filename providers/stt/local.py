@@ -367,16 +367,15 @@ class LocalSttStream:
     def _speculated(self, speculation: _Speculation) -> None:
         """A speculative decode is back: its words are the turn's so far, settled, unless the
         caller spoke again or the question changed meanwhile (then they are not published).
-        No words (a tone, a cough) are not published either: silence decides those turns."""
+        No words are published too (``Heard("", final=True)``): "it's kate" decoded as nothing
+        before a pause is a caller who has not answered yet, and the turn detector waits the
+        longer silence of an unanswered question instead of ending the turn at the usual one."""
         future = speculation.future
         speculation.answered = True
         if (self._speculation is not speculation or speculation.hints != self._hints
                 or future.cancelled() or future.exception() is not None):
             return
-        text = strip_fillers(future.result().text)
-        if not text:
-            return
-        self._events.publish(Heard(text, final=True))
+        self._events.publish(Heard(strip_fillers(future.result().text), final=True))
 
     def pause(self) -> None:
         """Nothing: this stream decodes speculatively on its own once the caller has been
