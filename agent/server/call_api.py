@@ -29,7 +29,9 @@ async def calls_json(deps: SessionDeps, limit: int, offset: int) -> dict[str, An
 
 async def call_json(deps: SessionDeps, call_sid: str) -> dict[str, Any] | None:
     """``GET /api/calls/{call_sid}`` (None: no such call), with its outbound attempt if it had
-    one; a placed call not answered (yet) is its attempt alone."""
+    one; a placed call not answered (yet) is its attempt alone. A live inbound call is read
+    from memory alone: it has no attempt (the dialer places those) and no recording yet (one
+    is saved when the call ends), so a console or a script polling it costs no store query."""
     record = deps.call_log.get(call_sid)
     store = deps.store
     call: StoredCall | None = None
@@ -37,7 +39,8 @@ async def call_json(deps: SessionDeps, call_sid: str) -> dict[str, Any] | None:
         call = StoredCall.from_record(record)
     elif store is not None:
         call = await store.calls.get(call_sid)
-    attempt = await store.attempts.by_sid(call_sid) if store is not None else None
+    inbound = record is not None and record.direction == "inbound"
+    attempt = await store.attempts.by_sid(call_sid) if store is not None and not inbound else None
     if call is None and attempt is not None:  # placed, not answered (yet): the same shape
         call = StoredCall(call_sid=call_sid, flow=attempt.flow, status=attempt.status,
                           started_at=attempt.started_at, direction="outbound",
@@ -48,6 +51,8 @@ async def call_json(deps: SessionDeps, call_sid: str) -> dict[str, Any] | None:
     body = call.as_json()
     if attempt is not None:
         body["outbound"] = attempt.as_json()
-    if deps.recordings is not None and await deps.recordings.path_of(call_sid) is not None:
+    live = record is not None and record.ended_at is None
+    if (deps.recordings is not None and not live
+            and await deps.recordings.path_of(call_sid) is not None):
         body["recording"] = f"/api/calls/{call_sid}/recording"
     return body

@@ -1,96 +1,66 @@
-"""The call log in memory stays small, and a call has one JSON shape whether it is read from
-memory or from the store (``agent.server.call_api``, ``StoredCall``)."""
+"""``GET /api/calls/{call_sid}`` reads a live inbound call from memory alone: a console or a
+script polling it every 100 ms costs the store nothing. Ended calls and placed calls still get
+their recording and their outbound attempt from the store."""
 
 from __future__ import annotations
 
-import tracemalloc
-from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
-import pytest
-
-from slotline.agent.call.calllog import (
-    MAX_DTMF,
-    RECENT_ENDED,
-    CallLog,
-    CallRecord,
-    Latency,
-    Turn,
-    now_iso,
-)
-from slotline.agent.store import Store, StoredCall, open_store
+from slotline.agent.call.calllog import CallLog, CallRecord
+from slotline.agent.server.call_api import call_json
 
 
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    async with open_store(store_url) as opened:
-        yield opened
+class Store:
+    """Counts the queries ``call_json`` makes (what a real store answers is beside the point)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.attempts = SimpleNamespace(by_sid=self._by_sid)
+        self.calls = SimpleNamespace(get=self._get)
+
+    async def _by_sid(self, call_sid: str) -> None:
+        self.asked.append(f"attempt {call_sid}")
+
+    async def _get(self, call_sid: str) -> None:
+        self.asked.append(f"call {call_sid}")
 
 
-def _call(sid: str, turns: int = 20) -> CallRecord:
-    record = CallRecord(call_sid=sid, stream_sid="MZ" + sid, flow="demo_booking",
-                        phone="+15005550006")
-    for n in range(turns):
-        record.add_turn(Turn(role="caller" if n % 2 else "agent", text=f"words of turn {n} " * 8,
-                             latency=Latency(turn_latency_ms=700.0)))
-    return record
+class Recordings:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def path_of(self, call_sid: str) -> Path | None:
+        self._store.asked.append(f"recording {call_sid}")
+        return Path("/tmp/x.wav")
 
 
-def test_the_call_log_keeps_live_calls_and_only_the_last_ended_ones() -> None:
+def deps(*records: CallRecord) -> tuple[Any, Store]:
     log = CallLog()
-    live = [_call(f"CA-live-{n}") for n in range(30)]
-    for record in live:
+    for record in records:
         log.add(record)
-    for n in range(2000):
-        record = _call(f"CA-{n}")
-        log.add(record)
-        record.ended_at = now_iso()  # the session's last act
-    kept = log.all()
-    assert len(kept) == len(live) + RECENT_ENDED
-    assert all(log.get(record.call_sid) is record for record in live)  # never dropped
-    assert [r.call_sid for r in kept[-RECENT_ENDED:]] == [
-        f"CA-{n}" for n in range(2000 - RECENT_ENDED, 2000)]
-    assert log.get("CA-0") is None
+    store = Store()
+    return SimpleNamespace(call_log=log, store=store, recordings=Recordings(store)), store
 
 
-def test_the_call_log_does_not_grow_with_the_calls_it_has_seen() -> None:
-    log = CallLog()
-
-    def calls(first: int, count: int) -> None:
-        for n in range(first, first + count):
-            record = _call(f"CA-{n}")
-            log.add(record)
-            record.ended_at = now_iso()
-
-    tracemalloc.start()
-    try:
-        calls(0, 500)
-        warm, _ = tracemalloc.get_traced_memory()
-        calls(500, 2000)
-        after, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    # 2,000 more calls of ~10 KB each would hold ~20 MB more; the window holds the same 50
-    assert after - warm < 100_000, after - warm
+async def test_a_live_inbound_call_is_read_from_memory_alone() -> None:
+    d, store = deps(CallRecord("CAlive", "MZ1", "demo"))
+    body = await call_json(d, "CAlive")
+    assert body is not None and body["call_sid"] == "CAlive" and "recording" not in body
+    assert store.asked == []
 
 
-async def test_a_call_reads_the_same_from_memory_and_from_the_store(store: Store) -> None:
-    record = _call("CA-shape", turns=3)
-    record.variables["user_name"] = "Ana"
-    record.add_error("stt", "slow final")
-    for _ in range(MAX_DTMF + 4):
-        record.add_dtmf("1")
-    record.set_path(["greet", "ask_name"])
-    record.status, record.ended_at = "completed", now_iso()
-    memory = StoredCall.from_record(record)
-    await store.calls.save(memory)
-    stored = await store.calls.get("CA-shape")
-    assert stored is not None
-    assert stored.as_json() == memory.as_json()  # every key, every time string
-    assert stored.as_json()["dtmf_dropped"] == 4 and stored.as_json()["turns_dropped"] == 0
-    assert stored.as_json()["started_at"] == record.started_at  # one time format
-    assert stored.as_json()["ended_at"] == record.ended_at
-    [listed] = [c for c in await store.calls.recent() if c.call_sid == "CA-shape"]
-    assert listed.summary_json() == memory.summary_json()
-    summary, whole = listed.summary_json(), stored.as_json()
-    assert {k: whole[k] for k in summary if k not in ("turns", "errors")} == {
-        k: v for k, v in summary.items() if k not in ("turns", "errors")}
+async def test_an_ended_or_placed_call_asks_the_store_for_its_recording_and_attempt() -> None:
+    ended = CallRecord("CAend", "MZ2", "demo", ended_at="2026-12-07T01:00:00Z")
+    placed = CallRecord("CAout", "MZ3", "demo", direction="outbound")
+    d, store = deps(ended, placed)
+    body = await call_json(d, "CAend")
+    assert body is not None and body["recording"] == "/api/calls/CAend/recording"
+    assert store.asked == ["recording CAend"]
+    store.asked.clear()
+    await call_json(d, "CAout")
+    assert store.asked == ["attempt CAout"]  # live: no recording yet
+    store.asked.clear()
+    assert await call_json(d, "CAnone") is None
+    assert store.asked == ["call CAnone", "attempt CAnone"]
