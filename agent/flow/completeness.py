@@ -160,7 +160,7 @@ def classify(kind: str, text: str, *, region: str = "US",
         return "unknown"  # the options are the flow's; the short patience already applies
     found = said_value(kind, text, region=region)
     if found is None:  # a name the extractor cannot read is asked again anyway
-        return _unanswered_or_unknown(toks, text, listening_for)
+        return _unanswered_or_unknown(toks, text, listening_for, kind)
     if kind == "name":  # a first name alone: the surname may follow
         return "complete" if len(found.value.split()) >= 2 else "partial"
     # Below "said explicitly" a heuristic filled something in ("three" without a m or p m, "the
@@ -171,21 +171,30 @@ def classify(kind: str, text: str, *, region: str = "US",
 # What "holds nothing" looks for beside the question's own kind: a caller answering another
 # question than the one asked ("no, wednesday" at a read-back) has answered.
 _ANY_VALUE = ("date", "time", "time_of_day", "yes_no", "name", "email", "timezone")
+# ... except at the name question, where a day, a time or a yes answers nothing ("my name okay",
+# "monday": a recogniser's garble of "my name is", the name still to come)
+_NO_ANSWER_TO: dict[str, frozenset[str]] = {
+    "name": frozenset(("date", "time", "time_of_day", "yes_no")),
+}
 
 
-def _unanswered_or_unknown(toks: Sequence[str], text: str, listening_for: Expected) -> Completeness:
-    """Words that hold no value of the question's kind: "unanswered" when they hold nothing
-    else either (no value, no number, no expected phrase), else "unknown"."""
-    if _holds_nothing(toks, text) and not _says_one(toks, listening_for):
+def _unanswered_or_unknown(toks: Sequence[str], text: str, listening_for: Expected,
+                           kind: str) -> Completeness:
+    """Words that hold no value of the question's kind (``kind``): "unanswered" when they hold
+    nothing else either (no value that answers, no number, no expected phrase), else
+    "unknown"."""
+    if _holds_nothing(toks, text, kind) and not _says_one(toks, listening_for):
         return "unanswered"
     return "unknown"
 
 
-def _holds_nothing(toks: Sequence[str], text: str) -> bool:
-    """No number (a time, a date, a phone number may be on its way) and no value of any kind."""
+def _holds_nothing(toks: Sequence[str], text: str, asked: str) -> bool:
+    """No number (a time, a date, a phone number may be on its way) and no value of any kind
+    that answers the question ``asked``."""
     if any(_digits_in(t) for t in toks):
         return False
-    return all(said_value(kind, text) is None for kind in _ANY_VALUE)
+    skip = _NO_ANSWER_TO.get(asked, frozenset())
+    return all(said_value(kind, text) is None for kind in _ANY_VALUE if kind not in skip)
 
 
 def _says_one(toks: Sequence[str], listening_for: Expected) -> bool:
@@ -230,7 +239,7 @@ def _email(text: str) -> Completeness:
 def _phone(toks: Sequence[str], text: str, region: str, listening_for: Expected) -> Completeness:
     digits = sum(_digits_in(t) for t in toks)
     if digits == 0:
-        return _unanswered_or_unknown(toks, text, listening_for)
+        return _unanswered_or_unknown(toks, text, listening_for, "phone")
     found = said_value("phone", text, region=region)
     if found is None:  # too few digits to dial (or too many: not a number we can read)
         return "incomplete" if digits < _MAX_PHONE_DIGITS else "unknown"

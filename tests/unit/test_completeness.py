@@ -175,6 +175,14 @@ def test_a_phrase_the_question_listens_for_is_an_answer() -> None:
     assert expected(("reschedule",)) is expected(("reschedule",))  # built once per hint set
 
 
+def test_a_day_a_time_or_a_yes_does_not_answer_the_name_question() -> None:
+    # what a recogniser made of "my name is ... kate garcia" before the name
+    assert classify("name", "my name okay") == "unanswered"
+    assert classify("name", "monday") == "unanswered"
+    assert classify("name", "at three") == "unknown"  # a number: a phone number may follow
+    assert classify("date", "monday") == "complete"  # at its own question, a whole answer
+
+
 def test_an_answer_to_another_question_is_not_unanswered() -> None:
     assert classify("time", "around in the afternoon") == "unknown"  # a part of the day
     assert classify("name", "my email is anna at example dot com") == "unknown"
