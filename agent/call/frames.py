@@ -201,6 +201,8 @@ class FramePipeline:
             # resumes the reply after the short silence of a complete answer, not the
             # question's long one
             words = "complete"
+        elif not text and words == "unknown":
+            final = False  # no words at an open question answer nothing: the silence decides
         self.turns.heard(words, final)
 
     def _only_backchannel(self, text: str) -> bool:

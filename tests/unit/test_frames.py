@@ -334,6 +334,8 @@ async def test_watch_passes_the_vendors_end_of_speech_to_the_detector() -> None:
     (True, "", "date", "complete_answer", CFG.complete_silence_ms),
     # no words at the question, not over the agent: not answered yet, the long silence
     (False, "", "date", "silence", CFG.unanswered_silence_ms),
+    # no words at an open question: no answer to end the turn early on, the usual silence
+    (False, "", "", "silence", CFG.end_silence_ms),
     # a surname alone at the name question: half an answer, the rest may follow
     (True, "lopez", "name", "silence", CFG.partial_silence_ms),
     # "uh huh" to "what day?" not over the agent: no answer, the caller may go on: the
