@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from slotline.agent.booking.proposal import part_of_day
 from slotline.agent.booking.speech import (
@@ -396,8 +396,7 @@ def _spoken_wish(ctx: Ctx, day: str, clock: str) -> str:
     if day:
         parts.append(speak_date(date.fromisoformat(day), ctx.now.date()))
     if clock:
-        hour, minute = (int(part) for part in clock.split(":"))
-        parts.append(speak_clock(datetime(2000, 1, 1, hour, minute)))
+        parts.append(speak_clock(datetime.combine(ctx.now.date(), time.fromisoformat(clock))))
     return " at ".join(parts)
 
 
