@@ -197,6 +197,7 @@ class SplitLoad:
         return _Child(index, process)
 
     async def run(self) -> RunResult:
+        before = await _metrics(self._target)
         origin = (time.monotonic(), time.time())
         self.result.started_mono_s, self.result.started_wall_s = origin
         for child in self._children:
@@ -214,6 +215,7 @@ class SplitLoad:
             runs.append(run)
         self.result = merge_runs(self._plan, self._conversation.name, origin, runs)
         self.result.server_metrics = await _metrics(self._target)
+        self.result.server_metrics_before = before
         return self.result
 
     async def _forward_stop(self) -> None:
@@ -240,7 +242,7 @@ class SplitLoad:
 
 
 async def _metrics(target: TargetInfo) -> str | None:
-    """The target's /metrics at the end (Slotline), as ``LoadRunner`` fetches it."""
+    """The target's /metrics (Slotline), as ``LoadRunner`` fetches it at the start and the end."""
     if target.http_url is None:
         return None
     try:

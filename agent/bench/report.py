@@ -29,6 +29,7 @@ from slotline.agent.bench.metrics import (
     turn_records,
 )
 from slotline.agent.bench.runner import OUTCOMES, RunResult
+from slotline.agent.bench.server_gc import gc_pauses, summary_line
 from slotline.agent.bench.sysstat import SystemSampler
 from slotline.agent.bench.target import TargetInfo
 from slotline.providers.extras import missing
@@ -146,6 +147,8 @@ def build_result(
             "available": sampler is not None and sampler.available,
             "shared_process": target.shared_process,
             "processes": processes,
+            # the server's garbage-collection pauses during the load (agent.bench.server_gc)
+            "server_gc": gc_pauses(run.server_metrics_before, run.server_metrics),
         },
         "vendors": vendor_stats,
         "harness": harness,
@@ -267,6 +270,9 @@ def summary_table(result: dict[str, Any]) -> str:
             f"{_fmt(proc.get('cpu_ms_per_call_second'), 2)} ms CPU per call-second; "
             f"RSS {proc['rss_mb_baseline']:.1f} -> {proc['rss_mb_peak']:.1f} MB "
             f"({_fmt(proc.get('rss_mb_per_call'), 3)} MB per call)")
+    gc_line = summary_line(resources_.get("server_gc"))
+    if gc_line is not None:
+        lines.append(gc_line)
     lines += summary_lines(result.get("harness"))
     if result["errors"]["count"]:
         lines.append(f"errors {result['errors']['count']}: " + ", ".join(

@@ -84,6 +84,7 @@ class RunResult:
     concurrency: list[tuple[float, int]] = field(default_factory=list)  # (t_s, active) changes
     stopped_early: bool = False  # a stop request (Ctrl-C) ended the run before its duration
     server_metrics: str | None = None  # the target's /metrics at the end (Slotline)
+    server_metrics_before: str | None = None  # ... when the load started
     greeting_wait_s: float | None = None  # callers spoke first after this long without a greeting
 
     @property
@@ -140,16 +141,20 @@ class LoadRunner:
         """Run the plan's slots (``slots``: this process's share of them) from ``origin``
         (monotonic, wall clock; default now)."""
         result = self.result
-        result.started_mono_s, result.started_wall_s = origin or (time.monotonic(), time.time())
-        result.concurrency.append((0.0, 0))
         timeout = aiohttp.ClientTimeout(total=None, connect=10)
         connector = aiohttp.TCPConnector(limit=0)  # one socket per call, no pool limit
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+            fetch = self._target.http_url is not None and self._fetch_metrics
+            if fetch:  # before the clock starts: the first call is not delayed by it
+                result.server_metrics_before = await self._get_text(http, "/metrics")
+            result.started_mono_s, result.started_wall_s = (
+                origin or (time.monotonic(), time.time()))
+            result.concurrency.append((0.0, 0))
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._end_of_run(), name="bench-deadline")
                 for slot in self._slots:
                     tasks.create_task(self._slot(slot, http), name=f"bench-slot-{slot}")
-            if self._target.http_url is not None and self._fetch_metrics:
+            if fetch:
                 result.server_metrics = await self._get_text(http, "/metrics")
         result.ended_mono_s = time.monotonic()
         return result

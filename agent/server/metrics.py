@@ -38,11 +38,15 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.samples import Sample
 
 from slotline.agent.call.calllog import Latency
+from slotline.agent.server.heap import GcPauses
 from slotline.agent.server.metrics_process import ProcessSampler, multiprocess_dir, whole_registry
 
 # Seconds. Turn latency lives between ~0.3 s and a few seconds; barge-in well under 1 s.
 _BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 # A turn's stages run from ~10 ms (a cached prompt's first byte) to seconds (a slow calendar).
+# A collection's pause: ~0.5 ms for the young generation, tens of ms for a full scan of a busy
+# server (``agent.server.heap``); anything past 10 ms is heard as late audio.
+_GC_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _STAGE_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 DIRECTIONS = ("inbound", "outbound")
@@ -190,6 +194,14 @@ class Metrics:
             "slotline_flow_turns_total",
             "Caller turns a flow handled: llm=skipped (the rules answered) or llm=used.", "llm",
             ("skipped", "used"), registry)
+        self._gc_pauses = Histogram(
+            "slotline_gc_pause_seconds",
+            "How long each garbage collection stopped the process (its event loop and every "
+            "call on it), by generation (2: a full scan).",
+            ["generation"], buckets=_GC_BUCKETS_S, registry=registry)
+        for generation in ("0", "1", "2"):
+            self._gc_pauses.labels(generation)
+        self._gc = GcPauses()
         tasks = Gauge("slotline_tasks", "asyncio tasks alive in this process (summed over "
                       "live workers).", registry=registry, multiprocess_mode="livesum")
         workers = Gauge("slotline_workers", "Server processes alive.", registry=registry,
@@ -201,7 +213,7 @@ class Metrics:
             tasks.set_function(_live_tasks)
             self._exposed = registry
         else:
-            self._sampler = ProcessSampler(registry, tasks, _live_tasks)
+            self._sampler = ProcessSampler(registry, tasks, _live_tasks, also=self.flush_gc)
             self._exposed = whole_registry(self._dir)
 
     # ---- calls, turns, bookings --------------------------------------------------------------
@@ -236,16 +248,26 @@ class Metrics:
 
     async def start(self) -> None:
         """With several workers, sample this process's gauges until ``aclose`` (a resource of
-        the server: ``providers.base.AsyncResource``)."""
+        the server: ``providers.base.AsyncResource``), and time this process's garbage
+        collections (``slotline_gc_pause_seconds``)."""
+        self._gc.install()
         if self._sampler is not None:
             self._sampler.start()
 
     async def aclose(self) -> None:
+        self._gc.uninstall()
         if self._sampler is not None:
             await self._sampler.aclose()
 
+    def flush_gc(self) -> None:
+        """Move the collections' pauses timed since the last flush into the histogram."""
+        for generation, seconds in self._gc.drain():
+            self._gc_pauses.labels(str(generation)).observe(seconds)
+
     def render(self) -> str:
         """The text exposition: this process's metrics, or every worker's (module doc)."""
+        if self._sampler is None:
+            self.flush_gc()  # with workers, the sampler flushes each one's own
         return generate_latest(self._exposed).decode()
 
     async def exposition(self) -> str:

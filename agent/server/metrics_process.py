@@ -110,7 +110,8 @@ class ProcessSampler:
     (prometheus-client's process collector cannot run across processes)."""
 
     def __init__(self, registry: CollectorRegistry, tasks: Gauge,
-                 count_tasks: Callable[[], float]) -> None:
+                 count_tasks: Callable[[], float],
+                 also: Callable[[], object] | None = None) -> None:
         def live(name: str, text: str, mode: Literal["livesum", "livemin", "livemax"]) -> Gauge:
             return Gauge(name, text, registry=registry, multiprocess_mode=mode)
 
@@ -136,6 +137,7 @@ class ProcessSampler:
         self._cpu_seen = 0.0
         self._tasks = tasks
         self._count_tasks = count_tasks
+        self._also = also  # more of this worker's values to write at each sample
         self._source = ProcessCollector(registry=None)
         self._task: asyncio.Task[None] | None = None
 
@@ -149,6 +151,8 @@ class ProcessSampler:
                     self._cpu.inc(max(0.0, sample.value - self._cpu_seen))
                     self._cpu_seen = max(self._cpu_seen, sample.value)
         self._tasks.set(self._count_tasks())
+        if self._also is not None:
+            self._also()
 
     def start(self) -> None:
         self.sample()
