@@ -98,13 +98,16 @@ def serve_process(
     announce: bool = True,
 ) -> int:
     from slotline.agent.server.app import build_app
+    from slotline.agent.server.heap import settled_heap
     from slotline.agent.server.wiring import build_deps
 
     async def make_app() -> web.Application:
         deps = await build_deps(settings, secrets, config_path=config_path)
         if deps.dialer is not None and settings.server.port:
             deps.dialer.serving_at(f"http://{settings.server.host}:{settings.server.port}")
-        return build_app(settings, secrets, deps)
+        app = build_app(settings, secrets, deps)
+        app.cleanup_ctx.append(settled_heap)  # last: after every resource has started
+        return app
 
     host, port = settings.server.host, settings.server.port
     try:
