@@ -33,6 +33,7 @@ from slotline.agent.bench.profiles import Profile, load_profile
 from slotline.agent.bench.runner import LoadPlan, LoadRunner
 from slotline.agent.bench.sysstat import SystemSampler
 from slotline.agent.bench.target import ForeignTarget, InProcessSlotline, SubprocessSlotline, Target
+from slotline.agent.server.heap import frozen_heap
 from slotline.providers.errors import ConfigError
 
 EXIT_INTERRUPTED = 130
@@ -187,7 +188,8 @@ async def run_load(
             sampling = tasks.create_task(sampler.run(), name="bench-sampler")
             shown = tasks.create_task(_show(progress, runner, sampler, label), name="bench-show")
             lagging = tasks.create_task(lag.run(), name="bench-loop-lag")
-            run = await runner.run()
+            with frozen_heap():  # full scans of the callers' process skip imports, recordings
+                run = await runner.run()
             sampler.sample()
             for task in (sampling, shown, lagging):
                 task.cancel()

@@ -37,6 +37,7 @@ from slotline.agent.bench.conversation import Conversation
 from slotline.agent.bench.harness import LoopLagMonitor, lag_summary
 from slotline.agent.bench.runner import CallResult, LoadPlan, LoadRunner, RunResult
 from slotline.agent.bench.target import TargetInfo
+from slotline.agent.server.heap import frozen_heap
 
 _READY_TIMEOUT_S = 60.0  # imports on a cold, loaded machine
 _PROGRESS_EVERY_S = 0.5
@@ -274,7 +275,8 @@ async def _child(spec: ShareSpec) -> None:
         watching = tasks.create_task(lag.run(), name="load-lag")
         listening = tasks.create_task(_listen(reader, stop), name="load-listen")
         reporting = tasks.create_task(progress.run(), name="load-progress")
-        run = await runner.run(origin=(float(go["go"]), float(go["wall"])))
+        with frozen_heap():  # full scans of this process skip its imports and recordings
+            run = await runner.run(origin=(float(go["go"]), float(go["wall"])))
         for task in (watching, listening, reporting):
             task.cancel()
     progress.send()

@@ -38,6 +38,7 @@ from typing import Any, Self
 from slotline.agent.bench.harness import LoopLagMonitor
 from slotline.agent.bench.profiles import Profile, load_profile
 from slotline.agent.bench.stt_memo import Key, TranscriptMemo, key_of
+from slotline.agent.server.heap import frozen_heap
 from slotline.providers.base import SpeechHints
 from slotline.providers.emulators import elevenlabs as eleven_emu
 from slotline.providers.emulators import openai as openai_emu
@@ -242,7 +243,8 @@ async def _serve(profile: Profile, memo: Path | None) -> None:
         loop = asyncio.get_running_loop()
         lag = LoopLagMonitor()
         watching = asyncio.create_task(lag.run(), name="vendors-loop-lag")
-        await loop.run_in_executor(None, sys.stdin.read)  # the parent closes it: stop
+        with frozen_heap():  # the emulators have started: full scans skip what they loaded
+            await loop.run_in_executor(None, sys.stdin.read)  # the parent closes it: stop
         watching.cancel()
         print(json.dumps({"stats": vendors.stats(), "loop_lag_ms": lag.summary()}), flush=True)
 

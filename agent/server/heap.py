@@ -25,15 +25,18 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 
-async def settled_heap(app: web.Application) -> AsyncIterator[None]:
-    """Collect once and freeze what start-up left alive; unfreeze at shutdown."""
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Collect once and freeze what is alive now (start-up is over); unfreeze on leaving. The
+    benchmark's own processes use it too: a full scan of theirs makes every simulated caller's
+    frames late together."""
     gc.collect()
     gc.freeze()
     log.debug("heap settled: %d objects frozen", gc.get_freeze_count())
@@ -41,6 +44,12 @@ async def settled_heap(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+async def settled_heap(app: web.Application) -> AsyncIterator[None]:
+    """The serving process's cleanup context: ``frozen_heap`` while it serves."""
+    with frozen_heap():
+        yield
 
 
 class GcPauses:
