@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import aiohttp
 
 from slotline.agent.sim.caller import PressDigit, Speak, Step, run_caller
 from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
 from tests.e2e.conftest import Server, call_tasks, running_server
 from tests.e2e.providers import booking_env
+from tests.e2e.voices import DEMO_ZONE, said_day
 
 
 async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
@@ -63,7 +67,9 @@ async def test_whole_call_books_by_voice_and_is_logged(server: Server) -> None:
     assert not any(t.interrupted for t in report.agent_turns)
     # the confirmation was synthesized while the caller answered the read-back, and said
     booked_line = next(t["text"] for t in call["turns"] if t["text"].startswith("You're all set"))
-    assert booked_line == "You're all set for Tuesday, December 8th at 3 pm."
+    start = datetime.fromisoformat(booking["start"])
+    assert start.astimezone(ZoneInfo(DEMO_ZONE)).strftime("%A") == "Tuesday"  # "next tuesday"
+    assert booked_line == f"You're all set for {said_day(start)} at 3 pm."
     assert server.deps.metrics.tts_ahead.values == {"made": 1, "used": 1}
     assert call_tasks() == []
 

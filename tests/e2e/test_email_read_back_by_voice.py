@@ -15,10 +15,11 @@ phrasings were measured there as read exactly in that voice.
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from slotline.agent.sim.demo import caller_wav
 from tests.e2e.conftest import Server
-from tests.e2e.voices import Voice, booked_call, spoken
+from tests.e2e.voices import DEMO_ZONE, Voice, booked_call, said_day, spoken
 
 VOICE = Voice("kal16")
 NAME = caller_wav("name_john")  # the bundled "my name is john smith"
@@ -37,7 +38,8 @@ async def test_the_address_given_is_read_back_before_booking(
     script = [NAME, *await spoken(tmp_path, VOICE, [EMAIL, DAY, TIME, "yes please"])]
     log, agent, booking = await booked_call(server, script)
     [read_back] = read_backs(agent)
-    assert read_back.startswith("I can book Tuesday,") and " at 3 pm, " in read_back, agent
+    assert booking.start.astimezone(ZoneInfo(DEMO_ZONE)).strftime("%A %H:%M") == "Tuesday 15:00"
+    assert read_back.startswith(f"I can book {said_day(booking.start)} at 3 pm, "), agent
     assert read_back.endswith(f"and send the details to {SPELLED}. Shall I go ahead?"), agent
     assert log["variables"]["user_email"] == HEARD
     assert booking.attendee.email == HEARD and booking.status == "confirmed"

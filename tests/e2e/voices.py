@@ -8,11 +8,13 @@ import asyncio
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from slotline.agent.booking.speech import spoken_start
 from slotline.agent.sim.caller import CallerReport, Speak, load_wav_ulaw, run_caller
 from slotline.agent.store import BookingRecord
 from tests.e2e.conftest import Server, call_tasks
@@ -73,6 +75,15 @@ async def logged_call(
     assert log["status"] == "completed" and log["errors"] == [], log["errors"]
     assert call_tasks() == []
     return report, log
+
+
+DEMO_ZONE = "America/New_York"  # the demo flow's zone
+
+
+def said_day(start: datetime) -> str:
+    """The day of ``start`` as the agent says it now ("tomorrow" on the day before, else
+    "Tuesday, December 8th"): a caller's "next tuesday" is tomorrow on a Monday."""
+    return spoken_start(start, DEMO_ZONE, datetime.now(UTC))[0]
 
 
 async def booked_call(
