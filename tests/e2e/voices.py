@@ -8,13 +8,14 @@ import asyncio
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from slotline.agent.booking.speech import spoken_start
+from slotline.agent.booking.speech import speak_date, spoken_start
 from slotline.agent.sim.caller import CallerReport, Speak, load_wav_ulaw, run_caller
 from slotline.agent.store import BookingRecord
 from tests.e2e.conftest import Server, call_tasks
@@ -80,10 +81,13 @@ async def logged_call(
 DEMO_ZONE = "America/New_York"  # the demo flow's zone
 
 
-def said_day(start: datetime) -> str:
-    """The day of ``start`` as the agent says it now ("tomorrow" on the day before, else
-    "Tuesday, December 8th"): a caller's "next tuesday" is tomorrow on a Monday."""
-    return spoken_start(start, DEMO_ZONE, datetime.now(UTC))[0]
+def said_day(start: datetime | date) -> str:
+    """The day of ``start`` (a time, or a day in the demo's zone) as the agent says it now
+    ("tomorrow" on the day before, else "Tuesday, December 8th"): a caller's "next tuesday"
+    is tomorrow on a Monday."""
+    if isinstance(start, datetime):
+        return spoken_start(start, DEMO_ZONE, datetime.now(UTC))[0]
+    return speak_date(start, datetime.now(ZoneInfo(DEMO_ZONE)).date())
 
 
 async def booked_call(
