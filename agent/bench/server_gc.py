@@ -13,34 +13,32 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from slotline.agent.server.heap import GENERATIONS
+
 _NAME = "slotline_gc_pause_seconds"
 _SLOW_S = 0.010  # a pause this long is heard as late audio on a call
-GENERATIONS = ("0", "1", "2")
 
 
 def _histograms(text: str) -> dict[str, dict[str, float]]:
     """generation -> {"count", "sum", "le=<bound>": cumulative count, ...}."""
     found: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
-        if not line.startswith(_NAME):
-            continue
-        name, _, rest = line.partition("{")
-        labels, _, value = rest.partition("} ")
-        fields = dict(part.split("=", 1) for part in labels.split(",") if "=" in part)
-        generation = fields.get("generation", "").strip('"')
-        if generation not in GENERATIONS:
-            continue
-        try:
-            number = float(value.split()[0])
-        except (ValueError, IndexError):
-            continue
-        series = found.setdefault(generation, {})
-        if name == f"{_NAME}_count":
-            series["count"] = number
-        elif name == f"{_NAME}_sum":
-            series["sum"] = number
-        elif name == f"{_NAME}_bucket" and "le" in fields:
-            series["le=" + fields["le"].strip('"')] = number
+    try:
+        families = list(text_string_to_metric_families(text))
+    except ValueError:  # not Prometheus text: nothing published
+        return found
+    for family in families:  # a text without # TYPE lines makes a family of each sample name
+        for sample in family.samples:
+            part = sample.name.removeprefix(_NAME + "_")
+            generation = sample.labels.get("generation", "")
+            if part == sample.name or generation not in GENERATIONS:
+                continue  # another metric (python_gc_* has generations too)
+            series = found.setdefault(generation, {})
+            if part in ("count", "sum"):
+                series[part] = sample.value
+            elif part == "bucket" and "le" in sample.labels:
+                series["le=" + sample.labels["le"]] = sample.value
     return found
 
 

@@ -13,8 +13,8 @@ caches, vendor clients) lives as long as the process, so it is collected once an
 (``gc.freeze``): later collections never scan it again, and a full scan walks only what the
 live calls hold (~0.3 µs per object, ~650 objects per call). At 200 calls the full scans
 during a run then took 16-58 ms, and no call heard an underrun (the README's capacity section
-has the runs and their commands). Collecting the young generation less often (a threshold of 10,000
-instead of 700) was tried too and made it worse: each young scan took up to 20 ms.
+has the runs and their commands). Collecting the young generation less often (a threshold of
+10,000 instead of 700) was tried too and made it worse: each young scan took up to 20 ms.
 
 At shutdown the freeze is undone (the process may go on, as tests and the demo do).
 """
@@ -30,6 +30,8 @@ from collections.abc import AsyncIterator, Iterator
 from aiohttp import web
 
 log = logging.getLogger(__name__)
+
+GENERATIONS = ("0", "1", "2")  # the collector's generations, as metric labels (2: a full scan)
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.samples import Sample
 
 from slotline.agent.call.calllog import Latency
-from slotline.agent.server.heap import GcPauses
+from slotline.agent.server.heap import GENERATIONS, GcPauses
 from slotline.agent.server.metrics_process import ProcessSampler, multiprocess_dir, whole_registry
 
 # Seconds. Turn latency lives between ~0.3 s and a few seconds; barge-in well under 1 s.
@@ -199,7 +199,7 @@ class Metrics:
             "How long each garbage collection stopped the process (its event loop and every "
             "call on it), by generation (2: a full scan).",
             ["generation"], buckets=_GC_BUCKETS_S, registry=registry)
-        for generation in ("0", "1", "2"):
+        for generation in GENERATIONS:
             self._gc_pauses.labels(generation)
         self._gc = GcPauses()
         tasks = Gauge("slotline_tasks", "asyncio tasks alive in this process (summed over "
