@@ -69,6 +69,15 @@ BOOKING_RESULTS = ("booked", "slot_taken", "rescheduled", "cancelled", "undone",
 TURN_END_REASONS = ("silence", "stt_final", "complete_answer", "model_end", "max_turn")
 
 
+def _labelled_histogram(name: str, help_text: str, label: str, known: Iterable[str],
+                        buckets: tuple[float, ...], registry: CollectorRegistry) -> Histogram:
+    """A histogram with one label, its known values present (empty) from the start."""
+    histogram = Histogram(name, help_text, [label], buckets=buckets, registry=registry)
+    for value in known:
+        histogram.labels(value)
+    return histogram
+
+
 class LabelledCounter:
     """A counter with one label, its known values present at zero from the start."""
 
@@ -153,13 +162,11 @@ class Metrics:
         self.turn_latency = Timing(
             "slotline_turn_latency_seconds", "Caller's last voiced frame to first agent audio.",
             registry)
-        self._stages = Histogram(
+        self._stages = _labelled_histogram(
             "slotline_stage_seconds",
             "Parts of a turn's latency as the call log records them (endpoint, stt_final, "
             "llm_ttft, tts_ttfb, server_overhead) and booking look-ups (booking).",
-            ["stage"], buckets=_STAGE_BUCKETS_S, registry=registry)
-        for stage in STAGES:
-            self._stages.labels(stage)
+            "stage", STAGES, _STAGE_BUCKETS_S, registry)
         self.bargein = Timing(
             "slotline_bargein_seconds", "First voiced frame of an interruption to clear sent.",
             registry)
@@ -194,13 +201,11 @@ class Metrics:
             "slotline_flow_turns_total",
             "Caller turns a flow handled: llm=skipped (the rules answered) or llm=used.", "llm",
             ("skipped", "used"), registry)
-        self._gc_pauses = Histogram(
+        self._gc_pauses = _labelled_histogram(
             "slotline_gc_pause_seconds",
             "How long each garbage collection stopped the process (its event loop and every "
             "call on it), by generation (2: a full scan).",
-            ["generation"], buckets=_GC_BUCKETS_S, registry=registry)
-        for generation in GENERATIONS:
-            self._gc_pauses.labels(generation)
+            "generation", GENERATIONS, _GC_BUCKETS_S, registry)
         self._gc = GcPauses()
         tasks = Gauge("slotline_tasks", "asyncio tasks alive in this process (summed over "
                       "live workers).", registry=registry, multiprocess_mode="livesum")
