@@ -59,6 +59,7 @@ from slotline.agent.flow.messages import (
 )
 from slotline.agent.notify.setup import BookingNotices
 from slotline.agent.store import BookingRecord
+from slotline.agent.weak import weak_method
 from slotline.providers.calendars.base import Attendee
 from slotline.providers.errors import BookingIncomplete, ProviderError, SlotTaken
 
@@ -93,8 +94,8 @@ class ServiceBookingRunner:
         self._made: list[str] = []  # every booking written for this call, for the call log
         self._on_error = on_error
         # the caller's bookings found in this call, wherever made (agent.booking.caller_bookings)
-        self.bookings = CallerBookings(service, caller_phone=caller_phone, speak=self._offer,
-                                       on_error=on_error)
+        self.bookings = CallerBookings(service, caller_phone=caller_phone,
+                                       speak=weak_method(self._offer), on_error=on_error)
 
     @property
     def booking_ids(self) -> tuple[str, ...]:

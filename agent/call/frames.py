@@ -214,16 +214,23 @@ class FramePipeline:
     async def watch(self) -> None:
         """Follow the recogniser's events, and judge pauses with the end-of-turn model, until
         the stream ends or this task is cancelled (the session runs it for the whole call)."""
-        async with asyncio.TaskGroup() as tg:
-            judging = (tg.create_task(self.judge_pauses(), name="turn-model")
-                       if self._model is not None else None)
+        # Not a TaskGroup: on Python 3.11 a TaskGroup left by cancellation (as this task is at
+        # every call's end) keeps the CancelledError, its traceback and its own frame in a
+        # reference cycle, and the call's objects with it until a full garbage scan.
+        judging = (asyncio.get_running_loop().create_task(self.judge_pauses(), name="turn-model")
+                   if self._model is not None else None)
+        try:
             async for event in self._stt.events():
                 if isinstance(event, Heard):
                     self.heard(event.text, event.final)
                 elif isinstance(event, SpeechEnded):
                     self.turns.stt_final()
+        finally:
             if judging is not None:
                 judging.cancel()
+                await asyncio.wait([judging])
+                if not judging.cancelled() and judging.exception() is not None:
+                    log.error("the end-of-turn model's task failed", exc_info=judging.exception())
 
     async def judge_pauses(self) -> None:
         """Run the end-of-turn model on each pause of an open question, until cancelled; a

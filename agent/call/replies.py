@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -62,7 +63,9 @@ _Queued = tuple[CallEvent, tuple[float, Latency] | None, float | None, Span | No
 
 class Replies:
     def __init__(self, call: LiveCall) -> None:
-        self._call = call
+        # the call owns its replies: a weak proxy back, so the two are no reference cycle and
+        # an ended call is freed at once (agent.weak); its tasks end before the call does
+        self._call: LiveCall = weakref.proxy(call)
         self._loop = asyncio.get_running_loop()
         self._reply_task: asyncio.Task[None] | None = None  # the reply running, if any
         self._interrupted: ReplyPlayback | None = None  # cut by words, not yet told
@@ -311,7 +314,7 @@ class Replies:
             except Exception:  # an optimisation: it must never end the call
                 log.exception("synthesis ahead failed call_sid=%s", call.sid)
 
-        call.background.append(call.tg.create_task(ahead(), name=f"tts-ahead-{call.sid}"))
+        call.in_background(ahead(), "tts-ahead")
 
     async def _settle_ahead(self, ahead: asyncio.Task[Action | None]) -> None:
         """A reply cancelled while the responder was producing its next action: stop that;
@@ -362,7 +365,7 @@ class Replies:
         if all((voice, sentence) in cache for sentence in sentences):
             return
         warm = cache.warm(voice, call.deps.tts, sentences)
-        call.background.append(call.tg.create_task(warm, name=f"warm-{call.sid}"))
+        call.in_background(warm, "warm")
 
     # ---- speaking ------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,7 @@ from slotline.agent.call.turns import (
 from slotline.agent.call.turns import TurnEnded as DetectorTurnEnded
 from slotline.agent.server.metrics import Metrics
 from slotline.agent.store import Store
+from slotline.agent.weak import weak_method
 from slotline.audio.vad import Vad
 from slotline.providers.base import (
     AsyncResource,
@@ -137,7 +138,7 @@ class CallSession:
         self._cfg = config
         self._deps = deps
         self._socket = MediaSocket(ws, lead_ms=config.outbound_lead_ms,
-                                   on_error=self._protocol_error)
+                                   on_error=weak_method(self._protocol_error))
         self._record: CallRecord | None = None  # once the stream has started
         self._failed = False  # cut off for bad messages
 
@@ -274,15 +275,16 @@ class LiveCall:
         self.turns = TurnDetector(config.turn, words_pending=stt.words_pending)
         model = deps.make_turn_model() if deps.make_turn_model is not None else None
         self.frames = FramePipeline(deps.make_vad(), stt, self.turns, model)
-        self.voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts, self._tts_failed,
+        self.voice = CallVoice(deps.prompt_cache, deps.tts, deps.fallback_tts,
+                               weak_method(self._tts_failed),
                                on_ahead=deps.metrics.tts_ahead.inc)
         self.speaker = Speaker(socket, self.voice, record, deps.metrics,
-                               on_speaking=self._agent_speaking)
+                               on_speaking=weak_method(self._agent_speaking))
         self.inbox = CallInbox()  # bounded: agent.call.inbox
         self.prompts = prompts_of(responder)  # the responder's fixed sentences
         deps.prompt_cache.register((*config.fillers, *self.prompts))
         self.replies = Replies(self)
-        self.background: list[asyncio.Task[Any]] = []
+        self.background: set[asyncio.Task[Any]] = set()  # running; each leaves when done
         self.hung_up = False  # the hang-up closed the call (its goodbye was heard)
         self._early: EarlyStart | None = None  # model requests on a pause's words
         self._stream_over = asyncio.Event()  # `stop` came, or the socket closed
@@ -293,7 +295,7 @@ class LiveCall:
         (the task group awaits them)."""
         tg = self.tg
         # the recogniser's words and ends of utterance, and the end-of-turn model's verdicts
-        self.background.append(tg.create_task(self.frames.watch(), name=f"watch-{self.sid}"))
+        self.in_background(self.frames.watch(), "watch")
         self._start_early()
         converse = tg.create_task(self.replies.converse(), name=f"converse-{self.sid}")
         stopped = await self._receive()
@@ -304,6 +306,14 @@ class LiveCall:
         for task in self.background:
             task.cancel()
         return stopped
+
+    def in_background(self, coro: Coroutine[Any, Any, object], name: str) -> None:
+        """Run ``coro`` in the call's task group until it ends or the stream does. A finished
+        task is let go at once: a cancelled one holds its traceback, the traceback its frame and
+        the frame this call, so kept here it would make a reference cycle (``agent.weak``)."""
+        task = self.tg.create_task(coro, name=f"{name}-{self.sid}")
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def fail(self) -> None:
         """The call ends by an error rather than by the conversation."""
@@ -326,7 +336,7 @@ class LiveCall:
                 if isinstance(event, Heard):
                     early.heard(event.text, event.final)
 
-        self.background.append(self.tg.create_task(follow(), name=f"early-{self.sid}"))
+        self.in_background(follow(), "early")
 
     def snapshot(self) -> None:
         """Mirror the responder's node, path, variables, bookings and model use into the call log.
@@ -361,8 +371,7 @@ class LiveCall:
             elif isinstance(command, fl.Unhold):
                 self.speaker.unhold()
             elif isinstance(command, fl.HangUp):
-                self.background.append(self.tg.create_task(self._hang_up(),
-                                                           name=f"hangup-{self.sid}"))
+                self.in_background(self._hang_up(), "hangup")
         self.turns.agent_speaking = self.floor.agent_speaking
         return commands
 
