@@ -27,6 +27,7 @@ the audio goes through what a phone line does (8 kHz mu-law) before the recognis
     cd /work/main && .venv/bin/python -m bench.heard_right --set unseen  # 32 never tuned on
     cd /work/main && .venv/bin/python -m bench.heard_right --set heldout  # 31, after all rules
     cd /work/main && .venv/bin/python -m bench.heard_right --set consent  # 29 read-back answers
+    cd /work/main && .venv/bin/python -m bench.heard_right --set consent5  # 30, never tuned on
 
 Each decode's time in the recogniser's worker (``decode_ms``: every pass it ran for that turn)
 is printed as p50 / p90 / max and kept in the JSON.
@@ -312,13 +313,46 @@ CONSENT3_CASES = _read_backs(
     "actually my name is rachel green", "could it be wednesday at eleven",
     "no the twelfth would be better", "later in the day please", "is friday possible",
 )
+# A ninth (``--set consent4``), written on 2026-12-07 (second session) before the rules that
+# consent3's misses led to (a refusal by "doesn't", a run of digits is no clock time) and run once
+# before them; its own misses then led to more ("o'clock" makes a clock time, "not a good", a
+# clock refused after it), so it is tuned on.
+CONSENT4_CASES = _read_backs(
+    "yes lovely", "that'll do nicely", "go right ahead", "book it please", "yes that's the one",
+    "perfect thanks so much", "sure that's fine", "yeah go on", "that works nicely for me",
+    "brilliant yes",
+    "no that's not a good time", "that one doesn't suit", "i'm not available then",
+    "no sorry that's no good", "that won't be possible", "not that time thanks", "nah not then",
+    "that's too late for me", "no i can't do that", "i'd rather a different time",
+    "can you do tuesday instead", "what about half past two", "friday would suit me better",
+    "something in the afternoon please", "is there anything earlier", "make it eleven thirty",
+    "the ninth if possible", "my surname is actually lopez", "next week would be better",
+    "could we try three o'clock",
+)
+# A tenth (``--set consent5``), written on 2026-12-07 (second session) after every rule that
+# consent3 and consent4 led to, and before any run of it: their honest measure. Never to be tuned
+# on.
+CONSENT5_CASES = _read_backs(
+    "yes that's ideal", "go ahead thanks", "that would be great", "yep book me",
+    "that's lovely thank you", "fine by me", "yes please that's perfect", "that's the one thanks",
+    "ok great", "absolutely go for it",
+    "no i'd prefer another time", "that's no good for me", "i'm busy at that time",
+    "no not that one", "that time's no good", "no sorry i can't", "i won't be free then",
+    "that doesn't fit my schedule", "not ideal no", "i'm away that day",
+    "could we move it to monday", "what about four thirty", "anything in the morning",
+    "a little later please", "is thursday any better", "i'd like ten o'clock",
+    "wednesday afternoon if you can", "can it be the tenth", "maybe earlier in the day",
+    "my name is tom not john",
+)
 SETS = {"main": CASES, "more": MORE_CASES, "all": CASES + MORE_CASES, "fresh": FRESH_CASES,
         "unseen": UNSEEN_CASES, "heldout": HELDOUT_CASES, "consent": CONSENT_CASES,
-        "consent2": CONSENT2_CASES, "consent3": CONSENT3_CASES}
+        "consent2": CONSENT2_CASES, "consent3": CONSENT3_CASES, "consent4": CONSENT4_CASES,
+        "consent5": CONSENT5_CASES}
 ESPEAK = "espeak"  # espeak-ng's en-us, male variant, through the library the offline TTS uses
 SET_VOICES = {"fresh": (*VOICES, ESPEAK), "unseen": (*VOICES, ESPEAK),
               "heldout": (*VOICES, ESPEAK), "consent": (*VOICES, ESPEAK),
-              "consent2": (*VOICES, ESPEAK), "consent3": (*VOICES, ESPEAK)}  # others: VOICES
+              "consent2": (*VOICES, ESPEAK), "consent3": (*VOICES, ESPEAK),
+              "consent4": (*VOICES, ESPEAK), "consent5": (*VOICES, ESPEAK)}  # others: VOICES
 
 
 @dataclass(frozen=True, slots=True)

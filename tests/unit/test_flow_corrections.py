@@ -180,6 +180,14 @@ def test_an_answer_that_is_yes_and_no_is_asked_again(said: str) -> None:
     assert not any(isinstance(a, RunBooking) for a in actions) and e.phase is Phase.CONFIRM
 
 
+def test_a_run_of_digits_names_no_other_offer() -> None:
+    """A recogniser's "at two three five" for "that suits me fine": not the 2 pm on offer."""
+    e = at_read_back(AT_14, candidate=AT_16)
+    actions = e.handle(CallerSaid("at two three five"))
+    assert says(actions) == [f"Sorry, shall I book {AT_16.spoken}? Please say yes or no."]
+    assert e.phase is Phase.CONFIRM
+
+
 @pytest.mark.parametrize("said", ["no don't book it", "no i'd rather not book"])
 def test_a_no_to_booking_is_still_a_no(said: str) -> None:
     assert says(at_read_back(AT_16).handle(CallerSaid(said)))[0].startswith("No problem.")
@@ -219,6 +227,8 @@ UNSURE = [
     ("at three pm", "Did you want 3 pm instead?", "2026-12-01", "15:00"),
     ("friday at ten a m", "Did you want Friday, December 4th at 10 am instead?", "2026-12-04",
      "10:00"),
+    # a "could we try three o'clock" misheard with a yes word in it: never a yes to 2 pm
+    ("good we dry three o'clock", "Did you want 3 pm instead?", "2026-12-01", "15:00"),
 ]
 
 

@@ -239,6 +239,9 @@ TIMES = [
     # "the" before a clock that says am/pm or its minutes: an offer named by its time
     ("the two p m one", "14:00"), ("the four thirty slot", "16:30"),
     ("the two o'clock one sounds good", "14:00"),
+    # "o'clock" makes a clock time in any sentence (a misheard "could we try three o'clock")
+    ("good we dry three o'clock", "15:00"), ("three o'clock would be better", "15:00"),
+    ("three won't work but at four would", "16:00"),
 ]
 
 
@@ -254,6 +257,8 @@ NOT_TIMES = [
     "not at one", "i can't do two", "never at nine",
     # "afternoon" with an hour it cannot hold: one of the two was misheard
     "eight in the afternoon", "in the afternoon at ten",
+    # refused after it, or digits of a run (a misheard "that suits me fine")
+    "at one doesn't suit", "ten won't work for me", "at two three five", "one two three four",
 ]
 
 
@@ -413,6 +418,10 @@ YES_NO = [
     ("nah i'm good", "no"), ("go for it", "yes"), ("mm hmm", "yes"),
     ("definitely not", "no"), ("absolutely not", "no"), ("of course not", "no"),
     ("of course", "yes"),
+    # a yes word negated just before it, a refusal by "doesn't"
+    ("no that's not a good time", "no"), ("that isn't good", "no"), ("that's no good", "no"),
+    ("that doesn't suit me at all", "no"), ("that one doesn't suit", "no"),
+    ("it doesn't bother me", "yes"), ("no that works", "yes"),  # two answers: the last, unsure
 ]
 
 
@@ -432,7 +441,7 @@ def test_yes_no(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "text", ["maybe", "i'm not sure", "i don't know", "hmm", "what", "next tuesday", "",
-             "in the afternoon please", "yes maybe"]
+             "in the afternoon please", "yes maybe", "it doesn't matter"]
 )
 def test_not_yes_or_no(text: str) -> None:
     assert run("yes_no", text) is None

@@ -36,6 +36,7 @@ _YES_NO_TABLE: tuple[tuple[str, str, float], ...] = (
         "please do", "uh huh", "mhm", "mm hmm", "go for it", "no problem", "no worries",
         "not a problem", "why not",
         "i don't mind", "by all means", "that's it", "i'm good with that",
+        "doesn't bother me",
     )),
     *((p, "yes", 0.8) for p in (
         "okay", "ok", "alright", "all right", "right", "great", "fine", "good", "works",
@@ -49,11 +50,13 @@ _YES_NO_TABLE: tuple[tuple[str, str, float], ...] = (
         "definitely not", "absolutely not", "certainly not", "of course not",
     )),
     *((p, "no", 0.8) for p in ("i'm good", "i'm all set")),  # declining an offer
-    *((p, "no", 0.8) for p in ("not", "don't", "can't", "cannot", "never", "i can't")),
+    *((p, "no", 0.8) for p in (
+        "not", "don't", "can't", "cannot", "never", "i can't", "doesn't",
+    )),
     *((p, "unsure", 0.0) for p in (
         "maybe", "perhaps", "possibly", "probably", "not sure", "i'm not sure", "i don't know",
         "don't know", "dunno", "depends", "it depends", "let me think", "let me check",
-        "unsure", "not certain", "i'm unsure",
+        "unsure", "not certain", "i'm unsure", "doesn't matter", "it doesn't matter",
     )),  # ("hmm" is a hesitation: "hmm, actually no" is a no)
 )
 _YesNoEntry = tuple[tuple[str, ...], str, float]
@@ -104,8 +107,15 @@ def extract_yes_no(text: str, ctx: Context) -> Extraction | None:
         for phrase, polarity, confidence in _YES_NO_BY_FIRST_WORD.get(toks[i], ()):
             if tuple(toks[i : i + len(phrase)]) != phrase:
                 continue
-            if polarity == "yes" and i and toks[i - 1] in NEGATORS and signals:
-                signals[-1] = ("no", 0.9)  # "not great", "don't think that works"
+            if polarity == "yes" and i and (
+                negated(toks, i) or (toks[i - 1] == "no" and len(phrase) == 1)
+            ):
+                # "not great", "don't think that works", "not a good time", "no good" (but
+                # "no, that works" is two answers): the negation's own signal becomes this one
+                if signals and signals[-1][0] == "no":
+                    signals[-1] = ("no", 0.9)
+                else:
+                    signals.append(("no", 0.9))
             else:
                 signals.append((polarity, confidence))
             i += len(phrase)

@@ -47,6 +47,9 @@ _NOT_AFTER_CLOCK = frozenset((
     "person", "times", "more",
 ))
 _HINT_WORDS = frozenset(("at", "around", "about", "by", "say", "maybe"))
+# A number word right after a clock's words makes them digits of a run, not a clock ("one"
+# excepted: "the two thirty one")
+_DIGIT_RUN = frozenset(UNITS) - {"one"}
 # The only words a bare number ("two", no "at", no "pm") may come with to be read as a time
 _AROUND_BARE_CLOCK = frozenset((
     "please", "works", "work", "for", "me", "is", "fine", "good", "great", "that", "would",
@@ -95,11 +98,17 @@ def extract_time(text: str, ctx: Context) -> Extraction | None:
         if parsed is None:
             continue
         clock, end = parsed
+        said_oclock = "o'clock" in toks[i + 1 : end + 1] or "clock" in toks[i + 1 : end + 1]
         if i and toks[i - 1] in _NOT_BEFORE_CLOCK and not (
-            clock.meridiem or clock.minute or "o'clock" in toks[i + 1 : end + 1]
+            clock.meridiem or clock.minute or said_oclock
         ):  # "the one"; but "the two p m one", "the four thirty slot", "the two o'clock one"
             continue
-        score = 2 * bool(clock.meridiem) + (i > 0 and toks[i - 1] in _HINT_WORDS)
+        if end < len(toks) and (toks[end] in NEGATORS or toks[end] in _DIGIT_RUN):
+            # refused after it ("one doesn't suit", "ten won't work"), or one digit of a run
+            # ("two three five": a number read out, or misheard words, not a clock time)
+            continue
+        score = (2 * bool(clock.meridiem) + (i > 0 and toks[i - 1] in _HINT_WORDS)
+                 + said_oclock)  # "three o'clock" is a clock time in any sentence
         if best is None or score > best[0]:
             best = (score, clock, i, end)
     if best is None:
