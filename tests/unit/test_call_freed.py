@@ -15,6 +15,7 @@ keep a bound method of themselves until closed and collected).
 from __future__ import annotations
 
 import gc
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,12 @@ def ours(garbage: list[object]) -> Counter[str]:
     return Counter(name for name in names if name.startswith("slotline."))
 
 
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Errors logged during the test: a weak callback called after its owner was freed raises
+    ``ReferenceError`` in a task, and asyncio only logs that."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 @contextmanager
 def collector_off() -> Iterator[list[object]]:
     """Run the body with the collector off; yields the list that, after the body, holds what
@@ -65,7 +72,7 @@ def collector_off() -> Iterator[list[object]]:
 
 
 async def test_a_call_with_a_forgiven_barge_in_leaves_no_cycle(
-    recognizer: LocalSpeechToText,
+    recognizer: LocalSpeechToText, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The whole session: socket, floor, turn detector, frames, speaker, replies (held by the
     barge-in and resumed), the recogniser's stream and the caller's side."""
@@ -76,10 +83,11 @@ async def test_a_call_with_a_forgiven_barge_in_leaves_no_cycle(
         rig.assert_forgiven_and_resumed(deps, report, record, greeting)
         del deps, report, record
     assert not ours(garbage), ours(garbage)
+    assert not errors(caplog)  # no callback found its owner gone
 
 
 async def test_a_call_whose_reply_is_cut_by_words_leaves_no_cycle(
-    recognizer: LocalSpeechToText,
+    recognizer: LocalSpeechToText, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A reply cancelled by the caller's words, and a turn answered after it."""
     wait = caller_wav("interrupt").audio  # "wait sorry hold on"
@@ -98,6 +106,7 @@ async def test_a_call_whose_reply_is_cut_by_words_leaves_no_cycle(
         assert report.clears >= 1 and record.status == "completed"
         del deps, report, record
     assert not ours(garbage), ours(garbage)
+    assert not errors(caplog)
 
 
 async def test_the_served_responder_after_a_booking_leaves_no_cycle(tmp_path: Path) -> None:
