@@ -217,8 +217,10 @@ class FramePipeline:
         # Not a TaskGroup: on Python 3.11 a TaskGroup left by cancellation (as this task is at
         # every call's end) keeps the CancelledError, its traceback and its own frame in a
         # reference cycle, and the call's objects with it until a full garbage scan.
-        judging = (asyncio.get_running_loop().create_task(self.judge_pauses(), name="turn-model")
-                   if self._model is not None else None)
+        judging = None
+        if self._model is not None:
+            judging = asyncio.get_running_loop().create_task(self.judge_pauses(), name="turn-model")
+            judging.add_done_callback(_judging_ended)
         try:
             async for event in self._stt.events():
                 if isinstance(event, Heard):
@@ -229,8 +231,6 @@ class FramePipeline:
             if judging is not None:
                 judging.cancel()
                 await asyncio.wait([judging])
-                if not judging.cancelled() and judging.exception() is not None:
-                    log.error("the end-of-turn model's task failed", exc_info=judging.exception())
 
     async def judge_pauses(self) -> None:
         """Run the end-of-turn model on each pause of an open question, until cancelled; a
@@ -299,6 +299,12 @@ class EndpointingStream(Protocol):
     """A recognition stream with vendor-neutral events (every ``SttStream`` now)."""
 
     def events(self) -> AsyncIterator[SttEvent]: ...
+
+
+def _judging_ended(task: asyncio.Task[None]) -> None:
+    """Say at once when the end-of-turn model's task failed: the silence decides from then."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("the end-of-turn model stopped; the silence ends turns", exc_info=error)
 
 
 async def watch_endpoints(stream: EndpointingStream, on_final: Callable[[], object]) -> None:

@@ -219,12 +219,16 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
 
 
 def _wants_otherwise(ctx: Ctx, text: str, candidate: SlotOffer) -> bool:
-    """Whether a yes at the read-back asks for another part of the day than the time read back
-    ("good you make at the afternoon instead" to 10 am). Not "instead" alone: the offline
-    recogniser hears "go ahead" as "call instead"."""
+    """Whether a yes at the read-back asks for another part of the day or another hour than the
+    time read back ("good you make at the afternoon instead" to 10 am). Not "instead" alone: the
+    offline recogniser hears "go ahead" as "call instead"."""
     part = ctx.read("time_of_day", text)
     local = candidate.local_start
-    return part is not None and part != part_of_day(local.hour * 60 + local.minute)
+    if part is not None and part != part_of_day(local.hour * 60 + local.minute):
+        return True
+    # "good we dry three o'clock" (a misheard "could we try three o'clock") to 10 am
+    hours = rules.clock_hours_said(text)
+    return bool(hours) and (local.hour % 12 or 12) not in hours
 
 
 def choose_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:

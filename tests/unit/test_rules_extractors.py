@@ -239,9 +239,11 @@ TIMES = [
     # "the" before a clock that says am/pm or its minutes: an offer named by its time
     ("the two p m one", "14:00"), ("the four thirty slot", "16:30"),
     ("the two o'clock one sounds good", "14:00"),
-    # "o'clock" makes a clock time in any sentence (a misheard "could we try three o'clock")
-    ("good we dry three o'clock", "15:00"), ("three o'clock would be better", "15:00"),
-    ("three won't work but at four would", "16:00"),
+    # a clock refused after it is not the one asked for; "not" after it names it
+    ("three o'clock would be better", "15:00"), ("three won't work but at four would", "16:00"),
+    ("at three o'clock not four", "15:00"), ("how about three not four", "15:00"),
+    # a stutter or a count after the hour is no run of digits
+    ("at five five pm", "17:00"),
 ]
 
 
@@ -422,6 +424,8 @@ YES_NO = [
     ("no that's not a good time", "no"), ("that isn't good", "no"), ("that's no good", "no"),
     ("that doesn't suit me at all", "no"), ("that one doesn't suit", "no"),
     ("it doesn't bother me", "yes"), ("no that works", "yes"),  # two answers: the last, unsure
+    ("no absolutely", "yes"), ("no no yes", "yes"), ("i don't mind go ahead", "yes"),
+    ("isn't that great", "yes"), ("not very good", "no"),
 ]
 
 
@@ -441,7 +445,8 @@ def test_yes_no(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "text", ["maybe", "i'm not sure", "i don't know", "hmm", "what", "next tuesday", "",
-             "in the afternoon please", "yes maybe", "it doesn't matter"]
+             "in the afternoon please", "yes maybe", "it doesn't matter",
+             "doesn't sound bad", "it doesn't have to be early"]
 )
 def test_not_yes_or_no(text: str) -> None:
     assert run("yes_no", text) is None

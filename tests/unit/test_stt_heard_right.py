@@ -51,8 +51,8 @@ REFUSALS = [
     ("rms", Case("read_back", "that won't work for me")),  # was "that want to works for me"
     ("slt", Case("read_back", "that doesn't work for me")),  # was "yeah that works"
     ("awb", Case("read_back", "could you make it the afternoon instead")),  # "good you make ..."
-    # (--set consent4) heard as "good we dry three o'clock": a yes, so 10 am was booked, until
-    # "o'clock" made a clock time in any sentence (asked about: "did you want 3 pm instead?")
+    # (--set consent4) heard as "good we dry three o'clock": a yes, so 10 am was booked, until a
+    # yes naming another hour than the one read back was asked again
     ("rms", Case("read_back", "could we try three o'clock")),
 ]
 # ... and these are still understood

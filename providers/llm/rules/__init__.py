@@ -26,7 +26,8 @@ from .extraction import Choices, Context, Extraction, parse_choices
 from .region import region_for
 
 __all__ = [
-    "KINDS", "Choices", "Extraction", "consent_hints", "extract", "hints", "stray_negation",
+    "KINDS", "Choices", "Extraction", "clock_hours_said", "consent_hints", "extract", "hints",
+    "stray_negation",
 ]
 
 _EXTRACTORS: dict[str, Callable[[str, Context], Extraction | None]] = {
@@ -94,6 +95,12 @@ def consent_hints() -> SpeechHints:
     """The hints of a yes/no question whose yes commits the caller (a booking's read-back):
     ``SpeechHints.consent``, and refusals said as sentences in the grammar."""
     return answers.consent_hints()
+
+
+def clock_hours_said(text: str) -> frozenset[int]:
+    """The hours (1-12) ``text`` names as clock times ("three o'clock", "four p m"), in any
+    sentence: a yes that names another hour than the one read back is no yes to it."""
+    return times.clock_hours_said(text)
 
 
 def stray_negation(text: str) -> bool:

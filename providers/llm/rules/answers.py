@@ -51,12 +51,14 @@ _YES_NO_TABLE: tuple[tuple[str, str, float], ...] = (
     )),
     *((p, "no", 0.8) for p in ("i'm good", "i'm all set")),  # declining an offer
     *((p, "no", 0.8) for p in (
-        "not", "don't", "can't", "cannot", "never", "i can't", "doesn't",
+        "not", "don't", "can't", "cannot", "never", "i can't",
     )),
+    # "doesn't" alone is no refusal ("doesn't sound bad", "it doesn't have to be early")
+    *((p, "no", 0.95) for p in ("doesn't suit", "does not suit", "doesn't fit", "won't suit")),
     *((p, "unsure", 0.0) for p in (
         "maybe", "perhaps", "possibly", "probably", "not sure", "i'm not sure", "i don't know",
         "don't know", "dunno", "depends", "it depends", "let me think", "let me check",
-        "unsure", "not certain", "i'm unsure", "doesn't matter", "it doesn't matter",
+        "unsure", "not certain", "i'm unsure",
     )),  # ("hmm" is a hesitation: "hmm, actually no" is a no)
 )
 _YesNoEntry = tuple[tuple[str, ...], str, float]
@@ -65,6 +67,7 @@ for _phrase, _polarity, _confidence in sorted(_YES_NO_TABLE, key=lambda e: -len(
     _words = tuple(_phrase.split())
     _YES_NO_BY_FIRST_WORD.setdefault(_words[0], []).append((_words, _polarity, _confidence))
 _NOT_THIS_ONE = NEGATORS | {"no"}  # "not the haircut", "no, not haircut"
+_BETWEEN_NOT_AND_YES = frozenset(("a", "an", "so", "very", "too", "really"))
 _PICKS = {
     "first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1,
     "one": 0, "two": 1, "three": 2, "four": 3, "five": 4, "earliest": 0, "latest": -1,
@@ -99,19 +102,34 @@ def stray_negation(text: str) -> bool:
     return any(tok in NEGATORS and i not in covered for i, tok in enumerate(toks))
 
 
+def _negated_yes(toks: Sequence[str], i: int, phrase: tuple[str, ...], after: int) -> bool:
+    """Whether the yes phrase at ``toks[i]`` is negated: a negation right before it ("not
+    great"), or before an article or intensifier before it ("not a good time", "isn't very
+    good" — but "isn't that great" asks, and "i don't mind go ahead" is two yeses), or "no
+    good"; "no, absolutely" and "no no yes" are corrections, not negations. Only words from
+    ``after`` on can negate it: the "not" of a yes phrase before it ("why not, yes") does not."""
+    if i <= after:
+        return False
+    before = toks[i - 1]
+    if before in NEGATORS:
+        return True
+    if before == "no":
+        return phrase == ("good",)
+    return i - 1 > after and before in _BETWEEN_NOT_AND_YES and toks[i - 2] in NEGATORS
+
+
 def extract_yes_no(text: str, ctx: Context) -> Extraction | None:
     toks = tokens(text)
     signals: list[tuple[str, float]] = []
     i = 0
+    yes_end = 0  # where the last yes phrase ended
     while i < len(toks):
         for phrase, polarity, confidence in _YES_NO_BY_FIRST_WORD.get(toks[i], ()):
             if tuple(toks[i : i + len(phrase)]) != phrase:
                 continue
-            if polarity == "yes" and i and (
-                negated(toks, i) or (toks[i - 1] == "no" and len(phrase) == 1)
-            ):
-                # "not great", "don't think that works", "not a good time", "no good" (but
-                # "no, that works" is two answers): the negation's own signal becomes this one
+            if polarity == "yes" and _negated_yes(toks, i, phrase, yes_end):
+                # "not great", "don't think that works", "not a good time", "no good": the
+                # negation's own signal becomes this one
                 if signals and signals[-1][0] == "no":
                     signals[-1] = ("no", 0.9)
                 else:
@@ -119,6 +137,8 @@ def extract_yes_no(text: str, ctx: Context) -> Extraction | None:
             else:
                 signals.append((polarity, confidence))
             i += len(phrase)
+            if polarity == "yes":
+                yes_end = i
             break
         else:
             i += 1

@@ -50,6 +50,7 @@ _HINT_WORDS = frozenset(("at", "around", "about", "by", "say", "maybe"))
 # A number word right after a clock's words makes them digits of a run, not a clock ("one"
 # excepted: "the two thirty one")
 _DIGIT_RUN = frozenset(UNITS) - {"one"}
+_REFUSING = NEGATORS - {"not"}
 # The only words a bare number ("two", no "at", no "pm") may come with to be read as a time
 _AROUND_BARE_CLOCK = frozenset((
     "please", "works", "work", "for", "me", "is", "fine", "good", "great", "that", "would",
@@ -98,17 +99,13 @@ def extract_time(text: str, ctx: Context) -> Extraction | None:
         if parsed is None:
             continue
         clock, end = parsed
-        said_oclock = "o'clock" in toks[i + 1 : end + 1] or "clock" in toks[i + 1 : end + 1]
         if i and toks[i - 1] in _NOT_BEFORE_CLOCK and not (
-            clock.meridiem or clock.minute or said_oclock
+            clock.meridiem or clock.minute or "o'clock" in toks[i + 1 : end + 1]
         ):  # "the one"; but "the two p m one", "the four thirty slot", "the two o'clock one"
             continue
-        if end < len(toks) and (toks[end] in NEGATORS or toks[end] in _DIGIT_RUN):
-            # refused after it ("one doesn't suit", "ten won't work"), or one digit of a run
-            # ("two three five": a number read out, or misheard words, not a clock time)
+        if _refused_after(toks, end) or _digit_run(toks, i, end):
             continue
-        score = (2 * bool(clock.meridiem) + (i > 0 and toks[i - 1] in _HINT_WORDS)
-                 + said_oclock)  # "three o'clock" is a clock time in any sentence
+        score = 2 * bool(clock.meridiem) + (i > 0 and toks[i - 1] in _HINT_WORDS)
         if best is None or score > best[0]:
             best = (score, clock, i, end)
     if best is None:
@@ -125,6 +122,38 @@ def extract_time(text: str, ctx: Context) -> Extraction | None:
         return None  # "eight in the afternoon": one of the two is misheard
     confidence = 0.95 if clock.meridiem or day_part or clock.hour == 0 or clock.hour > 12 else 0.8
     return Extraction(value=_format(minutes), confidence=confidence)
+
+
+_CLOCK_WORDS = (("o'clock",), ("o", "clock"), ("am",), ("pm",), ("a", "m"), ("p", "m"))
+
+
+def clock_hours_said(text: str) -> frozenset[int]:
+    """Hours (1-12) said with "o'clock", "am" or "pm" anywhere in ``text``, whatever the words
+    around them (``extract_time`` reads a clock only in words that make it the answer)."""
+    toks = tokens(text)
+    hours = set()
+    for i in range(len(toks)):
+        found = parse_cardinal(toks, i)
+        if found is None:
+            continue
+        value, j = found
+        if 1 <= value <= 12 and any(tuple(toks[j : j + len(w)]) == w for w in _CLOCK_WORDS):
+            hours.add(value)
+    return frozenset(hours)
+
+
+def _refused_after(toks: Sequence[str], end: int) -> bool:
+    """A clock refused right after it: "one doesn't suit", "ten won't work" (not "three not
+    four", which names three)."""
+    return end < len(toks) and toks[end] in _REFUSING
+
+
+def _digit_run(toks: Sequence[str], i: int, end: int) -> bool:
+    """Whether the clock at ``toks[i:end]`` starts a run of digits ("two three five": a number
+    read out, or misheard words), not a stutter ("three three thirty") or a count ("three two
+    days later")."""
+    return (end + 1 < len(toks) and toks[end] in _DIGIT_RUN and toks[end] != toks[i]
+            and toks[end + 1] in NUMBER_WORDS)
 
 
 def extract_time_of_day(text: str, ctx: Context) -> Extraction | None:
