@@ -33,7 +33,7 @@ def _cloud_env(deepgram: DeepgramEmulator, eleven: ElevenLabsEmulator) -> dict[s
 
 
 @contextlib.asynccontextmanager
-async def _cloud_call_server() -> AsyncIterator[tuple[web.AppRunner, Server, ElevenLabsEmulator]]:
+async def cloud_call_server() -> AsyncIterator[tuple[web.AppRunner, Server, ElevenLabsEmulator]]:
     """A server on the Deepgram, OpenAI and ElevenLabs emulators (cloud latency profile)."""
     async with DeepgramEmulator.cloud(api_key="dg-key") as deepgram, ElevenLabsEmulator(
         api_key="xi-key", latency=LATENCY_PROFILES["cloud"]
@@ -45,7 +45,7 @@ async def _cloud_call_server() -> AsyncIterator[tuple[web.AppRunner, Server, Ele
 
 
 async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> None:
-    async with _cloud_call_server() as (runner, server, eleven):
+    async with cloud_call_server() as (runner, server, eleven):
         try:
             report = await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
             record = server.deps.call_log.get(report.call_sid)
@@ -74,7 +74,7 @@ async def test_the_model_starts_on_the_words_of_the_pause_before_the_turn_ends()
     """An answer the rules cannot read ("my calendar stopped syncing", at the name question)
     goes to the model; its request starts on the recogniser's early finish at the pause, and
     the reply uses it because the turn's final words are the same."""
-    async with _cloud_call_server() as (runner, server, _):
+    async with cloud_call_server() as (runner, server, _):
         try:
             report = await run_caller(server.media_url,
                                       [caller_wav("issue_sync"), caller_wav("name_john")])

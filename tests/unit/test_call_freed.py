@@ -29,13 +29,9 @@ from slotline.agent.server.wiring import build_deps
 from slotline.agent.sim.caller import run_caller
 from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav
 from slotline.agent.weak import weak_method
-from slotline.providers.emulators.deepgram import DeepgramEmulator
-from slotline.providers.emulators.elevenlabs import LATENCY_PROFILES, ElevenLabsEmulator
-from slotline.providers.emulators.openai import LATENCY_PROFILES as LLM_LATENCY
-from slotline.providers.emulators.openai import OpenAIEmulator
 from slotline.providers.stt.local import LocalSpeechToText
 from slotline.providers.telephony.twilio_media import Start
-from tests.e2e.conftest import running_server
+from tests.e2e.test_cloud_call import cloud_call_server
 from tests.unit import session_rig as rig
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -152,16 +148,7 @@ async def test_a_weak_method_calls_while_its_object_lives_and_then_refuses() -> 
 async def test_a_call_on_the_cloud_vendors_leaves_no_cycle() -> None:
     """The Deepgram, OpenAI and ElevenLabs adapters on their emulators (the emulators' own
     objects are the test's, not judged)."""
-    async with DeepgramEmulator.cloud(api_key="dg-key") as deepgram, ElevenLabsEmulator(
-        api_key="xi-key", latency=LATENCY_PROFILES["cloud"]
-    ) as eleven, OpenAIEmulator(api_key="sk-test", latency=LLM_LATENCY["cloud"]) as llm:
-        env = {"SLOTLINE_STT__PROVIDER": "deepgram", "SLOTLINE_STT__BASE_URL": deepgram.url,
-               "SLOTLINE_TTS__PROVIDER": "elevenlabs", "SLOTLINE_TTS__BASE_URL": eleven.base_url,
-               "SLOTLINE_TTS__VOICE_ID": "voice-ava", "SLOTLINE_LLM__PROVIDER": "openai",
-               "SLOTLINE_LLM__BASE_URL": llm.base_url, "SLOTLINE_LLM__MODEL": "gpt-4o-mini"}
-        runner, server = await running_server(env=env, secret_env={
-            "DEEPGRAM_API_KEY": "dg-key", "ELEVENLABS_API_KEY": "xi-key",
-            "OPENAI_API_KEY": "sk-test"})
+    async with cloud_call_server() as (runner, server, _):
         try:
             with collector_off() as garbage:
                 report = await run_caller(server.media_url, [caller_wav(DEMO_SCRIPT[0].stem)])

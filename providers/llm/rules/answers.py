@@ -50,9 +50,7 @@ _YES_NO_TABLE: tuple[tuple[str, str, float], ...] = (
         "definitely not", "absolutely not", "certainly not", "of course not",
     )),
     *((p, "no", 0.8) for p in ("i'm good", "i'm all set")),  # declining an offer
-    *((p, "no", 0.8) for p in (
-        "not", "don't", "can't", "cannot", "never", "i can't",
-    )),
+    *((p, "no", 0.8) for p in ("not", "don't", "can't", "cannot", "never", "i can't")),
     # "doesn't" alone is no refusal ("doesn't sound bad", "it doesn't have to be early")
     *((p, "no", 0.95) for p in ("doesn't suit", "does not suit", "doesn't fit", "won't suit")),
     *((p, "unsure", 0.0) for p in (

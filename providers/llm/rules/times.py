@@ -124,21 +124,19 @@ def extract_time(text: str, ctx: Context) -> Extraction | None:
     return Extraction(value=_format(minutes), confidence=confidence)
 
 
-_CLOCK_WORDS = (("o'clock",), ("o", "clock"), ("am",), ("pm",), ("a", "m"), ("p", "m"))
-
-
 def clock_hours_said(text: str) -> frozenset[int]:
-    """Hours (1-12) said with "o'clock", "am" or "pm" anywhere in ``text``, whatever the words
-    around them (``extract_time`` reads a clock only in words that make it the answer)."""
+    """Hours (1-12) said as clock times anywhere in ``text`` (with "o'clock", am/pm or a part
+    of the day), whatever the words around them: ``extract_time`` reads a clock only in words
+    that make it the answer."""
     toks = tokens(text)
     hours = set()
     for i in range(len(toks)):
-        found = parse_cardinal(toks, i)
-        if found is None:
+        parsed = _clock_at(toks, i, minutes_to=True)
+        if parsed is None:
             continue
-        value, j = found
-        if 1 <= value <= 12 and any(tuple(toks[j : j + len(w)]) == w for w in _CLOCK_WORDS):
-            hours.add(value)
+        clock, end = parsed
+        if 1 <= clock.hour <= 12 and (clock.meridiem or {"o'clock", "clock"} & set(toks[i:end])):
+            hours.add(clock.hour)
     return frozenset(hours)
 
 
