@@ -14,7 +14,7 @@ reads the recogniser's words for the extractor kind the question expects
   alone ("sorry, one moment": ``providers.llm.rules.hold``).
 - ``"incomplete"``: the caller stopped mid-phrase: the last word cannot end a sentence ("dot",
   "at", "the", "and", "uh", "my e-mail is"), an e-mail address without its domain, a phone
-  number short of its digits.
+  number short of its digits (at the name question too, once a group of digits is read).
 - ``"unanswered"``: a question that waits for a typed value (a date, a time, a name, a yes or
   no, a phone number), and the words hold no value any of the flow's extractors reads, no
   number and no refusal ("i'd like to book", "what do you mean"), or no words at all (an "um"
@@ -107,6 +107,7 @@ _OPEN_KINDS = frozenset(("", "text"))
 _EXPLICIT = 0.9  # providers.llm.rules.Extraction: the caller said the value explicitly
 _DIGIT_WORDS = frozenset((*UNITS, "oh", "o", "double", "triple"))
 _MAX_PHONE_DIGITS = 15  # E.164's longest; fewer that no country dials: the caller reads on
+_PHONE_GROUP_DIGITS = 3  # the shortest group a phone number is read in
 
 # The extractors read dates against a clock; completeness asks only whether a date was said,
 # so any fixed instant does.
@@ -159,6 +160,10 @@ def classify(kind: str, text: str, *, region: str = "US",
     if kind == "choice":
         return "unknown"  # the options are the flow's; the short patience already applies
     found = said_value(kind, text, region=region)
+    if found is None and kind == "name" and _group_read(toks):
+        # a phone number read in groups at the name question ("my number is five five five"
+        # ... "one two three four"): it gets the phone question's patience, not the name's
+        return _phone(toks, text, region, listening_for)
     if found is None:  # a name the extractor cannot read is asked again anyway
         return _unanswered_or_unknown(toks, text, listening_for, kind)
     if kind == "name":  # a first name alone: the surname may follow
@@ -246,6 +251,12 @@ def _phone(toks: Sequence[str], text: str, region: str, listening_for: Expected)
     # E.164 (confidence 0.8 or more): a number dialable as said. The digits alone (0.6): a
     # local number without its area code, or an area code and more: it may go on.
     return "complete" if found.confidence >= 0.8 else "unknown"
+
+
+def _group_read(toks: Sequence[str]) -> bool:
+    """At least a group of digits (an area code, "five five five"), not one number word ("at
+    three": more likely a garble than the start of a phone number)."""
+    return sum(_digits_in(t) for t in toks) >= _PHONE_GROUP_DIGITS
 
 
 def _digits_in(token: str) -> int:

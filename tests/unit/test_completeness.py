@@ -180,6 +180,10 @@ def test_a_day_a_time_or_a_yes_does_not_answer_the_name_question() -> None:
     assert classify("name", "my name okay") == "unanswered"
     assert classify("name", "monday") == "unanswered"
     assert classify("name", "at three") == "unknown"  # a number: a phone number may follow
+    # a phone number read in groups at the name question waits as at the phone question
+    assert classify("name", "my number is at my name five five five") == "incomplete"
+    assert classify("name", "it's two one two five five five one two three four") == "complete"
+    assert classify("phone", "five five five") == "incomplete"
     assert classify("date", "monday") == "complete"  # at its own question, a whole answer
 
 
