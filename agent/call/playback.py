@@ -65,7 +65,7 @@ def replies_of(chunks: list[Chunk]) -> list[ReplyPlayback]:
 
 
 @dataclass(slots=True)
-class Hold:
+class HeldCut:
     """An interruption not confirmed yet: the chunks ``clear`` cut, in sending order, and
     the replies they (and a reply still being sent) belong to."""
 

@@ -4,7 +4,7 @@ socket, each sentence followed by a mark, and the bookkeeping barge-in needs.
 What was heard is known from marks: Twilio echoes a sentence's mark once its audio has played
 (``agent.call.playback``). The speaker carries out the floor's commands (``agent.call.floor``) and
 decides nothing itself: ``interrupt`` (the floor's ``Clear`` and ``Hold``) cuts everything not yet
-heard — what Twilio holds and the sentences still being sent — into a ``Hold`` and stops sending;
+heard — what Twilio holds and the sentences still being sent — into a ``HeldCut`` and stops sending;
 ``release`` gives the floor back after a real interruption (the reply was cancelled);
 ``resume`` plays the cut sentences again from the first unheard one, and ``unhold`` lets the
 held reply go on, its current sentence from its start.
@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from slotline.agent.call.calllog import CallRecord, Latency, Turn
 from slotline.agent.call.media_socket import MediaSocket
-from slotline.agent.call.playback import Chunk, Hold, Playback, ReplyPlayback
+from slotline.agent.call.playback import Chunk, HeldCut, Playback, ReplyPlayback
 from slotline.agent.call.prompt_cache import CallVoice, split_sentences
 from slotline.agent.server.metrics import Metrics
 
@@ -52,7 +52,7 @@ class Speaker:
         self._playback = Playback()
         self._sending: list[ReplyPlayback] = []  # replies whose audio is being sent
         self._turn_lock = asyncio.Lock()  # one sentence delivered at a time
-        self.hold: Hold | None = None  # an interruption waiting for the turn's transcript
+        self.hold: HeldCut | None = None  # an interruption waiting for the turn's transcript
         self._floor = asyncio.Event()  # clear while an interruption holds the agent's audio
         self._floor.set()
         self._epoch = 0
@@ -199,25 +199,25 @@ class Speaker:
     def cut(self, chunks: list[Chunk], sending: list[ReplyPlayback] | None = None) -> None:
         """Add ``chunks`` (cleared, or never replayed) to the interruption being held."""
         if self.hold is None:
-            self.hold = Hold()
+            self.hold = HeldCut()
         self.hold.add(chunks, sending or [])
         for reply in self.hold.replies:
             turn = self._turn_of.get(reply.reply_id)
             if turn is not None:
                 turn.interrupted, turn.heard_text = True, reply.heard_text
 
-    def take_hold(self) -> Hold | None:
+    def take_hold(self) -> HeldCut | None:
         hold, self.hold = self.hold, None
         return hold
 
-    def release(self, hold: Hold) -> ReplyPlayback | None:
+    def release(self, hold: HeldCut) -> ReplyPlayback | None:
         """A real interruption, its reply cancelled: give the floor back; the last reply it
         cut (None: none)."""
         self._floor.set()
         self._changed()
         return hold.replies[-1] if hold.replies else None
 
-    async def resume(self, hold: Hold) -> bool:
+    async def resume(self, hold: HeldCut) -> bool:
         """A false interruption: play what it cut again (``unhold`` then lets the held reply
         go on). False when a new barge-in stopped the replay (the chunks not replayed join
         that interruption). Raises ``SocketClosed``."""
