@@ -14,10 +14,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Literal, get_args, overload
 
 from slotline.agent.booking.intervals import Slot
 
@@ -30,6 +30,65 @@ class PooledSlot:
     slot: Slot
     calendars: tuple[str, ...]  # book these (one for any-free strategies, all for collective)
     alternates: tuple[str, ...] = ()  # other free calendars, best first
+
+
+# start, end, calendars, alternates: a PooledSlot as plain tuples and atoms
+_Row = tuple[datetime, datetime, tuple[str, ...], tuple[str, ...]]
+
+
+class PackedSlots(Sequence[PooledSlot]):
+    """Pooled slots kept as plain tuples, handed out as ``PooledSlot``s when read.
+
+    A call keeps every slot its last look-up found (~100 for two weeks of half hours) while it
+    offers times, so that a time the caller picks outside the offers can be checked. As
+    objects, two per slot, they were the largest part of what a full garbage collection walks
+    per live call; tuples that hold only datetimes and strings are no longer tracked by the
+    collector after its first pass over them (``gc.is_tracked``), so live calls cost it less.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, items: Iterable[PooledSlot] = ()) -> None:
+        self._rows: tuple[_Row, ...] = tuple(
+            (item.slot.start, item.slot.end, item.calendars, item.alternates) for item in items
+        )
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> PooledSlot: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PooledSlot]: ...
+
+    def __getitem__(self, index: int | slice) -> PooledSlot | Sequence[PooledSlot]:
+        if isinstance(index, slice):
+            return tuple(_unpack(row) for row in self._rows[index])
+        return _unpack(self._rows[index])
+
+    def __iter__(self) -> Iterator[PooledSlot]:
+        return map(_unpack, self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedSlots):
+            return self._rows == other._rows
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._rows)
+
+    def __repr__(self) -> str:
+        return f"PackedSlots({len(self._rows)} slots)"
+
+    def starting_at(self, start: datetime) -> PooledSlot | None:
+        """The slot starting at ``start``, if any (unpacks only that one)."""
+        return next((_unpack(row) for row in self._rows if row[0] == start), None)
+
+
+def _unpack(row: _Row) -> PooledSlot:
+    start, end, calendars, alternates = row
+    return PooledSlot(Slot(start, end), calendars, alternates)
 
 
 def pool(

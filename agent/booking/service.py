@@ -32,7 +32,7 @@ from slotline.agent.booking.availability import available_slots
 from slotline.agent.booking.finding import FoundBooking
 from slotline.agent.booking.intervals import Interval, Slot
 from slotline.agent.booking.local_calendar import LocalCalendar
-from slotline.agent.booking.pool import PooledSlot, pool
+from slotline.agent.booking.pool import PackedSlots, PooledSlot, pool
 from slotline.agent.booking.proposal import propose
 from slotline.agent.booking.service_book import Booker, idempotency_key
 from slotline.agent.booking.service_types import (
@@ -210,7 +210,7 @@ class BookingService:
             action=action,
             timezone=caller_tz,
             proposals=proposals,
-            offered=tuple(offered),
+            offered=PackedSlots(offered),
             failures=tuple(failures),
             elapsed_ms=elapsed_ms,
         )
@@ -348,7 +348,7 @@ class BookingService:
         alternatives = replace(
             alternatives,
             proposals=kept,
-            offered=tuple(item for item in alternatives.offered if item.slot != slot),
+            offered=PackedSlots(item for item in alternatives.offered if item.slot != slot),
         )
         if self._metrics is not None:
             self._metrics.bookings.inc("slot_taken")

@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 from types import MappingProxyType
 
 from slotline.agent.booking.intervals import Slot
-from slotline.agent.booking.pool import STRATEGIES, PooledSlot, Strategy
+from slotline.agent.booking.pool import STRATEGIES, PackedSlots, PooledSlot, Strategy
 from slotline.agent.booking.proposal import PARTS_OF_DAY, TimeOfDay
 from slotline.agent.booking.rules import BookingRules, DayHours
 from slotline.agent.booking.zones import load_zone
@@ -188,13 +188,13 @@ class Availability:
     action: str
     timezone: str  # the caller's zone the proposals were chosen in
     proposals: tuple[PooledSlot, ...]  # the times to offer, best first
-    offered: tuple[PooledSlot, ...]  # every bookable slot in the window, by start
+    offered: PackedSlots  # every bookable slot in the window, by start
     failures: tuple[CalendarFailure, ...]  # calendars left out (reported, skipped)
     elapsed_ms: float  # booking_ms: the look-up, all calendars
 
     def at(self, start: datetime) -> PooledSlot | None:
         """The offered slot starting at ``start`` (the caller picked a time not proposed)."""
-        return next((item for item in self.offered if item.slot.start == start), None)
+        return self.offered.starting_at(start)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from slotline.agent.booking import STRATEGIES, PooledSlot, Slot, Strategy, pool
+from slotline.agent.booking.pool import PackedSlots
 
 BASE = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 
@@ -131,3 +133,27 @@ def test_unknown_strategy_is_rejected() -> None:
     bogus: Any = "least_busy"
     with pytest.raises(ValueError, match="unknown pool strategy 'least_busy'"):
         pool(bogus, {"ana": [slot(0)]}, {})
+
+
+def test_packed_slots_read_back_as_the_pooled_slots_they_hold() -> None:
+    items = pool("round_robin", {name: [slot(i) for i in free] for name, free in TEAM.items()}, {})
+    packed = PackedSlots(items)
+    assert list(packed) == items and len(packed) == len(items)
+    assert packed[1] == items[1] and packed[-1] == items[-1]
+    assert packed[1:3] == tuple(items[1:3])
+    assert packed.starting_at(slot(3).start) == items[3]
+    assert packed.starting_at(slot(9).start) is None
+    assert packed == PackedSlots(items) and hash(packed) == hash(PackedSlots(items))
+    assert packed != PackedSlots(items[1:])
+
+
+def test_packed_slots_are_not_walked_by_the_garbage_collector() -> None:
+    # a live call keeps its last look-up's slots; as plain tuples of datetimes and names the
+    # collector stops tracking them after one pass, so they add nothing to its full scans
+    items = [PooledSlot(slot(i), ("ana",), ("ben",)) for i in range(100)]
+    packed = PackedSlots(items)
+    del items
+    gc.collect()
+    gc.collect()
+    assert not any(gc.is_tracked(row) for row in packed._rows)
+    assert not gc.is_tracked(packed._rows)
