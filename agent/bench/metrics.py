@@ -3,9 +3,10 @@
 Caller side (any target): ``turn_latency_ms`` (last voiced frame sent → first reply audio
 received) and ``bargein_ms`` (first voiced frame of an interruption sent → ``clear``
 received). Server side (Slotline targets): every ``*_ms`` of the call log's per-turn
-``latency`` (DESIGN.md's latency vocabulary). A server turn is matched to the caller turn
-whose reply audio arrived when the server sent it (server: turn ``started_at`` +
-``tts_ttfb_ms``; caller: reply arrival, on the same wall clock), within ``MATCH_WINDOW_MS``.
+``latency`` (``agent.call.calllog.Latency``, named as in the README). A server turn is matched
+to the caller turn whose reply audio arrived when the server sent it (server: turn
+``started_at`` + ``tts_ttfb_ms``; caller: reply arrival, on the same wall clock), within
+``MATCH_WINDOW_MS``.
 ``agreement_ms`` = caller ``turn_latency_ms`` − server ``turn_latency_ms`` for matched turns.
 """
 
