@@ -31,10 +31,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
-from slotline.agent.config import Secrets, Settings, StoreSettings
+from slotline.agent.config import Secrets, Settings
 from slotline.agent.server.wiring import build_deps
 from slotline.agent.sim.caller import run_caller
-from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream, start_server
+from slotline.agent.sim.demo import (
+    DEMO_SCRIPT,
+    caller_wav,
+    fetch_stream,
+    on_loopback,
+    start_server,
+)
 
 
 @contextlib.asynccontextmanager
@@ -42,12 +48,7 @@ async def demo_calls() -> AsyncIterator[Callable[[], Awaitable[None]]]:
     """A demo server on a scratch store; yields a function that runs one whole demo call."""
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="slotline-garbage-") as scratch:
-        settings = Settings()
-        settings = settings.model_copy(update={
-            "store": StoreSettings(url=f"sqlite:///{scratch}/calls.db"),
-            "server": settings.server.model_copy(update={"public_url": ""}),
-        })
-        secrets = Secrets().model_copy(update={"twilio_auth_token": None})
+        settings, secrets = on_loopback(Settings(), Secrets(), scratch)
         deps = await build_deps(settings, secrets)
         runner, base_url = await start_server(settings, secrets, deps)
         script = [caller_wav(u.stem) for u in DEMO_SCRIPT]

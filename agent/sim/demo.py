@@ -76,6 +76,20 @@ async def fetch_stream(
     return stream.attrib["url"], parameters
 
 
+def on_loopback(settings: Settings, secrets: Secrets, scratch: str) -> tuple[Settings, Secrets]:
+    """``settings`` and ``secrets`` for a server the simulated caller phones on loopback: the
+    default store becomes a fresh database in the folder ``scratch``, so every run books the
+    same time afresh; and as the caller neither signs its requests nor dials a public URL, the
+    Twilio auth token and the public URL are left out."""
+    if settings.store.url == StoreSettings().url:
+        settings = settings.model_copy(
+            update={"store": StoreSettings(url=f"sqlite:///{scratch}/demo.db")}
+        )
+    secrets = secrets.model_copy(update={"twilio_auth_token": None})
+    server = settings.server.model_copy(update={"public_url": ""})
+    return settings.model_copy(update={"server": server}), secrets
+
+
 async def start_server(
     settings: Settings, secrets: Secrets, deps: SessionDeps
 ) -> tuple[web.AppRunner, str]:
@@ -98,15 +112,7 @@ async def run_demo(
 ) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # the demo prints its own
     with tempfile.TemporaryDirectory(prefix="slotline-demo-") as scratch:
-        if settings.store.url == StoreSettings().url:
-            # a fresh database per demo, so every run books the same time afresh
-            store = StoreSettings(url=f"sqlite:///{scratch}/demo.db")
-            settings = settings.model_copy(update={"store": store})
-        # The simulated caller plays Twilio on loopback: it neither signs its requests nor
-        # dials a public URL, so those two settings are left out of the demo's server.
-        secrets = secrets.model_copy(update={"twilio_auth_token": None})
-        server = settings.server.model_copy(update={"public_url": ""})
-        settings = settings.model_copy(update={"server": server})
+        settings, secrets = on_loopback(settings, secrets, scratch)
         deps = await build_deps(settings, secrets, config_path=config_path)
         runner, base_url = await start_server(settings, secrets, deps)
         try:
