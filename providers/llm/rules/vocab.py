@@ -27,19 +27,16 @@ DIGITS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "
 LETTERS = tuple("abcdefghijklmnopqrstuvwxyz")
 FIRST_NAMES = (
     "john", "jane", "mary", "james", "robert", "patricia", "michael", "linda", "david",
-    "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah",
-    "charles", "karen", "daniel", "nancy", "matthew", "lisa", "anthony", "betty", "mark",
-    "sandra", "paul", "ashley", "steven", "emily", "andrew", "donna", "kevin", "michelle",
-    "brian", "carol", "george", "amanda", "edward", "melissa", "peter", "anna", "alex", "maria",
-    "sam", "emma", "olivia", "noah", "liam", "sophia", "jack", "grace", "ben", "kate", "tom",
-    "anne", "chris", "laura",
+    "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica", "thomas",
+    "sarah", "charles", "karen", "daniel", "nancy", "matthew", "lisa", "anthony", "mark",
+    "paul", "emily", "andrew", "kevin", "michelle", "brian", "peter", "anna", "alex", "maria",
+    "sam", "emma", "olivia", "noah", "sophia", "jack", "grace", "ben", "kate", "tom", "chris",
 )
 LAST_NAMES = (
     "smith", "doe", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis",
-    "rodriguez", "martinez", "hernandez", "lopez", "wilson", "anderson", "taylor", "thomas",
-    "moore", "jackson", "martin", "lee", "thompson", "white", "harris", "clark", "lewis",
-    "robinson", "walker", "young", "allen", "king", "wright", "scott", "green", "baker",
-    "adams", "nelson", "hill", "campbell", "mitchell",
+    "rodriguez", "martinez", "lopez", "wilson", "anderson", "taylor", "thomas", "moore",
+    "jackson", "martin", "lee", "thompson", "white", "harris", "clark", "lewis", "walker",
+    "young", "allen", "king", "wright", "scott", "green", "baker", "adams", "nelson", "hill",
 )
 EMAIL_DOMAINS = (
     "gmail", "yahoo", "hotmail", "outlook", "example", "icloud", "aol", "mail", "proton", "live",
