@@ -6,8 +6,10 @@ right. The sentences are generated from templates so every slot value (name, wee
 ordinal, hour, digit, e-mail word) is seen in each of its usual carrier phrases. Each template
 is expanded only as far as needed to cover every value of its slots once, so no single
 template (say, names x surnames) drowns the others in the counts. The slot values are the
-extractors' own word lists (``providers.llm.rules.vocab``): what the model can hear is what the
-grammars and the extractors read.
+extractors' own word lists (``providers.llm.rules.vocab``), except the names and the e-mail
+domains, where the model's lists differ from the grammars' for the reasons given beside them.
+(The names keep their own order, which the expansion's lock-step walk depends on: the same
+names in vocab's order train another model.)
 """
 
 from __future__ import annotations
