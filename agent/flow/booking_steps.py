@@ -38,6 +38,7 @@ question before booking names both ("Tuesday at 3 pm your time, that's 10 am Eas
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
@@ -77,6 +78,7 @@ from slotline.agent.flow.model import BookingNode, RescheduleNode
 from slotline.agent.flow.state import Ctx, Phase, Step
 from slotline.agent.flow.steps import lookup, said
 from slotline.providers.llm import rules
+from slotline.providers.llm.rules.vocab import MODEL_FIRST_NAMES
 
 MAX_OFFERS = 3  # more than three times in one sentence is more than a caller can hold
 TAKEN = "Sorry, that time was just taken."
@@ -208,6 +210,8 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
         answer = None  # "good ... the afternoon instead": not a yes to this time, ask again
     if answer == "yes" and rules.stray_negation(text):
         answer = None  # "that doesn't suit me ... that's fine": half of it refuses, ask again
+    if answer == "yes" and _garbled_yes(ctx, text):
+        answer = None  # "i'm betty dot that's fine" for "i'm busy at that time": ask again
     if answer == "yes":
         return _book(ctx, node, ctx.candidate)
     if answer == "no" and read_back.read_back_address(ctx):
@@ -216,6 +220,27 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
         return _declined(ctx, others)
     again = f"Sorry, shall I book {ctx.candidate.spoken}? Please say yes or no."
     return _retry(ctx, node, again, Phase.CONFIRM)
+
+
+# Words that a yes to the read-back does not hold, but that a garbled decode of something else
+# does: the offline recogniser's model knows these names and e-mail words, and puts them where it
+# did not understand ("i'm busy at that time" heard as "i'm betty dot that's fine"; bench.
+# heard_right --set consent5). Not "mark" ("yes, mark it down").
+_GARBLE_NAMES = frozenset(MODEL_FIRST_NAMES) - {"mark"}
+_EMAIL_SPELLING = frozenset(("dot", "underscore", "hyphen", "gmail", "yahoo", "hotmail", "icloud",
+                             "aol"))
+_WORDS = re.compile(r"[a-z']+")
+
+
+def _garbled_yes(ctx: Ctx, text: str) -> bool:
+    """Whether a yes to the read-back comes with a name that is not the caller's own, or with an
+    e-mail's spelling words while no address was read back (one read back may be repeated): a
+    booking is made on a yes, so a yes heard among words no yes holds is asked again."""
+    words = set(_WORDS.findall(text.lower()))
+    own = set(_WORDS.findall(ctx.var("user_name").lower()))
+    if (words & _GARBLE_NAMES) - own:
+        return True
+    return bool(words & _EMAIL_SPELLING) and not read_back.read_back_address(ctx)
 
 
 def _wants_otherwise(ctx: Ctx, text: str, candidate: SlotOffer) -> bool:

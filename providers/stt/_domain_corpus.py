@@ -5,11 +5,11 @@ a trigram model over the few hundred words a booking conversation uses gets most
 right. The sentences are generated from templates so every slot value (name, weekday, month,
 ordinal, hour, digit, e-mail word) is seen in each of its usual carrier phrases. Each template
 is expanded only as far as needed to cover every value of its slots once, so no single
-template (say, names x surnames) drowns the others in the counts. The slot values are the
-extractors' own word lists (``providers.llm.rules.vocab``), except the names and the e-mail
-domains, where the model's lists differ from the grammars' for the reasons given beside them.
-(The names keep their own order, which the expansion's lock-step walk depends on: the same
-names in vocab's order train another model.)
+template (say, names x surnames) drowns the others in the counts. The slot values come from
+``providers.llm.rules.vocab``: the extractors' own word lists, except the names (vocab's
+``MODEL_FIRST_NAMES``/``MODEL_LAST_NAMES``, longer than the grammars' and in their own order,
+which the expansion's lock-step walk depends on: the same names in another order train another
+model) and the e-mail domains (filtered here, for the reason given beside them).
 """
 
 from __future__ import annotations
@@ -23,30 +23,13 @@ from slotline.providers.llm.rules.vocab import (
     DIGITS,
     EMAIL_DOMAINS,
     HOURS,
+    MODEL_FIRST_NAMES,
+    MODEL_LAST_NAMES,
     MONTHS,
     TOP_LEVEL_DOMAINS,
     WEEKDAYS,
 )
 
-# The names the model learns: rules.vocab's and 13 first names and 4 surnames more, which the
-# grammars do not offer. Offering them in the grammars too was measured worse (2026-12-07: "this
-# is mary jones" asked again in kal's voice, an e-mail address said at the read-back misread).
-MODEL_FIRST_NAMES = (
-    "john", "jane", "mary", "james", "robert", "patricia", "michael", "linda", "david",
-    "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah",
-    "charles", "karen", "daniel", "nancy", "matthew", "lisa", "anthony", "betty", "mark",
-    "sandra", "paul", "ashley", "steven", "emily", "andrew", "donna", "kevin", "michelle",
-    "brian", "carol", "george", "amanda", "edward", "melissa", "peter", "anna", "alex", "maria",
-    "sam", "emma", "olivia", "noah", "liam", "sophia", "jack", "grace", "ben", "kate", "tom",
-    "anne", "chris", "laura",
-)
-MODEL_LAST_NAMES = (
-    "smith", "doe", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis",
-    "rodriguez", "martinez", "hernandez", "lopez", "wilson", "anderson", "taylor", "thomas",
-    "moore", "jackson", "martin", "lee", "thompson", "white", "harris", "clark", "lewis",
-    "robinson", "walker", "young", "allen", "king", "wright", "scott", "green", "baker",
-    "adams", "nelson", "hill", "campbell", "mitchell",
-)
 # The model learns the commonest domains only. With every domain the grammars know, short ones
 # ("co", "io", "uk", "edu", "live") turned up inside other answers ("yes go ahead" heard as "yes
 # co at", "wednesday afternoon if you can" as "wednesday afternoon edu m"; bench.heard_right,

@@ -180,6 +180,26 @@ def test_an_answer_that_is_yes_and_no_is_asked_again(said: str) -> None:
     assert not any(isinstance(a, RunBooking) for a in actions) and e.phase is Phase.CONFIRM
 
 
+@pytest.mark.parametrize("said", [
+    "i'm betty dot that's fine",  # "i'm busy at that time" as the offline recogniser heard it
+    "sounds good william", "yes dot com",  # a name, an address's words: no yes holds them
+])
+def test_a_yes_among_words_no_yes_holds_is_asked_again(said: str) -> None:
+    e = at_read_back(AT_16)
+    actions = e.handle(CallerSaid(said))
+    assert says(actions) == [f"Sorry, shall I book {AT_14.spoken}? Please say yes or no."]
+    assert not any(isinstance(a, RunBooking) for a in actions) and e.phase is Phase.CONFIRM
+
+
+def test_a_yes_with_the_callers_own_name_or_mark_books() -> None:
+    e = at_read_back(AT_16)
+    e.handle(CallerSaid("no, my name is john smith"))
+    [run] = e.handle(CallerSaid("yes that's right john"))
+    assert isinstance(run, RunBooking) and run.attendee.name == "John Smith"
+    assert any(isinstance(a, RunBooking)
+               for a in at_read_back(AT_16).handle(CallerSaid("yes please mark it down")))
+
+
 def test_a_run_of_digits_names_no_other_offer() -> None:
     """A recogniser's "at two three five" for "that suits me fine": not the 2 pm on offer."""
     e = at_read_back(AT_14, candidate=AT_16)

@@ -38,6 +38,27 @@ LAST_NAMES = (
     "jackson", "martin", "lee", "thompson", "white", "harris", "clark", "lewis", "walker",
     "young", "allen", "king", "wright", "scott", "green", "baker", "adams", "nelson", "hill",
 )
+# The names the offline recogniser's domain model learns (``providers.stt._domain_corpus``, in
+# this order): the ones above and 13 first names and 4 surnames more, which the grammars do not
+# offer. Offering them in the grammars too was measured worse (2026-12-07: "this is mary jones"
+# asked again in kal's voice, an e-mail address said at the read-back misread). Any of them can
+# come out of a garbled decode.
+MODEL_FIRST_NAMES = (
+    "john", "jane", "mary", "james", "robert", "patricia", "michael", "linda", "david",
+    "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah",
+    "charles", "karen", "daniel", "nancy", "matthew", "lisa", "anthony", "betty", "mark",
+    "sandra", "paul", "ashley", "steven", "emily", "andrew", "donna", "kevin", "michelle",
+    "brian", "carol", "george", "amanda", "edward", "melissa", "peter", "anna", "alex", "maria",
+    "sam", "emma", "olivia", "noah", "liam", "sophia", "jack", "grace", "ben", "kate", "tom",
+    "anne", "chris", "laura",
+)
+MODEL_LAST_NAMES = (
+    "smith", "doe", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis",
+    "rodriguez", "martinez", "hernandez", "lopez", "wilson", "anderson", "taylor", "thomas",
+    "moore", "jackson", "martin", "lee", "thompson", "white", "harris", "clark", "lewis",
+    "robinson", "walker", "young", "allen", "king", "wright", "scott", "green", "baker",
+    "adams", "nelson", "hill", "campbell", "mitchell",
+)
 EMAIL_DOMAINS = (
     "gmail", "yahoo", "hotmail", "outlook", "example", "icloud", "aol", "mail", "proton", "live",
     "comcast", "company",
