@@ -226,6 +226,8 @@ class EmulatedVendors:
         return {
             "stt_connections": self.deepgram.stats.connections,
             "stt_finalizes": self.deepgram.stats.finalizes,
+            "stt_configures": self.deepgram.stats.configures,  # keyterm updates, per question
+            "stt_configure_failures": sum(self.deepgram.stats.configure_failures.values()),
             "stt_decodes": counts["decode"] + counts["redecode"],  # real pocketsphinx decodes
             "stt_decodes_memoised": counts["hit"],
             "stt_decodes_near": counts["near"],  # a known utterance cut a little differently

@@ -94,6 +94,7 @@ def _stt(
             key,
             base_url=settings.stt.base_url or "wss://api.deepgram.com",
             model=settings.stt.model or "nova-3",
+            keyterms=settings.stt.options.get("keyterms", True) is not False,
             on_error=ErrorReporter(metrics),  # to the call's log too: agent.call.errors
         )
         return deepgram, _CloseOnly(deepgram)

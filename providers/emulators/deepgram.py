@@ -89,6 +89,7 @@ class DeepgramEmulator(ResourceContext):
         interim_every_ms: int = 1000,  # Deepgram's documented cadence: about one a second
         interim_pause_ms: int | None = 100,  # an interim this long into a pause; None: off
         idle_timeout_s: float = 10.0,
+        keyterm_limit: int = 500,  # tokens per keyterm list (Deepgram's; lower: a stricter count)
         record_messages: bool = False,
         seed: int = 0,
         host: str = "127.0.0.1",
@@ -106,6 +107,7 @@ class DeepgramEmulator(ResourceContext):
         self.interim_every_ms = interim_every_ms
         self.interim_pause_ms = interim_pause_ms
         self.idle_timeout_s = idle_timeout_s
+        self.keyterm_limit = keyterm_limit
         self.random = random.Random(seed)
         self.stats = EmulatorStats()
         self.sent: list[str] | None = [] if record_messages else None  # every valid text frame

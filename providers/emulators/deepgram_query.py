@@ -45,6 +45,7 @@ class ListenParams:
     utterance_end_ms: int | None
     vad_events: bool
     linear16: bool = False  # audio is 16-bit PCM (Pipecat's Deepgram service), not mu-law
+    keyterms: tuple[str, ...] = ()  # ``keyterm`` (repeatable): in effect from the start
 
 
 class BadRequest(ValueError):
@@ -83,4 +84,5 @@ def parse_listen_query(query: str) -> ListenParams:
         utterance_end_ms=utterance_end_ms,
         vad_events=one("vad_events", "false") == "true",
         linear16=audio_format[0] == "linear16",
+        keyterms=tuple(values.get("keyterm", ())),
     )

@@ -1,7 +1,9 @@
 """One live-listen connection of the Deepgram emulator: control frames, results, faults.
 
 ``ListenSession.run()`` owns a WebSocket for its life: the receive loop feeds audio to the
-``Segmenter`` through WebRTC VAD and answers ``KeepAlive``/``Finalize``/``CloseStream``; one
+``Segmenter`` through WebRTC VAD and answers ``KeepAlive``/``Finalize``/``CloseStream`` and
+``Configure`` (keyterms: ``ConfigureSuccess`` or ``ConfigureFailure``, as the module's
+``_configure`` says; the keyterms are kept, not used by the recogniser); one
 sender task emits the queued messages in order, each once its decode (the shared offline
 recogniser) is done and its delay (``result_delay_ms``, ``finalize_delay_ms``, jitter) has
 passed. ``Faults`` injects misbehaviour after a number of results; ``EmulatorStats`` counts what
@@ -36,6 +38,13 @@ from slotline.providers.emulators.deepgram_segmenter import (
 )
 from slotline.providers.errors import ProviderError
 from slotline.providers.stt._sphinx_wire import DecodeResult
+from slotline.providers.stt.deepgram_keyterms import (
+    ALREADY_PENDING,
+    LIMIT_EXCEEDED,
+    NOT_SUPPORTED,
+    estimated_tokens,
+    supports_keyterms,
+)
 
 if TYPE_CHECKING:
     from slotline.providers.emulators.deepgram import DeepgramEmulator
@@ -77,6 +86,8 @@ class EmulatorStats:
     utterance_ends: int = 0
     keepalives: int = 0
     finalizes: int = 0
+    configures: int = 0
+    configure_failures: dict[str, int] = field(default_factory=dict)  # code -> count
     close_streams: int = 0
     closes: dict[int, int] = field(default_factory=dict)  # close code sent -> count
     faults_fired: int = 0
@@ -118,6 +129,8 @@ class ListenSession:
         self._model_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, params.model))
         self._results_sent = 0
         self._words_since_utterance_end = False
+        self.keyterms: tuple[str, ...] = params.keyterms  # in effect (the query's at first)
+        self._configure_pending = False
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop(), name=f"dg-emulator-send-{self._request_id}")
@@ -171,7 +184,7 @@ class ListenSession:
                 return None
             self._audio(message)
             return _MORE
-        kind = _control_type(message)
+        kind, control = _control(message)
         if kind == "KeepAlive":
             self._stats.keepalives += 1
         elif kind == "Finalize":
@@ -185,8 +198,56 @@ class ListenSession:
         elif kind == "CloseStream":
             self._close_stream()
             return None
+        elif kind == "Configure":
+            return self._configure(control)
         else:
             return 1008, "DATA-0000: the text frame is not a known control message"
+        return _MORE
+
+    def _configure(self, message: dict[str, Any]) -> tuple[int, str] | None:
+        """A ``Configure``: answered with exactly one ``ConfigureSuccess`` or
+        ``ConfigureFailure`` (deepgram-sdk 7.17's ListenV1Configure* types: keyterms only on
+        Nova-3, within the token limit (``keyterm_limit``, counted by the client's estimate),
+        one ``Configure`` awaiting its answer at a time). A body
+        that is not one (keyterms not a list of strings, features not names to booleans) is a
+        protocol error, as an unknown text frame is."""
+        keyterms, features = message.get("keyterms"), message.get("features")
+        if keyterms is not None and not (
+            isinstance(keyterms, list) and all(isinstance(term, str) for term in keyterms)
+        ):
+            return 1008, "DATA-0000: Configure keyterms must be an array of strings"
+        if features is not None and not (
+            isinstance(features, dict) and all(isinstance(v, bool) for v in features.values())
+        ):
+            return 1008, "DATA-0000: Configure features must map names to booleans"
+        self._stats.configures += 1
+        code = ""
+        if self._configure_pending:
+            code = ALREADY_PENDING
+        elif keyterms is not None and not supports_keyterms(self._params.model):
+            code = NOT_SUPPORTED
+        elif keyterms is not None and (
+            sum(map(estimated_tokens, keyterms)) > self._owner.keyterm_limit
+        ):
+            code = LIMIT_EXCEEDED
+        if code:
+            self._stats.configure_failures[code] = self._stats.configure_failures.get(code, 0) + 1
+            text = _json({"type": "ConfigureFailure", "request_id": self._request_id,
+                          "code": code, "description": _CONFIGURE_FAILURES[code]})
+            self._outbox.put_nowait(_Outgoing(self._loop.time(), None, lambda _: text))
+            return _MORE
+        self._configure_pending = True
+        answer: dict[str, Any] = {"type": "ConfigureSuccess", "request_id": self._request_id}
+        if keyterms is not None:
+            answer["keyterms"] = keyterms
+
+        def applied(_: DecodeResult | None) -> str:
+            self._configure_pending = False
+            if keyterms is not None:
+                self.keyterms = tuple(keyterms)
+            return _json(answer)
+
+        self._outbox.put_nowait(_Outgoing(self._loop.time(), None, applied))
         return _MORE
 
     def _close_stream(self) -> None:
@@ -349,13 +410,24 @@ class ListenSession:
                       "last_word_end": last_voiced_end_ms / 1000})
 
 
-def _control_type(text: str) -> str | None:
+def _control(text: str) -> tuple[str | None, dict[str, Any]]:
+    """The control message's type (None: not one this emulator knows) and its body."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return None
-    kind = message.get("type") if isinstance(message, dict) else None
-    return kind if kind in ("KeepAlive", "Finalize", "CloseStream") else None
+        return None, {}
+    if not isinstance(message, dict):
+        return None, {}
+    kind = message.get("type")
+    return (kind if kind in _CONTROL_TYPES else None), message
+
+
+_CONTROL_TYPES = frozenset(("KeepAlive", "Finalize", "CloseStream", "Configure"))
+_CONFIGURE_FAILURES = {
+    NOT_SUPPORTED: "keyterms can only be updated on Nova-3 models",
+    LIMIT_EXCEEDED: "keyterms exceed the keyterm token limit",
+    ALREADY_PENDING: "another Configure is awaiting its response",
+}
 
 
 def _json(message: dict[str, Any]) -> str:

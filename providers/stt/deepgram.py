@@ -37,6 +37,11 @@ One connection per call to ``{base_url}/v1/listen`` (wire format: ``deepgram_wir
   the unacknowledged audio first, re-sending a pending ``Finalize`` at its place in the audio.
   When and how often is ``reconnect`` (``providers/reconnect.py``, ``DEEPGRAM`` by default);
   past its failures in a row the stream fails.
+* Keyterms: on a Nova-3 model (``keyterms``, on by default), each question's vocabulary —
+  the short phrases of its ``SpeechHints``: the names at the name question, the services at a
+  choice — replaces the stream's keyterms with a ``Configure`` message, one at a time (rules:
+  ``deepgram_keyterms``). A ``ConfigureFailure`` is logged and the call goes on; one that says
+  the model or the limit refuses keyterms stops them for the stream.
 * Errors: HTTP 401/403 on the upgrade → ``ProviderAuthError`` (never retried); other
   upgrade failures → ``ProviderError`` (retryable for 429/5xx and network errors). Errors
   handled here (drops, malformed messages, timeouts answered with a partial turn) are
@@ -67,6 +72,7 @@ from slotline.providers.errors import ConfigError, ProviderAuthError, ProviderEr
 from slotline.providers.extras import missing
 from slotline.providers.reconnect import DEEPGRAM, ReconnectPolicy, retryable_status
 from slotline.providers.stt import deepgram_wire as wire
+from slotline.providers.stt.deepgram_keyterms import supports_keyterms
 
 try:  # websockets, here and in deepgram_stream
     from websockets.asyncio.client import ClientConnection, connect
@@ -114,6 +120,7 @@ class DeepgramSpeechToText:
         smart_format: bool = True,
         punctuate: bool = True,
         language: str | None = None,
+        keyterms: bool = True,
         on_error: Callable[[ProviderError], None] | None = None,
     ) -> None:
         if not base_url.startswith(("ws://", "wss://")):
@@ -133,6 +140,8 @@ class DeepgramSpeechToText:
         self.reconnect = reconnect
         self.random = random.Random(seed).random  # the reconnect policy's jitter
         self.max_replay_bytes = int(max_replay_s * BYTES_PER_S)
+        # each question's vocabulary as keyterms, mid-stream (``deepgram_keyterms``)
+        self.keyterm_updates = keyterms and supports_keyterms(model)
         self.on_error = on_error
 
     def open_stream(self, *, call_sid: str) -> DeepgramSttStream:

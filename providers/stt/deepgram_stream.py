@@ -22,6 +22,7 @@ from slotline.providers.base import AudioChunk, SpeechHints, SttEvent, Transcrip
 from slotline.providers.errors import ProtocolError, ProviderError, ProviderTimeout
 from slotline.providers.stt import deepgram_wire as wire
 from slotline.providers.stt._fanout import Fanout
+from slotline.providers.stt.deepgram_keyterms import KeytermSync, keyterms_for
 from slotline.providers.stt.deepgram_turn import DeepgramTurn
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class DeepgramSttStream:
         self._transcripts: Fanout[Transcript] = Fanout()
         self._events: Fanout[SttEvent] = Fanout()
         self._messages: Fanout[wire.ServerMessage] = Fanout()
+        self._keyterms = KeytermSync()
+        self._keyterms.off = not owner.keyterm_updates
         # Counters for tests, logs and the bench.
         self.connections = 0
         self.reconnects = 0
@@ -75,6 +78,7 @@ class DeepgramSttStream:
         self.timeouts = 0
         self.keepalives_sent = 0
         self.audio_sends = 0
+        self.configures_sent = 0
         self.replayed_bytes = 0
         self.lost_bytes = 0
 
@@ -99,7 +103,14 @@ class DeepgramSttStream:
             self._wake.set()  # a whole batch: the sender wakes (a partial one waits, below)
 
     def set_hints(self, hints: SpeechHints) -> None:
-        """Deepgram takes keyterms only when the socket opens; per-turn hints are ignored."""
+        """The question's vocabulary becomes the stream's keyterms (a ``Configure``; Nova-3)."""
+        if self._keyterms.want(keyterms_for(hints)) and self._ws is not None:
+            self._wake.set()
+
+    @property
+    def keyterms(self) -> tuple[str, ...]:
+        """The keyterms Deepgram said are in effect on this connection."""
+        return self._keyterms.applied
 
     async def finalize(self) -> Transcript:
         with tracing.request("deepgram", "stt finalize") as span:
@@ -179,10 +190,11 @@ class DeepgramSttStream:
         self._messages.close()
         logger.info(
             "deepgram stream closed call_sid=%s connections=%d reconnects=%d protocol_errors=%d "
-            "timeouts=%d keepalives=%d audio_sends=%d replayed_bytes=%d lost_bytes=%d",
+            "timeouts=%d keepalives=%d audio_sends=%d configures=%d replayed_bytes=%d "
+            "lost_bytes=%d",
             self._call_sid, self.connections, self.reconnects, self.protocol_errors,
-            self.timeouts, self.keepalives_sent, self.audio_sends, self.replayed_bytes,
-            self.lost_bytes,
+            self.timeouts, self.keepalives_sent, self.audio_sends, self.configures_sent,
+            self.replayed_bytes, self.lost_bytes,
         )
 
     # ---- turns ---------------------------------------------------------------------------------
@@ -201,12 +213,25 @@ class DeepgramSttStream:
         elif isinstance(message, wire.UtteranceEnd):
             last_word_end = self._origin + round(message.last_word_end_s * BYTES_PER_S)
             events = self._turn.on_utterance_end(last_word_end)
+        elif isinstance(message, wire.ConfigureSuccess | wire.ConfigureFailure):
+            self._configured(message)
+            return
         else:
             if isinstance(message, wire.UnknownMessage):
                 logger.debug("deepgram %s ignored call_sid=%s", message.type, self._call_sid)
             return
         for event in events:
             self._events.publish(event)
+
+    def _configured(self, answer: wire.ConfigureSuccess | wire.ConfigureFailure) -> None:
+        if isinstance(answer, wire.ConfigureSuccess):
+            due = self._keyterms.answered(ok=True)
+        else:
+            logger.warning("deepgram keyterms refused call_sid=%s code=%s: %s", self._call_sid,
+                           answer.code, answer.description)
+            due = self._keyterms.answered(ok=False, code=answer.code)
+        if due:
+            self._wake.set()
 
     def _turn_done(self, transcript: Transcript) -> None:
         """The turn's last Finalize was answered: its audio is never replayed again."""
@@ -289,6 +314,7 @@ class DeepgramSttStream:
         self.connections += 1
         self._ws = ws
         self._origin = self._sent = self._unacked_base
+        self._keyterms.reconnected()  # a new socket has none: the wanted ones go again
         self._turn.reconnected()  # a Finalize in flight goes again, at its place in the replay
         replay = len(self._unacked)
         if self.connections > 1:
@@ -369,7 +395,13 @@ class DeepgramSttStream:
         return self._sent < self._unacked_base + len(self._unacked)
 
     async def _send_pending(self, ws: ClientConnection) -> None:
-        """Send all pushed audio, with the Finalize (if any) at its place in it."""
+        """Send the question's keyterms when due, then all pushed audio, with the Finalize (if
+        any) at its place in it."""
+        terms = self._keyterms.due()
+        if terms is not None:
+            self._keyterms.sent(terms)  # before the await: the answer may come first
+            await ws.send(wire.encode_configure(terms))
+            self.configures_sent += 1
         while True:
             end = self._unacked_base + len(self._unacked)
             finalize_at = self._turn.due()

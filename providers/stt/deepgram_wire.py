@@ -10,6 +10,8 @@ frames and the listen URL out. Shapes follow ../shared/specs/deepgram/asyncapi.y
     SpeechStarted {type, channel, timestamp}
     UtteranceEnd  {type, channel, last_word_end}
     Metadata      {type, request_id, sha256, created, duration, channels, transaction_key}
+    ConfigureSuccess {type, request_id, keyterms?}      (the answer to a client ``Configure``,
+    ConfigureFailure {type, request_id, code, description}   deepgram-sdk 7.17 ListenV1*)
 
 A frame that is not JSON, or a known type with a missing or mistyped field, raises
 :class:`ProtocolError`. A well-formed object of a type this module does not know becomes
@@ -21,7 +23,7 @@ restart at zero on every new connection.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -34,6 +36,11 @@ LISTEN_PATH = "/v1/listen"
 KEEPALIVE = '{"type":"KeepAlive"}'
 FINALIZE = '{"type":"Finalize"}'
 CLOSE_STREAM = '{"type":"CloseStream"}'
+
+
+def encode_configure(keyterms: Sequence[str]) -> str:
+    """A ``Configure`` replacing the stream's keyterms (``[]`` clears them)."""
+    return orjson.dumps({"type": "Configure", "keyterms": list(keyterms)}).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +92,25 @@ class Metadata:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigureSuccess:
+    request_id: str
+    keyterms: tuple[str, ...] | None  # in effect now; None when the Configure left them be
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureFailure:
+    request_id: str
+    code: str  # CONFIGURE_KEYTERMS_NOT_SUPPORTED, CONFIGURE_KEYTERM_LIMIT_EXCEEDED, ...
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownMessage:
     type: str
 
 
-ServerMessage = Results | SpeechStarted | UtteranceEnd | Metadata | UnknownMessage
+ServerMessage = (Results | SpeechStarted | UtteranceEnd | Metadata | ConfigureSuccess
+                 | ConfigureFailure | UnknownMessage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +178,17 @@ def parse_server_message(data: str | bytes) -> ServerMessage:
         if not isinstance(channels, int) or isinstance(channels, bool):
             raise ProtocolError("deepgram.Metadata", "'channels' is not an integer")
         return Metadata(_string(obj, "request_id", kind), _number(obj, "duration", kind), channels)
+    if kind == "ConfigureSuccess":
+        terms = obj.get("keyterms")
+        if terms is not None and not (
+            isinstance(terms, list) and all(isinstance(term, str) for term in terms)
+        ):
+            raise ProtocolError("deepgram.ConfigureSuccess", "'keyterms' is not a list of strings")
+        return ConfigureSuccess(_string(obj, "request_id", kind),
+                                None if terms is None else tuple(terms))
+    if kind == "ConfigureFailure":
+        return ConfigureFailure(_string(obj, "request_id", kind), _string(obj, "code", kind),
+                                _string(obj, "description", kind))
     return UnknownMessage(kind)
 
 

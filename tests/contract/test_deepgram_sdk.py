@@ -18,6 +18,9 @@ from deepgram import AsyncDeepgramClient
 from deepgram.core.api_error import ApiError
 from deepgram.environment import DeepgramClientEnvironment
 from deepgram.listen.v1.types import (
+    ListenV1Configure,
+    ListenV1ConfigureFailure,
+    ListenV1ConfigureSuccess,
     ListenV1Metadata,
     ListenV1Results,
     ListenV1SpeechStarted,
@@ -158,3 +161,32 @@ async def test_refused_handshakes_surface_as_the_sdks_api_error(
             pass
     assert raised.value.status_code == status
     assert dg.stats.rejected == {status: 1} and dg.stats.connections == 0
+
+
+async def test_the_sdks_mid_stream_configure_is_answered_in_its_own_types(
+    dg: DeepgramEmulator,
+) -> None:
+    """deepgram-sdk 7.13+'s ``send_configure``: keyterms replaced on the open stream, one
+    ``ConfigureSuccess`` per ``Configure``; a second sent before that answer is refused."""
+    received: list[object] = []
+    async with sdk_client(dg.url).listen.v1.connect(**OPTIONS) as socket:
+        await socket.send_configure(ListenV1Configure(keyterms=["Kowalczyk", "estate planning"]))
+        await socket.send_configure(ListenV1Configure(keyterms=["Priya"]))
+        for frame in ulaw_frames("name_john", lead_ms=0, tail_ms=100):
+            await socket.send_media(frame)
+        await socket.send_close_stream()
+        async for message in socket:
+            received.append(message)
+    configured = [m for m in received if "Configure" in str(getattr(m, "type", ""))]
+    assert [type(m) for m in configured] == [ListenV1ConfigureSuccess, ListenV1ConfigureFailure]
+    success, failure = configured
+    assert isinstance(success, ListenV1ConfigureSuccess)
+    assert isinstance(failure, ListenV1ConfigureFailure)
+    assert success.keyterms == ["Kowalczyk", "estate planning"]
+    assert failure.code == "CONFIGURE_ALREADY_PENDING"
+    assert dg.sent is not None
+    for raw in dg.sent:
+        if '"Configure' in raw:
+            model = ListenV1ConfigureFailure if "code" in raw else ListenV1ConfigureSuccess
+            model.model_validate_json(raw, strict=True)
+

@@ -1,0 +1,127 @@
+"""The question's vocabulary as Deepgram keyterms, updated mid-stream: sans-I/O.
+
+Nova-3 boosts the recall of up to 100 keyterms (names, services, jargon). They can be given
+when the socket opens (the ``keyterm`` query parameter) or replaced on the open stream with a
+``Configure`` message, which Deepgram answers with exactly one ``ConfigureSuccess`` (the
+keyterms now in effect) or ``ConfigureFailure`` (a ``code``). So each question can load its own
+vocabulary — the names at "May I have your name?", the services at "Which service?" — as the
+offline recogniser gets its hints. Facts from Deepgram's Configure and Keyterm Prompting pages
+and ``deepgram-sdk`` 7.17's ``ListenV1Configure*`` types:
+
+- each ``keyterms`` array replaces the whole list (``[]`` clears it); plain terms, no weights;
+- the 500-token keyterm limit applies to each update (``CONFIGURE_KEYTERM_LIMIT_EXCEEDED``);
+- only Nova-3 models take them (``CONFIGURE_KEYTERMS_NOT_SUPPORTED`` on others);
+- one ``Configure`` at a time: another sent before the answer is ``CONFIGURE_ALREADY_PENDING``.
+
+:func:`keyterms_for` picks the terms from ``SpeechHints.phrases``: the short ones (at most
+``MAX_WORDS`` words: "john", "estate planning", "yes please"), not the carrier sentences ("my
+name is john smith"), in the hints' order, within ``MAX_TERMS`` and an estimate of the token
+limit that errs high (``TOKEN_BUDGET`` of Deepgram's 500: the tokenizer is not public).
+:class:`KeytermSync` is the one-in-flight rule: the call says what it wants at every question;
+it answers what to send and when, coalescing wants made while a ``Configure`` is unanswered
+(only the latest goes) and giving up on a stream whose model or limit refused them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from slotline.providers.base import SpeechHints
+
+MAX_TERMS = 100  # Deepgram: "up to 100" keyterms
+MAX_WORDS = 3
+TOKEN_BUDGET = 400  # of Deepgram's 500-token limit, by an estimate that errs high
+NOT_SUPPORTED = "CONFIGURE_KEYTERMS_NOT_SUPPORTED"
+LIMIT_EXCEEDED = "CONFIGURE_KEYTERM_LIMIT_EXCEEDED"
+ALREADY_PENDING = "CONFIGURE_ALREADY_PENDING"
+_FINAL_CODES = frozenset((NOT_SUPPORTED, LIMIT_EXCEEDED))  # asking again cannot help
+
+
+def supports_keyterms(model: str) -> bool:
+    """Whether ``model`` takes keyterms (the Nova-3 family: ``nova-3``, ``nova-3-medical``)."""
+    return model == "nova-3" or model.startswith("nova-3-")
+
+
+def estimated_tokens(term: str) -> int:
+    """Tokens ``term`` may cost: a word of up to four letters is one, longer words one per
+    four letters begun (sub-word pieces), and one for the term's boundary."""
+    return 1 + sum(max(1, -(-len(word) // 4)) for word in term.split())
+
+
+def keyterms_for(hints: SpeechHints) -> tuple[str, ...]:
+    """The keyterms for a question listening with ``hints`` (possibly none)."""
+    return _pick(hints.phrases)
+
+
+def _pick(phrases: Iterable[str]) -> tuple[str, ...]:
+    terms: list[str] = []
+    seen: set[str] = set()
+    budget = TOKEN_BUDGET
+    for phrase in phrases:
+        term = " ".join(phrase.split())
+        if not term or term in seen or len(term.split()) > MAX_WORDS:
+            continue
+        cost = estimated_tokens(term)
+        if cost > budget:
+            break
+        terms.append(term)
+        seen.add(term)
+        budget -= cost
+        if len(terms) == MAX_TERMS:
+            break
+    return tuple(terms)
+
+
+class KeytermSync:
+    """What the connection has, what the call wants, and when a ``Configure`` may go.
+
+    ``want(terms)`` at every question; ``due()`` is what to send now (None: nothing, or a
+    ``Configure`` is unanswered); ``sent(terms)`` when it went; ``answered(...)`` with the
+    ``ConfigureSuccess`` or ``ConfigureFailure``; ``reconnected()`` on a new socket (it opens
+    with no keyterms: the wanted ones go again)."""
+
+    __slots__ = ("_applied", "_failed", "_in_flight", "_wanted", "off")
+
+    def __init__(self) -> None:
+        self._wanted: tuple[str, ...] = ()
+        self._applied: tuple[str, ...] = ()  # in effect on this connection
+        self._in_flight: tuple[str, ...] | None = None
+        self._failed: tuple[str, ...] | None = None  # refused once: not asked again as is
+        self.off = False  # the stream's model or limit refused keyterms: none are sent
+
+    def want(self, terms: tuple[str, ...]) -> bool:
+        """The call's next question listens for ``terms``; True if a send is now due."""
+        self._wanted = terms
+        return self.due() is not None
+
+    def due(self) -> tuple[str, ...] | None:
+        if self.off or self._in_flight is not None:
+            return None
+        wanted = self._wanted
+        if wanted == self._applied or wanted == self._failed:
+            return None
+        return wanted
+
+    def sent(self, terms: tuple[str, ...]) -> None:
+        self._in_flight = terms
+
+    def answered(self, *, ok: bool, code: str = "") -> bool:
+        """The ``Configure`` in flight was answered; True if another send is now due (the
+        call moved on to another question meanwhile)."""
+        terms, self._in_flight = self._in_flight, None
+        if terms is None:
+            return False  # not ours (a reconnect forgot it): nothing to settle
+        if ok:
+            self._applied, self._failed = terms, None
+        elif code in _FINAL_CODES:
+            self.off = True
+        elif code != ALREADY_PENDING:
+            self._failed = terms
+        return self.due() is not None
+
+    def reconnected(self) -> None:
+        self._applied, self._in_flight, self._failed = (), None, None
+
+    @property
+    def applied(self) -> tuple[str, ...]:
+        return self._applied
