@@ -293,7 +293,9 @@ class BookingService:
                 booked_task = group.create_task(
                     self._store.bookings.confirmed_on(names, start, end)
                 )
-            counts_task = group.create_task(self._store.round_robin.counts(config.name))
+            # the assignment counts order only a round robin's calendars: no read for the rest
+            counts_task = (group.create_task(self._store.round_robin.counts(config.name))
+                           if config.strategy == "round_robin" and len(names) > 1 else None)
         holds: dict[str, list[Interval]] = {name: [] for name in names}
         for hold in holds_task.result():
             holds[hold.calendar].append(Interval(hold.start, hold.end))
@@ -302,7 +304,7 @@ class BookingService:
             for booking in booked_task.result():
                 zone = load_zone(self._calendars[booking.calendar].timezone)
                 counts[booking.calendar][booking.start.astimezone(zone).date()] += 1
-        return holds, counts, counts_task.result()
+        return holds, counts, {} if counts_task is None else counts_task.result()
 
     # -- booking ---------------------------------------------------------------------------------
 
