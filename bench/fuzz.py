@@ -41,7 +41,7 @@ from yarl import URL
 from bench.fuzz_cases import RawText, fuzz_session, webhook_case
 from slotline.agent.server.workers import exit_with_parent
 from slotline.agent.sim.caller import run_caller
-from slotline.agent.sim.demo import DEMO_SCRIPT, caller_wav, fetch_stream
+from slotline.agent.sim.demo import DEMO_SCRIPT, Utterance, caller_wav, fetch_stream
 from slotline.agent.store import Store, open_store
 
 LATENCY_RATIO_MAX = 1.5  # issue 17: fuzz alongside may cost a genuine call at most 50 % latency
@@ -189,6 +189,17 @@ def p95_ms(values: Sequence[float]) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
 
+# The booking call the fuzz and the soak make: ``slotline demo``'s, with "yes that works" at the
+# read-back. On the cloud stack the emulated Deepgram (pocketsphinx with no hints) hears the lone
+# recorded "yes" as "net" at some cuts — where the server's Finalize falls in the recording's
+# quiet tail decides (the whole recording: "net"; 20-120 ms shorter: "yes") — so a cloud soak
+# failed 5 of its first 1,238 calls on 2026-12-07: the agent asked again and the script had
+# nothing more to say. A fault of the harness's recogniser, not of the server. "yes that works"
+# decoded right at all 42 cuts tried (/tmp probes of that day; trailing silence 0-500 ms).
+assert DEMO_SCRIPT[-1].stem == "yes"
+GENUINE_SCRIPT = (*DEMO_SCRIPT[:-1], Utterance("yes_works", "yes that works"))
+
+
 @dataclass(slots=True)
 class GenuineCall:
     call_sid: str
@@ -198,10 +209,11 @@ class GenuineCall:
 
 
 async def genuine_call(http: aiohttp.ClientSession, base_url: str, store: Store) -> GenuineCall:
-    """``slotline demo``'s booking call; its booking is cancelled after, so the next books too."""
+    """``slotline demo``'s booking call (``GENUINE_SCRIPT``); its booking is cancelled after, so
+    the next books too."""
     try:
         url, parameters = await fetch_stream(http, base_url)
-        report = await run_caller(url, [caller_wav(u.stem) for u in DEMO_SCRIPT],
+        report = await run_caller(url, [caller_wav(u.stem) for u in GENUINE_SCRIPT],
                                   custom_parameters=parameters, session=http)
     except (aiohttp.ClientError, RuntimeError) as exc:
         return GenuineCall("-", False, [], [f"could not call: {exc!r}"])
