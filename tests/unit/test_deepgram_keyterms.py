@@ -132,12 +132,6 @@ def test_configure_and_its_answers_are_the_sdks_messages() -> None:
 # ---- over a socket, against the emulator ------------------------------------------------------
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def recognizer() -> AsyncIterator[LocalSpeechToText]:
-    async with LocalSpeechToText() as provider:
-        yield provider
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def dg(recognizer: LocalSpeechToText) -> AsyncIterator[DeepgramEmulator]:
     async with DeepgramEmulator(api_key=KEY, recognizer=recognizer, record_messages=True) as emu:
