@@ -33,7 +33,9 @@ def _cloud_env(deepgram: DeepgramEmulator, eleven: ElevenLabsEmulator) -> dict[s
 
 
 @contextlib.asynccontextmanager
-async def cloud_call_server() -> AsyncIterator[tuple[web.AppRunner, Server, ElevenLabsEmulator]]:
+async def cloud_call_server() -> AsyncIterator[
+    tuple[web.AppRunner, Server, ElevenLabsEmulator, DeepgramEmulator]
+]:
     """A server on the Deepgram, OpenAI and ElevenLabs emulators (cloud latency profile)."""
     async with DeepgramEmulator.cloud(api_key="dg-key") as deepgram, ElevenLabsEmulator(
         api_key="xi-key", latency=LATENCY_PROFILES["cloud"]
@@ -41,11 +43,11 @@ async def cloud_call_server() -> AsyncIterator[tuple[web.AppRunner, Server, Elev
         env = {**_cloud_env(deepgram, eleven), "SLOTLINE_LLM__PROVIDER": "openai",
                "SLOTLINE_LLM__BASE_URL": llm.base_url, "SLOTLINE_LLM__MODEL": "gpt-4o-mini"}
         runner, server = await running_server(env=env, secret_env=SECRETS)
-        yield runner, server, eleven
+        yield runner, server, eleven, deepgram
 
 
 async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> None:
-    async with cloud_call_server() as (runner, server, eleven):
+    async with cloud_call_server() as (runner, server, eleven, deepgram):
         try:
             report = await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
             record = server.deps.call_log.get(report.call_sid)
@@ -59,6 +61,9 @@ async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> Non
             assert record.llm["turns_without_llm"] == len(DEMO_SCRIPT)
             # the agent's audio came from the ElevenLabs emulator, one context per utterance
             assert eleven.counters.contexts_opened >= len(DEMO_SCRIPT)
+            # each question loaded its vocabulary into Deepgram's keyterms, none refused
+            assert deepgram.stats.configures >= len(DEMO_SCRIPT)
+            assert not deepgram.stats.configure_failures
             answered = [t.turn_latency_ms for t in report.turns]
             assert all(latency is not None for latency in answered)
         finally:
@@ -74,7 +79,7 @@ async def test_the_model_starts_on_the_words_of_the_pause_before_the_turn_ends()
     """An answer the rules cannot read ("my calendar stopped syncing", at the name question)
     goes to the model; its request starts on the recogniser's early finish at the pause, and
     the reply uses it because the turn's final words are the same."""
-    async with cloud_call_server() as (runner, server, _):
+    async with cloud_call_server() as (runner, server, _, _):
         try:
             report = await run_caller(server.media_url,
                                       [caller_wav("issue_sync"), caller_wav("name_john")])

@@ -148,7 +148,7 @@ async def test_a_weak_method_calls_while_its_object_lives_and_then_refuses() -> 
 async def test_a_call_on_the_cloud_vendors_leaves_no_cycle() -> None:
     """The Deepgram, OpenAI and ElevenLabs adapters on their emulators (the emulators' own
     objects are the test's, not judged)."""
-    async with cloud_call_server() as (runner, server, _):
+    async with cloud_call_server() as (runner, server, _, _):
         try:
             with collector_off() as garbage:
                 report = await run_caller(server.media_url, [caller_wav(DEMO_SCRIPT[0].stem)])
