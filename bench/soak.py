@@ -5,10 +5,11 @@
 A ``slotline serve`` subprocess (fresh SQLite store, log to a file) takes ``--calls`` concurrent
 callers, each phoning again as soon as its call ends, for ``--minutes``. Every call is
 ``slotline demo``'s booking conversation (``bench.fuzz.GENUINE_SCRIPT``: "yes that works" at the
-read-back, which the emulated Deepgram hears right at any cut) and must book; the soak then cancels that booking
-through the store (``bench.fuzz.genuine_call``), so "next Tuesday at 3 pm" is free for the next
-caller. Concurrent callers want the same slot, so the booking action pools one local calendar
-per caller (first available): that keeps every call on the script's happy path.
+read-back, which the emulated Deepgram hears right at any cut) and must book; the soak then
+cancels that booking through the store (``bench.fuzz.genuine_call``), so "next Tuesday at 3 pm"
+is free for the next caller. Concurrent callers want the same slot, so the booking action pools
+one local calendar per caller (first available): that keeps every call on the script's happy
+path.
 
 ``--stack offline`` (the default) is the embedded stack: pocketsphinx decodes every turn in the
 server's recogniser workers, which on a 2-core machine saturate before 50 concurrent callers do

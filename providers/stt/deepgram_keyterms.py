@@ -13,10 +13,15 @@ and ``deepgram-sdk`` 7.17's ``ListenV1Configure*`` types:
 - only Nova-3 models take them (``CONFIGURE_KEYTERMS_NOT_SUPPORTED`` on others);
 - one ``Configure`` at a time: another sent before the answer is ``CONFIGURE_ALREADY_PENDING``.
 
-:func:`keyterms_for` picks the terms from ``SpeechHints.phrases``: the short ones (at most
-``MAX_WORDS`` words: "john", "estate planning", "yes please"), not the carrier sentences ("my
-name is john smith"), in the hints' order, within ``MAX_TERMS`` and an estimate of the token
-limit that errs high (``TOKEN_BUDGET`` of Deepgram's 500: the tokenizer is not public).
+:func:`keyterms_for` picks the terms from ``SpeechHints.phrases`` as Deepgram's guidance asks
+(terms that matter and that everyday English lacks, not common words): each phrase without the
+words that introduce an answer ("my name is", "it's", "this is": ``CARRIERS``), kept when a word
+of it is not an everyday one — everyday being what the yes/no, date and time questions listen
+for, which Deepgram hears well anyway. So the name question loads the names ("john smith",
+"jane"), a choice its options ("estate planning", "a will"), a date question nothing. In the
+hints' order, at most ``MAX_WORDS`` words a term and ``MAX_TERMS`` terms, within an estimate of
+the token limit that errs high (``TOKEN_BUDGET`` of Deepgram's 500: the tokenizer is not
+public).
 :class:`KeytermSync` is the one-in-flight rule: the call says what it wants at every question;
 it answers what to send and when, coalescing wants made while a ``Configure`` is unanswered
 (only the latest goes) and giving up on a stream whose model or limit refused them.
@@ -24,6 +29,7 @@ it answers what to send and when, coalescing wants made while a ``Configure`` is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from slotline.providers.base import SpeechHints
@@ -50,26 +56,49 @@ def estimated_tokens(term: str) -> int:
 
 def keyterms_for(hints: SpeechHints) -> tuple[str, ...]:
     """The keyterms for a question listening with ``hints`` (possibly none)."""
-    return _pick(hints.phrases)
+    return _pick(_term(phrase) for phrase in hints.phrases)
 
 
-def _pick(phrases: Iterable[str]) -> tuple[str, ...]:
-    terms: list[str] = []
+# Words that introduce an answer rather than being one (the name extractor's prefixes).
+CARRIERS = frozenset(("my", "name", "name's", "is", "it's", "this", "i'm", "i", "am", "call",
+                      "me", "that's", "here"))
+
+
+@functools.cache
+def _everyday() -> frozenset[str]:
+    """The words the yes/no, date and time questions listen for."""
+    from slotline.providers.llm import rules  # the extractors' hints, read once
+
+    return frozenset(word for kind in ("yes_no", "date", "time")
+                     for phrase in rules.hints(kind).phrases for word in phrase.split())
+
+
+def _term(phrase: str) -> str:
+    """``phrase`` as a keyterm: without its carrier words; "" when nothing in it is rare."""
+    words = phrase.split()
+    while words and words[0] in CARRIERS:
+        del words[0]
+    if len(words) > MAX_WORDS or all(word in _everyday() for word in words):
+        return ""
+    return " ".join(words)
+
+
+def _pick(terms: Iterable[str]) -> tuple[str, ...]:
+    picked: list[str] = []
     seen: set[str] = set()
     budget = TOKEN_BUDGET
-    for phrase in phrases:
-        term = " ".join(phrase.split())
-        if not term or term in seen or len(term.split()) > MAX_WORDS:
+    for term in terms:
+        if not term or term in seen:
             continue
         cost = estimated_tokens(term)
         if cost > budget:
             break
-        terms.append(term)
+        picked.append(term)
         seen.add(term)
         budget -= cost
-        if len(terms) == MAX_TERMS:
+        if len(picked) == MAX_TERMS:
             break
-    return tuple(terms)
+    return tuple(picked)
 
 
 class KeytermSync:

@@ -61,8 +61,9 @@ async def test_booking_call_on_deepgram_openai_and_elevenlabs_emulators() -> Non
             assert record.llm["turns_without_llm"] == len(DEMO_SCRIPT)
             # the agent's audio came from the ElevenLabs emulator, one context per utterance
             assert eleven.counters.contexts_opened >= len(DEMO_SCRIPT)
-            # each question loaded its vocabulary into Deepgram's keyterms, none refused
-            assert deepgram.stats.configures >= len(DEMO_SCRIPT)
+            # the name question loaded the names into Deepgram's keyterms, the next question
+            # (the e-mail's words are everyday ones) cleared them; none was refused
+            assert deepgram.stats.configures >= 2
             assert not deepgram.stats.configure_failures
             answered = [t.turn_latency_ms for t in report.turns]
             assert all(latency is not None for latency in answered)
