@@ -26,6 +26,7 @@ def _cloud_env(deepgram: DeepgramEmulator, eleven: ElevenLabsEmulator) -> dict[s
     return {
         "SLOTLINE_STT__PROVIDER": "deepgram",
         "SLOTLINE_STT__BASE_URL": deepgram.url,
+        "SLOTLINE_STT__OPTIONS__KEYTERMS": "true",  # each question's vocabulary (opt-in)
         "SLOTLINE_TTS__PROVIDER": "elevenlabs",
         "SLOTLINE_TTS__BASE_URL": eleven.base_url,
         "SLOTLINE_TTS__VOICE_ID": "voice-ava",

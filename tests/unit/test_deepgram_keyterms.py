@@ -233,7 +233,9 @@ def DeepgramSttStreamFor(dg: DeepgramEmulator, **kwargs: object) -> DeepgramSpee
 
 
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.parametrize(("options", "on"), [({}, True), ({"keyterms": False}, False)])
+@pytest.mark.parametrize(("options", "on"), [({}, False), ({"keyterms": True}, True),
+                                              ({"keyterms": "true"}, True),
+                                              ({"keyterms": False}, False)])
 async def test_the_setting_turns_keyterms_on_and_off(options: dict[str, bool], on: bool) -> None:
     settings = Settings.model_validate({"stt": {"provider": "deepgram", "options": options}})
     async with aiohttp.ClientSession() as http:
