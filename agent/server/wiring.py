@@ -94,7 +94,7 @@ def _stt(
             key,
             base_url=settings.stt.base_url or "wss://api.deepgram.com",
             model=settings.stt.model or "nova-3",
-            # opt-in: on the cloud bench they cost the time answer its early end (note in README)
+            # opt-in until their effect on accuracy can be shown (README)
             keyterms=str(settings.stt.options.get("keyterms", False)).lower()
             in ("true", "1", "yes", "on"),
             on_error=ErrorReporter(metrics),  # to the call's log too: agent.call.errors
