@@ -38,7 +38,6 @@ question before booking names both ("Tuesday at 3 pm your time, that's 10 am Eas
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
@@ -78,6 +77,7 @@ from slotline.agent.flow.model import BookingNode, RescheduleNode
 from slotline.agent.flow.state import Ctx, Phase, Step
 from slotline.agent.flow.steps import lookup, said
 from slotline.providers.llm import rules
+from slotline.providers.llm.rules.normalize import tokens
 from slotline.providers.llm.rules.vocab import MODEL_FIRST_NAMES
 
 MAX_OFFERS = 3  # more than three times in one sentence is more than a caller can hold
@@ -192,7 +192,8 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
     assert ctx.candidate is not None
     text = event.text.strip()
     others = tuple(offer for offer in ctx.offers if offer != ctx.candidate)
-    email = heard_email(ctx, text, read_back=read_back.read_back_address(ctx)) if text else None
+    address = read_back.read_back_address(ctx)
+    email = heard_email(ctx, text, read_back=address) if text else None
     if email is not None:
         return _email_changed(ctx, email, ctx.candidate, others)
     named = pick_offer(ctx, text, (ctx.candidate, *others))  # the candidate wins a tie
@@ -210,11 +211,11 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
         answer = None  # "good ... the afternoon instead": not a yes to this time, ask again
     if answer == "yes" and rules.stray_negation(text):
         answer = None  # "that doesn't suit me ... that's fine": half of it refuses, ask again
-    if answer == "yes" and _garbled_yes(ctx, text):
+    if answer == "yes" and _garbled_yes(ctx, text, address):
         answer = None  # "i'm betty dot that's fine" for "i'm busy at that time": ask again
     if answer == "yes":
         return _book(ctx, node, ctx.candidate)
-    if answer == "no" and read_back.read_back_address(ctx):
+    if answer == "no" and address:
         return read_back.ask_which(ctx, read_back.WHICH)
     if answer == "no":
         return _declined(ctx, others)
@@ -229,18 +230,16 @@ def confirm_answer(ctx: Ctx, node: BookingLike, event: CallerSaid) -> Step:
 _GARBLE_NAMES = frozenset(MODEL_FIRST_NAMES) - {"mark"}
 _EMAIL_SPELLING = frozenset(("dot", "underscore", "hyphen", "gmail", "yahoo", "hotmail", "icloud",
                              "aol"))
-_WORDS = re.compile(r"[a-z']+")
 
 
-def _garbled_yes(ctx: Ctx, text: str) -> bool:
+def _garbled_yes(ctx: Ctx, text: str, address: str) -> bool:
     """Whether a yes to the read-back comes with a name that is not the caller's own, or with an
-    e-mail's spelling words while no address was read back (one read back may be repeated): a
-    booking is made on a yes, so a yes heard among words no yes holds is asked again."""
-    words = set(_WORDS.findall(text.lower()))
-    own = set(_WORDS.findall(ctx.var("user_name").lower()))
-    if (words & _GARBLE_NAMES) - own:
+    e-mail's spelling words while no ``address`` was read back (one read back may be repeated):
+    a booking is made on a yes, so a yes heard among words no yes holds is asked again."""
+    words = set(tokens(text))
+    if (words & _GARBLE_NAMES) - set(tokens(ctx.var("user_name"))):
         return True
-    return bool(words & _EMAIL_SPELLING) and not read_back.read_back_address(ctx)
+    return bool(words & _EMAIL_SPELLING) and not address
 
 
 def _wants_otherwise(ctx: Ctx, text: str, candidate: SlotOffer) -> bool:
