@@ -37,6 +37,7 @@ from slotline.providers.emulators.deepgram_segmenter import (
     SpeechBegan,
 )
 from slotline.providers.errors import ProviderError
+from slotline.providers.stt import deepgram_wire as wire
 from slotline.providers.stt._sphinx_wire import DecodeResult
 from slotline.providers.stt.deepgram_keyterms import (
     ALREADY_PENDING,
@@ -212,9 +213,7 @@ class ListenSession:
         that is not one (keyterms not a list of strings, features not names to booleans) is a
         protocol error, as an unknown text frame is."""
         keyterms, features = message.get("keyterms"), message.get("features")
-        if keyterms is not None and not (
-            isinstance(keyterms, list) and all(isinstance(term, str) for term in keyterms)
-        ):
+        if keyterms is not None and not wire.is_string_list(keyterms):
             return 1008, "DATA-0000: Configure keyterms must be an array of strings"
         if features is not None and not (
             isinstance(features, dict) and all(isinstance(v, bool) for v in features.values())

@@ -37,11 +37,12 @@ One connection per call to ``{base_url}/v1/listen`` (wire format: ``deepgram_wir
   the unacknowledged audio first, re-sending a pending ``Finalize`` at its place in the audio.
   When and how often is ``reconnect`` (``providers/reconnect.py``, ``DEEPGRAM`` by default);
   past its failures in a row the stream fails.
-* Keyterms: on a Nova-3 model (``keyterms``, on by default), each question's vocabulary —
-  the short phrases of its ``SpeechHints``: the names at the name question, the services at a
-  choice — replaces the stream's keyterms with a ``Configure`` message, one at a time (rules:
-  ``deepgram_keyterms``). A ``ConfigureFailure`` is logged and the call goes on; one that says
-  the model or the limit refuses keyterms stops them for the stream.
+* Keyterms: on a Nova-3 model with ``keyterms`` (the server's ``stt.options.keyterms``,
+  off by default), each question's rare words — the names at the name question, the options
+  of a choice — replace the stream's keyterms with a ``Configure`` message, one at a time and
+  with the next batch of audio (rules: ``deepgram_keyterms``). A ``ConfigureFailure`` is logged
+  and the call goes on; one that says the model or the limit refuses keyterms stops them for
+  the stream.
 * Errors: HTTP 401/403 on the upgrade → ``ProviderAuthError`` (never retried); other
   upgrade failures → ``ProviderError`` (retryable for 429/5xx and network errors). Errors
   handled here (drops, malformed messages, timeouts answered with a partial turn) are

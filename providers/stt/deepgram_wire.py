@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 from urllib.parse import urlencode
 
 import orjson
@@ -180,9 +181,7 @@ def parse_server_message(data: str | bytes) -> ServerMessage:
         return Metadata(_string(obj, "request_id", kind), _number(obj, "duration", kind), channels)
     if kind == "ConfigureSuccess":
         terms = obj.get("keyterms")
-        if terms is not None and not (
-            isinstance(terms, list) and all(isinstance(term, str) for term in terms)
-        ):
+        if terms is not None and not is_string_list(terms):
             raise ProtocolError("deepgram.ConfigureSuccess", "'keyterms' is not a list of strings")
         return ConfigureSuccess(_string(obj, "request_id", kind),
                                 None if terms is None else tuple(terms))
@@ -238,6 +237,11 @@ def _word(item: object) -> Word:
         confidence=_number(item, "confidence", "Results"),
         punctuated_word=punctuated if isinstance(punctuated, str) else None,
     )
+
+
+def is_string_list(value: object) -> TypeGuard[list[str]]:
+    """Whether ``value`` is a JSON array of strings (``keyterms``, both ways)."""
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def _flag(value: bool) -> str:
