@@ -227,14 +227,14 @@ class DeepgramSttStream:
             self._events.publish(event)
 
     def _configured(self, answer: wire.ConfigureSuccess | wire.ConfigureFailure) -> None:
+        """Settle the ``Configure`` in flight. Keyterms wanted meanwhile go with the next batch,
+        as ``set_hints``'s do: no wake here either."""
         if isinstance(answer, wire.ConfigureSuccess):
-            due = self._keyterms.answered(ok=True)
+            self._keyterms.answered(ok=True)
         else:
             logger.warning("deepgram keyterms refused call_sid=%s code=%s: %s", self._call_sid,
                            answer.code, answer.description)
-            due = self._keyterms.answered(ok=False, code=answer.code)
-        if due:
-            self._wake.set()
+            self._keyterms.answered(ok=False, code=answer.code)
 
     def _turn_done(self, transcript: Transcript) -> None:
         """The turn's last Finalize was answered: its audio is never replayed again."""
