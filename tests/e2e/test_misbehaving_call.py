@@ -105,6 +105,20 @@ async def _ended(server: Server, call_sid: str) -> CallRecord | None:
     return server.deps.call_log.get(call_sid)
 
 
+async def _max_loop_lag_ms() -> float:
+    """The longest the event loop was late to wake a 10 ms sleep, until cancelled: a slow
+    turn with a small lag was slow in the server's own work, one with a large lag was starved."""
+    loop = asyncio.get_running_loop()
+    worst = 0.0
+    try:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            worst = max(worst, loop.time() - before - 0.01)
+    except asyncio.CancelledError:
+        return worst * 1000
+
+
 async def _genuine_call(server: Server) -> CallerReport:
     return await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
 
@@ -113,10 +127,13 @@ async def test_a_misbehaving_call_is_cut_off_alone_while_a_genuine_call_books(
     server: Server,
 ) -> None:
     rss_before = _rss_bytes()
+    lag = asyncio.create_task(_max_loop_lag_ms())
     genuine = asyncio.create_task(_genuine_call(server))
     await asyncio.sleep(1.0)  # the genuine call is under way: its greeting is playing
     bad = await _misbehave(server.media_url, _round, rounds=400)
     report = await genuine
+    lag.cancel()
+    lag_ms = await lag
     rss_growth_mb = (_rss_bytes() - rss_before) / 2**20
 
     # the bad call: cut off at once, with a policy-violation close and a clear trace
@@ -145,11 +162,14 @@ async def test_a_misbehaving_call_is_cut_off_alone_while_a_genuine_call_books(
     silence_ms = {"short": turn.short_silence_ms, "normal": turn.end_silence_ms,
                   "long": turn.long_silence_ms}
     heard = [t for t in good.turns if t.role == "caller"]
+    # where the server's time went, reply by reply: the message of a slow turn names it
+    breakdown = [t.latency.as_dict() for t in good.turns if t.role == "agent" and t.latency]
     for caller_turn, said in zip(report.turns, heard, strict=True):
         assert caller_turn.turn_latency_ms is not None and said.patience is not None
         # the end-of-turn silence, then ~100 ms for the transcript and the first audio on a
         # quiet machine; a second of slack for a busy one — not the seconds of a starved loop
-        assert caller_turn.turn_latency_ms < silence_ms[said.patience] + 1000, report.turns
+        assert caller_turn.turn_latency_ms < silence_ms[said.patience] + 1000, (
+            [t.turn_latency_ms for t in report.turns], breakdown, f"loop lag max {lag_ms:.0f} ms")
 
     # memory: the flood left nothing behind worth measuring
     assert rss_growth_mb < 60, f"RSS grew {rss_growth_mb:.0f} MB"
