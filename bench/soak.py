@@ -103,12 +103,25 @@ async def scrape_metrics(http: aiohttp.ClientSession, url: str) -> dict[str, flo
     return found
 
 
+class ServerDied(Exception):
+    """The server process stopped during the soak: the callers stop, the soak fails."""
+
+
+def _exited(server: ServerProcess) -> str:
+    code = server.process.returncode
+    return ("the server stopped answering" if code is None
+            else f"the server exited with code {code}") + f" (its log: {server.log_path})"
+
+
 async def _caller(server: ServerProcess, store: Store, deadline_s: float, delay_s: float,
                   state: SoakState) -> None:
     await asyncio.sleep(delay_s)  # a ramp: callers do not all reach the booking turn at once
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline_s:
-            state.calls.append(await genuine_call(http, server.url, store))
+            call = await genuine_call(http, server.url, store)
+            if not call.booked and not await server.alive():
+                raise ServerDied(_exited(server))  # not a failed call: every call would fail
+            state.calls.append(call)
 
 
 async def _sampler(server: ServerProcess, deadline_s: float, every_s: float, started_s: float,
@@ -116,7 +129,10 @@ async def _sampler(server: ServerProcess, deadline_s: float, every_s: float, sta
     pid = server.process.pid
     async with aiohttp.ClientSession() as http:
         while True:
-            rss_kib, fds, threads = proc_status(pid)
+            try:
+                rss_kib, fds, threads = proc_status(pid)
+            except (FileNotFoundError, KeyError):  # its /proc entry is gone, or a zombie's
+                raise ServerDied(_exited(server)) from None
             metrics = await scrape_metrics(http, server.url)
             sample = Sample(time.monotonic() - started_s, rss_kib, fds, threads,
                             metrics.get("slotline_tasks"),
@@ -209,14 +225,19 @@ async def run_soak(calls: int, minutes: float, sample_s: float,
         ):
             started_s = time.monotonic()
             deadline_s = started_s + duration_s
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(_sampler(server, deadline_s, sample_s, started_s, state))
-                for i in range(calls):
-                    tasks.create_task(_caller(server, store, deadline_s,
-                                              i * RAMP_CALL_S / calls, state),
-                                      name=f"soak-caller-{i}")
-            if not await server.alive():
-                state.calls.append(GenuineCall("-", False, [], ["server died"]))
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(_sampler(server, deadline_s, sample_s, started_s, state))
+                    for i in range(calls):
+                        tasks.create_task(_caller(server, store, deadline_s,
+                                                  i * RAMP_CALL_S / calls, state),
+                                          name=f"soak-caller-{i}")
+            except* ServerDied as died:
+                print(died.exceptions[0], flush=True)
+                state.calls.append(GenuineCall("-", False, [], [str(died.exceptions[0])]))
+            else:
+                if not await server.alive():
+                    state.calls.append(GenuineCall("-", False, [], ["server died"]))
     finally:
         if state.failed:  # the server's log and store explain them: keep both
             print(f"kept the server's log and store in {folder} (failed calls: "
