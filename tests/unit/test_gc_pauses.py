@@ -3,6 +3,7 @@ the serving process's heap frozen while it serves."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 from aiohttp import web
@@ -86,9 +87,11 @@ def test_a_server_without_the_histogram_has_no_gc_line() -> None:
 async def test_a_serving_process_freezes_its_start_up_heap_until_shutdown() -> None:
     frozen_before = gc.get_freeze_count()
     seen: list[int] = []
+    trimming: list[asyncio.Task[object]] = []  # the task returning free memory (agent.server.heap)
 
     async def frozen(_: web.Request) -> web.Response:
         seen.append(gc.get_freeze_count())
+        trimming.extend(t for t in asyncio.all_tasks() if t.get_name() == "trim")
         return web.Response(text="ok")
 
     app = web.Application()
@@ -98,3 +101,4 @@ async def test_a_serving_process_freezes_its_start_up_heap_until_shutdown() -> N
         assert (await client.get("/")).status == 200
     assert seen and seen[0] > frozen_before  # what start-up left alive is frozen
     assert gc.get_freeze_count() == frozen_before  # and unfrozen at shutdown
+    assert trimming and all(t.done() for t in trimming)  # trimmed while serving, not after

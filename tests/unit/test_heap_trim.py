@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-
-from slotline.agent.server.heap import malloc_trim, return_free_memory, settled_heap
+from slotline.agent.server.heap import malloc_trim, return_free_memory
 
 
 def test_glibc_trim_is_found_and_answers() -> None:
@@ -36,15 +33,3 @@ async def test_the_trim_runs_on_a_worker_thread_every_interval() -> None:
     await asyncio.sleep(0.05)
     assert len(threads) == count  # cancelled: no trim after it
 
-
-async def test_a_serving_process_stops_trimming_at_shutdown() -> None:
-    async def ok(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.cleanup_ctx.append(settled_heap)
-    app.router.add_get("/", ok)
-    async with TestClient(TestServer(app)) as client:
-        assert (await client.get("/")).status == 200
-        assert [t for t in asyncio.all_tasks() if t.get_name() == "trim"]
-    assert not [t for t in asyncio.all_tasks() if t.get_name() == "trim" and not t.done()]
