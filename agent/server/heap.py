@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import gc
 import logging
 import time
@@ -65,13 +64,11 @@ def frozen_heap() -> Iterator[None]:
 
 def malloc_trim() -> Callable[[], int] | None:
     """glibc's ``malloc_trim(0)`` (1 when it returned memory to the system), or None where the C
-    library has none (musl, macOS)."""
-    name = ctypes.util.find_library("c")
+    library has none (musl, macOS). Looked up among the symbols the process has loaded: no
+    ``ctypes.util.find_library``, which runs ``ldconfig`` in a subprocess."""
     try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
+        trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
-        return None
-    if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
