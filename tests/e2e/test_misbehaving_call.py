@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from slotline.agent.bench.harness import LoopLagMonitor
 from slotline.agent.call.calllog import MAX_DTMF, MAX_ERROR_CHARS, MAX_ERRORS, CallRecord
 from slotline.agent.call.inbox import MAX_PENDING_DTMF
 from slotline.agent.server.heap import GcPauses, frozen_heap
@@ -106,20 +107,6 @@ async def _ended(server: Server, call_sid: str) -> CallRecord | None:
     return server.deps.call_log.get(call_sid)
 
 
-async def _max_loop_lag_ms() -> float:
-    """The longest the event loop was late to wake a 10 ms sleep, until cancelled: a slow
-    turn with a small lag was slow in the server's own work, one with a large lag was starved."""
-    loop = asyncio.get_running_loop()
-    worst = 0.0
-    try:
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            worst = max(worst, loop.time() - before - 0.01)
-    except asyncio.CancelledError:
-        return worst * 1000
-
-
 async def _genuine_call(server: Server) -> CallerReport:
     return await run_caller(server.media_url, [caller_wav(u.stem) for u in DEMO_SCRIPT])
 
@@ -134,13 +121,16 @@ async def test_a_misbehaving_call_is_cut_off_alone_while_a_genuine_call_books(
     gc_pauses = GcPauses()
     with frozen_heap():
         gc_pauses.install()  # after the freeze's own full collection
-        lag = asyncio.create_task(_max_loop_lag_ms())
+        # how late the loop woke a 10 ms timer: a slow turn with a small lag was slow in the
+        # server's own work, one with a large lag was starved
+        lag = LoopLagMonitor(interval_s=0.01)
+        lagging = asyncio.create_task(lag.run())
         genuine = asyncio.create_task(_genuine_call(server))
         await asyncio.sleep(1.0)  # the genuine call is under way: its greeting is playing
         bad = await _misbehave(server.media_url, _round, rounds=400)
         report = await genuine
-        lag.cancel()
-        lag_ms = await lag
+        lagging.cancel()
+        await asyncio.gather(lagging, return_exceptions=True)
     gc_pauses.uninstall()
     gc_ms = max((seconds * 1000 for _, seconds in gc_pauses.drain()), default=0.0)
     rss_growth_mb = (_rss_bytes() - rss_before) / 2**20
@@ -178,8 +168,8 @@ async def test_a_misbehaving_call_is_cut_off_alone_while_a_genuine_call_books(
         # the end-of-turn silence, then ~100 ms for the transcript and the first audio on a
         # quiet machine; a second of slack for a busy one — not the seconds of a starved loop
         assert caller_turn.turn_latency_ms < silence_ms[said.patience] + 1000, (
-            [t.turn_latency_ms for t in report.turns], breakdown, f"loop lag max {lag_ms:.0f} ms",
-            f"longest gc pause {gc_ms:.0f} ms")
+            [t.turn_latency_ms for t in report.turns], breakdown,
+            f"loop lag max {lag.summary()['max']} ms", f"longest gc pause {gc_ms:.0f} ms")
 
     # memory: the flood left nothing behind worth measuring
     assert rss_growth_mb < 60, f"RSS grew {rss_growth_mb:.0f} MB"
