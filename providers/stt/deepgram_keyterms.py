@@ -134,19 +134,18 @@ class KeytermSync:
     def sent(self, terms: tuple[str, ...]) -> None:
         self._in_flight = terms
 
-    def answered(self, *, ok: bool, code: str = "") -> bool:
-        """The ``Configure`` in flight was answered; True if another send is now due (the
-        call moved on to another question meanwhile)."""
+    def answered(self, *, ok: bool, code: str = "") -> None:
+        """The ``Configure`` in flight was answered (``due`` then says whether the call moved
+        on to another question meanwhile)."""
         terms, self._in_flight = self._in_flight, None
         if terms is None:
-            return False  # not ours (a reconnect forgot it): nothing to settle
+            return  # not ours (a reconnect forgot it): nothing to settle
         if ok:
             self._applied, self._failed = terms, None
         elif code in _FINAL_CODES:
             self.off = True
         elif code != ALREADY_PENDING:
             self._failed = terms
-        return self.due() is not None
 
     def reconnected(self) -> None:
         self._applied, self._in_flight, self._failed = (), None, None

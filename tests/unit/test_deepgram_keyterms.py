@@ -83,10 +83,11 @@ def test_wants_made_while_a_configure_is_unanswered_coalesce_to_the_latest() -> 
     assert sync.want(("john",)) and sync.due() == ("john",)
     sync.sent(("john",))
     assert not sync.want(("yes",)) and not sync.want(("tuesday",))  # unanswered: nothing goes
-    assert sync.answered(ok=True) and sync.applied == ("john",)
-    assert sync.due() == ("tuesday",)  # only the latest
+    sync.answered(ok=True)
+    assert sync.applied == ("john",) and sync.due() == ("tuesday",)  # only the latest
     sync.sent(("tuesday",))
-    assert not sync.answered(ok=True) and sync.applied == ("tuesday",)
+    sync.answered(ok=True)
+    assert sync.applied == ("tuesday",) and sync.due() is None
     assert not sync.want(("tuesday",))  # already in effect
 
 
@@ -94,11 +95,12 @@ def test_a_refusal_by_model_or_limit_stops_keyterms_and_others_wait_for_new_term
     sync = KeytermSync()
     sync.want(("a",))
     sync.sent(("a",))
-    assert not sync.answered(ok=False, code="CONFIGURE_INTERNAL_ERROR")
-    assert sync.due() is None  # not asked again as is ...
+    sync.answered(ok=False, code="CONFIGURE_INTERNAL_ERROR")
+    assert sync.due() is None and not sync.off  # not asked again as is ...
     assert sync.want(("b",))  # ... but new terms go
     sync.sent(("b",))
-    assert not sync.answered(ok=False, code=LIMIT_EXCEEDED) and sync.off
+    sync.answered(ok=False, code=LIMIT_EXCEEDED)
+    assert sync.off and sync.due() is None
     assert not sync.want(("c",))
 
 
@@ -109,7 +111,8 @@ def test_a_new_connection_is_sent_the_wanted_keyterms_again() -> None:
     sync.answered(ok=True)
     sync.reconnected()
     assert sync.applied == () and sync.due() == ("john",)
-    assert not sync.answered(ok=True)  # an answer from the old socket settles nothing
+    sync.answered(ok=True)  # an answer from the old socket settles nothing
+    assert sync.applied == () and sync.due() == ("john",)
 
 
 # ---- the wire, by the SDK's own types ---------------------------------------------------------
