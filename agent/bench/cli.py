@@ -33,6 +33,7 @@ from slotline.agent.bench.profiles import Profile, load_profile
 from slotline.agent.bench.runner import LoadPlan, LoadRunner
 from slotline.agent.bench.sysstat import SystemSampler
 from slotline.agent.bench.target import ForeignTarget, InProcessSlotline, SubprocessSlotline, Target
+from slotline.agent.server import event_loop
 from slotline.agent.server.heap import frozen_heap
 from slotline.providers.errors import ConfigError
 
@@ -295,8 +296,8 @@ def main(args: argparse.Namespace) -> int:
                 budget_p95_ms=args.budget_p95_ms,
                 max_send_lateness_ms=args.max_send_lateness_ms,
                 max_gaps_per_call_minute=args.max_gaps_per_call_minute)
-            return asyncio.run(_capacity(options, search))
-        return asyncio.run(_main(options))
+            return event_loop.run(_capacity(options, search))
+        return event_loop.run(_main(options))
     except ConfigError as exc:
         print(f"slotline bench: invalid configuration: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,7 @@ from slotline.agent.bench.conversation import Conversation
 from slotline.agent.bench.harness import LoopLagMonitor, lag_summary
 from slotline.agent.bench.runner import CallResult, LoadPlan, LoadRunner, RunResult
 from slotline.agent.bench.target import TargetInfo
+from slotline.agent.server import event_loop
 from slotline.agent.server.heap import frozen_heap
 
 _READY_TIMEOUT_S = 60.0  # imports on a cold, loaded machine
@@ -330,4 +331,4 @@ def _say(message: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_child(_load(sys.argv[1])))
+    event_loop.run(_child(_load(sys.argv[1])))

@@ -38,6 +38,7 @@ from typing import Any, Self
 from slotline.agent.bench.harness import LoopLagMonitor
 from slotline.agent.bench.profiles import Profile, load_profile
 from slotline.agent.bench.stt_memo import Key, TranscriptMemo, key_of
+from slotline.agent.server import event_loop
 from slotline.agent.server.heap import frozen_heap
 from slotline.providers.base import SpeechHints
 from slotline.providers.emulators import elevenlabs as eleven_emu
@@ -259,5 +260,5 @@ def _profile(arg: str) -> Profile:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(_profile(sys.argv[1] if len(sys.argv) > 1 else "cloud"),
+    event_loop.run(_serve(_profile(sys.argv[1] if len(sys.argv) > 1 else "cloud"),
                        Path(sys.argv[2]) if len(sys.argv) > 2 else None))

@@ -98,6 +98,7 @@ def serve_process(
     announce: bool = True,
 ) -> int:
     from slotline.agent.server.app import build_app
+    from slotline.agent.server.event_loop import loop_name, new_event_loop
     from slotline.agent.server.heap import settled_heap
     from slotline.agent.server.wiring import build_deps
 
@@ -109,6 +110,11 @@ def serve_process(
         app.cleanup_ctx.append(settled_heap)  # last: after every resource has started
         return app
 
+    try:
+        loop = new_event_loop(settings.server.event_loop)
+    except ConfigError as exc:
+        print(f"slotline: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     host, port = settings.server.host, settings.server.port
     try:
         sockets = bind(host, port, reuse_port=reuse_port)
@@ -116,16 +122,17 @@ def serve_process(
         reason = ("the port is in use by another process" if exc.errno == errno.EADDRINUSE
                   else exc.strerror or str(exc))
         print(f"slotline: cannot listen on {host}:{port}: {reason}", file=sys.stderr)
+        loop.close()
         return 1
     urls = ", ".join(dict.fromkeys(_url(sock) for sock in sockets))
 
     def ready(_: str) -> None:  # aiohttp calls it once every site listens
-        log.info("serving on %s", urls)
+        log.info("serving on %s (event loop: %s)", urls, loop_name(loop))
         if announce:
             print(f"slotline: serving on {urls}", flush=True)
 
     try:
-        web.run_app(make_app(), sock=sockets, print=ready)
+        web.run_app(make_app(), sock=sockets, print=ready, loop=loop)
     except ConfigError as exc:
         print(f"slotline: invalid configuration: {exc}", file=sys.stderr)
         return 2

@@ -77,10 +77,11 @@ async def test_off_loopback_without_tokens_warns(taken_port: int) -> None:
     assert code == 1 and "listens on" not in err, err
 
 
-async def test_serving_on_is_printed_once_the_port_answers() -> None:
+@pytest.mark.parametrize(("choice", "loop"), [("auto", "uvloop"), ("asyncio", "asyncio")])
+async def test_serving_on_is_printed_once_the_port_answers(choice: str, loop: str) -> None:
     proc = await asyncio.create_subprocess_exec(
         SLOTLINE, "serve", "--port", "0", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=_env(),
+        stderr=asyncio.subprocess.PIPE, env=_env(SLOTLINE_SERVER__EVENT_LOOP=choice),
     )
     try:
         assert proc.stdout is not None
@@ -96,6 +97,7 @@ async def test_serving_on_is_printed_once_the_port_answers() -> None:
         _, err = await asyncio.wait_for(proc.communicate(), START_S)
         assert proc.returncode == 0
         assert "listens on" not in err.decode()  # loopback: no exposure warnings
+        assert f"(event loop: {loop})" in err.decode()  # uvloop is a dependency: auto takes it
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -106,6 +108,13 @@ async def test_a_bad_flow_never_says_serving_on() -> None:
     code, out, err = await _run("serve", "--port", "0", env=_env(SLOTLINE_FLOW="no_such_flow"))
     assert code == 2 and "serving on" not in out
     assert "invalid configuration" in err and "Traceback" not in err
+
+
+async def test_an_unknown_event_loop_is_a_configuration_error() -> None:
+    code, out, err = await _run("serve", "--port", "0",
+                                env=_env(SLOTLINE_SERVER__EVENT_LOOP="tornado"))
+    assert code == 2 and "serving on" not in out
+    assert "invalid configuration" in err and "event_loop" in err and "Traceback" not in err
 
 
 async def test_version_is_the_package_version() -> None:
