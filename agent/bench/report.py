@@ -226,6 +226,7 @@ def summary_table(result: dict[str, Any]) -> str:
         f"slotline bench: {cfg['calls']} calls, {cfg['duration_s']:g} s (ramp {cfg['ramp_s']:g} s),"
         f" profile {cfg['profile']['name']}, conversation {cfg['conversation']},"
         f" target {cfg['target']['kind']}"
+        + (f" on {loop}" if (loop := cfg["target"].get("event_loop")) else "")
         + (f" pinned to CPU {','.join(map(str, pinned))}, harness on the others"
            if (pinned := cfg["target"].get("server_cpus")) else "")
         + ("  [stopped early]" if run["stopped_early"] else ""),

@@ -34,6 +34,7 @@ import aiohttp
 
 from slotline.agent.bench.profiles import Profile
 from slotline.agent.bench.vendors import EmulatedVendors, memo_path
+from slotline.agent.server.event_loop import loop_name
 from slotline.agent.server.workers import exit_with_parent
 from slotline.providers.errors import ConfigError
 
@@ -49,11 +50,13 @@ class TargetInfo:
     vendors_pid: int | None
     shared_process: bool  # the server runs inside the bench process
     server_cpus: tuple[int, ...] = ()  # the server pinned to these CPUs, the harness to the rest
+    event_loop: str | None = None  # what the server runs on, as its /healthz says (Slotline)
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "media_url": self.media_url, "http_url": self.http_url,
                 "server_pid": self.server_pid, "vendors_pid": self.vendors_pid,
-                "shared_process": self.shared_process, "server_cpus": list(self.server_cpus)}
+                "shared_process": self.shared_process, "server_cpus": list(self.server_cpus),
+                "event_loop": self.event_loop}
 
 
 class Target(Protocol):
@@ -133,7 +136,8 @@ class InProcessSlotline:
             await self._stack.aclose()
             raise
         media = url.replace("http://", "ws://") + "/twilio/media"
-        return TargetInfo("slotline-inprocess", media, url, os.getpid(), None, True)
+        return TargetInfo("slotline-inprocess", media, url, os.getpid(), None, True,
+                          event_loop=loop_name(asyncio.get_running_loop()))
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -263,7 +267,8 @@ class SubprocessSlotline:
         await _wait_ready(url, server.process)
         media = f"ws://127.0.0.1:{port}/twilio/media"
         return TargetInfo("slotline-subprocess", media, url, server.process.pid, vendors_pid,
-                          False, tuple(sorted(self._server_cpus)))
+                          False, tuple(sorted(self._server_cpus)),
+                          event_loop=await _event_loop_of(url))
 
     async def _stop_vendors(self) -> None:
         assert self._vendors is not None
@@ -283,6 +288,13 @@ class SubprocessSlotline:
 
     def vendor_loop_lag(self) -> dict[str, dict[str, Any]]:
         return {} if self._loop_lag is None else {"vendors": self._loop_lag}
+
+
+async def _event_loop_of(url: str) -> str | None:
+    """What the server at ``url`` runs on ("uvloop" or "asyncio"), as its /healthz says."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as response:
+        loop = (await response.json()).get("event_loop")
+        return loop if isinstance(loop, str) else None
 
 
 async def _wait_ready(url: str, process: asyncio.subprocess.Process) -> None:

@@ -6,6 +6,7 @@ the demo build the same application the server runs.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -22,6 +23,7 @@ from slotline.agent.call.session import CallSession, SessionConfig, SessionDeps
 from slotline.agent.call.turns import TurnConfig
 from slotline.agent.config import Secrets, Settings
 from slotline.agent.server.call_api import call_json, calls_json
+from slotline.agent.server.event_loop import loop_name
 from slotline.agent.server.forwarded import Origin, origin_of, trusted_networks
 from slotline.agent.server.media_gate import ReplayingWebSocket, admit
 from slotline.agent.server.metrics import Metrics
@@ -283,8 +285,10 @@ async def _amd_callback(request: web.Request) -> web.Response:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    # pid: which process answered (``serve --workers N`` runs several on one port)
-    return web.json_response({"status": "ok", "pid": os.getpid()})
+    # pid: which process answered (``serve --workers N`` runs several on one port); event_loop:
+    # what it runs on (``server.event_loop``), for benchmark reports
+    return web.json_response({"status": "ok", "pid": os.getpid(),
+                              "event_loop": loop_name(asyncio.get_running_loop())})
 
 
 async def _readyz(request: web.Request) -> web.Response:

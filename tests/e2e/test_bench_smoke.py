@@ -194,7 +194,7 @@ async def test_foreign_target_latency_is_the_servers_known_delay(tmp_path: Path)
     assert validate(result) == []
     assert result["config"]["target"] == {
         "kind": "foreign", "media_url": url, "http_url": None, "server_pid": None,
-        "vendors_pid": None, "shared_process": False, "server_cpus": []}
+        "vendors_pid": None, "shared_process": False, "server_cpus": [], "event_loop": None}
     assert result["calls"]["failed"] == result["calls"]["dropped"] == 0
     # no call log for a foreign server: only what the caller measures
     assert result["latency"]["server"] == {} and result["turns"]["matched_in_call_log"] == 0

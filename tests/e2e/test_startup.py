@@ -93,6 +93,8 @@ async def test_serving_on_is_printed_once_the_port_answers(choice: str, loop: st
             for path in ("/healthz", "/readyz"):
                 async with http.get(match.group(1) + path) as response:
                     assert response.status == 200, path
+            async with http.get(match.group(1) + "/healthz") as response:
+                assert (await response.json())["event_loop"] == loop
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), START_S)
         assert proc.returncode == 0

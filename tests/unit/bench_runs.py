@@ -15,7 +15,7 @@ from slotline.agent.sim.playout import AgentTurn
 
 T0_MONO, T0_WALL = 1000.0, 1_800_000_000.0  # the run started at these clock readings
 TARGET = TargetInfo("slotline-inprocess", "ws://127.0.0.1:1/twilio/media", "http://127.0.0.1:1",
-                    None, None, True)
+                    None, None, True, event_loop="asyncio")
 
 
 def agent_turn(gaps_ms: tuple[float, ...] = ()) -> AgentTurn:

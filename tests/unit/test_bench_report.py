@@ -38,6 +38,7 @@ def test_summary_table_and_html_page(tmp_path: Path) -> None:
     table = summary_table(result)
     assert "caller turn_latency_ms" in table and "server server_overhead_ms" in table
     assert "caller - server turn" in table
+    assert " target slotline-inprocess on asyncio" in table  # the loop the server ran on
     page = render(result)
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 5
     for title in ("Latency CDF per stage", "Per-turn waterfall", "Latency vs calls up",

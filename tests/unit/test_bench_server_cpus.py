@@ -52,6 +52,7 @@ async def test_the_started_server_runs_on_its_cpu_and_the_bench_on_the_rest(
             assert os.sched_getaffinity(info.vendors_pid) == allowed - server_cpu
             assert os.sched_getaffinity(0) == allowed - server_cpu
             assert info.as_dict()["server_cpus"] == [min(allowed)]
+            assert info.event_loop == "uvloop"  # the default, as the server's /healthz says
         assert os.sched_getaffinity(0) == allowed  # given back when the server stops
     finally:
         os.sched_setaffinity(0, allowed)  # this test process goes back to every CPU
