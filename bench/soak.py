@@ -44,6 +44,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.fuzz import GenuineCall, ServerProcess, genuine_call, p95_ms, serve_subprocess
+from slotline.agent.server import event_loop
 from slotline.agent.store import Store, open_store
 
 RSS_GROWTH_MAX = 0.05  # issue 17: < 5 % after warm-up
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", choices=("offline", "cloud"), default="offline",
                         help="the embedded stack, or the cloud vendors on their emulators")
     args = parser.parse_args(argv)
-    state, warmup_s = asyncio.run(run_soak(args.calls, args.minutes, args.sample_s, args.stack))
+    state, warmup_s = event_loop.run(run_soak(args.calls, args.minutes, args.sample_s, args.stack))
     latencies = [x for call in state.calls for x in call.latencies_ms]
     print(f"{len(state.calls)} calls, {len(state.failed)} failed; turn latency p95 "
           f"{p95_ms(latencies):.0f} ms over {len(latencies)} turns; warm-up {warmup_s:.0f} s")

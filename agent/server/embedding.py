@@ -26,6 +26,7 @@ from aiohttp import web
 
 from slotline.agent import config, logs
 from slotline.agent.config_models import Secrets, Settings
+from slotline.agent.server import event_loop
 from slotline.agent.server.serve import bind, warn_if_exposed, with_address
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ def run(
     config_path: str | os.PathLike[str] | None = None,
     announce: bool = True,
 ) -> None:
-    """Serve until SIGINT or SIGTERM. ``app``: settings (``None``: ``load_settings(
+    """Serve until SIGINT or SIGTERM, in an event loop of its own: the settings'
+    ``server.event_loop`` when ``app`` is settings, else ``auto`` (uvloop where installed).
+    ``app``: settings (``None``: ``load_settings(
     config_path)``), or an un-awaited ``build_app(...)`` (to add routes first, await it inside
     a coroutine of your own and pass that). The address is ``host``/``port``, else the app's
     ``server.host``/``server.port`` (port 0: any free port). With settings the port is bound
@@ -104,8 +107,9 @@ def run(
             "tied to the loop that built it: pass settings or the un-awaited build_app(...), "
             "or serve the application with aiohttp's web.AppRunner in your own loop"
         )
+    choice = app.server.event_loop if isinstance(app, Settings) else "auto"
     try:
-        asyncio.run(_serve(app, host, port, config_path, announce))
+        event_loop.run(_serve(app, host, port, config_path, announce), choice)
     except (web.GracefulExit, KeyboardInterrupt):  # SIGTERM, SIGINT: stopped as asked
         pass
 
