@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, core_schema
 
+from slotline.agent.server.event_loop import EventLoopChoice
 from slotline.agent.server.registry import CALENDARS, STT, TTS
 
 V = TypeVar("V")
@@ -129,7 +130,7 @@ class ServerSettings(_Section):
     max_message_bytes: int = Field(default=65536, gt=0)
     workers: int = Field(default=1, ge=1)
     # auto: uvloop where installed (agent.server.event_loop: -15 % CPU per call), else asyncio's
-    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    event_loop: EventLoopChoice = "auto"
     # /metrics behind the API's rule (bearer SLOTLINE_API_TOKEN, or this machine only)
     metrics_auth: bool = False
     # Peers (addresses or CIDRs) whose Forwarded / X-Forwarded-Proto / X-Forwarded-Host headers

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from slotline.providers.errors import ConfigError
 
-EventLoopChoice = Literal["auto", "uvloop", "asyncio"]  # ServerSettings.event_loop
+EventLoopChoice = Literal["auto", "uvloop", "asyncio"]  # the setting's values
 
 T = TypeVar("T")
 
