@@ -108,10 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.flow_command == "validate":
             return validate_command(args.file, tuple(settings.booking_actions))
         return graph_command(args.file, args.format)
+    from slotline.agent.server import event_loop
     from slotline.agent.sim.demo import run_demo
 
     try:
-        return asyncio.run(run_demo(settings, secrets, config_path=args.config))
+        return event_loop.run(run_demo(settings, secrets, config_path=args.config),
+                              settings.server.event_loop)
     except ConfigError as exc:
         print(f"slotline: invalid configuration: {exc}", file=sys.stderr)
         return 2

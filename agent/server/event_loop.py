@@ -50,14 +50,18 @@ def new_event_loop(choice: EventLoopChoice = "auto") -> asyncio.AbstractEventLoo
 
 
 def run(main: Coroutine[Any, Any, T], choice: EventLoopChoice = "auto") -> T:
-    """``asyncio.run(main)`` on a loop of the chosen kind."""
+    """``asyncio.run(main)`` on a loop of the chosen kind (also the thread's current loop)."""
     try:
         factory = loop_factory(choice)
     except ConfigError:
         main.close()  # never awaited, and not reported as such
         raise
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main)
+        asyncio.set_event_loop(runner.get_loop())  # as asyncio.run does; a Runner given a
+        try:                                       # factory does not (3.11)
+            return runner.run(main)
+        finally:
+            asyncio.set_event_loop(None)
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:

@@ -28,6 +28,15 @@ def test_auto_runs_on_uvloop_where_it_is_installed_and_asyncio_when_asked() -> N
         loop.close()
 
 
+def test_the_loop_is_the_threads_current_one_while_it_runs_and_not_after() -> None:
+    async def current() -> bool:
+        return asyncio.get_event_loop_policy().get_event_loop() is asyncio.get_running_loop()
+
+    assert event_loop.run(current()) and event_loop.run(current(), "asyncio")
+    with pytest.raises(RuntimeError, match="no current event loop"):
+        asyncio.get_event_loop_policy().get_event_loop()
+
+
 def test_without_uvloop_auto_falls_back_and_uvloop_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
