@@ -129,7 +129,7 @@ class ServerSettings(_Section):
     public_url: str = ""
     max_message_bytes: int = Field(default=65536, gt=0)
     workers: int = Field(default=1, ge=1)
-    # auto: uvloop where installed (agent.server.event_loop: -15 % CPU per call), else asyncio's
+    # auto: uvloop where installed (agent.server.event_loop: -9 % CPU per call), else asyncio's
     event_loop: EventLoopChoice = "auto"
     # /metrics behind the API's rule (bearer SLOTLINE_API_TOKEN, or this machine only)
     metrics_auth: bool = False

@@ -4,15 +4,17 @@
 on Linux and macOS) and asyncio's own loop elsewhere; ``uvloop`` insists on it (a clear error
 when it is missing); ``asyncio`` is the standard library's selector loop.
 
-Why uvloop: once the per-frame work was cut to ~10 µs a frame, most of a call's CPU was the
-loop's own, not ours — waking up, reading ~50 small WebSocket messages a second per call, running
-their callbacks, writing the replies. uvloop does that part in C. Measured with
-``slotline bench --profile cloud --calls 200 --duration 60 --server-cpus 0``, the server on one
-core, two runs each, interleaved (2026-12-07): the server's CPU per call-second 3.23 and 3.45 ms
-on uvloop against 4.04 and 3.86 on asyncio's loop (-15 %); at 100 calls 3.98 and 3.79 against
-4.28 and 4.00. Everything the server does with its loop (sockets handed to aiohttp, timers,
-executors, signals, subprocess pipes) is in both loops' public API; uvloop's timers have 1 ms
-resolution, which no 20 ms frame notices.
+Why uvloop: once the per-frame work was cut to ~10 µs a frame, much of a call's CPU was the
+loop's own, not ours: waking up, reading ~50 small WebSocket messages a second per call, running
+their callbacks, writing the replies. uvloop does that part in C. Measured side by side on one
+core (two ``slotline bench --profile cloud --calls 100 --duration 60 --server-cpus 0`` at once,
+one with ``SLOTLINE_SERVER__EVENT_LOOP=asyncio``, twice; 2026-12-07): the server's CPU per
+call-second 4.09 and 4.00 ms on uvloop against 4.49 and 4.36 on asyncio's loop (-9 %). Runs one
+after the other drift more than that on this box (-15 % to +9 % between pairs). Everything the
+server does with its loop (sockets handed to aiohttp, timers, executors, signals, subprocess
+pipes) is in both loops' public API. uvloop's ``loop.time()`` is the same monotonic clock in
+whole milliseconds and its timers have 1 ms resolution, which no 20 ms frame notices; it runs
+``getaddrinfo`` on libuv's pool of 4 threads (``UV_THREADPOOL_SIZE``).
 """
 
 from __future__ import annotations
