@@ -90,7 +90,7 @@ def run(
     announce: bool = True,
 ) -> None:
     """Serve until SIGINT or SIGTERM, in an event loop of its own: the settings'
-    ``server.event_loop`` when ``app`` is settings, else ``auto`` (uvloop where installed).
+    ``server.event_loop`` (``app`` or the loaded ones), else ``auto`` (uvloop where installed).
     ``app``: settings (``None``: ``load_settings(
     config_path)``), or an un-awaited ``build_app(...)`` (to add routes first, await it inside
     a coroutine of your own and pass that). The address is ``host``/``port``, else the app's
@@ -107,6 +107,8 @@ def run(
             "tied to the loop that built it: pass settings or the un-awaited build_app(...), "
             "or serve the application with aiohttp's web.AppRunner in your own loop"
         )
+    if app is None:  # read before the loop starts: they choose it (server.event_loop)
+        app = load_settings(config_path)
     choice = app.server.event_loop if isinstance(app, Settings) else "auto"
     try:
         event_loop.run(_serve(app, host, port, config_path, announce), choice)
@@ -115,7 +117,7 @@ def run(
 
 
 async def _serve(
-    source: AppSource,
+    source: Settings | Awaitable[web.Application],
     host: str | None,
     port: int | None,
     config_path: str | os.PathLike[str] | None,
@@ -124,10 +126,9 @@ async def _serve(
     from slotline.agent.server.app import CONTEXT
 
     sockets = None
-    if source is None or isinstance(source, Settings):
+    if isinstance(source, Settings):
         path = Path(config_path) if config_path is not None else None
-        settings = with_address(source if source is not None else load_settings(path),
-                                host, port)
+        settings = with_address(source, host, port)
         sockets = _bind(settings)  # before the store opens and the models load
         _default_logging(settings)
         source = build_app(settings, config_path=path)

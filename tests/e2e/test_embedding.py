@@ -339,6 +339,25 @@ async def test_run_serves_an_application_with_routes_of_ones_own(tmp_path: Path)
     assert code == 0 and "Traceback" not in stderr, stderr
 
 
+RUN_ON_LOADED_SETTINGS = '''
+import slotline
+
+slotline.run(host="127.0.0.1")
+'''
+
+
+async def test_run_without_settings_serves_on_the_loaded_settings_event_loop(
+    tmp_path: Path,
+) -> None:
+    env = {**server_env(tmp_path), "SLOTLINE_SERVER__EVENT_LOOP": "asyncio"}
+    async with script(tmp_path, RUN_ON_LOADED_SETTINGS, env) as app:
+        base_url = await asyncio.wait_for(app.url, 60)
+        async with aiohttp.ClientSession() as http, http.get(f"{base_url}/healthz") as response:
+            assert (await response.json())["event_loop"] == "asyncio"  # not auto's uvloop
+        code, stderr = await app.stop()
+    assert code == 0 and "Traceback" not in stderr, stderr
+
+
 def test_run_refuses_a_port_in_use_before_building_anything(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
