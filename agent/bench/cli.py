@@ -30,7 +30,7 @@ from slotline.agent.bench.conversation import Conversation, load_conversation
 from slotline.agent.bench.harness import LoopLagMonitor
 from slotline.agent.bench.load_procs import SplitLoad
 from slotline.agent.bench.profiles import Profile, load_profile
-from slotline.agent.bench.runner import LoadPlan, LoadRunner
+from slotline.agent.bench.runner import LoadPlan, LoadRunner, fetch_records
 from slotline.agent.bench.sysstat import SystemSampler
 from slotline.agent.bench.target import ForeignTarget, InProcessSlotline, SubprocessSlotline, Target
 from slotline.agent.server import event_loop
@@ -175,13 +175,13 @@ async def run_load(
             log = stack.enter_context((log_dir / "load-procs.log").open("wb"))
             runner = await stack.enter_async_context(SplitLoad(
                 info, options.conversation, plan, options.load_procs, stop=stop, log=log,
-                api_token=token, reply_timeout_s=options.reply_timeout_s,
+                reply_timeout_s=options.reply_timeout_s,
                 greeting_wait_s=options.greeting_wait_s))
             pids |= runner.pids
         else:
             runner = LoadRunner(info, options.conversation, plan, stop=stop,
                                 reply_timeout_s=options.reply_timeout_s,
-                                greeting_wait_s=options.greeting_wait_s, api_token=token)
+                                greeting_wait_s=options.greeting_wait_s)
         sampler = SystemSampler(pids, lambda: runner.active, interval_s=options.sample_interval_s)
         sampler.start(time.monotonic())
         lag = LoopLagMonitor()  # the harness's own loop: late timers mean late frames
@@ -194,6 +194,7 @@ async def run_load(
             sampler.sample()
             for task in (sampling, shown, lagging):
                 task.cancel()
+        await fetch_records(info, run, token)  # after the CPU window: not the calls' work
         if progress is not None:
             progress.done()
     profile = options.profile.as_dict()

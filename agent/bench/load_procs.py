@@ -56,7 +56,6 @@ class ShareSpec:
     slots: tuple[int, ...]
     reply_timeout_s: float
     greeting_wait_s: float | None
-    api_token: str | None
     result_path: str
 
 
@@ -128,14 +127,13 @@ class SplitLoad:
 
     def __init__(
         self, target: TargetInfo, conversation: Conversation, plan: LoadPlan, procs: int, *,
-        stop: asyncio.Event, log: IO[bytes] | None = None, api_token: str | None = None,
+        stop: asyncio.Event, log: IO[bytes] | None = None,
         reply_timeout_s: float = 15.0, greeting_wait_s: float | None = None,
     ) -> None:
         self._target, self._conversation, self._plan = target, conversation, plan
         self._procs = procs
         self._stop = stop
         self._log = log
-        self._api_token = api_token
         self._reply_timeout_s = reply_timeout_s
         self._greeting_wait_s = greeting_wait_s
         self._children: list[_Child] = []
@@ -187,7 +185,7 @@ class SplitLoad:
         assert self._folder is not None
         folder = Path(self._folder.name)
         spec = ShareSpec(index, self._target, self._conversation, self._plan, slots,
-                         self._reply_timeout_s, self._greeting_wait_s, self._api_token,
+                         self._reply_timeout_s, self._greeting_wait_s,
                          str(folder / f"result-{index}.pickle"))
         spec_path = folder / f"spec-{index}.pickle"
         _save(spec_path, spec)
@@ -216,7 +214,6 @@ class SplitLoad:
             child.lag_ms = lag_summary(lag_samples)
             runs.append(run)
         self.result = merge_runs(self._plan, self._conversation.name, origin, runs)
-        self.result.server_metrics = await _metrics(self._target)
         self.result.server_metrics_before = before
         return self.result
 
@@ -244,7 +241,7 @@ class SplitLoad:
 
 
 async def _metrics(target: TargetInfo) -> str | None:
-    """The target's /metrics (Slotline), as ``LoadRunner`` fetches it at the start and the end."""
+    """The target's /metrics (Slotline) when the load starts, as ``LoadRunner`` fetches it."""
     if target.http_url is None:
         return None
     try:
@@ -263,7 +260,7 @@ async def _child(spec: ShareSpec) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     stop = asyncio.Event()
     runner = LoadRunner(spec.target, spec.conversation, spec.plan, stop=stop,
-                        api_token=spec.api_token, reply_timeout_s=spec.reply_timeout_s,
+                        reply_timeout_s=spec.reply_timeout_s,
                         greeting_wait_s=spec.greeting_wait_s, slots=spec.slots,
                         fetch_metrics=False)
     _say({"ready": os.getpid()})

@@ -94,6 +94,25 @@ def test_smoke_run_writes_a_complete_sane_report(tmp_path: Path) -> None:
     assert (out / "server.log").exists() and (out / "vendors.log").exists()
 
 
+def test_split_load_on_slotline_gets_every_calls_log_after_the_run(tmp_path: Path) -> None:
+    """The call logs are fetched by the bench itself once the load is over, whichever process
+    ran the call: every answered turn of both load processes is matched in them."""
+    out = tmp_path / "run"
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = main(["bench", "--calls", "2", "--duration", "6", "--ramp", "0.5",
+                       "--load-procs", "2", "--profile", "instant", "--conversation", "short",
+                       "--out", str(out)])
+    assert status == 0
+    result = json.loads((out / "result.json").read_text())
+    assert validate(result) == []
+    assert {c["slot"] for c in result["per_call"]} == {0, 1}
+    turns = result["turns"]
+    assert turns["answered"] >= 2
+    assert turns["matched_in_call_log"] == turns["answered"]
+    assert all(c.get("server_status") for c in result["per_call"])  # each call's log came
+    assert result["latency"]["server_metrics"]["bargein_count"] == turns["bargein_cleared"]
+
+
 # ---- a foreign Twilio Media Streams server with known timing ---------------------------------
 
 REPLY_DELAY_MS = 400  # after the utterance's last voiced frame arrived
