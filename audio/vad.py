@@ -72,16 +72,26 @@ class WebRtcVad:
         self.aggressiveness = aggressiveness
         self.sample_rate_hz = sample_rate_hz
         self.frame_bytes = sample_rate_hz * FRAME_MS // 1000 * 2
-        self._vad: Any = webrtcvad.Vad(aggressiveness)
+        self._samples = self.frame_bytes // 2
+        # The C function behind ``webrtcvad.Vad.is_speech``, called straight: this runs for
+        # every frame of every call, and the wrapper's own checks (the length, again) cost
+        # ~0.25 µs of its ~1.6 µs. Through the wrapper where the package is laid out otherwise.
+        self._process: Any = getattr(getattr(webrtcvad, "_webrtcvad", None), "process", None)
+        self._vad: Any = None
+        self._handle: Any = None
+        self.reset()
 
     def is_speech(self, pcm16_frame: bytes) -> bool:
         if len(pcm16_frame) != self.frame_bytes:  # checked inline: this runs 50 times a second
             _check_frame(pcm16_frame, self.frame_bytes, self.sample_rate_hz)
-        return bool(self._vad.is_speech(pcm16_frame, self.sample_rate_hz))
+        if self._handle is None:
+            return bool(self._vad.is_speech(pcm16_frame, self.sample_rate_hz))
+        return bool(self._process(self._handle, self.sample_rate_hz, pcm16_frame, self._samples))
 
     def reset(self) -> None:
         # The C detector adapts its noise model over time and has no reset of its own.
         self._vad = self._module.Vad(self.aggressiveness)
+        self._handle = getattr(self._vad, "_vad", None) if self._process is not None else None
 
 
 # --- Silero ---------------------------------------------------------------------------------

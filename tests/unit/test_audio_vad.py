@@ -89,6 +89,22 @@ def test_speech_is_flagged_and_silence_is_not(kind: str, speech_frames: list[byt
     assert sum(quiet) / len(quiet) < 0.05
 
 
+def test_webrtc_decides_as_the_packages_own_wrapper_does(speech_frames: list[bytes]) -> None:
+    """``WebRtcVad`` calls the C detector straight; its decisions, frame by frame and across a
+    reset, are those of ``webrtcvad.Vad.is_speech`` on the same frames."""
+    import webrtcvad
+
+    frames = speech_frames + silence_frames()
+    ours, theirs = WebRtcVad(aggressiveness=2), webrtcvad.Vad(2)
+    expected = [bool(theirs.is_speech(frame, SAMPLE_RATE_HZ)) for frame in frames]
+    assert [ours.is_speech(frame) for frame in frames] == expected
+    assert 0 < sum(expected) < len(expected)
+    ours.reset()
+    fresh = webrtcvad.Vad(2)
+    assert [ours.is_speech(frame) for frame in frames] == [
+        bool(fresh.is_speech(frame, SAMPLE_RATE_HZ)) for frame in frames]
+
+
 @pytest.mark.parametrize("kind", ["webrtc", "silero"])
 def test_reset_makes_decisions_repeatable(kind: str, speech_frames: list[bytes]) -> None:
     vad = make_vad(kind)
