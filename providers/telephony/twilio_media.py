@@ -375,7 +375,13 @@ _MEDIA_SEQUENCE: Final = r'\{"event":"media","sequenceNumber":"(?P<sequence>[0-9
 # every pattern in its module cache, so each ended call left ~4.9 KB there (up to 512 patterns,
 # pushing out every other module's).
 _MEDIA_SID: Final = r'(?P<sid>"[^"\\]*")'
-_SID_FIRST: Final = re.compile(f'{_MEDIA_SEQUENCE}"streamSid":{_MEDIA_SID},{_MEDIA_BODY}\\}}')
+# PROTOCOLS.md's layout up to the payload's first character. The payload runs from there to the
+# message's closing '"}}' and is left to ``a2b_base64(strict_mode=True)`` alone — the generic
+# parser's own check, which refuses quotes, escapes and anything else not base64: matching its
+# 216 characters with the pattern as well cost ~0.8 µs a frame.
+_SID_FIRST_HEAD: Final = re.compile(
+    f'{_MEDIA_SEQUENCE}"streamSid":{_MEDIA_SID},{_MEDIA_BODY.partition("(?P<payload>")[0]}')
+_PAYLOAD_END: Final = '"}}'
 _SID_LAST: Final = re.compile(f'{_MEDIA_SEQUENCE}{_MEDIA_BODY},"streamSid":{_MEDIA_SID}\\}}')
 
 
@@ -401,11 +407,18 @@ class _MediaLayout:
     def payload(self, data: str) -> bytes | None:
         """The frame of a media message in this layout (None: the generic parser decides); its
         other fields are in ``match`` until the next call."""
-        match = _SID_FIRST.fullmatch(data) or _SID_LAST.fullmatch(data)
-        if match is None or match["sid"] != self._sid_json:
+        match = _SID_FIRST_HEAD.match(data)
+        if match is not None and data.endswith(_PAYLOAD_END):
+            encoded = data[match.end() : -len(_PAYLOAD_END)]
+        else:
+            match = _SID_LAST.fullmatch(data)
+            if match is None:
+                return None
+            encoded = match["payload"]
+        if match["sid"] != self._sid_json:
             return None
         try:
-            payload = binascii.a2b_base64(match["payload"], strict_mode=True)
+            payload = binascii.a2b_base64(encoded, strict_mode=True)
         except ValueError:
             return None
         if len(payload) != ULAW_FRAME_BYTES:

@@ -385,6 +385,11 @@ def _media_variants() -> list[str]:
             fixture.replace(FRAME_B64, FRAME_B64[:-1] + "="),  # bad padding
             fixture.replace(FRAME_B64, FRAME_B64 + "="),
             fixture.replace(FRAME_B64, FRAME_B64[:8] + "\n" + FRAME_B64[8:]),
+            fixture.replace(FRAME_B64, FRAME_B64 + "=="),  # padding past the end
+            fixture.replace(FRAME_B64, FRAME_B64[:8] + '","x":"' + FRAME_B64[8:]),  # a field
+            fixture.replace(FRAME_B64, FRAME_B64[:8] + '"}}' + FRAME_B64[8:]),  # two endings
+            fixture.replace(FRAME_B64, FRAME_B64 + '"},"y":"'),  # more after the payload
+            fixture.replace(FRAME_B64, FRAME_B64[:8] + "\\u0041" + FRAME_B64[9:]),  # an escape
             fixture.replace(",", ", "),  # spaces
             fixture.replace("{", "{ "),
             fixture + " ",
