@@ -217,11 +217,12 @@ class _Speech:
 class _Frames:
     """A caller's frames sent from the clock's timers: where they start and how they end."""
 
-    __slots__ = ("done", "send", "stopped", "t0_s")
+    __slots__ = ("done", "n", "send", "stopped", "t0_s")
 
     def __init__(self, send: TextSender, t0_s: float, done: asyncio.Future[None]) -> None:
         self.send, self.t0_s, self.done = send, t0_s, done
         self.stopped = False
+        self.n = 0  # the next frame's number
 
     def finish(self, error: BaseException | None) -> None:
         self.stopped = True
@@ -353,32 +354,35 @@ class _Call:
         switch; returns at hang-up (or raises what a send raised)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         frames = self._frames = _Frames(send, t0_s, done)
-        self._clock.call_at(t0_s, self._frame, 0)
+        self._clock.every(t0_s, self._frame)
         try:
             await done
         finally:
             frames.stopped = True  # cancelled: the next timer sends nothing
 
-    def _frame(self, n: int) -> None:
+    def _frame(self) -> bool:
+        """Frame ``frames.n``, called by the clock every 20 ms; False when the frames end."""
         frames = self._frames
         if frames is None or frames.stopped:
-            return
+            return False
+        n = frames.n
         target_s = frames.t0_s + n * _FRAME_S
         now = time.monotonic()
         try:
             if self._server_closed:
                 frames.finish(None)
-                return
+                return False
             for text in self._tick(now, n):
                 frames.send(text)
         except Exception as exc:  # handed to the send task, which raises it
             frames.finish(exc)
-            return
+            return False
         if self._hanging_up:
             frames.finish(None)
-            return
+            return False
         self._lateness_ms.append((now - target_s) * 1000)
-        self._clock.call_at(target_s + _FRAME_S, self._frame, n + 1)
+        frames.n = n + 1
+        return True
 
     def _tick(self, now: float, n: int) -> list[str]:
         """What to send for frame ``n``: mark echoes, then a digit and the frame, or ``stop``."""

@@ -7,8 +7,9 @@ caller's ``t0`` is put on a grid of ``GRID_MS`` (``align``: at most one grid ste
 asked), so at any number of calls there are at most ``FRAME_MS / GRID_MS`` distinct wake-up
 times per frame; one timer per wake-up time wakes every caller due then, in one loop
 iteration. A caller either waits on its own future (``until``: cancelling one caller cancels
-only that caller) or, cheaper, has its frame function called straight from that timer
-(``call_at``: no future, no task switch per frame; the caller schedules its next frame itself).
+only that caller) or, cheaper, has its frame function called straight from that timer every
+frame period until it returns False (``every``: no future or task switch per frame, and the
+caller stays in its grid point's list from one period to the next).
 Callers measure their lateness against their own aligned ``t0 + n * 20 ms``, as before.
 
 The grid bunches the frames the server receives into ``FRAME_MS / GRID_MS`` bursts per frame
@@ -23,7 +24,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+# What a grid point calls: (function, its argument, 0) once, or (tick, None, grid steps between
+# its calls) for ``every``.
+_Entry = tuple[Callable[..., object], Any, int]
+
 GRID_MS = 2  # 10 wake-up times per 20 ms frame, whatever the number of calls
+FRAME_MS = 20  # a caller's frame period (Twilio's media cadence)
 
 
 class FrameClock:
@@ -33,8 +39,8 @@ class FrameClock:
         if grid_ms <= 0:
             raise ValueError("grid_ms must be > 0")
         self._grid_s = grid_ms / 1000
-        # grid index -> what to call then: (function, its argument)
-        self._due: dict[int, list[tuple[Callable[[Any], object], Any]]] = {}
+        # grid index -> what to call then
+        self._due: dict[int, list[_Entry]] = {}
         self.timers = 0  # timers armed so far (a test's measure of the sharing)
 
     def align(self, now_s: float) -> float:
@@ -50,24 +56,39 @@ class FrameClock:
         self._add(loop, target_s, _wake, future)
         await future
 
-    def call_at(self, target_s: float, function: Callable[[Any], object], arg: Any) -> None:
-        """Call ``function(arg)`` at ``target_s`` (loop time, best on the grid) from the grid
-        point's one timer; soon, if it has passed (the loop runs timers that are due)."""
-        self._add(asyncio.get_running_loop(), target_s, function, arg)
+    def every(self, t0_s: float, tick: Callable[[], object],
+              period_ms: float = FRAME_MS) -> None:
+        """Call ``tick()`` at ``t0_s`` (loop time, best on the grid) and then every
+        ``period_ms`` (a whole number of grid steps), counted from ``t0_s`` so it never drifts,
+        until it returns something false; soon, if a time has passed."""
+        steps = round(period_ms / (self._grid_s * 1000))
+        if steps < 1 or abs(steps * self._grid_s * 1000 - period_ms) > 1e-6:
+            raise ValueError("period_ms must be a whole number of grid steps")
+        index = math.ceil(t0_s / self._grid_s - 1e-9)
+        self._append(asyncio.get_running_loop(), index, (tick, None, steps))
 
     def _add(self, loop: asyncio.AbstractEventLoop, target_s: float,
              function: Callable[[Any], object], arg: Any) -> None:
         index = math.ceil(target_s / self._grid_s - 1e-9)  # never before the target
+        self._append(loop, index, (function, arg, 0))
+
+    def _append(self, loop: asyncio.AbstractEventLoop, index: int, entry: _Entry) -> None:
         due = self._due.get(index)
         if due is None:
             due = self._due[index] = []
             loop.call_at(index * self._grid_s, self._fire, index)
             self.timers += 1
-        due.append((function, arg))
+        due.append(entry)
 
     def _fire(self, index: int) -> None:
-        for function, arg in self._due.pop(index, ()):
-            function(arg)
+        loop = None
+        for entry in self._due.pop(index, ()):
+            function, arg, steps = entry
+            if not steps:
+                function(arg)
+            elif function():  # a repeating tick that wants its next period
+                loop = loop or asyncio.get_running_loop()
+                self._append(loop, index + steps, entry)
 
 
 def _wake(future: asyncio.Future[None]) -> None:

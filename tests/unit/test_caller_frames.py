@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -73,31 +74,39 @@ async def test_frame_clock_wakes_many_callers_with_one_timer_per_grid_point() ->
     assert clock.timers == 2
 
 
-async def test_frame_clock_calls_functions_from_the_grid_points_timer() -> None:
+async def test_frame_clock_ticks_every_period_from_the_grid_points_timer() -> None:
     clock = FrameClock(grid_ms=5)
     loop = asyncio.get_running_loop()
     t0 = clock.align(loop.time() + 0.03)
     called: list[tuple[int, float]] = []
     finished = loop.create_future()
 
-    def frame(n: int) -> None:
-        called.append((n, loop.time()))
-        if n < 3:  # each call schedules the next, as a caller's frames do
-            clock.call_at(t0 + 0.02 * (n + 1), frame, n + 1)
-        elif not finished.done():
-            finished.set_result(None)
+    def caller(index: int) -> Callable[[], bool]:
+        frames = 0
 
-    for _ in range(10):  # ten callers on one phase: one timer per frame for all of them
-        clock.call_at(t0, frame, 0)
+        def tick() -> bool:  # four frames each, as a caller's frames until it hangs up
+            nonlocal frames
+            called.append((frames, loop.time()))
+            frames += 1
+            if frames == 4 and index == 9 and not finished.done():
+                finished.set_result(None)
+            return frames < 4
+
+        return tick
+
+    for index in range(10):  # ten callers on one phase: one timer per frame for all of them
+        clock.every(t0, caller(index))
     await finished
-    await asyncio.sleep(0.03)
+    await asyncio.sleep(0.05)
     assert sorted(n for n, _ in called) == [n for n in range(4) for _ in range(10)]
-    assert clock.timers == 4
-    assert all(at >= t0 + 0.02 * n - 1e-6 for n, at in called)
-    past: list[int] = []
-    clock.call_at(loop.time() - 1, past.append, 7)  # a target in the past: soon
-    await asyncio.sleep(0.001)
-    assert past == [7]
+    assert clock.timers == 4  # none armed after the last tick said it was done
+    assert all(at >= t0 + 0.02 * n - 1e-6 for n, at in called)  # counted from t0: no drift
+    past: list[float] = []
+    clock.every(loop.time() - 1, lambda: past.append(loop.time()))  # in the past: soon, once
+    await asyncio.sleep(0.03)
+    assert len(past) == 1
+    with pytest.raises(ValueError, match="whole number of grid steps"):
+        clock.every(t0, lambda: False, period_ms=12)
 
 
 async def test_sync_sender_writes_frames_the_server_reads_in_order() -> None:
@@ -129,4 +138,31 @@ async def test_sync_sender_writes_frames_the_server_reads_in_order() -> None:
                 send("after close")
     finally:
         await runner.cleanup()
+    assert received == texts
+
+
+async def test_sync_sender_frames_are_read_by_another_websocket_implementation() -> None:
+    """The frames are RFC 6455's, not just what aiohttp's own reader accepts: the
+    ``websockets`` server (which refuses unmasked client frames) reads them too."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    received: list[str | bytes] = []
+    done = asyncio.Event()
+
+    async def handler(connection: ServerConnection) -> None:
+        async for message in connection:
+            received.append(message)
+        done.set()
+
+    texts = ["a", "é" * 100, "x" * 70000]
+    async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with aiohttp.ClientSession() as http, \
+                http.ws_connect(f"ws://127.0.0.1:{port}/") as ws:
+            send = sync_sender(ws)
+            assert send is not None
+            for text in texts:
+                send(text)
+            await ws.close()
+        await asyncio.wait_for(done.wait(), 5)
     assert received == texts
