@@ -30,7 +30,7 @@ from slotline.agent.bench.conversation import Conversation, load_conversation
 from slotline.agent.bench.harness import LoopLagMonitor
 from slotline.agent.bench.load_procs import SplitLoad
 from slotline.agent.bench.profiles import Profile, load_profile
-from slotline.agent.bench.runner import LoadPlan, LoadRunner, fetch_records
+from slotline.agent.bench.runner import LoadPlan, LoadRunner, fetch_records, server_metrics
 from slotline.agent.bench.sysstat import SystemSampler
 from slotline.agent.bench.target import ForeignTarget, InProcessSlotline, SubprocessSlotline, Target
 from slotline.agent.server import event_loop
@@ -182,6 +182,8 @@ async def run_load(
             runner = LoadRunner(info, options.conversation, plan, stop=stop,
                                 reply_timeout_s=options.reply_timeout_s,
                                 greeting_wait_s=options.greeting_wait_s)
+        # before the CPU window and the clock: the run's counters start here
+        metrics_before = await server_metrics(info, token)
         sampler = SystemSampler(pids, lambda: runner.active, interval_s=options.sample_interval_s)
         sampler.start(time.monotonic())
         lag = LoopLagMonitor()  # the harness's own loop: late timers mean late frames
@@ -194,6 +196,7 @@ async def run_load(
             sampler.sample()
             for task in (sampling, shown, lagging):
                 task.cancel()
+        run.server_metrics_before = metrics_before
         await fetch_records(info, run, token)  # after the CPU window: not the calls' work
         if progress is not None:
             progress.done()

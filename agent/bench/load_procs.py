@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import aiohttp
-
 from slotline.agent.bench.conversation import Conversation
 from slotline.agent.bench.harness import LoopLagMonitor, lag_summary
 from slotline.agent.bench.runner import CallResult, LoadPlan, LoadRunner, RunResult
@@ -197,7 +195,6 @@ class SplitLoad:
         return _Child(index, process)
 
     async def run(self) -> RunResult:
-        before = await _metrics(self._target)
         origin = (time.monotonic(), time.time())
         self.result.started_mono_s, self.result.started_wall_s = origin
         for child in self._children:
@@ -214,7 +211,6 @@ class SplitLoad:
             child.lag_ms = lag_summary(lag_samples)
             runs.append(run)
         self.result = merge_runs(self._plan, self._conversation.name, origin, runs)
-        self.result.server_metrics_before = before
         return self.result
 
     async def _forward_stop(self) -> None:
@@ -240,17 +236,6 @@ class SplitLoad:
                                f"(status {status})")
 
 
-async def _metrics(target: TargetInfo) -> str | None:
-    """The target's /metrics (Slotline) when the load starts, as ``LoadRunner`` fetches it."""
-    if target.http_url is None:
-        return None
-    try:
-        async with aiohttp.ClientSession() as http, http.get(target.http_url + "/metrics") as got:
-            return await got.text() if got.status == 200 else None
-    except (aiohttp.ClientError, OSError):
-        return None
-
-
 # ---- the child -------------------------------------------------------------------------------
 
 
@@ -261,8 +246,7 @@ async def _child(spec: ShareSpec) -> None:
     stop = asyncio.Event()
     runner = LoadRunner(spec.target, spec.conversation, spec.plan, stop=stop,
                         reply_timeout_s=spec.reply_timeout_s,
-                        greeting_wait_s=spec.greeting_wait_s, slots=spec.slots,
-                        fetch_metrics=False)
+                        greeting_wait_s=spec.greeting_wait_s, slots=spec.slots)
     _say({"ready": os.getpid()})
     go = json.loads(await reader.readline() or b"{}")
     if "go" not in go:

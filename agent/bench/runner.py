@@ -118,7 +118,6 @@ class LoadRunner:
         reply_timeout_s: float = 15.0,
         greeting_wait_s: float | None = None,
         slots: Sequence[int] | None = None,
-        fetch_metrics: bool = True,
     ) -> None:
         self._target = target
         self._conversation = conversation
@@ -130,7 +129,6 @@ class LoadRunner:
         self.live_latencies_ms: list[float] = []  # every turn_latency_ms so far, as measured
         self._greeting_wait_s = greeting_wait_s
         self._slots = tuple(range(plan.calls)) if slots is None else tuple(slots)
-        self._fetch_metrics = fetch_metrics
         self._clock = FrameClock()  # every caller's 20 ms frames on shared timers
         self.result = RunResult(plan, conversation.name, time.monotonic(), time.time(),
                                 greeting_wait_s=greeting_wait_s)
@@ -145,9 +143,6 @@ class LoadRunner:
         timeout = aiohttp.ClientTimeout(total=None, connect=10)
         connector = aiohttp.TCPConnector(limit=0)  # one socket per call, no pool limit
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
-            fetch = self._target.http_url is not None and self._fetch_metrics
-            if fetch:  # before the clock starts: the first call is not delayed by it
-                result.server_metrics_before = await self._get_text(http, "/metrics")
             result.started_mono_s, result.started_wall_s = (
                 origin or (time.monotonic(), time.time()))
             result.concurrency.append((0.0, 0))
@@ -218,12 +213,25 @@ class LoadRunner:
         log.debug("bench call failed: %s", error)
         return CallResult(slot, started, self.elapsed_s(), outcome, [error])
 
-    async def _get_text(self, http: aiohttp.ClientSession, path: str) -> str | None:
-        assert self._target.http_url is not None
-        return await _get_text(http, self._target.http_url + path)
 
 
 _RECORDS_AT_ONCE = 8  # call logs asked for at a time after the run
+
+
+_RECORDS_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+def _headers(api_token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_token}"} if api_token else {}
+
+
+async def server_metrics(target: TargetInfo, api_token: str | None) -> str | None:
+    """A Slotline target's ``/metrics`` now (None for another server, or none answered): the
+    bench asks before the load starts, and ``fetch_records`` after it."""
+    if target.http_url is None:
+        return None
+    async with aiohttp.ClientSession(timeout=_RECORDS_TIMEOUT) as http:
+        return await _get_text(http, target.http_url + "/metrics", _headers(api_token))
 
 
 async def fetch_records(target: TargetInfo, result: RunResult, api_token: str | None) -> None:
@@ -231,9 +239,8 @@ async def fetch_records(target: TargetInfo, result: RunResult, api_token: str | 
     its ``/metrics`` first (the end of the run's counters), then each call's log."""
     if target.http_url is None:
         return
-    base = target.http_url
-    headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+    base, headers = target.http_url, _headers(api_token)
+    async with aiohttp.ClientSession(timeout=_RECORDS_TIMEOUT) as http:
         result.server_metrics = await _get_text(http, base + "/metrics", headers)
         gate = asyncio.Semaphore(_RECORDS_AT_ONCE)
 
@@ -260,7 +267,7 @@ async def _get_json(http: aiohttp.ClientSession, url: str,
 
 
 async def _get_text(http: aiohttp.ClientSession, url: str,
-                    headers: dict[str, str] | None = None) -> str | None:
+                    headers: dict[str, str]) -> str | None:
     try:
         async with http.get(url, headers=headers) as response:
             return await response.text() if response.status == 200 else None
