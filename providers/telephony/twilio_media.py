@@ -365,10 +365,11 @@ def parse_outbound(data: str | bytes) -> OutboundMessage:
 
 # A media message's fields after its streamSid, compact: the known tracks, decimal strings of at
 # most _MAX_DIGITS, a base64 payload (strictly checked by binascii afterwards).
-_MEDIA_BODY: Final = (
+_MEDIA_HEAD: Final = (  # up to the payload's first character
     r'"media":\{"track":"(?P<track>inbound|outbound)","chunk":"(?P<chunk>[0-9]{1,18})",'
-    r'"timestamp":"(?P<timestamp>[0-9]{1,18})","payload":"(?P<payload>[A-Za-z0-9+/]*={0,2})"\}'
+    r'"timestamp":"(?P<timestamp>[0-9]{1,18})","payload":"'
 )
+_MEDIA_BODY: Final = _MEDIA_HEAD + r'(?P<payload>[A-Za-z0-9+/]*={0,2})"\}'
 _MEDIA_SEQUENCE: Final = r'\{"event":"media","sequenceNumber":"(?P<sequence>[0-9]{1,18})",'
 # The streamSid as a JSON string without escapes (one with escapes goes to the generic parser),
 # compared with the stream's own after the match. Not a pattern per stream: ``re.compile`` keeps
@@ -379,8 +380,7 @@ _MEDIA_SID: Final = r'(?P<sid>"[^"\\]*")'
 # message's closing '"}}' and is left to ``a2b_base64(strict_mode=True)`` alone — the generic
 # parser's own check, which refuses quotes, escapes and anything else not base64: matching its
 # 216 characters with the pattern as well cost ~0.8 µs a frame.
-_SID_FIRST_HEAD: Final = re.compile(
-    f'{_MEDIA_SEQUENCE}"streamSid":{_MEDIA_SID},{_MEDIA_BODY.partition("(?P<payload>")[0]}')
+_SID_FIRST_HEAD: Final = re.compile(f'{_MEDIA_SEQUENCE}"streamSid":{_MEDIA_SID},{_MEDIA_HEAD}')
 _PAYLOAD_END: Final = '"}}'
 _SID_LAST: Final = re.compile(f'{_MEDIA_SEQUENCE}{_MEDIA_BODY},"streamSid":{_MEDIA_SID}\\}}')
 
